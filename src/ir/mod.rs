@@ -1,0 +1,305 @@
+//! The checked network: the single data structure between the front end and everything after it.
+//!
+//! `sema` produces a [`Graph`]; code generation, the reference evaluator, `symc inspect` and the
+//! training runtime consume it. The IR knows nothing of pest, miette or cranelift: it is plain
+//! data with typed ids, so that the reference evaluator (the oracle) and the JIT read the same
+//! description of a network.
+//!
+//! **Invariants** (checked by [`verify`]): layers are in topological order; every layer's input
+//! values exist before it; every shape is fully known and non-zero; parameter offsets tile the
+//! flat parameter vector without gaps or overlap.
+
+pub mod print;
+pub mod verify;
+
+use std::fmt;
+
+/// A byte range into the `.sym` source, kept so that late passes can still point at the text.
+/// It is a plain pair of offsets: the IR does not depend on the parser or the renderer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+macro_rules! id_type {
+    ($name:ident, $prefix:literal) => {
+        #[doc = concat!("Typed index; prints as `", $prefix, "N` in the IR text dump.")]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+id_type!(ValueId, "v");
+id_type!(LayerId, "l");
+id_type!(ParamId, "p");
+
+/// The declared symmetry of a network; it decides what a `linear` map becomes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Symmetry {
+    /// No symmetry: `linear` is a dense layer.
+    None,
+    /// Translations along the given axes of an image value (axis 0 is the channel axis, so
+    /// spatial axes are numbered from 1): `linear` is a convolution over those axes.
+    Translation { axes: Vec<usize> },
+    /// SU(3) lattice gauge symmetry together with lattice translations: `linear` is a
+    /// parallel-transport convolution (PTC).
+    GaugeSu3,
+}
+
+/// The 4D lattice a gauge network lives on. Extents in the order x, y, z, t (x fastest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lattice {
+    pub dims: [usize; 4],
+}
+
+impl Lattice {
+    pub fn volume(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+/// The type of a value flowing between layers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueType {
+    /// A real tensor per sample. For images the shape is `[channels, h, w, ...]`; after
+    /// `flatten` it is `[n]`.
+    Real { shape: Vec<usize> },
+    /// `features` lattice fermion fields: per site 4 spin x 3 colour complex numbers.
+    Fermion { features: usize, lattice: Lattice },
+}
+
+impl ValueType {
+    /// Number of scalar (real) components per sample; complex numbers count as two.
+    pub fn real_len(&self) -> usize {
+        match self {
+            ValueType::Real { shape } => shape.iter().product(),
+            ValueType::Fermion { features, lattice } => features * lattice.volume() * 24,
+        }
+    }
+}
+
+/// Elementwise activations on real values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Tanh,
+    Sigmoid,
+    Identity,
+}
+
+/// Zero padding of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// No padding: each spatial extent shrinks by `window - 1`.
+    Valid,
+    /// Pad so that the output has the input's extent (odd windows centre; even windows put the
+    /// extra row/column after, as PyTorch's `padding="same"` does).
+    Same,
+}
+
+/// One step of a lattice path: direction `mu` in 0..4 (x, y, z, t) and a sign.
+///
+/// gpt convention (models.md §1.2): a `+mu` step reads the field at `x + mu` through
+/// `U_mu(x)`; a `-mu` step reads it at `x - mu` through `U_mu(x - mu)^dagger`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Hop {
+    pub mu: u8,
+    pub forward: bool,
+}
+
+/// A path as a sequence of hops, applied left to right; the empty path is the identity.
+pub type Path = Vec<Hop>;
+
+/// What a layer computes. Closed: every pass matches exhaustively.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    /// y = W x (+ b). `complex` is set for a dense map on fermion fields (no symmetry), whose
+    /// `in_features`/`out_features` count complex components (12 per site per feature).
+    Dense { in_features: usize, out_features: usize, bias: bool, complex: bool },
+    /// A stride-1 convolution over the spatial axes of a `[channels, spatial...]` value.
+    Conv {
+        in_channels: usize,
+        out_channels: usize,
+        window: Vec<usize>,
+        padding: Padding,
+        bias: bool,
+        in_spatial: Vec<usize>,
+        out_spatial: Vec<usize>,
+    },
+    /// Elementwise activation on a real value.
+    Activation(Activation),
+    /// Gauge-covariant gate psi * sigmoid(|psi(x)|^2) per site and feature: the activation
+    /// that keeps gauge equivariance (norms are gauge invariant).
+    NormGate,
+    /// Reshape a real tensor to a vector (no data movement).
+    Flatten,
+    /// log-softmax over a real vector; the classifier's output (trained with NLL).
+    LogSoftmax,
+    /// Parallel-transport convolution (models.md §1.3/§1.4): out_i = sum_j sum_p W_ijp T_p in_j,
+    /// W a complex 4x4 spin matrix acting as W (x) 1_colour; path 0 (identity) is always present
+    /// and is the first entry of `paths`. `local` makes the weights site dependent.
+    Ptc { n_in: usize, n_out: usize, paths: Vec<Path>, local: bool },
+    /// Weightless parallel transport (models.md §1.5): output feature k = T_{paths[k]} input k.
+    Transport { paths: Vec<Path> },
+    /// Elementwise sum of two values of the same type (residual connection).
+    Add,
+}
+
+/// A trainable parameter tensor, stored contiguously in the flat parameter vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    /// Logical shape, e.g. `[out, in]` for a dense weight, `[out, in, kh, kw]` for a
+    /// convolution, `[n_out, n_in, n_paths, 4, 4]` (complex) for a PTC layer.
+    pub shape: Vec<usize>,
+    pub complex: bool,
+    /// Offset into the flat parameter vector, in scalars (a complex number is two scalars).
+    pub offset: usize,
+}
+
+impl Param {
+    /// Number of scalar slots (complex entries count twice).
+    pub fn scalar_len(&self) -> usize {
+        self.shape.iter().product::<usize>() * if self.complex { 2 } else { 1 }
+    }
+    /// Number of parameters as a user counts them (a complex weight counts once).
+    pub fn count(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub kind: LayerKind,
+    pub inputs: Vec<ValueId>,
+    pub output: ValueId,
+    pub params: Vec<ParamId>,
+    /// Name given in the source (or generated, e.g. `linear2`), used in tables and diagnostics.
+    pub name: String,
+    pub span: Span,
+}
+
+/// The whole checked network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    pub name: String,
+    pub symmetry: Symmetry,
+    pub lattice: Option<Lattice>,
+    /// `values[0]` is the network input.
+    pub values: Vec<ValueType>,
+    pub input_name: String,
+    pub layers: Vec<Layer>,
+    pub params: Vec<Param>,
+    pub output: ValueId,
+    pub train: Option<TrainSpec>,
+}
+
+impl Graph {
+    pub fn value(&self, id: ValueId) -> &ValueType {
+        &self.values[id.index()]
+    }
+    pub fn param(&self, id: ParamId) -> &Param {
+        &self.params[id.index()]
+    }
+    /// Total scalar slots of the flat parameter vector.
+    pub fn param_scalars(&self) -> usize {
+        self.params.iter().map(Param::scalar_len).sum()
+    }
+    /// Total parameter count as users count it (complex weights count once).
+    pub fn param_count(&self) -> usize {
+        self.params.iter().map(Param::count).sum()
+    }
+}
+
+/// A `train` block, checked and with defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSpec {
+    pub data: Option<DataSource>,
+    pub gauge: Option<GaugeSource>,
+    pub operator: Option<OperatorSpec>,
+    pub loss: LossSpec,
+    pub optimizer: OptimizerSpec,
+    pub batch: usize,
+    pub length: TrainLength,
+    pub schedule: Schedule,
+    /// Fraction of the training set held out for validation (classifiers).
+    pub validation: f64,
+    pub seed: u64,
+    pub evaluate: Option<EvalSpec>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataSource {
+    /// A folder with the four MNIST IDX files (raw or gzip), relative to the `.sym` file.
+    Mnist { dir: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum GaugeSource {
+    /// Quenched Wilson-action heatbath configuration, made on first use and cached.
+    Generate { beta: f64, seed: u64, sweeps: usize },
+    /// A configuration file in any supported format (path relative to the `.sym` file).
+    Load { path: String },
+    /// The unit gauge field (free theory).
+    Unit,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperatorSpec {
+    pub mass: f64,
+    pub csw: f64,
+    /// Boundary phase per direction as an angle in units of pi (0 = periodic, 1 = antiperiodic).
+    pub boundary: [f64; 4],
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LossSpec {
+    /// Negative log-likelihood of the labels under the log-softmax output.
+    Nll,
+    /// || M(D v) - v ||^2 / || D v ||^2 over random v (models.md §2.3).
+    Preconditioner,
+    /// || M D v~ - v~ ||^2 with v~ from `iterations` GMRES steps on D v = 0 (models.md §3.2).
+    Filtered { iterations: usize },
+    /// Mean squared error against a target (generic regression).
+    Mse,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum OptimizerSpec {
+    Sgd { lr: f64, momentum: f64 },
+    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainLength {
+    Epochs(usize),
+    Steps(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay from lr to lr * `floor` over the run.
+    Cosine { floor: f64 },
+    /// Multiply lr by `gamma` every `every` epochs (or steps).
+    Step { every: usize, gamma: f64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvalSpec {
+    /// Classifier: accuracy on the test set.
+    Accuracy,
+    /// Preconditioner: FGMRES with and without the network.
+    Fgmres { tol: f64, restart: usize, rhs: usize, max_iterations: usize },
+}

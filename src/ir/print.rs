@@ -1,0 +1,1 @@
+//! Stable text form of the IR, used by `symc inspect --ir` and snapshot tests.
