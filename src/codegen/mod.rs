@@ -3,3 +3,4 @@
 //! One emitter file per layer kind; [`jit`] owns the JIT module and the only `unsafe` calls.
 
 pub mod jit;
+pub mod plan;
