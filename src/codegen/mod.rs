@@ -2,5 +2,10 @@
 //!
 //! One emitter file per layer kind; [`jit`] owns the JIT module and the only `unsafe` calls.
 
+pub mod activation;
+pub mod contraction;
 pub mod jit;
+pub mod loops;
 pub mod plan;
+pub mod simd;
+pub mod softmax;
