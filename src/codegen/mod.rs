@@ -3,7 +3,10 @@
 //! One emitter file per layer kind; [`jit`] owns the JIT module and the only `unsafe` calls.
 
 pub mod activation;
+pub mod classifier;
 pub mod contraction;
+pub mod conv;
+pub mod dense;
 pub mod jit;
 pub mod loops;
 pub mod plan;

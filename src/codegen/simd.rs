@@ -308,7 +308,10 @@ impl Target {
         let num = b.ins().fsub(one, e);
         let den = b.ins().fadd(one, e);
         let r = b.ins().fdiv(num, den);
-        b.ins().fcopysign(r, x)
+        // r >= 0, so or-ing in the sign bit of x is copysign (which x64 lacks for vectors).
+        let signbit = self.vconst(b, -0.0);
+        let sign = b.ins().band(x, signbit);
+        b.ins().bor(r, sign)
     }
 
     /// The activation applied to a vector.
