@@ -124,6 +124,7 @@ pub fn lower(
                 bias: bo.map(|b| op(0, b)),
                 act: io.act,
                 accumulate: false,
+                k_c: vec![],
             };
             let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
             lw.named(id, &kname);
@@ -233,6 +234,7 @@ pub fn lower(
                     bias: None,
                     act: Activation::Identity,
                     accumulate: false,
+                    k_c: vec![],
                 };
                 let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
                 lw.named(id, &kname);
