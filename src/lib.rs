@@ -23,4 +23,5 @@ pub mod codegen;
 pub mod ir;
 pub mod lattice;
 pub mod runtime;
+pub mod solve;
 
