@@ -7,6 +7,8 @@
 
 pub mod gauge;
 pub mod geometry;
+pub mod io;
+pub mod rng;
 pub mod su3;
 
 /// The floating-point types the lattice code is generic over (f32 and f64).
