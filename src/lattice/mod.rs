@@ -7,6 +7,7 @@
 
 pub mod gauge;
 pub mod geometry;
+pub mod heatbath;
 pub mod io;
 pub mod rng;
 pub mod su3;
