@@ -106,6 +106,41 @@ fn run_with_threads(threads: usize, params: &HeatbathParams) -> (GaugeField, Vec
 }
 
 #[test]
+fn invalid_parameters_are_rejected_and_odd_extents_work() {
+    use symc::lattice::heatbath::{HeatbathError, validate};
+    let ok = HeatbathParams::new(6.0, 1, 1);
+    assert!(validate([4, 4, 4, 4], &ok).is_ok());
+    assert!(matches!(
+        validate([4, 1, 4, 4], &ok),
+        Err(HeatbathError::Params { .. })
+    ));
+    assert!(matches!(
+        validate([4, 4, 4, 4], &HeatbathParams::new(-1.0, 1, 1)),
+        Err(HeatbathError::Params { .. })
+    ));
+    assert!(matches!(
+        validate([4, 4, 4, 4], &HeatbathParams::new(f64::NAN, 1, 1)),
+        Err(HeatbathError::Params { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    assert!(cached_config([4, 4, 0, 4], 6.0, 1, 1, dir.path()).is_err());
+    // Odd extents fall back to in-place sequential updates: still thread-independent.
+    let p = HeatbathParams::new(6.0, 3, 1);
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| generate([3, 4, 4, 5], &p, |_, _| {}))
+    };
+    let (a, ha) = run(1);
+    let (b, hb) = run(2);
+    assert_eq!(ha, hb);
+    assert!(a.links.iter().zip(&b.links).all(|(x, y)| x == y));
+    assert!(ha[2] < 0.9 && ha[2] > 0.5, "{ha:?}");
+}
+
+#[test]
 fn chain_is_identical_on_one_and_two_threads() {
     let mut p = HeatbathParams::new(5.7, 6, 77);
     p.start = Start::Hot;

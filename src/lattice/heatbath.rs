@@ -63,6 +63,45 @@ impl HeatbathParams {
     }
 }
 
+/// Invalid heatbath input (from the command line or a model file).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum HeatbathError {
+    #[error("invalid heatbath parameters: {what}")]
+    #[diagnostic(
+        code(symc::heatbath::params),
+        help("β must be positive and finite, and every lattice extent at least 2")
+    )]
+    Params { what: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(#[from] GaugeIoError),
+}
+
+/// Checks what the algorithm needs: finite β > 0 and extents ≥ 2 (with an extent of 1 a link
+/// appears in its own staple and the local action is no longer linear in it).
+pub fn validate(dims: [usize; 4], params: &HeatbathParams) -> Result<(), HeatbathError> {
+    if !(params.beta.is_finite() && params.beta > 0.0) {
+        return Err(HeatbathError::Params {
+            what: format!("beta = {} (expected a finite number > 0)", params.beta),
+        });
+    }
+    if dims.iter().any(|&d| d < 2) {
+        return Err(HeatbathError::Params {
+            what: format!(
+                "lattice {}x{}x{}x{} (every extent must be at least 2)",
+                dims[0], dims[1], dims[2], dims[3]
+            ),
+        });
+    }
+    let vol: u128 = dims.iter().map(|&d| d as u128).product();
+    if vol > (u32::MAX / 4) as u128 {
+        return Err(HeatbathError::Params {
+            what: format!("lattice volume {vol} exceeds 2^30 sites"),
+        });
+    }
+    Ok(())
+}
+
 /// Purposes folded into the second counter word, so hot starts and heatbath draws never share
 /// a stream.
 const PURPOSE_HEATBATH: u32 = 0;
@@ -85,6 +124,8 @@ pub struct Heatbath {
 
 impl Heatbath {
     /// Starts a chain on a lattice of `dims` (cold or hot as `params.start` says).
+    ///
+    /// Panics when [`validate`] rejects the input; code handling user input calls it first.
     pub fn new(dims: [usize; 4], params: &HeatbathParams) -> Self {
         let mut field = GaugeField::unit(dims);
         if params.start == Start::Hot {
@@ -106,6 +147,9 @@ impl Heatbath {
     /// seed (the sweep index keys the random numbers, so continuing at the right count gives
     /// exactly the chain an uninterrupted run would have produced).
     pub fn from_field(field: GaugeField, params: &HeatbathParams, sweeps_done: u64) -> Self {
+        if let Err(e) = validate(field.dims(), params) {
+            panic!("{e}");
+        }
         let mut parity_sites = [Vec::new(), Vec::new()];
         for s in 0..field.geom.volume() {
             parity_sites[field.geom.parity(s)].push(s as u32);
@@ -177,8 +221,19 @@ impl Heatbath {
 
     /// Applies `update` to every link, one (direction, parity) class at a time: within a class
     /// the new links depend only on links outside it, so they are computed in parallel from
-    /// the current field and then written back.
+    /// the current field and then written back. With an odd extent the checkerboard does not
+    /// separate neighbours (x = L−1 and x = 0 share a parity), so links are then updated one at
+    /// a time in place, in a fixed order.
     fn update_all(&mut self, update: impl Fn(&GaugeField, usize, usize) -> Su3<f64> + Sync) {
+        if self.field.dims().iter().any(|d| d % 2 == 1) {
+            for mu in 0..4 {
+                for s in 0..self.field.geom.volume() {
+                    let u = update(&self.field, s, mu);
+                    self.field.links[s * 4 + mu] = u;
+                }
+            }
+            return;
+        }
         for mu in 0..4 {
             for parity in 0..2 {
                 let sites = &self.parity_sites[parity];
@@ -231,7 +286,9 @@ pub fn cached_config(
     seed: u64,
     sweeps: usize,
     cache_dir: &Path,
-) -> Result<GaugeField, GaugeIoError> {
+) -> Result<GaugeField, HeatbathError> {
+    let params = HeatbathParams::new(beta, sweeps, seed);
+    validate(dims, &params)?;
     let path = cache_dir.join(cache_file_name(dims, beta, seed, sweeps));
     if let Ok(f) = read_gauge(&path) {
         if f.field.dims() == dims && f.precision_bits == 64 {
