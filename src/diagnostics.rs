@@ -138,16 +138,11 @@ impl Diagnostic for Problem {
         Some(Box::new(self.code.as_str()))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span);
-        let notes = self
-            .notes
-            .iter()
-            .map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), *s));
+        let notes = self.notes.iter().map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), *s));
         Some(Box::new(std::iter::once(primary).chain(notes)))
     }
 }
@@ -161,10 +156,7 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn new(name: &str, text: &str, problems: Vec<Problem>) -> Self {
-        Diagnostics {
-            source: NamedSource::new(name, text.to_string()),
-            problems,
-        }
+        Diagnostics { source: NamedSource::new(name, text.to_string()), problems }
     }
     /// The codes of all problems, in report order (handy in tests).
     pub fn codes(&self) -> Vec<&'static str> {
@@ -184,12 +176,7 @@ impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.single() {
             Some(p) => p.fmt(f),
-            None => write!(
-                f,
-                "{} problems in {}",
-                self.problems.len(),
-                self.source.name()
-            ),
+            None => write!(f, "{} problems in {}", self.problems.len(), self.source.name()),
         }
     }
 }

@@ -14,10 +14,7 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
-        SourceFile {
-            name: name.into(),
-            text: text.into(),
-        }
+        SourceFile { name: name.into(), text: text.into() }
     }
 
     /// 1-based line and column (in characters) of a byte offset, for plain-text messages.
@@ -39,10 +36,7 @@ impl From<Span> for miette::SourceSpan {
 impl Span {
     /// A span covering both `self` and `other`.
     pub fn join(self, other: Span) -> Span {
-        Span {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
     /// An empty span at `at` (for "expected something here").
     pub fn point(at: usize) -> Span {

@@ -5,10 +5,8 @@ use super::Failure;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Examples:\n  symc check models/*.sym\n  symc check my_model.sym\n\n\
-Exit codes: 0 all files are fine, 1 a model has problems, 2 a file could not be read."
-)]
+#[command(after_help = "Examples:\n  symc check models/*.sym\n  symc check my_model.sym\n\n\
+Exit codes: 0 all files are fine, 1 a model has problems, 2 a file could not be read.")]
 pub struct CheckArgs {
     /// The .sym files to check.
     #[arg(required = true, value_name = "FILE")]
@@ -31,10 +29,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
                 worst = worst.max(e.exit_code());
                 failed += 1;
                 if args.files.len() == 1 {
-                    return Err(Failure {
-                        code: e.exit_code(),
-                        report: miette::Report::new(e),
-                    });
+                    return Err(Failure { code: e.exit_code(), report: miette::Report::new(e) });
                 }
                 eprintln!("{:?}", miette::Report::new(e));
             }
@@ -44,8 +39,5 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let report = miette::miette!("{failed} of {} files have problems", args.files.len());
-    Err(Failure {
-        code: worst,
-        report,
-    })
+    Err(Failure { code: worst, report })
 }

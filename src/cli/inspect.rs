@@ -38,21 +38,15 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> Result<(), Failure> {
     let graph = load(&args.file)?;
-    let out = if args.ir {
-        view_ir(&graph, args.format)
-    } else {
-        view_layers(&graph, args.format)
-    };
+    let out = if args.ir { view_ir(&graph, args.format) } else { view_layers(&graph, args.format) };
     print!("{out}");
     Ok(())
 }
 
 /// Load and check a model, mapping problems to the CLI's exit codes.
 pub fn load(path: &Path) -> Result<Graph, Failure> {
-    crate::sema::load_model(path).map_err(|e| Failure {
-        code: e.exit_code(),
-        report: miette::Report::new(e),
-    })
+    crate::sema::load_model(path)
+        .map_err(|e| Failure { code: e.exit_code(), report: miette::Report::new(e) })
 }
 
 /// `--ir`: the stable IR text (in JSON, under the key `ir`).
@@ -77,10 +71,7 @@ fn symmetry(graph: &Graph) -> String {
         ir::Symmetry::None => "none".into(),
         ir::Symmetry::Translation { axes } => format!(
             "translation(axes = {})",
-            axes.iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
         ),
         ir::Symmetry::GaugeSu3 => "gauge(SU3), translation".into(),
     }
@@ -142,17 +133,8 @@ fn group(n: u64) -> String {
 pub fn layer_table(graph: &Graph) -> String {
     let costs = cost::costs(graph);
     let total = cost::total(graph);
-    let header = [
-        "#",
-        "layer",
-        "kind",
-        "input",
-        "output",
-        "params",
-        "dense-equiv",
-        "FLOPs",
-        "bytes",
-    ];
+    let header =
+        ["#", "layer", "kind", "input", "output", "params", "dense-equiv", "FLOPs", "bytes"];
     let mut rows: Vec<[String; 9]> = graph
         .layers
         .iter()
@@ -210,11 +192,7 @@ pub fn layer_table(graph: &Graph) -> String {
     if let Some(l) = graph.lattice {
         out.push_str(&format!(
             "   lattice {}",
-            l.dims
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("x")
+            l.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
         ));
     }
     out.push('\n');

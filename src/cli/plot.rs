@@ -6,7 +6,5 @@ use super::Failure;
 pub struct PlotArgs {}
 
 pub fn run(_args: PlotArgs) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!(
-        "`symc plot` is not available in this build yet"
-    )))
+    Err(Failure::io(miette::miette!("`symc plot` is not available in this build yet")))
 }

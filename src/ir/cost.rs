@@ -50,38 +50,18 @@ fn elems(t: &ValueType) -> u64 {
 
 /// The cost of `layer` in `graph`.
 pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
-    let params: u64 = layer
-        .params
-        .iter()
-        .map(|p| graph.param(*p).count() as u64)
-        .sum();
-    let param_bytes: u64 = layer
-        .params
-        .iter()
-        .map(|p| m(graph.param(*p).scalar_len() as u64, 4))
-        .sum();
+    let params: u64 = layer.params.iter().map(|p| graph.param(*p).count() as u64).sum();
+    let param_bytes: u64 =
+        layer.params.iter().map(|p| m(graph.param(*p).scalar_len() as u64, 4)).sum();
     let out = graph.value(layer.output);
-    let in_bytes: u64 = layer
-        .inputs
-        .iter()
-        .map(|v| m(elems(graph.value(*v)), 4))
-        .sum();
+    let in_bytes: u64 = layer.inputs.iter().map(|v| m(elems(graph.value(*v)), 4)).sum();
     let out_elems = elems(out);
     let mut extra_bytes = 0;
     let (dense_eq, flops) = match &layer.kind {
-        LayerKind::Dense {
-            in_features,
-            out_features,
-            bias,
-            complex,
-        } => {
+        LayerKind::Dense { in_features, out_features, bias, complex } => {
             let (i, o) = (*in_features as u64, *out_features as u64);
             let per_mac = if *complex { 8 } else { 2 };
-            let bias_flops = if *bias {
-                if *complex { 2 * o } else { o }
-            } else {
-                0
-            };
+            let bias_flops = if *bias { if *complex { 2 * o } else { o } } else { 0 };
             (params, m(m(i, o), per_mac).saturating_add(bias_flops))
         }
         LayerKind::Conv {
@@ -93,25 +73,14 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
             out_spatial,
             ..
         } => {
-            let in_n = m(
-                *in_channels as u64,
-                in_spatial.iter().map(|&d| d as u64).product(),
-            );
-            let out_n = m(
-                *out_channels as u64,
-                out_spatial.iter().map(|&d| d as u64).product(),
-            );
+            let in_n = m(*in_channels as u64, in_spatial.iter().map(|&d| d as u64).product());
+            let out_n = m(*out_channels as u64, out_spatial.iter().map(|&d| d as u64).product());
             let win: u64 = window.iter().map(|&d| d as u64).product();
             let dense = m(in_n, out_n).saturating_add(if *bias { out_n } else { 0 });
             let macs = m(m(out_n, *in_channels as u64), win);
-            (
-                dense,
-                m(macs, 2).saturating_add(if *bias { out_n } else { 0 }),
-            )
+            (dense, m(macs, 2).saturating_add(if *bias { out_n } else { 0 }))
         }
-        LayerKind::Ptc {
-            n_in, n_out, paths, ..
-        } => {
+        LayerKind::Ptc { n_in, n_out, paths, .. } => {
             let v = graph.lattice.map_or(1, |l| l.volume() as u64);
             let (ni, no) = (*n_in as u64, *n_out as u64);
             let dense = m(m(12 * v, ni), m(12 * v, no));
@@ -129,14 +98,7 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
             extra_bytes = if hops > 0 { m(m(4 * v, 18), 4) } else { 0 };
             (0, m(v, m(hops, 4 * SU3_MATVEC_FLOPS)))
         }
-        LayerKind::Activation(a) => (
-            0,
-            if *a == Activation::Identity {
-                0
-            } else {
-                out_elems
-            },
-        ),
+        LayerKind::Activation(a) => (0, if *a == Activation::Identity { 0 } else { out_elems }),
         // |ψ|² (24 multiply-adds), σ (one), ψ·σ (24 multiplies): 73 per site and field.
         LayerKind::NormGate => (0, m(out_elems / 24, 73)),
         LayerKind::Flatten => (0, 0),
@@ -162,7 +124,5 @@ pub fn costs(graph: &Graph) -> Vec<LayerCost> {
 
 /// The sum over all layers.
 pub fn total(graph: &Graph) -> LayerCost {
-    costs(graph)
-        .into_iter()
-        .fold(LayerCost::default(), |a, b| a + b)
+    costs(graph).into_iter().fold(LayerCost::default(), |a, b| a + b)
 }

@@ -19,10 +19,7 @@ use super::{
 use std::fmt::{self, Write as _};
 
 fn dims(d: &[usize]) -> String {
-    d.iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// `real[1, 28, 28]`, `fermion[2] @ 8x8x8x16`.
@@ -31,12 +28,7 @@ pub fn value_type(t: &ValueType) -> String {
         ValueType::Real { shape } => format!("real[{}]", dims(shape)),
         ValueType::Fermion { features, lattice } => format!(
             "fermion[{features}] @ {}",
-            lattice
-                .dims
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("x")
+            lattice.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
         ),
     }
 }
@@ -79,25 +71,10 @@ pub fn kind_name(k: &LayerKind) -> &'static str {
 /// The attributes of a layer kind, e.g. `1 -> 10, window [10, 10], valid, bias`.
 pub fn kind_detail(k: &LayerKind) -> String {
     match k {
-        LayerKind::Dense {
-            in_features,
-            out_features,
-            bias,
-            ..
-        } => {
-            format!(
-                "{in_features} -> {out_features}{}",
-                if *bias { ", bias" } else { "" }
-            )
+        LayerKind::Dense { in_features, out_features, bias, .. } => {
+            format!("{in_features} -> {out_features}{}", if *bias { ", bias" } else { "" })
         }
-        LayerKind::Conv {
-            in_channels,
-            out_channels,
-            window,
-            padding,
-            bias,
-            ..
-        } => format!(
+        LayerKind::Conv { in_channels, out_channels, window, padding, bias, .. } => format!(
             "{in_channels} -> {out_channels}, window [{}], {}{}",
             dims(window),
             match padding {
@@ -106,17 +83,12 @@ pub fn kind_detail(k: &LayerKind) -> String {
             },
             if *bias { ", bias" } else { "" }
         ),
-        LayerKind::Ptc {
-            n_in, n_out, paths, ..
-        } => format!(
+        LayerKind::Ptc { n_in, n_out, paths, .. } => format!(
             "{n_in} -> {n_out}, paths [{}]",
             paths.iter().map(|p| path(p)).collect::<Vec<_>>().join(", ")
         ),
         LayerKind::Transport { paths } => {
-            format!(
-                "paths [{}]",
-                paths.iter().map(|p| path(p)).collect::<Vec<_>>().join(", ")
-            )
+            format!("paths [{}]", paths.iter().map(|p| path(p)).collect::<Vec<_>>().join(", "))
         }
         _ => String::new(),
     }
@@ -141,43 +113,18 @@ fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
         writeln!(
             s,
             "  lattice {}",
-            l.dims
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(" x ")
+            l.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" x ")
         )?;
     }
-    writeln!(
-        s,
-        "  v0 = input {}: {}",
-        g.input_name,
-        value_type(&g.values[0])
-    )?;
+    writeln!(s, "  v0 = input {}: {}", g.input_name, value_type(&g.values[0]))?;
     for (i, l) in g.layers.iter().enumerate() {
-        let ins = l
-            .inputs
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ins = l.inputs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
         let detail = kind_detail(&l.kind);
-        let args = if detail.is_empty() {
-            ins
-        } else {
-            format!("{ins}; {detail}")
-        };
+        let args = if detail.is_empty() { ins } else { format!("{ins}; {detail}") };
         let params = if l.params.is_empty() {
             String::new()
         } else {
-            format!(
-                "  [{}]",
-                l.params
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("  [{}]", l.params.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
         };
         writeln!(
             s,
@@ -205,10 +152,9 @@ fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
             writeln!(s, "  data mnist({dir:?})")?;
         }
         match &t.gauge {
-            Some(GaugeSource::Generate { beta, seed, sweeps }) => writeln!(
-                s,
-                "  gauge generate(beta = {beta}, seed = {seed}, sweeps = {sweeps})"
-            )?,
+            Some(GaugeSource::Generate { beta, seed, sweeps }) => {
+                writeln!(s, "  gauge generate(beta = {beta}, seed = {seed}, sweeps = {sweeps})")?
+            }
             Some(GaugeSource::Load { path }) => writeln!(s, "  gauge load({path:?})")?,
             Some(GaugeSource::Unit) => writeln!(s, "  gauge unit")?,
             None => {}
@@ -228,12 +174,7 @@ fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
         };
         writeln!(s, "  loss {loss}")?;
         match &t.optimizer {
-            OptimizerSpec::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => writeln!(
+            OptimizerSpec::Adam { lr, beta1, beta2, eps } => writeln!(
                 s,
                 "  optimizer adam(lr = {lr}, beta1 = {beta1}, beta2 = {beta2}, eps = {eps})"
             )?,
@@ -257,12 +198,7 @@ fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
         writeln!(s, "  seed {}", t.seed)?;
         match &t.evaluate {
             Some(EvalSpec::Accuracy) => writeln!(s, "  evaluate accuracy")?,
-            Some(EvalSpec::Fgmres {
-                tol,
-                restart,
-                rhs,
-                max_iterations,
-            }) => writeln!(
+            Some(EvalSpec::Fgmres { tol, restart, rhs, max_iterations }) => writeln!(
                 s,
                 "  evaluate fgmres(tol = {tol:e}, restart = {restart}, rhs = {rhs}, max_iterations = {max_iterations})"
             )?,

@@ -29,10 +29,7 @@ impl fmt::Display for VerifyError {
 impl std::error::Error for VerifyError {}
 
 fn fail<T>(at: impl Into<String>, what: impl Into<String>) -> Result<T, VerifyError> {
-    Err(VerifyError {
-        at: at.into(),
-        what: what.into(),
-    })
+    Err(VerifyError { at: at.into(), what: what.into() })
 }
 
 /// Check every invariant listed in the module doc.
@@ -62,11 +59,7 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
         if l.output.index() != li + 1 {
             return fail(
                 at,
-                format!(
-                    "produces {} but layer {li} must produce v{}",
-                    l.output,
-                    li + 1
-                ),
+                format!("produces {} but layer {li} must produce v{}", l.output, li + 1),
             );
         }
         if l.inputs.is_empty() || l.inputs.iter().any(|v| v.index() > li) {
@@ -81,18 +74,10 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
         }
         let inp = g.value(l.inputs[0]);
         let out = g.value(l.output);
-        let pshape = |k: usize| {
-            l.params
-                .get(k)
-                .map(|p| (g.param(*p).shape.clone(), g.param(*p).complex))
-        };
+        let pshape =
+            |k: usize| l.params.get(k).map(|p| (g.param(*p).shape.clone(), g.param(*p).complex));
         match &l.kind {
-            LayerKind::Dense {
-                in_features,
-                out_features,
-                bias,
-                complex,
-            } => {
+            LayerKind::Dense { in_features, out_features, bias, complex } => {
                 let div = if *complex { 2 } else { 1 };
                 if inp.real_len() != in_features * div || out.real_len() != out_features * div {
                     return fail(at, "dense feature counts disagree with the value types");
@@ -100,11 +85,7 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
                 if pshape(0) != Some((vec![*out_features, *in_features], *complex)) {
                     return fail(at, "dense weight shape must be [out, in]");
                 }
-                let want = if *bias {
-                    Some((vec![*out_features], *complex))
-                } else {
-                    None
-                };
+                let want = if *bias { Some((vec![*out_features], *complex)) } else { None };
                 if pshape(1) != want || l.params.len() != 1 + usize::from(*bias) {
                     return fail(at, "dense bias parameter disagrees with `bias`");
                 }
@@ -135,26 +116,14 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
                 if pshape(0) != Some((w, false)) {
                     return fail(at, "conv weight shape must be [out, in, window...]");
                 }
-                let want = if *bias {
-                    Some((vec![*out_channels], false))
-                } else {
-                    None
-                };
+                let want = if *bias { Some((vec![*out_channels], false)) } else { None };
                 if pshape(1) != want || l.params.len() != 1 + usize::from(*bias) {
                     return fail(at, "conv bias parameter disagrees with `bias`");
                 }
             }
-            LayerKind::Ptc {
-                n_in,
-                n_out,
-                paths,
-                local,
-            } => {
+            LayerKind::Ptc { n_in, n_out, paths, local } => {
                 let (
-                    ValueType::Fermion {
-                        features: fi,
-                        lattice,
-                    },
+                    ValueType::Fermion { features: fi, lattice },
                     ValueType::Fermion { features: fo, .. },
                 ) = (inp, out)
                 else {
@@ -209,10 +178,7 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
         }
     }
     if g.layers.len() + 1 != g.values.len() {
-        return fail(
-            "graph",
-            "every value but the input must be produced by one layer",
-        );
+        return fail("graph", "every value but the input must be produced by one layer");
     }
     if let Some(i) = owner.iter().position(|o| !o) {
         return fail(format!("p{i}"), "parameter not used by any layer");

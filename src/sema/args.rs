@@ -22,11 +22,7 @@ impl<'a> ArgSet<'a> {
         flags: &[&'static str],
         problems: &mut Vec<Problem>,
     ) -> ArgSet<'a> {
-        let mut set = ArgSet {
-            call,
-            named: Vec::new(),
-            flags: Vec::new(),
-        };
+        let mut set = ArgSet { call, named: Vec::new(), flags: Vec::new() };
         let what = &call.name.name;
         let mut next_pos = 0;
         for arg in call.args.iter().flatten() {

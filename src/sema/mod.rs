@@ -33,9 +33,7 @@ impl Options {
                 .and_then(|kb| kb.parse::<u64>().ok())
                 .map(|kb| kb.saturating_mul(1024))
         });
-        Options {
-            memory_bytes: from_proc.unwrap_or(16 << 30),
-        }
+        Options { memory_bytes: from_proc.unwrap_or(16 << 30) }
     }
 }
 
@@ -75,16 +73,11 @@ pub fn check(
     let mut problems = Vec::new();
     let Some(net) = model.networks.first() else {
         let at = Span::point(text.len());
-        let msg = if text.trim().is_empty() {
-            "the file is empty"
-        } else {
-            "the file holds no network"
-        };
-        problems.push(
-            Problem::new(Code::Empty, at, msg, "expected `network NAME { ... }`").help(
-                "a model file starts with e.g. `network digits { input image: real[1, 28, 28] ... }`",
-            ),
-        );
+        let msg =
+            if text.trim().is_empty() { "the file is empty" } else { "the file holds no network" };
+        problems.push(Problem::new(Code::Empty, at, msg, "expected `network NAME { ... }`").help(
+            "a model file starts with e.g. `network digits { input image: real[1, 28, 28] ... }`",
+        ));
         return Err(problems);
     };
     for extra in &model.networks[1..] {
@@ -111,10 +104,7 @@ pub fn check(
                     format!("no network is called `{}`", t.name.name),
                     "unknown network",
                 )
-                .note(
-                    net.name.span,
-                    format!("the network here is `{}`", net.name.name),
-                )
+                .note(net.name.span, format!("the network here is `{}`", net.name.name))
                 .help(format!("write `train {} {{ ... }}`", net.name.name)),
             );
         } else if let Some(first) = train_block {
@@ -163,14 +153,8 @@ pub fn check(
 pub enum LoadError {
     /// The file could not be read.
     #[error("cannot read {}: {source}", path.display())]
-    #[diagnostic(
-        code(symc::io::read),
-        help("check the path and the file's permissions")
-    )]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[diagnostic(code(symc::io::read), help("check the path and the file's permissions"))]
+    Io { path: PathBuf, source: std::io::Error },
     /// The model has problems.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -196,10 +180,8 @@ pub fn load_model(path: &Path) -> Result<Graph, LoadError> {
 /// [`load_model`] with explicit limits.
 pub fn load_model_with(path: &Path, opts: &Options) -> Result<Graph, LoadError> {
     let name = path.display().to_string();
-    let bytes = read_limited(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        read_limited(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -214,11 +196,7 @@ pub fn load_model_with(path: &Path, opts: &Options) -> Result<Graph, LoadError> 
                 "invalid byte sequence here",
             )
             .help("save the file as UTF-8 text; .sym files are plain text");
-            return Err(LoadError::Model(Box::new(Diagnostics::new(
-                &name,
-                &lossy,
-                vec![p],
-            ))));
+            return Err(LoadError::Model(Box::new(Diagnostics::new(&name, &lossy, vec![p]))));
         }
     };
     let mut graph = compile_with(&name, &text, opts).map_err(|d| LoadError::Model(Box::new(d)))?;
@@ -236,11 +214,7 @@ pub fn load_model_with(path: &Path, opts: &Options) -> Result<Graph, LoadError> 
 
 fn resolve(base: &Path, p: &str) -> String {
     let p = Path::new(p);
-    if p.is_absolute() {
-        p.display().to_string()
-    } else {
-        base.join(p).display().to_string()
-    }
+    if p.is_absolute() { p.display().to_string() } else { base.join(p).display().to_string() }
 }
 
 /// Read at most a little more than the size limit, so a huge or endless file (a device, a
@@ -249,7 +223,6 @@ fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path)?;
     let mut buf = Vec::new();
-    f.take(crate::syntax::lex::MAX_FILE as u64 + 1)
-        .read_to_end(&mut buf)?;
+    f.take(crate::syntax::lex::MAX_FILE as u64 + 1).read_to_end(&mut buf)?;
     Ok(buf)
 }

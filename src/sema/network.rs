@@ -67,11 +67,7 @@ impl<'o> Checker<'o> {
             taken: HashMap::new(),
             counters: HashMap::new(),
             lattice: None,
-            sym: Sym {
-                ir: Symmetry::None,
-                local: false,
-                span: Span::default(),
-            },
+            sym: Sym { ir: Symmetry::None, local: false, span: Span::default() },
             output_seen: None,
         }
     }
@@ -157,19 +153,11 @@ impl<'o> Checker<'o> {
         }
         self.sym = match symmetry {
             Some((items, span)) => self.symmetry(items, span, in_type.as_ref()),
-            None => Sym {
-                ir: Symmetry::None,
-                local: false,
-                span: net.name.span,
-            },
+            None => Sym { ir: Symmetry::None, local: false, span: net.name.span },
         };
 
         let mut cur = in_type.clone();
-        self.values.push(
-            in_type
-                .clone()
-                .unwrap_or(ValueType::Real { shape: vec![1] }),
-        );
+        self.values.push(in_type.clone().unwrap_or(ValueType::Real { shape: vec![1] }));
         let mut cur_id = ValueId(0);
         self.body(&net.body, &mut cur, &mut cur_id, true);
 
@@ -213,9 +201,7 @@ impl<'o> Checker<'o> {
                 "second declaration",
             )
             .note(first, "first declared here")
-            .help(format!(
-                "a network has one `{what}` declaration; remove one of them"
-            )),
+            .help(format!("a network has one `{what}` declaration; remove one of them")),
         );
     }
 
@@ -273,10 +259,7 @@ impl<'o> Checker<'o> {
                 Problem::new(
                     Code::BadArgument,
                     span,
-                    format!(
-                        "a lattice has 4 extents (x, y, z, t); this one has {}",
-                        dims.len()
-                    ),
+                    format!("a lattice has 4 extents (x, y, z, t); this one has {}", dims.len()),
                     "here",
                 )
                 .help("write e.g. `lattice 8 x 8 x 8 x 16`"),
@@ -318,8 +301,7 @@ impl<'o> Checker<'o> {
         let volume = out.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
         match volume {
             Some(v)
-                if v.checked_mul(24 * 4)
-                    .is_some_and(|b| (b as u64) <= self.opts.memory_bytes) =>
+                if v.checked_mul(24 * 4).is_some_and(|b| (b as u64) <= self.opts.memory_bytes) =>
             {
                 Some(Lattice { dims: out })
             }
@@ -448,10 +430,9 @@ impl<'o> Checker<'o> {
     fn check_value_size(&mut self, t: &ValueType, span: Span) -> bool {
         let n = match t {
             ValueType::Real { shape } => shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)),
-            ValueType::Fermion { features, lattice } => lattice
-                .volume()
-                .checked_mul(24)
-                .and_then(|x| x.checked_mul(*features)),
+            ValueType::Fermion { features, lattice } => {
+                lattice.volume().checked_mul(24).and_then(|x| x.checked_mul(*features))
+            }
         };
         match n.and_then(|n| n.checked_mul(4)) {
             Some(b) if (b as u64) <= self.opts.memory_bytes => true,
@@ -466,10 +447,7 @@ impl<'o> Checker<'o> {
                         ),
                         "too large",
                     )
-                    .help(format!(
-                        "this machine has {}",
-                        bytes(self.opts.memory_bytes)
-                    )),
+                    .help(format!("this machine has {}", bytes(self.opts.memory_bytes))),
                 );
                 false
             }
@@ -552,11 +530,7 @@ impl<'o> Checker<'o> {
             );
         }
         let Some(input) = input else {
-            return Sym {
-                ir: Symmetry::None,
-                local: false,
-                span,
-            };
+            return Sym { ir: Symmetry::None, local: false, span };
         };
         match (gauge, translation, input) {
             (Some(g), _, ValueType::Real { .. }) => {
@@ -569,11 +543,7 @@ impl<'o> Checker<'o> {
                     )
                     .help("gauge transformations act on lattice fermion fields: declare `input v: fermion` and a `lattice`, or use `symmetry translation` for images"),
                 );
-                Sym {
-                    ir: Symmetry::None,
-                    local: false,
-                    span,
-                }
+                Sym { ir: Symmetry::None, local: false, span }
             }
             (Some(_), t, ValueType::Fermion { .. }) => {
                 if let Some((Some(_), tsp)) = &t {
@@ -587,11 +557,7 @@ impl<'o> Checker<'o> {
                         .help("write `translation` without axes next to `gauge(SU3)`"),
                     );
                 }
-                Sym {
-                    ir: Symmetry::GaugeSu3,
-                    local: t.is_none(),
-                    span,
-                }
+                Sym { ir: Symmetry::GaugeSu3, local: t.is_none(), span }
             }
             (None, Some((_, tsp)), ValueType::Fermion { .. }) => {
                 self.err(
@@ -603,11 +569,7 @@ impl<'o> Checker<'o> {
                     )
                     .help("lattice networks are either gauge equivariant (`symmetry gauge(SU3), translation`) or unconstrained (`symmetry none`)"),
                 );
-                Sym {
-                    ir: Symmetry::None,
-                    local: false,
-                    span,
-                }
+                Sym { ir: Symmetry::None, local: false, span }
             }
             (None, Some((axes, tsp)), ValueType::Real { shape }) => {
                 let spatial: Vec<usize> = (1..shape.len()).collect();
@@ -621,11 +583,7 @@ impl<'o> Checker<'o> {
                         )
                         .help("an image input is `real[channels, height, width]`; axis 0 is the channel axis"),
                     );
-                    return Sym {
-                        ir: Symmetry::None,
-                        local: false,
-                        span,
-                    };
+                    return Sym { ir: Symmetry::None, local: false, span };
                 }
                 let axes = axes.unwrap_or_else(|| spatial.clone());
                 if axes != spatial {
@@ -646,17 +604,9 @@ impl<'o> Checker<'o> {
                         )),
                     );
                 }
-                Sym {
-                    ir: Symmetry::Translation { axes },
-                    local: false,
-                    span,
-                }
+                Sym { ir: Symmetry::Translation { axes }, local: false, span }
             }
-            (None, None, _) => Sym {
-                ir: Symmetry::None,
-                local: false,
-                span,
-            },
+            (None, None, _) => Sym { ir: Symmetry::None, local: false, span },
         }
     }
 
@@ -689,9 +639,7 @@ impl<'o> Checker<'o> {
     fn no_args(&mut self, call: &Call) {
         if let Some(a) = &call.args {
             let what = &call.name.name;
-            let sp = a
-                .first()
-                .map_or(call.span, |x| x.span.join(a[a.len() - 1].span));
+            let sp = a.first().map_or(call.span, |x| x.span.join(a[a.len() - 1].span));
             self.err(
                 Problem::new(
                     Code::UnknownArgument,
@@ -735,10 +683,7 @@ impl<'o> Checker<'o> {
                     let before = cur.clone();
                     let in_id = *cur_id;
                     self.body(body, cur, cur_id, false);
-                    if body
-                        .iter()
-                        .all(|s| !matches!(s, Stmt::Op { .. } | Stmt::Residual { .. }))
-                    {
+                    if body.iter().all(|s| !matches!(s, Stmt::Op { .. } | Stmt::Residual { .. })) {
                         self.err(
                             Problem::new(Code::ResidualMismatch, *span, "this residual block has no layers", "empty")
                                 .help("put the layers of the residual branch inside: `residual { linear(2 -> 2, hops = 1) }`"),
@@ -820,14 +765,7 @@ impl<'o> Checker<'o> {
     ) {
         let id = ValueId(self.values.len() as u32);
         self.values.push(out.clone());
-        self.layers.push(Layer {
-            kind,
-            inputs,
-            output: id,
-            params,
-            name,
-            span,
-        });
+        self.layers.push(Layer { kind, inputs, output: id, params, name, span });
         *cur = Some(out);
         *cur_id = id;
     }
@@ -904,11 +842,7 @@ impl<'o> Checker<'o> {
                 match cur.as_ref() {
                     Some(ValueType::Real { shape }) => {
                         let n = shape.iter().product();
-                        Some((
-                            LayerKind::Flatten,
-                            ValueType::Real { shape: vec![n] },
-                            vec![],
-                        ))
+                        Some((LayerKind::Flatten, ValueType::Real { shape: vec![n] }, vec![]))
                     }
                     Some(t) => {
                         self.not_real(call, "flatten", t);
@@ -923,9 +857,7 @@ impl<'o> Checker<'o> {
                 match cur.as_ref() {
                     Some(ValueType::Real { shape }) if shape.len() == 1 => Some((
                         LayerKind::LogSoftmax,
-                        ValueType::Real {
-                            shape: shape.clone(),
-                        },
+                        ValueType::Real { shape: shape.clone() },
                         vec![],
                     )),
                     Some(t @ ValueType::Real { .. }) => {
@@ -1053,10 +985,9 @@ invariant, so the gate keeps the symmetry"
             return None;
         };
         let mut bad = false;
-        for (f, what) in [
-            (fin, "the number of input features"),
-            (fout, "the number of output features"),
-        ] {
+        for (f, what) in
+            [(fin, "the number of input features"), (fout, "the number of output features")]
+        {
             if f == 0 {
                 self.err(zero_size(feats.span, what));
                 bad = true;
@@ -1102,9 +1033,7 @@ invariant, so the gate keeps the symmetry"
                     ),
                     format!("{fin} here, but the value has {in_count}"),
                 )
-                .help(format!(
-                    "write `{in_count} -> {fout}`, or change the layer before it"
-                )),
+                .help(format!("write `{in_count} -> {fout}`, or change the layer before it")),
             );
             // Carry on with the declared output so later layers are still checked.
         }
@@ -1133,10 +1062,7 @@ invariant, so the gate keeps the symmetry"
                     a.get("window"),
                 )
             }
-            ValueType::Fermion {
-                features: _,
-                lattice,
-            } => {
+            ValueType::Fermion { features: _, lattice } => {
                 if let Some(w) = a.get("window") {
                     self.err(
                         Problem::new(Code::BadArgument, w.span, "`window` is for images", "not for fermion fields")
@@ -1181,20 +1107,8 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                     }
                     shape.extend([4, 4]);
                     let p = self.param(format!("{name}.weight"), shape, true, call.span)?;
-                    let out = ValueType::Fermion {
-                        features: fout,
-                        lattice,
-                    };
-                    Some((
-                        LayerKind::Ptc {
-                            n_in: fin,
-                            n_out: fout,
-                            paths,
-                            local,
-                        },
-                        out,
-                        vec![p],
-                    ))
+                    let out = ValueType::Fermion { features: fout, lattice };
+                    Some((LayerKind::Ptc { n_in: fin, n_out: fout, paths, local }, out, vec![p]))
                 } else {
                     if let Some(r) = reach.span {
                         self.err(
@@ -1233,10 +1147,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                             call.span,
                         )?);
                     }
-                    let out = ValueType::Fermion {
-                        features: fout,
-                        lattice,
-                    };
+                    let out = ValueType::Fermion { features: fout, lattice };
                     Some((
                         LayerKind::Dense {
                             in_features: din,
@@ -1280,12 +1191,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                 params.push(self.param(format!("{name}.bias"), vec![fout], false, call.span)?);
             }
             return Some((
-                LayerKind::Dense {
-                    in_features: fin,
-                    out_features: fout,
-                    bias,
-                    complex: false,
-                },
+                LayerKind::Dense { in_features: fin, out_features: fout, bias, complex: false },
                 ValueType::Real { shape: vec![fout] },
                 params,
             ));
@@ -1311,9 +1217,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
         let mut out_sp = Vec::new();
         for (i, (&s, &w)) in spatial.iter().zip(&win).enumerate() {
             if padding == Padding::Valid && w > s {
-                let sp = window
-                    .as_ref()
-                    .map_or(call.span, |v| v[i.min(v.len() - 1)].1);
+                let sp = window.as_ref().map_or(call.span, |v| v[i.min(v.len() - 1)].1);
                 self.err(
                     Problem::new(
                         Code::WindowTooLarge,
@@ -1369,12 +1273,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                 params.push(self.param(format!("{name}.bias"), vec![dout], false, call.span)?);
             }
             Some((
-                LayerKind::Dense {
-                    in_features: din,
-                    out_features: dout,
-                    bias,
-                    complex: false,
-                },
+                LayerKind::Dense { in_features: din, out_features: dout, bias, complex: false },
                 out,
                 params,
             ))
@@ -1396,10 +1295,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
         }
         let mut out = Vec::new();
         for it in items {
-            out.push((
-                args::expect_count(it, "the window", &mut self.problems)?,
-                it.span,
-            ));
+            out.push((args::expect_count(it, "the window", &mut self.problems)?, it.span));
         }
         Some(out)
     }
@@ -1455,12 +1351,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
             return None;
         };
         let id = ParamId(self.params.len() as u32);
-        self.params.push(Param {
-            name,
-            shape,
-            complex,
-            offset: self.offset,
-        });
+        self.params.push(Param { name, shape, complex, offset: self.offset });
         self.offset = end;
         Some(id)
     }
@@ -1469,16 +1360,12 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
     fn reach(&mut self, a: &ArgSet) -> Reach {
         let hops = a.get("hops");
         let paths = a.get("paths");
-        let long = a.flag("long").or_else(|| {
-            paths
-                .filter(|p| args::word(p) == Some("long"))
-                .map(|p| p.span)
-        });
+        let long = a
+            .flag("long")
+            .or_else(|| paths.filter(|p| args::word(p) == Some("long")).map(|p| p.span));
         let paths = paths.filter(|p| args::word(p) != Some("long"));
-        let given: Vec<Span> = [hops.map(|h| h.span), paths.map(|p| p.span), long]
-            .into_iter()
-            .flatten()
-            .collect();
+        let given: Vec<Span> =
+            [hops.map(|h| h.span), paths.map(|p| p.span), long].into_iter().flatten().collect();
         if given.len() > 1 {
             self.err(
                 Problem::new(
@@ -1517,10 +1404,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                             ValueKind::Path(steps) => out.push((
                                 steps
                                     .iter()
-                                    .map(|(mu, f)| ir::Hop {
-                                        mu: *mu,
-                                        forward: *f,
-                                    })
+                                    .map(|(mu, f)| ir::Hop { mu: *mu, forward: *f })
                                     .collect(),
                                 it.span,
                             )),
@@ -1534,11 +1418,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                             }
                         }
                     }
-                    if ok {
-                        ReachKind::Paths(out, p.span)
-                    } else {
-                        ReachKind::Invalid
-                    }
+                    if ok { ReachKind::Paths(out, p.span) } else { ReachKind::Invalid }
                 }
                 _ => {
                     self.err(args::mistyped(
@@ -1554,11 +1434,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
         } else {
             ReachKind::Identity
         };
-        Reach {
-            kind,
-            span,
-            local: a.flag("local"),
-        }
+        Reach { kind, span, local: a.flag("local") }
     }
 
     fn path_set(&mut self, reach: &Reach, lattice: &Lattice) -> Option<Vec<Path>> {
@@ -1570,11 +1446,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
             ReachKind::Hops(k, sp) => {
                 let k = *k as usize;
                 if k > 0 && k >= min_extent {
-                    let mu = lattice
-                        .dims
-                        .iter()
-                        .position(|d| *d == min_extent)
-                        .unwrap_or(0);
+                    let mu = lattice.dims.iter().position(|d| *d == min_extent).unwrap_or(0);
                     self.err(
                         Problem::new(
                             Code::HopsTooLong,
@@ -1680,13 +1552,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
         call: &Call,
         cur: Option<&ValueType>,
     ) -> Option<(LayerKind, ValueType, Vec<ParamId>)> {
-        let a = ArgSet::read(
-            call,
-            &["hops", "paths"],
-            &["paths"],
-            &["long"],
-            &mut self.problems,
-        );
+        let a = ArgSet::read(call, &["hops", "paths"], &["paths"], &["long"], &mut self.problems);
         let reach = self.reach(&a);
         if self.sym.ir != Symmetry::GaugeSu3 {
             self.err(
@@ -1779,9 +1645,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                     self.push_layer(
                         LayerKind::Flatten,
                         vec![*cur_id],
-                        ValueType::Real {
-                            shape: shape.clone(),
-                        },
+                        ValueType::Real { shape: shape.clone() },
                         vec![],
                         lname,
                         kind.span,
@@ -1789,10 +1653,7 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                         cur_id,
                     );
                 }
-                let already = self
-                    .layers
-                    .last()
-                    .is_some_and(|l| l.kind == LayerKind::LogSoftmax);
+                let already = self.layers.last().is_some_and(|l| l.kind == LayerKind::LogSoftmax);
                 if kind.name == "log_softmax" && !already {
                     let lname = self.generated_name("log_softmax");
                     self.push_layer(
@@ -1847,23 +1708,13 @@ fn zero_size(span: Span, what: &str) -> Problem {
 /// `real[10, 19, 19]`, `2 fermion fields on 8x8x8x16`.
 pub fn describe(t: &ValueType) -> String {
     match t {
-        ValueType::Real { shape } => format!(
-            "real[{}]",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        ValueType::Real { shape } => {
+            format!("real[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+        }
         ValueType::Fermion { features, lattice } => format!(
             "{features} fermion field{} on {}",
             if *features == 1 { "" } else { "s" },
-            lattice
-                .dims
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("x")
+            lattice.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
         ),
     }
 }
@@ -1881,11 +1732,7 @@ pub fn bytes_u128(b: u128) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{b} bytes")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    if u == 0 { format!("{b} bytes") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
 /// `6,454,860`

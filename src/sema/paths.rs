@@ -19,38 +19,14 @@ use crate::ir::{Hop, Lattice, Path};
 pub const MAX_PATHS: usize = 4096;
 
 const ORDER: [Hop; 8] = [
-    Hop {
-        mu: 0,
-        forward: true,
-    },
-    Hop {
-        mu: 1,
-        forward: true,
-    },
-    Hop {
-        mu: 2,
-        forward: true,
-    },
-    Hop {
-        mu: 3,
-        forward: true,
-    },
-    Hop {
-        mu: 0,
-        forward: false,
-    },
-    Hop {
-        mu: 1,
-        forward: false,
-    },
-    Hop {
-        mu: 2,
-        forward: false,
-    },
-    Hop {
-        mu: 3,
-        forward: false,
-    },
+    Hop { mu: 0, forward: true },
+    Hop { mu: 1, forward: true },
+    Hop { mu: 2, forward: true },
+    Hop { mu: 3, forward: true },
+    Hop { mu: 0, forward: false },
+    Hop { mu: 1, forward: false },
+    Hop { mu: 2, forward: false },
+    Hop { mu: 3, forward: false },
 ];
 
 /// Number of paths `hops = k` produces (identity included), or `None` above [`MAX_PATHS`].
@@ -132,8 +108,7 @@ pub fn display(p: &Path) -> String {
 
 /// Whether a path steps straight back (`+x-x`), which makes it equal a shorter path.
 pub fn backtracks(p: &Path) -> bool {
-    p.windows(2)
-        .any(|w| w[0].mu == w[1].mu && w[0].forward != w[1].forward)
+    p.windows(2).any(|w| w[0].mu == w[1].mu && w[0].forward != w[1].forward)
 }
 
 #[cfg(test)]
@@ -158,9 +133,7 @@ mod tests {
 
     #[test]
     fn long_paths_on_8c16_are_27() {
-        let l = Lattice {
-            dims: [8, 8, 8, 16],
-        };
+        let l = Lattice { dims: [8, 8, 8, 16] };
         let set = long(&l);
         assert_eq!(set.len(), 27);
         assert_eq!(display(&set[1]), "+x");

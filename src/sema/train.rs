@@ -57,20 +57,12 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
         }
         seen.push((key, s));
     }
-    let get = |k: &str| {
-        seen.iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, s)| &s.value)
-    };
+    let get = |k: &str| seen.iter().find(|(key, _)| *key == k).map(|(_, s)| &s.value);
     let setting_span = |k: &str| seen.iter().find(|(key, _)| *key == k).map(|(_, s)| s.span);
     let input_fermion = matches!(graph.values.first(), Some(ValueType::Fermion { .. }));
     let output = graph.value(graph.output).clone();
     let fermion = input_fermion;
-    let what = if fermion {
-        "a lattice network"
-    } else {
-        "a classifier of real tensors"
-    };
+    let what = if fermion { "a lattice network" } else { "a classifier of real tensors" };
     let conflict = |sp: Span, msg: String, help: &str| {
         Problem::new(Code::TrainConflict, sp, msg, "does not fit this network")
             .help(help.to_string())
@@ -97,10 +89,7 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
         if !fermion {
             problems.push(conflict(
                 v.span,
-                format!(
-                    "`gauge` is for lattice networks, but `{}` is {what}",
-                    graph.name
-                ),
+                format!("`gauge` is for lattice networks, but `{}` is {what}", graph.name),
                 "remove it",
             ));
             return None;
@@ -111,10 +100,7 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
         if !fermion {
             problems.push(conflict(
                 v.span,
-                format!(
-                    "`operator` is for lattice networks, but `{}` is {what}",
-                    graph.name
-                ),
+                format!("`operator` is for lattice networks, but `{}` is {what}", graph.name),
                 "remove it",
             ));
             return None;
@@ -162,11 +148,7 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
                     "`nll` is a classification loss, but this is a lattice network".into(),
                     "use `loss preconditioner` or `loss filtered(iterations = 10)`",
                 ));
-            } else if !graph
-                .layers
-                .last()
-                .is_some_and(|l| l.kind == LayerKind::LogSoftmax)
-            {
+            } else if !graph.layers.last().is_some_and(|l| l.kind == LayerKind::LogSoftmax) {
                 problems.push(
                     Problem::new(Code::TrainConflict, loss_span, "`nll` needs log-probabilities, but the network does not end with `log_softmax`", "loss nll")
                         .help("end the network with `output logits: log_softmax`"),
@@ -187,16 +169,8 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
     }
 
     let optimizer = match get("optimizer") {
-        None => OptimizerSpec::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        Some(v) => optimizer(v, problems).unwrap_or(OptimizerSpec::Sgd {
-            lr: 1e-3,
-            momentum: 0.0,
-        }),
+        None => OptimizerSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        Some(v) => optimizer(v, problems).unwrap_or(OptimizerSpec::Sgd { lr: 1e-3, momentum: 0.0 }),
     };
     let batch = match get("batch") {
         None => {
@@ -272,16 +246,12 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
             None => 0.0,
         },
     };
-    let seed = get("seed")
-        .map_or(Some(0), |v| args::expect_u64(v, "the seed", problems))
-        .unwrap_or(0);
+    let seed =
+        get("seed").map_or(Some(0), |v| args::expect_u64(v, "the seed", problems)).unwrap_or(0);
     let evaluate = match get("evaluate") {
-        None if fermion => Some(EvalSpec::Fgmres {
-            tol: 1e-8,
-            restart: 30,
-            rhs: 3,
-            max_iterations: 10_000,
-        }),
+        None if fermion => {
+            Some(EvalSpec::Fgmres { tol: 1e-8, restart: 30, rhs: 3, max_iterations: 10_000 })
+        }
         None => Some(EvalSpec::Accuracy),
         Some(v) => {
             let e = evaluate(v, problems);
@@ -395,17 +365,10 @@ fn gauge_source(v: &Value, problems: &mut Vec<Problem>) -> Option<GaugeSource> {
                     .help("quenched SU(3) studies use β ≈ 5.7–6.5"),
                 );
             }
-            let seed = a
-                .get("seed")
-                .map_or(Some(0), |s| args::expect_u64(s, "`seed`", problems));
-            let sweeps = a
-                .get("sweeps")
-                .map_or(Some(200), |s| args::expect_count(s, "`sweeps`", problems));
-            Some(GaugeSource::Generate {
-                beta: beta?,
-                seed: seed?,
-                sweeps: sweeps?,
-            })
+            let seed = a.get("seed").map_or(Some(0), |s| args::expect_u64(s, "`seed`", problems));
+            let sweeps =
+                a.get("sweeps").map_or(Some(200), |s| args::expect_count(s, "`sweeps`", problems));
+            Some(GaugeSource::Generate { beta: beta?, seed: seed?, sweeps: sweeps? })
         }
         "load" => {
             let a = ArgSet::read(c, &["path"], &["path"], &[], problems);
@@ -430,19 +393,14 @@ fn gauge_source(v: &Value, problems: &mut Vec<Problem>) -> Option<GaugeSource> {
 
 fn operator(v: &Value, problems: &mut Vec<Problem>) -> Option<OperatorSpec> {
     let c = choice(v, "operator", &["wilson_clover", "wilson"], problems)?;
-    let names: &[&str] = if c.name.name == "wilson" {
-        &["mass", "boundary"]
-    } else {
-        &["mass", "csw", "boundary"]
-    };
+    let names: &[&str] =
+        if c.name.name == "wilson" { &["mass", "boundary"] } else { &["mass", "csw", "boundary"] };
     let a = ArgSet::read(c, names, &[], &[], problems);
     let mass = a.require("mass", "wilson_clover(mass = -0.55, csw = 1.0)", problems);
     let mass = mass.and_then(|m| args::expect_f64(m, "`mass`", problems));
-    let csw = a
-        .get("csw")
-        .map_or(Some(if c.name.name == "wilson" { 0.0 } else { 1.0 }), |x| {
-            args::expect_f64(x, "`csw`", problems)
-        });
+    let csw = a.get("csw").map_or(Some(if c.name.name == "wilson" { 0.0 } else { 1.0 }), |x| {
+        args::expect_f64(x, "`csw`", problems)
+    });
     let boundary = match a.get("boundary") {
         None => Some([0.0; 4]),
         Some(b) => match (&b.kind, args::word(b)) {
@@ -465,26 +423,17 @@ fn operator(v: &Value, problems: &mut Vec<Problem>) -> Option<OperatorSpec> {
             }
         },
     };
-    Some(OperatorSpec {
-        mass: mass?,
-        csw: csw?,
-        boundary: boundary?,
-    })
+    Some(OperatorSpec { mass: mass?, csw: csw?, boundary: boundary? })
 }
 
 fn loss(v: &Value, problems: &mut Vec<Problem>) -> Option<LossSpec> {
-    let c = choice(
-        v,
-        "loss",
-        &["nll", "preconditioner", "filtered", "mse"],
-        problems,
-    )?;
+    let c = choice(v, "loss", &["nll", "preconditioner", "filtered", "mse"], problems)?;
     match c.name.name.as_str() {
         "filtered" => {
             let a = ArgSet::read(c, &["iterations"], &["iterations"], &[], problems);
-            let it = a.get("iterations").map_or(Some(10), |x| {
-                args::expect_count(x, "`iterations`", problems)
-            })?;
+            let it = a
+                .get("iterations")
+                .map_or(Some(10), |x| args::expect_count(x, "`iterations`", problems))?;
             Some(LossSpec::Filtered { iterations: it })
         }
         other => {
@@ -553,20 +502,12 @@ fn optimizer(v: &Value, problems: &mut Vec<Problem>) -> Option<OptimizerSpec> {
         let b1 = fraction(a.get("beta1"), 0.9, "`beta1`", problems);
         let b2 = fraction(a.get("beta2"), 0.999, "`beta2`", problems);
         let eps = positive(a.get("eps"), 1e-8, "`eps`", problems);
-        Some(OptimizerSpec::Adam {
-            lr: lr?,
-            beta1: b1?,
-            beta2: b2?,
-            eps: eps?,
-        })
+        Some(OptimizerSpec::Adam { lr: lr?, beta1: b1?, beta2: b2?, eps: eps? })
     } else {
         let a = ArgSet::read(c, &["lr", "momentum"], &["lr"], &[], problems);
         let lr = positive(a.get("lr"), 1e-2, "the learning rate", problems);
         let m = fraction(a.get("momentum"), 0.0, "`momentum`", problems);
-        Some(OptimizerSpec::Sgd {
-            lr: lr?,
-            momentum: m?,
-        })
+        Some(OptimizerSpec::Sgd { lr: lr?, momentum: m? })
     }
 }
 
@@ -600,10 +541,7 @@ fn schedule(v: &Value, problems: &mut Vec<Problem>) -> Option<Schedule> {
                 .require("every", "step(every = 5, gamma = 0.5)", problems)
                 .and_then(|e| args::expect_count(e, "`every`", problems));
             let gamma = positive(a.get("gamma"), 0.1, "`gamma`", problems);
-            Some(Schedule::Step {
-                every: every?,
-                gamma: gamma?,
-            })
+            Some(Schedule::Step { every: every?, gamma: gamma? })
         }
         _ => Some(Schedule::Constant),
     }
@@ -614,27 +552,13 @@ fn evaluate(v: &Value, problems: &mut Vec<Problem>) -> Option<EvalSpec> {
     if c.name.name == "accuracy" {
         return Some(EvalSpec::Accuracy);
     }
-    let a = ArgSet::read(
-        c,
-        &["tol", "restart", "rhs", "max_iterations"],
-        &[],
-        &[],
-        problems,
-    );
+    let a = ArgSet::read(c, &["tol", "restart", "rhs", "max_iterations"], &[], &[], problems);
     let tol = positive(a.get("tol"), 1e-8, "`tol`", problems);
-    let restart = a
-        .get("restart")
-        .map_or(Some(30), |x| args::expect_count(x, "`restart`", problems));
-    let rhs = a
-        .get("rhs")
-        .map_or(Some(3), |x| args::expect_count(x, "`rhs`", problems));
-    let max = a.get("max_iterations").map_or(Some(10_000), |x| {
-        args::expect_count(x, "`max_iterations`", problems)
-    });
-    Some(EvalSpec::Fgmres {
-        tol: tol?,
-        restart: restart?,
-        rhs: rhs?,
-        max_iterations: max?,
-    })
+    let restart =
+        a.get("restart").map_or(Some(30), |x| args::expect_count(x, "`restart`", problems));
+    let rhs = a.get("rhs").map_or(Some(3), |x| args::expect_count(x, "`rhs`", problems));
+    let max = a
+        .get("max_iterations")
+        .map_or(Some(10_000), |x| args::expect_count(x, "`max_iterations`", problems));
+    Some(EvalSpec::Fgmres { tol: tol?, restart: restart?, rhs: rhs?, max_iterations: max? })
 }

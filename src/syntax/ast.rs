@@ -31,29 +31,17 @@ pub struct Network {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
     /// `input NAME: TYPE`
-    Input {
-        name: Ident,
-        ty: TypeExpr,
-        span: Span,
-    },
+    Input { name: Ident, ty: TypeExpr, span: Span },
     /// `lattice 8 x 8 x 8 x 16`
     Lattice { dims: Vec<(u64, Span)>, span: Span },
     /// `symmetry gauge(SU3), translation`
     Symmetry { items: Vec<Call>, span: Span },
     /// `output NAME` or `output NAME: KIND`
-    Output {
-        name: Ident,
-        kind: Option<Ident>,
-        span: Span,
-    },
+    Output { name: Ident, kind: Option<Ident>, span: Span },
     /// `residual { ... }`: out = body(in) + in.
     Residual { body: Vec<Stmt>, span: Span },
     /// A layer: `linear(...)`, `relu`, `l1 = linear(...)`.
-    Op {
-        label: Option<Ident>,
-        call: Call,
-        span: Span,
-    },
+    Op { label: Option<Ident>, call: Call, span: Span },
 }
 
 impl Stmt {

@@ -97,10 +97,7 @@ fn scan_tokens(text: &str, problems: &mut Vec<Problem>) {
                     problems.push(
                         Problem::new(
                             Code::UnterminatedComment,
-                            Span {
-                                start: i,
-                                end: i + 2,
-                            },
+                            Span { start: i, end: i + 2 },
                             "this block comment is never closed",
                             "comment starts here",
                         )
@@ -115,10 +112,7 @@ fn scan_tokens(text: &str, problems: &mut Vec<Problem>) {
                     problems.push(
                         Problem::new(
                             Code::UnterminatedString,
-                            Span {
-                                start: i,
-                                end: i + 1,
-                            },
+                            Span { start: i, end: i + 1 },
                             "this string is not closed on its line",
                             "string starts here",
                         )
@@ -132,10 +126,7 @@ fn scan_tokens(text: &str, problems: &mut Vec<Problem>) {
                     problems.push(
                         Problem::new(
                             Code::NestingTooDeep,
-                            Span {
-                                start: i,
-                                end: i + 1,
-                            },
+                            Span { start: i, end: i + 1 },
                             format!("brackets nest deeper than {MAX_DEPTH} levels"),
                             "too deep here",
                         )
@@ -153,10 +144,7 @@ fn scan_tokens(text: &str, problems: &mut Vec<Problem>) {
                         problems.push(
                             Problem::new(
                                 Code::MismatchedBracket,
-                                Span {
-                                    start: i,
-                                    end: i + 1,
-                                },
+                                Span { start: i, end: i + 1 },
                                 format!(
                                     "`{}` does not close the `{}` that is still open",
                                     close as char, open as char
@@ -164,10 +152,7 @@ fn scan_tokens(text: &str, problems: &mut Vec<Problem>) {
                                 format!("expected `{}` here", closer(open) as char),
                             )
                             .note(
-                                Span {
-                                    start: at,
-                                    end: at + 1,
-                                },
+                                Span { start: at, end: at + 1 },
                                 "this is the innermost open bracket",
                             ),
                         );
@@ -177,10 +162,7 @@ fn scan_tokens(text: &str, problems: &mut Vec<Problem>) {
                         problems.push(
                             Problem::new(
                                 Code::MismatchedBracket,
-                                Span {
-                                    start: i,
-                                    end: i + 1,
-                                },
+                                Span { start: i, end: i + 1 },
                                 format!("`{}` closes nothing", close as char),
                                 "no bracket is open here",
                             )
@@ -199,10 +181,7 @@ fn scan_tokens(text: &str, problems: &mut Vec<Problem>) {
         problems.push(
             Problem::new(
                 Code::UnclosedBracket,
-                Span {
-                    start: at,
-                    end: at + 1,
-                },
+                Span { start: at, end: at + 1 },
                 format!("this {what} is never closed"),
                 format!("`{}` opened here", open as char),
             )

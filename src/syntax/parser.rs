@@ -15,9 +15,7 @@ struct SymParser;
 /// errors found while lowering (integer overflow, ...) are all collected.
 pub fn parse_file(text: &str) -> Result<Model, Vec<Problem>> {
     let mut pairs = SymParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(e)])?;
-    let mut lower = Lower {
-        problems: Vec::new(),
-    };
+    let mut lower = Lower { problems: Vec::new() };
     let mut model = Model::default();
     if let Some(file) = pairs.next() {
         for item in file.into_inner() {
@@ -28,19 +26,12 @@ pub fn parse_file(text: &str) -> Result<Model, Vec<Problem>> {
             }
         }
     }
-    if lower.problems.is_empty() {
-        Ok(model)
-    } else {
-        Err(lower.problems)
-    }
+    if lower.problems.is_empty() { Ok(model) } else { Err(lower.problems) }
 }
 
 fn span(pair: &Pair<Rule>) -> Span {
     let s = pair.as_span();
-    Span {
-        start: s.start(),
-        end: s.end(),
-    }
+    Span { start: s.start(), end: s.end() }
 }
 
 /// The words users see instead of rule names.
@@ -83,10 +74,7 @@ fn syntax_error(e: pest::error::Error<Rule>) -> Problem {
         pest::error::InputLocation::Span((s, t)) => Span { start: s, end: t },
     };
     let (message, label) = match &e.variant {
-        pest::error::ErrorVariant::ParsingError {
-            positives,
-            negatives,
-        } => {
+        pest::error::ErrorVariant::ParsingError { positives, negatives } => {
             let mut pos: Vec<String> = positives.iter().map(phrase).collect();
             pos.sort();
             pos.dedup();
@@ -99,27 +87,16 @@ fn syntax_error(e: pest::error::Error<Rule>) -> Problem {
                 n => format!("{} or {}", pos[..n - 1].join(", "), pos[n - 1]),
             };
             if !expected.is_empty() {
-                (
-                    format!("expected {expected}"),
-                    format!("expected {expected} here"),
-                )
+                (format!("expected {expected}"), format!("expected {expected} here"))
             } else if !neg.is_empty() {
-                (
-                    format!("unexpected {}", neg.join(", ")),
-                    "not allowed here".to_string(),
-                )
+                (format!("unexpected {}", neg.join(", ")), "not allowed here".to_string())
             } else {
                 ("unexpected input".to_string(), "here".to_string())
             }
         }
         pest::error::ErrorVariant::CustomError { message } => (message.clone(), "here".into()),
     };
-    Problem::new(
-        Code::Unexpected,
-        at,
-        format!("syntax error: {message}"),
-        label,
-    )
+    Problem::new(Code::Unexpected, at, format!("syntax error: {message}"), label)
 }
 
 struct Lower {
@@ -128,10 +105,7 @@ struct Lower {
 
 impl Lower {
     fn ident(&self, pair: Pair<Rule>) -> Ident {
-        Ident {
-            name: pair.as_str().to_string(),
-            span: span(&pair),
-        }
+        Ident { name: pair.as_str().to_string(), span: span(&pair) }
     }
 
     fn int(&mut self, pair: Pair<Rule>) -> (u64, Span) {
@@ -161,16 +135,9 @@ impl Lower {
         let sp = span(&pair);
         let mut inner = pair.into_inner();
         inner.next(); // kw_network
-        let name = inner
-            .next()
-            .map(|p| self.ident(p))
-            .unwrap_or_else(|| missing_ident(sp));
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(|| missing_ident(sp));
         let body = inner.map(|p| self.stmt(p)).collect();
-        Network {
-            name,
-            body,
-            span: sp,
-        }
+        Network { name, body, span: sp }
     }
 
     fn stmt(&mut self, pair: Pair<Rule>) -> Stmt {
@@ -178,17 +145,10 @@ impl Lower {
         match pair.as_rule() {
             Rule::input_decl => {
                 let mut inner = pair.into_inner().skip(1);
-                let name = inner
-                    .next()
-                    .map(|p| self.ident(p))
-                    .unwrap_or_else(|| missing_ident(sp));
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(|| missing_ident(sp));
                 let ty = match inner.next() {
                     Some(p) => self.type_expr(p),
-                    None => TypeExpr {
-                        name: missing_ident(sp),
-                        dims: None,
-                        span: sp,
-                    },
+                    None => TypeExpr { name: missing_ident(sp), dims: None, span: sp },
                 };
                 Stmt::Input { name, ty, span: sp }
             }
@@ -202,16 +162,9 @@ impl Lower {
             }
             Rule::output_decl => {
                 let mut inner = pair.into_inner().skip(1);
-                let name = inner
-                    .next()
-                    .map(|p| self.ident(p))
-                    .unwrap_or_else(|| missing_ident(sp));
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(|| missing_ident(sp));
                 let kind = inner.next().map(|p| self.ident(p));
-                Stmt::Output {
-                    name,
-                    kind,
-                    span: sp,
-                }
+                Stmt::Output { name, kind, span: sp }
             }
             Rule::residual => {
                 let body = pair.into_inner().skip(1).map(|p| self.stmt(p)).collect();
@@ -227,16 +180,9 @@ impl Lower {
                         _ => call = Some(self.call(p)),
                     }
                 }
-                let call = call.unwrap_or_else(|| Call {
-                    name: missing_ident(sp),
-                    args: None,
-                    span: sp,
-                });
-                Stmt::Op {
-                    label,
-                    call,
-                    span: sp,
-                }
+                let call =
+                    call.unwrap_or_else(|| Call { name: missing_ident(sp), args: None, span: sp });
+                Stmt::Op { label, call, span: sp }
             }
         }
     }
@@ -244,35 +190,17 @@ impl Lower {
     fn type_expr(&mut self, pair: Pair<Rule>) -> TypeExpr {
         let sp = span(&pair);
         let mut inner = pair.into_inner();
-        let name = inner
-            .next()
-            .map(|p| self.ident(p))
-            .unwrap_or_else(|| missing_ident(sp));
-        let dims = inner
-            .next()
-            .map(|d| d.into_inner().map(|p| self.int(p)).collect());
-        TypeExpr {
-            name,
-            dims,
-            span: sp,
-        }
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(|| missing_ident(sp));
+        let dims = inner.next().map(|d| d.into_inner().map(|p| self.int(p)).collect());
+        TypeExpr { name, dims, span: sp }
     }
 
     fn call(&mut self, pair: Pair<Rule>) -> Call {
         let sp = span(&pair);
         let mut inner = pair.into_inner();
-        let name = inner
-            .next()
-            .map(|p| self.ident(p))
-            .unwrap_or_else(|| missing_ident(sp));
-        let args = inner
-            .next()
-            .map(|a| a.into_inner().map(|p| self.arg(p)).collect());
-        Call {
-            name,
-            args,
-            span: sp,
-        }
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(|| missing_ident(sp));
+        let args = inner.next().map(|a| a.into_inner().map(|p| self.arg(p)).collect());
+        Call { name, args, span: sp }
     }
 
     fn arg(&mut self, pair: Pair<Rule>) -> Arg {
@@ -282,22 +210,11 @@ impl Lower {
             let name = inner.next().map(|p| self.ident(p));
             let value = match inner.next() {
                 Some(v) => self.value(v),
-                None => Value {
-                    kind: ValueKind::List(Vec::new()),
-                    span: sp,
-                },
+                None => Value { kind: ValueKind::List(Vec::new()), span: sp },
             };
-            Arg {
-                name,
-                value,
-                span: sp,
-            }
+            Arg { name, value, span: sp }
         } else {
-            Arg {
-                name: None,
-                value: self.value(pair),
-                span: sp,
-            }
+            Arg { name: None, value: self.value(pair), span: sp }
         }
     }
 
@@ -309,19 +226,12 @@ impl Lower {
                 let mut inner = pair.into_inner();
                 let a = inner.next().map_or(0, |p| self.int(p).0);
                 let b = inner.next().map_or(0, |p| self.int(p).0);
-                if is_features {
-                    ValueKind::Features(a, b)
-                } else {
-                    ValueKind::Range(a, b)
-                }
+                if is_features { ValueKind::Features(a, b) } else { ValueKind::Range(a, b) }
             }
             Rule::path => ValueKind::Path(self.path(pair.as_str(), sp)),
             Rule::number => self.number(pair.as_str(), sp),
             Rule::string => ValueKind::Str(
-                pair.into_inner()
-                    .next()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default(),
+                pair.into_inner().next().map(|p| p.as_str().to_string()).unwrap_or_default(),
             ),
             Rule::list => ValueKind::List(pair.into_inner().map(|p| self.value(p)).collect()),
             _ => ValueKind::Call(self.call(pair)),
@@ -344,13 +254,8 @@ impl Lower {
             Ok(v) if v.is_finite() => ValueKind::Float(v),
             _ => {
                 self.problems.push(
-                    Problem::new(
-                        Code::BadNumber,
-                        sp,
-                        "number out of range",
-                        "not a finite number",
-                    )
-                    .help("numbers must lie within ±1.7e308"),
+                    Problem::new(Code::BadNumber, sp, "number out of range", "not a finite number")
+                        .help("numbers must lie within ±1.7e308"),
                 );
                 ValueKind::Float(0.0)
             }
@@ -403,45 +308,25 @@ impl Lower {
     fn train(&mut self, pair: Pair<Rule>) -> Train {
         let sp = span(&pair);
         let mut inner = pair.into_inner().skip(1);
-        let name = inner
-            .next()
-            .map(|p| self.ident(p))
-            .unwrap_or_else(|| missing_ident(sp));
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(|| missing_ident(sp));
         let settings = inner
             .map(|s| {
                 let ssp = span(&s);
                 let mut kv = s.into_inner();
-                let key = kv
-                    .next()
-                    .map(|p| self.ident(p))
-                    .unwrap_or_else(|| missing_ident(ssp));
+                let key = kv.next().map(|p| self.ident(p)).unwrap_or_else(|| missing_ident(ssp));
                 let value = match kv.next() {
                     Some(v) => self.value(v),
-                    None => Value {
-                        kind: ValueKind::List(Vec::new()),
-                        span: ssp,
-                    },
+                    None => Value { kind: ValueKind::List(Vec::new()), span: ssp },
                 };
-                Setting {
-                    key,
-                    value,
-                    span: ssp,
-                }
+                Setting { key, value, span: ssp }
             })
             .collect();
-        Train {
-            name,
-            settings,
-            span: sp,
-        }
+        Train { name, settings, span: sp }
     }
 }
 
 /// The grammar guarantees names where `lower_*` looks for them; this keeps lowering total
 /// without an `unwrap` should the grammar and the lowering ever drift apart.
 fn missing_ident(sp: Span) -> Ident {
-    Ident {
-        name: String::new(),
-        span: sp,
-    }
+    Ident { name: String::new(), span: sp }
 }
