@@ -23,4 +23,4 @@ pub mod codegen;
 pub mod ir;
 pub mod lattice;
 pub mod runtime;
-
+pub mod train;

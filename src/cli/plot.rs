@@ -6,5 +6,7 @@ use super::Failure;
 pub struct PlotArgs {}
 
 pub fn run(_args: PlotArgs) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!("`symc plot` is not available in this build yet")))
+    Err(Failure::io(miette::miette!(
+        "`symc plot` is not available in this build yet"
+    )))
 }
