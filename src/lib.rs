@@ -24,3 +24,4 @@ pub mod ir;
 pub mod lattice;
 pub mod runtime;
 pub mod train;
+

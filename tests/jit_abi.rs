@@ -10,16 +10,8 @@ fn double_kernel(n: usize) -> symc::codegen::jit::CompiledKernels {
     let spec = KernelSpec {
         name: "double".into(),
         buffers: vec![
-            BufSpec {
-                name: "x".into(),
-                bytes: 4 * n,
-                writable: false,
-            },
-            BufSpec {
-                name: "y".into(),
-                bytes: 4 * n,
-                writable: true,
-            },
+            BufSpec { name: "x".into(), bytes: 4 * n, writable: false },
+            BufSpec { name: "y".into(), bytes: 4 * n, writable: true },
         ],
         items: n,
         parallel: true,
@@ -35,11 +27,7 @@ fn double_kernel(n: usize) -> symc::codegen::jit::CompiledKernels {
         b.ins().jump(head, &[start.into()]);
         b.switch_to_block(head);
         let i = b.block_params(head)[0];
-        let c = b.ins().icmp(
-            cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
-            i,
-            end,
-        );
+        let c = b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::SignedLessThan, i, end);
         b.ins().brif(c, body, &[], exit, &[]);
         b.switch_to_block(body);
         let off = b.ins().ishl_imm_u(i, 2);
@@ -64,19 +52,13 @@ fn kernel_runs_over_its_range_serial_and_parallel() {
     let kern = &k.kernels()[0];
     let x: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
     let mut y = vec![0f32; n];
-    kern.call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 10, 20)
-        .unwrap();
+    kern.call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 10, 20).unwrap();
     for i in 0..n {
-        let want = if (10..20).contains(&i) {
-            2.0 * x[i]
-        } else {
-            0.0
-        };
+        let want = if (10..20).contains(&i) { 2.0 * x[i] } else { 0.0 };
         assert_eq!(y[i], want, "item {i}");
     }
     let mut y = vec![0f32; n];
-    kern.call_parallel(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 16)
-        .unwrap();
+    kern.call_parallel(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 16).unwrap();
     assert!(y.iter().zip(&x).all(|(a, b)| *a == 2.0 * b));
 }
 
@@ -87,25 +69,13 @@ fn short_buffers_and_bad_ranges_are_refused() {
     let kern = &k.kernels()[0];
     let x = vec![1f32; n - 1];
     let mut y = vec![0f32; n];
-    let e = kern
-        .call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, 1)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("buffer `x` holds 252 bytes, the kernel needs 256"),
-        "{e}"
-    );
+    let e = kern.call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, 1).unwrap_err().to_string();
+    assert!(e.contains("buffer `x` holds 252 bytes, the kernel needs 256"), "{e}");
     let x = vec![1f32; n];
-    let e = kern
-        .call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, n + 1)
-        .unwrap_err()
-        .to_string();
+    let e = kern.call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, n + 1).unwrap_err().to_string();
     assert!(e.contains("outside 0..64"), "{e}");
     let y2 = vec![0f32; n];
-    let e = kern
-        .call(&mut [Arg::f32(&x), Arg::f32(&y2)], 0, 1)
-        .unwrap_err()
-        .to_string();
+    let e = kern.call(&mut [Arg::f32(&x), Arg::f32(&y2)], 0, 1).unwrap_err().to_string();
     assert!(e.contains("must be writable"), "{e}");
     assert!(y.iter().all(|&v| v == 0.0), "a refused call must not run");
 }

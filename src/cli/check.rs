@@ -6,7 +6,5 @@ use super::Failure;
 pub struct CheckArgs {}
 
 pub fn run(_args: CheckArgs) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!(
-        "`symc check` is not available in this build yet"
-    )))
+    Err(Failure::io(miette::miette!("`symc check` is not available in this build yet")))
 }

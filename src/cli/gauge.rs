@@ -9,7 +9,5 @@ pub enum GaugeCommand {
 }
 
 pub fn run(_c: GaugeCommand) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!(
-        "`symc gauge` is not available in this build yet"
-    )))
+    Err(Failure::io(miette::miette!("`symc gauge` is not available in this build yet")))
 }

@@ -6,7 +6,5 @@ use super::Failure;
 pub struct InspectArgs {}
 
 pub fn run(_args: InspectArgs) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!(
-        "`symc inspect` is not available in this build yet"
-    )))
+    Err(Failure::io(miette::miette!("`symc inspect` is not available in this build yet")))
 }

@@ -22,17 +22,11 @@ pub struct Failure {
 impl Failure {
     /// A problem in the user's model or run (exit 1).
     pub fn model(report: impl Into<miette::Report>) -> Self {
-        Failure {
-            code: 1,
-            report: report.into(),
-        }
+        Failure { code: 1, report: report.into() }
     }
     /// A usage or I/O problem (exit 2).
     pub fn io(report: impl Into<miette::Report>) -> Self {
-        Failure {
-            code: 2,
-            report: report.into(),
-        }
+        Failure { code: 2, report: report.into() }
     }
 }
 

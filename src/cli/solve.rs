@@ -6,7 +6,5 @@ use super::Failure;
 pub struct SolveArgs {}
 
 pub fn run(_args: SolveArgs) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!(
-        "`symc solve` is not available in this build yet"
-    )))
+    Err(Failure::io(miette::miette!("`symc solve` is not available in this build yet")))
 }

@@ -15,10 +15,10 @@
 //! of disjoint ranges touch disjoint bytes of every writable buffer, so the range may be split
 //! across threads.
 
-use cranelift_codegen::Context;
 use cranelift_codegen::ir::{AbiParam, Function, Signature, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -141,35 +141,20 @@ impl Kernel {
     }
 
     fn check(&self, args: &[Arg<'_>], start: usize, end: usize) -> Result<(), JitError> {
-        let bad = |message: String| JitError::BadCall {
-            kernel: self.spec.name.clone(),
-            message,
-        };
+        let bad = |message: String| JitError::BadCall { kernel: self.spec.name.clone(), message };
         if args.len() != self.spec.buffers.len() {
-            return Err(bad(format!(
-                "expected {} buffers, got {}",
-                self.spec.buffers.len(),
-                args.len()
-            )));
+            return Err(bad(format!("expected {} buffers, got {}", self.spec.buffers.len(), args.len())));
         }
         for (a, b) in args.iter().zip(&self.spec.buffers) {
             if a.len() < b.bytes {
-                return Err(bad(format!(
-                    "buffer `{}` holds {} bytes, the kernel needs {}",
-                    b.name,
-                    a.len(),
-                    b.bytes
-                )));
+                return Err(bad(format!("buffer `{}` holds {} bytes, the kernel needs {}", b.name, a.len(), b.bytes)));
             }
             if b.writable && matches!(a, Arg::Ro(_)) {
                 return Err(bad(format!("buffer `{}` must be writable", b.name)));
             }
         }
         if start > end || end > self.spec.items {
-            return Err(bad(format!(
-                "range {start}..{end} outside 0..{}",
-                self.spec.items
-            )));
+            return Err(bad(format!("range {start}..{end} outside 0..{}", self.spec.items)));
         }
         Ok(())
     }
@@ -190,10 +175,7 @@ impl Kernel {
         let items = self.spec.items;
         self.check(args, 0, items)?;
         if !self.spec.parallel {
-            return Err(JitError::BadCall {
-                kernel: self.spec.name.clone(),
-                message: "kernel is not range-parallel".into(),
-            });
+            return Err(JitError::BadCall { kernel: self.spec.name.clone(), message: "kernel is not range-parallel".into() });
         }
         let ptrs: Vec<usize> = args.iter_mut().map(|a| a.ptr() as usize).collect();
         let threads = rayon::current_num_threads().max(1);
@@ -276,21 +258,11 @@ pub struct Jit {
 /// The host ISA with symc's settings (speed, native features).
 pub fn host_isa() -> Result<OwnedTargetIsa, JitError> {
     let mut fb = settings::builder();
-    fb.set("opt_level", "speed")
+    fb.set("opt_level", "speed").map_err(|e| JitError::Host(e.to_string()))?;
+    fb.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })
         .map_err(|e| JitError::Host(e.to_string()))?;
-    fb.set(
-        "enable_verifier",
-        if cfg!(debug_assertions) {
-            "true"
-        } else {
-            "false"
-        },
-    )
-    .map_err(|e| JitError::Host(e.to_string()))?;
     let builder = cranelift_native::builder().map_err(|e| JitError::Host(e.to_string()))?;
-    builder
-        .finish(settings::Flags::new(fb))
-        .map_err(|e| JitError::Host(e.to_string()))
+    builder.finish(settings::Flags::new(fb)).map_err(|e| JitError::Host(e.to_string()))
 }
 
 impl Jit {
@@ -326,17 +298,10 @@ impl Jit {
         sig.params.push(AbiParam::new(ptr));
         sig.params.push(AbiParam::new(types::I64));
         sig.params.push(AbiParam::new(types::I64));
-        let err = |message: String| JitError::Codegen {
-            kernel: spec.name.clone(),
-            message,
-        };
+        let err = |message: String| JitError::Codegen { kernel: spec.name.clone(), message };
         let id = self
             .module
-            .declare_function(
-                &format!("{}_{}", spec.name, self.pending.len()),
-                Linkage::Local,
-                &sig,
-            )
+            .declare_function(&format!("{}_{}", spec.name, self.pending.len()), Linkage::Local, &sig)
             .map_err(|e| err(e.to_string()))?;
         let mut ctx: Context = self.module.make_context();
         ctx.func = Function::with_name_signature(Default::default(), sig);
@@ -351,31 +316,16 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
         }
-        let clif = if self.keep_listings {
-            ctx.func.display().to_string()
-        } else {
-            String::new()
-        };
+        let clif = if self.keep_listings { ctx.func.display().to_string() } else { String::new() };
         ctx.set_disasm(self.keep_listings);
         let t0 = Instant::now();
-        self.module
-            .define_function(id, &mut ctx)
-            .map_err(|e| err(format!("{e:?}")))?;
+        self.module.define_function(id, &mut ctx).map_err(|e| err(format!("{e:?}")))?;
         let compile_time = t0.elapsed();
         let (vcode, code_bytes) = match ctx.compiled_code() {
-            Some(cc) => (
-                cc.vcode.clone().unwrap_or_default(),
-                cc.code_info().total_size as usize,
-            ),
+            Some(cc) => (cc.vcode.clone().unwrap_or_default(), cc.code_info().total_size as usize),
             None => (String::new(), 0),
         };
-        self.records.push(KernelRecord {
-            name: spec.name.clone(),
-            clif,
-            vcode,
-            code_bytes,
-            compile_time,
-        });
+        self.records.push(KernelRecord { name: spec.name.clone(), clif, vcode, code_bytes, compile_time });
         self.module.clear_context(&mut ctx);
         self.pending.push((id, spec));
         Ok(KernelId(self.pending.len() - 1))
@@ -385,10 +335,7 @@ impl Jit {
     pub fn finish(mut self) -> Result<CompiledKernels, JitError> {
         self.module
             .finalize_definitions()
-            .map_err(|e| JitError::Codegen {
-                kernel: "<module>".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| JitError::Codegen { kernel: "<module>".into(), message: e.to_string() })?;
         let kernels = self
             .pending
             .into_iter()
@@ -400,10 +347,6 @@ impl Jit {
                 Kernel { spec, f }
             })
             .collect();
-        Ok(CompiledKernels {
-            kernels,
-            records: self.records,
-            _code: CodeMemory(Some(self.module)),
-        })
+        Ok(CompiledKernels { kernels, records: self.records, _code: CodeMemory(Some(self.module)) })
     }
 }

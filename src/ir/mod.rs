@@ -125,12 +125,7 @@ pub type Path = Vec<Hop>;
 pub enum LayerKind {
     /// y = W x (+ b). `complex` is set for a dense map on fermion fields (no symmetry), whose
     /// `in_features`/`out_features` count complex components (12 per site per feature).
-    Dense {
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
-        complex: bool,
-    },
+    Dense { in_features: usize, out_features: usize, bias: bool, complex: bool },
     /// A stride-1 convolution over the spatial axes of a `[channels, spatial...]` value.
     Conv {
         in_channels: usize,
@@ -153,12 +148,7 @@ pub enum LayerKind {
     /// Parallel-transport convolution (models.md §1.3/§1.4): out_i = sum_j sum_p W_ijp T_p in_j,
     /// W a complex 4x4 spin matrix acting as W (x) 1_colour; path 0 (identity) is always present
     /// and is the first entry of `paths`. `local` makes the weights site dependent.
-    Ptc {
-        n_in: usize,
-        n_out: usize,
-        paths: Vec<Path>,
-        local: bool,
-    },
+    Ptc { n_in: usize, n_out: usize, paths: Vec<Path>, local: bool },
     /// Weightless parallel transport (models.md §1.5): output feature k = T_{paths[k]} input k.
     Transport { paths: Vec<Path> },
     /// Elementwise sum of two values of the same type (residual connection).
@@ -287,16 +277,8 @@ pub enum LossSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum OptimizerSpec {
-    Sgd {
-        lr: f64,
-        momentum: f64,
-    },
-    Adam {
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-    },
+    Sgd { lr: f64, momentum: f64 },
+    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -309,14 +291,9 @@ pub enum TrainLength {
 pub enum Schedule {
     Constant,
     /// Cosine decay from lr to lr * `floor` over the run.
-    Cosine {
-        floor: f64,
-    },
+    Cosine { floor: f64 },
     /// Multiply lr by `gamma` every `every` epochs (or steps).
-    Step {
-        every: usize,
-        gamma: f64,
-    },
+    Step { every: usize, gamma: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -324,10 +301,5 @@ pub enum EvalSpec {
     /// Classifier: accuracy on the test set.
     Accuracy,
     /// Preconditioner: FGMRES with and without the network.
-    Fgmres {
-        tol: f64,
-        restart: usize,
-        rhs: usize,
-        max_iterations: usize,
-    },
+    Fgmres { tol: f64, restart: usize, rhs: usize, max_iterations: usize },
 }
