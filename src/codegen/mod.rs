@@ -4,11 +4,14 @@
 
 pub mod activation;
 pub mod classifier;
+pub mod complex;
 pub mod contraction;
 pub mod conv;
 pub mod dense;
 pub mod jit;
+pub mod lattice_layout;
 pub mod loops;
 pub mod plan;
+pub mod ptc;
 pub mod simd;
 pub mod softmax;

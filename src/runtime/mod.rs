@@ -36,4 +36,6 @@ pub trait Classifier: Send + Sync {
 }
 
 pub mod init;
+pub mod lattice_net;
+pub mod lattice_reference;
 pub mod reference;
