@@ -3,7 +3,8 @@
 //! GFLOP/s as criterion element throughput (1 element = 1 flop), the training step of both
 //! digit networks at batch 64, and whole-model compile time.
 //!
-//! Run: `cargo bench --bench kernels` (add a filter such as `-- step/` for a subset).
+//! Run: `cargo bench --bench kernels` (add a filter such as `-- step/` for a subset; the
+//! `cpu_time/` lines are printed first on every run).
 //! This machine's ceilings (design/cranelift.md): 68 GFLOP/s per core with 128-bit f32
 //! vectors, 268 with AVX-512.
 
@@ -107,7 +108,11 @@ fn bench_net(c: &mut Criterion, group: &str, g: &Graph, strategies: &[StrategyCh
     let mut logp = vec![0f32; BATCH * classes(g)];
     for &s in strategies {
         let jit = JitClassifier::compile(g, &opts(s)).expect("compile");
-        for p in jit.plans().iter().filter(|_| std::env::var_os("SHOW_PLANS").is_some()) {
+        for p in jit
+            .plans()
+            .iter()
+            .filter(|_| std::env::var_os("SHOW_PLANS").is_some())
+        {
             eprintln!(
                 "  {group}/{s:?}: {} {:?} -> {:?} ({})",
                 p.layer, p.pass, p.strategy, p.reason
@@ -196,5 +201,63 @@ fn compile(c: &mut Criterion) {
     grp.finish();
 }
 
-criterion_group!(benches, layers, networks, compile);
+/// Process CPU seconds (user + system) from /proc/self/stat; `None` off Linux.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+    Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+}
+
+/// CPU time per training step and per compile, summed over all threads: on a shared, loaded
+/// machine wall time measures the neighbours, CPU time measures the work (it still includes
+/// cache misses caused by them). Printed, not a criterion measurement.
+fn cpu_time(_c: &mut Criterion) {
+    let reps = 20;
+    for (name, g) in [
+        ("digits_conv", digits_conv(Activation::Relu)),
+        ("digits_dense", digits_dense(Activation::Relu)),
+    ] {
+        for s in [
+            StrategyChoice::Auto,
+            StrategyChoice::ForceJit,
+            StrategyChoice::ForceGemm,
+        ] {
+            let mut d = data(&g);
+            let (Some(c0), t0) = (cpu_seconds(), std::time::Instant::now()) else {
+                return;
+            };
+            for _ in 0..reps {
+                black_box(JitClassifier::compile(&g, &opts(s)).expect("compile"));
+            }
+            let (Some(c1), t1) = (cpu_seconds(), std::time::Instant::now()) else {
+                return;
+            };
+            let jit = JitClassifier::compile(&g, &opts(s)).expect("compile");
+            jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad)
+                .expect("step");
+            let (Some(c2), t2) = (cpu_seconds(), std::time::Instant::now()) else {
+                return;
+            };
+            for _ in 0..reps {
+                black_box(
+                    jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad)
+                        .expect("step"),
+                );
+            }
+            let (Some(c3), t3) = (cpu_seconds(), std::time::Instant::now()) else {
+                return;
+            };
+            let ms = |c: f64| c * 1e3 / reps as f64;
+            eprintln!(
+                "cpu_time/{name}/{s:?}: compile {:.1} ms CPU ({:.1} ms wall); train step {:.1} ms CPU ({:.1} ms wall)",
+                ms(c1 - c0),
+                ms((t1 - t0).as_secs_f64()),
+                ms(c3 - c2),
+                ms((t3 - t2).as_secs_f64())
+            );
+        }
+    }
+}
+
+criterion_group!(benches, cpu_time, layers, networks, compile);
 criterion_main!(benches);

@@ -378,13 +378,13 @@ pub fn lower(
                     kernels.push(copy(lw, &mut steps.backward, c, target, dx)?);
                 }
                 loops = vec![
-                    format!("for ci block of 2 (threads)"),
+                    "for ci block of 2 (threads)".to_string(),
                     format!(
-                        "for window offset {window:?}, output rows {:?}: dX row block += (L1)",
+                        "for output rows {:?}, window offsets {window:?}: dX rows += (L1)",
                         &o[..last]
                     ),
                     format!(
-                        "for lanes in 0..{} step {}: for co in 0..{co} (unrolled) W broadcast",
+                        "for lanes in 0..{} step {}: for co in 0..{co}: W broadcast",
                         o[last] * bp,
                         6 * prec.lanes()
                     ),
@@ -522,7 +522,7 @@ pub fn lower(
             steps.backward.push(Step::Kernel { id, args });
             kernels.push(kname);
             vec![
-                format!("for (co block of 2, ci, window rows) (threads)"),
+                "for (co block of 2, ci, window rows) (threads)".to_string(),
                 format!(
                     "for last window offset step 4; output rows {:?}",
                     &o[..last]
