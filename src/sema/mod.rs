@@ -50,10 +50,17 @@ pub fn compile_with(name: &str, text: &str, opts: &Options) -> Result<Graph, Dia
 fn diagnostics(name: &str, text: &str, problems: Vec<Problem>) -> Diagnostics {
     // A line too long to show is cut in the copy miette renders, so a report never prints
     // megabytes of source.
-    if let Some(p) = problems.iter().find(|p| p.code == Code::LineTooLong) {
-        let cut = p.span.start;
-        let line_end = text[cut..].find('\n').map_or(text.len(), |i| cut + i);
-        let shown = format!("{} …{}", &text[..cut.min(line_end)], &text[line_end..]);
+    if let Some(i) = problems.iter().position(|p| p.code == Code::LineTooLong) {
+        let at = problems[i].span.start.min(text.len());
+        let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let line_end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+        let mut keep = (line_start + 100).min(line_end);
+        while !text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let shown = format!("{} …{}", &text[..keep], &text[line_end..]);
+        let mut problems = problems;
+        problems[i].span = Span { start: keep + 1, end: keep + 1 + '…'.len_utf8() };
         return Diagnostics::new(name, &shown, problems);
     }
     Diagnostics::new(name, text, problems)
@@ -72,7 +79,7 @@ pub fn check(
 ) -> Result<Graph, Vec<Problem>> {
     let mut problems = Vec::new();
     let Some(net) = model.networks.first() else {
-        let at = Span::point(text.len());
+        let at = Span::point(0);
         let msg =
             if text.trim().is_empty() { "the file is empty" } else { "the file holds no network" };
         problems.push(Problem::new(Code::Empty, at, msg, "expected `network NAME { ... }`").help(

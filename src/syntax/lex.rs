@@ -53,7 +53,7 @@ pub fn scan(text: &str) -> Vec<Problem> {
                         "a line of {} bytes is longer than the limit of {MAX_LINE}",
                         line.len()
                     ),
-                    "the line is cut here",
+                    "the rest of the line is not shown",
                 )
                 .help("break the line; .sym statements can span several lines"),
             );
