@@ -189,24 +189,7 @@ pub fn load_model_with(path: &Path, opts: &Options) -> Result<Graph, LoadError> 
     let name = path.display().to_string();
     let bytes =
         read_limited(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            // The lossy copy replaces bad bytes with U+FFFD (3 bytes); the valid prefix is identical.
-            let end = lossy[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-            let p = Problem::new(
-                Code::NotUtf8,
-                Span { start: at, end },
-                "the file is not valid UTF-8",
-                "invalid byte sequence here",
-            )
-            .help("save the file as UTF-8 text; .sym files are plain text");
-            return Err(LoadError::Model(Box::new(Diagnostics::new(&name, &lossy, vec![p]))));
-        }
-    };
-    let mut graph = compile_with(&name, &text, opts).map_err(|d| LoadError::Model(Box::new(d)))?;
+    let mut graph = compile_bytes(&name, bytes, opts)?;
     let base = path.parent().unwrap_or(Path::new("."));
     if let Some(t) = graph.train.as_mut() {
         if let Some(DataSource::Mnist { dir }) = t.data.as_mut() {
@@ -217,6 +200,33 @@ pub fn load_model_with(path: &Path, opts: &Options) -> Result<Graph, LoadError> 
         }
     }
     Ok(graph)
+}
+
+/// Check a model given as raw bytes (the file's content): invalid UTF-8 is reported at the
+/// first bad byte like any other problem in the model.
+pub fn compile_bytes(name: &str, bytes: Vec<u8>, opts: &Options) -> Result<Graph, LoadError> {
+    if bytes.len() > crate::syntax::lex::MAX_FILE {
+        let problems = vec![crate::syntax::lex::too_large()];
+        return Err(LoadError::Model(Box::new(Diagnostics::new(name, "", problems))));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            // The lossy copy replaces bad bytes with U+FFFD; the valid prefix is identical.
+            let end = lossy[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+            let p = Problem::new(
+                Code::NotUtf8,
+                Span { start: at, end },
+                "the file is not valid UTF-8",
+                "invalid byte sequence here",
+            )
+            .help("save the file as UTF-8 text; .sym files are plain text");
+            return Err(LoadError::Model(Box::new(Diagnostics::new(name, &lossy, vec![p]))));
+        }
+    };
+    compile_with(name, &text, opts).map_err(|d| LoadError::Model(Box::new(d)))
 }
 
 fn resolve(base: &Path, p: &str) -> String {
