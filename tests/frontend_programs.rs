@@ -108,10 +108,6 @@ fn image_network_with_padding_flatten_and_dense_head() {
             linear(7688 -> 10)
             output p: log_softmax
         }
-        train cnn {
-            data mnist("/abs/mnist")  optimizer sgd(lr = 0.1, momentum = 0.9)  batch 32
-            epochs 2  schedule step(every = 1, gamma = 0.5)  validation 0.1  seed 42
-        }
         "#,
     );
     assert_eq!(
@@ -140,10 +136,21 @@ fn image_network_with_padding_flatten_and_dense_head() {
     assert_eq!(g.value(g.layers[2].output), &ValueType::Real { shape: vec![8, 31, 31] });
     assert_eq!(8 * 31 * 31, 7688);
     assert_eq!(g.layers[1].kind, LayerKind::Activation(Activation::Tanh));
+    assert!(g.train.is_none());
+    let g = compile(
+        r#"
+        network small { input image: real[1, 28, 28] symmetry translation
+            linear(1 -> 10, window = 28) output p: log_softmax }
+        train small {
+            data mnist("/abs/mnist")  optimizer sgd(lr = 0.1, momentum = 0.9)  batch 32
+            epochs 2  schedule step(every = 1, gamma = 0.5)  validation 0.1  seed 42
+        }"#,
+    );
     let t = g.train.as_ref().expect("train");
     assert_eq!(t.schedule, Schedule::Step { every: 1, gamma: 0.5 });
     assert_eq!((t.batch, t.validation, t.seed), (32, 0.1, 42));
     assert_eq!(t.optimizer, ir::OptimizerSpec::Sgd { lr: 0.1, momentum: 0.9 });
+    assert_eq!(t.data, Some(ir::DataSource::Mnist { dir: "/abs/mnist".into() }));
 }
 
 #[test]
