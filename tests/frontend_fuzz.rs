@@ -241,3 +241,33 @@ fn pathological_inputs() {
     let g = g.expect("40 nested residuals");
     assert_eq!(g.layers.len(), 41);
 }
+
+/// Nesting right at the limit runs on a small stack: the lexical depth limit, not the stack
+/// size, is what bounds the recursive parser and checker.
+#[test]
+fn deepest_accepted_nesting_fits_a_small_stack() {
+    let depth = symc::syntax::lex::MAX_DEPTH;
+    let lists = format!(
+        "network n {{ input x: real[784] linear(784 -> 10, window = {}{}) output y: real }}",
+        "[".repeat(depth - 2),
+        "]".repeat(depth - 2)
+    );
+    let residuals = format!(
+        "network n {{ input x: real[8] {} relu {} output y: real }}",
+        "residual { ".repeat(depth - 1),
+        "} ".repeat(depth - 1)
+    );
+    let handle = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let a = symc::sema::compile_with("a.sym", &lists, &opts());
+            let b = symc::sema::compile_with("b.sym", &residuals, &opts());
+            (a.map_err(|d| d.codes()), b.map(|g| g.layers.len()).map_err(|d| d.codes()))
+        })
+        .expect("spawn");
+    let (a, b) = handle.join().expect("no stack overflow");
+    // A nested list is not a window (and a vector has no window): typed errors, not a crash.
+    assert_eq!(a.err(), Some(vec!["symc::sema::bad_argument", "symc::sema::bad_argument"]));
+    // 63 nested residual blocks around one relu: 1 relu + 63 adds.
+    assert_eq!(b, Ok(1 + (depth - 1)));
+}
