@@ -1038,8 +1038,10 @@ invariant, so the gate keeps the symmetry"
                 )
                 .help(format!("write `{in_count} -> {fout}`, or change the layer before it")),
             );
-            // Carry on with the declared output so later layers are still checked.
+            // Carry on with the declared output so later layers are still checked; sizes are
+            // computed from the value actually received (the graph is discarded anyway).
         }
+        let fin = in_count;
         match cur {
             ValueType::Real { shape } => {
                 if let Some(r) = reach.span {
