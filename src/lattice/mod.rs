@@ -9,6 +9,9 @@ pub mod fermion;
 pub mod gamma;
 pub mod gauge;
 pub mod geometry;
+pub mod heatbath;
+pub mod io;
+pub mod rng;
 pub mod su3;
 pub mod wilson;
 
