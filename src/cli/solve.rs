@@ -318,7 +318,7 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         max_iterations: args.max_iterations,
     };
     eprintln!(
-        "{}: {}x{}x{}x{}, plaquette {plaquette:.8}; m = {}, c_sw = {}, {:?} time, {:?} operator",
+        "{}: {}x{}x{}x{}, plaquette {plaquette:.8}; m = {}, c_sw = {}, {} time, {} operator",
         args.gauge.display(),
         dims[0],
         dims[1],
@@ -326,8 +326,8 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         dims[3],
         args.mass,
         args.csw,
-        args.boundary,
-        args.precision
+        format!("{:?}", args.boundary).to_lowercase(),
+        format!("{:?}", args.precision).to_lowercase()
     );
     let out = run_solves(
         &gauge,
