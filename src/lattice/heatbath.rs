@@ -145,7 +145,8 @@ impl Heatbath {
 
     /// Continues a chain from `field`, which has had `sweeps_done` compound sweeps with this
     /// seed (the sweep index keys the random numbers, so continuing at the right count gives
-    /// exactly the chain an uninterrupted run would have produced).
+    /// exactly the chain an uninterrupted run would have produced). Panics when [`validate`]
+    /// rejects the dimensions or parameters.
     pub fn from_field(field: GaugeField, params: &HeatbathParams, sweeps_done: u64) -> Self {
         if let Err(e) = validate(field.dims(), params) {
             panic!("{e}");
