@@ -20,7 +20,11 @@
 
 pub mod cli;
 pub mod codegen;
+pub mod diagnostics;
 pub mod ir;
 pub mod lattice;
 pub mod runtime;
-
+pub mod sema;
+pub mod solve;
+pub mod source;
+pub mod syntax;
