@@ -25,5 +25,7 @@ pub mod ir;
 pub mod lattice;
 pub mod runtime;
 pub mod sema;
+pub mod solve;
 pub mod source;
 pub mod syntax;
+pub mod train;
