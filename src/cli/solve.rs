@@ -305,6 +305,13 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
             solver,
         }));
     }
+    if args.precision == PrecisionArg::F32 && args.tol < 1e-6 {
+        eprintln!(
+            "warning: an f32 operator limits the true residual to about 1e-6; --tol {:e} is \
+             probably unreachable (use --precision f64)",
+            args.tol
+        );
+    }
     let file = read_gauge(&args.gauge).map_err(Failure::io)?;
     let gauge = file.field;
     let dims = gauge.dims();
