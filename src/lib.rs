@@ -28,3 +28,4 @@ pub mod sema;
 pub mod solve;
 pub mod source;
 pub mod syntax;
+pub mod train;
