@@ -6,7 +6,9 @@
 //! virtual-node layout (`codegen::lattice_layout`) are built once in [`LatticeNet::compile`]. Each
 //! call converts the input from the reference layout to AoSoA buffers, runs the layer kernels on
 //! both cores (rayon over outer sites), refreshes the ghost slabs after every stencil output,
-//! and converts back. Gradients follow the convention of `runtime::lattice_reference` (the real
+//! and converts back. Stencil layers and residual adds run as JIT kernels; the norm gate is
+//! evaluated in plain Rust over the AoSoA buffers (rayon), because it needs `exp`, for which
+//! cranelift has no instruction. Gradients follow the convention of `runtime::lattice_reference` (the real
 //! gradient with respect to the (re, im) pairs, no factor 2), which is what Adam on Re/Im needs.
 //! [`ReferenceLatticeNet`](super::lattice_reference::ReferenceLatticeNet) is the same API
 //! evaluated naively; the tests compare the two.
@@ -34,7 +36,8 @@ pub struct LatticeNetOptions {
 /// How one layer runs.
 enum LayerExec<T> {
     Stencil(Box<StencilLayer<T>>),
-    Add,
+    /// JIT elementwise sum over all slots of the operands.
+    Add(KernelId),
     NormGate,
 }
 
@@ -316,7 +319,33 @@ impl<T: SimdReal> LatticeNet<T> {
                         back_site: Vec::new(),
                     }))
                 }
-                LayerKind::Add => LayerExec::Add,
+                LayerKind::Add => {
+                    let n = features(graph, l.output);
+                    let name = format!("{}_{}_add", l.name, T::NAME);
+                    let k = crate::codegen::ptc::define_add(
+                        &mut jit,
+                        &name,
+                        n * layout.ext_slots,
+                        layout.lanes,
+                        T::vector_type(),
+                    )?;
+                    let sz = std::mem::size_of::<T>() as f64;
+                    let len = (n * layout.field_len()) as f64;
+                    plans.push(KernelPlan {
+                        layer: l.name.clone(),
+                        pass: Pass::Forward,
+                        strategy: crate::codegen::plan::Strategy::Jit,
+                        reason: "residual connection (the backward pass passes the gradient to both inputs)".into(),
+                        loops: vec![format!("for slot in 0..{} (rayon): 24 vector adds", n * layout.ext_slots)],
+                        layout: format!("AoSoA-{} over sites incl. ghost slabs", layout.lanes),
+                        fused: vec![],
+                        flops: (n * layout.volume() * 24) as f64,
+                        bytes: 3.0 * len * sz,
+                        kernels: vec![name],
+                        compile_time: Default::default(),
+                    });
+                    LayerExec::Add(k)
+                }
                 LayerKind::NormGate => LayerExec::NormGate,
                 _ => unreachable!("rejected by check_graph"),
             };
@@ -512,12 +541,13 @@ impl<T: SimdReal> LatticeNet<T> {
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), false);
                     self.run_stencil(s.fwd, &s.fwd_tab, x, s.n_out, &w)?
                 }
-                LayerExec::Add => {
+                LayerExec::Add(k) => {
                     let b = &vals[l.inputs[1].index()];
-                    x.par_iter()
-                        .zip(b.par_iter())
-                        .map(|(a, b)| *a + *b)
-                        .collect()
+                    let mut out = self.field_buffer(features(&self.graph, l.output));
+                    self.kernels
+                        .kernel(*k)
+                        .call_parallel(&mut [T::arg(x), T::arg(b), T::arg_mut(&mut out)], 64)?;
+                    out
                 }
                 LayerExec::NormGate => norm_gate_aosoa(x, self.layout.lanes, false, None),
             };
@@ -632,7 +662,7 @@ impl<T: SimdReal> LatticeNet<T> {
                         self.recycle(spent);
                     }
                 }
-                LayerExec::Add => {
+                LayerExec::Add(_) => {
                     add_grad(&mut grads, l.inputs[0].index(), gout.clone());
                     add_grad(&mut grads, l.inputs[1].index(), gout);
                 }
