@@ -135,6 +135,45 @@ fn wilson<T: SimdReal>(c: &mut Criterion) {
         b.iter(|| LinearOperator::apply(&jit, &mut out, &psi))
     });
     g.finish();
+    cpu_report(&format!("wilson reference_{}", T::NAME), 200, || {
+        reference.apply(&mut out, &psi)
+    });
+    cpu_report(&format!("wilson jit_{}", T::NAME), 400, || {
+        LinearOperator::apply(&jit, &mut out, &psi)
+    });
+}
+
+/// Process CPU time (user + system, both threads) from /proc/self/stat, in seconds. On this
+/// shared machine the wall time depends on how many other processes compete for the cores; the
+/// CPU time is the less load-sensitive number and is what the Python drivers print as "cpu".
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the ")" that closes the command name: state is field 3, utime 14, stime 15
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on Linux x86-64
+    Some((utime + stime) / 100.0)
+}
+
+/// Runs `f` `iters` times and prints wall and process-CPU milliseconds per call.
+fn cpu_report(name: &str, iters: usize, mut f: impl FnMut()) {
+    let Some(c0) = process_cpu_seconds() else {
+        eprintln!("cpu time {name}: /proc/self/stat unavailable");
+        return;
+    };
+    let t0 = std::time::Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().unwrap_or(c0) - c0;
+    eprintln!(
+        "cpu time {name}: {:.3} ms cpu/call, {:.3} ms wall/call over {iters} calls",
+        cpu * 1e3 / iters as f64,
+        wall * 1e3 / iters as f64
+    );
 }
 
 fn one_hop() -> Vec<PtcPath> {
@@ -248,35 +287,33 @@ fn train_step(c: &mut Criterion, name: &str, features: &[usize]) {
     g.measurement_time(Duration::from_secs(4));
     g.sample_size(20);
     let mut last_loss = 0.0f64;
-    g.bench_function(format!("{name}_f32"), |b| {
-        b.iter(|| {
-            for x in v.iter_mut() {
-                // torch.randn for complex dtypes: variance 1/2 per real component
-                let re: f32 = StandardNormal.sample(&mut rng);
-                let im: f32 = StandardNormal.sample(&mut rng);
-                *x = Complex::new(re, im) * std::f32::consts::FRAC_1_SQRT_2;
+    let mut step = || {
+        for x in v.iter_mut() {
+            // torch.randn for complex dtypes: variance 1/2 per real component
+            let re: f32 = StandardNormal.sample(&mut rng);
+            let im: f32 = StandardNormal.sample(&mut rng);
+            *x = Complex::new(re, im) * std::f32::consts::FRAC_1_SQRT_2;
+        }
+        LinearOperator::apply(&d, &mut dv, &v);
+        let dnorm2: f64 = dv.iter().map(|c| c.norm_sqr() as f64).sum();
+        let scale = (2.0 / dnorm2) as f32;
+        let mut loss = 0.0f64;
+        let seed = |o: &[Complex<f32>], gr: &mut [Complex<f32>]| {
+            for ((gr, o), t) in gr.iter_mut().zip(o).zip(&v) {
+                let r = o - t;
+                loss += r.norm_sqr() as f64;
+                *gr = r * scale;
             }
-            LinearOperator::apply(&d, &mut dv, &v);
-            let dnorm2: f64 = dv.iter().map(|c| c.norm_sqr() as f64).sum();
-            let scale = (2.0 / dnorm2) as f32;
-            let mut loss = 0.0f64;
-            let seed = |o: &[Complex<f32>], gr: &mut [Complex<f32>]| {
-                for ((gr, o), t) in gr.iter_mut().zip(o).zip(&v) {
-                    let r = o - t;
-                    loss += r.norm_sqr() as f64;
-                    *gr = r * scale;
-                }
-            };
-            if let Err(e) =
-                net.forward_backward(&params, &dv, Some(&mut out), seed, None, &mut grad)
-            {
-                panic!("forward_backward failed: {e}");
-            }
-            last_loss = loss / dnorm2;
-            opt.step(&mut params, &grad, 1e-2);
-        })
-    });
+        };
+        if let Err(e) = net.forward_backward(&params, &dv, Some(&mut out), seed, None, &mut grad) {
+            panic!("forward_backward failed: {e}");
+        }
+        last_loss = loss / dnorm2;
+        opt.step(&mut params, &grad, 1e-2);
+    };
+    g.bench_function(format!("{name}_f32"), |b| b.iter(&mut step));
     g.finish();
+    cpu_report(&format!("train step {name}_f32"), 30, &mut step);
     eprintln!("train step {name}: last loss {last_loss:.4}");
 }
 
