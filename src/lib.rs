@@ -20,6 +20,7 @@
 
 pub mod cli;
 pub mod codegen;
+pub mod inspect;
 pub mod ir;
 pub mod lattice;
 pub mod runtime;
