@@ -7,3 +7,4 @@
 
 pub mod isa_stats;
 pub mod roofline;
+pub mod verify;
