@@ -206,12 +206,12 @@ pub fn asm_view(records: &[KernelRecord], st: Style) -> String {
 /// The measured machine and its roofline in three lines.
 pub fn machine_view(m: &Machine, st: Style) -> String {
     let fma = if m.native_fma {
-        format!("≈ 2 pipes × 4 lanes × 2 flop × {:.2} GHz", m.effective_ghz)
+        format!("2 pipes × 4 lanes × 2 flop × {:.2} GHz", m.effective_ghz)
     } else {
         "no native FMA: mul + add".to_string()
     };
     format!(
-        "{} {} · {} threads · {}\n{} f32x4 FMA {:.1} GFLOP/s per core, {:.1} on {} threads ({fma})\n\
+        "{} {} · {} threads · {}\n{} f32x4 FMA {:.1} GFLOP/s/core, {:.1} on {} threads ({fma})\n\
          {} triad {:.1} GB/s · ridge {:.1} flop/B (below it a kernel is memory bound)\n",
         st.bold("machine "),
         m.cpu.model,
