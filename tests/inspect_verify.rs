@@ -8,6 +8,17 @@ use rand_chacha::ChaCha8Rng;
 use symc::inspect::verify::*;
 use symc::lattice::gauge::GaugeField;
 
+fn map(i: &[usize], o: &[usize], lo: &[usize], hi: &[usize]) -> ImageMap {
+    ImageMap {
+        in_shape: i.to_vec(),
+        out_shape: o.to_vec(),
+        margin_lo: lo.to_vec(),
+        margin_hi: hi.to_vec(),
+        axes: vec![true; lo.len()],
+        up_to_constant: false,
+    }
+}
+
 fn rng() -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(7)
 }
@@ -122,10 +133,7 @@ fn translation_check_passes_convolutions_and_fails_a_position_dependent_term() {
         "t",
         &ok,
         &x,
-        &[1, 9, 11],
-        &[1, 7, 9],
-        &[0, 0],
-        &[0, 0],
+        &map(&[1, 9, 11], &[1, 7, 9], &[0, 0], &[0, 0]),
         4,
         1e-12,
         &mut rng(),
@@ -138,10 +146,7 @@ fn translation_check_passes_convolutions_and_fails_a_position_dependent_term() {
         "t",
         &same,
         &x,
-        &[1, 9, 11],
-        &[1, 9, 11],
-        &[1, 1],
-        &[1, 1],
+        &map(&[1, 9, 11], &[1, 9, 11], &[1, 1], &[1, 1]),
         4,
         1e-12,
         &mut rng(),
@@ -153,10 +158,7 @@ fn translation_check_passes_convolutions_and_fails_a_position_dependent_term() {
         "t",
         &same,
         &x,
-        &[1, 9, 11],
-        &[1, 9, 11],
-        &[0, 0],
-        &[0, 0],
+        &map(&[1, 9, 11], &[1, 9, 11], &[0, 0], &[0, 0]),
         4,
         1e-12,
         &mut rng(),
@@ -168,10 +170,7 @@ fn translation_check_passes_convolutions_and_fails_a_position_dependent_term() {
         "t",
         &broken,
         &x,
-        &[1, 9, 11],
-        &[1, 7, 9],
-        &[0, 0],
-        &[0, 0],
+        &map(&[1, 9, 11], &[1, 7, 9], &[0, 0], &[0, 0]),
         4,
         1e-6,
         &mut rng(),
@@ -188,10 +187,7 @@ fn translation_check_skips_outputs_without_room() {
         "t",
         &f,
         &x,
-        &[1, 2, 2],
-        &[1, 1, 1],
-        &[0, 0],
-        &[0, 0],
+        &map(&[1, 2, 2], &[1, 1, 1], &[0, 0], &[0, 0]),
         2,
         1e-12,
         &mut rng(),
@@ -286,5 +282,140 @@ fn shifts_and_transformations_are_exact_inverses_of_themselves() {
     assert_eq!(
         shift_image(&x, &[1, 3, 4], &[1, -1]),
         vec![0., 0., 0., 0., 1., 2., 3., 0., 5., 6., 7., 0.]
+    );
+}
+
+/// conv(same, 3x5) → relu → conv(valid, 3x3) → flatten → dense → log_softmax, built by hand.
+fn small_net() -> symc::ir::Graph {
+    use symc::ir::*;
+    let real = |s: &[usize]| ValueType::Real { shape: s.to_vec() };
+    let layer = |kind, i: u32, params: Vec<u32>, name: &str| Layer {
+        kind,
+        inputs: vec![ValueId(i)],
+        output: ValueId(i + 1),
+        params: params.into_iter().map(ParamId).collect(),
+        name: name.into(),
+        span: Span::default(),
+    };
+    let p = |name: &str, shape: &[usize], offset| Param {
+        name: name.into(),
+        shape: shape.to_vec(),
+        complex: false,
+        offset,
+    };
+    Graph {
+        name: "small".into(),
+        symmetry: Symmetry::Translation { axes: vec![1, 2] },
+        lattice: None,
+        values: vec![
+            real(&[1, 8, 9]),
+            real(&[2, 8, 9]),
+            real(&[2, 8, 9]),
+            real(&[2, 6, 7]),
+            real(&[84]),
+            real(&[3]),
+            real(&[3]),
+        ],
+        input_name: "x".into(),
+        layers: vec![
+            layer(
+                LayerKind::Conv {
+                    in_channels: 1,
+                    out_channels: 2,
+                    window: vec![3, 5],
+                    padding: Padding::Same,
+                    bias: true,
+                    in_spatial: vec![8, 9],
+                    out_spatial: vec![8, 9],
+                },
+                0,
+                vec![0, 1],
+                "c1",
+            ),
+            layer(LayerKind::Activation(Activation::Relu), 1, vec![], "relu1"),
+            layer(
+                LayerKind::Conv {
+                    in_channels: 2,
+                    out_channels: 2,
+                    window: vec![3, 3],
+                    padding: Padding::Valid,
+                    bias: false,
+                    in_spatial: vec![8, 9],
+                    out_spatial: vec![6, 7],
+                },
+                2,
+                vec![2],
+                "c2",
+            ),
+            layer(LayerKind::Flatten, 3, vec![], "flat"),
+            layer(
+                LayerKind::Dense {
+                    in_features: 84,
+                    out_features: 3,
+                    bias: false,
+                    complex: false,
+                },
+                4,
+                vec![3],
+                "d",
+            ),
+            layer(LayerKind::LogSoftmax, 5, vec![], "ls"),
+        ],
+        params: vec![
+            p("c1.w", &[2, 1, 3, 5], 0),
+            p("c1.b", &[2], 30),
+            p("c2.w", &[2, 2, 3, 3], 32),
+            p("d.w", &[3, 84], 68),
+        ],
+        output: ValueId(6),
+        train: None,
+    }
+}
+
+#[test]
+fn translation_prefixes_carry_padding_margins_and_stop_at_flatten() {
+    let g = small_net();
+    let p = translation_prefixes(&g);
+    assert_eq!(p.len(), 3);
+    assert_eq!(
+        (p[0].layers, p[0].margin_lo.clone(), p[0].margin_hi.clone()),
+        (1, vec![1, 2], vec![1, 2])
+    );
+    assert_eq!(p[2].out_shape, vec![2, 6, 7]);
+    assert_eq!(
+        (p[2].margin_lo.clone(), p[2].margin_hi.clone()),
+        (vec![1, 2], vec![1, 2])
+    );
+    let pg = prefix_graph(&g, 3).unwrap();
+    assert_eq!(pg.layers.len(), 4);
+    assert_eq!(pg.params.len(), 3);
+    assert_eq!(pg.param_scalars(), 68);
+    assert_eq!(pg.layers[3].kind, symc::ir::LayerKind::LogSoftmax);
+    assert_eq!(
+        pg.value(pg.output),
+        &symc::ir::ValueType::Real {
+            shape: vec![2, 6, 7]
+        }
+    );
+}
+
+#[test]
+fn up_to_constant_allows_only_a_common_offset() {
+    let x = gaussian(99, &mut rng());
+    let mut m = map(&[1, 9, 11], &[1, 7, 9], &[0, 0], &[0, 0]);
+    m.up_to_constant = true;
+    // A normaliser that depends on the whole input (like log-softmax's log-sum-exp).
+    let norm = |x: &[f64]| {
+        let y = conv(x, &|_, _| 0.0, false);
+        let c = y.iter().map(|v| v.exp()).sum::<f64>().ln();
+        Ok(y.iter().map(|v| v - c).collect())
+    };
+    let c = translation_check("t", &norm, &x, &m, 3, 1e-12, &mut rng()).unwrap();
+    assert!(c.passed, "{c:?}");
+    m.up_to_constant = false;
+    let c = translation_check("t", &norm, &x, &m, 3, 1e-12, &mut rng()).unwrap();
+    assert!(
+        !c.passed,
+        "without the allowance the normaliser breaks the check: {c:?}"
     );
 }

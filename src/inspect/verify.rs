@@ -274,7 +274,9 @@ pub fn shift_image(x: &[f64], shape: &[usize], shift: &[isize]) -> Vec<f64> {
 
 /// Compare `y_shifted[c, p]` with `y[c, p − shift]` for the positions `p` where both `p` and
 /// `p − shift` lie inside `[margin_lo, extent − margin_hi)` on every axis: the region that no
-/// zero-filled or padded value can reach. Returns (max abs error, max |y|, compared count).
+/// zero-filled or padded value can reach. With `up_to_constant`, one common offset is allowed
+/// (the mean difference is removed first): a map followed by a log-softmax over all positions is
+/// equivariant only up to the per-sample normaliser. Returns (max abs error, max |y|, count).
 pub fn translation_error(
     y: &[f64],
     y_shifted: &[f64],
@@ -282,6 +284,7 @@ pub fn translation_error(
     shift: &[isize],
     margin_lo: &[usize],
     margin_hi: &[usize],
+    up_to_constant: bool,
 ) -> (f64, f64, usize) {
     let spatial = &shape[1..];
     let per_channel: usize = spatial.iter().product();
@@ -313,31 +316,60 @@ pub fn translation_error(
         }
     }
     let n = pairs.len();
-    let (abs, scale) = max_diff(pairs.into_iter());
+    let offset = if up_to_constant && n > 0 {
+        pairs.iter().map(|(a, b)| a - b).sum::<f64>() / n as f64
+    } else {
+        0.0
+    };
+    let (abs, scale) = max_diff(pairs.into_iter().map(|(a, b)| (a - offset, b)));
     (abs, scale, n)
 }
 
-/// Translation equivariance of an image map `f` (one sample in, one sample out) with the given
-/// input/output shapes and output margins; `shifts` random shifts of up to `max_shift` per axis.
-#[allow(clippy::too_many_arguments)]
+/// Where an image map lives: input/output shapes `[channels, spatial...]`, the output margins
+/// that padding can reach, the spatial axes the symmetry is declared for, and whether the map
+/// ends in a normaliser over all positions (log-softmax) that makes it equivariant only up to a
+/// per-sample constant.
+#[derive(Clone, Debug)]
+pub struct ImageMap {
+    pub in_shape: Vec<usize>,
+    pub out_shape: Vec<usize>,
+    pub margin_lo: Vec<usize>,
+    pub margin_hi: Vec<usize>,
+    pub axes: Vec<bool>,
+    pub up_to_constant: bool,
+}
+
+/// Translation equivariance of an image map `f` (one sample in, one sample out): `shifts`
+/// random shifts of up to 3 per declared axis (fewer where the output is small), compared away
+/// from the borders.
 pub fn translation_check<R: Rng + ?Sized>(
     name: &str,
     f: &dyn Fn(&[f64]) -> Result<Vec<f64>, VerifyError>,
     input: &[f64],
-    in_shape: &[usize],
-    out_shape: &[usize],
-    margin_lo: &[usize],
-    margin_hi: &[usize],
+    map: &ImageMap,
     shifts: usize,
     tolerance: f64,
     rng: &mut R,
 ) -> Result<Check, VerifyError> {
+    let ImageMap {
+        in_shape,
+        out_shape,
+        margin_lo,
+        margin_hi,
+        axes: axes_mask,
+        up_to_constant,
+    } = map;
+    let up_to_constant = *up_to_constant;
     let axes = in_shape.len() - 1;
     // The largest shift that leaves a comparison region on every axis.
     let room: Vec<isize> = (0..axes)
         .map(|a| {
             let free = out_shape[a + 1] as isize - (margin_lo[a] + margin_hi[a]) as isize;
-            (free - 1).min(3)
+            if axes_mask.get(a).copied().unwrap_or(false) {
+                (free - 1).min(3)
+            } else {
+                0
+            }
         })
         .collect();
     if room.iter().all(|&r| r <= 0) {
@@ -372,7 +404,8 @@ pub fn translation_check<R: Rng + ?Sized>(
             s
         };
         let ys = f(&shift_image(input, in_shape, &s))?;
-        let (abs, scale, n) = translation_error(&y, &ys, out_shape, &s, margin_lo, margin_hi);
+        let (abs, scale, n) =
+            translation_error(&y, &ys, out_shape, &s, margin_lo, margin_hi, up_to_constant);
         compared += n;
         worst.0 = if abs.is_nan() {
             f64::NAN
@@ -526,4 +559,108 @@ pub fn lattice_translation_check<R: Rng + ?Sized>(
         shifts.join(" ")
     );
     Ok(Check::new(name, detail, abs, scale, tolerance))
+}
+
+/// A prefix of a translation network whose output is still an image, with the output margins
+/// (per spatial axis) that zero padding can reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImagePrefix {
+    /// Number of layers in the prefix.
+    pub layers: usize,
+    pub out_shape: Vec<usize>,
+    pub margin_lo: Vec<usize>,
+    pub margin_hi: Vec<usize>,
+}
+
+/// Every prefix of a chain of convolutions and activations, in order. A `same` convolution
+/// with window k makes the outer `(k−1)/2` (low side) and `k−1−(k−1)/2` (high side) positions
+/// read padding; a `valid` one keeps the margins of its input (its output is already cut).
+/// The walk stops at the first layer that is not translation-equivariant (flatten, dense,
+/// log-softmax) or does not continue the chain.
+pub fn translation_prefixes(graph: &crate::ir::Graph) -> Vec<ImagePrefix> {
+    use crate::ir::{LayerKind, Padding, ValueType};
+    let mut out = Vec::new();
+    let mut cur = crate::ir::ValueId(0);
+    let ValueType::Real { shape } = graph.value(cur) else {
+        return out;
+    };
+    let axes = shape.len().saturating_sub(1);
+    let (mut lo, mut hi) = (vec![0usize; axes], vec![0usize; axes]);
+    for (i, l) in graph.layers.iter().enumerate() {
+        if l.inputs.len() != 1 || l.inputs[0] != cur {
+            break;
+        }
+        match &l.kind {
+            LayerKind::Conv {
+                window, padding, ..
+            } => {
+                if window.len() != axes {
+                    break;
+                }
+                if *padding == Padding::Same {
+                    for a in 0..axes {
+                        let k = window[a];
+                        lo[a] += (k - 1) / 2;
+                        hi[a] += k - 1 - (k - 1) / 2;
+                    }
+                }
+            }
+            LayerKind::Activation(_) => {}
+            _ => break,
+        }
+        cur = l.output;
+        let ValueType::Real { shape } = graph.value(cur) else {
+            break;
+        };
+        out.push(ImagePrefix {
+            layers: i + 1,
+            out_shape: shape.clone(),
+            margin_lo: lo.clone(),
+            margin_hi: hi.clone(),
+        });
+    }
+    out
+}
+
+/// The first `layers` layers of `graph` followed by a log-softmax over the whole prefix
+/// output, so that a classifier executor (which always ends in its log-softmax head) can run
+/// the prefix. `None` when the prefix's parameters are not the leading parameters of the
+/// graph (then the flat parameter vector cannot simply be truncated).
+pub fn prefix_graph(graph: &crate::ir::Graph, layers: usize) -> Option<crate::ir::Graph> {
+    use crate::ir::{Layer, LayerKind, ValueId};
+    let kept = &graph.layers[..layers.min(graph.layers.len())];
+    let last = kept.last()?;
+    let mut used: Vec<usize> = kept
+        .iter()
+        .flat_map(|l| l.params.iter().map(|p| p.index()))
+        .collect();
+    used.sort_unstable();
+    if used.iter().enumerate().any(|(i, &p)| i != p) {
+        return None;
+    }
+    let params = graph.params[..used.len()].to_vec();
+    let max_value = kept.iter().map(|l| l.output.index()).max()?;
+    let mut values = graph.values[..=max_value].to_vec();
+    values.push(graph.value(last.output).clone());
+    let out = ValueId((values.len() - 1) as u32);
+    let mut layers_v = kept.to_vec();
+    layers_v.push(Layer {
+        kind: LayerKind::LogSoftmax,
+        inputs: vec![last.output],
+        output: out,
+        params: vec![],
+        name: "verify_head".into(),
+        span: last.span,
+    });
+    Some(crate::ir::Graph {
+        name: format!("{}[..{layers}]", graph.name),
+        symmetry: graph.symmetry.clone(),
+        lattice: graph.lattice,
+        values,
+        input_name: graph.input_name.clone(),
+        layers: layers_v,
+        params,
+        output: out,
+        train: None,
+    })
 }
