@@ -20,8 +20,12 @@
 
 pub mod cli;
 pub mod codegen;
+pub mod diagnostics;
 pub mod inspect;
 pub mod ir;
 pub mod lattice;
 pub mod runtime;
-
+pub mod sema;
+pub mod solve;
+pub mod source;
+pub mod syntax;

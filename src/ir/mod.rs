@@ -9,6 +9,7 @@
 //! values exist before it; every shape is fully known and non-zero; parameter offsets tile the
 //! flat parameter vector without gaps or overlap.
 
+pub mod cost;
 pub mod print;
 pub mod verify;
 

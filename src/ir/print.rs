@@ -1,1 +1,215 @@
 //! Stable text form of the IR, used by `symc inspect --ir` and snapshot tests.
+//!
+//! One line per entity, ids as in `Display` (`v3`, `l2`, `p1`). The format is stable: change
+//! it only together with the snapshots that pin it.
+//!
+//! ```text
+//! network digits_conv
+//!   symmetry translation(axes = 1..2)
+//!   v0 = input image: real[1, 28, 28]
+//!   l0 linear1: v1 = conv(v0; 1 -> 10, window [10, 10], valid, bias) : real[10, 19, 19]  [p0, p1]
+//!   p0 linear1.weight: real[10, 1, 10, 10] @ 0
+//!   output v7
+//! ```
+
+use super::{
+    Activation, EvalSpec, GaugeSource, Graph, LayerKind, LossSpec, OptimizerSpec, Padding,
+    Schedule, Symmetry, TrainLength, ValueType,
+};
+use std::fmt::{self, Write as _};
+
+fn dims(d: &[usize]) -> String {
+    d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// `real[1, 28, 28]`, `fermion[2] @ 8x8x8x16`.
+pub fn value_type(t: &ValueType) -> String {
+    match t {
+        ValueType::Real { shape } => format!("real[{}]", dims(shape)),
+        ValueType::Fermion { features, lattice } => format!(
+            "fermion[{features}] @ {}",
+            lattice.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+        ),
+    }
+}
+
+fn path(p: &[super::Hop]) -> String {
+    if p.is_empty() {
+        return "id".into();
+    }
+    p.iter()
+        .map(|h| {
+            format!(
+                "{}{}",
+                if h.forward { '+' } else { '-' },
+                ['x', 'y', 'z', 't'][h.mu as usize & 3]
+            )
+        })
+        .collect()
+}
+
+/// The short name of a layer kind (`dense`, `conv`, `ptc`, ...), as shown in tables.
+pub fn kind_name(k: &LayerKind) -> &'static str {
+    match k {
+        LayerKind::Dense { complex: false, .. } => "dense",
+        LayerKind::Dense { complex: true, .. } => "dense_complex",
+        LayerKind::Conv { .. } => "conv",
+        LayerKind::Activation(Activation::Relu) => "relu",
+        LayerKind::Activation(Activation::Tanh) => "tanh",
+        LayerKind::Activation(Activation::Sigmoid) => "sigmoid",
+        LayerKind::Activation(Activation::Identity) => "identity",
+        LayerKind::NormGate => "norm_gate",
+        LayerKind::Flatten => "flatten",
+        LayerKind::LogSoftmax => "log_softmax",
+        LayerKind::Ptc { local: false, .. } => "ptc",
+        LayerKind::Ptc { local: true, .. } => "ptc_local",
+        LayerKind::Transport { .. } => "transport",
+        LayerKind::Add => "add",
+    }
+}
+
+/// The attributes of a layer kind, e.g. `1 -> 10, window [10, 10], valid, bias`.
+pub fn kind_detail(k: &LayerKind) -> String {
+    match k {
+        LayerKind::Dense { in_features, out_features, bias, .. } => {
+            format!("{in_features} -> {out_features}{}", if *bias { ", bias" } else { "" })
+        }
+        LayerKind::Conv { in_channels, out_channels, window, padding, bias, .. } => format!(
+            "{in_channels} -> {out_channels}, window [{}], {}{}",
+            dims(window),
+            match padding {
+                Padding::Valid => "valid",
+                Padding::Same => "same",
+            },
+            if *bias { ", bias" } else { "" }
+        ),
+        LayerKind::Ptc { n_in, n_out, paths, .. } => format!(
+            "{n_in} -> {n_out}, paths [{}]",
+            paths.iter().map(|p| path(p)).collect::<Vec<_>>().join(", ")
+        ),
+        LayerKind::Transport { paths } => {
+            format!("paths [{}]", paths.iter().map(|p| path(p)).collect::<Vec<_>>().join(", "))
+        }
+        _ => String::new(),
+    }
+}
+
+/// The whole graph as stable text.
+pub fn print(g: &Graph) -> String {
+    let mut s = String::new();
+    let _ = write_graph(&mut s, g);
+    s
+}
+
+fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
+    writeln!(s, "network {}", g.name)?;
+    let sym = match &g.symmetry {
+        Symmetry::None => "none".to_string(),
+        Symmetry::Translation { axes } => format!("translation(axes = [{}])", dims(axes)),
+        Symmetry::GaugeSu3 => "gauge(SU3), translation".to_string(),
+    };
+    writeln!(s, "  symmetry {sym}")?;
+    if let Some(l) = g.lattice {
+        writeln!(
+            s,
+            "  lattice {}",
+            l.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" x ")
+        )?;
+    }
+    writeln!(s, "  v0 = input {}: {}", g.input_name, value_type(&g.values[0]))?;
+    for (i, l) in g.layers.iter().enumerate() {
+        let ins = l.inputs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        let detail = kind_detail(&l.kind);
+        let args = if detail.is_empty() { ins } else { format!("{ins}; {detail}") };
+        let params = if l.params.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", l.params.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
+        };
+        writeln!(
+            s,
+            "  l{i} {}: {} = {}({args}) : {}{params}",
+            l.name,
+            l.output,
+            kind_name(&l.kind),
+            value_type(g.value(l.output))
+        )?;
+    }
+    for (i, p) in g.params.iter().enumerate() {
+        writeln!(
+            s,
+            "  p{i} {}: {}[{}] @ {}",
+            p.name,
+            if p.complex { "complex" } else { "real" },
+            dims(&p.shape),
+            p.offset
+        )?;
+    }
+    writeln!(s, "  output {}", g.output)?;
+    if let Some(t) = &g.train {
+        writeln!(s, "train {}", g.name)?;
+        if let Some(super::DataSource::Mnist { dir }) = &t.data {
+            writeln!(s, "  data mnist({dir:?})")?;
+        }
+        match &t.gauge {
+            Some(GaugeSource::Generate { beta, seed, sweeps }) => {
+                writeln!(s, "  gauge generate(beta = {beta}, seed = {seed}, sweeps = {sweeps})")?
+            }
+            Some(GaugeSource::Load { path }) => writeln!(s, "  gauge load({path:?})")?,
+            Some(GaugeSource::Unit) => writeln!(s, "  gauge unit")?,
+            None => {}
+        }
+        if let Some(o) = &t.operator {
+            writeln!(
+                s,
+                "  operator wilson_clover(mass = {}, csw = {}, boundary = {:?})",
+                o.mass, o.csw, o.boundary
+            )?;
+        }
+        let loss = match &t.loss {
+            LossSpec::Nll => "nll".to_string(),
+            LossSpec::Preconditioner => "preconditioner".to_string(),
+            LossSpec::Filtered { iterations } => format!("filtered(iterations = {iterations})"),
+            LossSpec::Mse => "mse".to_string(),
+        };
+        writeln!(s, "  loss {loss}")?;
+        match &t.optimizer {
+            OptimizerSpec::Adam { lr, beta1, beta2, eps } => writeln!(
+                s,
+                "  optimizer adam(lr = {lr}, beta1 = {beta1}, beta2 = {beta2}, eps = {eps})"
+            )?,
+            OptimizerSpec::Sgd { lr, momentum } => {
+                writeln!(s, "  optimizer sgd(lr = {lr}, momentum = {momentum})")?
+            }
+        }
+        writeln!(s, "  batch {}", t.batch)?;
+        match t.length {
+            TrainLength::Epochs(n) => writeln!(s, "  epochs {n}")?,
+            TrainLength::Steps(n) => writeln!(s, "  steps {n}")?,
+        }
+        match &t.schedule {
+            Schedule::Constant => writeln!(s, "  schedule constant")?,
+            Schedule::Cosine { floor } => writeln!(s, "  schedule cosine(floor = {floor})")?,
+            Schedule::Step { every, gamma } => {
+                writeln!(s, "  schedule step(every = {every}, gamma = {gamma})")?
+            }
+        }
+        writeln!(s, "  validation {}", t.validation)?;
+        writeln!(s, "  seed {}", t.seed)?;
+        match &t.evaluate {
+            Some(EvalSpec::Accuracy) => writeln!(s, "  evaluate accuracy")?,
+            Some(EvalSpec::Fgmres { tol, restart, rhs, max_iterations }) => writeln!(
+                s,
+                "  evaluate fgmres(tol = {tol:e}, restart = {restart}, rhs = {rhs}, max_iterations = {max_iterations})"
+            )?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&print(self))
+    }
+}

@@ -1,1 +1,200 @@
 //! IR invariants; a failure here is a compiler bug, not a user error.
+//!
+//! [`verify`] checks what every consumer of a [`Graph`] relies on:
+//! 1. value ids are in range and layers are in topological order (inputs before outputs);
+//! 2. each value except the input is produced by exactly one layer, in order;
+//! 3. every shape is non-empty and non-zero, and each layer kind agrees with its input and
+//!    output types (feature counts, spatial extents, path counts);
+//! 4. PTC path 0 is the identity; parameters have the shapes their layer kind prescribes;
+//! 5. parameter offsets tile the flat vector in order, without gaps or overlap, and every
+//!    parameter belongs to exactly one layer.
+
+use super::{Graph, LayerKind, ValueType};
+use std::fmt;
+
+/// A broken invariant: always a bug in whatever produced the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyError {
+    /// The layer (name) or entity concerned.
+    pub at: String,
+    pub what: String,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IR invariant broken at {}: {}", self.at, self.what)
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+fn fail<T>(at: impl Into<String>, what: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError { at: at.into(), what: what.into() })
+}
+
+/// Check every invariant listed in the module doc.
+pub fn verify(g: &Graph) -> Result<(), VerifyError> {
+    if g.values.is_empty() {
+        return fail("graph", "no values (values[0] must be the input)");
+    }
+    for (i, v) in g.values.iter().enumerate() {
+        match v {
+            ValueType::Real { shape } if shape.is_empty() || shape.contains(&0) => {
+                return fail(format!("v{i}"), format!("bad shape {shape:?}"));
+            }
+            ValueType::Fermion { features, lattice }
+                if *features == 0 || lattice.dims.contains(&0) =>
+            {
+                return fail(format!("v{i}"), "zero features or lattice extent");
+            }
+            _ => {}
+        }
+    }
+    if g.output.index() >= g.values.len() {
+        return fail("graph", format!("output {} out of range", g.output));
+    }
+    let mut owner = vec![false; g.params.len()];
+    for (li, l) in g.layers.iter().enumerate() {
+        let at = format!("l{li} ({})", l.name);
+        if l.output.index() != li + 1 {
+            return fail(
+                at,
+                format!("produces {} but layer {li} must produce v{}", l.output, li + 1),
+            );
+        }
+        if l.inputs.is_empty() || l.inputs.iter().any(|v| v.index() > li) {
+            return fail(at, "an input is not defined before the layer");
+        }
+        for p in &l.params {
+            match owner.get_mut(p.index()) {
+                Some(o) if !*o => *o = true,
+                Some(_) => return fail(at, format!("parameter {p} is shared by two layers")),
+                None => return fail(at, format!("parameter {p} out of range")),
+            }
+        }
+        let inp = g.value(l.inputs[0]);
+        let out = g.value(l.output);
+        let pshape =
+            |k: usize| l.params.get(k).map(|p| (g.param(*p).shape.clone(), g.param(*p).complex));
+        match &l.kind {
+            LayerKind::Dense { in_features, out_features, bias, complex } => {
+                let div = if *complex { 2 } else { 1 };
+                if inp.real_len() != in_features * div || out.real_len() != out_features * div {
+                    return fail(at, "dense feature counts disagree with the value types");
+                }
+                if pshape(0) != Some((vec![*out_features, *in_features], *complex)) {
+                    return fail(at, "dense weight shape must be [out, in]");
+                }
+                let want = if *bias { Some((vec![*out_features], *complex)) } else { None };
+                if pshape(1) != want || l.params.len() != 1 + usize::from(*bias) {
+                    return fail(at, "dense bias parameter disagrees with `bias`");
+                }
+            }
+            LayerKind::Conv {
+                in_channels,
+                out_channels,
+                window,
+                bias,
+                in_spatial,
+                out_spatial,
+                ..
+            } => {
+                let mut ins = vec![*in_channels];
+                ins.extend(in_spatial);
+                let mut outs = vec![*out_channels];
+                outs.extend(out_spatial);
+                if *inp != (ValueType::Real { shape: ins })
+                    || *out != (ValueType::Real { shape: outs })
+                {
+                    return fail(at, "conv shapes disagree with the value types");
+                }
+                if window.len() != in_spatial.len() || window.contains(&0) {
+                    return fail(at, "conv window rank differs from the spatial rank");
+                }
+                let mut w = vec![*out_channels, *in_channels];
+                w.extend(window);
+                if pshape(0) != Some((w, false)) {
+                    return fail(at, "conv weight shape must be [out, in, window...]");
+                }
+                let want = if *bias { Some((vec![*out_channels], false)) } else { None };
+                if pshape(1) != want || l.params.len() != 1 + usize::from(*bias) {
+                    return fail(at, "conv bias parameter disagrees with `bias`");
+                }
+            }
+            LayerKind::Ptc { n_in, n_out, paths, local } => {
+                let (
+                    ValueType::Fermion { features: fi, lattice },
+                    ValueType::Fermion { features: fo, .. },
+                ) = (inp, out)
+                else {
+                    return fail(at, "PTC needs fermion values");
+                };
+                if fi != n_in || fo != n_out {
+                    return fail(at, "PTC feature counts disagree with the value types");
+                }
+                if paths.first().is_none_or(|p| !p.is_empty()) {
+                    return fail(at, "PTC path 0 must be the identity");
+                }
+                let mut s = vec![*n_out, *n_in, paths.len()];
+                if *local {
+                    s.push(lattice.volume());
+                }
+                s.extend([4, 4]);
+                if pshape(0) != Some((s, true)) || l.params.len() != 1 {
+                    return fail(
+                        at,
+                        "PTC weight shape must be [n_out, n_in, n_paths, (V,) 4, 4] complex",
+                    );
+                }
+            }
+            LayerKind::Transport { paths } => match inp {
+                ValueType::Fermion { features, .. } if *features == paths.len() && inp == out => {}
+                _ => return fail(at, "transport needs one fermion field per path"),
+            },
+            LayerKind::Add => {
+                if l.inputs.len() != 2 || g.value(l.inputs[1]) != inp || inp != out {
+                    return fail(at, "add needs two inputs of the output's type");
+                }
+            }
+            LayerKind::Flatten => {
+                if inp.real_len() != out.real_len()
+                    || !matches!(out, ValueType::Real { shape } if shape.len() == 1)
+                {
+                    return fail(at, "flatten must produce a vector of the same length");
+                }
+            }
+            LayerKind::Activation(_) | LayerKind::NormGate | LayerKind::LogSoftmax => {
+                if inp != out {
+                    return fail(at, "an elementwise layer must keep its value type");
+                }
+            }
+        }
+        if !matches!(
+            l.kind,
+            LayerKind::Dense { .. } | LayerKind::Conv { .. } | LayerKind::Ptc { .. }
+        ) && !l.params.is_empty()
+        {
+            return fail(at, "a weightless layer has parameters");
+        }
+    }
+    if g.layers.len() + 1 != g.values.len() {
+        return fail("graph", "every value but the input must be produced by one layer");
+    }
+    if let Some(i) = owner.iter().position(|o| !o) {
+        return fail(format!("p{i}"), "parameter not used by any layer");
+    }
+    let mut offset = 0usize;
+    for (i, p) in g.params.iter().enumerate() {
+        if p.offset != offset {
+            return fail(
+                format!("p{i} ({})", p.name),
+                format!("offset {} but expected {offset}", p.offset),
+            );
+        }
+        offset = match offset.checked_add(p.scalar_len()) {
+            Some(o) => o,
+            None => return fail(format!("p{i}"), "offset overflow"),
+        };
+    }
+    Ok(())
+}

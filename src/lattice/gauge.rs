@@ -40,7 +40,10 @@ impl GaugeField {
     /// The plaquette U_mu(x) U_nu(x+mu) U_mu(x+nu)^dagger U_nu(x)^dagger.
     pub fn plaquette_at(&self, site: usize, mu: usize, nu: usize) -> Su3<f64> {
         let g = &self.geom;
-        *self.link(site, mu) * *self.link(g.up(site, mu), nu) * self.link(g.up(site, nu), mu).adj() * self.link(site, nu).adj()
+        *self.link(site, mu)
+            * *self.link(g.up(site, mu), nu)
+            * self.link(g.up(site, nu), mu).adj()
+            * self.link(site, nu).adj()
     }
 
     /// Average plaquette (1/(6V)) sum_x sum_{mu<nu} Re tr U_mu_nu(x) / 3, and its spatial and
@@ -52,11 +55,7 @@ impl GaugeField {
             for mu in 0..4 {
                 for nu in (mu + 1)..4 {
                     let p = self.plaquette_at(s, mu, nu).trace().re / 3.0;
-                    if nu == 3 {
-                        st += p
-                    } else {
-                        ss += p
-                    }
+                    if nu == 3 { st += p } else { ss += p }
                 }
             }
         }

@@ -5,9 +5,15 @@
 //! `codegen` are checked against. Conventions follow Grid/GPT (physics.md): DeGrand–Rossi gamma
 //! basis, directions x, y, z, t = 0..4, sites lexicographic with x fastest and t last.
 
+pub mod fermion;
+pub mod gamma;
 pub mod gauge;
 pub mod geometry;
+pub mod heatbath;
+pub mod io;
+pub mod rng;
 pub mod su3;
+pub mod wilson;
 
 /// The floating-point types the lattice code is generic over (f32 and f64).
 pub trait Real:

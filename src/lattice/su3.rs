@@ -26,7 +26,9 @@ impl<T: Real> Default for Su3<T> {
 
 impl<T: Real> Su3<T> {
     pub fn zero() -> Self {
-        Su3 { m: [[Complex::new(T::zero(), T::zero()); 3]; 3] }
+        Su3 {
+            m: [[Complex::new(T::zero(), T::zero()); 3]; 3],
+        }
     }
 
     pub fn identity() -> Self {
@@ -54,7 +56,8 @@ impl<T: Real> Su3<T> {
 
     pub fn det(&self) -> Complex<T> {
         let m = &self.m;
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     }
 
@@ -106,7 +109,9 @@ impl<T: Real> Su3<T> {
         for c in r.m[0].iter_mut() {
             *c = *c / n0;
         }
-        let dot: Complex<T> = (0..3).map(|k| r.m[0][k].conj() * r.m[1][k]).fold(Complex::new(T::zero(), T::zero()), |a, b| a + b);
+        let dot: Complex<T> = (0..3)
+            .map(|k| r.m[0][k].conj() * r.m[1][k])
+            .fold(Complex::new(T::zero(), T::zero()), |a, b| a + b);
         for k in 0..3 {
             let v = r.m[0][k] * dot;
             r.m[1][k] -= v;
@@ -136,7 +141,10 @@ impl<T: Real> Su3<T> {
         let mut r = Su3::<U>::zero();
         for i in 0..3 {
             for j in 0..3 {
-                r.m[i][j] = Complex::new(U::from_f64(self.m[i][j].re.to_f64()), U::from_f64(self.m[i][j].im.to_f64()));
+                r.m[i][j] = Complex::new(
+                    U::from_f64(self.m[i][j].re.to_f64()),
+                    U::from_f64(self.m[i][j].im.to_f64()),
+                );
             }
         }
         r
@@ -158,7 +166,8 @@ impl<T: Real> Mul for Su3<T> {
         let mut r = Su3::zero();
         for i in 0..3 {
             for j in 0..3 {
-                r.m[i][j] = self.m[i][0] * o.m[0][j] + self.m[i][1] * o.m[1][j] + self.m[i][2] * o.m[2][j];
+                r.m[i][j] =
+                    self.m[i][0] * o.m[0][j] + self.m[i][1] * o.m[1][j] + self.m[i][2] * o.m[2][j];
             }
         }
         r

@@ -1,0 +1,338 @@
+//! Fermion fields (4 spin × 3 colour complex numbers per site) and the vector algebra on them.
+//!
+//! The reference layout is shared by every part of symc: a field is a `Vec<Complex<T>>` of
+//! length `V * 12`, component `site * 12 + spin * 3 + colour`, sites in
+//! [`Geometry`](super::geometry::Geometry) order. In the chiral basis the first six numbers of a
+//! site are the γ5 = +1 half and the last six the γ5 = −1 half, which is why the clover term is
+//! two 6×6 blocks on contiguous memory.
+//!
+//! The slice functions ([`dot`], [`norm_sqr`], [`axpy`], …) are what the Krylov solvers run on;
+//! they accumulate in f64 whatever `T` is and split long vectors over rayon.
+
+use super::Real;
+use super::su3::Su3;
+use num_complex::{Complex, Complex64};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+/// Complex numbers per site: 4 spins × 3 colours.
+pub const SITE_LEN: usize = 12;
+
+/// Slices shorter than this are processed on one thread (rayon overhead dominates below).
+const PAR_MIN: usize = 1 << 14;
+
+/// A fermion field on a 4D lattice in the reference layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FermionField<T: Real> {
+    /// `data[site * 12 + spin * 3 + colour]`.
+    pub data: Vec<Complex<T>>,
+    /// Lattice extents (x, y, z, t).
+    pub dims: [usize; 4],
+}
+
+impl<T: Real> FermionField<T> {
+    /// The zero field.
+    pub fn zeros(dims: [usize; 4]) -> Self {
+        let v: usize = dims.iter().product();
+        FermionField {
+            data: vec![Complex::new(T::zero(), T::zero()); v * SITE_LEN],
+            dims,
+        }
+    }
+
+    /// Wraps existing data; `None` if its length is not `12 V`.
+    pub fn from_data(dims: [usize; 4], data: Vec<Complex<T>>) -> Option<Self> {
+        let v: usize = dims.iter().product();
+        (data.len() == v * SITE_LEN).then_some(FermionField { data, dims })
+    }
+
+    /// Every real and imaginary part independently N(0, 1/2), so that E|ψ_i|² = 1.
+    pub fn random_gaussian<R: Rng + ?Sized>(dims: [usize; 4], rng: &mut R) -> Self {
+        let mut f = Self::zeros(dims);
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        for z in f.data.iter_mut() {
+            let a: f64 = StandardNormal.sample(rng);
+            let b: f64 = StandardNormal.sample(rng);
+            *z = Complex::new(T::from_f64(s * a), T::from_f64(s * b));
+        }
+        f
+    }
+
+    /// A point source: 1 at (`site`, `spin`, `colour`), 0 elsewhere.
+    pub fn point(dims: [usize; 4], site: usize, spin: usize, colour: usize) -> Self {
+        let mut f = Self::zeros(dims);
+        f.data[site * SITE_LEN + spin * 3 + colour] = Complex::new(T::one(), T::zero());
+        f
+    }
+
+    /// Number of lattice sites.
+    pub fn volume(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// The 12 components of one site.
+    pub fn site(&self, s: usize) -> &[Complex<T>] {
+        &self.data[s * SITE_LEN..(s + 1) * SITE_LEN]
+    }
+
+    /// ⟨self, other⟩ = Σ conj(self_i) other_i, accumulated in f64.
+    pub fn dot(&self, other: &Self) -> Complex64 {
+        dot(&self.data, &other.data)
+    }
+
+    /// ‖self‖², accumulated in f64.
+    pub fn norm_sqr(&self) -> f64 {
+        norm_sqr(&self.data)
+    }
+
+    /// ‖self‖.
+    pub fn norm(&self) -> f64 {
+        self.norm_sqr().sqrt()
+    }
+
+    /// self += a · x.
+    pub fn axpy(&mut self, a: Complex<T>, x: &Self) {
+        axpy(a, &x.data, &mut self.data);
+    }
+
+    /// self *= a.
+    pub fn scale(&mut self, a: Complex<T>) {
+        scale(a, &mut self.data);
+    }
+
+    /// The same field in another precision.
+    pub fn cast<U: Real>(&self) -> FermionField<U> {
+        FermionField {
+            data: cast_slice(&self.data),
+            dims: self.dims,
+        }
+    }
+
+    /// γ5 ψ (chiral basis: flips the sign of spins 2 and 3).
+    pub fn gamma5(&self) -> Self {
+        let mut r = self.clone();
+        gamma5_in_place(&mut r.data);
+        r
+    }
+
+    /// ψ(x) → Ω(x) ψ(x) on every site and spin, the fermion half of a gauge transformation
+    /// (pairs with [`GaugeField::gauge_transform`](super::gauge::GaugeField::gauge_transform)).
+    pub fn gauge_transform(&self, omega: &[Su3<f64>]) -> Self {
+        let mut r = self.clone();
+        for (s, site) in r.data.chunks_exact_mut(SITE_LEN).enumerate() {
+            let o: Su3<T> = omega[s].cast();
+            for spin in 0..4 {
+                let v = [site[spin * 3], site[spin * 3 + 1], site[spin * 3 + 2]];
+                let w = o.mul_vec(&v);
+                site[spin * 3..spin * 3 + 3].copy_from_slice(&w);
+            }
+        }
+        r
+    }
+}
+
+/// Converts a slice to another precision.
+pub fn cast_slice<T: Real, U: Real>(x: &[Complex<T>]) -> Vec<Complex<U>> {
+    x.iter()
+        .map(|z| Complex::new(U::from_f64(z.re.to_f64()), U::from_f64(z.im.to_f64())))
+        .collect()
+}
+
+/// Writes `x` converted to `U` into `out` (same length).
+pub fn cast_into<T: Real, U: Real>(out: &mut [Complex<U>], x: &[Complex<T>]) {
+    assert_eq!(out.len(), x.len(), "cast_into: length mismatch");
+    for (o, z) in out.iter_mut().zip(x) {
+        *o = Complex::new(U::from_f64(z.re.to_f64()), U::from_f64(z.im.to_f64()));
+    }
+}
+
+/// In-place γ5 on a field in the reference layout.
+pub fn gamma5_in_place<T: Real>(x: &mut [Complex<T>]) {
+    for site in x.chunks_exact_mut(SITE_LEN) {
+        for z in site[6..].iter_mut() {
+            *z = -*z;
+        }
+    }
+}
+
+#[inline]
+fn c64<T: Real>(z: Complex<T>) -> Complex64 {
+    Complex64::new(z.re.to_f64(), z.im.to_f64())
+}
+
+/// ⟨a, b⟩ = Σ conj(a_i) b_i in f64.
+pub fn dot<T: Real>(a: &[Complex<T>], b: &[Complex<T>]) -> Complex64 {
+    assert_eq!(a.len(), b.len(), "dot: length mismatch");
+    let seq = |a: &[Complex<T>], b: &[Complex<T>]| {
+        a.iter().zip(b).fold(Complex64::new(0.0, 0.0), |s, (x, y)| {
+            s + c64(*x).conj() * c64(*y)
+        })
+    };
+    if a.len() < PAR_MIN {
+        seq(a, b)
+    } else {
+        a.par_chunks(PAR_MIN)
+            .zip(b.par_chunks(PAR_MIN))
+            .map(|(x, y)| seq(x, y))
+            .sum()
+    }
+}
+
+/// ‖a‖² in f64.
+pub fn norm_sqr<T: Real>(a: &[Complex<T>]) -> f64 {
+    let seq = |a: &[Complex<T>]| a.iter().map(|z| c64(*z).norm_sqr()).sum::<f64>();
+    if a.len() < PAR_MIN {
+        seq(a)
+    } else {
+        a.par_chunks(PAR_MIN).map(seq).sum()
+    }
+}
+
+/// ‖a‖ in f64.
+pub fn norm<T: Real>(a: &[Complex<T>]) -> f64 {
+    norm_sqr(a).sqrt()
+}
+
+/// y += a x.
+pub fn axpy<T: Real>(a: Complex<T>, x: &[Complex<T>], y: &mut [Complex<T>]) {
+    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
+    let seq = |x: &[Complex<T>], y: &mut [Complex<T>]| {
+        for (yi, xi) in y.iter_mut().zip(x) {
+            *yi += a * *xi;
+        }
+    };
+    if x.len() < PAR_MIN {
+        seq(x, y)
+    } else {
+        y.par_chunks_mut(PAR_MIN)
+            .zip(x.par_chunks(PAR_MIN))
+            .for_each(|(y, x)| seq(x, y));
+    }
+}
+
+/// y = x + a y (the "xpay" update of CG-type recurrences).
+pub fn xpay<T: Real>(x: &[Complex<T>], a: Complex<T>, y: &mut [Complex<T>]) {
+    assert_eq!(x.len(), y.len(), "xpay: length mismatch");
+    let seq = |x: &[Complex<T>], y: &mut [Complex<T>]| {
+        for (yi, xi) in y.iter_mut().zip(x) {
+            *yi = *xi + a * *yi;
+        }
+    };
+    if x.len() < PAR_MIN {
+        seq(x, y)
+    } else {
+        y.par_chunks_mut(PAR_MIN)
+            .zip(x.par_chunks(PAR_MIN))
+            .for_each(|(y, x)| seq(x, y));
+    }
+}
+
+/// x *= a.
+pub fn scale<T: Real>(a: Complex<T>, x: &mut [Complex<T>]) {
+    let seq = |x: &mut [Complex<T>]| x.iter_mut().for_each(|z| *z *= a);
+    if x.len() < PAR_MIN {
+        seq(x)
+    } else {
+        x.par_chunks_mut(PAR_MIN).for_each(seq)
+    }
+}
+
+/// out = a − b.
+pub fn sub<T: Real>(out: &mut [Complex<T>], a: &[Complex<T>], b: &[Complex<T>]) {
+    assert!(
+        out.len() == a.len() && a.len() == b.len(),
+        "sub: length mismatch"
+    );
+    let seq = |o: &mut [Complex<T>], a: &[Complex<T>], b: &[Complex<T>]| {
+        for ((o, x), y) in o.iter_mut().zip(a).zip(b) {
+            *o = *x - *y;
+        }
+    };
+    if a.len() < PAR_MIN {
+        seq(out, a, b)
+    } else {
+        out.par_chunks_mut(PAR_MIN)
+            .zip(a.par_chunks(PAR_MIN))
+            .zip(b.par_chunks(PAR_MIN))
+            .for_each(|((o, a), b)| seq(o, a, b));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn dot_and_norm_agree_with_naive_sums_on_long_vectors() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let dims = [8, 8, 4, 8];
+        let a = FermionField::<f64>::random_gaussian(dims, &mut rng);
+        let b = FermionField::<f64>::random_gaussian(dims, &mut rng);
+        assert!(
+            a.data.len() > PAR_MIN,
+            "the test must exercise the parallel path"
+        );
+        let naive: Complex64 = a.data.iter().zip(&b.data).map(|(x, y)| x.conj() * y).sum();
+        assert!((a.dot(&b) - naive).norm() < 1e-10 * naive.norm().max(1.0));
+        let n2: f64 = a.data.iter().map(|z| z.norm_sqr()).sum();
+        assert!((a.norm_sqr() - n2).abs() < 1e-10 * n2);
+        // E|ψ_i|² = 1: the mean over 24576 components is within a few percent of 1.
+        let mean = n2 / a.data.len() as f64;
+        assert!((mean - 1.0).abs() < 0.05, "mean |ψ|² = {mean}");
+    }
+
+    #[test]
+    fn axpy_xpay_scale_sub() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let dims = [8, 8, 4, 8];
+        let x = FermionField::<f64>::random_gaussian(dims, &mut rng);
+        let y0 = FermionField::<f64>::random_gaussian(dims, &mut rng);
+        let a = Complex64::new(0.3, -1.2);
+        let mut y = y0.clone();
+        y.axpy(a, &x);
+        for i in 0..x.data.len() {
+            assert!((y.data[i] - (y0.data[i] + a * x.data[i])).norm() < 1e-14);
+        }
+        let mut z = y0.data.clone();
+        xpay(&x.data, a, &mut z);
+        for i in 0..x.data.len() {
+            assert!((z[i] - (x.data[i] + a * y0.data[i])).norm() < 1e-14);
+        }
+        let mut d = vec![Complex64::new(0.0, 0.0); x.data.len()];
+        sub(&mut d, &x.data, &y0.data);
+        let mut s = x.data.clone();
+        scale(a, &mut s);
+        for i in 0..x.data.len() {
+            assert!((d[i] - (x.data[i] - y0.data[i])).norm() < 1e-15);
+            assert!((s[i] - a * x.data[i]).norm() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn gauge_transform_preserves_local_norms() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let dims = [2, 2, 2, 2];
+        let psi = FermionField::<f64>::random_gaussian(dims, &mut rng);
+        let omega: Vec<Su3<f64>> = (0..16).map(|_| Su3::random(&mut rng)).collect();
+        let t = psi.gauge_transform(&omega);
+        for s in 0..16 {
+            for spin in 0..4 {
+                let n0: f64 = psi.site(s)[spin * 3..spin * 3 + 3]
+                    .iter()
+                    .map(|z| z.norm_sqr())
+                    .sum();
+                let n1: f64 = t.site(s)[spin * 3..spin * 3 + 3]
+                    .iter()
+                    .map(|z| z.norm_sqr())
+                    .sum();
+                assert!((n0 - n1).abs() < 1e-13);
+            }
+        }
+        assert!(
+            (t.data[0] - psi.data[0]).norm() > 1e-3,
+            "the transformation must act"
+        );
+    }
+}

@@ -1,0 +1,687 @@
+//! Reading and writing SU(3) gauge configurations in the formats lattice codes exchange:
+//! NERSC, ILDG/SciDAC LIME, MILC v5 and DDalphaAMG.
+//!
+//! The format is detected from the file's content, never from its extension. Every reader runs
+//! every check its format offers (checksums, header plaquette and link trace, sizes, unitarity of
+//! the links) and either returns the checks it ran in [`GaugeFile::checks`] or, when one fails,
+//! a [`GaugeIoError`] naming the file, the check, and the expected and found values. Writers
+//! compute the same header values from the field exactly as a reader will see it (after rounding
+//! to the stored precision), and replace the output file atomically.
+
+mod bytes;
+pub mod ddalphaamg;
+pub mod lime;
+pub mod milc;
+pub mod nersc;
+
+use super::gauge::GaugeField;
+use super::geometry::Geometry;
+use super::su3::Su3;
+use num_complex::Complex;
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The on-disk formats symc understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GaugeFormat {
+    /// NERSC ASCII header + binary payload (2-row `4D_SU3_GAUGE` or `4D_SU3_GAUGE_3x3`).
+    Nersc,
+    /// A SciDAC LIME container with `ildg-binary-data` or `scidac-binary-data`.
+    Ildg,
+    /// MILC version 5 binary (magic 20103), single precision.
+    Milc,
+    /// DDalphaAMG native (T,Z,Y,X header, plaquette, links in T,Z,Y,X order), f64.
+    DdalphaAmg,
+}
+
+impl GaugeFormat {
+    /// The lower-case name used on the command line and in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            GaugeFormat::Nersc => "nersc",
+            GaugeFormat::Ildg => "ildg",
+            GaugeFormat::Milc => "milc",
+            GaugeFormat::DdalphaAmg => "ddalphaamg",
+        }
+    }
+
+    /// Parses a command-line name (`nersc`, `ildg`/`lime`/`scidac`, `milc`, `ddalphaamg`).
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "nersc" => Some(GaugeFormat::Nersc),
+            "ildg" | "lime" | "scidac" => Some(GaugeFormat::Ildg),
+            "milc" => Some(GaugeFormat::Milc),
+            "ddalphaamg" | "dd-alpha-amg" | "ddalpha" => Some(GaugeFormat::DdalphaAmg),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for GaugeFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One verification a reader performed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Check {
+    /// What was checked, e.g. `NERSC CHECKSUM` or `SciDAC checksum suma`.
+    pub name: String,
+    /// The value the file claims (or the format requires).
+    pub expected: String,
+    /// The value computed from the data.
+    pub found: String,
+    pub ok: bool,
+}
+
+impl Check {
+    fn new(name: &str, expected: impl Into<String>, found: impl Into<String>, ok: bool) -> Self {
+        Check {
+            name: name.to_string(),
+            expected: expected.into(),
+            found: found.into(),
+            ok,
+        }
+    }
+
+    /// True for checks that verify a checksum (as opposed to physics values or sizes).
+    pub fn is_checksum(&self) -> bool {
+        self.name.to_ascii_lowercase().contains("checksum")
+    }
+}
+
+/// A configuration as read from disk, with everything the file told us about itself.
+#[derive(Clone, Debug)]
+pub struct GaugeFile {
+    pub field: GaugeField,
+    pub format: GaugeFormat,
+    /// A human-readable variant, e.g. `NERSC 4D_SU3_GAUGE IEEE32BIG`.
+    pub variant: String,
+    /// 32 or 64: the precision of the stored numbers.
+    pub precision_bits: u32,
+    /// Whether the payload is big-endian.
+    pub big_endian: bool,
+    /// Every check the reader ran, in order.
+    pub checks: Vec<Check>,
+    /// The plaquette the header states, converted to symc's normalisation (1 for the unit field).
+    pub header_plaquette: Option<f64>,
+    /// The link trace the header states (NERSC only), symc's normalisation.
+    pub header_link_trace: Option<f64>,
+    /// Header key/value pairs or XML records worth showing (`symc gauge info`).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl GaugeFile {
+    /// `Some(true)` when the file carries checksums and all verified, `Some(false)` when one
+    /// failed (only possible with [`ReadOptions::verify`] off), `None` when the format or this
+    /// file has no checksum.
+    pub fn checksum_ok(&self) -> Option<bool> {
+        let mut any = false;
+        let mut ok = true;
+        for c in self.checks.iter().filter(|c| c.is_checksum()) {
+            any = true;
+            ok &= c.ok;
+        }
+        any.then_some(ok)
+    }
+
+    /// True when every check passed.
+    pub fn all_ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// How strictly to read.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadOptions {
+    /// Fail on the first failed check (the default). With `false`, failed checks are recorded
+    /// in [`GaugeFile::checks`] and the data is returned anyway; structural problems (truncation,
+    /// unparsable headers) still fail.
+    pub verify: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { verify: true }
+    }
+}
+
+/// Stored precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn bits(self) -> u32 {
+        match self {
+            Precision::F32 => 32,
+            Precision::F64 => 64,
+        }
+    }
+    pub fn bytes(self) -> usize {
+        self.bits() as usize / 8
+    }
+    /// 32 or 64 → a precision.
+    pub fn from_bits(bits: u32) -> Option<Self> {
+        match bits {
+            32 => Some(Precision::F32),
+            64 => Some(Precision::F64),
+            _ => None,
+        }
+    }
+}
+
+/// Options for [`write_gauge`]. Formats ignore what they cannot express and reject what they
+/// cannot store (MILC v5 is single precision only; DDalphaAMG is double precision only).
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    pub precision: Precision,
+    /// NERSC: store only the first two rows (`4D_SU3_GAUGE`) instead of `4D_SU3_GAUGE_3x3`.
+    pub nersc_two_rows: bool,
+    /// NERSC and MILC: write little-endian instead of big-endian.
+    pub little_endian: bool,
+    /// Free text stored where the format has room (NERSC `ENSEMBLE_LABEL`, ILDG/SciDAC XML).
+    pub label: String,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            precision: Precision::F64,
+            nersc_two_rows: false,
+            little_endian: false,
+            label: "symc".to_string(),
+        }
+    }
+}
+
+/// Everything that can go wrong reading or writing a configuration.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GaugeIoError {
+    #[error("cannot read `{path}`: {source}")]
+    #[diagnostic(
+        code(symc::gauge::read),
+        help("check that the path exists and is readable")
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot write `{path}`: {source}")]
+    #[diagnostic(
+        code(symc::gauge::write),
+        help("check that the directory exists, is writable and has free space")
+    )]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "`{path}` is not a gauge configuration symc recognises (found {found}); expected a NERSC \
+         header, a LIME record, MILC magic 20103, or a DDalphaAMG header"
+    )]
+    #[diagnostic(
+        code(symc::gauge::unknown_format),
+        help(
+            "symc reads NERSC, ILDG/SciDAC LIME, MILC v5 and DDalphaAMG files, detected by content"
+        )
+    )]
+    UnknownFormat { path: PathBuf, found: String },
+
+    #[error("`{path}` ({format}) is truncated: {what} needs {expected} bytes, found {found}")]
+    #[diagnostic(
+        code(symc::gauge::truncated),
+        help("the file was cut short (interrupted copy or write?); fetch or regenerate it")
+    )]
+    Truncated {
+        path: PathBuf,
+        format: GaugeFormat,
+        what: String,
+        expected: u64,
+        found: u64,
+    },
+
+    #[error(
+        "`{path}` ({format}) has the wrong size for {what}: expected {expected} bytes, found {found}"
+    )]
+    #[diagnostic(
+        code(symc::gauge::wrong_size),
+        help(
+            "the header and the payload disagree; the file is damaged or not what its header says"
+        )
+    )]
+    WrongSize {
+        path: PathBuf,
+        format: GaugeFormat,
+        what: String,
+        expected: u64,
+        found: u64,
+    },
+
+    #[error("`{path}` ({format}) has a bad header: {what}: expected {expected}, found {found}")]
+    #[diagnostic(
+        code(symc::gauge::bad_header),
+        help("the header is damaged or written by a tool that does not follow the format")
+    )]
+    BadHeader {
+        path: PathBuf,
+        format: GaugeFormat,
+        what: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("`{path}` ({format}): {check} check failed: expected {expected}, found {found}")]
+    #[diagnostic(
+        code(symc::gauge::check_failed),
+        help("the data does not match what the file says about itself: it is corrupt")
+    )]
+    CheckFailed {
+        path: PathBuf,
+        format: GaugeFormat,
+        check: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("`{path}` ({format}): {what}")]
+    #[diagnostic(
+        code(symc::gauge::unsupported),
+        help("convert the file with the tool that wrote it, or choose another output format")
+    )]
+    Unsupported {
+        path: PathBuf,
+        format: GaugeFormat,
+        what: String,
+    },
+}
+
+/// Reads a configuration, detecting the format from the content and verifying every check.
+pub fn read_gauge(path: &Path) -> Result<GaugeFile, GaugeIoError> {
+    read_gauge_with(path, &ReadOptions::default())
+}
+
+/// [`read_gauge`] with options (e.g. to inspect a file whose checksum fails).
+pub fn read_gauge_with(path: &Path, opts: &ReadOptions) -> Result<GaugeFile, GaugeIoError> {
+    let data = std::fs::read(path).map_err(|source| GaugeIoError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let ctx = Ctx {
+        path,
+        verify: opts.verify,
+    };
+    match detect(&data) {
+        Some(GaugeFormat::Nersc) => nersc::read(&ctx, &data),
+        Some(GaugeFormat::Ildg) => lime::read(&ctx, &data),
+        Some(GaugeFormat::Milc) => milc::read(&ctx, &data),
+        Some(GaugeFormat::DdalphaAmg) => ddalphaamg::read(&ctx, &data),
+        None => Err(GaugeIoError::UnknownFormat {
+            path: path.into(),
+            found: describe_start(&data),
+        }),
+    }
+}
+
+/// Detects the format from the first bytes (and, for DDalphaAMG, which has no magic number,
+/// from a plausible header).
+pub fn detect(data: &[u8]) -> Option<GaugeFormat> {
+    let start = &data[..data.len().min(64)];
+    let text = String::from_utf8_lossy(start);
+    if text.trim_start().starts_with("BEGIN_HEADER") {
+        return Some(GaugeFormat::Nersc);
+    }
+    if data.len() >= 4 && data[..4] == lime::MAGIC.to_be_bytes() {
+        return Some(GaugeFormat::Ildg);
+    }
+    if data.len() >= 4 {
+        let w = [data[0], data[1], data[2], data[3]];
+        if u32::from_le_bytes(w) == milc::MAGIC || u32::from_be_bytes(w) == milc::MAGIC {
+            return Some(GaugeFormat::Milc);
+        }
+    }
+    if ddalphaamg::plausible_header(data) {
+        return Some(GaugeFormat::DdalphaAmg);
+    }
+    None
+}
+
+fn describe_start(data: &[u8]) -> String {
+    if data.is_empty() {
+        return "an empty file".to_string();
+    }
+    let hex: Vec<String> = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{} bytes starting with {}", data.len(), hex.join(" "))
+}
+
+/// Writes `field` in `format`, atomically (temporary file in the same directory + rename).
+pub fn write_gauge(
+    path: &Path,
+    field: &GaugeField,
+    format: GaugeFormat,
+    opts: &WriteOptions,
+) -> Result<(), GaugeIoError> {
+    let bytes = encode(path, field, format, opts)?;
+    write_atomic(path, &bytes)
+}
+
+/// The bytes [`write_gauge`] would write (used by tests and by `write_gauge`).
+pub fn encode(
+    path: &Path,
+    field: &GaugeField,
+    format: GaugeFormat,
+    opts: &WriteOptions,
+) -> Result<Vec<u8>, GaugeIoError> {
+    match format {
+        GaugeFormat::Nersc => Ok(nersc::encode(field, opts)),
+        GaugeFormat::Ildg => Ok(lime::encode(field, opts)),
+        GaugeFormat::Milc => milc::encode(path, field, opts),
+        GaugeFormat::DdalphaAmg => ddalphaamg::encode(path, field, opts),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, so readers never
+/// see a half-written configuration.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GaugeIoError> {
+    let werr = |source| GaugeIoError::Write {
+        path: path.into(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(werr)?;
+    tmp.write_all(bytes).map_err(werr)?;
+    tmp.as_file().sync_all().map_err(werr)?;
+    tmp.persist(path).map_err(|e| werr(e.error))?;
+    Ok(())
+}
+
+/// Per-read context: the path for error messages and whether failed checks abort.
+pub(crate) struct Ctx<'a> {
+    pub path: &'a Path,
+    pub verify: bool,
+}
+
+impl Ctx<'_> {
+    /// Records a check; with verification on, a failed check becomes an error.
+    pub fn check(
+        &self,
+        format: GaugeFormat,
+        checks: &mut Vec<Check>,
+        c: Check,
+    ) -> Result<(), GaugeIoError> {
+        if !c.ok && self.verify {
+            return Err(GaugeIoError::CheckFailed {
+                path: self.path.into(),
+                format,
+                check: c.name,
+                expected: c.expected,
+                found: c.found,
+            });
+        }
+        checks.push(c);
+        Ok(())
+    }
+
+    pub fn truncated(
+        &self,
+        format: GaugeFormat,
+        what: &str,
+        expected: u64,
+        found: u64,
+    ) -> GaugeIoError {
+        GaugeIoError::Truncated {
+            path: self.path.into(),
+            format,
+            what: what.into(),
+            expected,
+            found,
+        }
+    }
+
+    pub fn wrong_size(
+        &self,
+        format: GaugeFormat,
+        what: &str,
+        expected: u64,
+        found: u64,
+    ) -> GaugeIoError {
+        GaugeIoError::WrongSize {
+            path: self.path.into(),
+            format,
+            what: what.into(),
+            expected,
+            found,
+        }
+    }
+
+    pub fn bad_header(
+        &self,
+        format: GaugeFormat,
+        what: &str,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> GaugeIoError {
+        GaugeIoError::BadHeader {
+            path: self.path.into(),
+            format,
+            what: what.into(),
+            expected: expected.into(),
+            found: found.into(),
+        }
+    }
+
+    pub fn unsupported(&self, format: GaugeFormat, what: impl Into<String>) -> GaugeIoError {
+        GaugeIoError::Unsupported {
+            path: self.path.into(),
+            format,
+            what: what.into(),
+        }
+    }
+}
+
+/// The largest extent we accept per direction: protects against allocating absurd amounts of
+/// memory for a corrupt header before the size check can run.
+pub(crate) const MAX_EXTENT: u64 = 1 << 12;
+
+/// Validates header dimensions and turns them into a geometry.
+pub(crate) fn checked_dims(
+    ctx: &Ctx,
+    format: GaugeFormat,
+    dims: [i64; 4],
+) -> Result<[usize; 4], GaugeIoError> {
+    if dims.iter().any(|&d| d < 1 || d as u64 > MAX_EXTENT) {
+        return Err(ctx.bad_header(
+            format,
+            "lattice dimensions",
+            format!("four extents in 1..={MAX_EXTENT}"),
+            format!("{} {} {} {}", dims[0], dims[1], dims[2], dims[3]),
+        ));
+    }
+    let d = [
+        dims[0] as usize,
+        dims[1] as usize,
+        dims[2] as usize,
+        dims[3] as usize,
+    ];
+    let vol: u128 = d.iter().map(|&x| x as u128).product();
+    if vol > u32::MAX as u128 / 4 {
+        return Err(ctx.bad_header(
+            format,
+            "lattice volume",
+            "a volume below 2^30 sites",
+            format!("{vol}"),
+        ));
+    }
+    Ok(d)
+}
+
+/// Builds a field from links in symc's order (`links[site*4+mu]`).
+pub(crate) fn field_from_links(dims: [usize; 4], links: Vec<Su3<f64>>) -> GaugeField {
+    GaugeField {
+        geom: Geometry::new(dims),
+        links,
+    }
+}
+
+/// Decodes a row-major 3x3 complex matrix from 18 numbers.
+pub(crate) fn su3_from_18(v: &[f64]) -> Su3<f64> {
+    let mut u = Su3::zero();
+    for r in 0..3 {
+        for c in 0..3 {
+            u.m[r][c] = Complex::new(v[6 * r + 2 * c], v[6 * r + 2 * c + 1]);
+        }
+    }
+    u
+}
+
+/// Decodes a 2-row matrix (12 numbers) and rebuilds row 2 = conj(row0 x row1).
+pub(crate) fn su3_from_12(v: &[f64]) -> Su3<f64> {
+    let mut u = Su3::zero();
+    for r in 0..2 {
+        for c in 0..3 {
+            u.m[r][c] = Complex::new(v[6 * r + 2 * c], v[6 * r + 2 * c + 1]);
+        }
+    }
+    u.m[2] = super::su3::third_row(&u.m[0], &u.m[1]);
+    u
+}
+
+/// The 18 numbers of a matrix, row-major (re, im).
+pub(crate) fn su3_to_18(u: &Su3<f64>) -> [f64; 18] {
+    let mut v = [0.0; 18];
+    for r in 0..3 {
+        for c in 0..3 {
+            v[6 * r + 2 * c] = u.m[r][c].re;
+            v[6 * r + 2 * c + 1] = u.m[r][c].im;
+        }
+    }
+    v
+}
+
+/// The field as a reader will see it after storing at `precision` (and, for 2-row storage,
+/// rebuilding the third row): writers compute header plaquettes from this.
+pub(crate) fn as_stored(field: &GaugeField, precision: Precision, two_rows: bool) -> GaugeField {
+    let mut out = field.clone();
+    for u in out.links.iter_mut() {
+        let mut v = su3_to_18(u);
+        if precision == Precision::F32 {
+            for x in v.iter_mut() {
+                *x = *x as f32 as f64;
+            }
+        }
+        *u = if two_rows {
+            su3_from_12(&v[..12])
+        } else {
+            su3_from_18(&v)
+        };
+    }
+    out
+}
+
+/// Largest element of |U U^dagger - 1| and |det U - 1| over the field: a flipped bit in an
+/// exponent or sign shows up here even in formats without checksums.
+pub(crate) fn unitarity_violation(field: &GaugeField) -> f64 {
+    let mut worst: f64 = 0.0;
+    for u in &field.links {
+        let p = *u * u.adj();
+        for i in 0..3 {
+            for j in 0..3 {
+                let want = if i == j { 1.0 } else { 0.0 };
+                let d = (p.m[i][j] - Complex::new(want, 0.0)).norm();
+                worst = worst.max(if d.is_nan() { f64::INFINITY } else { d });
+            }
+        }
+        let dd = (u.det() - Complex::new(1.0, 0.0)).norm();
+        worst = worst.max(if dd.is_nan() { f64::INFINITY } else { dd });
+    }
+    worst
+}
+
+/// The unitarity tolerance for data stored at `bits` precision. Real files written in single
+/// precision carry a few ulps of drift per element; 2e-5 is ~100 ulp of f32.
+pub(crate) fn unitarity_tolerance(bits: u32) -> f64 {
+    if bits == 32 { 2e-5 } else { 1e-9 }
+}
+
+/// Runs the unitarity check and records it.
+pub(crate) fn check_unitarity(
+    ctx: &Ctx,
+    format: GaugeFormat,
+    field: &GaugeField,
+    bits: u32,
+    checks: &mut Vec<Check>,
+) -> Result<(), GaugeIoError> {
+    let tol = unitarity_tolerance(bits);
+    let worst = unitarity_violation(field);
+    ctx.check(
+        format,
+        checks,
+        Check::new(
+            "SU(3) unitarity max|UU^dagger-1|, |det U-1|",
+            format!("<= {tol:.0e}"),
+            format!("{worst:.3e}"),
+            worst <= tol,
+        ),
+    )
+}
+
+/// A plaquette comparison check: `|expected - found| <= tol`.
+pub(crate) fn value_check(name: &str, expected: f64, found: f64, tol: f64) -> Check {
+    let ok = (expected - found).abs() <= tol;
+    Check::new(
+        name,
+        format!("{expected:.10} (tolerance {tol:.0e})"),
+        format!("{found:.10}"),
+        ok,
+    )
+}
+
+/// Formats a u32 checksum as lower-case hex, as the headers do.
+pub(crate) fn hex32(x: u32) -> String {
+    format!("{x:x}")
+}
+
+/// A UTC timestamp such as `Fri Nov 27 18:31:21 2026 UTC` (for headers; no chrono dependency).
+pub(crate) fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86400);
+    let tod = secs.rem_euclid(86400);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {} UTC",
+        WD[days.rem_euclid(7) as usize],
+        MO[(m - 1) as usize],
+        d,
+        tod / 3600,
+        (tod / 60) % 60,
+        tod % 60,
+        y
+    )
+}

@@ -1,0 +1,1749 @@
+//! Checking a `network` block: declarations, names, shape inference through every layer,
+//! symmetry → layer kind, parameter layout, and the rules that keep the declared symmetry
+//! honest. Every check records its problems and carries on, so one run reports them all;
+//! after a layer whose output cannot be known, later shape checks are skipped rather than
+//! reporting consequences of the first mistake.
+
+use super::Options;
+use super::args::{self, ArgSet};
+use super::paths;
+use crate::diagnostics::{Code, Problem};
+use crate::ir::{
+    self, Activation, Graph, Lattice, Layer, LayerKind, Padding, Param, ParamId, Path, Span,
+    Symmetry, ValueId, ValueType,
+};
+use crate::syntax::ast::{self, Call, Stmt, ValueKind};
+use std::collections::HashMap;
+
+/// Every layer word the language knows, for "did you mean" help.
+const LAYERS: &[&str] = &[
+    "linear",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "identity",
+    "norm_gate",
+    "flatten",
+    "log_softmax",
+    "transport",
+];
+const OUTPUT_KINDS: &[&str] = &["flatten", "log_softmax", "real", "fermion"];
+
+/// The symmetry as sema uses it: the IR symmetry plus whether weights are site-local.
+struct Sym {
+    ir: Symmetry,
+    /// `gauge(SU3)` without `translation`: weights may depend on the site.
+    local: bool,
+    span: Span,
+}
+
+pub struct Checker<'o> {
+    opts: &'o Options,
+    pub problems: Vec<Problem>,
+    values: Vec<ValueType>,
+    layers: Vec<Layer>,
+    params: Vec<Param>,
+    offset: usize,
+    /// Names given by the user: input, layer labels, output.
+    names: HashMap<String, Span>,
+    /// Every name in use (user and generated), so generated names never collide.
+    taken: HashMap<String, ()>,
+    counters: HashMap<String, usize>,
+    lattice: Option<Lattice>,
+    sym: Sym,
+    output_seen: Option<Span>,
+}
+
+impl<'o> Checker<'o> {
+    pub fn new(opts: &'o Options) -> Self {
+        Checker {
+            opts,
+            problems: Vec::new(),
+            values: Vec::new(),
+            layers: Vec::new(),
+            params: Vec::new(),
+            offset: 0,
+            names: HashMap::new(),
+            taken: HashMap::new(),
+            counters: HashMap::new(),
+            lattice: None,
+            sym: Sym { ir: Symmetry::None, local: false, span: Span::default() },
+            output_seen: None,
+        }
+    }
+
+    fn err(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+
+    /// Check one network; returns the graph without its train spec (`None` if any problem).
+    pub fn network(mut self, net: &ast::Network) -> (Option<Graph>, Vec<Problem>) {
+        // Declarations first, wherever they appear; layers run in order after them.
+        let mut input: Option<(&ast::Ident, &ast::TypeExpr, Span)> = None;
+        let mut lattice: Option<(&[(u64, Span)], Span)> = None;
+        let mut symmetry: Option<(&[Call], Span)> = None;
+        let mut output: Option<(&ast::Ident, Option<&ast::Ident>, Span)> = None;
+        for stmt in &net.body {
+            match stmt {
+                Stmt::Input { name, ty, span } => {
+                    if let Some((_, _, first)) = input {
+                        self.duplicate_decl("input", *span, first);
+                    } else {
+                        input = Some((name, ty, *span));
+                    }
+                }
+                Stmt::Lattice { dims, span } => {
+                    if let Some((_, first)) = lattice {
+                        self.duplicate_decl("lattice", *span, first);
+                    } else {
+                        lattice = Some((dims, *span));
+                    }
+                }
+                Stmt::Symmetry { items, span } => {
+                    if let Some((_, first)) = symmetry {
+                        self.duplicate_decl("symmetry", *span, first);
+                    } else {
+                        symmetry = Some((items, *span));
+                    }
+                }
+                Stmt::Output { name, kind, span } => {
+                    if let Some((_, _, first)) = output {
+                        self.duplicate_decl("output", *span, first);
+                    } else {
+                        output = Some((name, kind.as_ref(), *span));
+                    }
+                }
+                Stmt::Residual { .. } | Stmt::Op { .. } => {}
+            }
+        }
+        self.collect_user_names(&net.body, output.map(|o| o.0));
+
+        let lattice_span = lattice.map(|l| l.1);
+        if let Some((dims, span)) = lattice {
+            self.lattice = self.lattice(dims, span);
+        }
+        let Some((in_name, in_ty, in_span)) = input else {
+            self.err(
+                Problem::new(
+                    Code::MissingInput,
+                    net.name.span,
+                    format!("network `{}` has no input", net.name.name),
+                    "declared here",
+                )
+                .help("declare it first in the block, e.g. `input image: real[1, 28, 28]` or `input v: fermion`"),
+            );
+            return (None, self.problems);
+        };
+        self.define_name(in_name);
+        let in_type = self.input_type(in_ty, lattice_span);
+        if let Some(ty) = &in_type
+            && let ValueType::Real { .. } = ty
+            && let Some(ls) = lattice_span
+        {
+            self.err(
+                Problem::new(
+                    Code::MisplacedDecl,
+                    ls,
+                    "a lattice is only used by fermion inputs",
+                    "this lattice is not used",
+                )
+                .note(in_span, "the input is a real tensor")
+                .help("remove the lattice, or declare the input as `fermion`"),
+            );
+        }
+        self.sym = match symmetry {
+            Some((items, span)) => self.symmetry(items, span, in_type.as_ref()),
+            None => Sym { ir: Symmetry::None, local: false, span: net.name.span },
+        };
+
+        let mut cur = in_type.clone();
+        self.values.push(in_type.clone().unwrap_or(ValueType::Real { shape: vec![1] }));
+        let mut cur_id = ValueId(0);
+        self.body(&net.body, &mut cur, &mut cur_id, true);
+
+        match output {
+            Some((name, kind, span)) => self.output(name, kind, span, &mut cur, &mut cur_id),
+            None => {
+                self.err(
+                    Problem::new(
+                        Code::MissingOutput,
+                        Span::point(net.span.end.saturating_sub(1)),
+                        format!("network `{}` has no output", net.name.name),
+                        "expected `output` before the end of the block",
+                    )
+                    .help("end the network with e.g. `output logits: log_softmax` or `output fermion`"),
+                );
+            }
+        }
+        if !self.problems.is_empty() {
+            return (None, self.problems);
+        }
+        let graph = Graph {
+            name: net.name.name.clone(),
+            symmetry: self.sym.ir.clone(),
+            lattice: self.lattice,
+            values: self.values,
+            input_name: in_name.name.clone(),
+            layers: self.layers,
+            params: self.params,
+            output: cur_id,
+            train: None,
+        };
+        (Some(graph), self.problems)
+    }
+
+    fn duplicate_decl(&mut self, what: &str, span: Span, first: Span) {
+        self.err(
+            Problem::new(
+                Code::DuplicateDecl,
+                span,
+                format!("the network declares `{what}` twice"),
+                "second declaration",
+            )
+            .note(first, "first declared here")
+            .help(format!("a network has one `{what}` declaration; remove one of them")),
+        );
+    }
+
+    fn collect_user_names(&mut self, body: &[Stmt], output: Option<&ast::Ident>) {
+        for s in body {
+            match s {
+                Stmt::Op { label: Some(l), .. } => {
+                    self.taken.insert(l.name.clone(), ());
+                }
+                Stmt::Residual { body, .. } => self.collect_user_names(body, None),
+                Stmt::Input { name, .. } => {
+                    self.taken.insert(name.name.clone(), ());
+                }
+                _ => {}
+            }
+        }
+        if let Some(o) = output {
+            self.taken.insert(o.name.clone(), ());
+        }
+    }
+
+    fn define_name(&mut self, id: &ast::Ident) {
+        if let Some(first) = self.names.get(&id.name) {
+            let first = *first;
+            self.err(
+                Problem::new(
+                    Code::DuplicateName,
+                    id.span,
+                    format!("the name `{}` is used twice", id.name),
+                    "used again here",
+                )
+                .note(first, "first used here")
+                .help("give every input, layer and output its own name"),
+            );
+        } else {
+            self.names.insert(id.name.clone(), id.span);
+        }
+    }
+
+    fn generated_name(&mut self, word: &str) -> String {
+        loop {
+            let n = self.counters.entry(word.to_string()).or_insert(0);
+            *n += 1;
+            let name = format!("{word}{n}");
+            if !self.taken.contains_key(&name) {
+                self.taken.insert(name.clone(), ());
+                return name;
+            }
+        }
+    }
+
+    fn lattice(&mut self, dims: &[(u64, Span)], span: Span) -> Option<Lattice> {
+        if dims.len() != 4 {
+            self.err(
+                Problem::new(
+                    Code::BadArgument,
+                    span,
+                    format!("a lattice has 4 extents (x, y, z, t); this one has {}", dims.len()),
+                    "here",
+                )
+                .help("write e.g. `lattice 8 x 8 x 8 x 16`"),
+            );
+            return None;
+        }
+        let mut out = [0usize; 4];
+        let mut ok = true;
+        for (i, (d, sp)) in dims.iter().enumerate() {
+            if *d == 0 {
+                self.err(
+                    Problem::new(
+                        Code::ZeroExtent,
+                        *sp,
+                        format!("the lattice extent in {} is zero", ["x", "y", "z", "t"][i]),
+                        "zero extent",
+                    )
+                    .help("every extent must be at least 1 (real lattices use even extents such as 4, 8, 16)"),
+                );
+                ok = false;
+            } else if *d > 1 << 20 {
+                self.err(
+                    Problem::new(
+                        Code::SizeOverflow,
+                        *sp,
+                        format!("the lattice extent {d} is too large"),
+                        "too large",
+                    )
+                    .help("extents above 2^20 sites per direction are not supported"),
+                );
+                ok = false;
+            } else {
+                out[i] = *d as usize;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let volume = out.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+        match volume {
+            Some(v)
+                if v.checked_mul(24 * 4).is_some_and(|b| (b as u64) <= self.opts.memory_bytes) =>
+            {
+                Some(Lattice { dims: out })
+            }
+            _ => {
+                self.err(
+                    Problem::new(
+                        Code::TooMuchMemory,
+                        span,
+                        "one fermion field on this lattice needs more memory than the machine has",
+                        "this lattice",
+                    )
+                    .help(format!(
+                        "a fermion field takes 96 bytes per site; this machine has {}",
+                        bytes(self.opts.memory_bytes)
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    fn input_type(&mut self, ty: &ast::TypeExpr, lattice: Option<Span>) -> Option<ValueType> {
+        match ty.name.name.as_str() {
+            "real" => {
+                let Some(dims) = &ty.dims else {
+                    self.err(
+                        Problem::new(
+                            Code::BadArgument,
+                            ty.span,
+                            "a real input needs a shape",
+                            "no shape",
+                        )
+                        .help(
+                            "write e.g. `real[1, 28, 28]` (channels, height, width) or `real[784]`",
+                        ),
+                    );
+                    return None;
+                };
+                if dims.is_empty() || dims.len() > 4 {
+                    self.err(
+                        Problem::new(
+                            Code::BadArgument,
+                            ty.span,
+                            format!(
+                                "a real input has 1 to 4 dimensions; this one has {}",
+                                dims.len()
+                            ),
+                            "here",
+                        )
+                        .help(
+                            "write e.g. `real[1, 28, 28]` (channels, height, width) or `real[784]`",
+                        ),
+                    );
+                    return None;
+                }
+                let mut shape = Vec::new();
+                for (d, sp) in dims {
+                    if *d == 0 {
+                        self.err(zero_size(*sp, "a dimension of the input"));
+                        return None;
+                    }
+                    shape.push(usize::try_from(*d).unwrap_or(usize::MAX));
+                }
+                let t = ValueType::Real { shape };
+                self.check_value_size(&t, ty.span).then_some(t)
+            }
+            "fermion" => {
+                let features = match &ty.dims {
+                    None => 1,
+                    Some(d) if d.len() == 1 => {
+                        if d[0].0 == 0 {
+                            self.err(zero_size(d[0].1, "the number of fermion fields"));
+                            return None;
+                        }
+                        usize::try_from(d[0].0).unwrap_or(usize::MAX)
+                    }
+                    Some(_) => {
+                        self.err(
+                            Problem::new(
+                                Code::BadArgument,
+                                ty.span,
+                                "a fermion input takes at most one number: how many fields",
+                                "here",
+                            )
+                            .help("write `fermion` for one field or e.g. `fermion[2]` for two; the lattice is declared with `lattice`"),
+                        );
+                        return None;
+                    }
+                };
+                let Some(lattice) = self.lattice else {
+                    if lattice.is_none() {
+                        self.err(
+                            Problem::new(
+                                Code::MissingLattice,
+                                ty.span,
+                                "a fermion input needs a lattice",
+                                "fermion field on which lattice?",
+                            )
+                            .help(
+                                "declare the lattice in the network, e.g. `lattice 8 x 8 x 8 x 16`",
+                            ),
+                        );
+                    }
+                    return None;
+                };
+                let t = ValueType::Fermion { features, lattice };
+                self.check_value_size(&t, ty.span).then_some(t)
+            }
+            other => {
+                self.err(
+                    Problem::new(
+                        Code::UnknownType,
+                        ty.name.span,
+                        format!("unknown input type `{other}`"),
+                        "unknown type",
+                    )
+                    .help("inputs are `real[...]` tensors (e.g. `real[1, 28, 28]`) or lattice `fermion` fields"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A value that cannot be held in memory (per sample) is rejected before anything
+    /// downstream computes sizes from it.
+    fn check_value_size(&mut self, t: &ValueType, span: Span) -> bool {
+        let n = match t {
+            ValueType::Real { shape } => shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)),
+            ValueType::Fermion { features, lattice } => {
+                lattice.volume().checked_mul(24).and_then(|x| x.checked_mul(*features))
+            }
+        };
+        match n.and_then(|n| n.checked_mul(4)) {
+            Some(b) if (b as u64) <= self.opts.memory_bytes => true,
+            Some(b) => {
+                self.err(
+                    Problem::new(
+                        Code::TooMuchMemory,
+                        span,
+                        format!(
+                            "this value needs {} per sample, more than the machine has",
+                            bytes(b as u64)
+                        ),
+                        "too large",
+                    )
+                    .help(format!("this machine has {}", bytes(self.opts.memory_bytes))),
+                );
+                false
+            }
+            None => {
+                self.err(
+                    Problem::new(
+                        Code::SizeOverflow,
+                        span,
+                        "the size of this value overflows 64-bit arithmetic",
+                        "too large",
+                    )
+                    .help("reduce the dimensions"),
+                );
+                false
+            }
+        }
+    }
+
+    fn symmetry(&mut self, items: &[Call], span: Span, input: Option<&ValueType>) -> Sym {
+        let mut none = None;
+        let mut translation: Option<(Option<Vec<usize>>, Span)> = None;
+        let mut gauge = None;
+        for item in items {
+            match item.name.name.as_str() {
+                "none" => {
+                    self.no_args(item);
+                    none = Some(item.span);
+                }
+                "translation" => {
+                    let a = ArgSet::read(item, &["axes"], &["axes"], &[], &mut self.problems);
+                    let axes = a.get("axes").and_then(|v| self.axes(v));
+                    translation = Some((axes, item.span));
+                }
+                "gauge" => {
+                    let a = ArgSet::read(item, &["group"], &["group"], &[], &mut self.problems);
+                    if let Some(g) = a.get("group")
+                        && !matches!(args::word(g), Some("SU3" | "su3"))
+                    {
+                        self.err(
+                            Problem::new(
+                                Code::UnknownSymmetry,
+                                g.span,
+                                "only the gauge group SU(3) is supported",
+                                format!("found {}", g.kind.describe()),
+                            )
+                            .help("write `gauge(SU3)`"),
+                        );
+                    }
+                    gauge = Some(item.span);
+                }
+                other => {
+                    let help = args::suggest_help(
+                        other,
+                        &["none", "translation", "gauge"],
+                        "symmetries are",
+                    );
+                    self.err(
+                        Problem::new(
+                            Code::UnknownSymmetry,
+                            item.name.span,
+                            format!("unknown symmetry `{other}`"),
+                            "unknown symmetry",
+                        )
+                        .help(help),
+                    );
+                }
+            }
+        }
+        if let Some(n) = none
+            && items.len() > 1
+        {
+            self.err(
+                Problem::new(
+                    Code::BadSymmetry,
+                    n,
+                    "`none` cannot be combined with other symmetries",
+                    "here",
+                )
+                .help("declare either `symmetry none` or the symmetries the data has"),
+            );
+        }
+        let Some(input) = input else {
+            return Sym { ir: Symmetry::None, local: false, span };
+        };
+        match (gauge, translation, input) {
+            (Some(g), _, ValueType::Real { .. }) => {
+                self.err(
+                    Problem::new(
+                        Code::BadSymmetry,
+                        g,
+                        "gauge symmetry needs a fermion input",
+                        "gauge symmetry declared here",
+                    )
+                    .help("gauge transformations act on lattice fermion fields: declare `input v: fermion` and a `lattice`, or use `symmetry translation` for images"),
+                );
+                Sym { ir: Symmetry::None, local: false, span }
+            }
+            (Some(_), t, ValueType::Fermion { .. }) => {
+                if let Some((Some(_), tsp)) = &t {
+                    self.err(
+                        Problem::new(
+                            Code::BadSymmetry,
+                            *tsp,
+                            "on a lattice, translations act on all four axes",
+                            "axes given here",
+                        )
+                        .help("write `translation` without axes next to `gauge(SU3)`"),
+                    );
+                }
+                Sym { ir: Symmetry::GaugeSu3, local: t.is_none(), span }
+            }
+            (None, Some((_, tsp)), ValueType::Fermion { .. }) => {
+                self.err(
+                    Problem::new(
+                        Code::BadSymmetry,
+                        tsp,
+                        "translation symmetry alone on a fermion field is not supported",
+                        "here",
+                    )
+                    .help("lattice networks are either gauge equivariant (`symmetry gauge(SU3), translation`) or unconstrained (`symmetry none`)"),
+                );
+                Sym { ir: Symmetry::None, local: false, span }
+            }
+            (None, Some((axes, tsp)), ValueType::Real { shape }) => {
+                let spatial: Vec<usize> = (1..shape.len()).collect();
+                if spatial.is_empty() {
+                    self.err(
+                        Problem::new(
+                            Code::BadSymmetry,
+                            tsp,
+                            format!("the input `real[{}]` has no spatial axes to translate", shape[0]),
+                            "translation declared here",
+                        )
+                        .help("an image input is `real[channels, height, width]`; axis 0 is the channel axis"),
+                    );
+                    return Sym { ir: Symmetry::None, local: false, span };
+                }
+                let axes = axes.unwrap_or_else(|| spatial.clone());
+                if axes != spatial {
+                    self.err(
+                        Problem::new(
+                            Code::BadSymmetry,
+                            tsp,
+                            format!(
+                                "translations must act on all spatial axes of the input ({}..{})",
+                                1,
+                                shape.len() - 1
+                            ),
+                            "axes given here",
+                        )
+                        .help(format!(
+                            "axis 0 is the channel axis; write `translation(axes = 1..{})`",
+                            shape.len() - 1
+                        )),
+                    );
+                }
+                Sym { ir: Symmetry::Translation { axes }, local: false, span }
+            }
+            (None, None, _) => Sym { ir: Symmetry::None, local: false, span },
+        }
+    }
+
+    fn axes(&mut self, v: &ast::Value) -> Option<Vec<usize>> {
+        match &v.kind {
+            ValueKind::Range(a, b) if a <= b && *b < 8 => {
+                Some((*a as usize..=*b as usize).collect())
+            }
+            ValueKind::Int(i) if (0..8).contains(i) => Some(vec![*i as usize]),
+            ValueKind::List(items) => {
+                let mut out = Vec::new();
+                for it in items {
+                    match it.kind {
+                        ValueKind::Int(i) if (0..8).contains(&i) => out.push(i as usize),
+                        _ => {
+                            self.err(args::mistyped(it, "an axis", "an axis number such as 1"));
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            _ => {
+                self.err(args::mistyped(v, "`axes`", "an axis range such as `1..2`"));
+                None
+            }
+        }
+    }
+
+    fn no_args(&mut self, call: &Call) {
+        if let Some(a) = &call.args {
+            let what = &call.name.name;
+            let sp = a.first().map_or(call.span, |x| x.span.join(a[a.len() - 1].span));
+            self.err(
+                Problem::new(
+                    Code::UnknownArgument,
+                    if a.is_empty() { call.span } else { sp },
+                    format!("`{what}` takes no arguments"),
+                    "unexpected arguments",
+                )
+                .help(format!("write just `{what}`")),
+            );
+        }
+    }
+
+    /// Walk a statement list; `cur` is the current value type (`None` once unknowable).
+    fn body(
+        &mut self,
+        body: &[Stmt],
+        cur: &mut Option<ValueType>,
+        cur_id: &mut ValueId,
+        top: bool,
+    ) {
+        for stmt in body {
+            if let Some(out) = self.output_seen
+                && matches!(stmt, Stmt::Op { .. } | Stmt::Residual { .. })
+            {
+                self.err(
+                    Problem::new(
+                        Code::AfterOutput,
+                        stmt.span(),
+                        "a layer after the output",
+                        "this layer",
+                    )
+                    .note(out, "the output is declared here")
+                    .help("`output` ends the network; move it after the last layer"),
+                );
+                self.output_seen = None; // report once
+                return;
+            }
+            match stmt {
+                Stmt::Op { label, call, span } => self.op(label.as_ref(), call, *span, cur, cur_id),
+                Stmt::Residual { body, span } => {
+                    let before = cur.clone();
+                    let in_id = *cur_id;
+                    self.body(body, cur, cur_id, false);
+                    if body.iter().all(|s| !matches!(s, Stmt::Op { .. } | Stmt::Residual { .. })) {
+                        self.err(
+                            Problem::new(Code::ResidualMismatch, *span, "this residual block has no layers", "empty")
+                                .help("put the layers of the residual branch inside: `residual { linear(2 -> 2, hops = 1) }`"),
+                        );
+                        continue;
+                    }
+                    match (&before, &*cur) {
+                        (Some(a), Some(b)) if a != b => {
+                            self.err(
+                                Problem::new(
+                                    Code::ResidualMismatch,
+                                    *span,
+                                    format!(
+                                        "a residual block must keep its value's type: it takes {} and gives {}",
+                                        describe(a),
+                                        describe(b)
+                                    ),
+                                    "out = body(in) + in needs equal types",
+                                )
+                                .help("make the last layer inside produce what the block receives"),
+                            );
+                            *cur = None;
+                        }
+                        (Some(a), Some(_)) => {
+                            let t = a.clone();
+                            let name = self.generated_name("residual");
+                            self.push_layer(
+                                LayerKind::Add,
+                                vec![*cur_id, in_id],
+                                t,
+                                vec![],
+                                name,
+                                *span,
+                                cur,
+                                cur_id,
+                            );
+                        }
+                        _ => *cur = None,
+                    }
+                }
+                Stmt::Output { span, .. } => {
+                    if top {
+                        self.output_seen = Some(*span);
+                    } else {
+                        self.misplaced("output", *span);
+                    }
+                }
+                Stmt::Input { span, .. } if !top => self.misplaced("input", *span),
+                Stmt::Lattice { span, .. } if !top => self.misplaced("lattice", *span),
+                Stmt::Symmetry { span, .. } if !top => self.misplaced("symmetry", *span),
+                Stmt::Input { .. } | Stmt::Lattice { .. } | Stmt::Symmetry { .. } => {}
+            }
+        }
+    }
+
+    fn misplaced(&mut self, what: &str, span: Span) {
+        self.err(
+            Problem::new(
+                Code::MisplacedDecl,
+                span,
+                format!("`{what}` cannot appear inside a residual block"),
+                "inside `residual`",
+            )
+            .help(format!("declare `{what}` at the top level of the network")),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_layer(
+        &mut self,
+        kind: LayerKind,
+        inputs: Vec<ValueId>,
+        out: ValueType,
+        params: Vec<ParamId>,
+        name: String,
+        span: Span,
+        cur: &mut Option<ValueType>,
+        cur_id: &mut ValueId,
+    ) {
+        let id = ValueId(self.values.len() as u32);
+        self.values.push(out.clone());
+        self.layers.push(Layer { kind, inputs, output: id, params, name, span });
+        *cur = Some(out);
+        *cur_id = id;
+    }
+
+    fn op(
+        &mut self,
+        label: Option<&ast::Ident>,
+        call: &Call,
+        span: Span,
+        cur: &mut Option<ValueType>,
+        cur_id: &mut ValueId,
+    ) {
+        let word = call.name.name.as_str();
+        if let Some(l) = label {
+            self.define_name(l);
+        }
+        if !LAYERS.contains(&word) {
+            let help = args::suggest_help(word, LAYERS, "layers are");
+            self.err(
+                Problem::new(
+                    Code::UnknownLayer,
+                    call.name.span,
+                    format!("unknown layer `{word}`"),
+                    "unknown layer",
+                )
+                .help(help),
+            );
+            *cur = None;
+            return;
+        }
+        let name = match label {
+            Some(l) => l.name.clone(),
+            None => self.generated_name(word),
+        };
+        let lowered = match word {
+            "linear" => self.linear(call, &name, cur.as_ref()),
+            "transport" => self.transport(call, cur.as_ref()),
+            "relu" | "tanh" | "sigmoid" | "identity" => {
+                self.no_args(call);
+                let act = match word {
+                    "relu" => Activation::Relu,
+                    "tanh" => Activation::Tanh,
+                    "sigmoid" => Activation::Sigmoid,
+                    _ => Activation::Identity,
+                };
+                self.activation(call, act, cur.as_ref())
+            }
+            "norm_gate" => {
+                self.no_args(call);
+                match cur.as_ref() {
+                    Some(t @ ValueType::Fermion { .. }) => {
+                        Some((LayerKind::NormGate, t.clone(), vec![]))
+                    }
+                    Some(t) => {
+                        self.err(
+                            Problem::new(
+                                Code::NotFermion,
+                                call.span,
+                                format!(
+                                    "`norm_gate` acts on fermion fields, but it receives {}",
+                                    describe(t)
+                                ),
+                                "here",
+                            )
+                            .help("on real values use `relu`, `tanh` or `sigmoid`"),
+                        );
+                        None
+                    }
+                    None => None,
+                }
+            }
+            "flatten" => {
+                self.no_args(call);
+                match cur.as_ref() {
+                    Some(ValueType::Real { shape }) => {
+                        let n = shape.iter().product();
+                        Some((LayerKind::Flatten, ValueType::Real { shape: vec![n] }, vec![]))
+                    }
+                    Some(t) => {
+                        self.not_real(call, "flatten", t);
+                        None
+                    }
+                    None => None,
+                }
+            }
+            _ => {
+                // log_softmax
+                self.no_args(call);
+                match cur.as_ref() {
+                    Some(ValueType::Real { shape }) if shape.len() == 1 => Some((
+                        LayerKind::LogSoftmax,
+                        ValueType::Real { shape: shape.clone() },
+                        vec![],
+                    )),
+                    Some(t @ ValueType::Real { .. }) => {
+                        self.err(
+                            Problem::new(
+                                Code::ShapeMismatch,
+                                call.span,
+                                format!(
+                                    "`log_softmax` needs a vector, but it receives {}",
+                                    describe(t)
+                                ),
+                                "here",
+                            )
+                            .help("add `flatten` before it"),
+                        );
+                        None
+                    }
+                    Some(t) => {
+                        self.not_real(call, "log_softmax", t);
+                        None
+                    }
+                    None => None,
+                }
+            }
+        };
+        match lowered {
+            Some((kind, out, params)) => {
+                self.push_layer(kind, vec![*cur_id], out, params, name, span, cur, cur_id)
+            }
+            None => *cur = None,
+        }
+    }
+
+    fn not_real(&mut self, call: &Call, what: &str, t: &ValueType) {
+        self.err(
+            Problem::new(
+                Code::NotReal,
+                call.span,
+                format!("`{what}` acts on real tensors, but it receives {}", describe(t)),
+                "here",
+            )
+            .help("fermion fields keep their lattice structure to the output: end with `output fermion`"),
+        );
+    }
+
+    fn activation(
+        &mut self,
+        call: &Call,
+        act: Activation,
+        cur: Option<&ValueType>,
+    ) -> Option<(LayerKind, ValueType, Vec<ParamId>)> {
+        match cur? {
+            t @ ValueType::Real { .. } => Some((LayerKind::Activation(act), t.clone(), vec![])),
+            t @ ValueType::Fermion { .. } if act == Activation::Identity => {
+                Some((LayerKind::Activation(act), t.clone(), vec![]))
+            }
+            ValueType::Fermion { .. } if self.sym.ir == Symmetry::GaugeSu3 => {
+                let w = &call.name.name;
+                self.err(
+                    Problem::new(
+                        Code::BreaksGauge,
+                        call.span,
+                        format!("`{w}` on a fermion field breaks the declared gauge symmetry"),
+                        "componentwise nonlinearity",
+                    )
+                    .note(self.sym.span, "gauge symmetry declared here")
+                    .help(format!(
+                        "a gauge transformation rotates the colour components of ψ(x) by a site-dependent \
+SU(3) matrix Ω(x); applying `{w}` to each component separately does not commute with that rotation, so \
+the network would no longer be gauge equivariant. Use `norm_gate`, which computes ψ·σ(|ψ|²): |ψ|² is gauge \
+invariant, so the gate keeps the symmetry"
+                    )),
+                );
+                None
+            }
+            t => {
+                let w = &call.name.name;
+                self.err(
+                    Problem::new(
+                        Code::NotReal,
+                        call.span,
+                        format!("`{w}` acts on real values, but it receives {}", describe(t)),
+                        "complex values here",
+                    )
+                    .help("fermion fields are complex; use `norm_gate` (ψ·σ(|ψ|²)) as their nonlinearity"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `linear(IN -> OUT, ...)`: the layer kind follows from the symmetry and the value.
+    fn linear(
+        &mut self,
+        call: &Call,
+        name: &str,
+        cur: Option<&ValueType>,
+    ) -> Option<(LayerKind, ValueType, Vec<ParamId>)> {
+        let a = ArgSet::read(
+            call,
+            &["features", "window", "padding", "bias", "hops", "paths"],
+            &["features"],
+            &["long", "local"],
+            &mut self.problems,
+        );
+        if call.args.is_none() {
+            self.err(
+                Problem::new(
+                    Code::MissingArgument,
+                    call.span,
+                    "`linear` needs its features",
+                    "`IN -> OUT` missing",
+                )
+                .help("write e.g. `linear(1 -> 10, window = 10)` or `linear(784 -> 10)`"),
+            );
+            return None;
+        }
+        let feats = a.require("features", "linear(1 -> 10)", &mut self.problems)?;
+        let ValueKind::Features(fin, fout) = feats.kind else {
+            self.err(args::mistyped(
+                feats,
+                "the first argument of `linear`",
+                "features `IN -> OUT`",
+            ));
+            return None;
+        };
+        let mut bad = false;
+        for (f, what) in
+            [(fin, "the number of input features"), (fout, "the number of output features")]
+        {
+            if f == 0 {
+                self.err(zero_size(feats.span, what));
+                bad = true;
+            }
+        }
+        let (fin, fout) = (usize::try_from(fin).ok()?, usize::try_from(fout).ok()?);
+        let window = a.get("window").and_then(|v| self.window(v));
+        let padding = match a.get("padding") {
+            None => Padding::Valid,
+            Some(v) => match args::word(v) {
+                Some("valid") => Padding::Valid,
+                Some("same") => Padding::Same,
+                _ => {
+                    self.err(args::mistyped(v, "`padding`", "`valid` or `same`"));
+                    Padding::Valid
+                }
+            },
+        };
+        let bias_arg = a.get("bias");
+        let bias = bias_arg.and_then(|v| args::expect_bool(v, "`bias`", &mut self.problems));
+        let reach = self.reach(&a);
+        if bad {
+            return None;
+        }
+        let cur = cur?;
+        let in_count = match cur {
+            ValueType::Real { shape } => shape[0],
+            ValueType::Fermion { features, .. } => *features,
+        };
+        if in_count != fin {
+            let what = match cur {
+                ValueType::Real { shape } if shape.len() == 1 => "features",
+                ValueType::Real { .. } => "channels",
+                ValueType::Fermion { .. } => "fermion fields",
+            };
+            self.err(
+                Problem::new(
+                    Code::ShapeMismatch,
+                    feats.span,
+                    format!(
+                        "`{name}` expects {fin} input {what}, but it receives {}",
+                        describe(cur)
+                    ),
+                    format!("{fin} here, but the value has {in_count}"),
+                )
+                .help(format!("write `{in_count} -> {fout}`, or change the layer before it")),
+            );
+            // Carry on with the declared output so later layers are still checked.
+        }
+        match cur {
+            ValueType::Real { shape } => {
+                if let Some(r) = reach.span {
+                    self.err(
+                        Problem::new(
+                            Code::BadArgument,
+                            r,
+                            "paths apply to lattice fermion fields under gauge symmetry",
+                            "not for real tensors",
+                        )
+                        .help("on images, use `window = N` for the receptive field"),
+                    );
+                }
+                self.linear_real(
+                    call,
+                    name,
+                    shape,
+                    fin,
+                    fout,
+                    window,
+                    padding,
+                    bias.unwrap_or(true),
+                    a.get("window"),
+                )
+            }
+            ValueType::Fermion { features: _, lattice } => {
+                if let Some(w) = a.get("window") {
+                    self.err(
+                        Problem::new(Code::BadArgument, w.span, "`window` is for images", "not for fermion fields")
+                            .help("on a lattice, the reach of a layer is set with `hops = k`, `paths = [...]` or `long`"),
+                    );
+                }
+                if let Some(p) = a.get("padding") {
+                    self.err(Problem::new(
+                        Code::BadArgument,
+                        p.span,
+                        "`padding` is for images",
+                        "not for fermion fields",
+                    ));
+                }
+                let lattice = *lattice;
+                if self.sym.ir == Symmetry::GaugeSu3 {
+                    if bias == Some(true)
+                        && let Some(b) = bias_arg
+                    {
+                        self.err(
+                            Problem::new(
+                                Code::BreaksGauge,
+                                b.span,
+                                "a bias on a fermion field breaks the declared gauge symmetry",
+                                "bias requested here",
+                            )
+                            .note(self.sym.span, "gauge symmetry declared here")
+                            .help(
+                                "a gauge transformation maps ψ(x) to Ω(x)ψ(x); a constant added to every site \
+would have to rotate with Ω(x), which no fixed bias can do. Gauge-equivariant layers are linear in ψ: \
+remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
+                            ),
+                        );
+                        return None;
+                    }
+                    let paths = self.path_set(&reach, &lattice)?;
+                    let local = self.sym.local || reach.local.is_some();
+                    let n_paths = paths.len();
+                    let mut shape = vec![fout, fin, n_paths];
+                    if local {
+                        shape.push(lattice.volume());
+                    }
+                    shape.extend([4, 4]);
+                    let p = self.param(format!("{name}.weight"), shape, true, call.span)?;
+                    let out = ValueType::Fermion { features: fout, lattice };
+                    Some((LayerKind::Ptc { n_in: fin, n_out: fout, paths, local }, out, vec![p]))
+                } else {
+                    if let Some(r) = reach.span {
+                        self.err(
+                            Problem::new(
+                                Code::BadArgument,
+                                r,
+                                "paths need the gauge symmetry",
+                                "parallel transport is only defined under `gauge(SU3)`",
+                            )
+                            .help("without symmetry, `linear` on a fermion field is a dense map over all sites; remove the paths or declare `symmetry gauge(SU3), translation`"),
+                        );
+                    }
+                    let v12 = lattice.volume() * 12;
+                    let (Some(din), Some(dout)) = (v12.checked_mul(fin), v12.checked_mul(fout))
+                    else {
+                        self.err(Problem::new(
+                            Code::SizeOverflow,
+                            call.span,
+                            "the dense layer's size overflows",
+                            "here",
+                        ));
+                        return None;
+                    };
+                    let bias = bias.unwrap_or(false);
+                    let mut params = vec![self.param(
+                        format!("{name}.weight"),
+                        vec![dout, din],
+                        true,
+                        call.span,
+                    )?];
+                    if bias {
+                        params.push(self.param(
+                            format!("{name}.bias"),
+                            vec![dout],
+                            true,
+                            call.span,
+                        )?);
+                    }
+                    let out = ValueType::Fermion { features: fout, lattice };
+                    Some((
+                        LayerKind::Dense {
+                            in_features: din,
+                            out_features: dout,
+                            bias,
+                            complex: true,
+                        },
+                        out,
+                        params,
+                    ))
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn linear_real(
+        &mut self,
+        call: &Call,
+        name: &str,
+        shape: &[usize],
+        fin: usize,
+        fout: usize,
+        window: Option<Vec<(usize, Span)>>,
+        padding: Padding,
+        bias: bool,
+        window_arg: Option<&ast::Value>,
+    ) -> Option<(LayerKind, ValueType, Vec<ParamId>)> {
+        let spatial = &shape[1..];
+        if spatial.is_empty() {
+            if let Some(w) = window_arg {
+                self.err(
+                    Problem::new(Code::BadArgument, w.span, "`window` needs spatial axes, but the value is a vector", "here")
+                        .help("windows slide over images `real[channels, height, width]`; remove `window`, or do not flatten before this layer"),
+                );
+                return None;
+            }
+            let mut params =
+                vec![self.param(format!("{name}.weight"), vec![fout, fin], false, call.span)?];
+            if bias {
+                params.push(self.param(format!("{name}.bias"), vec![fout], false, call.span)?);
+            }
+            return Some((
+                LayerKind::Dense { in_features: fin, out_features: fout, bias, complex: false },
+                ValueType::Real { shape: vec![fout] },
+                params,
+            ));
+        }
+        let win: Vec<usize> = match &window {
+            None => vec![1; spatial.len()],
+            Some(w) if w.len() == 1 => vec![w[0].0; spatial.len()],
+            Some(w) if w.len() == spatial.len() => w.iter().map(|x| x.0).collect(),
+            Some(w) => {
+                let sp = window_arg.map_or(call.span, |v| v.span);
+                self.err(
+                    Problem::new(
+                        Code::ShapeMismatch,
+                        sp,
+                        format!("the window has {} extents but the image has {} spatial axes", w.len(), spatial.len()),
+                        "here",
+                    )
+                    .help("give one extent for all axes (`window = 3`) or one per axis (`window = [3, 3]`)"),
+                );
+                return None;
+            }
+        };
+        let mut out_sp = Vec::new();
+        for (i, (&s, &w)) in spatial.iter().zip(&win).enumerate() {
+            if padding == Padding::Valid && w > s {
+                let sp = window.as_ref().map_or(call.span, |v| v[i.min(v.len() - 1)].1);
+                self.err(
+                    Problem::new(
+                        Code::WindowTooLarge,
+                        sp,
+                        format!("a window of {w} does not fit in an image axis of extent {s}"),
+                        format!("window {w} > extent {s}"),
+                    )
+                    .help(format!(
+                        "with `padding = valid` each axis shrinks by window − 1; use a window of at most {s}, or `padding = same`"
+                    )),
+                );
+                return None;
+            }
+            out_sp.push(match padding {
+                Padding::Valid => s - w + 1,
+                Padding::Same => s,
+            });
+        }
+        let mut out_shape = vec![fout];
+        out_shape.extend(&out_sp);
+        let out = ValueType::Real { shape: out_shape };
+        if !self.check_value_size(&out, call.span) {
+            return None;
+        }
+        if let Symmetry::Translation { .. } = self.sym.ir {
+            let mut wshape = vec![fout, fin];
+            wshape.extend(&win);
+            let mut params =
+                vec![self.param(format!("{name}.weight"), wshape, false, call.span)?];
+            if bias {
+                params.push(self.param(format!("{name}.bias"), vec![fout], false, call.span)?);
+            }
+            Some((
+                LayerKind::Conv {
+                    in_channels: fin,
+                    out_channels: fout,
+                    window: win,
+                    padding,
+                    bias,
+                    in_spatial: spatial.to_vec(),
+                    out_spatial: out_sp,
+                },
+                out,
+                params,
+            ))
+        } else {
+            // No symmetry: the same text is a dense map between the flattened images.
+            let din = fin * spatial.iter().product::<usize>();
+            let dout = out.real_len();
+            let mut params =
+                vec![self.param(format!("{name}.weight"), vec![dout, din], false, call.span)?];
+            if bias {
+                params.push(self.param(format!("{name}.bias"), vec![dout], false, call.span)?);
+            }
+            Some((
+                LayerKind::Dense { in_features: din, out_features: dout, bias, complex: false },
+                out,
+                params,
+            ))
+        }
+    }
+
+    fn window(&mut self, v: &ast::Value) -> Option<Vec<(usize, Span)>> {
+        let items: Vec<&ast::Value> = match &v.kind {
+            ValueKind::List(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        if items.is_empty() || items.len() > 3 {
+            self.err(args::mistyped(
+                v,
+                "`window`",
+                "a size such as `10` or a list such as `[3, 3]`",
+            ));
+            return None;
+        }
+        let mut out = Vec::new();
+        for it in items {
+            out.push((args::expect_count(it, "the window", &mut self.problems)?, it.span));
+        }
+        Some(out)
+    }
+
+    /// Allocate a parameter tensor after the previous ones, refusing tensors that cannot fit.
+    fn param(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+        complex: bool,
+        span: Span,
+    ) -> Option<ParamId> {
+        let count = shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+        let scalars = count.and_then(|c| c.checked_mul(if complex { 2 } else { 1 }));
+        let Some(scalars) = scalars else {
+            self.err(
+                Problem::new(
+                    Code::SizeOverflow,
+                    span,
+                    "the number of weights of this layer overflows 64-bit arithmetic",
+                    "this layer",
+                )
+                .help("reduce the sizes"),
+            );
+            return None;
+        };
+        let need = (scalars as u128) * 4;
+        if need > self.opts.memory_bytes as u128 {
+            self.err(
+                Problem::new(
+                    Code::TooMuchMemory,
+                    span,
+                    format!(
+                        "this layer's weights need {} ({} {}weights in f32), more than this machine's {}",
+                        bytes_u128(need),
+                        group(count.unwrap_or(0) as u128),
+                        if complex { "complex " } else { "" },
+                        bytes(self.opts.memory_bytes)
+                    ),
+                    "too many weights",
+                )
+                .help("declare the symmetry of the data (e.g. `symmetry translation` or `gauge(SU3), translation`) so weights are shared, or shrink the layer"),
+            );
+            return None;
+        }
+        let Some(end) = self.offset.checked_add(scalars) else {
+            self.err(Problem::new(
+                Code::SizeOverflow,
+                span,
+                "the parameter vector overflows",
+                "here",
+            ));
+            return None;
+        };
+        let id = ParamId(self.params.len() as u32);
+        self.params.push(Param { name, shape, complex, offset: self.offset });
+        self.offset = end;
+        Some(id)
+    }
+
+    /// Reads `hops`, `paths` and the `long`/`local` flags (shared by `linear` and `transport`).
+    fn reach(&mut self, a: &ArgSet) -> Reach {
+        let hops = a.get("hops");
+        let paths = a.get("paths");
+        let long = a
+            .flag("long")
+            .or_else(|| paths.filter(|p| args::word(p) == Some("long")).map(|p| p.span));
+        let paths = paths.filter(|p| args::word(p) != Some("long"));
+        let given: Vec<Span> =
+            [hops.map(|h| h.span), paths.map(|p| p.span), long].into_iter().flatten().collect();
+        if given.len() > 1 {
+            self.err(
+                Problem::new(
+                    Code::DuplicateArgument,
+                    given[1],
+                    "give only one of `hops`, `paths` and `long`",
+                    "second path set",
+                )
+                .note(given[0], "first path set")
+                .help("they each define the whole path set of the layer"),
+            );
+        }
+        let span = given.first().copied().or(a.flag("local"));
+        let kind = if let Some(h) = hops {
+            let k = args::expect_int(h, "`hops`", &mut self.problems);
+            match k {
+                Some(k) if k < 0 => {
+                    self.err(Problem::new(
+                        Code::ZeroSize,
+                        h.span,
+                        "`hops` must not be negative",
+                        format!("this is {k}"),
+                    ));
+                    ReachKind::Invalid
+                }
+                Some(k) => ReachKind::Hops(k as u64, h.span),
+                None => ReachKind::Invalid,
+            }
+        } else if let Some(p) = paths {
+            match &p.kind {
+                ValueKind::List(items) => {
+                    let mut out = Vec::new();
+                    let mut ok = true;
+                    for it in items {
+                        match &it.kind {
+                            ValueKind::Path(steps) => out.push((
+                                steps
+                                    .iter()
+                                    .map(|(mu, f)| ir::Hop { mu: *mu, forward: *f })
+                                    .collect(),
+                                it.span,
+                            )),
+                            _ => {
+                                self.err(args::mistyped(
+                                    it,
+                                    "a path",
+                                    "signed steps such as `+x`, `-t` or `+x+y`",
+                                ));
+                                ok = false;
+                            }
+                        }
+                    }
+                    if ok { ReachKind::Paths(out, p.span) } else { ReachKind::Invalid }
+                }
+                _ => {
+                    self.err(args::mistyped(
+                        p,
+                        "`paths`",
+                        "a list such as `[+x, -x, +t]` or the word `long`",
+                    ));
+                    ReachKind::Invalid
+                }
+            }
+        } else if long.is_some() {
+            ReachKind::Long
+        } else {
+            ReachKind::Identity
+        };
+        Reach { kind, span, local: a.flag("local") }
+    }
+
+    fn path_set(&mut self, reach: &Reach, lattice: &Lattice) -> Option<Vec<Path>> {
+        let min_extent = lattice.dims.iter().copied().min().unwrap_or(1);
+        match &reach.kind {
+            ReachKind::Invalid => None,
+            ReachKind::Identity => Some(vec![Vec::new()]),
+            ReachKind::Long => Some(paths::long(lattice)),
+            ReachKind::Hops(k, sp) => {
+                let k = *k as usize;
+                if k > 0 && k >= min_extent {
+                    let mu = lattice.dims.iter().position(|d| *d == min_extent).unwrap_or(0);
+                    self.err(
+                        Problem::new(
+                            Code::HopsTooLong,
+                            *sp,
+                            format!(
+                                "paths of {k} hops are longer than the lattice: the {} extent is {min_extent}",
+                                ["x", "y", "z", "t"][mu]
+                            ),
+                            format!("{k} hops"),
+                        )
+                        .help(format!(
+                            "a path of {min_extent} steps along {} wraps around the lattice to its start; use `hops` of at most {}",
+                            ["x", "y", "z", "t"][mu],
+                            min_extent.saturating_sub(1)
+                        )),
+                    );
+                    return None;
+                }
+                match paths::hops_count(k) {
+                    Some(_) => Some(paths::hops(k)),
+                    None => {
+                        self.err(
+                            Problem::new(
+                                Code::TooManyPaths,
+                                *sp,
+                                format!("`hops = {k}` gives more than {} paths", paths::MAX_PATHS),
+                                "too many paths",
+                            )
+                            .help("the number of non-backtracking paths grows as 8·7^(k−1); use `hops` ≤ 4, `long`, or an explicit `paths` list"),
+                        );
+                        None
+                    }
+                }
+            }
+            ReachKind::Paths(list, sp) => {
+                if list.len() >= paths::MAX_PATHS {
+                    self.err(Problem::new(
+                        Code::TooManyPaths,
+                        *sp,
+                        format!("more than {} paths", paths::MAX_PATHS),
+                        "too many paths",
+                    ));
+                    return None;
+                }
+                let mut out: Vec<Path> = vec![Vec::new()];
+                let mut ok = true;
+                for (p, psp) in list {
+                    if paths::backtracks(p) {
+                        self.err(
+                            Problem::new(Code::BadPath, *psp, format!("the path `{}` steps straight back", paths::display(p)), "backtracking path")
+                                .help("a step followed by its reverse cancels (U·U† = 1); write the shorter path"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    let steps = paths::steps_per_axis(p);
+                    if let Some(mu) = (0..4).find(|&m| steps[m] >= lattice.dims[m]) {
+                        self.err(
+                            Problem::new(
+                                Code::HopsTooLong,
+                                *psp,
+                                format!(
+                                    "the path `{}` takes {} steps along {}, whose extent is {}",
+                                    paths::display(p),
+                                    steps[mu],
+                                    ["x", "y", "z", "t"][mu],
+                                    lattice.dims[mu]
+                                ),
+                                "wraps around the lattice",
+                            )
+                            .help(format!(
+                                "use fewer than {} steps along {}",
+                                lattice.dims[mu],
+                                ["x", "y", "z", "t"][mu]
+                            )),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    if let Some(first) = out.iter().position(|q| q == p) {
+                        let _ = first;
+                        self.err(
+                            Problem::new(
+                                Code::BadPath,
+                                *psp,
+                                format!("the path `{}` is listed twice", paths::display(p)),
+                                "duplicate path",
+                            )
+                            .help("each path gets its own weights; list it once"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    out.push(p.clone());
+                }
+                ok.then_some(out)
+            }
+        }
+    }
+
+    fn transport(
+        &mut self,
+        call: &Call,
+        cur: Option<&ValueType>,
+    ) -> Option<(LayerKind, ValueType, Vec<ParamId>)> {
+        let a = ArgSet::read(call, &["hops", "paths"], &["paths"], &["long"], &mut self.problems);
+        let reach = self.reach(&a);
+        if self.sym.ir != Symmetry::GaugeSu3 {
+            self.err(
+                Problem::new(Code::BadSymmetry, call.span, "`transport` needs the gauge symmetry", "parallel transport")
+                    .note(self.sym.span, "the network's symmetry")
+                    .help("parallel transport moves fermion fields along gauge links: declare `symmetry gauge(SU3), translation`"),
+            );
+            return None;
+        }
+        if reach.local.is_some() {
+            self.err(Problem::new(
+                Code::BadArgument,
+                call.span,
+                "`transport` has no weights, so `local` has no meaning",
+                "here",
+            ));
+        }
+        let cur = cur?;
+        let ValueType::Fermion { features, lattice } = cur else {
+            return None;
+        };
+        let paths = self.path_set(&reach, lattice)?;
+        if paths.len() != *features {
+            self.err(
+                Problem::new(
+                    Code::ShapeMismatch,
+                    call.span,
+                    format!(
+                        "`transport` moves field k along path k: {} paths (the identity included) need {} fields, but it receives {features}",
+                        paths.len(),
+                        paths.len()
+                    ),
+                    format!("{} paths", paths.len()),
+                )
+                .help(format!("make the layer before it produce {} fields, e.g. `linear({features} -> {})`", paths.len(), paths.len())),
+            );
+            return None;
+        }
+        Some((LayerKind::Transport { paths }, cur.clone(), vec![]))
+    }
+
+    fn output(
+        &mut self,
+        name: &ast::Ident,
+        kind: Option<&ast::Ident>,
+        span: Span,
+        cur: &mut Option<ValueType>,
+        cur_id: &mut ValueId,
+    ) {
+        // `output fermion` names no value: the single word is the kind.
+        let (name, kind) = match kind {
+            None if OUTPUT_KINDS.contains(&name.name.as_str()) => (None, Some(name)),
+            k => (Some(name), k),
+        };
+        if let Some(n) = name {
+            self.define_name(n);
+        }
+        let Some(kind) = kind else { return };
+        let Some(t) = cur.clone() else { return };
+        let mismatch = |want: &str| {
+            Problem::new(
+                Code::OutputMismatch,
+                kind.span,
+                format!(
+                    "the output is declared `{}`, but the network produces {}",
+                    kind.name,
+                    describe(&t)
+                ),
+                format!("{want} expected"),
+            )
+        };
+        match (kind.name.as_str(), &t) {
+            ("fermion", ValueType::Fermion { .. }) | ("real", ValueType::Real { .. }) => {}
+            ("fermion", _) => {
+                let p = mismatch("fermion")
+                    .help("declare the output as `real`, `flatten` or `log_softmax`");
+                self.err(p)
+            }
+            ("real" | "flatten" | "log_softmax", ValueType::Fermion { .. }) => {
+                let p =
+                    mismatch("a real tensor").help("a lattice network ends with `output fermion`");
+                self.err(p)
+            }
+            ("flatten", ValueType::Real { shape }) | ("log_softmax", ValueType::Real { shape }) => {
+                let mut shape = shape.clone();
+                if shape.len() > 1 {
+                    let n = shape.iter().product();
+                    shape = vec![n];
+                    let lname = self.generated_name("flatten");
+                    self.push_layer(
+                        LayerKind::Flatten,
+                        vec![*cur_id],
+                        ValueType::Real { shape: shape.clone() },
+                        vec![],
+                        lname,
+                        kind.span,
+                        cur,
+                        cur_id,
+                    );
+                }
+                let already = self.layers.last().is_some_and(|l| l.kind == LayerKind::LogSoftmax);
+                if kind.name == "log_softmax" && !already {
+                    let lname = self.generated_name("log_softmax");
+                    self.push_layer(
+                        LayerKind::LogSoftmax,
+                        vec![*cur_id],
+                        ValueType::Real { shape },
+                        vec![],
+                        lname,
+                        kind.span,
+                        cur,
+                        cur_id,
+                    );
+                }
+            }
+            (other, _) => {
+                let help = args::suggest_help(other, OUTPUT_KINDS, "outputs are");
+                self.err(
+                    Problem::new(
+                        Code::UnknownType,
+                        kind.span,
+                        format!("unknown output kind `{other}`"),
+                        "unknown",
+                    )
+                    .help(help),
+                );
+            }
+        }
+        let _ = span;
+    }
+}
+
+struct Reach {
+    kind: ReachKind,
+    /// Where the path set was given (for "not allowed here" errors).
+    span: Option<Span>,
+    local: Option<Span>,
+}
+
+enum ReachKind {
+    Identity,
+    Hops(u64, Span),
+    Paths(Vec<(Path, Span)>, Span),
+    Long,
+    Invalid,
+}
+
+fn zero_size(span: Span, what: &str) -> Problem {
+    Problem::new(Code::ZeroSize, span, format!("{what} is zero"), "zero size")
+        .help(format!("{what} must be at least 1"))
+}
+
+/// `real[10, 19, 19]`, `2 fermion fields on 8x8x8x16`.
+pub fn describe(t: &ValueType) -> String {
+    match t {
+        ValueType::Real { shape } => {
+            format!("real[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        ValueType::Fermion { features, lattice } => format!(
+            "{features} fermion field{} on {}",
+            if *features == 1 { "" } else { "s" },
+            lattice.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+        ),
+    }
+}
+
+/// `1.5 GiB`
+pub fn bytes(b: u64) -> String {
+    bytes_u128(b as u128)
+}
+
+pub fn bytes_u128(b: u128) -> String {
+    const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} bytes") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// `6,454,860`
+pub fn group(n: u128) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,220 @@
+//! Krylov solvers for D x = b: GMRES(m), flexible GMRES(m) with a right preconditioner,
+//! BiCGStab, and CG on the normal equations (CGNE).
+//!
+//! These are the baseline every learned preconditioner is judged against, so they report what
+//! a comparison needs: iterations, operator and preconditioner applications, wall time, the
+//! relative residual after every iteration, and a *true* residual ‖b − D x‖/‖b‖ recomputed from
+//! the returned solution (never the recursively updated estimate).
+//!
+//! The solvers are generic over the vector precision `T` and the operator; the Hessenberg
+//! matrices, Givens rotations and all inner products are f64 regardless. The usual setting is an
+//! f64 outer solve ([`fgmres`] on [`WilsonClover<f64>`]) with a preconditioner that may work in f32
+//! internally; [`MixedPrecision`] runs an f32 operator inside an f64 solver.
+//!
+//! Conventions: `x` holds the initial guess on entry and the solution on exit;
+//! `history[k]` is the relative residual after `k` iterations (`history[0]` is the start);
+//! one GMRES/FGMRES iteration is one Arnoldi step (one operator application), one BiCGStab
+//! iteration is two operator applications, one CGNE iteration is one D and one D†.
+
+mod bicgstab;
+mod cgne;
+mod gmres;
+mod linalg;
+
+pub use bicgstab::bicgstab;
+pub use cgne::cgne;
+pub use gmres::{fgmres, gmres};
+
+use crate::lattice::Real;
+use crate::lattice::fermion::cast_into;
+use crate::lattice::wilson::WilsonClover;
+use num_complex::Complex;
+use serde::Serialize;
+use std::cell::Cell;
+use std::sync::Mutex;
+
+/// A linear map on complex vectors of a fixed length.
+pub trait LinearOperator<T: Real> {
+    /// Vector length (12 V for a Dirac operator).
+    fn len(&self) -> usize;
+    /// out = A inp.
+    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]);
+}
+
+/// An operator whose adjoint is available (needed by [`cgne`]).
+pub trait AdjointOperator<T: Real>: LinearOperator<T> {
+    /// out = A† inp.
+    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]);
+}
+
+/// A right preconditioner M ≈ A⁻¹ for [`fgmres`]. It may change between calls (an inner
+/// iterative solve, a neural network in lower precision): FGMRES stores every M v it used.
+pub trait Preconditioner<T: Real> {
+    /// out = M inp.
+    fn apply(&mut self, out: &mut [Complex<T>], inp: &[Complex<T>]);
+}
+
+/// M = 1: FGMRES with this preconditioner is mathematically GMRES.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdentityPreconditioner;
+
+impl<T: Real> Preconditioner<T> for IdentityPreconditioner {
+    fn apply(&mut self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        out.copy_from_slice(inp);
+    }
+}
+
+/// Any closure `FnMut(out, inp)` as a preconditioner.
+pub struct FnPreconditioner<F>(pub F);
+
+impl<T: Real, F: FnMut(&mut [Complex<T>], &[Complex<T>])> Preconditioner<T>
+    for FnPreconditioner<F>
+{
+    fn apply(&mut self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        (self.0)(out, inp)
+    }
+}
+
+impl<T: Real> LinearOperator<T> for WilsonClover<T> {
+    fn len(&self) -> usize {
+        self.vector_len()
+    }
+    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        WilsonClover::apply(self, out, inp)
+    }
+}
+
+impl<T: Real> AdjointOperator<T> for WilsonClover<T> {
+    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        WilsonClover::apply_dagger(self, out, inp)
+    }
+}
+
+/// Runs an f32 operator on f64 vectors (rounding the input, widening the output), so that an
+/// f64 solver can use the faster f32 operator. Its precision bounds the reachable residual
+/// (~1e-6 relative).
+pub struct MixedPrecision<'a, O: LinearOperator<f32>> {
+    op: &'a O,
+    scratch: Mutex<(Vec<Complex<f32>>, Vec<Complex<f32>>)>,
+}
+
+impl<'a, O: LinearOperator<f32>> MixedPrecision<'a, O> {
+    pub fn new(op: &'a O) -> Self {
+        let z = Complex::new(0.0f32, 0.0);
+        MixedPrecision {
+            op,
+            scratch: Mutex::new((vec![z; op.len()], vec![z; op.len()])),
+        }
+    }
+}
+
+impl<O: LinearOperator<f32>> LinearOperator<f64> for MixedPrecision<'_, O> {
+    fn len(&self) -> usize {
+        self.op.len()
+    }
+    fn apply(&self, out: &mut [Complex<f64>], inp: &[Complex<f64>]) {
+        // The lock is uncontended (solvers apply the operator from one thread); a poisoned lock
+        // only means an earlier apply panicked, and the buffers are overwritten anyway.
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let (i32, o32) = &mut *guard;
+        cast_into(i32, inp);
+        self.op.apply(o32, i32);
+        cast_into(out, o32);
+    }
+}
+
+impl<O: AdjointOperator<f32>> AdjointOperator<f64> for MixedPrecision<'_, O> {
+    fn apply_dagger(&self, out: &mut [Complex<f64>], inp: &[Complex<f64>]) {
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let (i32, o32) = &mut *guard;
+        cast_into(i32, inp);
+        self.op.apply_dagger(o32, i32);
+        cast_into(out, o32);
+    }
+}
+
+/// Stopping and restart parameters shared by all solvers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SolveParams {
+    /// Target relative residual ‖b − A x‖/‖b‖.
+    pub tol: f64,
+    /// Krylov subspace size m of GMRES(m)/FGMRES(m) (ignored by BiCGStab and CGNE).
+    pub restart: usize,
+    /// Upper bound on iterations.
+    pub max_iterations: usize,
+}
+
+impl Default for SolveParams {
+    fn default() -> Self {
+        SolveParams {
+            tol: 1e-8,
+            restart: 30,
+            max_iterations: 20_000,
+        }
+    }
+}
+
+/// What a solve did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SolveReport {
+    /// Solver name (`gmres`, `fgmres`, `bicgstab`, `cgne`).
+    pub solver: String,
+    pub iterations: usize,
+    /// Applications of the operator, including residual recomputations at restarts and the
+    /// final true residual (D and D† both count for CGNE).
+    pub operator_applications: usize,
+    pub preconditioner_applications: usize,
+    /// Wall-clock seconds of the whole solve.
+    pub seconds: f64,
+    /// ‖b − A x‖/‖b‖ recomputed from the returned x.
+    pub true_residual: f64,
+    /// Relative residual (the solver's own estimate) after each iteration; `history[0]` is the
+    /// initial residual.
+    pub history: Vec<f64>,
+    /// `true_residual <= tol`.
+    pub converged: bool,
+}
+
+/// Wraps an operator and counts its applications.
+struct Counted<'a, T: Real, O: LinearOperator<T> + ?Sized> {
+    op: &'a O,
+    count: Cell<usize>,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<'a, T: Real, O: LinearOperator<T> + ?Sized> Counted<'a, T, O> {
+    fn new(op: &'a O) -> Self {
+        Counted {
+            op,
+            count: Cell::new(0),
+            _t: std::marker::PhantomData,
+        }
+    }
+    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        self.count.set(self.count.get() + 1);
+        self.op.apply(out, inp);
+    }
+    /// out = b − A x.
+    fn residual(&self, out: &mut [Complex<T>], b: &[Complex<T>], x: &[Complex<T>]) {
+        self.apply(out, x);
+        for (o, bi) in out.iter_mut().zip(b) {
+            *o = *bi - *o;
+        }
+    }
+}
+
+impl<T: Real, O: AdjointOperator<T> + ?Sized> Counted<'_, T, O> {
+    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        self.count.set(self.count.get() + 1);
+        self.op.apply_dagger(out, inp);
+    }
+}
+
+fn check_lengths<T: Real>(n: usize, b: &[Complex<T>], x: &[Complex<T>]) {
+    assert!(
+        b.len() == n && x.len() == n,
+        "solver: operator length {n}, right-hand side {}, solution {}",
+        b.len(),
+        x.len()
+    );
+}

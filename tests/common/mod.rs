@@ -1,0 +1,66 @@
+//! Test-only helpers shared by the lattice and solver integration tests: locating the shared
+//! data directory and a minimal reader for the DDalphaAMG gauge format (the production readers
+//! live in `lattice::io`; this one exists so the tests have an independent path to the data).
+
+#![allow(dead_code)]
+
+use num_complex::Complex64;
+use std::path::PathBuf;
+use symc::lattice::gauge::GaugeField;
+use symc::lattice::geometry::Geometry;
+use symc::lattice::su3::Su3;
+
+/// `../shared/data` next to the repository (CI layout), or `$SYMC_DATA` when set (worktrees
+/// that live elsewhere).
+pub fn shared_data() -> Option<PathBuf> {
+    let p = std::env::var_os("SYMC_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    p.is_dir().then_some(p)
+}
+
+/// The 8⁴ DDalphaAMG configuration, or `None` (after a loud SKIPPED message) if the shared data
+/// is absent.
+pub fn ddalpha_8x8x8x8(test: &str) -> Option<(GaugeField, f64)> {
+    let Some(data) = shared_data() else {
+        eprintln!("SKIPPED: {test}: ../shared/data (or $SYMC_DATA) not found");
+        return None;
+    };
+    let path = data.join("gauge/ddalphaamg/8x8x8x8b6.0000id3n1");
+    if !path.is_file() {
+        eprintln!("SKIPPED: {test}: {} not found", path.display());
+        return None;
+    }
+    Some(read_ddalpha(
+        &std::fs::read(&path).expect("readable DDalphaAMG file"),
+    ))
+}
+
+/// DDalphaAMG format: 4 × i32 dims (T, Z, Y, X), f64 plaquette (= 3P), then per site (x fastest,
+/// t slowest) four links in the order T, Z, Y, X, each 3×3 complex row-major f64, little-endian.
+/// Returns the field and the header plaquette divided by 3.
+pub fn read_ddalpha(bytes: &[u8]) -> (GaugeField, f64) {
+    let i32_at = |o: usize| i32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+    let f64_at = |o: usize| f64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let (t, z, y, x) = (i32_at(0), i32_at(4), i32_at(8), i32_at(12));
+    let plaq = f64_at(16) / 3.0;
+    let geom = Geometry::new([x, y, z, t]);
+    let vol = geom.volume();
+    assert_eq!(bytes.len(), 24 + vol * 4 * 18 * 8, "DDalphaAMG file size");
+    let mut links = vec![Su3::<f64>::identity(); vol * 4];
+    let mut off = 24;
+    for s in 0..vol {
+        for file_dir in 0..4 {
+            let mu = 3 - file_dir; // T, Z, Y, X → 3, 2, 1, 0
+            let mut m = Su3::zero();
+            for r in 0..3 {
+                for c in 0..3 {
+                    m.m[r][c] = Complex64::new(f64_at(off), f64_at(off + 8));
+                    off += 16;
+                }
+            }
+            links[s * 4 + mu] = m;
+        }
+    }
+    (GaugeField { geom, links }, plaq)
+}

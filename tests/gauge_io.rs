@@ -1,0 +1,671 @@
+//! Gauge file formats against real files from lattice codes (plaquettes recomputed
+//! independently, header checksums), corrupted copies of them, and round trips.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use symc::lattice::gauge::GaugeField;
+use symc::lattice::io::{
+    GaugeFile, GaugeFormat, GaugeIoError, Precision, ReadOptions, WriteOptions, read_gauge,
+    read_gauge_with, write_gauge,
+};
+
+/// `../shared/data/gauge` next to the repository (CI layout), or `$SYMC_DATA/gauge` when set
+/// (worktrees that live elsewhere).
+fn data_dir() -> Option<PathBuf> {
+    let root = std::env::var_os("SYMC_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let d = root.join("gauge");
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; real-file gauge tests did not run",
+            d.display()
+        );
+        None
+    }
+}
+
+/// (file, format, bits, dims, P, P_ss, P_st, tolerance, has checksum): the README table
+/// ("computed" column, recomputed there by an independent numpy reader).
+const TABLE: &[(&str, GaugeFormat, u32, [usize; 4], f64, f64, f64, f64, bool)] = &[
+    (
+        "ddalphaamg/4x4x4x4b6.0000id3n1",
+        GaugeFormat::DdalphaAmg,
+        64,
+        [4, 4, 4, 4],
+        0.5955652897,
+        0.5881220,
+        0.6030086,
+        1e-9,
+        false,
+    ),
+    (
+        "ddalphaamg/8x8x8x8b6.0000id3n1",
+        GaugeFormat::DdalphaAmg,
+        64,
+        [8, 8, 8, 8],
+        0.5924316992,
+        0.5916179,
+        0.5932455,
+        1e-9,
+        false,
+    ),
+    (
+        "milc/lat.sample.l4444",
+        GaugeFormat::Milc,
+        32,
+        [4, 4, 4, 4],
+        0.5948502,
+        0.5982251,
+        0.5914753,
+        1e-6,
+        true,
+    ),
+    (
+        "milc/lat.sample.l4444.ildg",
+        GaugeFormat::Ildg,
+        32,
+        [4, 4, 4, 4],
+        0.5948502,
+        0.5982251,
+        0.5914753,
+        1e-6,
+        true,
+    ),
+    (
+        "milc/lat.sample.l4444.scidac",
+        GaugeFormat::Ildg,
+        32,
+        [4, 4, 4, 4],
+        0.5948502,
+        0.5982251,
+        0.5914753,
+        1e-6,
+        true,
+    ),
+    (
+        "milc/lat.sample.l4448",
+        GaugeFormat::Milc,
+        32,
+        [4, 4, 4, 8],
+        0.5690557,
+        0.5745828,
+        0.5635287,
+        1e-6,
+        true,
+    ),
+    (
+        "milc/lat.sample.l4448.scidac",
+        GaugeFormat::Ildg,
+        32,
+        [4, 4, 4, 8],
+        0.5690557,
+        0.5745828,
+        0.5635287,
+        1e-6,
+        true,
+    ),
+    (
+        "milc/lat.sample.l4448.foreign",
+        GaugeFormat::Ildg,
+        32,
+        [4, 4, 4, 8],
+        0.5690557,
+        0.5745828,
+        0.5635287,
+        1e-6,
+        false,
+    ),
+    (
+        "chroma/t_nersc.cfg",
+        GaugeFormat::Nersc,
+        32,
+        [4, 4, 4, 4],
+        0.0382422893,
+        0.0441657,
+        0.0323189,
+        1e-9,
+        true,
+    ),
+    (
+        "pyquda/weak_field.lime",
+        GaugeFormat::Ildg,
+        64,
+        [4, 4, 4, 8],
+        0.9948041,
+        0.9947986,
+        0.9948097,
+        1e-6,
+        true,
+    ),
+];
+
+#[test]
+fn every_shared_file_loads_with_its_reference_plaquette() {
+    let Some(dir) = data_dir() else { return };
+    for &(name, format, bits, dims, p, ss, st, tol, has_checksum) in TABLE {
+        let f = read_gauge(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(f.format, format, "{name}");
+        assert_eq!(f.precision_bits, bits, "{name}");
+        assert_eq!(f.field.dims(), dims, "{name}");
+        let (pp, pss, pst) = f.field.plaquette_parts();
+        assert!((pp - p).abs() <= tol, "{name}: plaquette {pp} vs {p}");
+        assert!((pss - ss).abs() <= 1e-6, "{name}: spatial {pss} vs {ss}");
+        assert!((pst - st).abs() <= 1e-6, "{name}: temporal {pst} vs {st}");
+        assert_eq!(
+            f.checksum_ok(),
+            if has_checksum { Some(true) } else { None },
+            "{name}"
+        );
+        assert!(f.all_ok() && !f.checks.is_empty(), "{name}: {:?}", f.checks);
+    }
+}
+
+#[test]
+fn header_values_are_the_published_ones() {
+    let Some(dir) = data_dir() else { return };
+    let n = read_gauge(&dir.join("chroma/t_nersc.cfg")).unwrap();
+    assert_eq!(n.header_plaquette, Some(0.0382422893));
+    assert_eq!(n.header_link_trace, Some(0.4630322094));
+    assert!((n.field.link_trace() - 0.4630322094).abs() < 1e-7);
+    let c = n
+        .checks
+        .iter()
+        .find(|c| c.name == "NERSC CHECKSUM")
+        .unwrap();
+    assert_eq!(
+        (c.expected.as_str(), c.found.as_str()),
+        ("717938df", "717938df")
+    );
+    let m = read_gauge(&dir.join("milc/lat.sample.l4444")).unwrap();
+    let found: Vec<&str> = m
+        .checks
+        .iter()
+        .filter(|c| c.is_checksum())
+        .map(|c| c.found.as_str())
+        .collect();
+    assert_eq!(found, ["2352c05", "d137321d"]);
+    let m = read_gauge(&dir.join("milc/lat.sample.l4448")).unwrap();
+    assert!(m.big_endian);
+    let found: Vec<&str> = m
+        .checks
+        .iter()
+        .filter(|c| c.is_checksum())
+        .map(|c| c.found.as_str())
+        .collect();
+    assert_eq!(found, ["13f3b413", "161f7dde"]);
+    let d = read_gauge(&dir.join("ddalphaamg/8x8x8x8b6.0000id3n1")).unwrap();
+    assert_eq!(d.header_plaquette, Some(1.7772950976129867 / 3.0));
+}
+
+fn max_dist(a: &GaugeField, b: &GaugeField) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    a.links
+        .iter()
+        .zip(&b.links)
+        .map(|(x, y)| x.dist(y))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn twin_files_hold_identical_links() {
+    let Some(dir) = data_dir() else { return };
+    for group in [
+        [
+            "milc/lat.sample.l4444",
+            "milc/lat.sample.l4444.ildg",
+            "milc/lat.sample.l4444.scidac",
+        ],
+        [
+            "milc/lat.sample.l4448",
+            "milc/lat.sample.l4448.scidac",
+            "milc/lat.sample.l4448.foreign",
+        ],
+    ] {
+        let a = read_gauge(&dir.join(group[0])).unwrap().field;
+        for other in &group[1..] {
+            let b = read_gauge(&dir.join(other)).unwrap().field;
+            assert_eq!(max_dist(&a, &b), 0.0, "{} vs {other}", group[0]);
+        }
+    }
+}
+
+#[test]
+fn format_is_detected_from_content_not_extension() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("looks_like.nersc");
+    std::fs::copy(dir.join("milc/lat.sample.l4444"), &p).unwrap();
+    assert_eq!(read_gauge(&p).unwrap().format, GaugeFormat::Milc);
+    let p = tmp.path().join("conf.lime");
+    std::fs::copy(dir.join("chroma/t_nersc.cfg"), &p).unwrap();
+    assert_eq!(read_gauge(&p).unwrap().format, GaugeFormat::Nersc);
+}
+
+/// Writes a modified copy of a shared file into `tmp` and reads it.
+fn read_modified(
+    dir: &Path,
+    tmp: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut Vec<u8>),
+) -> Result<GaugeFile, GaugeIoError> {
+    let mut bytes = std::fs::read(dir.join(name)).unwrap();
+    edit(&mut bytes);
+    let p = tmp.join(name.replace('/', "_"));
+    std::fs::write(&p, &bytes).unwrap();
+    read_gauge(&p)
+}
+
+/// The error must name the file (the copy) and, for failed checks, expected and found.
+fn assert_names_file(e: &GaugeIoError, name: &str) {
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&name.replace('/', "_")),
+        "message does not name the file: {msg}"
+    );
+}
+
+#[test]
+fn truncated_copies_are_rejected() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for &(name, ..) in TABLE {
+        for cut in [1usize, 100, 5000] {
+            let e = read_modified(&dir, tmp.path(), name, |b| b.truncate(b.len() - cut))
+                .expect_err(&format!("{name} cut by {cut} was accepted"));
+            assert_names_file(&e, name);
+            assert!(
+                matches!(
+                    e,
+                    GaugeIoError::Truncated { .. } | GaugeIoError::WrongSize { .. }
+                ),
+                "{name} cut by {cut}: {e}"
+            );
+        }
+        let e = read_modified(&dir, tmp.path(), name, |b| b.truncate(10)).unwrap_err();
+        assert!(!matches!(e, GaugeIoError::Read { .. }), "{name}: {e}");
+    }
+}
+
+#[test]
+fn extended_copies_are_rejected() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for &(name, ..) in TABLE {
+        let e = read_modified(&dir, tmp.path(), name, |b| b.extend_from_slice(&[7u8; 72]))
+            .expect_err(&format!("{name} with 72 extra bytes was accepted"));
+        assert_names_file(&e, name);
+    }
+}
+
+/// Offset of the middle of the link data (any format: the payload is the file's bulk).
+fn mid_payload(len: usize) -> usize {
+    len / 2
+}
+
+#[test]
+fn a_flipped_bit_is_caught_by_the_checksum() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for &(name, _, _, _, _, _, _, _, has_checksum) in TABLE.iter().filter(|t| t.8) {
+        assert!(has_checksum);
+        // A low mantissa bit: invisible to plaquette and unitarity, visible to any checksum.
+        for bit in [0u8, 3] {
+            let e = read_modified(&dir, tmp.path(), name, |b| {
+                let i = mid_payload(b.len());
+                // The last byte of a big-endian word holds the low mantissa bits; for the
+                // little-endian MILC file the first byte does. Either way one bit flips.
+                b[i] ^= 1 << bit;
+            })
+            .expect_err(&format!("{name} with a flipped bit was accepted"));
+            assert_names_file(&e, name);
+            match &e {
+                GaugeIoError::CheckFailed {
+                    check,
+                    expected,
+                    found,
+                    ..
+                } => {
+                    assert!(check.to_lowercase().contains("checksum"), "{name}: {e}");
+                    assert_ne!(expected, found);
+                }
+                _ => panic!("{name}: expected a checksum failure, got {e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn formats_without_checksums_catch_damaged_numbers() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // DDalphaAMG (little-endian f64): flip the top exponent bit of a double.
+    let name = "ddalphaamg/4x4x4x4b6.0000id3n1";
+    let e = read_modified(&dir, tmp.path(), name, |b| b[24 + 8 * 1001 + 7] ^= 0x40).unwrap_err();
+    assert!(matches!(e, GaugeIoError::CheckFailed { .. }), "{e}");
+    assert_names_file(&e, name);
+    // Even a sign flip of one element keeps |U| but breaks the plaquette or unitarity.
+    let e = read_modified(&dir, tmp.path(), name, |b| b[24 + 8 * 1001 + 7] ^= 0x80).unwrap_err();
+    assert!(matches!(e, GaugeIoError::CheckFailed { .. }), "{e}");
+    // ILDG without a scidac-checksum record (big-endian f32): flip an exponent bit.
+    let name = "milc/lat.sample.l4448.foreign";
+    let e = read_modified(&dir, tmp.path(), name, |b| {
+        let i = b.len() - 1000;
+        let i = i - (i % 4); // first byte of a big-endian float: sign and exponent
+        b[i] ^= 0x20;
+    })
+    .unwrap_err();
+    match &e {
+        GaugeIoError::CheckFailed { check, .. } => assert!(check.contains("unitarity"), "{e}"),
+        _ => panic!("{e}"),
+    }
+    // The same damage with verification off is reported, not fatal.
+    let mut bytes = std::fs::read(dir.join(name)).unwrap();
+    let i = bytes.len() - 1000;
+    bytes[i - (i % 4)] ^= 0x20;
+    let p = tmp.path().join("lenient");
+    std::fs::write(&p, &bytes).unwrap();
+    let f = read_gauge_with(&p, &ReadOptions { verify: false }).unwrap();
+    assert!(!f.all_ok());
+}
+
+fn edit_text(b: &mut Vec<u8>, from: &str, to: &str) {
+    let pos = b
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .expect("pattern in file");
+    b.splice(pos..pos + from.len(), to.bytes());
+}
+
+#[test]
+fn bad_headers_are_rejected_with_what_was_expected() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let nersc = "chroma/t_nersc.cfg";
+    // Wrong dimensions: the payload no longer matches.
+    let e = read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = 8")
+    })
+    .unwrap_err();
+    assert!(matches!(e, GaugeIoError::Truncated { .. }), "{e}");
+    let e = read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = 2")
+    })
+    .unwrap_err();
+    assert!(matches!(e, GaugeIoError::WrongSize { .. }), "{e}");
+    let e = read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = x")
+    })
+    .unwrap_err();
+    assert!(
+        matches!(e, GaugeIoError::BadHeader { .. }) && e.to_string().contains("DIMENSION_4"),
+        "{e}"
+    );
+    let e = read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "4D_SU3_GAUGE", "4D_SU2_GAUGE")
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("DATATYPE") && e.to_string().contains("4D_SU2_GAUGE"),
+        "{e}"
+    );
+    let e = read_modified(&dir, t, nersc, |b| edit_text(b, "IEEE32BIG", "IEEE33BIG")).unwrap_err();
+    assert!(e.to_string().contains("FLOATING_POINT"), "{e}");
+    // Header values that disagree with the data.
+    let e = read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "CHECKSUM = 717938df", "CHECKSUM = 717938de")
+    })
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("CHECKSUM") && msg.contains("717938de") && msg.contains("717938df"),
+        "{msg}"
+    );
+    let e = read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "PLAQUETTE = 0.0382422893", "PLAQUETTE = 0.0382622893")
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("PLAQUETTE"), "{e}");
+    // 2e-6 off is inside Grid's 1e-5 tolerance: accepted.
+    read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "PLAQUETTE = 0.0382422893", "PLAQUETTE = 0.0382442893")
+    })
+    .unwrap();
+    let e = read_modified(&dir, t, nersc, |b| {
+        edit_text(b, "LINK_TRACE = 0.4630322094", "LINK_TRACE = 0.4630342094")
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("LINK_TRACE"), "{e}");
+    let e =
+        read_modified(&dir, t, nersc, |b| edit_text(b, "END_HEADER", "END_HEADEX")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GaugeIoError::Truncated { .. } | GaugeIoError::BadHeader { .. }
+        ),
+        "{e}"
+    );
+
+    // MILC: dimensions and site order.
+    let milc = "milc/lat.sample.l4444";
+    let e = read_modified(&dir, t, milc, |b| b[4] = 5).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GaugeIoError::WrongSize { .. } | GaugeIoError::Truncated { .. }
+        ),
+        "{e}"
+    );
+    let e = read_modified(&dir, t, milc, |b| b[84] = 1).unwrap_err();
+    assert!(matches!(e, GaugeIoError::Unsupported { .. }), "{e}");
+    let e = read_modified(&dir, t, milc, |b| b[88] ^= 1).unwrap_err();
+    assert!(e.to_string().contains("sum29"), "{e}");
+    let e = read_modified(&dir, t, milc, |b| b[0] ^= 0xff).unwrap_err();
+    assert!(matches!(e, GaugeIoError::UnknownFormat { .. }), "{e}");
+
+    // LIME: precision and extents in the XML, the checksum record, the record magic.
+    let ildg = "milc/lat.sample.l4444.ildg";
+    let e = read_modified(&dir, t, ildg, |b| edit_text(b, "<lt>4</lt>", "<lt>8</lt>")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GaugeIoError::BadHeader { .. } | GaugeIoError::WrongSize { .. }
+        ),
+        "{e}"
+    );
+    let e = read_modified(&dir, t, ildg, |b| {
+        edit_text(b, "<precision>32<", "<precision>64<")
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GaugeIoError::BadHeader { .. } | GaugeIoError::WrongSize { .. }
+        ),
+        "{e}"
+    );
+    let e = read_modified(&dir, t, ildg, |b| {
+        edit_text(b, "<suma>37affb9c", "<suma>37affb9d")
+    })
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("suma") && msg.contains("37affb9c") && msg.contains("37affb9d"),
+        "{msg}"
+    );
+    let e = read_modified(&dir, t, ildg, |b| edit_text(b, "su3gauge", "su2gauge")).unwrap_err();
+    assert!(e.to_string().contains("su2gauge"), "{e}");
+    let e = read_modified(&dir, t, ildg, |b| b[144 + 152] ^= 0x01).unwrap_err();
+    assert!(e.to_string().contains("magic"), "{e}");
+
+    // DDalphaAMG: extents and the header plaquette.
+    let dd = "ddalphaamg/4x4x4x4b6.0000id3n1";
+    let e = read_modified(&dir, t, dd, |b| b[0] = 8).unwrap_err();
+    assert!(matches!(e, GaugeIoError::Truncated { .. }), "{e}");
+    let e = read_modified(&dir, t, dd, |b| b[21] ^= 0x10).unwrap_err();
+    assert!(e.to_string().contains("plaquette"), "{e}");
+
+    // Not a gauge file at all.
+    let p = t.join("text.txt");
+    std::fs::write(&p, b"hello, this is not a lattice").unwrap();
+    assert!(matches!(
+        read_gauge(&p),
+        Err(GaugeIoError::UnknownFormat { .. })
+    ));
+    let p = t.join("empty");
+    std::fs::write(&p, b"").unwrap();
+    assert!(matches!(
+        read_gauge(&p),
+        Err(GaugeIoError::UnknownFormat { .. })
+    ));
+    assert!(matches!(
+        read_gauge(&t.join("missing")),
+        Err(GaugeIoError::Read { .. })
+    ));
+}
+
+fn random_field(dims: [usize; 4], seed: u64) -> GaugeField {
+    GaugeField::random(dims, &mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+#[test]
+fn round_trips_in_every_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let field = random_field([4, 2, 2, 6], 3);
+    let cases: Vec<(GaugeFormat, Precision, bool, bool)> = vec![
+        (GaugeFormat::Nersc, Precision::F64, false, false),
+        (GaugeFormat::Nersc, Precision::F64, false, true),
+        (GaugeFormat::Nersc, Precision::F32, false, false),
+        (GaugeFormat::Nersc, Precision::F32, false, true),
+        (GaugeFormat::Nersc, Precision::F64, true, false),
+        (GaugeFormat::Nersc, Precision::F32, true, true),
+        (GaugeFormat::Ildg, Precision::F64, false, false),
+        (GaugeFormat::Ildg, Precision::F32, false, false),
+        (GaugeFormat::Milc, Precision::F32, false, false),
+        (GaugeFormat::Milc, Precision::F32, false, true),
+        (GaugeFormat::DdalphaAmg, Precision::F64, false, false),
+    ];
+    for (i, &(format, precision, two_rows, little)) in cases.iter().enumerate() {
+        let opts = WriteOptions {
+            precision,
+            nersc_two_rows: two_rows,
+            little_endian: little,
+            ..Default::default()
+        };
+        let p = tmp.path().join(format!("rt{i}"));
+        write_gauge(&p, &field, format, &opts).unwrap();
+        let back = read_gauge(&p).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert_eq!(back.format, format, "case {i}");
+        assert_eq!(back.precision_bits, precision.bits(), "case {i}");
+        let d = max_dist(&field, &back.field);
+        let tol = match (precision, two_rows) {
+            (Precision::F64, false) => 0.0,
+            (Precision::F64, true) => 1e-14,
+            (Precision::F32, _) => 1e-6,
+        };
+        assert!(
+            d <= tol,
+            "case {i} {format:?} {precision:?} two_rows={two_rows}: distance {d}"
+        );
+        assert!(back.all_ok(), "case {i}");
+        // Writing what was read gives the same bytes (except time stamps): compare the field again.
+        let p2 = tmp.path().join(format!("rt{i}b"));
+        write_gauge(&p2, &back.field, format, &opts).unwrap();
+        assert_eq!(
+            max_dist(&back.field, &read_gauge(&p2).unwrap().field),
+            0.0,
+            "case {i}"
+        );
+    }
+    // Only the files we wrote are left: no temporary files.
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        2 * cases.len()
+    );
+}
+
+#[test]
+fn formats_reject_precisions_they_cannot_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let field = random_field([2, 2, 2, 2], 1);
+    let p = tmp.path().join("x");
+    let f64o = WriteOptions {
+        precision: Precision::F64,
+        ..Default::default()
+    };
+    let f32o = WriteOptions {
+        precision: Precision::F32,
+        ..Default::default()
+    };
+    assert!(matches!(
+        write_gauge(&p, &field, GaugeFormat::Milc, &f64o),
+        Err(GaugeIoError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        write_gauge(&p, &field, GaugeFormat::DdalphaAmg, &f32o),
+        Err(GaugeIoError::Unsupported { .. })
+    ));
+    assert!(!p.exists());
+    let e = write_gauge(
+        &tmp.path().join("no/such/dir/x"),
+        &field,
+        GaugeFormat::Nersc,
+        &f64o,
+    )
+    .unwrap_err();
+    assert!(matches!(e, GaugeIoError::Write { .. }), "{e}");
+}
+
+#[test]
+fn real_file_converts_between_formats_without_loss() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = read_gauge(&dir.join("milc/lat.sample.l4448")).unwrap();
+    let f32o = WriteOptions {
+        precision: Precision::F32,
+        ..Default::default()
+    };
+    for format in [GaugeFormat::Nersc, GaugeFormat::Ildg, GaugeFormat::Milc] {
+        let p = tmp.path().join(format.name());
+        write_gauge(&p, &src.field, format, &f32o).unwrap();
+        let back = read_gauge(&p).unwrap();
+        assert_eq!(max_dist(&src.field, &back.field), 0.0, "{format:?}");
+        assert!((back.field.plaquette() - 0.5690557).abs() < 1e-6);
+    }
+    // Our ILDG writer reproduces MILC's SciDAC checksum of the same links.
+    let ildg = read_gauge(&tmp.path().join("ildg")).unwrap();
+    let sums: Vec<&str> = ildg
+        .checks
+        .iter()
+        .filter(|c| c.is_checksum())
+        .map(|c| c.found.as_str())
+        .collect();
+    let orig = read_gauge(&dir.join("milc/lat.sample.l4448.scidac")).unwrap();
+    let want: Vec<&str> = orig
+        .checks
+        .iter()
+        .filter(|c| c.is_checksum())
+        .map(|c| c.found.as_str())
+        .collect();
+    assert_eq!(sums, want);
+}
+
+#[test]
+fn unit_field_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("unit.nersc");
+    write_gauge(
+        &p,
+        &GaugeField::unit([2, 2, 2, 4]),
+        GaugeFormat::Nersc,
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let f = read_gauge(&p).unwrap();
+    assert_eq!(f.header_plaquette, Some(1.0));
+    assert_eq!(f.header_link_trace, Some(1.0));
+}
