@@ -34,3 +34,6 @@ pub trait Classifier: Send + Sync {
     /// Log-probabilities (`batch * classes`) for a batch of inputs.
     fn predict(&self, params: &[f32], images: &[f32], logp: &mut [f32]) -> Result<(), RuntimeError>;
 }
+
+pub mod lattice_net;
+pub mod lattice_reference;

@@ -1,0 +1,194 @@
+//! Complex arithmetic on re/im-split SIMD vectors for the lattice emitters (PTC, transport,
+//! Wilson-clover): loads and stores of complex lanes, multiply-accumulate with and without
+//! conjugation, SU(3) times colour vector.
+//!
+//! Every lane is an independent site, so a complex number is a pair of vectors (re, im) and all
+//! algebra is vertical. Multiply-accumulates use `fma` (and `fma(fneg a, b, c)`, which lowers
+//! to `vfnmadd`) when the host has native FMA; otherwise mul + add, because cranelift's `fma`
+//! fallback is a per-lane libcall.
+
+use super::jit::HostFeatures;
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+
+/// A complex SIMD value: real and imaginary lanes.
+#[derive(Clone, Copy, Debug)]
+pub struct Cx {
+    pub re: Value,
+    pub im: Value,
+}
+
+/// Emission context: the builder plus the vector type and host facts.
+pub struct Emit<'a, 'b> {
+    pub b: &'a mut FunctionBuilder<'b>,
+    pub ty: Type,
+    pub host: HostFeatures,
+    /// Bytes of one vector (16).
+    pub vbytes: i32,
+}
+
+impl<'a, 'b> Emit<'a, 'b> {
+    pub fn new(b: &'a mut FunctionBuilder<'b>, ty: Type, host: HostFeatures) -> Self {
+        let vbytes = ty.bytes() as i32;
+        Emit {
+            b,
+            ty,
+            host,
+            vbytes,
+        }
+    }
+
+    /// Vector load at `ptr + off` bytes (aligned, in bounds by construction).
+    pub fn load(&mut self, ptr: Value, off: i32) -> Value {
+        self.b
+            .ins()
+            .load(self.ty, MemFlagsData::trusted(), ptr, off)
+    }
+
+    pub fn store(&mut self, v: Value, ptr: Value, off: i32) {
+        self.b.ins().store(MemFlagsData::trusted(), v, ptr, off);
+    }
+
+    /// Complex value whose re vector is at `off` and im vector right after it.
+    pub fn load_cx(&mut self, ptr: Value, off: i32) -> Cx {
+        let re = self.load(ptr, off);
+        let im = self.load(ptr, off + self.vbytes);
+        Cx { re, im }
+    }
+
+    pub fn store_cx(&mut self, z: Cx, ptr: Value, off: i32) {
+        self.store(z.re, ptr, off);
+        self.store(z.im, ptr, off + self.vbytes);
+    }
+
+    pub fn zero(&mut self) -> Value {
+        let s = if self.ty.lane_type() == cranelift_codegen::ir::types::F32 {
+            self.b.ins().f32const(0.0)
+        } else {
+            self.b.ins().f64const(0.0)
+        };
+        self.b.ins().splat(self.ty, s)
+    }
+
+    /// a*b + c
+    pub fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        if self.host.native_fma {
+            self.b.ins().fma(a, b, c)
+        } else {
+            let m = self.b.ins().fmul(a, b);
+            self.b.ins().fadd(m, c)
+        }
+    }
+
+    /// c - a*b
+    pub fn fnma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        if self.host.native_fma {
+            let na = self.b.ins().fneg(a);
+            self.b.ins().fma(na, b, c)
+        } else {
+            let m = self.b.ins().fmul(a, b);
+            self.b.ins().fsub(c, m)
+        }
+    }
+
+    pub fn add(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fadd(a, b)
+    }
+
+    pub fn sub(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fsub(a, b)
+    }
+
+    pub fn mul(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fmul(a, b)
+    }
+
+    pub fn cadd(&mut self, a: Cx, b: Cx) -> Cx {
+        Cx {
+            re: self.add(a.re, b.re),
+            im: self.add(a.im, b.im),
+        }
+    }
+
+    pub fn csub(&mut self, a: Cx, b: Cx) -> Cx {
+        Cx {
+            re: self.sub(a.re, b.re),
+            im: self.sub(a.im, b.im),
+        }
+    }
+
+    /// i*a
+    pub fn times_i(&mut self, a: Cx) -> Cx {
+        let re = self.b.ins().fneg(a.im);
+        Cx { re, im: a.re }
+    }
+
+    /// acc + a*x (acc = None means 0).
+    pub fn cmac(&mut self, acc: Option<Cx>, a: Cx, x: Cx) -> Cx {
+        match acc {
+            None => {
+                let re = self.mul(a.re, x.re);
+                let re = self.fnma(a.im, x.im, re);
+                let im = self.mul(a.re, x.im);
+                let im = self.fma(a.im, x.re, im);
+                Cx { re, im }
+            }
+            Some(c) => {
+                let re = self.fma(a.re, x.re, c.re);
+                let re = self.fnma(a.im, x.im, re);
+                let im = self.fma(a.re, x.im, c.im);
+                let im = self.fma(a.im, x.re, im);
+                Cx { re, im }
+            }
+        }
+    }
+
+    /// acc + conj(a)*x (acc = None means 0).
+    pub fn cmac_conj(&mut self, acc: Option<Cx>, a: Cx, x: Cx) -> Cx {
+        match acc {
+            None => {
+                let re = self.mul(a.re, x.re);
+                let re = self.fma(a.im, x.im, re);
+                let im = self.mul(a.re, x.im);
+                let im = self.fnma(a.im, x.re, im);
+                Cx { re, im }
+            }
+            Some(c) => {
+                let re = self.fma(a.re, x.re, c.re);
+                let re = self.fma(a.im, x.im, re);
+                let im = self.fma(a.re, x.im, c.im);
+                let im = self.fnma(a.im, x.re, im);
+                Cx { re, im }
+            }
+        }
+    }
+
+    /// acc + a*conj(x): the colour-traced outer product of the weight gradient.
+    pub fn cmac_rconj(&mut self, acc: Cx, a: Cx, x: Cx) -> Cx {
+        let re = self.fma(a.re, x.re, acc.re);
+        let re = self.fma(a.im, x.im, re);
+        let im = self.fma(a.im, x.re, acc.im);
+        let im = self.fnma(a.re, x.im, im);
+        Cx { re, im }
+    }
+
+    /// 3x3 complex matrix (loaded from `m + moff`, `[9][re/im]` vectors) times colour vector;
+    /// `dagger` applies the adjoint instead.
+    pub fn su3_mul(&mut self, m: Value, moff: i32, v: &[Cx; 3], dagger: bool) -> [Cx; 3] {
+        let mut out = [v[0]; 3];
+        for (a, o) in out.iter_mut().enumerate() {
+            let mut acc = None;
+            for (b, vb) in v.iter().enumerate() {
+                let idx = if dagger { b * 3 + a } else { a * 3 + b } as i32;
+                let u = self.load_cx(m, moff + 2 * idx * self.vbytes);
+                acc = Some(if dagger {
+                    self.cmac_conj(acc, u, *vb)
+                } else {
+                    self.cmac(acc, u, *vb)
+                });
+            }
+            *o = acc.expect("3 terms");
+        }
+        out
+    }
+}

@@ -1,0 +1,409 @@
+//! The SIMD layout of lattice fields for the JIT kernels, and conversions to and from the
+//! reference layout (`site*12 + spin*3 + colour`, complex interleaved).
+//!
+//! **Virtual nodes (Grid style).** The lattice is cut along one *split direction* into `L`
+//! equal sub-lattices (`L` = 4 lanes of f32x4, 2 of f64x2). SIMD lane `k` holds sub-lattice `k`;
+//! one vector holds the same *outer site* of every sub-lattice. Site-local algebra (SU(3) times
+//! colour vector, 4x4 spin mixing) is then plain vertical SIMD, re/im split, with no shuffles.
+//!
+//! **Ghost slabs instead of shuffles.** A neighbour `x + Delta` of lane `k` lies in lane `k`
+//! unless `Delta` crosses a sub-lattice edge along the split direction; then it lies in lane
+//! `k + r` for a rotation `r` that is the same for all lanes of the vector. Rather than rotating
+//! lanes in the inner loop, every field buffer carries extra *ghost slots* after the main outer
+//! sites: copies of boundary slabs with their lanes pre-rotated ([`SiteLayout::fill_ghosts`]).
+//! Neighbour tables then map (path, outer site) to a slot that is always a plain aligned vector
+//! load. Only the displacements the network actually uses get ghost slabs.
+//!
+//! **Buffer layout** (all in units of the scalar `T`):
+//! - fermion field, one feature: `[slot][component q = 2*(spin*3+colour) + re/im][lane]`,
+//!   24·L scalars per slot, `ext_slots` slots (main outer sites first, then ghosts); `n`
+//!   features back to back;
+//! - 3x3 transport matrix per path and outer site: `[path][outer][9 entries][re/im][lane]`;
+//! - spin weights: global `[w][16][re/im][lane]` (value splatted over lanes so the kernel does
+//!   vector loads that fold into FMAs), local `[w][outer][16][re/im][lane]`.
+
+use crate::codegen::jit::{Arg, Pod};
+use crate::ir::Path;
+use crate::lattice::Real;
+use crate::lattice::gauge::GaugeField;
+use crate::lattice::su3::Su3;
+use cranelift_codegen::ir::{Type, types};
+use num_complex::Complex;
+
+/// Scalar types the lattice kernels are generated for: f32 (4 lanes) and f64 (2 lanes).
+pub trait SimdReal: Real + Pod {
+    /// SIMD lanes of one 128-bit vector.
+    const LANES: usize;
+    /// Cranelift vector type.
+    fn vector_type() -> Type;
+    /// Name for kernel names and plans.
+    const NAME: &'static str;
+    fn arg(s: &[Self]) -> Arg<'_>;
+    fn arg_mut(s: &mut [Self]) -> Arg<'_>;
+}
+
+impl SimdReal for f32 {
+    const LANES: usize = 4;
+    const NAME: &'static str = "f32";
+    fn vector_type() -> Type {
+        types::F32X4
+    }
+    fn arg(s: &[Self]) -> Arg<'_> {
+        Arg::f32(s)
+    }
+    fn arg_mut(s: &mut [Self]) -> Arg<'_> {
+        Arg::f32_mut(s)
+    }
+}
+
+impl SimdReal for f64 {
+    const LANES: usize = 2;
+    const NAME: &'static str = "f64";
+    fn vector_type() -> Type {
+        types::F64X2
+    }
+    fn arg(s: &[Self]) -> Arg<'_> {
+        Arg::f64(s)
+    }
+    fn arg_mut(s: &mut [Self]) -> Arg<'_> {
+        Arg::f64_mut(s)
+    }
+}
+
+/// Scalars per slot of a fermion field (12 complex numbers, re/im split) per lane.
+pub const FIELD_COMPONENTS: usize = 24;
+
+/// Net displacement of a path (sum of its hops), one integer per direction.
+pub fn displacement(path: &Path) -> [i64; 4] {
+    let mut d = [0i64; 4];
+    for h in path {
+        d[h.mu as usize] += if h.forward { 1 } else { -1 };
+    }
+    d
+}
+
+/// Why a lattice cannot be laid out for a given lane count.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no lattice extent of {dims:?} is a multiple of {lanes} (the SIMD lanes of {ty}); the JIT layout splits one direction into {lanes} sub-lattices"
+)]
+pub struct LayoutError {
+    pub dims: [usize; 4],
+    pub lanes: usize,
+    pub ty: &'static str,
+}
+
+/// The virtual-node layout of one lattice for `lanes` SIMD lanes, with ghost slabs for a set of
+/// displacements.
+#[derive(Clone, Debug)]
+pub struct SiteLayout {
+    pub dims: [usize; 4],
+    pub lanes: usize,
+    /// Direction cut into `lanes` sub-lattices (the last one whose extent divides evenly, so t
+    /// for the usual shapes).
+    pub split: usize,
+    /// Extent of one sub-lattice along `split`.
+    pub chunk: usize,
+    pub outer_dims: [usize; 4],
+    /// Main outer sites (= volume / lanes): the work items of every site kernel.
+    pub outer_volume: usize,
+    /// Outer sites of one slab (all coordinates but the split one).
+    slab: usize,
+    /// Extended split coordinates (outside `0..chunk`) that have a ghost slab, in slab order.
+    ghost_coords: Vec<i64>,
+    /// Main + ghost slots.
+    pub ext_slots: usize,
+}
+
+impl SiteLayout {
+    /// Lay out `dims` for `lanes` lanes with ghost slabs for every displacement in `disps`.
+    pub fn new(
+        dims: [usize; 4],
+        lanes: usize,
+        ty: &'static str,
+        disps: &[[i64; 4]],
+    ) -> Result<Self, LayoutError> {
+        let split = (0..4)
+            .rev()
+            .find(|&mu| dims[mu] % lanes == 0)
+            .ok_or(LayoutError { dims, lanes, ty })?;
+        let chunk = dims[split] / lanes;
+        let mut outer_dims = dims;
+        outer_dims[split] = chunk;
+        let outer_volume: usize = outer_dims.iter().product();
+        let slab = outer_volume / chunk;
+        let mut ghost_coords = Vec::new();
+        for d in disps {
+            let l = dims[split] as i64;
+            // Shortest representative of the displacement along the split direction.
+            let mut ds = d[split].rem_euclid(l);
+            if ds > l / 2 {
+                ds -= l;
+            }
+            for c in 0..chunk as i64 {
+                let e = c + ds;
+                if !(0..chunk as i64).contains(&e) && !ghost_coords.contains(&e) {
+                    ghost_coords.push(e);
+                }
+            }
+        }
+        ghost_coords.sort_unstable();
+        let ext_slots = outer_volume + ghost_coords.len() * slab;
+        Ok(SiteLayout {
+            dims,
+            lanes,
+            split,
+            chunk,
+            outer_dims,
+            outer_volume,
+            slab,
+            ghost_coords,
+            ext_slots,
+        })
+    }
+
+    pub fn volume(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    fn outer_index(&self, c: [usize; 4]) -> usize {
+        let d = &self.outer_dims;
+        c[0] + d[0] * (c[1] + d[1] * (c[2] + d[2] * c[3]))
+    }
+
+    fn outer_coords(&self, mut o: usize) -> [usize; 4] {
+        let mut c = [0; 4];
+        for mu in 0..4 {
+            c[mu] = o % self.outer_dims[mu];
+            o /= self.outer_dims[mu];
+        }
+        c
+    }
+
+    /// Index of an outer site within its slab (all coordinates but the split one).
+    fn slab_index(&self, c: [usize; 4]) -> usize {
+        let mut idx = 0;
+        let mut stride = 1;
+        for mu in 0..4 {
+            if mu != self.split {
+                idx += c[mu] * stride;
+                stride *= self.outer_dims[mu];
+            }
+        }
+        idx
+    }
+
+    /// The global lexicographic site held by lane `k` of main outer site `o`.
+    pub fn site(&self, o: usize, k: usize) -> usize {
+        let mut c = self.outer_coords(o);
+        c[self.split] += k * self.chunk;
+        let d = &self.dims;
+        c[0] + d[0] * (c[1] + d[1] * (c[2] + d[2] * c[3]))
+    }
+
+    /// (outer site, lane) of a global site.
+    pub fn outer_lane(&self, site: usize) -> (usize, usize) {
+        let mut s = site;
+        let mut c = [0; 4];
+        for mu in 0..4 {
+            c[mu] = s % self.dims[mu];
+            s /= self.dims[mu];
+        }
+        let k = c[self.split] / self.chunk;
+        c[self.split] %= self.chunk;
+        (self.outer_index(c), k)
+    }
+
+    /// The slot holding the field at `x + disp` for every lane of main outer site `o`.
+    /// `None` when the layout has no ghost slab for that displacement (a bug in the caller).
+    pub fn neighbour_slot(&self, o: usize, disp: [i64; 4]) -> Option<usize> {
+        let mut c = self.outer_coords(o);
+        for mu in 0..4 {
+            if mu != self.split {
+                c[mu] = (c[mu] as i64 + disp[mu]).rem_euclid(self.dims[mu] as i64) as usize;
+            }
+        }
+        let l = self.dims[self.split] as i64;
+        let mut ds = disp[self.split].rem_euclid(l);
+        if ds > l / 2 {
+            ds -= l;
+        }
+        let e = c[self.split] as i64 + ds;
+        if (0..self.chunk as i64).contains(&e) {
+            c[self.split] = e as usize;
+            return Some(self.outer_index(c));
+        }
+        let g = self.ghost_coords.iter().position(|&x| x == e)?;
+        Some(self.outer_volume + g * self.slab + self.slab_index(c))
+    }
+
+    /// For every ghost slot: (ghost slot, main source slot, lane rotation). Lane `k` of the ghost
+    /// equals lane `(k + r) mod L` of the source.
+    pub fn ghost_sources(&self) -> Vec<(usize, usize, usize)> {
+        let mut v = Vec::with_capacity(self.ext_slots - self.outer_volume);
+        for (g, &e) in self.ghost_coords.iter().enumerate() {
+            let src_c = e.rem_euclid(self.chunk as i64) as usize;
+            let rot = e
+                .div_euclid(self.chunk as i64)
+                .rem_euclid(self.lanes as i64) as usize;
+            for o in 0..self.outer_volume {
+                let c = self.outer_coords(o);
+                if c[self.split] != 0 {
+                    continue;
+                }
+                let mut sc = c;
+                sc[self.split] = src_c;
+                v.push((
+                    self.outer_volume + g * self.slab + self.slab_index(c),
+                    self.outer_index(sc),
+                    rot,
+                ));
+            }
+        }
+        v
+    }
+
+    /// Scalars of one feature's buffer.
+    pub fn field_len(&self) -> usize {
+        self.ext_slots * FIELD_COMPONENTS * self.lanes
+    }
+
+    /// Copy boundary slabs into the ghost slots of every feature in `buf` (`n` features).
+    pub fn fill_ghosts<T: Copy>(&self, ghosts: &[(usize, usize, usize)], buf: &mut [T]) {
+        let l = self.lanes;
+        let slot = FIELD_COMPONENTS * l;
+        for feat in buf.chunks_mut(self.field_len()) {
+            for &(g, s, r) in ghosts {
+                for q in 0..FIELD_COMPONENTS {
+                    for k in 0..l {
+                        feat[g * slot + q * l + k] = feat[s * slot + q * l + (k + r) % l];
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reference layout (`n` features of V*12 complex) to AoSoA buffers (ghosts not filled).
+    pub fn to_aosoa<T: Real, U: Real>(&self, src: &[Complex<T>], dst: &mut [U]) {
+        let l = self.lanes;
+        let n = src.len() / (self.volume() * 12);
+        for f in 0..n {
+            let fs = &src[f * self.volume() * 12..(f + 1) * self.volume() * 12];
+            let fd = &mut dst[f * self.field_len()..(f + 1) * self.field_len()];
+            for o in 0..self.outer_volume {
+                for k in 0..l {
+                    let x = self.site(o, k);
+                    for c in 0..12 {
+                        let z = fs[x * 12 + c];
+                        fd[(o * FIELD_COMPONENTS + 2 * c) * l + k] = U::from_f64(z.re.to_f64());
+                        fd[(o * FIELD_COMPONENTS + 2 * c + 1) * l + k] = U::from_f64(z.im.to_f64());
+                    }
+                }
+            }
+        }
+    }
+
+    /// AoSoA buffers back to the reference layout.
+    pub fn from_aosoa<T: Real, U: Real>(&self, src: &[U], dst: &mut [Complex<T>]) {
+        let l = self.lanes;
+        let n = dst.len() / (self.volume() * 12);
+        for f in 0..n {
+            let fs = &src[f * self.field_len()..(f + 1) * self.field_len()];
+            let fd = &mut dst[f * self.volume() * 12..(f + 1) * self.volume() * 12];
+            for o in 0..self.outer_volume {
+                for k in 0..l {
+                    let x = self.site(o, k);
+                    for c in 0..12 {
+                        let re = fs[(o * FIELD_COMPONENTS + 2 * c) * l + k].to_f64();
+                        let im = fs[(o * FIELD_COMPONENTS + 2 * c + 1) * l + k].to_f64();
+                        fd[x * 12 + c] = Complex::new(T::from_f64(re), T::from_f64(im));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The product of links along a path starting at `site` (gpt order: left to right), and the
+/// end site.
+pub fn path_matrix(gauge: &GaugeField, path: &Path, site: usize) -> (Su3<f64>, usize) {
+    let g = &gauge.geom;
+    let mut m = Su3::identity();
+    let mut x = site;
+    for h in path {
+        let mu = h.mu as usize;
+        if h.forward {
+            m = m * *gauge.link(x, mu);
+            x = g.up(x, mu);
+        } else {
+            x = g.dn(x, mu);
+            m = m * gauge.link(x, mu).adj();
+        }
+    }
+    (m, x)
+}
+
+/// Precomputed transports of a list of paths in the AoSoA layout, with the neighbour table.
+#[derive(Clone, Debug)]
+pub struct PathTables<T> {
+    /// `[path][outer][9][re/im][lane]`; identity paths are stored too (as unit matrices) so
+    /// indices stay simple, but kernels skip them.
+    pub matrices: Vec<T>,
+    /// `[outer][path]` byte offset of the neighbour slot within one feature buffer.
+    pub neighbours: Vec<i32>,
+    /// Paths that are the identity (no hop): no load through the table, no matrix.
+    pub identity: Vec<bool>,
+}
+
+/// Scalars of one 3x3 matrix per outer site.
+pub const MATRIX_COMPONENTS: usize = 18;
+
+impl<T: Real> PathTables<T> {
+    /// Tables for `paths` (or their inverses when `inverse`: matrices `U_p(x - Delta)^dagger`,
+    /// neighbours `x - Delta`, which realise T_{p^-1} = T_p^dagger).
+    pub fn new(gauge: &GaugeField, layout: &SiteLayout, paths: &[Path], inverse: bool) -> Self {
+        let l = layout.lanes;
+        let vo = layout.outer_volume;
+        let np = paths.len();
+        let mut matrices = vec![T::zero(); np * vo * MATRIX_COMPONENTS * l];
+        let mut neighbours = vec![0i32; vo * np];
+        let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
+        for (p, path) in paths.iter().enumerate() {
+            let d = displacement(path);
+            let disp = if inverse { d.map(|x| -x) } else { d };
+            for o in 0..vo {
+                let slot = layout
+                    .neighbour_slot(o, disp)
+                    .expect("layout built with every path displacement");
+                neighbours[o * np + p] =
+                    i32::try_from(slot * slot_bytes).expect("field buffer below 2 GiB");
+                for k in 0..l {
+                    let x = layout.site(o, k);
+                    let m = if inverse {
+                        // The path ending at x starts at x - Delta: find it by walking the inverse.
+                        let (_, start) = path_matrix(
+                            gauge,
+                            &crate::runtime::lattice_reference::inverse_path(path),
+                            x,
+                        );
+                        path_matrix(gauge, path, start).0.adj()
+                    } else {
+                        path_matrix(gauge, path, x).0
+                    };
+                    for a in 0..3 {
+                        for b in 0..3 {
+                            let base = ((p * vo + o) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
+                            matrices[base] = T::from_f64(m.m[a][b].re);
+                            matrices[base + l] = T::from_f64(m.m[a][b].im);
+                        }
+                    }
+                }
+            }
+        }
+        PathTables {
+            matrices,
+            neighbours,
+            identity: paths.iter().map(|p| p.is_empty()).collect(),
+        }
+    }
+}

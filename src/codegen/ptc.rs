@@ -1,0 +1,522 @@
+//! Emitters for the gauge-equivariant stencil layers: PTC (global or site-local spin weights),
+//! `linear` (the zero-hop PTC), weightless parallel transport, and the backward passes of all
+//! of them.
+//!
+//! **One stencil form covers forward and input-backward.** Every kernel computes
+//! `out_i(x) = sum_terms M_t(x) (x) V_p(x) in_j(x + Delta_p)` with `M_t` a 4x4 complex spin
+//! matrix (or the identity for transport) and `V_p` a precomputed 3x3 path transport. The input
+//! gradient of such a layer has the same form with inverse paths (`V'_p(y) = V_p(y - Delta)^dagger`,
+//! neighbour `y - Delta`), conjugate-transposed weights and the roles of i and j swapped, so the
+//! same emitter serves both; only the tables and the weight buffer differ (built by
+//! `runtime::lattice_net`). Spin and colour act on different indices, so `M (x) V` commute and the
+//! transport can come first.
+//!
+//! **Per outer site** (4 sites in f32x4 lanes, 2 in f64x2): phase 1 transports each distinct
+//! (input feature, path) pair once into a stack buffer (`chi`, L1 resident: phase 2 reads it as
+//! FMA memory operands); phase 2 accumulates, per output feature and output spin, the 3 colour
+//! components over all terms and input spins, so only 6 accumulators are live (no spills with 16
+//! xmm registers), then stores them. The weight-gradient kernel recomputes `chi` the same way and
+//! accumulates the colour-traced outer products `left_i chi^dagger`.
+
+use super::complex::{Cx, Emit};
+use super::jit::{BufSpec, HostFeatures, Jit, JitError, KernelId, KernelSpec};
+use super::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS};
+use super::plan::{KernelPlan, Pass, Strategy};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+};
+use cranelift_frontend::FunctionBuilder;
+
+/// One summand of a stencil: output feature, (input feature, path) group, optional weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Term {
+    pub out: usize,
+    pub group: usize,
+    /// Index into the weight buffer; `None` is the identity (weightless transport).
+    pub weight: Option<usize>,
+}
+
+/// Everything a stencil kernel is specialised for.
+#[derive(Clone, Debug)]
+pub struct StencilDesc {
+    pub name: String,
+    pub n_in: usize,
+    pub n_out: usize,
+    /// Per path slot: true for the zero-hop identity (no table lookup, no matrix).
+    pub identity: Vec<bool>,
+    /// Distinct (input feature, path slot) pairs, each transported once per site.
+    pub groups: Vec<(usize, usize)>,
+    pub terms: Vec<Term>,
+    pub n_weights: usize,
+    /// Site-dependent weights (`[w][outer][16][re/im][lane]`) instead of global ones.
+    pub local: bool,
+    /// Main outer sites (work items of the forward kernel).
+    pub outer_volume: usize,
+    /// Slots per feature buffer (main + ghosts).
+    pub ext_slots: usize,
+    pub lanes: usize,
+    pub vector: Type,
+}
+
+/// Outer sites per work item of the global weight-gradient kernel (each item owns one partial sum).
+pub const GRAD_CHUNK: usize = 32;
+
+impl StencilDesc {
+    fn sz(&self) -> usize {
+        self.vector.lane_type().bytes() as usize
+    }
+    pub fn slot_bytes(&self) -> usize {
+        FIELD_COMPONENTS * self.lanes * self.sz()
+    }
+    pub fn feature_bytes(&self) -> usize {
+        self.ext_slots * self.slot_bytes()
+    }
+    pub fn matrix_bytes(&self) -> usize {
+        MATRIX_COMPONENTS * self.lanes * self.sz()
+    }
+    /// Bytes of one 4x4 complex weight (per site for local weights).
+    pub fn weight_bytes(&self) -> usize {
+        32 * self.lanes * self.sz()
+    }
+    pub fn weights_total_bytes(&self) -> usize {
+        self.n_weights * self.weight_bytes() * if self.local { self.outer_volume } else { 1 }
+    }
+    pub fn n_paths(&self) -> usize {
+        self.identity.len()
+    }
+    /// Work items of the weight-gradient kernel.
+    pub fn grad_items(&self) -> usize {
+        if self.local {
+            self.outer_volume
+        } else {
+            self.outer_volume.div_ceil(GRAD_CHUNK)
+        }
+    }
+    /// Bytes of the weight-gradient output buffer (per-chunk partial sums for global weights).
+    pub fn grad_bytes(&self) -> usize {
+        if self.local {
+            self.weights_total_bytes()
+        } else {
+            self.grad_items() * self.n_weights * self.weight_bytes()
+        }
+    }
+
+    fn common_buffers(&self) -> Vec<BufSpec> {
+        vec![
+            BufSpec {
+                name: "input".into(),
+                bytes: self.n_in * self.feature_bytes(),
+                writable: false,
+            },
+            BufSpec {
+                name: "output".into(),
+                bytes: self.n_out * self.feature_bytes(),
+                writable: true,
+            },
+            BufSpec {
+                name: "matrices".into(),
+                bytes: self.n_paths() * self.outer_volume * self.matrix_bytes(),
+                writable: false,
+            },
+            BufSpec {
+                name: "neighbours".into(),
+                bytes: self.outer_volume * self.n_paths() * 4,
+                writable: false,
+            },
+        ]
+    }
+
+    /// Floating-point operations of one application of the stencil over the lattice.
+    pub fn flops(&self) -> f64 {
+        let transports = self.groups.iter().filter(|g| !self.identity[g.1]).count() as f64;
+        let weighted = self.terms.iter().filter(|t| t.weight.is_some()).count() as f64;
+        let plain = self.terms.len() as f64 - weighted;
+        let per_outer = transports * 4.0 * 66.0 + weighted * 4.0 * 4.0 * 3.0 * 8.0 + plain * 24.0;
+        per_outer * (self.outer_volume * self.lanes) as f64
+    }
+
+    pub fn grad_flops(&self) -> f64 {
+        let transports = self.groups.iter().filter(|g| !self.identity[g.1]).count() as f64;
+        let weighted = self.terms.iter().filter(|t| t.weight.is_some()).count() as f64;
+        (transports * 4.0 * 66.0 + weighted * 16.0 * 3.0 * 8.0)
+            * (self.outer_volume * self.lanes) as f64
+    }
+
+    /// Bytes touched per application with no reuse between sites.
+    pub fn bytes(&self) -> f64 {
+        let v = (self.outer_volume * self.lanes) as f64;
+        let sz = self.sz() as f64;
+        let paths = self.groups.len() as f64;
+        (paths * 24.0 + self.n_out as f64 * 24.0 + self.n_paths() as f64 * 18.0) * sz * v
+            + self.weights_total_bytes() as f64
+    }
+}
+
+/// A counted loop `for i in lo..hi` around `body`.
+pub(crate) fn for_range(
+    b: &mut FunctionBuilder,
+    lo: Value,
+    hi: Value,
+    body: impl FnOnce(&mut FunctionBuilder, Value),
+) {
+    let head = b.create_block();
+    let blk = b.create_block();
+    let exit = b.create_block();
+    b.append_block_param(head, types::I64);
+    b.ins().jump(head, &[lo.into()]);
+    b.switch_to_block(head);
+    let i = b.block_params(head)[0];
+    let c = b.ins().icmp(IntCC::SignedLessThan, i, hi);
+    b.ins().brif(c, blk, &[], exit, &[]);
+    b.switch_to_block(blk);
+    body(b, i);
+    let i1 = b.ins().iadd_imm_s(i, 1);
+    b.ins().jump(head, &[i1.into()]);
+    b.switch_to_block(exit);
+}
+
+/// Byte offset of complex component (spin, colour) within a field slot, relative to its re vector.
+fn comp(e: &Emit, s: usize, c: usize) -> i32 {
+    2 * (s * 3 + c) as i32 * e.vbytes
+}
+
+/// Where the transported field `chi` of one group lives for the current site.
+#[derive(Clone, Copy)]
+struct ChiRef {
+    ptr: Value,
+    off: i32,
+}
+
+/// Phase 1: transport every group of the site `o` (byte offset `o_slot` of its slot) into the
+/// stack buffer; identity groups point straight into the input.
+#[allow(clippy::too_many_arguments)]
+fn emit_transports(
+    e: &mut Emit,
+    d: &StencilDesc,
+    input: Value,
+    mats: Value,
+    nbr: Value,
+    stack: Value,
+    o: Value,
+    o_slot: Value,
+) -> Vec<ChiRef> {
+    let np = d.n_paths();
+    let nbr_row = {
+        let off = e.b.ins().imul_imm_s(o, (np * 4) as i64);
+        e.b.ins().iadd(nbr, off)
+    };
+    let o_mat = e.b.ins().imul_imm_s(o, d.matrix_bytes() as i64);
+    let mut chis = Vec::with_capacity(d.groups.len());
+    let mut stack_off = 0i32;
+    for &(j, ps) in &d.groups {
+        let in_j = e.b.ins().iadd_imm_s(input, (j * d.feature_bytes()) as i64);
+        if d.identity[ps] {
+            let src = e.b.ins().iadd(in_j, o_slot);
+            chis.push(ChiRef { ptr: src, off: 0 });
+            continue;
+        }
+        let noff =
+            e.b.ins()
+                .sload32(MemFlagsData::trusted(), nbr_row, (ps * 4) as i32);
+        let src = e.b.ins().iadd(in_j, noff);
+        let mat =
+            e.b.ins()
+                .iadd_imm_s(mats, (ps * d.outer_volume * d.matrix_bytes()) as i64);
+        let mat = e.b.ins().iadd(mat, o_mat);
+        for s in 0..4 {
+            let v = [0, 1, 2].map(|c| {
+                let off = comp(e, s, c);
+                e.load_cx(src, off)
+            });
+            let w = e.su3_mul(mat, 0, &v, false);
+            for (c, z) in w.iter().enumerate() {
+                let off = stack_off + comp(e, s, c);
+                e.store_cx(*z, stack, off);
+            }
+        }
+        chis.push(ChiRef {
+            ptr: stack,
+            off: stack_off,
+        });
+        stack_off += d.slot_bytes() as i32;
+    }
+    chis
+}
+
+fn stack_bytes(d: &StencilDesc) -> u32 {
+    let n = d.groups.iter().filter(|g| !d.identity[g.1]).count().max(1);
+    (n * d.slot_bytes()) as u32
+}
+
+fn load_args(b: &mut FunctionBuilder, args: Value, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|k| {
+            b.ins()
+                .load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32)
+        })
+        .collect()
+}
+
+/// Define the stencil kernel (forward, or input-backward with transformed tables). Buffers:
+/// `[input, output, matrices, neighbours, weights]`; items = main outer sites.
+pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitError> {
+    let mut buffers = d.common_buffers();
+    buffers.push(BufSpec {
+        name: "weights".into(),
+        bytes: d.weights_total_bytes(),
+        writable: false,
+    });
+    let spec = KernelSpec {
+        name: d.name.clone(),
+        buffers,
+        items: d.outer_volume,
+        parallel: true,
+    };
+    let ptr_ty = jit.ptr_type();
+    jit.define(spec, |b, [args, start, end], host: HostFeatures| {
+        let a = load_args(b, args, 5);
+        let (input, output, mats, nbr, weights) = (a[0], a[1], a[2], a[3], a[4]);
+        let ss = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            stack_bytes(d),
+            4,
+        ));
+        let stack = b.ins().stack_addr(ptr_ty, ss, 0);
+        for_range(b, start, end, |b, o| {
+            let mut e = Emit::new(b, d.vector, host);
+            let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
+            let chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
+            let o_w = if d.local {
+                Some(e.b.ins().imul_imm_s(o, d.weight_bytes() as i64))
+            } else {
+                None
+            };
+            for i in 0..d.n_out {
+                let out_i = e.b.ins().iadd_imm_s(output, (i * d.feature_bytes()) as i64);
+                let out_i = e.b.ins().iadd(out_i, o_slot);
+                let terms: Vec<Term> = d.terms.iter().copied().filter(|t| t.out == i).collect();
+                // Weight base pointers do not depend on the spin: compute them once per term.
+                let wptrs: Vec<Option<Value>> = terms
+                    .iter()
+                    .map(|t| {
+                        t.weight.map(|w| match o_w {
+                            Some(ow) => {
+                                let p = e.b.ins().iadd_imm_s(
+                                    weights,
+                                    (w * d.outer_volume * d.weight_bytes()) as i64,
+                                );
+                                e.b.ins().iadd(p, ow)
+                            }
+                            None => e.b.ins().iadd_imm_s(weights, (w * d.weight_bytes()) as i64),
+                        })
+                    })
+                    .collect();
+                for so in 0..4 {
+                    let mut acc: [Option<Cx>; 3] = [None; 3];
+                    for (t, wp) in terms.iter().zip(&wptrs) {
+                        let chi = chis[t.group];
+                        match wp {
+                            None => {
+                                for (c, a) in acc.iter_mut().enumerate() {
+                                    let off = chi.off + comp(&e, so, c);
+                                    let x = e.load_cx(chi.ptr, off);
+                                    *a = Some(match *a {
+                                        None => x,
+                                        Some(a) => e.cadd(a, x),
+                                    });
+                                }
+                            }
+                            Some(wp) => {
+                                for si in 0..4 {
+                                    let woff = 2 * (so * 4 + si) as i32 * e.vbytes;
+                                    let w = e.load_cx(*wp, woff);
+                                    for (c, a) in acc.iter_mut().enumerate() {
+                                        let off = chi.off + comp(&e, si, c);
+                                        let x = e.load_cx(chi.ptr, off);
+                                        *a = Some(e.cmac(*a, w, x));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (c, a) in acc.iter().enumerate() {
+                        let z = match a {
+                            Some(z) => *z,
+                            None => {
+                                let z = e.zero();
+                                Cx { re: z, im: z }
+                            }
+                        };
+                        let off = comp(&e, so, c);
+                        e.store_cx(z, out_i, off);
+                    }
+                }
+            }
+        });
+        b.ins().return_(&[]);
+    })
+}
+
+/// Define the weight-gradient kernel. Buffers: `[input, left, matrices, neighbours, grad]`.
+/// Global weights: item c sums outer sites `c*GRAD_CHUNK..` into partial sum c
+/// (`[c][w][16][re/im][lane]`, zeroed by the caller); local weights: item = outer site, written
+/// in the local weight layout.
+pub fn define_weight_grad(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitError> {
+    let mut buffers = d.common_buffers();
+    // The second buffer is the output gradient `left` (read-only) here.
+    buffers[1] = BufSpec {
+        name: "left".into(),
+        bytes: d.n_out * d.feature_bytes(),
+        writable: false,
+    };
+    buffers.push(BufSpec {
+        name: "grad".into(),
+        bytes: d.grad_bytes(),
+        writable: true,
+    });
+    let spec = KernelSpec {
+        name: format!("{}_wgrad", d.name),
+        buffers,
+        items: d.grad_items(),
+        parallel: true,
+    };
+    let ptr_ty = jit.ptr_type();
+    jit.define(spec, |b, [args, start, end], host: HostFeatures| {
+        let a = load_args(b, args, 5);
+        let (input, left, mats, nbr, grad) = (a[0], a[1], a[2], a[3], a[4]);
+        let ss = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            stack_bytes(d),
+            4,
+        ));
+        let stack = b.ins().stack_addr(ptr_ty, ss, 0);
+        let site_body = |b: &mut FunctionBuilder, o: Value, gbase: Value| {
+            let mut e = Emit::new(b, d.vector, host);
+            let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
+            let chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
+            for t in &d.terms {
+                let Some(w) = t.weight else { continue };
+                let chi = chis[t.group];
+                let left_i =
+                    e.b.ins()
+                        .iadd_imm_s(left, (t.out * d.feature_bytes()) as i64);
+                let left_i = e.b.ins().iadd(left_i, o_slot);
+                let gw = if d.local {
+                    let p =
+                        e.b.ins()
+                            .iadd_imm_s(gbase, (w * d.outer_volume * d.weight_bytes()) as i64);
+                    let ow = e.b.ins().imul_imm_s(o, d.weight_bytes() as i64);
+                    e.b.ins().iadd(p, ow)
+                } else {
+                    e.b.ins().iadd_imm_s(gbase, (w * d.weight_bytes()) as i64)
+                };
+                for s in 0..4 {
+                    let lv = [0, 1, 2].map(|c| {
+                        let off = comp(&e, s, c);
+                        e.load_cx(left_i, off)
+                    });
+                    for s2 in 0..4 {
+                        let goff = 2 * (s * 4 + s2) as i32 * e.vbytes;
+                        let mut g = if d.local {
+                            let z = e.zero();
+                            Cx { re: z, im: z }
+                        } else {
+                            e.load_cx(gw, goff)
+                        };
+                        for (c, l) in lv.iter().enumerate() {
+                            let off = chi.off + comp(&e, s2, c);
+                            let x = e.load_cx(chi.ptr, off);
+                            g = e.cmac_rconj(g, *l, x);
+                        }
+                        e.store_cx(g, gw, goff);
+                    }
+                }
+            }
+        };
+        if d.local {
+            for_range(b, start, end, |b, o| site_body(b, o, grad));
+        } else {
+            for_range(b, start, end, |b, c| {
+                let part = b
+                    .ins()
+                    .imul_imm_s(c, (d.n_weights * d.weight_bytes()) as i64);
+                let gbase = b.ins().iadd(grad, part);
+                let lo = b.ins().imul_imm_s(c, GRAD_CHUNK as i64);
+                let hi = b.ins().iadd_imm_s(lo, GRAD_CHUNK as i64);
+                let vo = b.ins().iconst(types::I64, d.outer_volume as i64);
+                let hi = b.ins().smin(hi, vo);
+                for_range(b, lo, hi, |b, o| site_body(b, o, gbase));
+            });
+        }
+        b.ins().return_(&[]);
+    })
+}
+
+/// The plan record of a stencil kernel for `symc inspect`.
+pub fn stencil_plan(
+    layer: &str,
+    d: &StencilDesc,
+    pass: Pass,
+    kernel: String,
+    what: &str,
+) -> KernelPlan {
+    let grad = pass == Pass::BackwardParams;
+    let loops = if grad && !d.local {
+        vec![
+            format!(
+                "for chunk in 0..{} (rayon, one partial sum per chunk)",
+                d.grad_items()
+            ),
+            format!(
+                "  for outer site in chunk ({GRAD_CHUNK} x {} lanes)",
+                d.lanes
+            ),
+            format!(
+                "    for (feature, path) in {} groups: transport into stack",
+                d.groups.len()
+            ),
+            format!(
+                "    for term in {}: 4x4 spin outer product, colour trace",
+                d.terms.len()
+            ),
+        ]
+    } else {
+        vec![
+            format!(
+                "for outer site in 0..{} (rayon, {} sites per vector)",
+                d.outer_volume, d.lanes
+            ),
+            format!(
+                "  for (feature, path) in {} groups: SU(3) transport of 4 spins into stack",
+                d.groups.len()
+            ),
+            format!(
+                "  for out feature in 0..{}, out spin in 0..4: sum over {} terms x 4 in spins x 3 colours",
+                d.n_out,
+                d.terms.len()
+            ),
+        ]
+    };
+    KernelPlan {
+        layer: layer.to_string(),
+        pass,
+        strategy: Strategy::Jit,
+        reason: what.to_string(),
+        loops,
+        layout: format!(
+            "AoSoA-{} over sites (virtual nodes along one direction, ghost slabs for lane-crossing neighbours), re/im split, {}",
+            d.lanes,
+            if d.lanes == 4 { "f32x4" } else { "f64x2" }
+        ),
+        fused: vec![
+            "path transport (precomputed link products)".into(),
+            "spin mixing W (x) 1_colour".into(),
+            "sum over paths and input features".into(),
+        ],
+        flops: if grad { d.grad_flops() } else { d.flops() },
+        bytes: d.bytes(),
+        kernels: vec![kernel],
+        compile_time: Default::default(),
+    }
+}

@@ -1,0 +1,719 @@
+//! A gauge network compiled to native kernels: forward, input gradient and weight gradients of
+//! every layer (PTC, local PTC, linear, parallel transport, residual add, norm gate) over a fixed
+//! gauge field, in f32 or f64.
+//!
+//! The gauge field is fixed for a compiled network, so path transports, neighbour tables and the
+//! virtual-node layout (`codegen::lattice_layout`) are built once in [`LatticeNet::compile`]. Each
+//! call converts the input from the reference layout to AoSoA buffers, runs the layer kernels on
+//! both cores (rayon over outer sites), refreshes the ghost slabs after every stencil output,
+//! and converts back. Gradients follow the convention of `runtime::lattice_reference` (the real
+//! gradient with respect to the (re, im) pairs, no factor 2), which is what Adam on Re/Im needs.
+//! [`ReferenceLatticeNet`](super::lattice_reference::ReferenceLatticeNet) is the same API
+//! evaluated naively; the tests compare the two.
+
+use super::RuntimeError;
+use super::lattice_reference::{check_graph, features, inverse_path};
+use crate::codegen::jit::{Arg, CompiledKernels, Jit, KernelId};
+use crate::codegen::lattice_layout::{
+    FIELD_COMPONENTS, PathTables, SimdReal, SiteLayout, displacement,
+};
+use crate::codegen::plan::{KernelPlan, Pass};
+use crate::codegen::ptc::{StencilDesc, Term, define_stencil, define_weight_grad, stencil_plan};
+use crate::ir::{Graph, LayerKind, ParamId, Path};
+use crate::lattice::gauge::GaugeField;
+use num_complex::Complex;
+use rayon::prelude::*;
+
+/// Compile options.
+#[derive(Clone, Debug, Default)]
+pub struct LatticeNetOptions {
+    /// Keep CLIF and machine-code listings of every kernel (for `symc inspect --asm`).
+    pub keep_listings: bool,
+}
+
+/// How one layer runs.
+enum LayerExec<T> {
+    Stencil(Box<StencilLayer<T>>),
+    Add,
+    NormGate,
+}
+
+struct StencilLayer<T> {
+    fwd: KernelId,
+    bwd: KernelId,
+    wgrad: Option<KernelId>,
+    fwd_desc: StencilDesc,
+    fwd_tab: PathTables<T>,
+    bwd_tab: PathTables<T>,
+    param: Option<ParamId>,
+    n_in: usize,
+    n_out: usize,
+    n_paths: usize,
+    local: bool,
+    /// Local weights only: `back_site[p][y]` = y - Delta_p (where the backward pass reads W).
+    back_site: Vec<Vec<usize>>,
+}
+
+/// A compiled gauge network.
+pub struct LatticeNet<T: SimdReal> {
+    graph: Graph,
+    layout: SiteLayout,
+    ghosts: Vec<(usize, usize, usize)>,
+    kernels: CompiledKernels,
+    layers: Vec<LayerExec<T>>,
+    plans: Vec<KernelPlan>,
+}
+
+fn stencil_descs(
+    name: &str,
+    n_in: usize,
+    n_out: usize,
+    paths: &[Path],
+    weighted: bool,
+    local: bool,
+    layout: &SiteLayout,
+    vector: cranelift_codegen::ir::Type,
+) -> (StencilDesc, StencilDesc) {
+    let np = paths.len();
+    let identity: Vec<bool> = paths.iter().map(|p| p.is_empty()).collect();
+    let base = |name: String, n_in, n_out, groups, terms, n_weights| StencilDesc {
+        name,
+        n_in,
+        n_out,
+        identity: identity.clone(),
+        groups,
+        terms,
+        n_weights,
+        local,
+        outer_volume: layout.outer_volume,
+        ext_slots: layout.ext_slots,
+        lanes: layout.lanes,
+        vector,
+    };
+    if weighted {
+        // Forward: groups (j, p), terms (i, j, p) with weight (i*n_in + j)*P + p.
+        let groups: Vec<(usize, usize)> = (0..n_in)
+            .flat_map(|j| (0..np).map(move |p| (j, p)))
+            .collect();
+        let terms = (0..n_out)
+            .flat_map(|i| {
+                (0..n_in).flat_map(move |j| {
+                    (0..np).map(move |p| Term {
+                        out: i,
+                        group: j * np + p,
+                        weight: Some((i * n_in + j) * np + p),
+                    })
+                })
+            })
+            .collect();
+        let fwd = base(
+            format!("{name}_fwd"),
+            n_in,
+            n_out,
+            groups,
+            terms,
+            n_out * n_in * np,
+        );
+        // Backward: groups (i, p) over the output gradient, terms (j, i, p) with weight
+        // (j*n_out + i)*P + p holding W_ijp^dagger.
+        let groups: Vec<(usize, usize)> = (0..n_out)
+            .flat_map(|i| (0..np).map(move |p| (i, p)))
+            .collect();
+        let terms = (0..n_in)
+            .flat_map(|j| {
+                (0..n_out).flat_map(move |i| {
+                    (0..np).map(move |p| Term {
+                        out: j,
+                        group: i * np + p,
+                        weight: Some((j * n_out + i) * np + p),
+                    })
+                })
+            })
+            .collect();
+        let bwd = base(
+            format!("{name}_bwd"),
+            n_out,
+            n_in,
+            groups,
+            terms,
+            n_out * n_in * np,
+        );
+        (fwd, bwd)
+    } else {
+        let groups: Vec<(usize, usize)> = (0..np).map(|k| (k, k)).collect();
+        let terms: Vec<Term> = (0..np)
+            .map(|k| Term {
+                out: k,
+                group: k,
+                weight: None,
+            })
+            .collect();
+        let fwd = base(
+            format!("{name}_fwd"),
+            np,
+            np,
+            groups.clone(),
+            terms.clone(),
+            0,
+        );
+        let bwd = base(format!("{name}_bwd"), np, np, groups, terms, 0);
+        (fwd, bwd)
+    }
+}
+
+impl<T: SimdReal> LatticeNet<T> {
+    /// Compile every layer of `graph` for the gauge field `gauge` (which must match the model's
+    /// lattice). Fails on non-gauge layers and on lattices without an extent divisible by the
+    /// SIMD lanes (4 for f32, 2 for f64).
+    pub fn compile(
+        graph: &Graph,
+        gauge: &GaugeField,
+        opts: &LatticeNetOptions,
+    ) -> Result<Self, RuntimeError> {
+        check_graph(graph, gauge)?;
+        let mut disps = Vec::new();
+        for l in &graph.layers {
+            if let LayerKind::Ptc { paths, .. } | LayerKind::Transport { paths } = &l.kind {
+                for p in paths {
+                    let d = displacement(p);
+                    disps.push(d);
+                    disps.push(d.map(|x| -x));
+                }
+            }
+        }
+        let layout = SiteLayout::new(gauge.dims(), T::LANES, T::NAME, &disps)
+            .map_err(|e| RuntimeError::Shape(e.to_string()))?;
+        let ghosts = layout.ghost_sources();
+        let mut jit = Jit::new()?;
+        jit.keep_listings = opts.keep_listings;
+        let mut layers = Vec::new();
+        let mut plans = Vec::new();
+        let vol = layout.volume();
+        for l in &graph.layers {
+            let exec = match &l.kind {
+                LayerKind::Ptc {
+                    n_in,
+                    n_out,
+                    paths,
+                    local,
+                } => {
+                    let (f, b) = stencil_descs(
+                        &format!("{}_{}", l.name, T::NAME),
+                        *n_in,
+                        *n_out,
+                        paths,
+                        true,
+                        *local,
+                        &layout,
+                        T::vector_type(),
+                    );
+                    let fwd = define_stencil(&mut jit, &f)?;
+                    let bwd = define_stencil(&mut jit, &b)?;
+                    let wgrad = define_weight_grad(&mut jit, &f)?;
+                    let what = if *local {
+                        "local PTC"
+                    } else if paths.len() == 1 {
+                        "linear (zero-hop PTC)"
+                    } else {
+                        "PTC"
+                    };
+                    plans.push(stencil_plan(
+                        &l.name,
+                        &f,
+                        Pass::Forward,
+                        f.name.clone(),
+                        what,
+                    ));
+                    plans.push(stencil_plan(
+                        &l.name,
+                        &b,
+                        Pass::BackwardInput,
+                        b.name.clone(),
+                        &format!("{what}: inverse paths, W^dagger"),
+                    ));
+                    plans.push(stencil_plan(
+                        &l.name,
+                        &f,
+                        Pass::BackwardParams,
+                        format!("{}_wgrad", f.name),
+                        &format!("{what}: colour-traced outer products"),
+                    ));
+                    let back_site = if *local {
+                        paths
+                            .iter()
+                            .map(|p| {
+                                (0..vol)
+                                    .map(|y| {
+                                        super::super::codegen::lattice_layout::path_matrix(
+                                            gauge,
+                                            &inverse_path(p),
+                                            y,
+                                        )
+                                        .1
+                                    })
+                                    .collect()
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    LayerExec::Stencil(Box::new(StencilLayer {
+                        fwd,
+                        bwd,
+                        wgrad: Some(wgrad),
+                        fwd_tab: PathTables::new(gauge, &layout, paths, false),
+                        bwd_tab: PathTables::new(gauge, &layout, paths, true),
+                        fwd_desc: f,
+                        param: l.params.first().copied(),
+                        n_in: *n_in,
+                        n_out: *n_out,
+                        n_paths: paths.len(),
+                        local: *local,
+                        back_site,
+                    }))
+                }
+                LayerKind::Transport { paths } => {
+                    let (f, b) = stencil_descs(
+                        &format!("{}_{}", l.name, T::NAME),
+                        paths.len(),
+                        paths.len(),
+                        paths,
+                        false,
+                        false,
+                        &layout,
+                        T::vector_type(),
+                    );
+                    let fwd = define_stencil(&mut jit, &f)?;
+                    let bwd = define_stencil(&mut jit, &b)?;
+                    plans.push(stencil_plan(
+                        &l.name,
+                        &f,
+                        Pass::Forward,
+                        f.name.clone(),
+                        "parallel transport",
+                    ));
+                    plans.push(stencil_plan(
+                        &l.name,
+                        &b,
+                        Pass::BackwardInput,
+                        b.name.clone(),
+                        "parallel transport along inverse paths",
+                    ));
+                    LayerExec::Stencil(Box::new(StencilLayer {
+                        fwd,
+                        bwd,
+                        wgrad: None,
+                        fwd_tab: PathTables::new(gauge, &layout, paths, false),
+                        bwd_tab: PathTables::new(gauge, &layout, paths, true),
+                        fwd_desc: f,
+                        param: None,
+                        n_in: paths.len(),
+                        n_out: paths.len(),
+                        n_paths: paths.len(),
+                        local: false,
+                        back_site: Vec::new(),
+                    }))
+                }
+                LayerKind::Add => LayerExec::Add,
+                LayerKind::NormGate => LayerExec::NormGate,
+                _ => unreachable!("rejected by check_graph"),
+            };
+            layers.push(exec);
+        }
+        let kernels = jit.finish()?;
+        for p in plans.iter_mut() {
+            if let Some(r) = kernels.records.iter().find(|r| p.kernels.contains(&r.name)) {
+                p.compile_time = r.compile_time;
+            }
+        }
+        Ok(LatticeNet {
+            graph: graph.clone(),
+            layout,
+            ghosts,
+            kernels,
+            layers,
+            plans,
+        })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The kernel plans (one per kernel) for `symc inspect`.
+    pub fn plans(&self) -> &[KernelPlan] {
+        &self.plans
+    }
+
+    /// The compiled kernels with their listings.
+    pub fn kernels(&self) -> &CompiledKernels {
+        &self.kernels
+    }
+
+    pub fn layout(&self) -> &SiteLayout {
+        &self.layout
+    }
+
+    fn field_buffer(&self, n: usize) -> Vec<T> {
+        vec![T::zero(); n * self.layout.field_len()]
+    }
+
+    fn import<U: crate::lattice::Real>(&self, src: &[Complex<U>]) -> Vec<T> {
+        let n = src.len() / (self.layout.volume() * 12);
+        let mut buf = self.field_buffer(n);
+        self.layout.to_aosoa(src, &mut buf);
+        self.layout.fill_ghosts(&self.ghosts, &mut buf);
+        buf
+    }
+
+    fn param_slice<'a>(&self, pid: Option<ParamId>, params: &'a [T]) -> &'a [T] {
+        match pid {
+            Some(p) => {
+                let p = self.graph.param(p);
+                &params[p.offset..p.offset + p.scalar_len()]
+            }
+            None => &[],
+        }
+    }
+
+    /// The weight buffer of a stencil layer: splatted forward weights, or the W^dagger buffer of
+    /// the backward pass (transposed in i, j; for local weights read at y - Delta_p).
+    fn weight_buffer(&self, s: &StencilLayer<T>, w: &[T], backward: bool) -> Vec<T> {
+        if s.param.is_none() {
+            return Vec::new();
+        }
+        let l = self.layout.lanes;
+        let vo = self.layout.outer_volume;
+        let vol = self.layout.volume();
+        let np = s.n_paths;
+        let nw = s.n_in * s.n_out * np;
+        let per = 32 * l;
+        let mut buf = vec![T::zero(); nw * per * if s.local { vo } else { 1 }];
+        for i in 0..s.n_out {
+            for j in 0..s.n_in {
+                for p in 0..np {
+                    let wf = (i * s.n_in + j) * np + p;
+                    let wb = if backward {
+                        (j * s.n_out + i) * np + p
+                    } else {
+                        wf
+                    };
+                    for a in 0..4 {
+                        for b in 0..4 {
+                            // Backward entry [a][b] is conj(W[b][a]).
+                            let (ra, rb) = if backward { (b, a) } else { (a, b) };
+                            let sign = if backward { -T::one() } else { T::one() };
+                            let dst_ab = a * 4 + b;
+                            if s.local {
+                                for o in 0..vo {
+                                    for k in 0..l {
+                                        let y = self.layout.site(o, k);
+                                        let x = if backward { s.back_site[p][y] } else { y };
+                                        let src = 2 * ((wf * vol + x) * 16 + ra * 4 + rb);
+                                        let dst = (((wb * vo + o) * 16 + dst_ab) * 2) * l + k;
+                                        buf[dst] = w[src];
+                                        buf[dst + l] = sign * w[src + 1];
+                                    }
+                                }
+                            } else {
+                                let src = 2 * (wf * 16 + ra * 4 + rb);
+                                let dst = ((wb * 16 + dst_ab) * 2) * l;
+                                for k in 0..l {
+                                    buf[dst + k] = w[src];
+                                    buf[dst + l + k] = sign * w[src + 1];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        buf
+    }
+
+    fn run_stencil(
+        &self,
+        id: KernelId,
+        tab: &PathTables<T>,
+        input: &[T],
+        n_out: usize,
+        weights: &[T],
+    ) -> Result<Vec<T>, RuntimeError> {
+        let mut out = self.field_buffer(n_out);
+        let k = self.kernels.kernel(id);
+        k.call_parallel(
+            &mut [
+                T::arg(input),
+                T::arg_mut(&mut out),
+                T::arg(&tab.matrices),
+                Arg::i32(&tab.neighbours),
+                T::arg(weights),
+            ],
+            16,
+        )?;
+        self.layout.fill_ghosts(&self.ghosts, &mut out);
+        Ok(out)
+    }
+
+    fn check_params(&self, n: usize) -> Result<(), RuntimeError> {
+        if n != self.graph.param_scalars() {
+            return Err(RuntimeError::Shape(format!(
+                "model `{}` has {} parameter scalars, got {n}",
+                self.graph.name,
+                self.graph.param_scalars()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_field(
+        &self,
+        what: &str,
+        len: usize,
+        v: crate::ir::ValueId,
+    ) -> Result<(), RuntimeError> {
+        let want = features(&self.graph, v) * self.layout.volume() * 12;
+        if len != want {
+            return Err(RuntimeError::Shape(format!(
+                "{what}: expected {want} complex numbers, got {len}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// All values of the network in the AoSoA layout.
+    fn run_forward(&self, params: &[T], input: &[Complex<T>]) -> Result<Vec<Vec<T>>, RuntimeError> {
+        let mut vals: Vec<Vec<T>> = vec![Vec::new(); self.graph.values.len()];
+        vals[0] = self.import(input);
+        for (l, exec) in self.graph.layers.iter().zip(&self.layers) {
+            let x = &vals[l.inputs[0].index()];
+            let y = match exec {
+                LayerExec::Stencil(s) => {
+                    let w = self.weight_buffer(s, self.param_slice(s.param, params), false);
+                    self.run_stencil(s.fwd, &s.fwd_tab, x, s.n_out, &w)?
+                }
+                LayerExec::Add => {
+                    let b = &vals[l.inputs[1].index()];
+                    x.par_iter()
+                        .zip(b.par_iter())
+                        .map(|(a, b)| *a + *b)
+                        .collect()
+                }
+                LayerExec::NormGate => norm_gate_aosoa(x, self.layout.lanes, false, None),
+            };
+            vals[l.output.index()] = y;
+        }
+        Ok(vals)
+    }
+
+    /// Evaluate the network: `input` and `output` in the reference layout (features × sites × 12).
+    pub fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
+        self.check_params(params.len())?;
+        self.check_field("input", input.len(), crate::ir::ValueId(0))?;
+        self.check_field("output", output.len(), self.graph.output)?;
+        let vals = self.run_forward(params, input)?;
+        self.layout
+            .from_aosoa(&vals[self.graph.output.index()], output);
+        Ok(())
+    }
+
+    /// Gradients of a real loss L given `grad_output` = dL/dRe out + i dL/dIm out. Overwrites
+    /// `grad_input` and `grad_params` with the gradients of L with respect to the real and
+    /// imaginary parts of the input and of every weight (flat (re, im) layout of the params).
+    pub fn backward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        grad_output: &[Complex<T>],
+        grad_input: &mut [Complex<T>],
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.forward_backward(
+            params,
+            input,
+            None,
+            |_, g| g.copy_from_slice(grad_output),
+            Some(grad_input),
+            grad_params,
+        )
+    }
+
+    /// One forward pass and the backward pass from it (what a training step needs): the output
+    /// is written to `output` if given, `seed(output, grad_output)` fills the output gradient
+    /// from the output, then the gradients are computed as in [`LatticeNet::backward`].
+    pub fn forward_backward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: Option<&mut [Complex<T>]>,
+        seed: impl FnOnce(&[Complex<T>], &mut [Complex<T>]),
+        grad_input: Option<&mut [Complex<T>]>,
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.check_params(params.len())?;
+        self.check_params(grad_params.len())?;
+        self.check_field("input", input.len(), crate::ir::ValueId(0))?;
+        if let Some(g) = &grad_input {
+            self.check_field("grad_input", g.len(), crate::ir::ValueId(0))?;
+        }
+        let out_len = features(&self.graph, self.graph.output) * self.layout.volume() * 12;
+        let vals = self.run_forward(params, input)?;
+        let mut out = vec![Complex::new(T::zero(), T::zero()); out_len];
+        self.layout
+            .from_aosoa(&vals[self.graph.output.index()], &mut out);
+        let mut gout = vec![Complex::new(T::zero(), T::zero()); out_len];
+        seed(&out, &mut gout);
+        if let Some(o) = output {
+            self.check_field("output", o.len(), self.graph.output)?;
+            o.copy_from_slice(&out);
+        }
+        let mut grads: Vec<Option<Vec<T>>> = vec![None; self.graph.values.len()];
+        grads[self.graph.output.index()] = Some(self.import(&gout));
+        grad_params.iter_mut().for_each(|g| *g = T::zero());
+        fn add_grad<T: SimdReal>(grads: &mut [Option<Vec<T>>], v: usize, g: Vec<T>) {
+            match &mut grads[v] {
+                Some(acc) => acc
+                    .par_iter_mut()
+                    .zip(g.par_iter())
+                    .for_each(|(a, b)| *a += *b),
+                slot @ None => *slot = Some(g),
+            }
+        }
+        for (l, exec) in self.graph.layers.iter().zip(&self.layers).rev() {
+            let Some(gout) = grads[l.output.index()].take() else {
+                continue;
+            };
+            let x = &vals[l.inputs[0].index()];
+            match exec {
+                LayerExec::Stencil(s) => {
+                    if let (Some(wk), Some(pid)) = (s.wgrad, s.param) {
+                        self.weight_grad(s, wk, x, &gout, pid, grad_params)?;
+                    }
+                    let w = self.weight_buffer(s, self.param_slice(s.param, params), true);
+                    let gi = self.run_stencil(s.bwd, &s.bwd_tab, &gout, s.n_in, &w)?;
+                    add_grad(&mut grads, l.inputs[0].index(), gi);
+                }
+                LayerExec::Add => {
+                    add_grad(&mut grads, l.inputs[0].index(), gout.clone());
+                    add_grad(&mut grads, l.inputs[1].index(), gout);
+                }
+                LayerExec::NormGate => {
+                    let gi = norm_gate_aosoa(x, self.layout.lanes, true, Some(&gout));
+                    add_grad(&mut grads, l.inputs[0].index(), gi);
+                }
+            }
+        }
+        if let Some(gi) = grad_input {
+            match grads[0].take() {
+                Some(g) => self.layout.from_aosoa(&g, gi),
+                None => gi
+                    .iter_mut()
+                    .for_each(|z| *z = Complex::new(T::zero(), T::zero())),
+            }
+        }
+        Ok(())
+    }
+
+    fn weight_grad(
+        &self,
+        s: &StencilLayer<T>,
+        kernel: KernelId,
+        x: &[T],
+        left: &[T],
+        pid: ParamId,
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let d = &s.fwd_desc;
+        let sz = std::mem::size_of::<T>();
+        let mut part = vec![T::zero(); d.grad_bytes() / sz];
+        let k = self.kernels.kernel(kernel);
+        k.call_parallel(
+            &mut [
+                T::arg(x),
+                T::arg(left),
+                T::arg(&s.fwd_tab.matrices),
+                Arg::i32(&s.fwd_tab.neighbours),
+                T::arg_mut(&mut part),
+            ],
+            1,
+        )?;
+        let p = self.graph.param(pid);
+        let g = &mut grad_params[p.offset..p.offset + p.scalar_len()];
+        let l = self.layout.lanes;
+        let nw = d.n_weights;
+        if s.local {
+            let vo = self.layout.outer_volume;
+            let vol = self.layout.volume();
+            for w in 0..nw {
+                for o in 0..vo {
+                    for k in 0..l {
+                        let x = self.layout.site(o, k);
+                        for ab in 0..16 {
+                            let src = (((w * vo + o) * 16 + ab) * 2) * l + k;
+                            let dst = 2 * ((w * vol + x) * 16 + ab);
+                            g[dst] += part[src];
+                            g[dst + 1] += part[src + l];
+                        }
+                    }
+                }
+            }
+        } else {
+            let chunk = nw * 32 * l;
+            let mut acc = vec![0f64; nw * 32];
+            for c in part.chunks(chunk) {
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a += c[q * l..(q + 1) * l]
+                        .iter()
+                        .map(|v| crate::lattice::Real::to_f64(*v))
+                        .sum::<f64>();
+                }
+            }
+            // acc index: (w*16 + ab)*2 + re/im, which is exactly the flat parameter layout.
+            for (gq, a) in g.iter_mut().zip(&acc) {
+                *gq += T::from_f64(*a);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Norm gate on AoSoA buffers (ghost slots included, so ghosts stay consistent): forward
+/// psi sigmoid(n) or, with `grad`, the input gradient g sigmoid(n) + 2 sigmoid'(n) Re<psi,g> psi.
+fn norm_gate_aosoa<T: SimdReal>(
+    x: &[T],
+    lanes: usize,
+    backward: bool,
+    grad: Option<&[T]>,
+) -> Vec<T> {
+    let slot = FIELD_COMPONENTS * lanes;
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(slot).enumerate().for_each(|(si, o)| {
+        let xs = &x[si * slot..(si + 1) * slot];
+        for k in 0..lanes {
+            let n: T = (0..FIELD_COMPONENTS)
+                .map(|q| xs[q * lanes + k] * xs[q * lanes + k])
+                .sum();
+            let sg = T::one() / (T::one() + (-n).exp());
+            if backward {
+                let g = &grad.expect("backward has a gradient")[si * slot..(si + 1) * slot];
+                let re: T = (0..FIELD_COMPONENTS)
+                    .map(|q| xs[q * lanes + k] * g[q * lanes + k])
+                    .sum();
+                let f = (T::one() + T::one()) * sg * (T::one() - sg) * re;
+                for q in 0..FIELD_COMPONENTS {
+                    o[q * lanes + k] = g[q * lanes + k] * sg + xs[q * lanes + k] * f;
+                }
+            } else {
+                for q in 0..FIELD_COMPONENTS {
+                    o[q * lanes + k] = xs[q * lanes + k] * sg;
+                }
+            }
+        }
+    });
+    out
+}
