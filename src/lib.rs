@@ -29,3 +29,4 @@ pub mod sema;
 pub mod solve;
 pub mod source;
 pub mod syntax;
+pub mod train;

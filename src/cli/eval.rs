@@ -6,5 +6,7 @@ use super::Failure;
 pub struct EvalArgs {}
 
 pub fn run(_args: EvalArgs) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!("`symc eval` is not available in this build yet")))
+    Err(Failure::io(miette::miette!(
+        "`symc eval` is not available in this build yet"
+    )))
 }

@@ -6,5 +6,7 @@ use super::Failure;
 pub struct TrainArgs {}
 
 pub fn run(_args: TrainArgs) -> Result<(), Failure> {
-    Err(Failure::io(miette::miette!("`symc train` is not available in this build yet")))
+    Err(Failure::io(miette::miette!(
+        "`symc train` is not available in this build yet"
+    )))
 }

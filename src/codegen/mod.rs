@@ -8,6 +8,7 @@ pub mod complex;
 pub mod contraction;
 pub mod conv;
 pub mod dense;
+pub mod dirac;
 pub mod jit;
 pub mod lattice_layout;
 pub mod loops;

@@ -1,0 +1,641 @@
+//! The classifier training loop: seeded shuffling, mini-batches, validation split, optimiser
+//! steps with a learning-rate schedule, per-epoch evaluation, checkpoints and the run log.
+//!
+//! **Determinism.** The validation split comes from its own ChaCha8 stream of the seed, the
+//! shuffling from another; each epoch shuffles the sorted training indices afresh, so the RNG's
+//! word position (saved in the checkpoint) is all a resumed run needs to draw exactly the batches
+//! the uninterrupted run would have drawn. With a deterministic classifier, `--resume` therefore
+//! reproduces the uninterrupted run bit for bit.
+//!
+//! **Divergence.** A non-finite batch loss or gradient (or test loss) stops the run at once with
+//! [`TrainError::Diverged`]; the checkpoint of the last completed epoch is left untouched and the
+//! summary says `"status": "diverged"` with the reason.
+
+use super::checkpoint::{self, CheckpointError};
+use super::mnist::{Mnist, NORMALISATION, Split};
+use super::optim::{self, Optimizer};
+use super::runlog::{self, EpochRow, LayerStrategy, RunLogError, Summary};
+use crate::ir::{OptimizerSpec, Schedule};
+use crate::runtime::{Classifier, RuntimeError};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// ChaCha stream ids: one for the validation split, one for shuffling.
+const SPLIT_STREAM: u64 = 1;
+const SHUFFLE_STREAM: u64 = 2;
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum TrainError {
+    #[error("training diverged in epoch {epoch}, step {step}: {what}")]
+    #[diagnostic(
+        code(symc::train::diverged),
+        help(
+            "lower the learning rate or add a schedule in the train block; the checkpoint of the \
+last completed epoch ({completed} so far) is kept in the run folder"
+        )
+    )]
+    Diverged {
+        epoch: usize,
+        step: u64,
+        what: String,
+        completed: usize,
+    },
+
+    #[error("the model does not fit the data: {message}")]
+    #[diagnostic(
+        code(symc::train::shape),
+        help("an MNIST classifier takes real[1, 28, 28] images and outputs 10 classes")
+    )]
+    Shape { message: String },
+
+    #[error("invalid training setting: {message}")]
+    #[diagnostic(code(symc::train::setting))]
+    Setting { message: String },
+
+    #[error("cannot resume from {}: {message}", path.display())]
+    #[diagnostic(
+        code(symc::train::resume),
+        help("`--resume DIR` needs a run folder of the same model written by `symc train`")
+    )]
+    Resume { path: PathBuf, message: String },
+
+    #[error("cannot create the run folder {}: {source}", path.display())]
+    #[diagnostic(code(symc::train::io))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Runtime(#[from] RuntimeError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Checkpoint(#[from] CheckpointError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    RunLog(#[from] RunLogError),
+}
+
+impl TrainError {
+    /// Process exit code: 1 for problems of the model or run (divergence, shapes), 2 for I/O.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TrainError::Diverged { .. } | TrainError::Shape { .. } | TrainError::Runtime(_) => 1,
+            TrainError::Setting { .. } => 2,
+            TrainError::Resume { .. } | TrainError::Io { .. } => 2,
+            TrainError::Checkpoint(CheckpointError::Mismatch { .. }) => 1,
+            TrainError::Checkpoint(_) | TrainError::RunLog(_) => 2,
+        }
+    }
+}
+
+/// Everything a classifier run needs besides the classifier and the data.
+#[derive(Clone, Debug)]
+pub struct ClassifyOptions {
+    /// Total epochs (a resumed run continues up to this number).
+    pub epochs: usize,
+    pub batch: usize,
+    /// Batch size for evaluation (validation and test); must not exceed what the classifier
+    /// was compiled for.
+    pub eval_batch: usize,
+    pub optimizer: OptimizerSpec,
+    pub schedule: Schedule,
+    /// Fraction of the training set held out for validation.
+    pub validation: f64,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    /// Show the indicatif progress bar (it hides itself anyway when stderr is not a terminal).
+    pub progress: bool,
+    /// Recorded in the summary.
+    pub info: RunInfo,
+}
+
+/// Descriptive facts recorded in `summary.json`.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    pub model_file: Option<String>,
+    pub data_dir: Option<String>,
+    pub threads: usize,
+    pub precision: String,
+    pub backend: String,
+    pub strategies: Vec<LayerStrategy>,
+}
+
+/// Loss and accuracy over a set of samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Result of [`evaluate`] with the per-sample predictions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predictions {
+    pub eval: Evaluation,
+    /// Arg-max class of every evaluated sample, in order.
+    pub predicted: Vec<u8>,
+}
+
+/// Number of classes the classifier outputs.
+pub fn classes(clf: &dyn Classifier) -> usize {
+    let g = clf.graph();
+    g.value(g.output).real_len()
+}
+
+/// Checks that `clf` takes images of `split`'s size and outputs at least as many classes as
+/// there are label values.
+pub fn check_shapes(clf: &dyn Classifier, split: &Split) -> Result<(), TrainError> {
+    let g = clf.graph();
+    let input = g.values.first().map(|v| v.real_len()).unwrap_or(0);
+    if input != split.image_len() {
+        return Err(TrainError::Shape {
+            message: format!(
+                "model `{}` takes {input} values per sample, the images have {}x{} = {}",
+                g.name,
+                split.rows,
+                split.cols,
+                split.image_len()
+            ),
+        });
+    }
+    let c = classes(clf);
+    if c < 10 {
+        return Err(TrainError::Shape {
+            message: format!(
+                "model `{}` outputs {c} classes, the labels are digits 0..=9",
+                g.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Mean NLL and accuracy of `clf` on the samples `indices` of `split` (all when `None`).
+pub fn evaluate(
+    clf: &dyn Classifier,
+    params: &[f32],
+    split: &Split,
+    indices: Option<&[usize]>,
+    batch: usize,
+) -> Result<Predictions, TrainError> {
+    let all: Vec<usize>;
+    let idx = match indices {
+        Some(i) => i,
+        None => {
+            all = (0..split.len()).collect();
+            &all
+        }
+    };
+    let c = classes(clf);
+    let n_in = split.image_len();
+    let batch = batch.max(1);
+    let mut images = Vec::with_capacity(batch * n_in);
+    let mut logp = vec![0.0f32; batch * c];
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let mut predicted = Vec::with_capacity(idx.len());
+    for chunk in idx.chunks(batch) {
+        images.clear();
+        for &i in chunk {
+            images.extend_from_slice(split.image(i));
+        }
+        let out = &mut logp[..chunk.len() * c];
+        clf.predict(params, &images, out)?;
+        for (k, &i) in chunk.iter().enumerate() {
+            let row = &out[k * c..(k + 1) * c];
+            let label = split.labels[i] as usize;
+            loss -= row[label] as f64;
+            let arg = argmax(row);
+            correct += (arg == label) as usize;
+            predicted.push(arg as u8);
+        }
+    }
+    let n = idx.len().max(1) as f64;
+    Ok(Predictions {
+        eval: Evaluation {
+            loss: loss / n,
+            accuracy: correct as f64 / n,
+        },
+        predicted,
+    })
+}
+
+/// Index of the largest entry (first one on ties; NaN never wins).
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] || row[best].is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The seeded validation split: (training indices sorted, validation indices sorted).
+pub fn split_indices(n: usize, validation: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let n_val = ((n as f64) * validation).round() as usize;
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(SPLIT_STREAM);
+    perm.shuffle(&mut rng);
+    let mut val = perm[..n_val.min(n)].to_vec();
+    let mut train = perm[n_val.min(n)..].to_vec();
+    val.sort_unstable();
+    train.sort_unstable();
+    (train, val)
+}
+
+/// State carried from epoch to epoch (and through checkpoints).
+struct LoopState {
+    params: Vec<f32>,
+    opt: Optimizer,
+    rng: ChaCha8Rng,
+    epochs_done: usize,
+    global_step: u64,
+    history: Vec<EpochRow>,
+}
+
+fn resume_state(
+    clf: &dyn Classifier,
+    opts: &ClassifyOptions,
+    dir: &Path,
+) -> Result<LoopState, TrainError> {
+    let path = dir.join(checkpoint::FILE_NAME);
+    let ck = checkpoint::load(&path, clf.graph())?;
+    let bad = |message: String| TrainError::Resume {
+        path: path.clone(),
+        message,
+    };
+    let mut opt = Optimizer::new(&opts.optimizer, ck.params.len());
+    let kind = ck.meta_str(&path, "optimizer")?;
+    if kind != opt.name() {
+        return Err(bad(format!(
+            "the checkpoint holds `{kind}` state, the model trains with `{}`",
+            opt.name()
+        )));
+    }
+    for (name, buf) in opt.buffers_mut() {
+        *buf = ck
+            .optimizer
+            .get(name)
+            .cloned()
+            .ok_or_else(|| bad(format!("optimizer buffer `{name}` is missing")))?;
+    }
+    opt.set_steps(ck.meta_parse(&path, "optimizer_steps")?);
+    let seed: u64 = ck.meta_parse(&path, "seed")?;
+    if seed != opts.seed {
+        return Err(bad(format!("the run used seed {seed}, not {}", opts.seed)));
+    }
+    let batch: usize = ck.meta_parse(&path, "batch")?;
+    if batch != opts.batch {
+        return Err(bad(format!(
+            "the run used batch {batch}, not {}",
+            opts.batch
+        )));
+    }
+    let validation: f64 = ck.meta_parse(&path, "validation")?;
+    if validation != opts.validation {
+        return Err(bad(format!(
+            "the run held out {validation} for validation, not {}",
+            opts.validation
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(SHUFFLE_STREAM);
+    rng.set_word_pos(ck.meta_parse(&path, "rng_word_pos")?);
+    let history: Vec<EpochRow> = serde_json::from_str(ck.meta_str(&path, "history")?)
+        .map_err(|e| bad(format!("metadata `history` is invalid: {e}")))?;
+    let epochs_done: usize = ck.meta_parse(&path, "epoch")?;
+    if history.len() != epochs_done {
+        return Err(bad(format!(
+            "{} history rows for {epochs_done} epochs",
+            history.len()
+        )));
+    }
+    let global_step = ck.meta_parse(&path, "global_step")?;
+    Ok(LoopState {
+        params: ck.params,
+        opt,
+        rng,
+        epochs_done,
+        global_step,
+        history,
+    })
+}
+
+fn save_checkpoint(
+    clf: &dyn Classifier,
+    opts: &ClassifyOptions,
+    st: &LoopState,
+) -> Result<(), TrainError> {
+    let mut meta = BTreeMap::new();
+    meta.insert("epoch".to_string(), st.epochs_done.to_string());
+    meta.insert("global_step".to_string(), st.global_step.to_string());
+    meta.insert("optimizer".to_string(), st.opt.name().to_string());
+    meta.insert("optimizer_steps".to_string(), st.opt.steps().to_string());
+    meta.insert("seed".to_string(), opts.seed.to_string());
+    meta.insert("batch".to_string(), opts.batch.to_string());
+    meta.insert("validation".to_string(), opts.validation.to_string());
+    meta.insert(
+        "rng_word_pos".to_string(),
+        st.rng.get_word_pos().to_string(),
+    );
+    meta.insert(
+        "history".to_string(),
+        serde_json::to_string(&st.history).map_err(|e| TrainError::Setting {
+            message: e.to_string(),
+        })?,
+    );
+    let path = opts.out_dir.join(checkpoint::FILE_NAME);
+    checkpoint::save(&path, clf.graph(), &st.params, &st.opt.buffers(), &meta)?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    clf: &dyn Classifier,
+    opts: &ClassifyOptions,
+    st: &LoopState,
+    status: &str,
+    message: Option<String>,
+    n_train: usize,
+    n_val: usize,
+    n_test: usize,
+) -> Summary {
+    let last = st.history.last();
+    let best = st.history.iter().fold(None::<&EpochRow>, |b, r| match b {
+        Some(b) if b.test_acc >= r.test_acc => Some(b),
+        _ => Some(r),
+    });
+    Summary {
+        model: clf.graph().name.clone(),
+        model_file: opts.info.model_file.clone(),
+        data_dir: opts.info.data_dir.clone(),
+        status: status.to_string(),
+        message,
+        test_accuracy: last.map(|r| r.test_acc),
+        test_loss: last.map(|r| r.test_loss),
+        best_test_accuracy: best.map(|r| r.test_acc),
+        best_epoch: best.map(|r| r.epoch),
+        epochs: st.history.len(),
+        epochs_planned: opts.epochs,
+        epoch_seconds: st.history.iter().map(|r| r.seconds).collect(),
+        final_train_loss: last.map(|r| r.train_loss),
+        final_train_accuracy: last.map(|r| r.train_acc),
+        final_val_accuracy: last.and_then(|r| r.val_acc),
+        params: clf.graph().param_count(),
+        steps: st.global_step,
+        batch: opts.batch,
+        seed: opts.seed,
+        threads: opts.info.threads,
+        precision: opts.info.precision.clone(),
+        backend: opts.info.backend.clone(),
+        optimizer: optim::describe_optimizer(&opts.optimizer),
+        schedule: optim::describe_schedule(&opts.schedule),
+        validation: opts.validation,
+        train_samples: n_train,
+        val_samples: n_val,
+        test_samples: n_test,
+        normalisation: NORMALISATION.to_string(),
+        strategies: opts.info.strategies.clone(),
+    }
+}
+
+/// Trains `clf` on `data`, starting from `init` parameters or from the checkpoint in `resume`.
+/// Writes the run folder `opts.out_dir` (created if needed) and returns the final summary.
+pub fn train(
+    clf: &dyn Classifier,
+    data: &Mnist,
+    opts: &ClassifyOptions,
+    init: Vec<f32>,
+    resume: Option<&Path>,
+) -> Result<Summary, TrainError> {
+    if opts.batch == 0 {
+        return Err(TrainError::Setting {
+            message: "batch size must be at least 1".into(),
+        });
+    }
+    if !(0.0..1.0).contains(&opts.validation) {
+        return Err(TrainError::Setting {
+            message: format!("validation fraction {} must be in [0, 1)", opts.validation),
+        });
+    }
+    check_shapes(clf, &data.train)?;
+    check_shapes(clf, &data.test)?;
+    let n_scalars = clf.graph().param_scalars();
+    std::fs::create_dir_all(&opts.out_dir).map_err(|source| TrainError::Io {
+        path: opts.out_dir.clone(),
+        source,
+    })?;
+
+    let mut st = match resume {
+        Some(dir) => resume_state(clf, opts, dir)?,
+        None => {
+            if init.len() != n_scalars {
+                return Err(TrainError::Shape {
+                    message: format!(
+                        "{} initial parameters, the model has {n_scalars}",
+                        init.len()
+                    ),
+                });
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+            rng.set_stream(SHUFFLE_STREAM);
+            LoopState {
+                opt: Optimizer::new(&opts.optimizer, n_scalars),
+                params: init,
+                rng,
+                epochs_done: 0,
+                global_step: 0,
+                history: Vec::new(),
+            }
+        }
+    };
+
+    let (train_idx, val_idx) = split_indices(data.train.len(), opts.validation, opts.seed);
+    if train_idx.is_empty() {
+        return Err(TrainError::Setting {
+            message: "the training set is empty".into(),
+        });
+    }
+    let (n_train, n_val, n_test) = (train_idx.len(), val_idx.len(), data.test.len());
+    let steps_per_epoch = n_train.div_ceil(opts.batch) as u64;
+    let total_steps = steps_per_epoch * opts.epochs as u64;
+    let base_lr = optim::base_lr(&opts.optimizer);
+    let n_in = data.train.image_len();
+    let mut grad = vec![0.0f32; n_scalars];
+    let mut images = Vec::with_capacity(opts.batch * n_in);
+    let mut labels = Vec::with_capacity(opts.batch);
+
+    let bar = if opts.progress {
+        ProgressBar::with_draw_target(Some(steps_per_epoch), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let log = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let write_logs =
+        |st: &LoopState, status: &str, message: Option<String>| -> Result<(), TrainError> {
+            runlog::write_csv(&opts.out_dir, &st.history)?;
+            runlog::write_summary(
+                &opts.out_dir,
+                &summary(clf, opts, st, status, message, n_train, n_val, n_test),
+            )?;
+            Ok(())
+        };
+
+    while st.epochs_done < opts.epochs {
+        let epoch = st.epochs_done + 1;
+        bar.reset();
+        bar.set_prefix(format!("epoch {epoch}/{}", opts.epochs));
+        let mut order = train_idx.clone();
+        order.shuffle(&mut st.rng);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut lr = base_lr;
+        for (k, chunk) in order.chunks(opts.batch).enumerate() {
+            images.clear();
+            labels.clear();
+            for &i in chunk {
+                images.extend_from_slice(data.train.image(i));
+                labels.push(data.train.labels[i]);
+            }
+            lr = optim::lr_at(
+                base_lr,
+                &opts.schedule,
+                st.global_step,
+                total_steps,
+                epoch - 1,
+                false,
+            );
+            let stats = clf.train_batch(&st.params, &images, &labels, &mut grad)?;
+            let step = st.global_step + 1;
+            let diverged = |what: String| TrainError::Diverged {
+                epoch,
+                step,
+                what,
+                completed: st.epochs_done,
+            };
+            if !stats.loss_sum.is_finite() {
+                let e = diverged(format!("the batch loss is {}", stats.loss_sum));
+                write_logs(&st, "diverged", Some(e.to_string()))?;
+                return Err(e);
+            }
+            if !st.opt.step(&mut st.params, &grad, lr as f32).finite {
+                let e = diverged("the gradient has NaN or infinite entries".into());
+                write_logs(&st, "diverged", Some(e.to_string()))?;
+                return Err(e);
+            }
+            st.global_step = step;
+            loss_sum += stats.loss_sum;
+            correct += stats.correct;
+            seen += stats.samples;
+            if k % 16 == 0 || k + 1 == steps_per_epoch as usize {
+                let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                bar.set_position(k as u64 + 1);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.2}% {:.0} samples/s",
+                    loss_sum / seen.max(1) as f64,
+                    100.0 * correct as f64 / seen.max(1) as f64,
+                    seen as f64 / secs
+                ));
+            }
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let val = if val_idx.is_empty() {
+            None
+        } else {
+            Some(
+                evaluate(
+                    clf,
+                    &st.params,
+                    &data.train,
+                    Some(&val_idx),
+                    opts.eval_batch,
+                )?
+                .eval,
+            )
+        };
+        let test = evaluate(clf, &st.params, &data.test, None, opts.eval_batch)?.eval;
+        let eval_seconds = t1.elapsed().as_secs_f64();
+        if !test.loss.is_finite() {
+            let e = TrainError::Diverged {
+                epoch,
+                step: st.global_step,
+                what: format!("the test loss is {}", test.loss),
+                completed: st.epochs_done,
+            };
+            write_logs(&st, "diverged", Some(e.to_string()))?;
+            return Err(e);
+        }
+        let row = EpochRow {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            val_loss: val.map(|v| v.loss),
+            val_acc: val.map(|v| v.accuracy),
+            test_loss: test.loss,
+            test_acc: test.accuracy,
+            seconds,
+            lr,
+            eval_seconds,
+        };
+        log(format!(
+            "epoch {epoch:>3}/{}: train loss {:.4} acc {:.2}%{}  test loss {:.4} acc {:.2}%  {:.1} s ({:.0} samples/s)  lr {:.2e}",
+            opts.epochs,
+            row.train_loss,
+            100.0 * row.train_acc,
+            val.map(|v| format!("  val loss {:.4} acc {:.2}%", v.loss, 100.0 * v.accuracy))
+                .unwrap_or_default(),
+            row.test_loss,
+            100.0 * row.test_acc,
+            seconds,
+            seen as f64 / seconds.max(1e-9),
+            lr
+        ));
+        st.history.push(row);
+        st.epochs_done = epoch;
+        save_checkpoint(clf, opts, &st)?;
+        let status = if st.epochs_done == opts.epochs {
+            "completed"
+        } else {
+            "running"
+        };
+        write_logs(&st, status, None)?;
+    }
+    bar.finish_and_clear();
+    if st.history.is_empty() {
+        // Nothing trained (epochs = 0, or resumed at the end): still leave a consistent folder.
+        write_logs(&st, "completed", None)?;
+    }
+    Ok(summary(
+        clf,
+        opts,
+        &st,
+        "completed",
+        None,
+        n_train,
+        n_val,
+        n_test,
+    ))
+}
