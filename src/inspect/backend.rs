@@ -314,7 +314,7 @@ pub enum Fault {
     /// The JIT output of a gauge network is multiplied by a fixed colour matrix at every site
     /// (a wrong link in a transport): breaks gauge covariance, keeps translations.
     RotateColour(crate::lattice::su3::Su3<f64>),
-    /// The JIT output of an image network gets `ε · position` added (an indexing bug that
+    /// The JIT output of an image network gets `ε · (i² mod 97)` added at flat position `i` (an indexing bug that
     /// depends on where in the image a value is): breaks translation equivariance.
     PositionDependent(f64),
 }
@@ -331,9 +331,10 @@ impl Fault {
     }
     fn image(&self, y: &mut [f64]) {
         if let Fault::PositionDependent(eps) = self {
+            // Not affine in the position: a shift cannot turn it into a constant offset.
             y.iter_mut()
                 .enumerate()
-                .for_each(|(i, v)| *v += eps * i as f64);
+                .for_each(|(i, v)| *v += eps * ((i * i) % 97) as f64);
         }
     }
     fn fermions(&self, y: &mut [Complex<f64>]) {

@@ -125,6 +125,26 @@ fn fit(s: &str, w: usize) -> String {
     }
 }
 
+/// Word-wrap `text` to `width` columns; continuation lines start with `indent` spaces.
+fn wrap(text: &str, first: usize, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut col = first;
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        if col > indent && col + 1 + w > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = indent;
+        } else if !out.is_empty() {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += w;
+    }
+    out
+}
+
 /// The kernel plan of every layer and pass: strategy and why, loop nest, layout, fusion, cost.
 pub fn plan_view(plans: &[KernelPlan], st: Style) -> String {
     let mut o = String::new();
@@ -137,11 +157,11 @@ pub fn plan_view(plans: &[KernelPlan], st: Style) -> String {
             st.bold(strategy_name(&p.strategy))
         );
         if !p.reason.is_empty() {
-            let _ = writeln!(o, "  why      {}", p.reason);
+            let _ = writeln!(o, "  why      {}", wrap(&p.reason, 11, 100, 11));
         }
-        let _ = writeln!(o, "  layout   {}", p.layout);
+        let _ = writeln!(o, "  layout   {}", wrap(&p.layout, 11, 100, 11));
         if !p.fused.is_empty() {
-            let _ = writeln!(o, "  fused    {}", p.fused.join(", "));
+            let _ = writeln!(o, "  fused    {}", wrap(&p.fused.join(", "), 11, 100, 11));
         }
         let _ = writeln!(
             o,
@@ -155,8 +175,12 @@ pub fn plan_view(plans: &[KernelPlan], st: Style) -> String {
             }
         );
         let _ = writeln!(o, "  kernels  {}", p.kernels.join(", "));
+        // Emitters either give one loop per line (indented here by depth) or an already
+        // indented nest (kept as it is).
+        let pre_indented = p.loops.iter().any(|l| l.starts_with(' '));
         for (depth, l) in p.loops.iter().enumerate() {
-            let _ = writeln!(o, "  {}{}", "  ".repeat(depth + 1), l);
+            let pad = if pre_indented { 4 } else { 4 + 2 * depth };
+            let _ = writeln!(o, "{}{}", " ".repeat(pad), l);
         }
         o.push('\n');
     }
@@ -473,6 +497,13 @@ mod tests {
         assert_eq!(time(4.2e-6), "4.20 µs");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+    }
+
+    #[test]
+    fn long_plan_lines_wrap_under_their_label() {
+        let t = wrap("aaa bbb ccc ddd", 11, 20, 11);
+        assert_eq!(t, "aaa bbb\n           ccc ddd");
+        assert!(t.lines().all(|l| l.chars().count() + 11 <= 20 + 11));
     }
 
     #[test]
