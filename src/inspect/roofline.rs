@@ -53,7 +53,8 @@ pub struct Machine {
     pub ceiling_gflops_core: f64,
     /// `ceiling_gflops_core / (pipes × lanes × 2)`: the clock that throughput implies.
     pub effective_ghz: f64,
-    /// Measured triad bandwidth with all threads of the rayon pool, GB/s.
+    /// Measured triad bandwidth of one core, GB/s (a second core adds little on most
+    /// machines, and nothing reliable on a shared VM).
     pub bandwidth_gbs: f64,
     /// Threads the kernels run on (rayon's pool); the compute ceiling scales with them.
     pub threads: usize,
@@ -321,9 +322,15 @@ pub fn measure_fma_ceiling() -> Result<(f64, bool), JitError> {
     ))
 }
 
-/// Triad `a[i] = b[i] + s·c[i]` over f64 arrays, all rayon threads; STREAM counting.
+/// Triad `a[i] = b[i] + s·c[i]` over f64 arrays on one core; STREAM counting.
+///
+/// On a shared machine a pass over hundreds of MiB is almost always interrupted, so each
+/// 1 MiB chunk is timed on its own and the fastest of 8 passes is kept per chunk: every chunk
+/// still streams from memory (the arrays exceed the last-level cache, and each pass evicts the
+/// previous one), but time slices lost to other processes drop out.
 pub fn measure_bandwidth(array_bytes: usize) -> f64 {
-    let n = (array_bytes / 8).max(1 << 16);
+    const CHUNK: usize = 1 << 17;
+    let n = (array_bytes / 8).max(4 * CHUNK) / CHUNK * CHUNK;
     let b: Vec<f64> = (0..n).into_par_iter().map(|i| i as f64).collect();
     let c: Vec<f64> = (0..n)
         .into_par_iter()
@@ -332,24 +339,23 @@ pub fn measure_bandwidth(array_bytes: usize) -> f64 {
     let mut a = vec![0.0f64; n];
     a.par_chunks_mut(1 << 16).for_each(|ch| ch.fill(0.0));
     let s = 3.0;
-    let chunk = n
-        .div_ceil(rayon::current_num_threads().max(1) * 4)
-        .max(1 << 12);
-    let mut best = f64::INFINITY;
-    // The best of several passes: on a shared machine most passes lose time slices.
+    let mut best = vec![f64::INFINITY; n / CHUNK];
     for _ in 0..8 {
-        let t = Instant::now();
-        a.par_chunks_mut(chunk)
-            .zip(b.par_chunks(chunk).zip(c.par_chunks(chunk)))
-            .for_each(|(a, (b, c))| {
-                for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
-                    *a = b + s * c;
-                }
-            });
-        best = best.min(t.elapsed().as_secs_f64());
-        std::hint::black_box(&a);
+        for (k, ((a, b), c)) in a
+            .chunks_mut(CHUNK)
+            .zip(b.chunks(CHUNK))
+            .zip(c.chunks(CHUNK))
+            .enumerate()
+        {
+            let t = Instant::now();
+            for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
+                *a = b + s * c;
+            }
+            std::hint::black_box(&a);
+            best[k] = best[k].min(t.elapsed().as_secs_f64());
+        }
     }
-    (3 * 8 * n) as f64 / best / 1e9
+    (3 * 8 * n) as f64 / best.iter().sum::<f64>() / 1e9
 }
 
 /// Triad array size: large enough to leave the last-level cache (1.5 × LLC over the three
