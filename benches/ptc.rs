@@ -133,4 +133,54 @@ fn ptc_benches(c: &mut Criterion) {
 }
 
 criterion_group!(benches, ptc_benches);
-criterion_main!(benches);
+
+fn dirac_benches(c: &mut Criterion) {
+    use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
+    use symc::lattice::wilson::{DiracParams, FLOPS_PER_SITE, WilsonClover};
+    use symc::solve::LinearOperator;
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let gauge = GaugeField::random(DIMS, &mut rng);
+    let p = DiracParams::periodic(-0.55, 1.0);
+    let vol = gauge.geom.volume();
+    let flops = FLOPS_PER_SITE * vol as u64;
+    fn run<T: SimdReal>(
+        c: &mut Criterion,
+        gauge: &GaugeField,
+        p: &DiracParams,
+        flops: u64,
+        rng: &mut ChaCha8Rng,
+    ) {
+        let vol = gauge.geom.volume();
+        let x: Vec<Complex<T>> = (0..vol * 12)
+            .map(|_| {
+                Complex::new(
+                    T::from_f64(StandardNormal.sample(rng)),
+                    T::from_f64(StandardNormal.sample(rng)),
+                )
+            })
+            .collect();
+        let mut y = x.clone();
+        let mut grp = c.benchmark_group(format!("wilson_clover/{}", T::NAME));
+        grp.sample_size(30);
+        grp.throughput(Throughput::Elements(flops));
+        let reference = WilsonClover::<T>::new(gauge, p);
+        grp.bench_function("reference", |b| b.iter(|| reference.apply(&mut y, &x)));
+        let jit = JitWilsonClover::<T>::new(gauge, p, &DiracOptions::default()).expect("compile");
+        grp.bench_function("jit (with layout conversion)", |b| {
+            b.iter(|| LinearOperator::apply(&jit, &mut y, &x))
+        });
+        let n = jit.layout().field_len();
+        let mut a = vec![T::zero(); n];
+        jit.layout().to_aosoa(&x, &mut a);
+        let mut o = vec![T::zero(); n];
+        grp.bench_function("jit kernel (AoSoA in/out)", |b| {
+            b.iter(|| jit.apply_aosoa(false, &mut o, &mut a).unwrap())
+        });
+        grp.finish();
+    }
+    run::<f32>(c, &gauge, &p, flops, &mut rng);
+    run::<f64>(c, &gauge, &p, flops, &mut rng);
+}
+
+criterion_group!(dirac, dirac_benches);
+criterion_main!(benches, dirac);

@@ -188,6 +188,38 @@ fn digit_networks_jit_matches_reference() {
 }
 
 #[test]
+fn digit_models_from_sym_files_match_reference() {
+    // The shipped models, through the front end: same structure as the hand-built nets.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let conv = symc::sema::load_model(&dir.join("digits_conv.sym")).unwrap();
+    assert_eq!(conv.param_count(), 21_030);
+    check(&conv, 4, 8, StrategyChoice::Auto, 41);
+    let dense = symc::sema::load_model(&dir.join("digits_dense.sym")).unwrap();
+    assert_eq!(dense.param_count(), 6_454_860);
+    let jit =
+        JitClassifier::compile(&dense, &opts(64, Precision::F32, StrategyChoice::Auto)).unwrap();
+    let refc = ReferenceClassifier::new(&dense).unwrap();
+    let p = symc::runtime::init::init_params(&dense, 3);
+    let mut r = rng(42);
+    let x: Vec<f32> = uniform(&mut r, 2 * 784, 1.0)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let (mut a, mut b) = (vec![0f32; 20], vec![0f32; 20]);
+    jit.predict(&p, &x, &mut a).unwrap();
+    refc.predict(&p, &x, &mut b).unwrap();
+    let (a, b): (Vec<f64>, Vec<f64>) = (
+        a.iter().map(|&v| v as f64).collect(),
+        b.iter().map(|&v| v as f64).collect(),
+    );
+    assert!(
+        rel_err(&a, &b) < 1e-5,
+        "dense model logp: {}",
+        rel_err(&a, &b)
+    );
+}
+
+#[test]
 fn wrong_shapes_are_errors() {
     let g = Net::new("dense", &[6]).dense(3, true).log_softmax();
     let jit = JitClassifier::compile(&g, &opts(4, Precision::F32, StrategyChoice::Auto)).unwrap();

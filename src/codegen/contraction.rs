@@ -21,11 +21,11 @@
 //! the code stays in bounds (see `jit.rs`).
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
 use super::jit::{BufSpec, Jit, JitError, KernelId, KernelSpec};
-use super::loops::{for_count, for_nest, for_range, linear, unflatten};
+use super::loops::{for_count, for_nest, for_nest_ptrs, for_range, linear, unflatten};
 use super::simd::{Precision, Target};
 use crate::ir::Activation;
 
@@ -76,6 +76,11 @@ pub struct Nn {
     pub act: Activation,
     /// Add to the existing `C` instead of overwriting it.
     pub accumulate: bool,
+    /// Per reduction level, a stride in `C` (empty = none): a *scatter* contraction
+    /// `C[m, n + shift(k)] += ...`, used for transposed convolutions. Only the outer levels may
+    /// shift `C`; it then requires `accumulate`, and the work items are the row blocks alone
+    /// (shifted writes of different output rows overlap).
+    pub k_c: Vec<i64>,
 }
 
 /// `C[m, k] (+)= sum_n A[m, n] B[k, n]` (or `sum_n A[m, n]` with `ones`).
@@ -118,6 +123,8 @@ pub struct Copy {
 const NN_ROWS: usize = 4;
 const NN_VECS: usize = 3;
 const NT_ROWS: usize = 2;
+/// Longest innermost reduction that [`Nn`] unrolls completely.
+const MAX_UNROLL: usize = 16;
 const NT_COLS: usize = 4;
 
 fn codegen_err(kernel: &str, message: String) -> JitError {
@@ -223,7 +230,26 @@ fn count(dims: &[Dim]) -> usize {
 impl Nn {
     /// Work items: row blocks times the outer output nest.
     pub fn items(&self) -> usize {
-        self.m.div_ceil(NN_ROWS) * count(&self.n_outer)
+        let (rows, _) = self.block();
+        if self.scatter() {
+            self.m.div_ceil(rows)
+        } else {
+            self.m.div_ceil(rows) * count(&self.n_outer)
+        }
+    }
+
+    fn scatter(&self) -> bool {
+        self.k_c.iter().any(|&s| s != 0)
+    }
+
+    /// Register block (rows, vectors). Scatter kernels have fewer items, so they use thinner
+    /// row blocks to give both threads work.
+    fn block(&self) -> (usize, usize) {
+        if self.scatter() {
+            (2, 6)
+        } else {
+            (NN_ROWS, NN_VECS)
+        }
     }
 
     /// Compile into `jit`; `bufs` are the kernel's buffers (sizes in bytes).
@@ -291,88 +317,215 @@ impl Nn {
         };
         jit.define(spec, |b, [args, start, end], host| {
             let t = Target { prec, host };
+            let eb = prec.bytes() as i64;
             let pa = t.arg_ptr(b, args, self.a.buf);
             let pb = t.arg_ptr(b, args, self.b.buf);
             let pc = t.arg_ptr(b, args, self.c.buf);
-            let pbias = self.bias.map(|o| t.arg_ptr(b, args, o.buf));
-            let mut radix = vec![self.m.div_ceil(NN_ROWS)];
-            radix.extend(self.n_outer.iter().map(|d| d.count));
+            let pbias = self.bias.map(|o| {
+                let p = t.arg_ptr(b, args, o.buf);
+                t.offset_const(b, p, o.base)
+            });
+            let (nn_rows, nn_vecs) = self.block();
+            let scatter = self.scatter();
+            let mut radix = vec![self.m.div_ceil(nn_rows)];
+            if !scatter {
+                radix.extend(self.n_outer.iter().map(|d| d.count));
+            }
             let sb: Vec<i64> = self.n_outer.iter().map(|d| d.s0).collect();
             let sc: Vec<i64> = self.n_outer.iter().map(|d| d.s1).collect();
-            let ka: Vec<i64> = self.k.iter().map(|d| d.s0).collect();
-            let kbs: Vec<i64> = self.k.iter().map(|d| d.s1).collect();
-            let kcounts: Vec<usize> = self.k.iter().map(|d| d.count).collect();
+            let k_c: Vec<i64> = (0..self.k.len())
+                .map(|i| self.k_c.get(i).copied().unwrap_or(0) * eb)
+                .collect();
+            // With a nested reduction (convolutions), only the innermost level runs in
+            // registers; the outer levels accumulate through C, whose row block stays in L1
+            // while the input rows it needs are streamed once per outer step.
+            let split = self.k.len() >= 2;
+            let (k_mem, k_reg) = if split {
+                self.k.split_at(self.k.len() - 1)
+            } else {
+                (&self.k[..0], &self.k[..])
+            };
+            let counts = |d: &[Dim]| d.iter().map(|d| d.count).collect::<Vec<_>>();
+            let ab_strides = |d: &[Dim]| {
+                d.iter()
+                    .map(|d| vec![d.s0 * eb, d.s1 * eb])
+                    .collect::<Vec<_>>()
+            };
+            let nvec = self.n_inner / lanes;
+            let chunks = nvec / nn_vecs;
+            let rem = nvec % nn_vecs;
+            let step = (nn_vecs * lanes) as i64 * eb;
             for_range(b, start, end, &mut |b, item| {
                 let digits = unflatten(b, item, &radix);
                 let mb = digits[0];
                 let boff = linear(b, &digits[1..], &sb);
                 let coff = linear(b, &digits[1..], &sc);
-                let m0 = b.ins().imul_imm_s(mb, NN_ROWS as i64);
+                let m0 = b.ins().imul_imm_s(mb, nn_rows as i64);
                 let arow = b.ins().imul_imm_s(m0, self.a_m);
-                let arow = t.offset(b, pa, arow);
-                let arow = t.offset_const(b, arow, self.a.base);
-                let bn = t.offset(b, pb, boff);
-                let bn = t.offset_const(b, bn, self.b.base);
+                let a0 = t.offset(b, pa, arow);
+                let a0 = t.offset_const(b, a0, self.a.base);
+                let b0 = t.offset(b, pb, boff);
+                let b0 = t.offset_const(b, b0, self.b.base);
                 let crow = b.ins().imul_imm_s(m0, self.c_m);
                 let crow = b.ins().iadd(crow, coff);
-                let cn = t.offset(b, pc, crow);
-                let cn = t.offset_const(b, cn, self.c.base);
-                let biasrow = pbias.map(|p| {
-                    let p = t.offset(b, p, m0);
-                    t.offset_const(b, p, self.bias.map_or(0, |o| o.base))
-                });
-                row_blocks(b, self.m, NN_ROWS, mb, &mut |b, rows| {
-                    let nvec = self.n_inner / lanes;
-                    let chunks = nvec / NN_VECS;
-                    let rem = nvec % NN_VECS;
-                    let block = |b: &mut FunctionBuilder, vecs: usize, noff: Value| {
-                        let acc = zero_vars(b, &t, rows * vecs);
-                        for_nest(b, &kcounts, &mut |b, idx| {
-                            let ak = linear(b, idx, &ka);
-                            let bk = linear(b, idx, &kbs);
-                            let pa = t.offset(b, arow, ak);
-                            let bk = b.ins().iadd(bk, noff);
-                            let pbk = t.offset(b, bn, bk);
-                            let xs: Vec<Value> = (0..vecs)
-                                .map(|v| t.vload(b, pbk, (v * lanes) as i64))
-                                .collect();
-                            for r in 0..rows {
-                                let w = t.splat_load(b, pa, r as i64 * self.a_m);
-                                for (v, &x) in xs.iter().enumerate() {
-                                    let var = acc[r * vecs + v];
-                                    let old = b.use_var(var);
-                                    let new = t.fma(b, x, w, old);
-                                    b.def_var(var, new);
+                let c0 = t.offset(b, pc, crow);
+                let c0 = t.offset_const(b, c0, self.c.base);
+                let biasrow = pbias.map(|p| t.offset(b, p, m0));
+                row_blocks(b, self.m, nn_rows, mb, &mut |b, rows| {
+                    // One register block: rows x vecs accumulators over the k_reg nest.
+                    let block = |b: &mut FunctionBuilder,
+                                 vecs: usize,
+                                 ak: Value,
+                                 bn: Value,
+                                 cn: Value,
+                                 through_c: bool| {
+                        let acc: Vec<Variable> = (0..rows * vecs)
+                            .map(|i| {
+                                let v = b.declare_var(prec.vector());
+                                let init = if through_c {
+                                    t.vload(
+                                        b,
+                                        cn,
+                                        (i / vecs) as i64 * self.c_m + ((i % vecs) * lanes) as i64,
+                                    )
+                                } else {
+                                    t.vconst(b, 0.0)
+                                };
+                                b.def_var(v, init);
+                                v
+                            })
+                            .collect();
+                        // A short innermost reduction (a window row) is unrolled completely:
+                        // its offsets fold into the addressing modes and no loop-carried copies
+                        // of the accumulators are left.
+                        let (loop_dims, unroll) = match k_reg {
+                            [d] if d.count <= MAX_UNROLL => (&k_reg[..0], Some(*d)),
+                            _ => (k_reg, None),
+                        };
+                        for_nest_ptrs(
+                            b,
+                            &counts(loop_dims),
+                            &ab_strides(loop_dims),
+                            &[ak, bn],
+                            &mut |b, p| {
+                                let (n, s0, s1) =
+                                    unroll.map_or((1, 0, 0), |d| (d.count, d.s0, d.s1));
+                                for kk in 0..n as i64 {
+                                    let xs: Vec<Value> = (0..vecs)
+                                        .map(|v| t.vload(b, p[1], kk * s1 + (v * lanes) as i64))
+                                        .collect();
+                                    for r in 0..rows {
+                                        let w =
+                                            t.splat_load(b, p[0], kk * s0 + r as i64 * self.a_m);
+                                        for (v, &x) in xs.iter().enumerate() {
+                                            let var = acc[r * vecs + v];
+                                            let old = b.use_var(var);
+                                            let new = t.fma(b, x, w, old);
+                                            b.def_var(var, new);
+                                        }
+                                    }
                                 }
-                            }
-                        });
-                        let pcn = t.offset(b, cn, noff);
+                            },
+                        );
                         for r in 0..rows {
-                            let bias = biasrow.map(|p| t.splat_load(b, p, r as i64));
+                            let bias = if through_c {
+                                None
+                            } else {
+                                biasrow.map(|p| t.splat_load(b, p, r as i64))
+                            };
                             for v in 0..vecs {
                                 let off = r as i64 * self.c_m + (v * lanes) as i64;
                                 let mut val = b.use_var(acc[r * vecs + v]);
-                                if self.accumulate {
-                                    let old = t.vload(b, pcn, off);
-                                    val = b.ins().fadd(val, old);
+                                if !through_c {
+                                    if self.accumulate {
+                                        let old = t.vload(b, cn, off);
+                                        val = b.ins().fadd(val, old);
+                                    }
+                                    if let Some(bias) = bias {
+                                        val = b.ins().fadd(val, bias);
+                                    }
+                                    val = t.activate(b, self.act, val);
                                 }
-                                if let Some(bias) = bias {
-                                    val = b.ins().fadd(val, bias);
-                                }
-                                let val = t.activate(b, self.act, val);
-                                t.vstore(b, val, pcn, off);
+                                t.vstore(b, val, cn, off);
                             }
                         }
                     };
-                    for_count(b, chunks, &mut |b, ch| {
-                        let noff = b.ins().imul_imm_s(ch, (NN_VECS * lanes) as i64);
-                        block(b, NN_VECS, noff);
-                    });
-                    if rem > 0 {
-                        let noff = b
-                            .ins()
-                            .iconst(types::I64, (chunks * NN_VECS * lanes) as i64);
-                        block(b, rem, noff);
+                    // All register blocks of the row block's n run, for one k_mem step.
+                    let sweep = |b: &mut FunctionBuilder,
+                                 ak: Value,
+                                 bk: Value,
+                                 ck: Value,
+                                 through_c: bool| {
+                        for_nest_ptrs(b, &[chunks], &[vec![step, step]], &[bk, ck], &mut |b, p| {
+                            block(b, nn_vecs, ak, p[0], p[1], through_c)
+                        });
+                        if rem > 0 {
+                            let off = chunks as i64 * step;
+                            let bn = b.ins().iadd_imm_s(bk, off);
+                            let cn = b.ins().iadd_imm_s(ck, off);
+                            block(b, rem, ak, bn, cn, through_c);
+                        }
+                    };
+                    if !split {
+                        sweep(b, a0, b0, c0, false);
+                        return;
+                    }
+                    if scatter {
+                        // Every (shift, output row) step adds into C; the caller zeroed it.
+                        let mut strides = ab_strides(k_mem);
+                        for (s, &c) in strides.iter_mut().zip(&k_c) {
+                            s.push(c);
+                        }
+                        for_nest_ptrs(b, &counts(k_mem), &strides, &[a0, b0, c0], &mut |b, p| {
+                            let ak = p[0];
+                            let ns: Vec<Vec<i64>> = self
+                                .n_outer
+                                .iter()
+                                .map(|d| vec![d.s0 * eb, d.s1 * eb])
+                                .collect();
+                            for_nest_ptrs(
+                                b,
+                                &counts(&self.n_outer),
+                                &ns,
+                                &[p[1], p[2]],
+                                &mut |b, q| sweep(b, ak, q[0], q[1], true),
+                            );
+                        });
+                        return;
+                    }
+                    // Start value of C: bias (or zero), unless accumulating into it.
+                    let lane_step = lanes as i64 * eb;
+                    if !self.accumulate {
+                        for r in 0..rows {
+                            let init = match biasrow {
+                                Some(p) => t.splat_load(b, p, r as i64),
+                                None => t.vconst(b, 0.0),
+                            };
+                            let cr = b.ins().iadd_imm_s(c0, r as i64 * self.c_m * eb);
+                            for_nest_ptrs(b, &[nvec], &[vec![lane_step]], &[cr], &mut |b, pv| {
+                                t.vstore(b, init, pv[0], 0)
+                            });
+                        }
+                    }
+                    for_nest_ptrs(
+                        b,
+                        &counts(k_mem),
+                        &ab_strides(k_mem),
+                        &[a0, b0],
+                        &mut |b, p| sweep(b, p[0], p[1], c0, true),
+                    );
+                    if self.act != Activation::Identity {
+                        for_nest_ptrs(
+                            b,
+                            &[rows, nvec],
+                            &[vec![self.c_m * eb], vec![lane_step]],
+                            &[c0],
+                            &mut |b, pv| {
+                                let x = t.vload(b, pv[0], 0);
+                                let y = t.activate(b, self.act, x);
+                                t.vstore(b, y, pv[0], 0);
+                            },
+                        );
                     }
                 });
             });
@@ -443,6 +596,7 @@ impl Nt {
         let mut cdims: Vec<(usize, i64)> = self.k.iter().map(|d| (d.count, d.s1)).collect();
         cdims.push((self.m, self.c_m));
         check_bounds(&self.name, &bufs, prec, "C", self.c, &cdims, 1, true)?;
+
         let spec = KernelSpec {
             name: self.name.clone(),
             buffers: bufs,
@@ -451,6 +605,7 @@ impl Nt {
         };
         jit.define(spec, |b, [args, start, end], host| {
             let t = Target { prec, host };
+            let eb = prec.bytes() as i64;
             let pa = t.arg_ptr(b, args, self.a.buf);
             let pb = if self.ones {
                 pa
@@ -463,9 +618,17 @@ impl Nt {
             let kob: Vec<i64> = self.k_outer().iter().map(|d| d.s0).collect();
             let koc: Vec<i64> = self.k_outer().iter().map(|d| d.s1).collect();
             let (kin, kin_b, kin_c) = self.k_inner();
-            let ncounts: Vec<usize> = self.n_outer.iter().map(|d| d.count).collect();
-            let nsa: Vec<i64> = self.n_outer.iter().map(|d| d.s0).collect();
-            let nsb: Vec<i64> = self.n_outer.iter().map(|d| d.s1).collect();
+            let mut ncounts: Vec<usize> = self.n_outer.iter().map(|d| d.count).collect();
+            ncounts.push(self.n_inner / lanes);
+            let mut nstrides: Vec<Vec<i64>> = self
+                .n_outer
+                .iter()
+                .map(|d| vec![d.s0 * eb, d.s1 * eb])
+                .collect();
+            nstrides.push(vec![lanes as i64 * eb, lanes as i64 * eb]);
+            let cols_full = if self.ones { 1 } else { NT_COLS };
+            let chunks = kin / cols_full;
+            let rem = kin % cols_full;
             for_range(b, start, end, &mut |b, item| {
                 let digits = unflatten(b, item, &radix);
                 let mb = digits[0];
@@ -473,54 +636,38 @@ impl Nt {
                 let cko = linear(b, &digits[1..], &koc);
                 let m0 = b.ins().imul_imm_s(mb, NT_ROWS as i64);
                 let arow = b.ins().imul_imm_s(m0, self.a_m);
-                let arow = t.offset(b, pa, arow);
-                let arow = t.offset_const(b, arow, self.a.base);
-                let bk = t.offset(b, pb, bko);
-                let bk = t.offset_const(b, bk, if self.ones { 0 } else { self.b.base });
+                let a0 = t.offset(b, pa, arow);
+                let a0 = t.offset_const(b, a0, self.a.base);
+                let b0 = t.offset(b, pb, bko);
+                let b0 = t.offset_const(b, b0, if self.ones { 0 } else { self.b.base });
                 let crow = b.ins().imul_imm_s(m0, self.c_m);
                 let crow = b.ins().iadd(crow, cko);
-                let cr = t.offset(b, pc, crow);
-                let cr = t.offset_const(b, cr, self.c.base);
+                let c0 = t.offset(b, pc, crow);
+                let c0 = t.offset_const(b, c0, self.c.base);
                 row_blocks(b, self.m, NT_ROWS, mb, &mut |b, rows| {
-                    let cols_full = if self.ones { 1 } else { NT_COLS };
-                    let chunks = kin / cols_full;
-                    let rem = kin % cols_full;
-                    let block = |b: &mut FunctionBuilder, cols: usize, k0: Value| {
+                    let block = |b: &mut FunctionBuilder, cols: usize, bk: Value, ck: Value| {
                         let acc = zero_vars(b, &t, rows * cols);
-                        let kboff = b.ins().imul_imm_s(k0, kin_b);
-                        let bkk = t.offset(b, bk, kboff);
-                        for_nest(b, &ncounts, &mut |b, idx| {
-                            let an = linear(b, idx, &nsa);
-                            let bn = linear(b, idx, &nsb);
-                            let pan = t.offset(b, arow, an);
-                            let pbn = t.offset(b, bkk, bn);
-                            for_count(b, self.n_inner / lanes, &mut |b, v| {
-                                let voff = b.ins().imul_imm_s(v, lanes as i64);
-                                let pav = t.offset(b, pan, voff);
-                                let pbv = t.offset(b, pbn, voff);
-                                let xs: Vec<Value> = (0..rows)
-                                    .map(|r| t.vload(b, pav, r as i64 * self.a_m))
-                                    .collect();
-                                for j in 0..cols {
-                                    let y = if self.ones {
-                                        None
-                                    } else {
-                                        Some(t.vload(b, pbv, j as i64 * kin_b))
+                        for_nest_ptrs(b, &ncounts, &nstrides, &[a0, bk], &mut |b, p| {
+                            let xs: Vec<Value> = (0..rows)
+                                .map(|r| t.vload(b, p[0], r as i64 * self.a_m))
+                                .collect();
+                            for j in 0..cols {
+                                let y = if self.ones {
+                                    None
+                                } else {
+                                    Some(t.vload(b, p[1], j as i64 * kin_b))
+                                };
+                                for (r, &x) in xs.iter().enumerate() {
+                                    let var = acc[r * cols + j];
+                                    let old = b.use_var(var);
+                                    let new = match y {
+                                        Some(y) => t.fma(b, x, y, old),
+                                        None => b.ins().fadd(x, old),
                                     };
-                                    for (r, &x) in xs.iter().enumerate() {
-                                        let var = acc[r * cols + j];
-                                        let old = b.use_var(var);
-                                        let new = match y {
-                                            Some(y) => t.fma(b, x, y, old),
-                                            None => b.ins().fadd(x, old),
-                                        };
-                                        b.def_var(var, new);
-                                    }
+                                    b.def_var(var, new);
                                 }
-                            });
+                            }
                         });
-                        let kcoff = b.ins().imul_imm_s(k0, kin_c);
-                        let ck = t.offset(b, cr, kcoff);
                         for r in 0..rows {
                             for j in 0..cols {
                                 let v = b.use_var(acc[r * cols + j]);
@@ -534,13 +681,17 @@ impl Nt {
                             }
                         }
                     };
-                    for_count(b, chunks, &mut |b, ch| {
-                        let k0 = b.ins().imul_imm_s(ch, cols_full as i64);
-                        block(b, cols_full, k0);
+                    let (sb, sc) = (
+                        (cols_full as i64) * kin_b * eb,
+                        (cols_full as i64) * kin_c * eb,
+                    );
+                    for_nest_ptrs(b, &[chunks], &[vec![sb, sc]], &[b0, c0], &mut |b, p| {
+                        block(b, cols_full, p[0], p[1])
                     });
                     if rem > 0 {
-                        let k0 = b.ins().iconst(types::I64, (chunks * cols_full) as i64);
-                        block(b, rem, k0);
+                        let bk = b.ins().iadd_imm_s(b0, chunks as i64 * sb);
+                        let ck = b.ins().iadd_imm_s(c0, chunks as i64 * sc);
+                        block(b, rem, bk, ck);
                     }
                 });
             });

@@ -214,6 +214,7 @@ pub fn lower(
                 bias: bo.map(|b| op(0, b)),
                 act: io.act,
                 accumulate: false,
+                k_c: vec![],
             };
             let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
             lw.named(id, &kname);
@@ -332,53 +333,61 @@ pub fn lower(
         let loops;
         match strategy {
             Strategy::Jit => {
-                let opad: Vec<usize> = (0..dims).map(|d| o[d] + 2 * (window[d] - 1)).collect();
-                let opst = strides(&opad, bp);
-                let plane_op = prod(&opad) * bp;
-                let dyp = lw.alloc(co * plane_op);
-                let mut d = vec![Dim::new(co, plane_o as i64, plane_op as i64)];
-                d.extend((0..last).map(|k| Dim::new(o[k], ost[k], opst[k])));
-                let base: i64 = (0..dims).map(|k| (window[k] - 1) as i64 * opst[k]).sum();
-                let c = Copy {
-                    name: format!("{name}_pad_dy"),
-                    dims: d,
-                    parallel_dims: 1,
-                    run: o[last] * bp,
-                    src: op(0, 0),
-                    dst: op(1, base),
-                    accumulate: false,
-                };
-                kernels.push(copy(lw, &mut steps.backward, c, io.dy, dyp)?);
+                // Scatter form of the transposed convolution, dx[ci, p + k - lo] +=
+                // sum_co W[co, ci, k] dy[co, p]: exactly the forward's multiply-adds (the
+                // gather form over a zero-padded dy would do (s + w - 1)^d / o^d times more).
+                let target = if padded { lw.alloc(ci * plane_sp) } else { dx };
+                steps.backward.push(Step::Zero(target));
                 let kname = format!("{name}_bwd_in");
-                let args = vec![(Buf::Params, false), (dyp, false), (dx, true)];
-                let mut k = vec![Dim::new(co, (ci * wsz) as i64, plane_op as i64)];
-                k.extend((0..dims).map(|d| Dim::new(window[d], -wst[d], opst[d])));
+                let args = vec![(Buf::Params, false), (io.dy, false), (target, true)];
+                let mut k: Vec<Dim> = (0..dims).map(|d| Dim::new(window[d], wst[d], 0)).collect();
+                k.push(Dim::new(co, (ci * wsz) as i64, plane_o as i64));
                 let nn = Nn {
                     name: kname.clone(),
                     m: ci,
                     a_m: wsz as i64,
-                    c_m: plane_s as i64,
+                    c_m: plane_sp as i64,
                     k,
-                    n_outer: (0..last).map(|d| Dim::new(s[d], opst[d], sst[d])).collect(),
-                    n_inner: s[last] * bp,
-                    a: op(0, wofs + wsz as i64 - 1),
-                    b: op(1, (0..dims).map(|d| lo[d] as i64 * opst[d]).sum()),
+                    n_outer: (0..last).map(|d| Dim::new(o[d], ost[d], spst[d])).collect(),
+                    n_inner: o[last] * bp,
+                    a: op(0, wofs),
+                    b: op(1, 0),
                     c: op(2, 0),
                     bias: None,
                     act: Activation::Identity,
-                    accumulate: false,
+                    accumulate: true,
+                    k_c: spst.clone(),
                 };
                 let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
                 lw.named(id, &kname);
                 steps.backward.push(Step::Kernel { id, args });
                 kernels.push(kname);
+                if padded {
+                    let mut d = vec![Dim::new(ci, plane_sp as i64, plane_s as i64)];
+                    d.extend((0..last).map(|k| Dim::new(s[k], spst[k], sst[k])));
+                    let base: i64 = (0..dims).map(|k| lo[k] as i64 * spst[k]).sum();
+                    let c = Copy {
+                        name: format!("{name}_crop"),
+                        dims: d,
+                        parallel_dims: 1,
+                        run: s[last] * bp,
+                        src: op(0, base),
+                        dst: op(1, 0),
+                        accumulate: false,
+                    };
+                    kernels.push(copy(lw, &mut steps.backward, c, target, dx)?);
+                }
                 loops = vec![
-                    format!("JIT pad dY by window-1 per side: [{co}]{opad:?}"),
+                    format!("for ci block of 2 (threads)"),
                     format!(
-                        "for (ci block of 4, input rows) (threads); lanes step {}",
-                        3 * prec.lanes()
+                        "for window offset {window:?}, output rows {:?}: dX row block += (L1)",
+                        &o[..last]
                     ),
-                    format!("for co in 0..{co}, flipped window {window:?}: W broadcast"),
+                    format!(
+                        "for lanes in 0..{} step {}: for co in 0..{co} (unrolled) W broadcast",
+                        o[last] * bp,
+                        6 * prec.lanes()
+                    ),
                 ];
             }
             Strategy::Gemm => {

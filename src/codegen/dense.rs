@@ -124,6 +124,7 @@ pub fn lower(
                 bias: bo.map(|b| op(0, b)),
                 act: io.act,
                 accumulate: false,
+                k_c: vec![],
             };
             let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
             lw.named(id, &kname);
@@ -233,6 +234,7 @@ pub fn lower(
                     bias: None,
                     act: Activation::Identity,
                     accumulate: false,
+                    k_c: vec![],
                 };
                 let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
                 lw.named(id, &kname);
@@ -255,6 +257,16 @@ pub fn lower(
                 ));
             }
             Strategy::Gemm => {
+                // The gemm crate packs a column-major W^T three times slower than a row-major
+                // one (measured, BENCHMARKS-kernels.md): transpose W once per step instead.
+                let wt = lw.alloc(ni * no);
+                steps.backward.push(Step::Transpose {
+                    src: Buf::Params,
+                    base: w as usize,
+                    rows: no,
+                    cols: ni,
+                    dst: wt,
+                });
                 steps.backward.push(Step::Gemm {
                     dst: (
                         dx,
@@ -267,13 +279,13 @@ pub fn lower(
                         },
                     ),
                     lhs: (
-                        Buf::Params,
+                        wt,
                         MatView {
-                            base: w as usize,
+                            base: 0,
                             rows: ni,
                             cols: no,
-                            rs: 1,
-                            cs: ni,
+                            rs: no,
+                            cs: 1,
                         },
                     ),
                     rhs: (
@@ -291,9 +303,10 @@ pub fn lower(
                 plans.push(plan(
                     Pass::BackwardInput,
                     bw_kernels.clone(),
-                    vec![format!(
-                        "gemm dX {ni}x{bp} = W^T {ni}x{no} * dY {no}x{bp} (threads)"
-                    )],
+                    vec![
+                        "transpose W (threads)".to_string(),
+                        format!("gemm dX {ni}x{bp} = W^T {ni}x{no} * dY {no}x{bp} (threads)"),
+                    ],
                     act_name(io.act)
                         .map(|a| format!("{a} gradient"))
                         .into_iter()

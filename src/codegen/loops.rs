@@ -102,3 +102,48 @@ pub fn unflatten(b: &mut FunctionBuilder, flat: Value, counts: &[usize]) -> Vec<
     }
     digits
 }
+
+/// A perfectly nested loop over `counts` (outermost first) that carries pointers instead of
+/// indices: level `d` advances pointer `p` by `strides[d][p]` bytes per iteration, so the body
+/// gets ready addresses and no index arithmetic is left in the inner loops.
+pub fn for_nest_ptrs(
+    b: &mut FunctionBuilder,
+    counts: &[usize],
+    strides: &[Vec<i64>],
+    init: &[Value],
+    body: &mut dyn FnMut(&mut FunctionBuilder, &[Value]),
+) {
+    fn go(
+        b: &mut FunctionBuilder,
+        counts: &[usize],
+        strides: &[Vec<i64>],
+        cur: &[Value],
+        body: &mut dyn FnMut(&mut FunctionBuilder, &[Value]),
+    ) {
+        let Some((&n, rest)) = counts.split_first() else {
+            body(b, cur);
+            return;
+        };
+        if n == 1 {
+            go(b, rest, &strides[1..], cur, body);
+            return;
+        }
+        let vars: Vec<_> = cur
+            .iter()
+            .map(|&p| {
+                let v = b.declare_var(types::I64);
+                b.def_var(v, p);
+                v
+            })
+            .collect();
+        for_count(b, n, &mut |b, _| {
+            let here: Vec<Value> = vars.iter().map(|&v| b.use_var(v)).collect();
+            go(b, rest, &strides[1..], &here, body);
+            for ((&v, &p), &s) in vars.iter().zip(&here).zip(&strides[0]) {
+                let next = if s == 0 { p } else { b.ins().iadd_imm_s(p, s) };
+                b.def_var(v, next);
+            }
+        });
+    }
+    go(b, counts, strides, init, body)
+}

@@ -241,6 +241,11 @@ fn emit_transports(
             off: stack_off,
         });
         stack_off += d.slot_bytes() as i32;
+        // The stack is outside the kernel spec's bounds proof: check the layout here.
+        assert!(
+            stack_off as u32 <= stack_bytes(d),
+            "transported field outside the stack slot"
+        );
     }
     chis
 }

@@ -62,6 +62,8 @@ pub struct LatticeNet<T: SimdReal> {
     kernels: CompiledKernels,
     layers: Vec<LayerExec<T>>,
     plans: Vec<KernelPlan>,
+    /// Recycled AoSoA buffers (see [`LatticeNet::field_buffer`]).
+    pool: std::sync::Mutex<Vec<Vec<T>>>,
 }
 
 fn stencil_descs(
@@ -333,6 +335,7 @@ impl<T: SimdReal> LatticeNet<T> {
             kernels,
             layers,
             plans,
+            pool: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -354,8 +357,25 @@ impl<T: SimdReal> LatticeNet<T> {
         &self.layout
     }
 
+    /// A buffer for `n` features. Every user overwrites all main slots (kernels write every
+    /// outer site, conversions every site) and refreshes the ghosts, so recycled buffers need no
+    /// zeroing. Recycling matters: fresh buffers of this size are mmapped and page-faulted in on
+    /// every call.
     fn field_buffer(&self, n: usize) -> Vec<T> {
-        vec![T::zero(); n * self.layout.field_len()]
+        let len = n * self.layout.field_len();
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.iter().position(|b| b.len() == len) {
+            Some(i) => pool.swap_remove(i),
+            None => vec![T::zero(); len],
+        }
+    }
+
+    /// Return a buffer to the pool (bounded, so a long run cannot hoard memory).
+    fn recycle(&self, v: Vec<T>) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 64 && !v.is_empty() {
+            pool.push(v);
+        }
     }
 
     fn import<U: crate::lattice::Real>(&self, src: &[Complex<U>]) -> Vec<T> {
@@ -519,6 +539,7 @@ impl<T: SimdReal> LatticeNet<T> {
         let vals = self.run_forward(params, input)?;
         self.layout
             .from_aosoa(&vals[self.graph.output.index()], output);
+        vals.into_iter().for_each(|v| self.recycle(v));
         Ok(())
     }
 
@@ -575,13 +596,23 @@ impl<T: SimdReal> LatticeNet<T> {
         let mut grads: Vec<Option<Vec<T>>> = vec![None; self.graph.values.len()];
         grads[self.graph.output.index()] = Some(self.import(&gout));
         grad_params.iter_mut().for_each(|g| *g = T::zero());
-        fn add_grad<T: SimdReal>(grads: &mut [Option<Vec<T>>], v: usize, g: Vec<T>) {
+        /// Accumulate `g` into the gradient of value `v`; returns `g` when it was only added.
+        fn add_grad<T: SimdReal>(
+            grads: &mut [Option<Vec<T>>],
+            v: usize,
+            g: Vec<T>,
+        ) -> Option<Vec<T>> {
             match &mut grads[v] {
-                Some(acc) => acc
-                    .par_iter_mut()
-                    .zip(g.par_iter())
-                    .for_each(|(a, b)| *a += *b),
-                slot @ None => *slot = Some(g),
+                Some(acc) => {
+                    acc.par_iter_mut()
+                        .zip(g.par_iter())
+                        .for_each(|(a, b)| *a += *b);
+                    Some(g)
+                }
+                slot @ None => {
+                    *slot = Some(g);
+                    None
+                }
             }
         }
         for (l, exec) in self.graph.layers.iter().zip(&self.layers).rev() {
@@ -596,7 +627,10 @@ impl<T: SimdReal> LatticeNet<T> {
                     }
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), true);
                     let gi = self.run_stencil(s.bwd, &s.bwd_tab, &gout, s.n_in, &w)?;
-                    add_grad(&mut grads, l.inputs[0].index(), gi);
+                    self.recycle(gout);
+                    if let Some(spent) = add_grad(&mut grads, l.inputs[0].index(), gi) {
+                        self.recycle(spent);
+                    }
                 }
                 LayerExec::Add => {
                     add_grad(&mut grads, l.inputs[0].index(), gout.clone());
@@ -609,13 +643,16 @@ impl<T: SimdReal> LatticeNet<T> {
             }
         }
         if let Some(gi) = grad_input {
-            match grads[0].take() {
-                Some(g) => self.layout.from_aosoa(&g, gi),
+            match &grads[0] {
+                Some(g) => self.layout.from_aosoa(g, gi),
                 None => gi
                     .iter_mut()
                     .for_each(|z| *z = Complex::new(T::zero(), T::zero())),
             }
         }
+        vals.into_iter()
+            .chain(grads.into_iter().flatten())
+            .for_each(|v| self.recycle(v));
         Ok(())
     }
 
