@@ -116,8 +116,8 @@ pub fn layers_json(graph: &Graph) -> serde_json::Value {
     })
 }
 
-/// `6,454,860`
-fn group(n: u64) -> String {
+/// Thousands separators for counts in tables: `6,454,860`.
+pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -206,13 +206,16 @@ pub fn layer_table(graph: &Graph) -> String {
         }
         out.push_str(&line(r));
     }
-    let ratio = if total.params > 0 {
-        total.dense_equivalent_params as f64 / total.params as f64
-    } else {
-        0.0
+    let ratio = match total.params {
+        0 => "no weights".to_string(),
+        p => {
+            let r = total.dense_equivalent_params as f64 / p as f64;
+            if r >= 100.0 { format!("{}x", group(r.round() as u64)) } else { format!("{r:.1}x") }
+        }
     };
     out.push_str(&format!(
-        "\n{} parameters ({} scalars in the flat vector); a dense network with the same shapes would have {} ({ratio:.1}x)\n",
+        "\n{} parameters ({} scalars in the flat vector); a dense network with the same shapes \
+would have {} ({ratio})\n",
         group(total.params),
         group(graph.param_scalars() as u64),
         group(total.dense_equivalent_params),

@@ -7,3 +7,4 @@ pub mod jit;
 pub mod lattice_layout;
 pub mod plan;
 pub mod ptc;
+pub mod dirac;

@@ -229,10 +229,11 @@ fn emit_transports(
                 let off = comp(e, s, c);
                 e.load_cx(src, off)
             });
-            let w = e.su3_mul(mat, 0, &v, false);
-            for (c, z) in w.iter().enumerate() {
+            // One row at a time, stored at once: keeps 6 matrix vectors live, not 18.
+            for c in 0..3 {
+                let z = e.su3_row(mat, 0, c, &v, false);
                 let off = stack_off + comp(e, s, c);
-                e.store_cx(*z, stack, off);
+                e.store_cx(z, stack, off);
             }
         }
         chis.push(ChiRef {
@@ -242,6 +243,16 @@ fn emit_transports(
         stack_off += d.slot_bytes() as i32;
     }
     chis
+}
+
+/// Force the accumulators' arithmetic to be emitted now (see [`Emit::barrier`]).
+fn barrier_acc(e: &mut Emit, acc: [Option<Cx>; 3]) -> [Option<Cx>; 3] {
+    let live: Vec<Cx> = acc.iter().flatten().copied().collect();
+    if live.len() != 3 {
+        return acc;
+    }
+    let v = e.barrier_cx(&live);
+    [Some(v[0]), Some(v[1]), Some(v[2])]
 }
 
 fn stack_bytes(d: &StencilDesc) -> u32 {
@@ -285,6 +296,7 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.vector, host);
+            e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
             let chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
             let o_w = if d.local {
@@ -326,6 +338,7 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
                                         Some(a) => e.cadd(a, x),
                                     });
                                 }
+                                acc = barrier_acc(&mut e, acc);
                             }
                             Some(wp) => {
                                 for si in 0..4 {
@@ -336,6 +349,7 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
                                         let x = e.load_cx(chi.ptr, off);
                                         *a = Some(e.cmac(*a, w, x));
                                     }
+                                    acc = barrier_acc(&mut e, acc);
                                 }
                             }
                         }

@@ -18,20 +18,21 @@ pub(crate) fn from_c64<T: Real>(z: Complex64) -> Complex<T> {
     Complex::new(T::from_f64(z.re), T::from_f64(z.im))
 }
 
-/// [⟨v_0, w⟩, …, ⟨v_{k−1}, w⟩] for the first `k` vectors of `vs`, in f64.
+/// [⟨v_0, w⟩, …, ⟨v_{k−1}, w⟩, ‖w‖²] for the first `k` vectors of `vs`, in f64, in one pass
+/// over `w` (the squared norm is the last entry, as a real number).
 pub(crate) fn multi_dot<T: Real>(
     vs: &[Vec<Complex<T>>],
     k: usize,
     w: &[Complex<T>],
 ) -> Vec<Complex64> {
     let n = w.len();
-    let zero = vec![Complex64::new(0.0, 0.0); k];
+    let zero = vec![Complex64::new(0.0, 0.0); k + 1];
     (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
-            let mut acc = vec![Complex64::new(0.0, 0.0); k];
-            for (i, a) in acc.iter_mut().enumerate() {
+            let mut acc = vec![Complex64::new(0.0, 0.0); k + 1];
+            for (i, a) in acc.iter_mut().take(k).enumerate() {
                 let v = &vs[i][lo..hi];
                 *a = v
                     .iter()
@@ -40,6 +41,7 @@ pub(crate) fn multi_dot<T: Real>(
                         s + c64(*x).conj() * c64(*y)
                     });
             }
+            acc[k] = Complex64::new(w[lo..hi].iter().map(|z| c64(*z).norm_sqr()).sum(), 0.0);
             acc
         })
         .reduce(
@@ -53,18 +55,26 @@ pub(crate) fn multi_dot<T: Real>(
         )
 }
 
-/// w −= Σ_{i<k} h_i v_i.
-pub(crate) fn multi_sub<T: Real>(w: &mut [Complex<T>], h: &[Complex64], vs: &[Vec<Complex<T>>]) {
+/// w −= Σ_{i<k} h_i v_i (k = `h.len()`); returns the new ‖w‖² from the same pass.
+pub(crate) fn multi_sub<T: Real>(
+    w: &mut [Complex<T>],
+    h: &[Complex64],
+    vs: &[Vec<Complex<T>>],
+) -> f64 {
     let hs: Vec<Complex<T>> = h.iter().map(|z| from_c64(*z)).collect();
-    w.par_chunks_mut(CHUNK).enumerate().for_each(|(c, wc)| {
-        let lo = c * CHUNK;
-        for (i, hi) in hs.iter().enumerate() {
-            let v = &vs[i][lo..lo + wc.len()];
-            for (wj, vj) in wc.iter_mut().zip(v) {
-                *wj -= *hi * *vj;
+    w.par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(|(c, wc)| {
+            let lo = c * CHUNK;
+            for (i, hi) in hs.iter().enumerate() {
+                let v = &vs[i][lo..lo + wc.len()];
+                for (wj, vj) in wc.iter_mut().zip(v) {
+                    *wj -= *hi * *vj;
+                }
             }
-        }
-    });
+            wc.iter().map(|z| c64(*z).norm_sqr()).sum::<f64>()
+        })
+        .sum()
 }
 
 /// x += Σ_i y_i z_i.
