@@ -103,7 +103,7 @@ fn check_gradient(loss: LossSpec) {
     for p in params.iter_mut() {
         *p += 0.05 * rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, &mut rng);
     }
-    let (inp, tgt) = precond::training_pair(&d, &loss, 2, 7);
+    let (inp, tgt) = precond::training_pair(&d, dims, &loss, 2, 7);
     let mut grad = vec![0.0; params.len()];
     let l0 = precond::pair_loss_grad(&net, &params, &inp, &tgt, &mut grad).unwrap();
     let l1 = precond::pair_loss(&net, &params, &inp, &tgt).unwrap();
@@ -152,12 +152,12 @@ fn filtered_vectors_are_low_modes() {
         &symc::lattice::wilson::DiracParams::periodic(-0.4, 1.0),
     );
     // Preconditioner pair: target v/|Dv|, input Dv/|Dv| (so |input| = 1).
-    let (b, v) = precond::training_pair(&d, &LossSpec::Preconditioner, 1, 0);
+    let (b, v) = precond::training_pair(&d, [4; 4], &LossSpec::Preconditioner, 1, 0);
     let nb = symc::lattice::fermion::norm(&b);
     assert!((nb - 1.0).abs() < 1e-12);
     let plain = 1.0 / symc::lattice::fermion::norm(&v); // |D v|/|v| for Gaussian v
     // Filtered pair: target normalised, input D v~; GMRES from the same start lowers |D v|/|v|.
-    let (b, v) = precond::training_pair(&d, &LossSpec::Filtered { iterations: 10 }, 1, 0);
+    let (b, v) = precond::training_pair(&d, [4; 4], &LossSpec::Filtered { iterations: 10 }, 1, 0);
     assert!((symc::lattice::fermion::norm(&v) - 1.0).abs() < 1e-12);
     let filtered = symc::lattice::fermion::norm(&b);
     eprintln!("|Dv|/|v|: random {plain:.4}, filtered {filtered:.4}");
@@ -179,7 +179,7 @@ fn preconditioner_wrapper_is_linear_and_equals_the_forward_pass() {
     for p in params.iter_mut() {
         *p += 0.1 * rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng);
     }
-    let mut m = precond::NetPreconditioner::new(&net, &params).unwrap();
+    let mut m = precond::NetPreconditioner::new(net, params.clone()).unwrap();
     let rhs = precond::random_rhs(dims, 2, 8);
     let n = rhs[0].len();
     let z = Complex::new(0.0, 0.0);
@@ -199,7 +199,7 @@ fn preconditioner_wrapper_is_linear_and_equals_the_forward_pass() {
     // The same as the network's forward pass on the rounded input.
     let x32: Vec<Complex<f32>> = precond::cast(&rhs[0]);
     let mut y32 = vec![Complex::new(0.0f32, 0.0); n];
-    net.forward(&params, &x32, &mut y32).unwrap();
+    m.net().forward(m.params(), &x32, &mut y32).unwrap();
     let y: Vec<Complex<f64>> = precond::cast(&y32);
     assert_eq!(y, ya);
     assert_eq!(m.applications, 3);

@@ -16,6 +16,7 @@
 //! [`load_run`] rebuilds the trained network from such a folder for any other gauge field or
 //! volume (`symc solve --precond RUN_DIR`).
 
+use crate::codegen::dirac::{DiracOptions, JitWilsonClover};
 use crate::codegen::lattice_layout::SimdReal;
 use crate::ir::{
     EvalSpec, GaugeSource, Graph, LayerKind, LossSpec, OperatorSpec, Schedule, TrainLength,
@@ -26,7 +27,7 @@ use crate::lattice::fermion::{self, FermionField, cast_into, cast_slice};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::heatbath::{self, HeatbathError};
 use crate::lattice::io::{GaugeIoError, read_gauge};
-use crate::lattice::wilson::{DiracParams, WilsonClover};
+use crate::lattice::wilson::DiracParams;
 use crate::runtime::RuntimeError;
 use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 use crate::solve::{self, LinearOperator, Preconditioner, SolveParams, SolveReport};
@@ -250,6 +251,25 @@ pub fn shipped_gauge_name(dims: [usize; 4], beta: f64, seed: u64) -> String {
     )
 }
 
+/// Whether the NERSC header of `path` was written by symc's heatbath with these parameters
+/// (`ENSEMBLE_LABEL = symc heatbath beta=6 ... seed=7 sweeps=300 ...`). A file without such a
+/// label (made by another program) is not trusted to be the configuration the model asks for.
+fn label_matches(path: &Path, beta: f64, seed: u64, sweeps: usize) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    let Some(label) = head
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ENSEMBLE_LABEL"))
+    else {
+        return false;
+    };
+    let words: Vec<&str> = label.split_whitespace().collect();
+    let has = |w: String| words.contains(&w.as_str());
+    has(format!("beta={beta}")) && has(format!("seed={seed}")) && has(format!("sweeps={sweeps}"))
+}
+
 /// A gauge field for training, and how it was obtained.
 pub struct TrainingGauge {
     pub field: GaugeField,
@@ -292,6 +312,7 @@ pub fn training_gauge(
                 .join(shipped_gauge_name(dims, beta, seed));
             if let Ok(f) = read_gauge(&shipped)
                 && f.field.dims() == dims
+                && label_matches(&shipped, beta, seed, sweeps)
             {
                 return Ok(TrainingGauge {
                     field: f.field,
@@ -399,13 +420,13 @@ fn zero<T: Real>() -> Complex<T> {
 /// `target`. Preconditioner loss: input = D v/‖D v‖, target = v/‖D v‖ for Gaussian v (so that
 /// ‖M input − target‖² is the normalised loss). Filtered loss: ṽ from `iterations` GMRES steps
 /// on D ṽ = 0 from a Gaussian start, normalised; input = D ṽ, target = ṽ.
-pub fn training_pair<T: Real>(
-    d: &WilsonClover<T>,
+pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
+    d: &O,
+    dims: [usize; 4],
     loss: &LossSpec,
     seed: u64,
     step: u64,
 ) -> (Vec<Complex<T>>, Vec<Complex<T>>) {
-    let dims = d.geometry().dims;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(step);
     let v = FermionField::<T>::random_gaussian(dims, &mut rng).data;
@@ -499,10 +520,11 @@ pub fn pair_loss_grad<T: SimdReal>(
 
 /// A trained f32 network as the right preconditioner of an f64 solver: the input is rounded
 /// to f32, the network applied, the output widened. The network is linear (PTC layers have no
-/// bias), so no scaling is needed.
-pub struct NetPreconditioner<'a> {
-    net: &'a LatticeNet<f32>,
-    params: &'a [f32],
+/// bias), so no scaling is needed. It owns the network so that it can be boxed
+/// (`symc solve --precond`).
+pub struct NetPreconditioner {
+    net: LatticeNet<f32>,
+    params: Vec<f32>,
     inp: Vec<Complex<f32>>,
     out: Vec<Complex<f32>>,
     /// Applications so far.
@@ -511,9 +533,9 @@ pub struct NetPreconditioner<'a> {
     pub error: Option<String>,
 }
 
-impl<'a> NetPreconditioner<'a> {
+impl NetPreconditioner {
     /// Wraps `net` with `params`; checks the shapes once with a trial application.
-    pub fn new(net: &'a LatticeNet<f32>, params: &'a [f32]) -> Result<Self, RuntimeError> {
+    pub fn new(net: LatticeNet<f32>, params: Vec<f32>) -> Result<Self, RuntimeError> {
         let n = net.graph().lattice.as_ref().map_or(0, |l| l.volume() * 12);
         let mut p = NetPreconditioner {
             net,
@@ -523,16 +545,26 @@ impl<'a> NetPreconditioner<'a> {
             applications: 0,
             error: None,
         };
-        p.net.forward(p.params, &p.inp, &mut p.out)?;
+        p.net.forward(&p.params, &p.inp, &mut p.out)?;
         Ok(p)
+    }
+
+    /// The wrapped network.
+    pub fn net(&self) -> &LatticeNet<f32> {
+        &self.net
+    }
+
+    /// The weights.
+    pub fn params(&self) -> &[f32] {
+        &self.params
     }
 }
 
-impl Preconditioner<f64> for NetPreconditioner<'_> {
+impl Preconditioner<f64> for NetPreconditioner {
     fn apply(&mut self, out: &mut [Complex64], inp: &[Complex64]) {
         self.applications += 1;
         cast_into(&mut self.inp, inp);
-        match self.net.forward(self.params, &self.inp, &mut self.out) {
+        match self.net.forward(&self.params, &self.inp, &mut self.out) {
             Ok(()) => cast_into(out, &self.out),
             Err(e) => {
                 self.error = Some(e.to_string());
@@ -631,16 +663,15 @@ pub fn random_rhs(dims: [usize; 4], n: usize, seed: u64) -> Vec<Vec<Complex64>> 
 /// Solves D x = b for every `rhs` with GMRES (the unpreconditioned baseline: FGMRES with M = 1
 /// is mathematically GMRES, and GMRES skips the identity copies) and with FGMRES using the
 /// network as right preconditioner. `log` prints one line per solve to stderr.
-pub fn compare_solves(
-    d: &WilsonClover<f64>,
-    net: &LatticeNet<f32>,
-    params: &[f32],
+pub fn compare_solves<O: LinearOperator<f64> + ?Sized>(
+    d: &O,
+    prec: &mut NetPreconditioner,
     rhs: &[Vec<Complex64>],
     sp: &SolveParams,
     seed: u64,
     log: bool,
 ) -> Result<SolveComparison, PrecondError> {
-    let mut prec = NetPreconditioner::new(net, params)?;
+    prec.error = None;
     let mut plain = Vec::new();
     let mut with = Vec::new();
     for (k, b) in rhs.iter().enumerate() {
@@ -654,7 +685,7 @@ pub fn compare_solves(
         }
         plain.push(r);
         let mut x = vec![Complex64::new(0.0, 0.0); d.len()];
-        let r = solve::fgmres(d, &mut prec, b, &mut x, sp);
+        let r = solve::fgmres(d, prec, b, &mut x, sp);
         if log {
             eprintln!(
                 "rhs {k} preconditioned:   {} iterations, {:.2} s, true residual {:.2e}",
@@ -663,7 +694,7 @@ pub fn compare_solves(
         }
         with.push(r);
     }
-    if let Some(e) = prec.error {
+    if let Some(e) = prec.error.take() {
         return Err(PrecondError::Runtime(RuntimeError::Shape(e)));
     }
     let unpreconditioned = SolveSide::from_reports(&plain);
@@ -911,7 +942,9 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         crate::train::write_atomic(&p, src.as_bytes()).map_err(write_err(&p))?;
     }
     let dirac = dirac_params(&spec.operator);
-    let d32 = WilsonClover::<f32>::new(&gauge.field, &dirac);
+    // D in f32 for the training pairs: the JIT kernel (the reference operator is the oracle of
+    // its tests).
+    let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
     let net = LatticeNet::<f32>::compile(graph, &gauge.field, &LatticeNetOptions::default())?;
     let n = graph.param_scalars();
     let ckpt_path = out.join(CHECKPOINT_FILE);
@@ -1047,7 +1080,7 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
             0,
             !matches!(spec.train.schedule, Schedule::Constant),
         ) as f32;
-        let (inp, tgt) = training_pair(&d32, &spec.loss, spec.seed, step);
+        let (inp, tgt) = training_pair(&d32, spec.dims, &spec.loss, spec.seed, step);
         let loss = pair_loss_grad(&net, &params, &inp, &tgt, &mut grad)?;
         let finite = loss.is_finite() && grad.iter().all(|g| g.is_finite());
         if !finite {
@@ -1140,10 +1173,11 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
                 spec.operator.mass, spec.operator.csw
             );
         }
-        let d64 = WilsonClover::<f64>::new(&gauge.field, &dirac);
+        let d64 = JitWilsonClover::<f64>::new(&gauge.field, &dirac, &DiracOptions::default())?;
         let seed = spec.seed.wrapping_add(1_000_003);
         let rhs = random_rhs(spec.dims, rhs_n, seed);
-        let cmp = compare_solves(&d64, &net, &params, &rhs, &sp, seed, opts.progress)?;
+        let mut prec = NetPreconditioner::new(net, params)?;
+        let cmp = compare_solves(&d64, &mut prec, &rhs, &sp, seed, opts.progress)?;
         if opts.progress {
             eprintln!(
                 "solve: {:.1} -> {:.1} iterations ({:.2}x), {:.2} s -> {:.2} s ({:.2}x faster)",
@@ -1227,6 +1261,16 @@ pub fn load_run(dir: &Path, gauge: &GaugeField) -> Result<LoadedRun, PrecondErro
         params: ck.params,
         summary: read_summary(dir).ok(),
     })
+}
+
+/// The trained network of the run folder `dir` as an FGMRES preconditioner on `gauge`
+/// (`symc solve --precond RUN_DIR`).
+pub fn preconditioner_from_run(
+    dir: &Path,
+    gauge: &GaugeField,
+) -> Result<NetPreconditioner, PrecondError> {
+    let run = load_run(dir, gauge)?;
+    Ok(NetPreconditioner::new(run.net, run.params)?)
 }
 
 /// Casts a weight vector (f32 storage) to another precision.
