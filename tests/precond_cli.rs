@@ -16,7 +16,7 @@ train tiny {
     operator  wilson_clover(mass = -0.3, csw = 1.0)
     loss      preconditioner
     optimizer adam(lr = 1e-2)
-    steps     30
+    steps     100
     evaluate  fgmres(tol = 1e-8, restart = 30, rhs = 2)
 }
 ";
@@ -43,7 +43,7 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["status"], "completed");
-    assert_eq!(s["steps"], 30);
+    assert_eq!(s["steps"], 100);
     assert!(s["final_loss"].as_f64().unwrap() > 0.0);
     assert!(s["gauge"]["plaquette"].as_f64().unwrap() > 0.3);
     for side in ["unpreconditioned", "preconditioned"] {
@@ -51,9 +51,13 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
         assert!(v["iterations"].as_f64().unwrap() >= 1.0, "{side}: {v}");
         assert!(v["seconds"].as_f64().unwrap() > 0.0);
         assert_eq!(v["per_rhs"].as_array().unwrap().len(), 2);
-        assert!(v["max_true_residual"].as_f64().unwrap() <= 1e-8);
+        assert!(
+            v["max_true_residual"].as_f64().unwrap() <= 1e-8,
+            "{side}: {v}"
+        );
     }
-    // Even 30 steps of 1h1l cut the iterations on a 4^4 lattice.
+    // 100 steps of 1h1l cut the iterations on a 4^4 lattice (30 steps are too few: the
+    // half-trained network makes FGMRES(30) stagnate).
     assert!(
         s["solve"]["preconditioned"]["iterations"].as_f64().unwrap()
             < s["solve"]["unpreconditioned"]["iterations"]
