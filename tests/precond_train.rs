@@ -11,7 +11,7 @@ use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::WilsonClover;
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 use symc::solve::Preconditioner;
-use symc::train::precond::{self, PrecondError, RunOptions};
+use symc::train::precond::{self, FermionNet, PrecondError, RunOptions};
 
 fn model_text(steps: usize, lr: f64, loss: &str) -> String {
     format!(
@@ -179,7 +179,7 @@ fn preconditioner_wrapper_is_linear_and_equals_the_forward_pass() {
     for p in params.iter_mut() {
         *p += 0.1 * rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng);
     }
-    let mut m = precond::NetPreconditioner::new(net, params.clone()).unwrap();
+    let mut m = precond::NetPreconditioner::new(Box::new(net), params.clone()).unwrap();
     let rhs = precond::random_rhs(dims, 2, 8);
     let n = rhs[0].len();
     let z = Complex::new(0.0, 0.0);

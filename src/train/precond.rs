@@ -29,6 +29,7 @@ use crate::lattice::heatbath::{self, HeatbathError};
 use crate::lattice::io::{GaugeIoError, read_gauge};
 use crate::lattice::wilson::DiracParams;
 use crate::runtime::RuntimeError;
+use crate::runtime::dense_lattice::DenseLatticeNet;
 use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 use crate::solve::{self, LinearOperator, Preconditioner, SolveParams, SolveReport};
 use crate::train::checkpoint::{self, CheckpointError};
@@ -471,9 +472,100 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
     }
 }
 
+/// What the trainer and the preconditioner wrapper need from a network on fermion fields: the
+/// gauge-equivariant JIT network ([`LatticeNet`]) and the unconstrained complex dense chain
+/// ([`DenseLatticeNet`]) both provide it.
+pub trait FermionNet<T: Real>: Send + Sync {
+    fn graph(&self) -> &Graph;
+    /// output = M input (reference layout).
+    fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError>;
+    /// Forward pass, `seed(output, grad_output)`, then the weight gradients (overwritten) with
+    /// respect to the (re, im) pairs.
+    fn forward_backward_seeded(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError>;
+}
+
+impl<T: SimdReal> FermionNet<T> for LatticeNet<T> {
+    fn graph(&self) -> &Graph {
+        LatticeNet::graph(self)
+    }
+    fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
+        LatticeNet::forward(self, params, input, output)
+    }
+    fn forward_backward_seeded(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        LatticeNet::forward_backward(self, params, input, None, seed, None, grad_params)
+    }
+}
+
+impl<T: Real> FermionNet<T> for DenseLatticeNet {
+    fn graph(&self) -> &Graph {
+        DenseLatticeNet::graph(self)
+    }
+    fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
+        DenseLatticeNet::forward(self, params, input, output)
+    }
+    fn forward_backward_seeded(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        DenseLatticeNet::forward_backward(self, params, input, seed, grad_params)
+    }
+}
+
+/// Compiles `graph` for `gauge`: networks made only of complex dense layers (no symmetry) run
+/// on [`DenseLatticeNet`], everything else on the gauge-equivariant [`LatticeNet`].
+pub fn compile_net<T: SimdReal>(
+    graph: &Graph,
+    gauge: &GaugeField,
+) -> Result<Box<dyn FermionNet<T>>, RuntimeError> {
+    let dense = !graph.layers.is_empty()
+        && graph
+            .layers
+            .iter()
+            .all(|l| matches!(l.kind, LayerKind::Dense { complex: true, .. }));
+    if dense {
+        Ok(Box::new(DenseLatticeNet::compile(graph)?))
+    } else {
+        Ok(Box::new(LatticeNet::<T>::compile(
+            graph,
+            gauge,
+            &LatticeNetOptions::default(),
+        )?))
+    }
+}
+
 /// The loss ‖M input − target‖² (accumulated in f64).
-pub fn pair_loss<T: SimdReal>(
-    net: &LatticeNet<T>,
+pub fn pair_loss<T: Real, N: FermionNet<T> + ?Sized>(
+    net: &N,
     params: &[T],
     input: &[Complex<T>],
     target: &[Complex<T>],
@@ -492,8 +584,8 @@ pub fn pair_loss<T: SimdReal>(
 
 /// Loss and its gradient with respect to the (re, im) pairs of the weights: the backward pass
 /// is seeded with 2 (M input − target) (models.md §1.8).
-pub fn pair_loss_grad<T: SimdReal>(
-    net: &LatticeNet<T>,
+pub fn pair_loss_grad<T: Real, N: FermionNet<T> + ?Sized>(
+    net: &N,
     params: &[T],
     input: &[Complex<T>],
     target: &[Complex<T>],
@@ -501,18 +593,16 @@ pub fn pair_loss_grad<T: SimdReal>(
 ) -> Result<f64, RuntimeError> {
     let mut loss = 0.0f64;
     let two = T::one() + T::one();
-    net.forward_backward(
+    net.forward_backward_seeded(
         params,
         input,
-        None,
-        |out, g| {
+        &mut |out, g| {
             for ((gi, o), t) in g.iter_mut().zip(out).zip(target) {
                 let d = *o - *t;
                 loss += d.norm_sqr().to_f64();
                 *gi = d * two;
             }
         },
-        None,
         grad,
     )?;
     Ok(loss)
@@ -523,7 +613,7 @@ pub fn pair_loss_grad<T: SimdReal>(
 /// bias), so no scaling is needed. It owns the network so that it can be boxed
 /// (`symc solve --precond`).
 pub struct NetPreconditioner {
-    net: LatticeNet<f32>,
+    net: Box<dyn FermionNet<f32>>,
     params: Vec<f32>,
     inp: Vec<Complex<f32>>,
     out: Vec<Complex<f32>>,
@@ -535,7 +625,7 @@ pub struct NetPreconditioner {
 
 impl NetPreconditioner {
     /// Wraps `net` with `params`; checks the shapes once with a trial application.
-    pub fn new(net: LatticeNet<f32>, params: Vec<f32>) -> Result<Self, RuntimeError> {
+    pub fn new(net: Box<dyn FermionNet<f32>>, params: Vec<f32>) -> Result<Self, RuntimeError> {
         let n = net.graph().lattice.as_ref().map_or(0, |l| l.volume() * 12);
         let mut p = NetPreconditioner {
             net,
@@ -550,8 +640,8 @@ impl NetPreconditioner {
     }
 
     /// The wrapped network.
-    pub fn net(&self) -> &LatticeNet<f32> {
-        &self.net
+    pub fn net(&self) -> &dyn FermionNet<f32> {
+        self.net.as_ref()
     }
 
     /// The weights.
@@ -945,7 +1035,7 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
     // D in f32 for the training pairs: the JIT kernel (the reference operator is the oracle of
     // its tests).
     let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
-    let net = LatticeNet::<f32>::compile(graph, &gauge.field, &LatticeNetOptions::default())?;
+    let net = compile_net::<f32>(graph, &gauge.field)?;
     let n = graph.param_scalars();
     let ckpt_path = out.join(CHECKPOINT_FILE);
     let loss_path = out.join(LOSS_FILE);
@@ -1081,7 +1171,7 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
             !matches!(spec.train.schedule, Schedule::Constant),
         ) as f32;
         let (inp, tgt) = training_pair(&d32, spec.dims, &spec.loss, spec.seed, step);
-        let loss = pair_loss_grad(&net, &params, &inp, &tgt, &mut grad)?;
+        let loss = pair_loss_grad(net.as_ref(), &params, &inp, &tgt, &mut grad)?;
         let finite = loss.is_finite() && grad.iter().all(|g| g.is_finite());
         if !finite {
             bar.abandon();
@@ -1233,7 +1323,7 @@ pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, PrecondError> 
 /// A trained network loaded from a run folder, compiled for a given gauge field.
 pub struct LoadedRun {
     pub graph: Graph,
-    pub net: LatticeNet<f32>,
+    pub net: Box<dyn FermionNet<f32>>,
     pub params: Vec<f32>,
     pub summary: Option<PrecondSummary>,
 }
@@ -1254,7 +1344,7 @@ pub fn load_run(dir: &Path, gauge: &GaugeField) -> Result<LoadedRun, PrecondErro
         });
     }
     let graph = retarget(&graph, gauge.dims())?;
-    let net = LatticeNet::<f32>::compile(&graph, gauge, &LatticeNetOptions::default())?;
+    let net = compile_net::<f32>(&graph, gauge)?;
     Ok(LoadedRun {
         graph,
         net,
