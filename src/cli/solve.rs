@@ -26,7 +26,8 @@ use thiserror::Error;
 #[command(after_help = "Examples:\n  \
 symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.5 --csw 1.0\n  \
 symc solve --gauge b6.nersc --mass -0.55 --csw 1 --solver gmres --restart 30 --rhs 4 --format json\n  \
-symc solve --gauge b6.nersc --mass -0.58 --csw 1 --history res.csv --plot res.svg\n\n\
+symc solve --gauge b6.nersc --mass -0.58 --csw 1 --history res.csv --plot res.svg\n  \
+symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --restart 30 --precond runs/ptc_1h1l\n\n\
 The operator is D = (4+m) - 1/2 sum_mu [(1-g_mu) U_mu(x) d_{x+mu} + (1+g_mu) U_mu(x-mu)^+ d_{x-mu}] \
 + clover (Grid/GPT conventions, DeGrand-Rossi gammas). Sources are complex Gaussian, normalised, \
 drawn from --seed. The reported true residual |b - D x|/|b| is recomputed in f64 from the \
@@ -75,6 +76,10 @@ pub struct SolveArgs {
     /// Output style on stdout.
     #[arg(long, value_enum, default_value_t = Style::Text)]
     pub format: Style,
+    /// Right preconditioner: a run folder written by `symc train` (its model.sym and
+    /// checkpoint.safetensors); the network is recompiled for this gauge field's volume.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub precond: Option<PathBuf>,
 }
 
 /// Solvers selectable on the command line.
@@ -298,6 +303,16 @@ pub fn run_solves(
 
 /// `symc solve` without preconditioner.
 pub fn run(args: SolveArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.precond {
+        let gauge = read_gauge(&args.gauge).map_err(Failure::io)?.field;
+        let prec = crate::train::precond::preconditioner_from_run(dir, &gauge).map_err(|e| {
+            Failure {
+                code: e.exit_code(),
+                report: e.into(),
+            }
+        })?;
+        return run_with(args, Preconditioning::Custom(Box::new(prec)));
+    }
     run_with(args, Preconditioning::Identity(IdentityPreconditioner))
 }
 
