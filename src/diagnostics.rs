@@ -80,6 +80,23 @@ codes! {
     MissingSetting => "symc::sema::missing_setting", "A train setting the network needs is missing.";
 }
 
+impl Code {
+    /// The help shown when a problem carries no more specific one, so that every diagnostic
+    /// tells the user where to go next.
+    pub fn default_help(self) -> &'static str {
+        match self {
+            Code::DuplicateArgument => "give each argument once",
+            Code::DuplicateSetting => "give each setting once; remove one of them",
+            Code::DuplicateTrain => "a network has one train block; merge them",
+            Code::MismatchedBracket => "brackets close in the reverse order of opening",
+            Code::BadArgument | Code::UnknownArgument => {
+                "docs/language.md lists the arguments of every layer and setting"
+            }
+            _ => "docs/language.md summarises the .sym language",
+        }
+    }
+}
+
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -138,7 +155,10 @@ impl Diagnostic for Problem {
         Some(Box::new(self.code.as_str()))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        match &self.help {
+            Some(h) => Some(Box::new(h)),
+            None => Some(Box::new(self.code.default_help())),
+        }
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span);

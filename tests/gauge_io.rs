@@ -669,3 +669,169 @@ fn unit_field_headers() {
     assert_eq!(f.header_plaquette, Some(1.0));
     assert_eq!(f.header_link_trace, Some(1.0));
 }
+
+// ---- the `symc gauge` command line -------------------------------------------------------
+
+fn symc() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("symc").unwrap()
+}
+
+#[test]
+fn cli_info_json_reports_the_reference_plaquettes() {
+    let Some(dir) = data_dir() else { return };
+    for &(name, _, bits, dims, p, _, _, tol, has_checksum) in TABLE {
+        let out = symc()
+            .args(["gauge", "info"])
+            .arg(dir.join(name))
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            (j["plaquette"].as_f64().unwrap() - p).abs() <= tol.max(1e-7),
+            "{name}: {}",
+            j["plaquette"]
+        );
+        let d: Vec<usize> = j["dims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(d, dims);
+        assert_eq!(j["precision_bits"].as_u64(), Some(bits as u64));
+        assert!(j["link_trace"].is_f64());
+        assert_eq!(
+            j["checksum_ok"].as_bool(),
+            if has_checksum { Some(true) } else { None },
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn cli_info_exits_2_on_a_corrupt_file() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(dir.join("milc/lat.sample.l4444.ildg")).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    let p = tmp.path().join("bad.lime");
+    std::fs::write(&p, &bytes).unwrap();
+    let out = symc()
+        .args(["gauge", "info"])
+        .arg(&p)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.lime") && err.contains("SciDAC checksum"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    // --no-verify shows the damage instead.
+    let out = symc()
+        .args(["gauge", "info", "--no-verify", "--format", "json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["checksum_ok"].as_bool(), Some(false));
+}
+
+#[test]
+fn cli_convert_and_generate() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out_path = tmp.path().join("c.nersc");
+    let out = symc()
+        .args(["gauge", "convert"])
+        .arg(dir.join("milc/lat.sample.l4448"))
+        .arg(&out_path)
+        .args(["--to", "nersc", "--two-rows"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = read_gauge(&out_path).unwrap();
+    assert_eq!((f.format, f.precision_bits), (GaugeFormat::Nersc, 32));
+    assert!((f.field.plaquette() - 0.5690557).abs() < 1e-6);
+    // MILC cannot hold 64-bit data: a clear error, exit 2, no file.
+    let bad = tmp.path().join("c.milc");
+    let out = symc()
+        .args(["gauge", "convert"])
+        .arg(&out_path)
+        .arg(&bad)
+        .args(["--to", "milc", "--precision", "64"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!bad.exists());
+
+    let conf = tmp.path().join("g.lime");
+    let hist = tmp.path().join("h.csv");
+    let out = symc()
+        .args([
+            "gauge", "generate", "--beta", "6.0", "--dims", "4x4x4x8", "--sweeps", "3", "--seed",
+            "5", "--format", "ildg", "-o",
+        ])
+        .arg(&conf)
+        .arg("--history")
+        .arg(&hist)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = read_gauge(&conf).unwrap();
+    assert_eq!(f.field.dims(), [4, 4, 4, 8]);
+    let csv = std::fs::read_to_string(&hist).unwrap();
+    let last: f64 = csv
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(csv.lines().count(), 4);
+    assert!((last - f.field.plaquette()).abs() < 1e-10);
+    // The same chain as the library's.
+    let (field, _) = symc::lattice::heatbath::generate(
+        [4, 4, 4, 8],
+        &symc::lattice::heatbath::HeatbathParams::new(6.0, 3, 5),
+        |_, _| {},
+    );
+    assert_eq!(max_dist(&field, &f.field), 0.0);
+    // Bad flags are usage errors, not panics.
+    let out = symc()
+        .args([
+            "gauge", "generate", "--beta", "6", "--dims", "4x4x4", "--sweeps", "1", "-o",
+        ])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = symc()
+        .args([
+            "gauge", "generate", "--beta", "-1", "--dims", "4x4x4x4", "--sweeps", "1", "-o",
+        ])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -223,16 +223,38 @@ fn beta6_plaquette_on_8_4() {
     assert!((mean - 0.5937).abs() < 2e-3 + 3.0 * err, "{mean} ± {err}");
 }
 
-/// The full thermalisation check on 8³×16 (≈ 1 min). CI runs it explicitly:
+/// The full thermalisation check on 8³×16 (400 compound sweeps, ≈ 1 min on an idle 2-core machine). CI runs it explicitly:
 /// `cargo test --release --test heatbath -- --ignored beta6_plaquette_on_8_8_8_16`.
 #[test]
 #[ignore]
 fn beta6_plaquette_on_8_8_8_16() {
-    let p = HeatbathParams::new(6.0, 600, 7);
+    let p = HeatbathParams::new(6.0, 400, 7);
     let (mean, err, _) = measure([8, 8, 8, 16], &p, 100);
     assert!((mean - 0.5937).abs() < 2e-3 + 3.0 * err, "{mean} ± {err}");
     assert!(
         err < 5e-4,
         "statistical error {err} too large to test anything"
     );
+}
+
+/// Seeded regression (the pattern of GPT's heatbath test): the chain is a pure function of
+/// (seed, β, dims, start, schedule), so these numbers change only if the algorithm or the
+/// random-number keying changes — which would also change every cached configuration.
+/// (Recorded with this implementation; GPT's own pin, P = 0.559646 after 5 sweeps, uses a
+/// different RNG and update order and is not comparable digit by digit.)
+#[test]
+fn seeded_chain_is_pinned() {
+    let mut p = HeatbathParams::new(5.5, 5, 1);
+    p.overrelax_per_sweep = 0;
+    let (_, hist) = generate([8, 8, 8, 8], &p, |_, _| {});
+    let want = [
+        0.659347092286,
+        0.593131855809,
+        0.570057779891,
+        0.561774700994,
+        0.550660951424,
+    ];
+    for (i, (h, w)) in hist.iter().zip(want).enumerate() {
+        assert!((h - w).abs() < 1e-11, "sweep {}: {h:.12} vs {w:.12}", i + 1);
+    }
 }

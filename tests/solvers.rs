@@ -306,3 +306,120 @@ fn ddalpha_gmres_iterations_match_the_qcd_ml_anchor() {
         rep.iterations
     );
 }
+
+/// `symc solve` end to end on the 4⁴ DDalphaAMG configuration: JSON keys and values, per-RHS
+/// reports, the history CSV, and typed failures with the documented exit codes.
+#[test]
+fn cli_solve_json_history_and_errors() {
+    let Some(data) = common::shared_data() else {
+        eprintln!("SKIPPED: cli_solve: ../shared/data (or $SYMC_DATA) not found");
+        return;
+    };
+    let gauge = data.join("gauge/ddalphaamg/4x4x4x4b6.0000id3n1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hist = dir.path().join("h.csv");
+    let out = assert_cmd::Command::cargo_bin("symc")
+        .expect("binary")
+        .args(["solve", "--gauge"])
+        .arg(&gauge)
+        .args([
+            "--mass",
+            "-0.5",
+            "--csw",
+            "1.0",
+            "--rhs",
+            "2",
+            "--format",
+            "json",
+            "--history",
+        ])
+        .arg(&hist)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert!(v["true_residual"].as_f64().expect("true_residual") <= 1e-8);
+    assert!(v["iterations"].as_f64().expect("iterations") > 10.0);
+    assert!(v["operator_applications"].as_f64().expect("ops") > v["iterations"].as_f64().unwrap());
+    assert!(v["seconds"].as_f64().expect("seconds") > 0.0);
+    assert_eq!(v["per_rhs"].as_array().expect("per_rhs").len(), 2);
+    assert_eq!(v["solver"], "fgmres");
+    assert!((v["plaquette"].as_f64().unwrap() - 0.5955652897).abs() < 1e-9);
+    // The CSV has one row per history entry of each source, starting at relative residual 1.
+    let csv = std::fs::read_to_string(&hist).expect("history written");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("rhs,iteration,relative_residual"));
+    assert!(lines.next().expect("first row").starts_with("0,0,1e0"));
+    let rows = csv.lines().count() - 1;
+    let its: u64 = v["per_rhs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["iterations"].as_u64().unwrap() + 1)
+        .sum();
+    assert_eq!(rows as u64, its);
+
+    // Same source and seed, another solver: the independent CGNE reaches the same tolerance.
+    let out = assert_cmd::Command::cargo_bin("symc")
+        .unwrap()
+        .args(["solve", "--gauge"])
+        .arg(&gauge)
+        .args([
+            "--mass", "-0.5", "--csw", "1", "--solver", "cgne", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["true_residual"].as_f64().unwrap() <= 1e-8);
+
+    // Errors: a missing file and a bad tolerance exit 2; an exhausted budget exits 1.
+    let code = |args: &[&str]| {
+        let o = assert_cmd::Command::cargo_bin("symc")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (c, err) = code(&[
+        "solve",
+        "--gauge",
+        "/nonexistent/conf",
+        "--mass",
+        "-0.5",
+        "--csw",
+        "1",
+    ]);
+    assert_eq!(c, Some(2));
+    assert!(err.contains("/nonexistent/conf"), "{err}");
+    let g = gauge.to_str().unwrap();
+    let (c, err) = code(&[
+        "solve", "--gauge", g, "--mass", "-0.5", "--csw", "1", "--tol", "0",
+    ]);
+    assert_eq!(c, Some(2));
+    assert!(
+        err.contains("symc::solve::argument") && err.contains("--tol"),
+        "{err}"
+    );
+    let (c, err) = code(&[
+        "solve",
+        "--gauge",
+        g,
+        "--mass",
+        "-0.5",
+        "--csw",
+        "1",
+        "--max-iterations",
+        "3",
+    ]);
+    assert_eq!(c, Some(1));
+    assert!(err.contains("symc::solve::not_converged"), "{err}");
+}

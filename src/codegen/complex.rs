@@ -25,6 +25,9 @@ pub struct Emit<'a, 'b> {
     pub host: HostFeatures,
     /// Bytes of one vector (16).
     pub vbytes: i32,
+    /// An i8 condition that is true at run time but opaque to the optimiser (e.g. `o < end`
+    /// inside a loop over `o`); enables [`Emit::barrier`].
+    pub opaque_true: Option<Value>,
 }
 
 impl<'a, 'b> Emit<'a, 'b> {
@@ -35,6 +38,7 @@ impl<'a, 'b> Emit<'a, 'b> {
             ty,
             host,
             vbytes,
+            opaque_true: None,
         }
     }
 
@@ -170,6 +174,56 @@ impl<'a, 'b> Emit<'a, 'b> {
         let im = self.fma(a.im, x.re, acc.im);
         let im = self.fnma(a.re, x.im, im);
         Cx { re, im }
+    }
+
+    /// Ends the current block and continues in a new one that receives `vals` as block
+    /// parameters, returning them. Cranelift places pure arithmetic right before its first
+    /// use, while loads keep their program order relative to stores; without a use in between,
+    /// every load up to the next store would be issued first and spilled. Passing the
+    /// accumulators through a block boundary forces their arithmetic to be emitted here, so
+    /// register pressure stays at one step's loads plus the accumulators. The jump is a
+    /// fall-through after block layout, so it costs nothing at run time.
+    ///
+    /// A block with a single predecessor would have its parameters folded away, so the
+    /// boundary is a two-way branch on [`Emit::opaque_true`] (true at run time, unknown to the
+    /// optimiser) whose other edge passes zeros: a real phi, one predictable branch.
+    pub fn barrier(&mut self, vals: &[Value]) -> Vec<Value> {
+        let Some(cond) = self.opaque_true else {
+            return vals.to_vec();
+        };
+        let next = self.b.create_block();
+        for _ in vals {
+            self.b.append_block_param(next, self.ty);
+        }
+        let z = self.zero();
+        let args: Vec<cranelift_codegen::ir::BlockArg> = vals.iter().map(|v| (*v).into()).collect();
+        let zeros: Vec<cranelift_codegen::ir::BlockArg> = vals.iter().map(|_| z.into()).collect();
+        self.b.ins().brif(cond, next, &args, next, &zeros);
+        self.b.switch_to_block(next);
+        self.b.block_params(next).to_vec()
+    }
+
+    /// [`Emit::barrier`] on complex values.
+    pub fn barrier_cx(&mut self, vals: &[Cx]) -> Vec<Cx> {
+        let flat: Vec<Value> = vals.iter().flat_map(|z| [z.re, z.im]).collect();
+        let out = self.barrier(&flat);
+        out.chunks(2).map(|c| Cx { re: c[0], im: c[1] }).collect()
+    }
+
+    /// Row `a` of a 3x3 complex matrix (loaded from `m + moff`, `[9][re/im]` vectors) times a
+    /// colour vector, or of its adjoint when `dagger`.
+    pub fn su3_row(&mut self, m: Value, moff: i32, a: usize, v: &[Cx; 3], dagger: bool) -> Cx {
+        let mut acc = None;
+        for (b, vb) in v.iter().enumerate() {
+            let idx = if dagger { b * 3 + a } else { a * 3 + b } as i32;
+            let u = self.load_cx(m, moff + 2 * idx * self.vbytes);
+            acc = Some(if dagger {
+                self.cmac_conj(acc, u, *vb)
+            } else {
+                self.cmac(acc, u, *vb)
+            });
+        }
+        acc.expect("3 terms")
     }
 
     /// 3x3 complex matrix (loaded from `m + moff`, `[9][re/im]` vectors) times colour vector;

@@ -13,5 +13,6 @@ pub mod lattice_layout;
 pub mod loops;
 pub mod plan;
 pub mod ptc;
+pub mod dirac;
 pub mod simd;
 pub mod softmax;

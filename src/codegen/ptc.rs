@@ -229,10 +229,11 @@ fn emit_transports(
                 let off = comp(e, s, c);
                 e.load_cx(src, off)
             });
-            let w = e.su3_mul(mat, 0, &v, false);
-            for (c, z) in w.iter().enumerate() {
+            // One row at a time, stored at once: keeps 6 matrix vectors live, not 18.
+            for c in 0..3 {
+                let z = e.su3_row(mat, 0, c, &v, false);
                 let off = stack_off + comp(e, s, c);
-                e.store_cx(*z, stack, off);
+                e.store_cx(z, stack, off);
             }
         }
         chis.push(ChiRef {
@@ -240,8 +241,23 @@ fn emit_transports(
             off: stack_off,
         });
         stack_off += d.slot_bytes() as i32;
+        // The stack is outside the kernel spec's bounds proof: check the layout here.
+        assert!(
+            stack_off as u32 <= stack_bytes(d),
+            "transported field outside the stack slot"
+        );
     }
     chis
+}
+
+/// Force the accumulators' arithmetic to be emitted now (see [`Emit::barrier`]).
+fn barrier_acc(e: &mut Emit, acc: [Option<Cx>; 3]) -> [Option<Cx>; 3] {
+    let live: Vec<Cx> = acc.iter().flatten().copied().collect();
+    if live.len() != 3 {
+        return acc;
+    }
+    let v = e.barrier_cx(&live);
+    [Some(v[0]), Some(v[1]), Some(v[2])]
 }
 
 fn stack_bytes(d: &StencilDesc) -> u32 {
@@ -285,6 +301,7 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.vector, host);
+            e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
             let chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
             let o_w = if d.local {
@@ -326,6 +343,7 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
                                         Some(a) => e.cadd(a, x),
                                     });
                                 }
+                                acc = barrier_acc(&mut e, acc);
                             }
                             Some(wp) => {
                                 for si in 0..4 {
@@ -336,6 +354,7 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
                                         let x = e.load_cx(chi.ptr, off);
                                         *a = Some(e.cmac(*a, w, x));
                                     }
+                                    acc = barrier_acc(&mut e, acc);
                                 }
                             }
                         }
@@ -519,4 +538,56 @@ pub fn stencil_plan(
         kernels: vec![kernel],
         compile_time: Default::default(),
     }
+}
+
+/// Define the residual-add kernel `out = a + b` over `slots` field slots (all features, ghosts
+/// included, so the ghosts of the sum stay valid). Buffers `[a, b, out]`; items = slots.
+pub fn define_add(
+    jit: &mut Jit,
+    name: &str,
+    slots: usize,
+    lanes: usize,
+    vector: Type,
+) -> Result<KernelId, JitError> {
+    let slot_bytes = FIELD_COMPONENTS * lanes * vector.lane_type().bytes() as usize;
+    let bytes = slots * slot_bytes;
+    let spec = KernelSpec {
+        name: name.to_string(),
+        buffers: vec![
+            BufSpec {
+                name: "a".into(),
+                bytes,
+                writable: false,
+            },
+            BufSpec {
+                name: "b".into(),
+                bytes,
+                writable: false,
+            },
+            BufSpec {
+                name: "out".into(),
+                bytes,
+                writable: true,
+            },
+        ],
+        items: slots,
+        parallel: true,
+    };
+    jit.define(spec, |b, [args, start, end], host: HostFeatures| {
+        let a = load_args(b, args, 3);
+        for_range(b, start, end, |b, s| {
+            let mut e = Emit::new(b, vector, host);
+            let off = e.b.ins().imul_imm_s(s, slot_bytes as i64);
+            let pa = e.b.ins().iadd(a[0], off);
+            let pb = e.b.ins().iadd(a[1], off);
+            let po = e.b.ins().iadd(a[2], off);
+            for q in 0..FIELD_COMPONENTS as i32 {
+                let x = e.load(pa, q * e.vbytes);
+                let y = e.load(pb, q * e.vbytes);
+                let z = e.add(x, y);
+                e.store(z, po, q * e.vbytes);
+            }
+        });
+        b.ins().return_(&[]);
+    })
 }

@@ -176,7 +176,7 @@ fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
         match &t.optimizer {
             OptimizerSpec::Adam { lr, beta1, beta2, eps } => writeln!(
                 s,
-                "  optimizer adam(lr = {lr}, beta1 = {beta1}, beta2 = {beta2}, eps = {eps})"
+                "  optimizer adam(lr = {lr}, beta1 = {beta1}, beta2 = {beta2}, eps = {eps:e})"
             )?,
             OptimizerSpec::Sgd { lr, momentum } => {
                 writeln!(s, "  optimizer sgd(lr = {lr}, momentum = {momentum})")?

@@ -154,6 +154,12 @@ pub fn suggest_help(found: &str, names: &[&str], intro: &str) -> String {
 
 /// The candidate within edit distance 2 (or a third of the length) of `found`, if any.
 pub fn closest<'n>(found: &str, names: &[&'n str]) -> Option<&'n str> {
+    // `softmax` for `log_softmax`: a name contained in a candidate is a likely slip.
+    if found.len() >= 4
+        && let Some(n) = names.iter().find(|n| n.contains(found) || found.contains(**n))
+    {
+        return Some(n);
+    }
     let limit = (found.chars().count() / 3).max(2);
     names
         .iter()

@@ -50,10 +50,17 @@ pub fn compile_with(name: &str, text: &str, opts: &Options) -> Result<Graph, Dia
 fn diagnostics(name: &str, text: &str, problems: Vec<Problem>) -> Diagnostics {
     // A line too long to show is cut in the copy miette renders, so a report never prints
     // megabytes of source.
-    if let Some(p) = problems.iter().find(|p| p.code == Code::LineTooLong) {
-        let cut = p.span.start;
-        let line_end = text[cut..].find('\n').map_or(text.len(), |i| cut + i);
-        let shown = format!("{} …{}", &text[..cut.min(line_end)], &text[line_end..]);
+    if let Some(i) = problems.iter().position(|p| p.code == Code::LineTooLong) {
+        let at = problems[i].span.start.min(text.len());
+        let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let line_end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+        let mut keep = (line_start + 100).min(line_end);
+        while !text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let shown = format!("{} …{}", &text[..keep], &text[line_end..]);
+        let mut problems = problems;
+        problems[i].span = Span { start: keep + 1, end: keep + 1 + '…'.len_utf8() };
         return Diagnostics::new(name, &shown, problems);
     }
     Diagnostics::new(name, text, problems)
@@ -72,7 +79,7 @@ pub fn check(
 ) -> Result<Graph, Vec<Problem>> {
     let mut problems = Vec::new();
     let Some(net) = model.networks.first() else {
-        let at = Span::point(text.len());
+        let at = Span::point(0);
         let msg =
             if text.trim().is_empty() { "the file is empty" } else { "the file holds no network" };
         problems.push(Problem::new(Code::Empty, at, msg, "expected `network NAME { ... }`").help(
@@ -182,24 +189,7 @@ pub fn load_model_with(path: &Path, opts: &Options) -> Result<Graph, LoadError> 
     let name = path.display().to_string();
     let bytes =
         read_limited(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            // The lossy copy replaces bad bytes with U+FFFD (3 bytes); the valid prefix is identical.
-            let end = lossy[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-            let p = Problem::new(
-                Code::NotUtf8,
-                Span { start: at, end },
-                "the file is not valid UTF-8",
-                "invalid byte sequence here",
-            )
-            .help("save the file as UTF-8 text; .sym files are plain text");
-            return Err(LoadError::Model(Box::new(Diagnostics::new(&name, &lossy, vec![p]))));
-        }
-    };
-    let mut graph = compile_with(&name, &text, opts).map_err(|d| LoadError::Model(Box::new(d)))?;
+    let mut graph = compile_bytes(&name, bytes, opts)?;
     let base = path.parent().unwrap_or(Path::new("."));
     if let Some(t) = graph.train.as_mut() {
         if let Some(DataSource::Mnist { dir }) = t.data.as_mut() {
@@ -210,6 +200,33 @@ pub fn load_model_with(path: &Path, opts: &Options) -> Result<Graph, LoadError> 
         }
     }
     Ok(graph)
+}
+
+/// Check a model given as raw bytes (the file's content): invalid UTF-8 is reported at the
+/// first bad byte like any other problem in the model.
+pub fn compile_bytes(name: &str, bytes: Vec<u8>, opts: &Options) -> Result<Graph, LoadError> {
+    if bytes.len() > crate::syntax::lex::MAX_FILE {
+        let problems = vec![crate::syntax::lex::too_large()];
+        return Err(LoadError::Model(Box::new(Diagnostics::new(name, "", problems))));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            // The lossy copy replaces bad bytes with U+FFFD; the valid prefix is identical.
+            let end = lossy[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+            let p = Problem::new(
+                Code::NotUtf8,
+                Span { start: at, end },
+                "the file is not valid UTF-8",
+                "invalid byte sequence here",
+            )
+            .help("save the file as UTF-8 text; .sym files are plain text");
+            return Err(LoadError::Model(Box::new(Diagnostics::new(name, &lossy, vec![p]))));
+        }
+    };
+    compile_with(name, &text, opts).map_err(|d| LoadError::Model(Box::new(d)))
 }
 
 fn resolve(base: &Path, p: &str) -> String {

@@ -151,12 +151,15 @@ impl<'o> Checker<'o> {
                 .help("remove the lattice, or declare the input as `fermion`"),
             );
         }
+        let before_symmetry = self.problems.len();
         self.sym = match symmetry {
             Some((items, span)) => self.symmetry(items, span, in_type.as_ref()),
             None => Sym { ir: Symmetry::None, local: false, span: net.name.span },
         };
+        // With a wrong symmetry, every layer kind would be a guess: check names only.
+        let symmetry_ok = self.problems.len() == before_symmetry;
 
-        let mut cur = in_type.clone();
+        let mut cur = if symmetry_ok { in_type.clone() } else { None };
         self.values.push(in_type.clone().unwrap_or(ValueType::Real { shape: vec![1] }));
         let mut cur_id = ValueId(0);
         self.body(&net.body, &mut cur, &mut cur_id, true);
@@ -1035,8 +1038,10 @@ invariant, so the gate keeps the symmetry"
                 )
                 .help(format!("write `{in_count} -> {fout}`, or change the layer before it")),
             );
-            // Carry on with the declared output so later layers are still checked.
+            // Carry on with the declared output so later layers are still checked; sizes are
+            // computed from the value actually received (the graph is discarded anyway).
         }
+        let fin = in_count;
         match cur {
             ValueType::Real { shape } => {
                 if let Some(r) = reach.span {
@@ -1070,12 +1075,15 @@ invariant, so the gate keeps the symmetry"
                     );
                 }
                 if let Some(p) = a.get("padding") {
-                    self.err(Problem::new(
-                        Code::BadArgument,
-                        p.span,
-                        "`padding` is for images",
-                        "not for fermion fields",
-                    ));
+                    self.err(
+                        Problem::new(
+                            Code::BadArgument,
+                            p.span,
+                            "`padding` is for images",
+                            "not for fermion fields",
+                        )
+                        .help("remove `padding`; lattice fields are periodic and need none"),
+                    );
                 }
                 let lattice = *lattice;
                 if self.sym.ir == Symmetry::GaugeSu3 {
@@ -1115,10 +1123,18 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                             Problem::new(
                                 Code::BadArgument,
                                 r,
-                                "paths need the gauge symmetry",
-                                "parallel transport is only defined under `gauge(SU3)`",
+                                if Some(r) == reach.local {
+                                    "`local` weights need the gauge symmetry"
+                                } else {
+                                    "paths need the gauge symmetry"
+                                },
+                                "only defined under `gauge(SU3)`",
                             )
-                            .help("without symmetry, `linear` on a fermion field is a dense map over all sites; remove the paths or declare `symmetry gauge(SU3), translation`"),
+                            .help(
+                                "without symmetry, `linear` on a fermion field is already a dense \
+map over all sites (every weight is site dependent and reaches every site); remove this argument, \
+or declare `symmetry gauge(SU3), translation`",
+                            ),
                         );
                     }
                     let v12 = lattice.volume() * 12;
@@ -1129,7 +1145,8 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                             call.span,
                             "the dense layer's size overflows",
                             "here",
-                        ));
+                        )
+                        .help("use a smaller lattice or declare `symmetry gauge(SU3), translation`"));
                         return None;
                     };
                     let bias = bias.unwrap_or(false);
@@ -1342,12 +1359,10 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
             return None;
         }
         let Some(end) = self.offset.checked_add(scalars) else {
-            self.err(Problem::new(
-                Code::SizeOverflow,
-                span,
-                "the parameter vector overflows",
-                "here",
-            ));
+            self.err(
+                Problem::new(Code::SizeOverflow, span, "the parameter vector overflows", "here")
+                    .help("the network has too many weights in total; shrink its layers"),
+            );
             return None;
         };
         let id = ParamId(self.params.len() as u32);
@@ -1379,61 +1394,63 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
             );
         }
         let span = given.first().copied().or(a.flag("local"));
-        let kind = if let Some(h) = hops {
-            let k = args::expect_int(h, "`hops`", &mut self.problems);
-            match k {
-                Some(k) if k < 0 => {
-                    self.err(Problem::new(
+        let kind =
+            if let Some(h) = hops {
+                let k = args::expect_int(h, "`hops`", &mut self.problems);
+                match k {
+                    Some(k) if k < 0 => {
+                        self.err(Problem::new(
                         Code::ZeroSize,
                         h.span,
                         "`hops` must not be negative",
                         format!("this is {k}"),
-                    ));
-                    ReachKind::Invalid
+                    )
+                    .help("`hops = 0` is the identity alone, `hops = 1` adds the 8 one-hop paths"));
+                        ReachKind::Invalid
+                    }
+                    Some(k) => ReachKind::Hops(k as u64, h.span),
+                    None => ReachKind::Invalid,
                 }
-                Some(k) => ReachKind::Hops(k as u64, h.span),
-                None => ReachKind::Invalid,
-            }
-        } else if let Some(p) = paths {
-            match &p.kind {
-                ValueKind::List(items) => {
-                    let mut out = Vec::new();
-                    let mut ok = true;
-                    for it in items {
-                        match &it.kind {
-                            ValueKind::Path(steps) => out.push((
-                                steps
-                                    .iter()
-                                    .map(|(mu, f)| ir::Hop { mu: *mu, forward: *f })
-                                    .collect(),
-                                it.span,
-                            )),
-                            _ => {
-                                self.err(args::mistyped(
-                                    it,
-                                    "a path",
-                                    "signed steps such as `+x`, `-t` or `+x+y`",
-                                ));
-                                ok = false;
+            } else if let Some(p) = paths {
+                match &p.kind {
+                    ValueKind::List(items) => {
+                        let mut out = Vec::new();
+                        let mut ok = true;
+                        for it in items {
+                            match &it.kind {
+                                ValueKind::Path(steps) => out.push((
+                                    steps
+                                        .iter()
+                                        .map(|(mu, f)| ir::Hop { mu: *mu, forward: *f })
+                                        .collect(),
+                                    it.span,
+                                )),
+                                _ => {
+                                    self.err(args::mistyped(
+                                        it,
+                                        "a path",
+                                        "signed steps such as `+x`, `-t` or `+x+y`",
+                                    ));
+                                    ok = false;
+                                }
                             }
                         }
+                        if ok { ReachKind::Paths(out, p.span) } else { ReachKind::Invalid }
                     }
-                    if ok { ReachKind::Paths(out, p.span) } else { ReachKind::Invalid }
+                    _ => {
+                        self.err(args::mistyped(
+                            p,
+                            "`paths`",
+                            "a list such as `[+x, -x, +t]` or the word `long`",
+                        ));
+                        ReachKind::Invalid
+                    }
                 }
-                _ => {
-                    self.err(args::mistyped(
-                        p,
-                        "`paths`",
-                        "a list such as `[+x, -x, +t]` or the word `long`",
-                    ));
-                    ReachKind::Invalid
-                }
-            }
-        } else if long.is_some() {
-            ReachKind::Long
-        } else {
-            ReachKind::Identity
-        };
+            } else if long.is_some() {
+                ReachKind::Long
+            } else {
+                ReachKind::Identity
+            };
         Reach { kind, span, local: a.flag("local") }
     }
 
@@ -1483,12 +1500,15 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
             }
             ReachKind::Paths(list, sp) => {
                 if list.len() >= paths::MAX_PATHS {
-                    self.err(Problem::new(
-                        Code::TooManyPaths,
-                        *sp,
-                        format!("more than {} paths", paths::MAX_PATHS),
-                        "too many paths",
-                    ));
+                    self.err(
+                        Problem::new(
+                            Code::TooManyPaths,
+                            *sp,
+                            format!("more than {} paths", paths::MAX_PATHS),
+                            "too many paths",
+                        )
+                        .help("list fewer paths, or use `hops = k` or `long`"),
+                    );
                     return None;
                 }
                 let mut out: Vec<Path> = vec![Vec::new()];
@@ -1563,12 +1583,15 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
             return None;
         }
         if reach.local.is_some() {
-            self.err(Problem::new(
-                Code::BadArgument,
-                call.span,
-                "`transport` has no weights, so `local` has no meaning",
-                "here",
-            ));
+            self.err(
+                Problem::new(
+                    Code::BadArgument,
+                    call.span,
+                    "`transport` has no weights, so `local` has no meaning",
+                    "here",
+                )
+                .help("remove `local`"),
+            );
         }
         let cur = cur?;
         let ValueType::Fermion { features, lattice } = cur else {

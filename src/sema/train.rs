@@ -80,7 +80,11 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
                 ));
                 None
             } else {
-                data_source(v, problems)
+                let d = data_source(v, problems);
+                if let Some(DataSource::Mnist { .. }) = &d {
+                    mnist_fits(graph, v.span, problems);
+                }
+                d
             }
         }
     };
@@ -288,6 +292,40 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
         evaluate,
         span: train.span,
     })
+}
+
+/// MNIST is 28x28 grey images in 10 classes: the network must read that and output 10 scores.
+fn mnist_fits(graph: &Graph, span: Span, problems: &mut Vec<Problem>) {
+    let input = graph.values.first();
+    let ok_input = matches!(input, Some(ValueType::Real { shape })
+        if shape.as_slice() == [1, 28, 28] || shape.as_slice() == [784] || shape.as_slice() == [28, 28]);
+    if !ok_input {
+        let found = input.map_or(String::new(), crate::ir::print::value_type);
+        problems.push(
+            Problem::new(
+                Code::TrainConflict,
+                span,
+                format!("MNIST images are 1x28x28, but the network's input is {found}"),
+                "MNIST data",
+            )
+            .help("declare `input image: real[1, 28, 28]` (or `real[784]`)"),
+        );
+    }
+    let out = graph.value(graph.output);
+    if out.real_len() != 10 {
+        problems.push(
+            Problem::new(
+                Code::TrainConflict,
+                span,
+                format!(
+                    "MNIST has 10 classes, but the network's output is {}",
+                    crate::ir::print::value_type(out)
+                ),
+                "MNIST data",
+            )
+            .help("make the last layer produce 10 values, e.g. `linear(100 -> 10)`"),
+        );
+    }
 }
 
 fn missing(train: &ast::Train, key: &str, why: &str, example: &str) -> Problem {

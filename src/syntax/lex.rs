@@ -19,19 +19,7 @@ pub const MAX_FILE: usize = 4 << 20;
 pub fn scan(text: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
     if text.len() > MAX_FILE {
-        problems.push(
-            Problem::new(
-                Code::FileTooLarge,
-                Span::point(0),
-                format!(
-                    "the file has {} bytes; symc reads model files up to {} bytes",
-                    text.len(),
-                    MAX_FILE
-                ),
-                "this file",
-            )
-            .help("a .sym file describes a network in a few dozen lines; is this the right file?"),
-        );
+        problems.push(too_large());
         return problems;
     }
     if let Some(at) = text.find('\0') {
@@ -53,7 +41,7 @@ pub fn scan(text: &str) -> Vec<Problem> {
                         "a line of {} bytes is longer than the limit of {MAX_LINE}",
                         line.len()
                     ),
-                    "the line is cut here",
+                    "the rest of the line is not shown",
                 )
                 .help("break the line; .sym statements can span several lines"),
             );
@@ -63,6 +51,17 @@ pub fn scan(text: &str) -> Vec<Problem> {
     }
     scan_tokens(text, &mut problems);
     problems
+}
+
+/// The problem for a file above [`MAX_FILE`] (also used when reading stops at the limit).
+pub fn too_large() -> Problem {
+    Problem::new(
+        Code::FileTooLarge,
+        Span::point(0),
+        format!("the file is larger than {MAX_FILE} bytes, the limit for model files"),
+        "this file",
+    )
+    .help("a .sym file describes a network in a few dozen lines; is this the right file?")
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -14,7 +14,7 @@ struct SymParser;
 /// Parse a whole file. Syntax errors stop at the first one (pest does not recover); literal
 /// errors found while lowering (integer overflow, ...) are all collected.
 pub fn parse_file(text: &str) -> Result<Model, Vec<Problem>> {
-    let mut pairs = SymParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(e)])?;
+    let mut pairs = SymParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(e, text)])?;
     let mut lower = Lower { problems: Vec::new() };
     let mut model = Model::default();
     if let Some(file) = pairs.next() {
@@ -31,7 +31,30 @@ pub fn parse_file(text: &str) -> Result<Model, Vec<Problem>> {
 
 fn span(pair: &Pair<Rule>) -> Span {
     let s = pair.as_span();
-    Span { start: s.start(), end: s.end() }
+    Span { start: s.start(), end: s.start() + content_end(s.as_str()) }
+}
+
+/// pest includes the whitespace and comments skipped before an optional part that turned
+/// out to be absent (`relu` followed by a newline); labels must end at the last real token.
+fn content_end(text: &str) -> usize {
+    let b = text.as_bytes();
+    let (mut i, mut last) = (0, 0);
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'/') {
+            i = text[i..].find('\n').map_or(b.len(), |n| i + n);
+        } else if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = text[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
+        } else if b[i] == b'"' {
+            i = text[i + 1..].find('"').map_or(b.len(), |n| i + 1 + n + 1);
+            last = i;
+        } else if b[i].is_ascii_whitespace() {
+            i += 1;
+        } else {
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
+            last = i;
+        }
+    }
+    last
 }
 
 /// The words users see instead of rule names.
@@ -68,35 +91,80 @@ fn phrase(rule: &Rule) -> String {
     .to_string()
 }
 
-fn syntax_error(e: pest::error::Error<Rule>) -> Problem {
+fn syntax_error(e: pest::error::Error<Rule>, text: &str) -> Problem {
     let at = match e.location {
         pest::error::InputLocation::Pos(p) => Span::point(p),
         pest::error::InputLocation::Span((s, t)) => Span { start: s, end: t },
     };
-    let (message, label) = match &e.variant {
+    let found = found_at(text, at.start);
+    let message = match &e.variant {
         pest::error::ErrorVariant::ParsingError { positives, negatives } => {
-            let mut pos: Vec<String> = positives.iter().map(phrase).collect();
+            const VALUES: &[Rule] = &[
+                Rule::features,
+                Rule::range,
+                Rule::path,
+                Rule::number,
+                Rule::string,
+                Rule::list,
+                Rule::call,
+                Rule::int,
+            ];
+            let values = positives.iter().filter(|r| VALUES.contains(r)).count();
+            let mut pos: Vec<String> = positives
+                .iter()
+                .filter(|r| values < 3 || !VALUES.contains(r))
+                .map(phrase)
+                .collect();
+            if values >= 3 {
+                pos.push("a value (a number, a name, a string, a list, ...)".into());
+            }
             pos.sort();
             pos.dedup();
-            let mut neg: Vec<String> = negatives.iter().map(phrase).collect();
-            neg.sort();
-            neg.dedup();
-            let expected = match pos.len() {
-                0 => String::new(),
-                1 => pos[0].clone(),
-                n => format!("{} or {}", pos[..n - 1].join(", "), pos[n - 1]),
-            };
-            if !expected.is_empty() {
-                (format!("expected {expected}"), format!("expected {expected} here"))
-            } else if !neg.is_empty() {
-                (format!("unexpected {}", neg.join(", ")), "not allowed here".to_string())
-            } else {
-                ("unexpected input".to_string(), "here".to_string())
+            let neg: Vec<String> = negatives.iter().map(phrase).collect();
+            match pos.len() {
+                0 if !neg.is_empty() => format!("unexpected {}", neg.join(", ")),
+                0 => "unexpected input".to_string(),
+                1 => format!("expected {}", pos[0]),
+                n => format!("expected {} or {}", pos[..n - 1].join(", "), pos[n - 1]),
             }
         }
-        pest::error::ErrorVariant::CustomError { message } => (message.clone(), "here".into()),
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
-    Problem::new(Code::Unexpected, at, format!("syntax error: {message}"), label)
+    let help = if message.contains("`network` or `train`") {
+        "a .sym file holds a `network NAME { ... }` block and optionally a `train NAME { ... }` block"
+    } else if message.contains("`input`") {
+        "a network holds declarations (`input`, `lattice`, `symmetry`, `output`), layers such as \
+`linear(1 -> 10, window = 3) relu`, and `residual { ... }` blocks, one after another"
+    } else if message.contains("a value") {
+        "a value is a number (`64`, `1e-3`), a name (`relu`), a string (`\"data/mnist\"`), a list \
+(`[+x, -t]`) or a call (`adam(lr = 1e-3)`); each train setting takes one value, e.g. `batch 64`"
+    } else if message.contains("an integer") {
+        "sizes are whole numbers: `linear(1 -> 10)`, `real[1, 28, 28]`, `lattice 8 x 8 x 8 x 16`"
+    } else {
+        "docs/language.md summarises the .sym syntax"
+    };
+    Problem::new(
+        Code::Unexpected,
+        Span { start: at.start, end: at.start + found.1 },
+        format!("syntax error: {message}"),
+        format!("found {}", found.0),
+    )
+    .help(help)
+}
+
+/// What the parser stumbled on: the next word or character, or the end of the file.
+fn found_at(text: &str, at: usize) -> (String, usize) {
+    let rest = text.get(at..).unwrap_or("");
+    let word: String =
+        rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+    if !word.is_empty() {
+        return (format!("`{word}`"), word.len());
+    }
+    match rest.chars().next() {
+        None => ("the end of the file".into(), 0),
+        Some('\n') | Some('\r') => ("the end of the line".into(), 0),
+        Some(c) => (format!("`{c}`"), c.len_utf8()),
+    }
 }
 
 struct Lower {
@@ -110,8 +178,8 @@ impl Lower {
 
     fn int(&mut self, pair: Pair<Rule>) -> (u64, Span) {
         let sp = span(&pair);
-        match pair.as_str().parse::<u64>() {
-            Ok(v) => (v, sp),
+        match pair.as_str().parse::<i64>() {
+            Ok(v) => (v as u64, sp),
             Err(_) => {
                 self.overflow(sp);
                 (0, sp)
@@ -127,7 +195,7 @@ impl Lower {
                 "integer literal too large",
                 "does not fit in 64 bits",
             )
-            .help(format!("integers must be at most {}", i64::MAX)),
+            .help(format!("integers must lie within ±{}", i64::MAX)),
         );
     }
 

@@ -167,8 +167,14 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<EpochRow>, RunLogError> 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerStrategy {
     pub layer: String,
+    /// Layer kind (`dense`, `conv`, ...).
     pub kind: String,
+    /// `forward`, `backwardinput`, `backwardparams`, or `all`.
+    pub pass: String,
+    /// `jit`, `gemm` or `reference`.
     pub strategy: String,
+    /// Why the code generator chose it.
+    pub reason: String,
 }
 
 /// `summary.json`: the run's result and everything needed to reproduce or compare it.

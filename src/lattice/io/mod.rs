@@ -402,6 +402,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GaugeIoError> {
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(werr)?;
     tmp.write_all(bytes).map_err(werr)?;
     tmp.as_file().sync_all().map_err(werr)?;
+    // Temporary files are created private (0600); a configuration is ordinary shared data.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o644);
+        tmp.as_file().set_permissions(mode).map_err(werr)?;
+    }
     tmp.persist(path).map_err(|e| werr(e.error))?;
     Ok(())
 }

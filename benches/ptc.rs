@@ -1,0 +1,224 @@
+//! Kernel benchmarks of the gauge-equivariant layers on 8^3 x 16: forward and forward+backward
+//! (input and weight gradients) of the 1h1l PTC (1->1) and of the 4-layer smoother
+//! (1->2, 2->2, 2->2, 2->1), in f32 and f64; the Wilson-clover JIT operator against the
+//! plain reference. Throughput is reported in GFLOP/s via criterion's element count = flops.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use num_complex::Complex;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use symc::codegen::lattice_layout::SimdReal;
+use symc::ir::{
+    Graph, Hop, Lattice, Layer, LayerKind, Param, ParamId, Path, Span, Symmetry, ValueId, ValueType,
+};
+use symc::lattice::gauge::GaugeField;
+use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
+
+const DIMS: [usize; 4] = [8, 8, 8, 16];
+
+/// User + system CPU seconds of this process (all threads), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// Time `f` by the CPU time it consumes (summed over threads) instead of wall time: on a shared,
+/// oversubscribed machine wall time measures the other tenants; CPU time measures the code.
+/// Throughput in this mode is GFLOP/s per core-second.
+fn cpu_time(iters: u64, mut f: impl FnMut()) -> std::time::Duration {
+    let c0 = cpu_seconds();
+    for _ in 0..iters {
+        f();
+    }
+    std::time::Duration::from_secs_f64((cpu_seconds() - c0).max(1e-9))
+}
+
+fn one_hop() -> Vec<Path> {
+    let mut v = vec![vec![]];
+    for mu in 0..4 {
+        v.push(vec![Hop { mu, forward: true }]);
+        v.push(vec![Hop { mu, forward: false }]);
+    }
+    v
+}
+
+/// A chain of global-weight 1h PTC layers with the given feature counts.
+fn chain(features: &[usize]) -> Graph {
+    let lattice = Lattice { dims: DIMS };
+    let mut g = Graph {
+        name: "bench".into(),
+        symmetry: Symmetry::GaugeSu3,
+        lattice: Some(lattice),
+        values: vec![ValueType::Fermion {
+            features: features[0],
+            lattice,
+        }],
+        input_name: "psi".into(),
+        layers: vec![],
+        params: vec![],
+        output: ValueId(0),
+        train: None,
+    };
+    for (k, w) in features.windows(2).enumerate() {
+        let offset = g.param_scalars();
+        g.params.push(Param {
+            name: format!("w{k}"),
+            shape: vec![w[1], w[0], 9, 4, 4],
+            complex: true,
+            offset,
+        });
+        g.values.push(ValueType::Fermion {
+            features: w[1],
+            lattice,
+        });
+        g.layers.push(Layer {
+            kind: LayerKind::Ptc {
+                n_in: w[0],
+                n_out: w[1],
+                paths: one_hop(),
+                local: false,
+            },
+            inputs: vec![ValueId(k as u32)],
+            output: ValueId(k as u32 + 1),
+            params: vec![ParamId(k as u32)],
+            name: format!("ptc{k}"),
+            span: Span::default(),
+        });
+        g.output = ValueId(k as u32 + 1);
+    }
+    g
+}
+
+fn bench_model<T: SimdReal>(c: &mut Criterion, name: &str, features: &[usize]) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let gauge = GaugeField::random(DIMS, &mut rng);
+    let g = chain(features);
+    let net = LatticeNet::<T>::compile(&g, &gauge, &LatticeNetOptions::default()).expect("compile");
+    let vol = gauge.geom.volume();
+    let n_in = features[0];
+    let n_out = *features.last().unwrap();
+    let normal = |r: &mut ChaCha8Rng| T::from_f64(StandardNormal.sample(r));
+    let params: Vec<T> = (0..g.param_scalars())
+        .map(|_| normal(&mut rng) * T::from_f64(0.1))
+        .collect();
+    let input: Vec<Complex<T>> = (0..n_in * vol * 12)
+        .map(|_| Complex::new(normal(&mut rng), normal(&mut rng)))
+        .collect();
+    let target = input.clone();
+    let fwd_flops: f64 = net
+        .plans()
+        .iter()
+        .filter(|p| p.pass == symc::codegen::plan::Pass::Forward)
+        .map(|p| p.flops)
+        .sum();
+    let all_flops: f64 = net.plans().iter().map(|p| p.flops).sum::<f64>() + fwd_flops;
+    let mut out = vec![Complex::new(T::zero(), T::zero()); n_out * vol * 12];
+    let mut grp = c.benchmark_group(format!("ptc/{name}/{}", T::NAME));
+    grp.sample_size(20);
+    grp.throughput(Throughput::Elements(fwd_flops as u64));
+    grp.bench_function("forward", |b| {
+        b.iter(|| net.forward(&params, &input, &mut out).unwrap())
+    });
+    grp.bench_function("forward (cpu time)", |b| {
+        b.iter_custom(|n| cpu_time(n, || net.forward(&params, &input, &mut out).unwrap()))
+    });
+    let mut gp = vec![T::zero(); params.len()];
+    grp.throughput(Throughput::Elements(all_flops as u64));
+    let mut step = || {
+        net.forward_backward(
+            &params,
+            &input,
+            None,
+            |o, g| {
+                for ((g, o), t) in g.iter_mut().zip(o).zip(target.iter().cycle()) {
+                    *g = (o - t) * T::from_f64(2.0);
+                }
+            },
+            None,
+            &mut gp,
+        )
+        .unwrap()
+    };
+    grp.bench_function("forward+backward", |b| b.iter(&mut step));
+    grp.bench_function("forward+backward (cpu time)", |b| {
+        b.iter_custom(|n| cpu_time(n, &mut step))
+    });
+    grp.finish();
+}
+
+fn ptc_benches(c: &mut Criterion) {
+    bench_model::<f32>(c, "1h1l", &[1, 1]);
+    bench_model::<f64>(c, "1h1l", &[1, 1]);
+    bench_model::<f32>(c, "smoother", &[1, 2, 2, 2, 1]);
+    bench_model::<f64>(c, "smoother", &[1, 2, 2, 2, 1]);
+}
+
+criterion_group!(benches, ptc_benches);
+
+fn dirac_benches(c: &mut Criterion) {
+    use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
+    use symc::lattice::wilson::{DiracParams, FLOPS_PER_SITE, WilsonClover};
+    use symc::solve::LinearOperator;
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let gauge = GaugeField::random(DIMS, &mut rng);
+    let p = DiracParams::periodic(-0.55, 1.0);
+    let vol = gauge.geom.volume();
+    let flops = FLOPS_PER_SITE * vol as u64;
+    fn run<T: SimdReal>(
+        c: &mut Criterion,
+        gauge: &GaugeField,
+        p: &DiracParams,
+        flops: u64,
+        rng: &mut ChaCha8Rng,
+    ) {
+        let vol = gauge.geom.volume();
+        let x: Vec<Complex<T>> = (0..vol * 12)
+            .map(|_| {
+                Complex::new(
+                    T::from_f64(StandardNormal.sample(rng)),
+                    T::from_f64(StandardNormal.sample(rng)),
+                )
+            })
+            .collect();
+        let mut y = x.clone();
+        let mut grp = c.benchmark_group(format!("wilson_clover/{}", T::NAME));
+        grp.sample_size(30);
+        grp.throughput(Throughput::Elements(flops));
+        let reference = WilsonClover::<T>::new(gauge, p);
+        grp.bench_function("reference", |b| b.iter(|| reference.apply(&mut y, &x)));
+        grp.bench_function("reference (cpu time)", |b| {
+            b.iter_custom(|n| cpu_time(n, || reference.apply(&mut y, &x)))
+        });
+        let jit = JitWilsonClover::<T>::new(gauge, p, &DiracOptions::default()).expect("compile");
+        grp.bench_function("jit (with layout conversion)", |b| {
+            b.iter(|| LinearOperator::apply(&jit, &mut y, &x))
+        });
+        let n = jit.layout().field_len();
+        let mut a = vec![T::zero(); n];
+        jit.layout().to_aosoa(&x, &mut a);
+        let mut o = vec![T::zero(); n];
+        grp.bench_function("jit kernel (AoSoA in/out)", |b| {
+            b.iter(|| jit.apply_aosoa(false, &mut o, &mut a).unwrap())
+        });
+        grp.bench_function("jit kernel (AoSoA in/out, cpu time)", |b| {
+            b.iter_custom(|n| cpu_time(n, || jit.apply_aosoa(false, &mut o, &mut a).unwrap()))
+        });
+        grp.bench_function("jit (with layout conversion, cpu time)", |b| {
+            b.iter_custom(|n| cpu_time(n, || LinearOperator::apply(&jit, &mut y, &x)))
+        });
+        grp.finish();
+    }
+    run::<f32>(c, &gauge, &p, flops, &mut rng);
+    run::<f64>(c, &gauge, &p, flops, &mut rng);
+}
+
+criterion_group!(dirac, dirac_benches);
+criterion_main!(benches, dirac);

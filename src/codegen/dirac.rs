@@ -1,0 +1,513 @@
+//! The Wilson-clover operator D (and D†) as a JIT kernel, generated with the same layout and
+//! emit helpers as the PTC layers: a fixed-weight 8-path stencil with the (1 ∓ γ_μ) projectors
+//! on half spinors, plus the site-local clover term as two packed Hermitian 6x6 blocks.
+//!
+//! ```text
+//! D psi(x) = A(x) psi(x) - 1/2 sum_mu [ (1 - gamma_mu) U_mu(x) psi(x+mu) + (1 + gamma_mu) U_mu(x-mu)^dagger psi(x-mu) ]
+//! ```
+//! (physics.md §1.1; D† swaps the projector signs, D† = gamma5 D gamma5). The links (with the
+//! boundary phases folded in) and the clover blocks are taken from the plain reference
+//! [`WilsonClover`] so that both share one definition of the physics; the kernel is tested
+//! against the reference's `apply` to round-off.
+//!
+//! **Kernel, per outer site** (4 sites in f32x4 lanes): pass 1 projects the 8 neighbours to
+//! half spinors `h = P psi` (12 complex) into a stack buffer; pass 2 runs colour by colour:
+//! for each hop one row of `U` (or `U^dagger`) times the two half-spinor colour vectors, the
+//! lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications by ±1, ±i are
+//! re/im swaps), 8 accumulators live; then the clover rows of that colour and
+//! `out = A psi - acc/2`. Flops are counted with the conventional 1872 per site.
+
+use super::complex::{Cx, Emit};
+use super::jit::{
+    Arg, BufSpec, CompiledKernels, HostFeatures, Jit, JitError, KernelId, KernelSpec,
+};
+use super::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS, SimdReal, SiteLayout};
+use super::plan::{KernelPlan, Pass, Strategy};
+use super::ptc::for_range;
+use crate::lattice::gamma::HOP_TABLE;
+use crate::lattice::gauge::GaugeField;
+use crate::lattice::wilson::{CloverBlock, DiracParams, FLOPS_PER_SITE, WilsonClover};
+use crate::runtime::RuntimeError;
+use crate::solve::{AdjointOperator, LinearOperator};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+};
+use num_complex::Complex;
+use std::sync::Mutex;
+
+/// Scalars of the packed clover term of one outer site per lane: 2 blocks x (6 + 2*15).
+const CLOVER_COMPONENTS: usize = 72;
+
+/// The 8 hops in kernel order: (mu, forward).
+fn hops() -> [(usize, bool); 8] {
+    std::array::from_fn(|h| (h / 2, h % 2 == 0))
+}
+
+/// `a + phase(p) * b` with phase index 0 = 1, 1 = i, 2 = -1, 3 = -i: adds and subtracts only.
+fn add_phase(e: &mut Emit, a: Cx, p: u8, b: Cx) -> Cx {
+    match p & 3 {
+        0 => Cx {
+            re: e.add(a.re, b.re),
+            im: e.add(a.im, b.im),
+        },
+        1 => Cx {
+            re: e.sub(a.re, b.im),
+            im: e.add(a.im, b.re),
+        },
+        2 => Cx {
+            re: e.sub(a.re, b.re),
+            im: e.sub(a.im, b.im),
+        },
+        _ => Cx {
+            re: e.add(a.re, b.im),
+            im: e.sub(a.im, b.re),
+        },
+    }
+}
+
+struct DiracDesc {
+    outer_volume: usize,
+    ext_slots: usize,
+    lanes: usize,
+    vector: Type,
+}
+
+impl DiracDesc {
+    fn sz(&self) -> usize {
+        self.vector.lane_type().bytes() as usize
+    }
+    fn slot_bytes(&self) -> usize {
+        FIELD_COMPONENTS * self.lanes * self.sz()
+    }
+    fn matrix_bytes(&self) -> usize {
+        MATRIX_COMPONENTS * self.lanes * self.sz()
+    }
+    fn clover_bytes(&self) -> usize {
+        CLOVER_COMPONENTS * self.lanes * self.sz()
+    }
+}
+
+fn define_dirac(
+    jit: &mut Jit,
+    d: &DiracDesc,
+    name: &str,
+    dagger: bool,
+) -> Result<KernelId, JitError> {
+    let vo = d.outer_volume;
+    let spec = KernelSpec {
+        name: name.to_string(),
+        buffers: vec![
+            BufSpec {
+                name: "input".into(),
+                bytes: d.ext_slots * d.slot_bytes(),
+                writable: false,
+            },
+            BufSpec {
+                name: "output".into(),
+                bytes: d.ext_slots * d.slot_bytes(),
+                writable: true,
+            },
+            BufSpec {
+                name: "links".into(),
+                bytes: 8 * vo * d.matrix_bytes(),
+                writable: false,
+            },
+            BufSpec {
+                name: "neighbours".into(),
+                bytes: vo * 8 * 4,
+                writable: false,
+            },
+            BufSpec {
+                name: "clover".into(),
+                bytes: vo * d.clover_bytes(),
+                writable: false,
+            },
+        ],
+        items: vo,
+        parallel: true,
+    };
+    let ptr_ty = jit.ptr_type();
+    jit.define(spec, |b, [args, start, end], host: HostFeatures| {
+        let a: Vec<Value> = (0..5)
+            .map(|k| {
+                b.ins()
+                    .load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32)
+            })
+            .collect();
+        let (input, output, links, nbr, clover) = (a[0], a[1], a[2], a[3], a[4]);
+        // One half spinor (2 spins x 3 colours, re/im vectors) per hop; the stack buffer holds
+        // the 8 projected half spinors (pass 1) followed by the 8 transported ones (pass 2).
+        let half_bytes = 6 * 2 * d.lanes * d.sz();
+        let stack_bytes = 16 * half_bytes;
+        let ss = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            stack_bytes as u32,
+            4,
+        ));
+        let stack = b.ins().stack_addr(ptr_ty, ss, 0);
+        for_range(b, start, end, |b, o| {
+            let mut e = Emit::new(b, d.vector, host);
+            e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
+            let vb = e.vbytes;
+            let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
+            let nbr_row = {
+                let off = e.b.ins().imul_imm_s(o, 32);
+                e.b.ins().iadd(nbr, off)
+            };
+            // Pass 1: half spinors of the 8 neighbours.
+            for (h, &(mu, fwd)) in hops().iter().enumerate() {
+                // D: forward hop (1 - gamma), backward (1 + gamma); D^dagger the opposite.
+                let minus = fwd != dagger;
+                let flip = if minus { 2 } else { 0 };
+                let noff =
+                    e.b.ins()
+                        .sload32(MemFlagsData::trusted(), nbr_row, (h * 4) as i32);
+                let src = e.b.ins().iadd(input, noff);
+                for r in 0..2 {
+                    let (col, p) = HOP_TABLE[mu][r];
+                    for c in 0..3 {
+                        let x = e.load_cx(src, comp(r, c));
+                        let y = e.load_cx(src, comp(col, c));
+                        let z = add_phase(&mut e, x, p + flip, y);
+                        let off = (h * half_bytes) as i32 + comp(r, c);
+                        assert!(
+                            off as usize + 2 * vb as usize <= 8 * half_bytes,
+                            "half spinor outside the stack slot"
+                        );
+                        e.store_cx(z, stack, off);
+                    }
+                }
+            }
+            let o_mat = e.b.ins().imul_imm_s(o, d.matrix_bytes() as i64);
+            let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
+            let psi = e.b.ins().iadd(input, o_slot);
+            let out = e.b.ins().iadd(output, o_slot);
+            let o_clov = e.b.ins().imul_imm_s(o, d.clover_bytes() as i64);
+            let clov = e.b.ins().iadd(clover, o_clov);
+            let half = {
+                let s = if d.lanes == 4 {
+                    e.b.ins().f32const(0.5)
+                } else {
+                    e.b.ins().f64const(0.5)
+                };
+                e.b.ins().splat(d.vector, s)
+            };
+            // Pass 2: the SU(3) products on half spinors, one matrix row at a time (6 matrix
+            // vectors + 6 half-spinor vectors live), results to the stack.
+            let uh_off = |h: usize, r: usize, c: usize| {
+                let off = ((8 + h) * half_bytes) as i32 + comp(r, c);
+                // The stack is outside the kernel spec's bounds proof: check every offset here.
+                assert!(
+                    off as usize + 2 * vb as usize <= stack_bytes,
+                    "half spinor outside the stack slot"
+                );
+                off
+            };
+            for (h, &(_, fwd)) in hops().iter().enumerate() {
+                let mat =
+                    e.b.ins()
+                        .iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
+                let mat = e.b.ins().iadd(mat, o_mat);
+                for c in 0..3 {
+                    for r in 0..2 {
+                        let hv = [0, 1, 2]
+                            .map(|cc| e.load_cx(stack, (h * half_bytes) as i32 + comp(r, cc)));
+                        // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
+                        let z = e.su3_row(mat, 0, c, &hv, !fwd);
+                        e.store_cx(z, stack, uh_off(h, r, c));
+                    }
+                }
+            }
+            // Pass 3: per colour and spin, sum the 8 hops (lower spins rebuilt from the gamma
+            // structure), add the clover row, store out = A psi - acc/2.
+            for c in 0..3 {
+                for s in 0..4 {
+                    let mut acc: Option<Cx> = None;
+                    for (h, &(mu, fwd)) in hops().iter().enumerate() {
+                        let minus = fwd != dagger;
+                        let flip = if minus { 2 } else { 0 };
+                        let (col, p) = if s < 2 {
+                            (s, 0)
+                        } else {
+                            (HOP_TABLE[mu][s].0, HOP_TABLE[mu][s].1 + flip)
+                        };
+                        let x = e.load_cx(stack, uh_off(h, col, c));
+                        acc = Some(match acc {
+                            None => {
+                                let z = e.zero();
+                                add_phase(&mut e, Cx { re: z, im: z }, p, x)
+                            }
+                            Some(a) => add_phase(&mut e, a, p, x),
+                        });
+                        if h % 4 == 3 {
+                            let v = e.barrier_cx(&[acc.expect("summed")]);
+                            acc = Some(v[0]);
+                        }
+                    }
+                    let mut a = acc.expect("8 hops");
+                    let (blk, sl) = (s / 2, s % 2);
+                    let k = sl * 3 + c;
+                    let base = (blk * 36) as i32;
+                    let at = |q: usize| (base + q as i32) * vb;
+                    // Row k of the Hermitian block: diag (real), upper entries, conjugated lower.
+                    let dg = e.load(clov, at(k));
+                    let pk = e.load_cx(psi, comp(2 * blk + sl, c));
+                    let mut re = e.mul(dg, pk.re);
+                    let mut im = e.mul(dg, pk.im);
+                    for k2 in 0..6 {
+                        if k2 == k {
+                            continue;
+                        }
+                        let (i, j) = if k < k2 { (k, k2) } else { (k2, k) };
+                        let u = CloverBlock::<f64>::upper_index(i, j);
+                        let m = e.load_cx(clov, at(6 + 2 * u));
+                        let x = e.load_cx(psi, comp(2 * blk + k2 / 3, k2 % 3));
+                        let z = if k < k2 {
+                            e.cmac(Some(Cx { re, im }), m, x)
+                        } else {
+                            e.cmac_conj(Some(Cx { re, im }), m, x)
+                        };
+                        let v = e.barrier_cx(&[z, a]);
+                        (re, im, a) = (v[0].re, v[0].im, v[1]);
+                    }
+                    let re = e.fnma(half, a.re, re);
+                    let im = e.fnma(half, a.im, im);
+                    e.store_cx(Cx { re, im }, out, comp(s, c));
+                }
+            }
+        });
+        b.ins().return_(&[]);
+    })
+}
+
+/// Compile options of the Dirac kernel.
+#[derive(Clone, Debug, Default)]
+pub struct DiracOptions {
+    /// Keep CLIF and machine-code listings (for `symc inspect --asm`).
+    pub keep_listings: bool,
+}
+
+/// The Wilson-clover operator compiled to native code for one gauge field, in precision `T`.
+/// Implements [`LinearOperator`] and [`AdjointOperator`] on vectors in the reference layout
+/// (`site*12 + spin*3 + colour`).
+pub struct JitWilsonClover<T: SimdReal> {
+    layout: SiteLayout,
+    ghosts: Vec<(usize, usize, usize)>,
+    kernels: CompiledKernels,
+    d: KernelId,
+    ddag: KernelId,
+    links: Vec<T>,
+    neighbours: Vec<i32>,
+    clover: Vec<T>,
+    plans: Vec<KernelPlan>,
+    /// Reused AoSoA buffers (input, output), so `apply` does not allocate.
+    scratch: Mutex<(Vec<T>, Vec<T>)>,
+}
+
+impl<T: SimdReal> JitWilsonClover<T> {
+    /// Build links, neighbour tables and clover blocks and compile D and D†.
+    pub fn new(
+        gauge: &GaugeField,
+        params: &DiracParams,
+        opts: &DiracOptions,
+    ) -> Result<Self, RuntimeError> {
+        let reference = WilsonClover::<f64>::new(gauge, params);
+        let disps: Vec<[i64; 4]> = hops()
+            .iter()
+            .map(|&(mu, fwd)| {
+                let mut d = [0i64; 4];
+                d[mu] = if fwd { 1 } else { -1 };
+                d
+            })
+            .collect();
+        let layout = SiteLayout::new(gauge.dims(), T::LANES, T::NAME, &disps)
+            .map_err(|e| RuntimeError::Shape(e.to_string()))?;
+        let ghosts = layout.ghost_sources();
+        let (l, vo) = (layout.lanes, layout.outer_volume);
+        let geom = &gauge.geom;
+        let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
+        let mut links = vec![T::zero(); 8 * vo * MATRIX_COMPONENTS * l];
+        let mut neighbours = vec![0i32; vo * 8];
+        let mut clover = vec![T::zero(); vo * CLOVER_COMPONENTS * l];
+        for o in 0..vo {
+            for (h, (&(mu, fwd), disp)) in hops().iter().zip(&disps).enumerate() {
+                let slot = layout
+                    .neighbour_slot(o, *disp)
+                    .ok_or_else(|| RuntimeError::Shape("layout lacks a ghost slab".into()))?;
+                neighbours[o * 8 + h] = i32::try_from(slot * slot_bytes).map_err(|_| {
+                    RuntimeError::Shape("lattice too large for 32-bit offsets".into())
+                })?;
+                for k in 0..l {
+                    let x = layout.site(o, k);
+                    let u = if fwd {
+                        reference.links()[x * 4 + mu]
+                    } else {
+                        reference.links()[geom.dn(x, mu) * 4 + mu]
+                    };
+                    for a in 0..3 {
+                        for b in 0..3 {
+                            let base = ((h * vo + o) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
+                            links[base] = T::from_f64(u.m[a][b].re);
+                            links[base + l] = T::from_f64(u.m[a][b].im);
+                        }
+                    }
+                }
+            }
+            for k in 0..l {
+                let x = layout.site(o, k);
+                for blk in 0..2 {
+                    let cb = &reference.clover_packed()[x * 2 + blk];
+                    let base = o * CLOVER_COMPONENTS * l + blk * 36 * l;
+                    for i in 0..6 {
+                        clover[base + i * l + k] = T::from_f64(cb.diag[i]);
+                    }
+                    for u in 0..15 {
+                        clover[base + (6 + 2 * u) * l + k] = T::from_f64(cb.upper[u].re);
+                        clover[base + (7 + 2 * u) * l + k] = T::from_f64(cb.upper[u].im);
+                    }
+                }
+            }
+        }
+        let desc = DiracDesc {
+            outer_volume: vo,
+            ext_slots: layout.ext_slots,
+            lanes: l,
+            vector: T::vector_type(),
+        };
+        let mut jit = Jit::new()?;
+        jit.keep_listings = opts.keep_listings;
+        let dn = format!("wilson_clover_{}", T::NAME);
+        let d = define_dirac(&mut jit, &desc, &dn, false)?;
+        let ddag = define_dirac(&mut jit, &desc, &format!("{dn}_dagger"), true)?;
+        let kernels = jit.finish()?;
+        let vol = layout.volume() as f64;
+        let sz = std::mem::size_of::<T>() as f64;
+        let plan = |pass, name: String, what: &str| {
+            KernelPlan {
+            layer: "wilson_clover".into(),
+            pass,
+            strategy: Strategy::Jit,
+            reason: what.into(),
+            loops: vec![
+                format!("for outer site in 0..{vo} (rayon, {l} sites per vector)"),
+                "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack".into(),
+                "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors; clover rows; out = A psi - acc/2".into(),
+            ],
+            layout: format!("AoSoA-{l} over sites (virtual nodes, ghost slabs), re/im split, {}", if l == 4 { "f32x4" } else { "f64x2" }),
+            fused: vec!["spin projection".into(), "SU(3) on half spinors".into(), "spin reconstruction".into(), "clover 2x Hermitian 6x6".into(), "4+m diagonal".into()],
+            flops: FLOPS_PER_SITE as f64 * vol,
+            bytes: (8.0 * 24.0 + 8.0 * 18.0 + 72.0 + 24.0) * sz * vol,
+            kernels: vec![name.clone()],
+            compile_time: kernels.records.iter().find(|r| r.name == name).map(|r| r.compile_time).unwrap_or_default(),
+        }
+        };
+        let plans = vec![
+            plan(Pass::Forward, dn.clone(), "Wilson-clover D"),
+            plan(
+                Pass::Forward,
+                format!("{dn}_dagger"),
+                "Wilson-clover D^dagger",
+            ),
+        ];
+        let n = layout.field_len();
+        Ok(JitWilsonClover {
+            layout,
+            ghosts,
+            kernels,
+            d,
+            ddag,
+            links,
+            neighbours,
+            clover,
+            plans,
+            scratch: Mutex::new((vec![T::zero(); n], vec![T::zero(); n])),
+        })
+    }
+
+    pub fn plans(&self) -> &[KernelPlan] {
+        &self.plans
+    }
+
+    pub fn kernels(&self) -> &CompiledKernels {
+        &self.kernels
+    }
+
+    /// Vector length 12 V.
+    pub fn vector_len(&self) -> usize {
+        self.layout.volume() * 12
+    }
+
+    /// The AoSoA layout the kernel works in (for callers that keep vectors in it).
+    pub fn layout(&self) -> &SiteLayout {
+        &self.layout
+    }
+
+    /// D (or D†) directly on AoSoA buffers of [`SiteLayout::field_len`] scalars: refreshes the
+    /// ghost slabs of `inp`, then runs the kernel on both cores. No layout conversion.
+    pub fn apply_aosoa(
+        &self,
+        dagger: bool,
+        out: &mut [T],
+        inp: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.layout.fill_ghosts(&self.ghosts, inp);
+        let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
+        k.call_parallel(
+            &mut [
+                T::arg(inp),
+                T::arg_mut(out),
+                T::arg(&self.links),
+                Arg::i32(&self.neighbours),
+                T::arg(&self.clover),
+            ],
+            16,
+        )?;
+        Ok(())
+    }
+
+    fn run(&self, dagger: bool, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        let n = self.vector_len();
+        assert!(
+            out.len() == n && inp.len() == n,
+            "JIT Wilson-clover: vectors must have length 12 V = {n} (got out {}, in {})",
+            out.len(),
+            inp.len()
+        );
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, b) = &mut *guard;
+        self.layout.to_aosoa(inp, a);
+        self.layout.fill_ghosts(&self.ghosts, a);
+        let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
+        let r = k.call_parallel(
+            &mut [
+                T::arg(a),
+                T::arg_mut(b),
+                T::arg(&self.links),
+                Arg::i32(&self.neighbours),
+                T::arg(&self.clover),
+            ],
+            16,
+        );
+        // The buffers are sized from the same layout as the kernel spec, so a refusal is a bug.
+        if let Err(e) = r {
+            panic!("JIT Wilson-clover kernel refused its own buffers: {e}");
+        }
+        self.layout.from_aosoa(b, out);
+    }
+}
+
+impl<T: SimdReal> LinearOperator<T> for JitWilsonClover<T> {
+    fn len(&self) -> usize {
+        self.vector_len()
+    }
+    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        self.run(false, out, inp)
+    }
+}
+
+impl<T: SimdReal> AdjointOperator<T> for JitWilsonClover<T> {
+    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        self.run(true, out, inp)
+    }
+}
