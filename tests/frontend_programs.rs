@@ -208,3 +208,94 @@ fn docs_examples_compile() {
     }
     assert!(n >= 2, "docs/language.md has {n} sym examples");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn count(text: &str) -> Result<(u64, u64, Vec<String>), Vec<&'static str>> {
+        compile_with("p.sym", text, &Options { memory_bytes: 1 << 40 })
+            .map(|g| {
+                let t = ir::cost::total(&g);
+                let shapes =
+                    g.layers.iter().map(|l| ir::print::value_type(g.value(l.output))).collect();
+                (t.params, t.dense_equivalent_params, shapes)
+            })
+            .map_err(|d| d.codes())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A random stack of convolutions and its `symmetry none` twin: same shapes, and the
+        /// conv net's dense-equivalent count is exactly the dense twin's parameter count; the
+        /// conv count follows the closed formula; too-large windows fail in both.
+        #[test]
+        fn conv_and_dense_twins_agree(
+            h in 1usize..24, w in 1usize..24,
+            layers in proptest::collection::vec((1usize..6, 1usize..8, any::<bool>()), 1..4),
+        ) {
+            let mut body = String::new();
+            let mut cin = 1;
+            let (mut hh, mut ww) = (h as i64, w as i64);
+            let mut expect: u64 = 0;
+            let mut fits = true;
+            for (k, cout, bias) in &layers {
+                body += &format!("linear({cin} -> {cout}, window = {k}, bias = {bias})\n");
+                expect += (cin * cout * k * k + if *bias { *cout } else { 0 }) as u64;
+                hh -= *k as i64 - 1;
+                ww -= *k as i64 - 1;
+                fits &= hh >= 1 && ww >= 1;
+                cin = *cout;
+            }
+            let net = |sym: &str| format!(
+                "network t {{ input x: real[1, {h}, {w}] symmetry {sym}\n{body} output y: real }}"
+            );
+            let conv = count(&net("translation"));
+            let dense = count(&net("none"));
+            if fits {
+                let (cp, ceq, cshapes) = conv.expect("conv compiles");
+                let (dp, deq, dshapes) = dense.expect("dense compiles");
+                prop_assert_eq!(cp, expect);
+                prop_assert_eq!(ceq, dp);
+                prop_assert_eq!(deq, dp);
+                prop_assert_eq!(cshapes, dshapes);
+            } else {
+                prop_assert!(conv.unwrap_err().contains(&"symc::sema::window_too_large"));
+                prop_assert!(dense.unwrap_err().contains(&"symc::sema::window_too_large"));
+            }
+        }
+
+        /// PTC counts: 16 complex weights per (out, in, path), with 1 + 8(7^k - 1)/6 paths for
+        /// `hops = k`; the gauge net's dense equivalent is (12 V)^2 n_in n_out per layer, which
+        /// is the parameter count of its `symmetry none` twin.
+        #[test]
+        fn ptc_counts_and_dense_twin(
+            feats in proptest::collection::vec(1usize..4, 2..5),
+            hops in proptest::collection::vec(0usize..3, 4),
+        ) {
+            let v = 4 * 4 * 4 * 4;
+            let (mut gauge, mut none, mut expect) = (String::new(), String::new(), 0u64);
+            let mut dense_expect = 0u64;
+            for (i, pair) in feats.windows(2).enumerate() {
+                let (a, b, k) = (pair[0], pair[1], hops[i]);
+                gauge += &format!("linear({a} -> {b}, hops = {k})\n");
+                none += &format!("linear({a} -> {b})\n");
+                let paths = 1 + 8 * (7usize.pow(k as u32) - 1) / 6;
+                expect += (16 * paths * a * b) as u64;
+                dense_expect += (12 * v * a * 12 * v * b) as u64;
+            }
+            let (f0, fl) = (feats[0], feats[feats.len() - 1]);
+            let net = |sym: &str, body: &str| format!(
+                "network p {{ lattice 4 x 4 x 4 x 4 input v: fermion[{f0}] symmetry {sym}\n{body} output fermion }}"
+            );
+            let (gp, geq, gshapes) = count(&net("gauge(SU3), translation", &gauge)).expect("gauge");
+            let (np, _, nshapes) = count(&net("none", &none)).expect("none");
+            prop_assert_eq!(gp, expect);
+            prop_assert_eq!(geq, dense_expect);
+            prop_assert_eq!(np, dense_expect);
+            prop_assert_eq!(gshapes, nshapes);
+            prop_assert!(fl >= 1);
+        }
+    }
+}

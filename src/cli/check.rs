@@ -19,11 +19,12 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     for file in &args.files {
         match crate::sema::load_model(file) {
             Ok(g) => println!(
-                "ok   {}: network `{}`, {} layers, {} parameters",
+                "ok   {}: network `{}`, {} layer{}, {} parameters",
                 file.display(),
                 g.name,
                 g.layers.len(),
-                g.param_count()
+                if g.layers.len() == 1 { "" } else { "s" },
+                super::inspect::group(g.param_count() as u64)
             ),
             Err(e) => {
                 worst = worst.max(e.exit_code());

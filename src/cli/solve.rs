@@ -26,7 +26,8 @@ use thiserror::Error;
 #[command(after_help = "Examples:\n  \
 symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.5 --csw 1.0\n  \
 symc solve --gauge b6.nersc --mass -0.55 --csw 1 --solver gmres --restart 30 --rhs 4 --format json\n  \
-symc solve --gauge b6.nersc --mass -0.58 --csw 1 --history res.csv --plot res.svg\n\n\
+symc solve --gauge b6.nersc --mass -0.58 --csw 1 --history res.csv --plot res.svg\n  \
+symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --restart 30 --precond runs/ptc_1h1l\n\n\
 The operator is D = (4+m) - 1/2 sum_mu [(1-g_mu) U_mu(x) d_{x+mu} + (1+g_mu) U_mu(x-mu)^+ d_{x-mu}] \
 + clover (Grid/GPT conventions, DeGrand-Rossi gammas). Sources are complex Gaussian, normalised, \
 drawn from --seed. The reported true residual |b - D x|/|b| is recomputed in f64 from the \
@@ -75,6 +76,10 @@ pub struct SolveArgs {
     /// Output style on stdout.
     #[arg(long, value_enum, default_value_t = Style::Text)]
     pub format: Style,
+    /// Right preconditioner: a run folder written by `symc train` (its model.sym and
+    /// checkpoint.safetensors); the network is recompiled for this gauge field's volume.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub precond: Option<PathBuf>,
 }
 
 /// Solvers selectable on the command line.
@@ -149,7 +154,9 @@ pub enum SolveCliError {
 /// What FGMRES uses as its right preconditioner M. A trained network becomes another variant
 /// (built from a run folder) that implements [`Preconditioner<f64>`].
 pub enum Preconditioning {
+    /// No preconditioning (FGMRES is then GMRES).
     Identity(IdentityPreconditioner),
+    /// Any right preconditioner, e.g. a trained network.
     Custom(Box<dyn Preconditioner<f64>>),
 }
 
@@ -164,7 +171,9 @@ impl Preconditioning {
 
 /// The operator in the chosen precision, seen by the f64 solvers.
 pub enum Operator {
+    /// Double precision throughout.
     F64(WilsonClover<f64>),
+    /// Single-precision operator run through [`MixedPrecision`] inside the f64 solver.
     F32 { op32: WilsonClover<f32> },
 }
 
@@ -292,7 +301,18 @@ pub fn run_solves(
     SolveOutcome { reports }
 }
 
+/// `symc solve` without preconditioner.
 pub fn run(args: SolveArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.precond {
+        let gauge = read_gauge(&args.gauge).map_err(Failure::io)?.field;
+        let prec = crate::train::precond::preconditioner_from_run(dir, &gauge).map_err(|e| {
+            Failure {
+                code: e.exit_code(),
+                report: e.into(),
+            }
+        })?;
+        return run_with(args, Preconditioning::Custom(Box::new(prec)));
+    }
     run_with(args, Preconditioning::Identity(IdentityPreconditioner))
 }
 
@@ -304,6 +324,13 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         return Err(Failure::io(SolveCliError::PreconditionerNeedsFgmres {
             solver,
         }));
+    }
+    if args.precision == PrecisionArg::F32 && args.tol < 1e-6 {
+        eprintln!(
+            "warning: an f32 operator limits the true residual to about 1e-6; --tol {:e} is \
+             probably unreachable (use --precision f64)",
+            args.tol
+        );
     }
     let file = read_gauge(&args.gauge).map_err(Failure::io)?;
     let gauge = file.field;

@@ -12,6 +12,7 @@ use crate::runtime::Classifier;
 use crate::runtime::reference::ReferenceClassifier;
 use crate::train::classify::{self, ClassifyOptions, RunInfo};
 use crate::train::runlog::{self, LayerStrategy};
+use crate::train::precond::{self, RunOptions};
 use crate::train::{checkpoint, mnist, plot};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,15 @@ pub struct TrainArgs {
     /// Run on the plain-Rust reference evaluator instead of the JIT kernels (slow; the oracle).
     #[arg(long)]
     pub reference: bool,
+    /// Preconditioners: override the number of training steps of the `train` block.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Preconditioners: override the number of random right-hand sides of the final solve.
+    #[arg(long)]
+    pub rhs: Option<usize>,
+    /// Preconditioners: skip the final FGMRES comparison.
+    #[arg(long)]
+    pub no_evaluate: bool,
 }
 
 /// A compiled classifier and how each layer is executed.
@@ -186,12 +196,6 @@ struct Previous {
 }
 
 pub fn run(args: TrainArgs) -> Result<(), Failure> {
-    let previous = match &args.resume {
-        Some(dir) => Some(Previous {
-            summary: runlog::read_summary(dir).map_err(Failure::io)?,
-        }),
-        None => None,
-    };
     let model_path = match (&args.file, &args.resume) {
         (Some(f), _) => f.clone(),
         (None, Some(dir)) => dir.join(MODEL_COPY),
@@ -221,9 +225,17 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
         )));
     };
     match spec.loss {
-        LossSpec::Nll => train_classifier(args, previous, &model_path, graph),
+        LossSpec::Nll => {
+            let previous = match &args.resume {
+                Some(dir) => Some(Previous {
+                    summary: runlog::read_summary(dir).map_err(Failure::io)?,
+                }),
+                None => None,
+            };
+            train_classifier(args, previous, &model_path, graph)
+        }
         LossSpec::Preconditioner | LossSpec::Filtered { .. } => {
-            train_preconditioner(&model_path, &graph)
+            train_preconditioner(&args, &model_path, &graph)
         }
         LossSpec::Mse => Err(Failure::model(miette::miette!(
             code = "symc::train::loss",
@@ -234,16 +246,48 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
     }
 }
 
-/// Gauge/fermion networks: trained by the preconditioner trainer, which is not part of this
-/// build yet.
-fn train_preconditioner(model_path: &Path, graph: &Graph) -> Result<(), Failure> {
-    Err(Failure::model(miette::miette!(
-        code = "symc::train::unavailable",
-        help = "classifiers (`loss nll`) can be trained with this build",
-        "training preconditioner networks (`{}` in {}) is not available in this build",
-        graph.name,
-        model_path.display()
-    )))
+/// Fermion networks (gauge-equivariant or dense preconditioners): trained by
+/// [`crate::train::precond`], which ends with an FGMRES comparison with and without the network.
+fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> Result<(), Failure> {
+    let source = std::fs::read_to_string(model_path)
+        .map_err(|e| Failure::io(miette::miette!("cannot read {}: {e}", model_path.display())))?;
+    let (out, resume) = match (&args.resume, &args.out) {
+        (Some(dir), _) => (dir.clone(), true),
+        (None, Some(dir)) => (dir.clone(), false),
+        (None, None) => (PathBuf::from("runs").join(&graph.name), false),
+    };
+    init_threads(args.threads);
+    let mut opts = RunOptions::new(&out);
+    opts.resume = resume;
+    opts.steps = args.steps;
+    opts.rhs = args.rhs;
+    opts.evaluate = !args.no_evaluate;
+    opts.model_file = Some(model_path.to_path_buf());
+    opts.source = Some(source);
+    opts.progress = true;
+    let summary = precond::run(graph, &opts).map_err(|e| Failure {
+        code: e.exit_code(),
+        report: e.into(),
+    })?;
+    println!("run folder: {}", out.display());
+    if let Some(l) = summary.final_loss_mean {
+        println!("final loss (mean of the last 10 % of steps): {l:.4e}");
+    }
+    if let Some(s) = &summary.solve {
+        println!(
+            "FGMRES({}) to {:e}: {:.1} iterations / {:.3} s unpreconditioned, {:.1} iterations / \
+             {:.3} s preconditioned ({:.2}x fewer iterations, {:.2}x faster)",
+            s.restart,
+            s.tol,
+            s.unpreconditioned.iterations,
+            s.unpreconditioned.seconds,
+            s.preconditioned.iterations,
+            s.preconditioned.seconds,
+            s.iteration_ratio,
+            s.speedup
+        );
+    }
+    Ok(())
 }
 
 fn train_classifier(

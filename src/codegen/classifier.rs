@@ -349,6 +349,13 @@ impl JitClassifier {
             Engines::F64(e) => &e.kernels.records,
         }
     }
+    /// The compiled kernels themselves (`symc inspect --bench` times them one by one).
+    pub fn kernels(&self) -> &[super::jit::Kernel] {
+        match &self.engine {
+            Engines::F32(e) => e.kernels.kernels(),
+            Engines::F64(e) => e.kernels.kernels(),
+        }
+    }
     /// Wall time of [`JitClassifier::compile`] (lowering, cranelift, finalisation).
     pub fn compile_time(&self) -> Duration {
         self.compile_time

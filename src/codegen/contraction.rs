@@ -123,8 +123,6 @@ pub struct Copy {
 const NN_ROWS: usize = 4;
 const NN_VECS: usize = 3;
 const NT_ROWS: usize = 2;
-/// Longest innermost reduction that [`Nn`] unrolls completely.
-const MAX_UNROLL: usize = 16;
 const NT_COLS: usize = 4;
 
 fn codegen_err(kernel: &str, message: String) -> JitError {
@@ -395,34 +393,26 @@ impl Nn {
                                 v
                             })
                             .collect();
-                        // A short innermost reduction (a window row) is unrolled completely:
-                        // its offsets fold into the addressing modes and no loop-carried copies
-                        // of the accumulators are left.
-                        let (loop_dims, unroll) = match k_reg {
-                            [d] if d.count <= MAX_UNROLL => (&k_reg[..0], Some(*d)),
-                            _ => (k_reg, None),
-                        };
+                        // The reduction stays a loop: its back edge carries the accumulators,
+                        // so cranelift keeps the FMAs of one step independent (a fully unrolled
+                        // window row was elaborated into serial per-accumulator chains with the
+                        // broadcasts hoisted and spilled, measured 3x slower).
                         for_nest_ptrs(
                             b,
-                            &counts(loop_dims),
-                            &ab_strides(loop_dims),
+                            &counts(k_reg),
+                            &ab_strides(k_reg),
                             &[ak, bn],
                             &mut |b, p| {
-                                let (n, s0, s1) =
-                                    unroll.map_or((1, 0, 0), |d| (d.count, d.s0, d.s1));
-                                for kk in 0..n as i64 {
-                                    let xs: Vec<Value> = (0..vecs)
-                                        .map(|v| t.vload(b, p[1], kk * s1 + (v * lanes) as i64))
-                                        .collect();
-                                    for r in 0..rows {
-                                        let w =
-                                            t.splat_load(b, p[0], kk * s0 + r as i64 * self.a_m);
-                                        for (v, &x) in xs.iter().enumerate() {
-                                            let var = acc[r * vecs + v];
-                                            let old = b.use_var(var);
-                                            let new = t.fma(b, x, w, old);
-                                            b.def_var(var, new);
-                                        }
+                                let xs: Vec<Value> = (0..vecs)
+                                    .map(|v| t.vload(b, p[1], (v * lanes) as i64))
+                                    .collect();
+                                for r in 0..rows {
+                                    let w = t.splat_load(b, p[0], r as i64 * self.a_m);
+                                    for (v, &x) in xs.iter().enumerate() {
+                                        let var = acc[r * vecs + v];
+                                        let old = b.use_var(var);
+                                        let new = t.fma(b, x, w, old);
+                                        b.def_var(var, new);
                                     }
                                 }
                             },
@@ -471,24 +461,25 @@ impl Nn {
                         return;
                     }
                     if scatter {
-                        // Every (shift, output row) step adds into C; the caller zeroed it.
+                        // Every (output row, shift) step adds into C; the caller zeroed it.
+                        // Output rows outermost: the C rows one row receives (a window's height)
+                        // and its B row stay in L1 while the shifts run.
                         let mut strides = ab_strides(k_mem);
                         for (s, &c) in strides.iter_mut().zip(&k_c) {
                             s.push(c);
                         }
-                        for_nest_ptrs(b, &counts(k_mem), &strides, &[a0, b0, c0], &mut |b, p| {
-                            let ak = p[0];
-                            let ns: Vec<Vec<i64>> = self
-                                .n_outer
-                                .iter()
-                                .map(|d| vec![d.s0 * eb, d.s1 * eb])
-                                .collect();
+                        let ns: Vec<Vec<i64>> = self
+                            .n_outer
+                            .iter()
+                            .map(|d| vec![d.s0 * eb, d.s1 * eb])
+                            .collect();
+                        for_nest_ptrs(b, &counts(&self.n_outer), &ns, &[b0, c0], &mut |b, q| {
                             for_nest_ptrs(
                                 b,
-                                &counts(&self.n_outer),
-                                &ns,
-                                &[p[1], p[2]],
-                                &mut |b, q| sweep(b, ak, q[0], q[1], true),
+                                &counts(k_mem),
+                                &strides,
+                                &[a0, q[0], q[1]],
+                                &mut |b, p| sweep(b, p[0], p[1], p[2], true),
                             );
                         });
                         return;

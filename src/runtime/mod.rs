@@ -35,6 +35,7 @@ pub trait Classifier: Send + Sync {
     fn predict(&self, params: &[f32], images: &[f32], logp: &mut [f32]) -> Result<(), RuntimeError>;
 }
 
+pub mod dense_lattice;
 pub mod init;
 pub mod lattice_net;
 pub mod lattice_reference;

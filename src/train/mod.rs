@@ -14,6 +14,7 @@ pub mod classify;
 pub mod mnist;
 pub mod optim;
 pub mod plot;
+pub mod precond;
 pub mod runlog;
 
 use std::io::Write;

@@ -1,0 +1,295 @@
+//! Preconditioner training (`train::precond`) on a 4^4 lattice: the loss falls, the trainer's
+//! gradient is the finite-difference gradient of its loss (f64), the network as a solver
+//! preconditioner is linear and equals the forward pass, a resumed run repeats the
+//! uninterrupted one exactly, divergence stops cleanly, and damaged run folders are clean errors.
+
+use num_complex::Complex;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use symc::ir::{Graph, LossSpec};
+use symc::lattice::gauge::GaugeField;
+use symc::lattice::wilson::WilsonClover;
+use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
+use symc::solve::Preconditioner;
+use symc::train::precond::{self, FermionNet, PrecondError, RunOptions};
+
+fn model_text(steps: usize, lr: f64, loss: &str) -> String {
+    format!(
+        "network tiny {{
+    lattice  4 x 4 x 4 x 4
+    input    v: fermion
+    symmetry gauge(SU3), translation
+    linear(1 -> 2, hops = 1)
+    linear(2 -> 1, hops = 1)
+    output fermion
+}}
+train tiny {{
+    gauge     generate(beta = 6.0, seed = 3, sweeps = 10)
+    operator  wilson_clover(mass = -0.4, csw = 1.0)
+    loss      {loss}
+    optimizer adam(lr = {lr:e})
+    steps     {steps}
+    evaluate  fgmres(tol = 1e-8, restart = 30, rhs = 1)
+}}
+"
+    )
+}
+
+/// Writes the model into `dir` (so the gauge cache lands there too) and compiles it.
+fn setup(dir: &std::path::Path, text: &str) -> (Graph, RunOptions) {
+    let file = dir.join("tiny.sym");
+    std::fs::write(&file, text).unwrap();
+    let graph = symc::sema::load_model(&file).unwrap();
+    let mut opts = RunOptions::new(dir.join("run"));
+    opts.model_file = Some(file);
+    opts.source = Some(text.to_string());
+    opts.evaluate = false;
+    (graph, opts)
+}
+
+fn random_gauge(dims: [usize; 4], seed: u64) -> GaugeField {
+    GaugeField::random(dims, &mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+#[test]
+fn short_training_reduces_the_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (graph, opts) = setup(tmp.path(), &model_text(150, 1e-2, "preconditioner"));
+    let s = precond::run(&graph, &opts).unwrap();
+    assert_eq!(s.status, "completed");
+    assert_eq!(s.steps, 150);
+    let rows = precond::read_loss_csv(&opts.out.join(precond::LOSS_FILE)).unwrap();
+    assert_eq!(rows.len(), 150);
+    let mean = |r: &[precond::LossRow]| r.iter().map(|x| x.loss).sum::<f64>() / r.len() as f64;
+    let (first, last) = (mean(&rows[..5]), mean(&rows[135..]));
+    eprintln!("loss {first:.4e} -> {last:.4e}");
+    // The near-identity start has loss ~ ||b - v||^2/||b||^2 = O(1); a trained network is
+    // far better on fresh vectors (each step draws a new v, so this is generalisation).
+    assert!(first > 0.1, "initial loss {first}");
+    assert!(
+        last < first / 10.0,
+        "loss {first} -> {last}: no real reduction"
+    );
+    for f in [
+        "checkpoint.safetensors",
+        "loss.csv",
+        "summary.json",
+        "model.sym",
+        "loss.svg",
+        "loss.png",
+    ] {
+        assert!(
+            opts.out.join(f).is_file(),
+            "{f} missing from the run folder"
+        );
+    }
+}
+
+/// Central differences of the f64 loss against the gradient the trainer uses, on every weight
+/// of both layers; a gradient off by the factor 2 of the complex convention must fail.
+fn check_gradient(loss: LossSpec) {
+    let dims = [4, 4, 4, 4];
+    let graph =
+        symc::sema::compile_str("tiny.sym", &model_text(1, 1e-2, "preconditioner")).unwrap();
+    let gauge = random_gauge(dims, 11);
+    let net = LatticeNet::<f64>::compile(&graph, &gauge, &LatticeNetOptions::default()).unwrap();
+    let d = WilsonClover::<f64>::new(
+        &gauge,
+        &precond::dirac_params(&graph.train.as_ref().unwrap().operator.clone().unwrap()),
+    );
+    let mut params: Vec<f64> = precond::params_as(&precond::init_params(&graph, 5));
+    // Move away from the near-identity start so that every weight matters.
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for p in params.iter_mut() {
+        *p += 0.05 * rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, &mut rng);
+    }
+    let (inp, tgt) = precond::training_pair(&d, dims, &loss, 2, 7);
+    let mut grad = vec![0.0; params.len()];
+    let l0 = precond::pair_loss_grad(&net, &params, &inp, &tgt, &mut grad).unwrap();
+    let l1 = precond::pair_loss(&net, &params, &inp, &tgt).unwrap();
+    assert!((l0 - l1).abs() <= 1e-12 * l0.abs(), "{l0} vs {l1}");
+    let h = 1e-5;
+    let mut worst = 0.0f64;
+    let mut worst_half = 0.0f64;
+    let step = (params.len() / 97).max(1);
+    for k in (0..params.len()).step_by(step) {
+        let mut p = params.clone();
+        p[k] += h;
+        let lp = precond::pair_loss(&net, &p, &inp, &tgt).unwrap();
+        p[k] -= 2.0 * h;
+        let lm = precond::pair_loss(&net, &p, &inp, &tgt).unwrap();
+        let fd = (lp - lm) / (2.0 * h);
+        let scale = fd.abs().max(grad[k].abs()).max(1e-3);
+        worst = worst.max((fd - grad[k]).abs() / scale);
+        worst_half = worst_half.max((fd - 0.5 * grad[k]).abs() / scale);
+    }
+    eprintln!("{loss:?}: worst relative error {worst:.2e} (negative control {worst_half:.2e})");
+    assert!(
+        worst < 1e-6,
+        "gradient differs from finite differences: {worst}"
+    );
+    assert!(
+        worst_half > 0.1,
+        "the check cannot tell a wrong factor 2: {worst_half}"
+    );
+}
+
+#[test]
+fn trainer_gradient_matches_finite_differences_f64() {
+    check_gradient(LossSpec::Preconditioner);
+}
+
+#[test]
+fn filtered_loss_gradient_matches_finite_differences_f64() {
+    check_gradient(LossSpec::Filtered { iterations: 5 });
+}
+
+#[test]
+fn filtered_vectors_are_low_modes() {
+    let gauge = random_gauge([4, 4, 4, 4], 12);
+    let d = WilsonClover::<f64>::new(
+        &gauge,
+        &symc::lattice::wilson::DiracParams::periodic(-0.4, 1.0),
+    );
+    // Preconditioner pair: target v/|Dv|, input Dv/|Dv| (so |input| = 1).
+    let (b, v) = precond::training_pair(&d, [4; 4], &LossSpec::Preconditioner, 1, 0);
+    let nb = symc::lattice::fermion::norm(&b);
+    assert!((nb - 1.0).abs() < 1e-12);
+    let plain = 1.0 / symc::lattice::fermion::norm(&v); // |D v|/|v| for Gaussian v
+    // Filtered pair: target normalised, input D v~; GMRES from the same start lowers |D v|/|v|.
+    let (b, v) = precond::training_pair(&d, [4; 4], &LossSpec::Filtered { iterations: 10 }, 1, 0);
+    assert!((symc::lattice::fermion::norm(&v) - 1.0).abs() < 1e-12);
+    let filtered = symc::lattice::fermion::norm(&b);
+    eprintln!("|Dv|/|v|: random {plain:.4}, filtered {filtered:.4}");
+    assert!(
+        filtered < 0.5 * plain,
+        "filtering did not suppress high modes: {filtered} vs {plain}"
+    );
+}
+
+#[test]
+fn preconditioner_wrapper_is_linear_and_equals_the_forward_pass() {
+    let dims = [4, 4, 4, 4];
+    let graph =
+        symc::sema::compile_str("tiny.sym", &model_text(1, 1e-2, "preconditioner")).unwrap();
+    let gauge = random_gauge(dims, 13);
+    let net = LatticeNet::<f32>::compile(&graph, &gauge, &LatticeNetOptions::default()).unwrap();
+    let mut params = precond::init_params(&graph, 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for p in params.iter_mut() {
+        *p += 0.1 * rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng);
+    }
+    let mut m = precond::NetPreconditioner::new(Box::new(net), params.clone()).unwrap();
+    let rhs = precond::random_rhs(dims, 2, 8);
+    let n = rhs[0].len();
+    let z = Complex::new(0.0, 0.0);
+    let (mut ya, mut yb, mut yc) = (vec![z; n], vec![z; n], vec![z; n]);
+    m.apply(&mut ya, &rhs[0]);
+    m.apply(&mut yb, &rhs[1]);
+    let (al, be) = (Complex::new(0.7, -1.3), Complex::new(-0.4, 0.9));
+    let comb: Vec<_> = rhs[0]
+        .iter()
+        .zip(&rhs[1])
+        .map(|(a, b)| al * a + be * b)
+        .collect();
+    m.apply(&mut yc, &comb);
+    let diff: Vec<_> = (0..n).map(|i| yc[i] - (al * ya[i] + be * yb[i])).collect();
+    let rel = symc::lattice::fermion::norm(&diff) / symc::lattice::fermion::norm(&yc);
+    assert!(rel < 1e-5, "not linear: {rel}");
+    // The same as the network's forward pass on the rounded input.
+    let x32: Vec<Complex<f32>> = precond::cast(&rhs[0]);
+    let mut y32 = vec![Complex::new(0.0f32, 0.0); n];
+    m.net().forward(m.params(), &x32, &mut y32).unwrap();
+    let y: Vec<Complex<f64>> = precond::cast(&y32);
+    assert_eq!(y, ya);
+    assert_eq!(m.applications, 3);
+    // A nontrivial map (not the identity), so the comparisons above mean something.
+    let d: Vec<_> = (0..n).map(|i| ya[i] - rhs[0][i]).collect();
+    assert!(symc::lattice::fermion::norm(&d) > 0.1);
+}
+
+#[test]
+fn resume_repeats_the_uninterrupted_run_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = model_text(40, 1e-2, "filtered(iterations = 3)");
+    let (graph, mut opts) = setup(tmp.path(), &text);
+    opts.checkpoint_every = 10;
+    opts.out = tmp.path().join("whole");
+    precond::run(&graph, &opts).unwrap();
+    // Interrupted after 20 steps (as if killed after the checkpoint), then resumed to 40.
+    let mut part = opts.clone();
+    part.out = tmp.path().join("part");
+    part.steps = Some(20);
+    precond::run(&graph, &part).unwrap();
+    // Rows written after the checkpoint of a crashed run are discarded on resume.
+    let lp = part.out.join(precond::LOSS_FILE);
+    let mut text_csv = std::fs::read_to_string(&lp).unwrap();
+    text_csv.push_str("21,0.5,1.0\n");
+    std::fs::write(&lp, text_csv).unwrap();
+    part.steps = None;
+    part.resume = true;
+    precond::run(&graph, &part).unwrap();
+    let a = precond::read_loss_csv(&opts.out.join(precond::LOSS_FILE)).unwrap();
+    let b = precond::read_loss_csv(&part.out.join(precond::LOSS_FILE)).unwrap();
+    assert_eq!(a.len(), 40);
+    assert_eq!(b.len(), 40);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.step, x.loss.to_bits()), (y.step, y.loss.to_bits()));
+    }
+    let ca =
+        symc::train::checkpoint::load(&opts.out.join(precond::CHECKPOINT_FILE), &graph).unwrap();
+    let cb =
+        symc::train::checkpoint::load(&part.out.join(precond::CHECKPOINT_FILE), &graph).unwrap();
+    assert_eq!(ca.params, cb.params);
+    assert_eq!(ca.optimizer, cb.optimizer);
+}
+
+#[test]
+fn divergence_stops_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (graph, mut opts) = setup(tmp.path(), &model_text(50, 1e30, "preconditioner"));
+    opts.checkpoint_every = 1;
+    let e = precond::run(&graph, &opts).unwrap_err();
+    let PrecondError::Diverged { step, .. } = e else {
+        panic!("expected divergence, got {e:?}");
+    };
+    assert_eq!(e.exit_code(), 1);
+    assert!(step < 50);
+    let s = precond::read_summary(&opts.out).unwrap();
+    assert_eq!(s.status, "diverged");
+    let ck =
+        symc::train::checkpoint::load(&opts.out.join(precond::CHECKPOINT_FILE), &graph).unwrap();
+    assert_eq!(ck.meta["step"], (step - 1).to_string());
+    assert!(ck.params.iter().all(|p| p.is_finite()));
+}
+
+#[test]
+fn damaged_run_folders_are_clean_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (graph, mut opts) = setup(tmp.path(), &model_text(3, 1e-2, "preconditioner"));
+    opts.checkpoint_every = 1;
+    precond::run(&graph, &opts).unwrap();
+    let gauge = random_gauge([4, 4, 4, 4], 1);
+    assert!(precond::load_run(&opts.out, &gauge).is_ok());
+    // Another volume: global weights transfer.
+    let big = random_gauge([4, 4, 4, 8], 2);
+    let run = precond::load_run(&opts.out, &big).unwrap();
+    assert_eq!(run.graph.lattice.as_ref().unwrap().dims, [4, 4, 4, 8]);
+    // Truncated weights.
+    let ck = opts.out.join(precond::CHECKPOINT_FILE);
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    let e = precond::load_run(&opts.out, &gauge)
+        .err()
+        .expect("truncated file accepted");
+    assert!(matches!(e, PrecondError::Checkpoint(_)), "{e:?}");
+    assert_eq!(e.exit_code(), 2);
+    // Garbage.
+    std::fs::write(&ck, b"not a safetensors file at all").unwrap();
+    assert!(matches!(
+        precond::load_run(&opts.out, &gauge),
+        Err(PrecondError::Checkpoint(_))
+    ));
+    // Missing folder.
+    assert!(precond::load_run(&tmp.path().join("nope"), &gauge).is_err());
+}
