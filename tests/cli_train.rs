@@ -177,10 +177,10 @@ fn train_resume_eval_plot_on_a_subset() {
 
 #[test]
 fn jit_and_reference_backends_train_alike() {
-    // Same seed, data and order: one epoch through the JIT kernels and through the naive
-    // reference evaluator must give the same losses up to f32 rounding.
+    // Same seed, data and order: three Adam steps through the JIT kernels and through the
+    // naive reference evaluator must give the same losses up to f32 rounding.
     let data = tempfile::tempdir().unwrap();
-    subset(data.path(), 64, 32);
+    subset(data.path(), 48, 16); // the reference evaluator is slow: keep this tiny
     let runs = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
     let mut losses = Vec::new();
@@ -191,7 +191,7 @@ fn jit_and_reference_backends_train_alike() {
             "train",
             "models/digits_conv.sym",
             "--epochs",
-            "2",
+            "1",
             "--batch",
             "16",
             "--data",

@@ -416,13 +416,14 @@ fn train_classifier(
         },
     };
     eprintln!(
-        "training `{}` ({} parameters) on {} with {} thread(s): {} epochs, batch {batch}, {}, seed {seed} -> {}",
+        "training `{}` ({} parameters) on {} with {} thread(s): {} epochs, batch {batch}, {}, {} schedule, seed {seed} -> {}",
         graph.name,
         graph.param_count(),
         backend.name,
         threads,
         epochs,
         crate::train::optim::describe_optimizer(&spec.optimizer),
+        crate::train::optim::describe_schedule(&spec.schedule),
         out_dir.display()
     );
     let result = classify::train(
