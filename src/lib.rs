@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod codegen;
 pub mod diagnostics;
+pub mod inspect;
 pub mod ir;
 pub mod lattice;
 pub mod runtime;

@@ -23,7 +23,12 @@ pub enum Format {
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  symc inspect models/digits_conv.sym\n  \
-symc inspect models/digits_dense.sym --format json\n  symc inspect models/ptc_precond.sym --ir")]
+symc inspect models/digits_dense.sym --format json\n  symc inspect models/ptc_precond.sym --ir\n  \
+symc inspect models/ptc_precond.sym --plan --stats\n  \
+symc inspect models/ptc_precond.sym --asm | grep vfmadd\n  \
+symc inspect models/digits_conv.sym --bench\n  symc inspect models/digits_conv.sym --verify\n  \
+symc inspect models/ptc_precond.sym --verify --gauge conf.lime\n\n\
+Flags combine; without flags the layer table is shown. --verify exits 1 when a check fails.")]
 pub struct InspectArgs {
     /// The .sym file to inspect.
     #[arg(value_name = "FILE")]
@@ -34,13 +39,96 @@ pub struct InspectArgs {
     /// Print the checked IR (every value, layer and parameter with its id).
     #[arg(long)]
     pub ir: bool,
+    /// Print the kernel plan per layer: loop nest, layout and SIMD lanes, strategy and why.
+    #[arg(long)]
+    pub plan: bool,
+    /// Print the cranelift IR of every forward and backward kernel.
+    #[arg(long)]
+    pub clif: bool,
+    /// Print the machine code of every kernel (cranelift's listing after register allocation).
+    #[arg(long)]
+    pub asm: bool,
+    /// Count instructions by class per kernel and place each plan on this machine's roofline.
+    #[arg(long)]
+    pub stats: bool,
+    /// Time every kernel and pass on synthetic data against the measured ceilings.
+    #[arg(long)]
+    pub bench: bool,
+    /// Check the JIT against the reference, gradients against finite differences and the
+    /// declared symmetry; exit 1 if any check fails.
+    #[arg(long)]
+    pub verify: bool,
+    /// Gauge configuration for gauge networks (any supported format); default: a random
+    /// (hot) SU(3) field on the model's lattice.
+    #[arg(long, value_name = "FILE")]
+    pub gauge: Option<PathBuf>,
+    /// Seed of the random data, weights and gauge field used by --bench and --verify.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl InspectArgs {
+    /// The kernel views requested (`crate::inspect`).
+    pub fn kernel_request(&self) -> crate::inspect::Request {
+        crate::inspect::Request {
+            plan: self.plan,
+            clif: self.clif,
+            asm: self.asm,
+            stats: self.stats,
+            bench: self.bench,
+            verify: self.verify,
+            gauge: self.gauge.clone(),
+            seed: self.seed,
+        }
+    }
 }
 
 pub fn run(args: InspectArgs) -> Result<(), Failure> {
     let graph = load(&args.file)?;
+    let req = args.kernel_request();
+    if req.any() {
+        return kernel_views(&graph, &args, &req);
+    }
     let out = if args.ir { view_ir(&graph, args.format) } else { view_layers(&graph, args.format) };
     print!("{out}");
     Ok(())
+}
+
+/// The kernel views of `crate::inspect` (after the IR when `--ir` is given too). Colour only
+/// when stdout is a terminal; a failed `--verify` prints its table, then exits 1.
+fn kernel_views(graph: &Graph, args: &InspectArgs, req: &crate::inspect::Request) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let style = crate::inspect::views::Style {
+        color: args.format == Format::Text && std::io::stdout().is_terminal(),
+    };
+    let fail = |e: crate::inspect::InspectError| Failure { code: e.exit_code(), report: miette::Report::new(e) };
+    let ins = crate::inspect::inspect(graph, req, style).map_err(fail)?;
+    match args.format {
+        Format::Text => {
+            if args.ir {
+                print!("{}\n", ir::print::print(graph));
+            }
+            print!("{}", ins.text);
+        }
+        Format::Json => {
+            let mut doc = layers_json(graph);
+            if let Some(obj) = doc.as_object_mut() {
+                if args.ir {
+                    obj.insert("ir".into(), json!(ir::print::print(graph)));
+                }
+                obj.extend(ins.json);
+            }
+            println!("{doc}");
+        }
+    }
+    match ins.verify {
+        Some(rep) if !rep.passed() => Err(fail(crate::inspect::InspectError::VerifyFailed {
+            model: graph.name.clone(),
+            failed: rep.checks.iter().filter(|c| !c.passed).count(),
+            total: rep.checks.len(),
+        })),
+        _ => Ok(()),
+    }
 }
 
 /// Load and check a model, mapping problems to the CLI's exit codes.

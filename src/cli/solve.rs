@@ -154,7 +154,9 @@ pub enum SolveCliError {
 /// What FGMRES uses as its right preconditioner M. A trained network becomes another variant
 /// (built from a run folder) that implements [`Preconditioner<f64>`].
 pub enum Preconditioning {
+    /// No preconditioning (FGMRES is then GMRES).
     Identity(IdentityPreconditioner),
+    /// Any right preconditioner, e.g. a trained network.
     Custom(Box<dyn Preconditioner<f64>>),
 }
 
@@ -169,7 +171,9 @@ impl Preconditioning {
 
 /// The operator in the chosen precision, seen by the f64 solvers.
 pub enum Operator {
+    /// Double precision throughout.
     F64(WilsonClover<f64>),
+    /// Single-precision operator run through [`MixedPrecision`] inside the f64 solver.
     F32 { op32: WilsonClover<f32> },
 }
 
@@ -297,6 +301,7 @@ pub fn run_solves(
     SolveOutcome { reports }
 }
 
+/// `symc solve` without preconditioner.
 pub fn run(args: SolveArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.precond {
         let gauge = read_gauge(&args.gauge).map_err(Failure::io)?.field;
@@ -319,6 +324,13 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         return Err(Failure::io(SolveCliError::PreconditionerNeedsFgmres {
             solver,
         }));
+    }
+    if args.precision == PrecisionArg::F32 && args.tol < 1e-6 {
+        eprintln!(
+            "warning: an f32 operator limits the true residual to about 1e-6; --tol {:e} is \
+             probably unreachable (use --precision f64)",
+            args.tol
+        );
     }
     let file = read_gauge(&args.gauge).map_err(Failure::io)?;
     let gauge = file.field;

@@ -1,66 +1,271 @@
-//! `symc train MODEL.sym`: compile a model and train it from its `train` block into a run
-//! folder. Fermion networks (gauge-equivariant or dense preconditioners) are trained by
-//! `train::precond`; classifiers by the classifier runtime.
+//! `symc train FILE`: compile a model and train it from its `train` block, writing a run folder.
+//!
+//! The command dispatches on what the model is: a classifier (NLL loss on real images) goes to
+//! [`crate::train::classify`]; a fermion/gauge network (preconditioner losses) goes to the
+//! preconditioner trainer. This file only resolves options (flags over the `train` block over
+//! defaults), loads data and picks the back end; the loop itself lives in `train/`.
 
 use super::Failure;
+use crate::codegen::classifier::{CompileOptions, JitClassifier};
+use crate::ir::{DataSource, Graph, LossSpec, TrainLength};
+use crate::runtime::Classifier;
+use crate::runtime::reference::ReferenceClassifier;
+use crate::train::classify::{self, ClassifyOptions, RunInfo};
+use crate::train::runlog::{self, LayerStrategy};
 use crate::train::precond::{self, RunOptions};
-use std::path::PathBuf;
+use crate::train::{checkpoint, mnist, plot};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Batch size of `symc eval` (a classifier compiled just for inference).
+pub const EVAL_BATCH: usize = 1000;
+/// Name of the model source copy inside a run folder.
+pub const MODEL_COPY: &str = "model.sym";
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  symc train models/ptc_precond.sym\n  \
-symc train models/ptc_1h1l.sym --out runs/1h1l\n  symc train models/ptc_precond.sym --resume runs/ptc_precond\n\n\
-A preconditioner run trains M so that M D ~ 1 on random vectors, then solves D x = b with FGMRES \
-with and without M; the run folder holds checkpoint.safetensors, loss.csv, loss.svg/png, model.sym \
-and summary.json (keys final_loss and solve.{unpreconditioned,preconditioned}.{iterations,seconds}).")]
+#[command(after_help = "Examples:\n  symc train models/digits_conv.sym\n  \
+symc train models/digits_conv.sym --epochs 15 --out runs/conv\n  \
+symc train models/digits_dense.sym --epochs 15 --out runs/dense --threads 2\n  \
+symc train models/digits_conv.sym --data ~/datasets/mnist --seed 3\n  \
+symc train --resume runs/conv --epochs 20        # continue a run (the folder keeps model.sym)\n  \
+symc train models/digits_conv.sym --reference --epochs 1 --batch 16   # the slow oracle\n\n\
+The run folder holds train.csv (one row per epoch), summary.json, checkpoint.safetensors \
+(written atomically after every epoch), model.sym (a copy of the model) and loss.svg/loss.png. \
+Flags override the model's train block. Exit codes: 0 done, 1 model problem or diverged run, \
+2 usage or I/O error.")]
 pub struct TrainArgs {
-    /// The model file (.sym) with a `train` block.
-    pub model: PathBuf,
-    /// Run folder (default: runs/<model name>).
+    /// The .sym model to train (optional with --resume: the run folder keeps a copy).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Total number of epochs (a resumed run continues up to this number).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Run folder [default: runs/<model>-<UTC timestamp>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Continue the run in DIR from its last checkpoint.
-    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    /// Seed for initialisation, validation split and shuffling [default: the train block's].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Folder with the MNIST IDX files (raw or .gz); overrides the train block's `data`.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Continue the run in DIR from its last checkpoint (results are written into DIR).
+    #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
-    /// Override the number of training steps of the `train` block.
+    /// Mini-batch size [default: the train block's].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Run on the plain-Rust reference evaluator instead of the JIT kernels (slow; the oracle).
+    #[arg(long)]
+    pub reference: bool,
+    /// Preconditioners: override the number of training steps of the `train` block.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Override the number of random right-hand sides of the final solve comparison.
+    /// Preconditioners: override the number of random right-hand sides of the final solve.
     #[arg(long)]
     pub rhs: Option<usize>,
-    /// Skip the final solve comparison.
+    /// Preconditioners: skip the final FGMRES comparison.
     #[arg(long)]
     pub no_evaluate: bool,
 }
 
+/// A compiled classifier and how each layer is executed.
+pub struct Backend {
+    pub classifier: Box<dyn Classifier>,
+    pub name: &'static str,
+    pub strategies: Vec<LayerStrategy>,
+}
+
+/// Builds the JIT classifier (or the reference evaluator) for `graph`.
+pub fn build_classifier(
+    graph: &Graph,
+    reference: bool,
+    max_batch: usize,
+    threads: usize,
+) -> Result<Backend, Failure> {
+    if reference {
+        let clf = ReferenceClassifier::new(graph).map_err(Failure::model)?;
+        let strategies = graph
+            .layers
+            .iter()
+            .map(|l| LayerStrategy {
+                layer: l.name.clone(),
+                kind: layer_kind_name(&l.kind).into(),
+                pass: "all".into(),
+                strategy: "reference".into(),
+                reason: "--reference: the naive plain-Rust evaluator (the oracle)".into(),
+            })
+            .collect();
+        return Ok(Backend {
+            classifier: Box::new(clf),
+            name: "reference",
+            strategies,
+        });
+    }
+    let opts = CompileOptions {
+        max_batch,
+        threads,
+        ..CompileOptions::default()
+    };
+    let clf = JitClassifier::compile(graph, &opts)
+        .map_err(|e| Failure::model(crate::runtime::RuntimeError::from(e)))?;
+    let kind_of = |name: &str| {
+        graph
+            .layers
+            .iter()
+            .find(|l| l.name == name)
+            .map_or("", |l| layer_kind_name(&l.kind))
+    };
+    let strategies = clf
+        .plans()
+        .iter()
+        .map(|p| LayerStrategy {
+            layer: p.layer.clone(),
+            kind: kind_of(&p.layer).into(),
+            pass: format!("{:?}", p.pass).to_lowercase(),
+            strategy: format!("{:?}", p.strategy).to_lowercase(),
+            reason: p.reason.clone(),
+        })
+        .collect();
+    Ok(Backend {
+        classifier: Box::new(clf),
+        name: "jit",
+        strategies,
+    })
+}
+
+/// Short name of a layer kind for summaries.
+pub fn layer_kind_name(kind: &crate::ir::LayerKind) -> &'static str {
+    use crate::ir::LayerKind as K;
+    match kind {
+        K::Dense { .. } => "dense",
+        K::Conv { .. } => "conv",
+        K::Activation(_) => "activation",
+        K::NormGate => "norm_gate",
+        K::Flatten => "flatten",
+        K::LogSoftmax => "log_softmax",
+        K::Ptc { .. } => "ptc",
+        K::Transport { .. } => "transport",
+        K::Add => "add",
+    }
+}
+
+/// Sets the size of rayon's global pool (once per process) and returns the threads in use.
+pub fn init_threads(threads: Option<usize>) -> usize {
+    if let Some(t) = threads.filter(|&t| t > 0) {
+        // Fails only if the pool already exists (e.g. a second command in one process); the
+        // existing pool is then used and its size reported.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+    rayon::current_num_threads()
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, for default run folder names.
+fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// What a previous run recorded, for `--resume`.
+struct Previous {
+    summary: runlog::Summary,
+}
+
 pub fn run(args: TrainArgs) -> Result<(), Failure> {
-    let graph = crate::sema::load_model(&args.model).map_err(|e| {
+    let model_path = match (&args.file, &args.resume) {
+        (Some(f), _) => f.clone(),
+        (None, Some(dir)) => dir.join(MODEL_COPY),
+        (None, None) => {
+            return Err(Failure::io(miette::miette!(
+                code = "symc::cli::usage",
+                help =
+                    "e.g. `symc train models/digits_conv.sym`, or `symc train --resume runs/conv`",
+                "no model given: pass a .sym FILE or --resume DIR"
+            )));
+        }
+    };
+    let graph = crate::sema::load_model(&model_path).map_err(|e| {
         let code = e.exit_code();
         Failure {
             code,
-            report: e.into(),
+            report: miette::Report::new(e),
         }
     })?;
-    if !precond::is_fermion_network(&graph) {
-        return Err(Failure::io(miette::miette!(
-            "`symc train` for classifiers is not available in this build yet"
+    let Some(spec) = graph.train.clone() else {
+        return Err(Failure::model(miette::miette!(
+            code = "symc::train::no_train_block",
+            help = "add a `train <model> { ... }` block (see models/digits_conv.sym)",
+            "{} has no train block for network `{}`",
+            model_path.display(),
+            graph.name
         )));
+    };
+    match spec.loss {
+        LossSpec::Nll => {
+            let previous = match &args.resume {
+                Some(dir) => Some(Previous {
+                    summary: runlog::read_summary(dir).map_err(Failure::io)?,
+                }),
+                None => None,
+            };
+            train_classifier(args, previous, &model_path, graph)
+        }
+        LossSpec::Preconditioner | LossSpec::Filtered { .. } => {
+            train_preconditioner(&args, &model_path, &graph)
+        }
+        LossSpec::Mse => Err(Failure::model(miette::miette!(
+            code = "symc::train::loss",
+            help = "symc trains classifiers (loss nll) and Dirac preconditioners (loss preconditioner / filtered)",
+            "`loss mse` has no training data source in this build (model `{}`)",
+            graph.name
+        ))),
     }
-    let source = std::fs::read_to_string(&args.model)
-        .map_err(|e| Failure::io(miette::miette!("cannot read {}: {e}", args.model.display())))?;
+}
+
+/// Fermion networks (gauge-equivariant or dense preconditioners): trained by
+/// [`crate::train::precond`], which ends with an FGMRES comparison with and without the network.
+fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> Result<(), Failure> {
+    let source = std::fs::read_to_string(model_path)
+        .map_err(|e| Failure::io(miette::miette!("cannot read {}: {e}", model_path.display())))?;
     let (out, resume) = match (&args.resume, &args.out) {
         (Some(dir), _) => (dir.clone(), true),
         (None, Some(dir)) => (dir.clone(), false),
         (None, None) => (PathBuf::from("runs").join(&graph.name), false),
     };
+    init_threads(args.threads);
     let mut opts = RunOptions::new(&out);
     opts.resume = resume;
     opts.steps = args.steps;
     opts.rhs = args.rhs;
     opts.evaluate = !args.no_evaluate;
-    opts.model_file = Some(args.model.clone());
+    opts.model_file = Some(model_path.to_path_buf());
     opts.source = Some(source);
     opts.progress = true;
-    let summary = precond::run(&graph, &opts).map_err(|e| Failure {
+    let summary = precond::run(graph, &opts).map_err(|e| Failure {
         code: e.exit_code(),
         report: e.into(),
     })?;
@@ -81,6 +286,191 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
             s.iteration_ratio,
             s.speedup
         );
+    }
+    Ok(())
+}
+
+fn train_classifier(
+    args: TrainArgs,
+    previous: Option<Previous>,
+    model_path: &Path,
+    graph: Graph,
+) -> Result<(), Failure> {
+    let spec = graph
+        .train
+        .clone()
+        .ok_or_else(|| Failure::model(miette::miette!("no train block")))?;
+    let prev = previous.as_ref().map(|p| &p.summary);
+
+    // Data folder: --data, else the previous run's, else the train block's (relative to the
+    // .sym file).
+    let data_dir = match (
+        &args.data,
+        prev.and_then(|s| s.data_dir.clone()),
+        &spec.data,
+    ) {
+        (Some(d), _, _) => d.clone(),
+        (None, Some(d), _) => PathBuf::from(d),
+        // `sema::load_model` has already resolved it against the .sym file's folder.
+        (None, None, Some(DataSource::Mnist { dir })) => PathBuf::from(dir),
+        (None, None, None) => {
+            return Err(Failure::model(miette::miette!(
+                code = "symc::train::no_data",
+                help = "add `data mnist(\"data/mnist\")` to the train block or pass --data DIR",
+                "the train block of `{}` names no data set",
+                graph.name
+            )));
+        }
+    };
+    let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+    eprintln!("loading MNIST from {}", data_dir.display());
+    let data = mnist::load(&data_dir).map_err(Failure::io)?;
+
+    let seed = args.seed.or(prev.map(|s| s.seed)).unwrap_or(spec.seed);
+    let batch = args.batch.or(prev.map(|s| s.batch)).unwrap_or(spec.batch);
+    if batch == 0 {
+        return Err(Failure::io(miette::miette!("--batch must be at least 1")));
+    }
+    let n_train = data.train.len() - ((data.train.len() as f64) * spec.validation).round() as usize;
+    let epochs = match (args.epochs, prev) {
+        (Some(e), _) => e,
+        (None, Some(s)) => s.epochs_planned,
+        (None, None) => match spec.length {
+            TrainLength::Epochs(e) => e,
+            // A step budget becomes whole epochs: the loop evaluates and checkpoints per epoch.
+            TrainLength::Steps(s) => s.saturating_mul(batch).div_ceil(n_train.max(1)).max(1),
+        },
+    };
+    let out_dir = match (&args.resume, &args.out) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => {
+            let stem = model_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            let name = stem.unwrap_or_else(|| graph.name.clone());
+            PathBuf::from("runs").join(format!("{name}-{}", utc_timestamp()))
+        }
+    };
+    if args.resume.is_none() && out_dir.join(checkpoint::FILE_NAME).exists() {
+        return Err(Failure::io(miette::miette!(
+            code = "symc::train::exists",
+            help = format!(
+                "continue it with `symc train --resume {}`, or choose another --out",
+                out_dir.display()
+            ),
+            "{} already holds a training run",
+            out_dir.display()
+        )));
+    }
+    let threads = init_threads(args.threads);
+    // Compiled for the training batch: the JIT kernels work on the whole compiled batch width,
+    // so a larger maximum would slow every training step. Evaluation uses the same width.
+    let backend = build_classifier(&graph, args.reference, batch, threads)?;
+    let init = if args.resume.is_some() {
+        Vec::new()
+    } else {
+        crate::runtime::init::init_params(&graph, seed)
+    };
+
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Failure::io(miette::miette!("cannot create {}: {e}", out_dir.display())))?;
+    let source = std::fs::read(model_path)
+        .map_err(|e| Failure::io(miette::miette!("cannot read {}: {e}", model_path.display())))?;
+    if args.resume.is_none() || !out_dir.join(MODEL_COPY).exists() {
+        crate::train::write_atomic(&out_dir.join(MODEL_COPY), &source).map_err(|e| {
+            Failure::io(miette::miette!(
+                "cannot write {}: {e}",
+                out_dir.join(MODEL_COPY).display()
+            ))
+        })?;
+    }
+    let model_file = prev
+        .and_then(|s| s.model_file.clone())
+        .filter(|_| args.file.is_none())
+        .unwrap_or_else(|| {
+            model_path
+                .canonicalize()
+                .unwrap_or(model_path.to_path_buf())
+                .display()
+                .to_string()
+        });
+
+    let opts = ClassifyOptions {
+        epochs,
+        batch,
+        eval_batch: batch,
+        optimizer: spec.optimizer.clone(),
+        schedule: spec.schedule.clone(),
+        validation: spec.validation,
+        seed,
+        out_dir: out_dir.clone(),
+        progress: std::io::stderr().is_terminal(),
+        info: RunInfo {
+            model_file: Some(model_file),
+            data_dir: Some(data_dir.display().to_string()),
+            threads,
+            precision: "f32".into(),
+            backend: backend.name.into(),
+            strategies: backend.strategies.clone(),
+        },
+    };
+    eprintln!(
+        "training `{}` ({} parameters) on {} with {} thread(s): {} epochs, batch {batch}, {}, seed {seed} -> {}",
+        graph.name,
+        graph.param_count(),
+        backend.name,
+        threads,
+        epochs,
+        crate::train::optim::describe_optimizer(&spec.optimizer),
+        out_dir.display()
+    );
+    let result = classify::train(
+        backend.classifier.as_ref(),
+        &data,
+        &opts,
+        init,
+        args.resume.as_deref(),
+    );
+    // The loss plot is drawn whatever happened, as long as an epoch completed.
+    if let Ok(rows) = runlog::read_csv(&out_dir)
+        && !rows.is_empty()
+    {
+        let curve = plot::Curve {
+            name: graph.name.clone(),
+            rows,
+        };
+        if let Err(e) = plot::plot_losses(
+            &[curve],
+            &out_dir.join("loss"),
+            &format!("{}: loss", graph.name),
+        ) {
+            eprintln!("warning: could not draw the loss plot: {e}");
+        }
+    }
+    let summary = result.map_err(|e| Failure {
+        code: e.exit_code(),
+        report: miette::Report::new(e),
+    })?;
+    match (
+        summary.test_accuracy,
+        summary.best_test_accuracy,
+        summary.best_epoch,
+    ) {
+        (Some(acc), Some(best), Some(be)) => println!(
+            "{}: test accuracy {:.2}% after {} epochs (best {:.2}% at epoch {be}); final train loss {:.4}; run folder {}",
+            graph.name,
+            100.0 * acc,
+            summary.epochs,
+            100.0 * best,
+            summary.final_train_loss.unwrap_or(f64::NAN),
+            out_dir.display()
+        ),
+        _ => println!(
+            "{}: no epochs trained; run folder {}",
+            graph.name,
+            out_dir.display()
+        ),
     }
     Ok(())
 }

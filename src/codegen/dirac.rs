@@ -136,10 +136,13 @@ fn define_dirac(
             })
             .collect();
         let (input, output, links, nbr, clover) = (a[0], a[1], a[2], a[3], a[4]);
-        let half_bytes = 12 * 2 * d.lanes * d.sz();
+        // One half spinor (2 spins x 3 colours, re/im vectors) per hop; the stack buffer holds
+        // the 8 projected half spinors (pass 1) followed by the 8 transported ones (pass 2).
+        let half_bytes = 6 * 2 * d.lanes * d.sz();
+        let stack_bytes = 16 * half_bytes;
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            (8 * half_bytes) as u32,
+            stack_bytes as u32,
             4,
         ));
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
@@ -167,7 +170,12 @@ fn define_dirac(
                         let x = e.load_cx(src, comp(r, c));
                         let y = e.load_cx(src, comp(col, c));
                         let z = add_phase(&mut e, x, p + flip, y);
-                        e.store_cx(z, stack, (h * half_bytes) as i32 + comp(r, c));
+                        let off = (h * half_bytes) as i32 + comp(r, c);
+                        assert!(
+                            off as usize + 2 * vb as usize <= 8 * half_bytes,
+                            "half spinor outside the stack slot"
+                        );
+                        e.store_cx(z, stack, off);
                     }
                 }
             }
@@ -185,34 +193,59 @@ fn define_dirac(
                 };
                 e.b.ins().splat(d.vector, s)
             };
-            // Pass 2: colour by colour.
-            for c in 0..3 {
-                let z = e.zero();
-                let mut acc = [Cx { re: z, im: z }; 4];
-                for (h, &(mu, fwd)) in hops().iter().enumerate() {
-                    let minus = fwd != dagger;
-                    let flip = if minus { 2 } else { 0 };
-                    let mat =
-                        e.b.ins()
-                            .iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
-                    let mat = e.b.ins().iadd(mat, o_mat);
-                    let mut uh = [acc[0]; 2];
-                    for (r, u) in uh.iter_mut().enumerate() {
+            // Pass 2: the SU(3) products on half spinors, one matrix row at a time (6 matrix
+            // vectors + 6 half-spinor vectors live), results to the stack.
+            let uh_off = |h: usize, r: usize, c: usize| {
+                let off = ((8 + h) * half_bytes) as i32 + comp(r, c);
+                // The stack is outside the kernel spec's bounds proof: check every offset here.
+                assert!(
+                    off as usize + 2 * vb as usize <= stack_bytes,
+                    "half spinor outside the stack slot"
+                );
+                off
+            };
+            for (h, &(_, fwd)) in hops().iter().enumerate() {
+                let mat =
+                    e.b.ins()
+                        .iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
+                let mat = e.b.ins().iadd(mat, o_mat);
+                for c in 0..3 {
+                    for r in 0..2 {
                         let hv = [0, 1, 2]
                             .map(|cc| e.load_cx(stack, (h * half_bytes) as i32 + comp(r, cc)));
                         // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
-                        *u = e.su3_row(mat, 0, c, &hv, !fwd);
+                        let z = e.su3_row(mat, 0, c, &hv, !fwd);
+                        e.store_cx(z, stack, uh_off(h, r, c));
                     }
-                    acc[0] = e.cadd(acc[0], uh[0]);
-                    acc[1] = e.cadd(acc[1], uh[1]);
-                    for r in 2..4 {
-                        let (col, p) = HOP_TABLE[mu][r];
-                        acc[r] = add_phase(&mut e, acc[r], p + flip, uh[col]);
-                    }
-                    let v = e.barrier_cx(&acc);
-                    acc = [v[0], v[1], v[2], v[3]];
                 }
-                for (s, a) in acc.iter().enumerate() {
+            }
+            // Pass 3: per colour and spin, sum the 8 hops (lower spins rebuilt from the gamma
+            // structure), add the clover row, store out = A psi - acc/2.
+            for c in 0..3 {
+                for s in 0..4 {
+                    let mut acc: Option<Cx> = None;
+                    for (h, &(mu, fwd)) in hops().iter().enumerate() {
+                        let minus = fwd != dagger;
+                        let flip = if minus { 2 } else { 0 };
+                        let (col, p) = if s < 2 {
+                            (s, 0)
+                        } else {
+                            (HOP_TABLE[mu][s].0, HOP_TABLE[mu][s].1 + flip)
+                        };
+                        let x = e.load_cx(stack, uh_off(h, col, c));
+                        acc = Some(match acc {
+                            None => {
+                                let z = e.zero();
+                                add_phase(&mut e, Cx { re: z, im: z }, p, x)
+                            }
+                            Some(a) => add_phase(&mut e, a, p, x),
+                        });
+                        if h % 4 == 3 {
+                            let v = e.barrier_cx(&[acc.expect("summed")]);
+                            acc = Some(v[0]);
+                        }
+                    }
+                    let mut a = acc.expect("8 hops");
                     let (blk, sl) = (s / 2, s % 2);
                     let k = sl * 3 + c;
                     let base = (blk * 36) as i32;
@@ -235,8 +268,8 @@ fn define_dirac(
                         } else {
                             e.cmac_conj(Some(Cx { re, im }), m, x)
                         };
-                        re = z.re;
-                        im = z.im;
+                        let v = e.barrier_cx(&[z, a]);
+                        (re, im, a) = (v[0].re, v[0].im, v[1]);
                     }
                     let re = e.fnma(half, a.re, re);
                     let im = e.fnma(half, a.im, im);
@@ -403,6 +436,34 @@ impl<T: SimdReal> JitWilsonClover<T> {
     /// Vector length 12 V.
     pub fn vector_len(&self) -> usize {
         self.layout.volume() * 12
+    }
+
+    /// The AoSoA layout the kernel works in (for callers that keep vectors in it).
+    pub fn layout(&self) -> &SiteLayout {
+        &self.layout
+    }
+
+    /// D (or D†) directly on AoSoA buffers of [`SiteLayout::field_len`] scalars: refreshes the
+    /// ghost slabs of `inp`, then runs the kernel on both cores. No layout conversion.
+    pub fn apply_aosoa(
+        &self,
+        dagger: bool,
+        out: &mut [T],
+        inp: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.layout.fill_ghosts(&self.ghosts, inp);
+        let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
+        k.call_parallel(
+            &mut [
+                T::arg(inp),
+                T::arg_mut(out),
+                T::arg(&self.links),
+                Arg::i32(&self.neighbours),
+                T::arg(&self.clover),
+            ],
+            16,
+        )?;
+        Ok(())
     }
 
     fn run(&self, dagger: bool, out: &mut [Complex<T>], inp: &[Complex<T>]) {

@@ -350,3 +350,122 @@ impl Jit {
         Ok(CompiledKernels { kernels, records: self.records, _code: CodeMemory(Some(self.module)) })
     }
 }
+
+/// A strided matrix view into a slice: element `(i, j)` is `data[base + i*rs + j*cs]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatView {
+    pub base: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl MatView {
+    /// One past the largest element index the view touches (0 for an empty view).
+    fn end(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            return 0;
+        }
+        self.base + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+    }
+}
+
+/// Element types the `gemm` crate multiplies.
+pub trait GemmElem: Pod + Send + Sync {
+    const ZERO: Self;
+    const ONE: Self;
+}
+impl GemmElem for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+}
+impl GemmElem for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+}
+
+/// `dst (+)= lhs * rhs` through the `gemm` crate's AVX-512/AVX2 micro-kernels, on `threads`
+/// rayon threads of the current pool. Shapes and every view's extent are checked against the
+/// slices first, so a wrong plan becomes an error, never an out-of-bounds access.
+pub fn gemm<T: GemmElem>(
+    dst: &mut [T],
+    d: MatView,
+    lhs: &[T],
+    l: MatView,
+    rhs: &[T],
+    r: MatView,
+    accumulate: bool,
+    threads: usize,
+) -> Result<(), JitError> {
+    let bad = |message: String| JitError::BadCall {
+        kernel: "gemm".into(),
+        message,
+    };
+    if l.rows != d.rows || r.cols != d.cols || l.cols != r.rows {
+        return Err(bad(format!(
+            "shapes {}x{} = {}x{} * {}x{}",
+            d.rows, d.cols, l.rows, l.cols, r.rows, r.cols
+        )));
+    }
+    for (name, v, len) in [
+        ("dst", d, dst.len()),
+        ("lhs", l, lhs.len()),
+        ("rhs", r, rhs.len()),
+    ] {
+        if v.end() > len {
+            return Err(bad(format!(
+                "{name} view reaches {} of {len} elements",
+                v.end()
+            )));
+        }
+    }
+    if d.rows == 0 || d.cols == 0 {
+        return Ok(());
+    }
+    // Distinct output elements must have distinct addresses, or the product would race.
+    if d.rows > 1 && d.cols > 1 && (d.rs == 0 || d.cs == 0) {
+        return Err(bad("dst view has a zero stride".into()));
+    }
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    if l.cols == 0 {
+        if !accumulate {
+            for i in 0..d.rows {
+                for j in 0..d.cols {
+                    dst[d.base + i * d.rs + j * d.cs] = T::ZERO;
+                }
+            }
+        }
+        return Ok(());
+    }
+    // SAFETY: every index the product touches lies inside its slice (extents checked above);
+    // `dst` is a unique borrow, so it aliases neither input; T is f32 or f64 (GemmElem).
+    unsafe {
+        gemm::gemm(
+            d.rows,
+            d.cols,
+            l.cols,
+            dst.as_mut_ptr().add(d.base),
+            d.cs as isize,
+            d.rs as isize,
+            accumulate,
+            lhs.as_ptr().add(l.base),
+            l.cs as isize,
+            l.rs as isize,
+            rhs.as_ptr().add(r.base),
+            r.cs as isize,
+            r.rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        )
+    };
+    Ok(())
+}

@@ -29,6 +29,7 @@ use crate::lattice::gauge::GaugeField;
 use crate::lattice::su3::Su3;
 use cranelift_codegen::ir::{Type, types};
 use num_complex::Complex;
+use rayon::prelude::*;
 
 /// Scalar types the lattice kernels are generated for: f32 (4 lanes) and f64 (2 lanes).
 pub trait SimdReal: Real + Pod {
@@ -113,6 +114,10 @@ pub struct SiteLayout {
     ghost_coords: Vec<i64>,
     /// Main + ghost slots.
     pub ext_slots: usize,
+    /// `sites[o * lanes + k]` = global site of lane k of outer site o (conversions use it).
+    sites: Vec<u32>,
+    /// Inverse of `sites`: `position[site] = o * lanes + k`.
+    position: Vec<u32>,
 }
 
 impl SiteLayout {
@@ -149,7 +154,7 @@ impl SiteLayout {
         }
         ghost_coords.sort_unstable();
         let ext_slots = outer_volume + ghost_coords.len() * slab;
-        Ok(SiteLayout {
+        let mut layout = SiteLayout {
             dims,
             lanes,
             split,
@@ -159,7 +164,17 @@ impl SiteLayout {
             slab,
             ghost_coords,
             ext_slots,
-        })
+            sites: Vec::new(),
+            position: Vec::new(),
+        };
+        layout.sites = (0..outer_volume * lanes)
+            .map(|i| layout.site_of(i / lanes, i % lanes) as u32)
+            .collect();
+        layout.position = vec![0; outer_volume * lanes];
+        for (i, &x) in layout.sites.iter().enumerate() {
+            layout.position[x as usize] = i as u32;
+        }
+        Ok(layout)
     }
 
     pub fn volume(&self) -> usize {
@@ -194,7 +209,12 @@ impl SiteLayout {
     }
 
     /// The global lexicographic site held by lane `k` of main outer site `o`.
+    #[inline]
     pub fn site(&self, o: usize, k: usize) -> usize {
+        self.sites[o * self.lanes + k] as usize
+    }
+
+    fn site_of(&self, o: usize, k: usize) -> usize {
         let mut c = self.outer_coords(o);
         c[self.split] += k * self.chunk;
         let d = &self.dims;
@@ -269,57 +289,70 @@ impl SiteLayout {
     }
 
     /// Copy boundary slabs into the ghost slots of every feature in `buf` (`n` features).
-    pub fn fill_ghosts<T: Copy>(&self, ghosts: &[(usize, usize, usize)], buf: &mut [T]) {
+    /// `ghosts` must come from [`SiteLayout::ghost_sources`] of this layout.
+    pub fn fill_ghosts<T: Copy + Send + Sync>(
+        &self,
+        ghosts: &[(usize, usize, usize)],
+        buf: &mut [T],
+    ) {
         let l = self.lanes;
         let slot = FIELD_COMPONENTS * l;
         for feat in buf.chunks_mut(self.field_len()) {
-            for &(g, s, r) in ghosts {
-                for q in 0..FIELD_COMPONENTS {
-                    for k in 0..l {
-                        feat[g * slot + q * l + k] = feat[s * slot + q * l + (k + r) % l];
+            let (main, ghost) = feat.split_at_mut(self.outer_volume * slot);
+            ghost
+                .par_chunks_mut(slot)
+                .zip(ghosts.par_iter())
+                .for_each(|(dst, &(_, s, r))| {
+                    let src = &main[s * slot..(s + 1) * slot];
+                    for q in 0..FIELD_COMPONENTS {
+                        for k in 0..l {
+                            dst[q * l + k] = src[q * l + (k + r) % l];
+                        }
                     }
-                }
-            }
+                });
         }
     }
 
     /// Reference layout (`n` features of V*12 complex) to AoSoA buffers (ghosts not filled).
     pub fn to_aosoa<T: Real, U: Real>(&self, src: &[Complex<T>], dst: &mut [U]) {
         let l = self.lanes;
-        let n = src.len() / (self.volume() * 12);
+        let vol = self.volume();
+        let slot = FIELD_COMPONENTS * l;
+        let n = src.len() / (vol * 12);
         for f in 0..n {
-            let fs = &src[f * self.volume() * 12..(f + 1) * self.volume() * 12];
-            let fd = &mut dst[f * self.field_len()..(f + 1) * self.field_len()];
-            for o in 0..self.outer_volume {
+            let fs = &src[f * vol * 12..(f + 1) * vol * 12];
+            let fd =
+                &mut dst[f * self.field_len()..f * self.field_len() + self.outer_volume * slot];
+            fd.par_chunks_mut(slot).enumerate().for_each(|(o, d)| {
                 for k in 0..l {
                     let x = self.site(o, k);
                     for c in 0..12 {
                         let z = fs[x * 12 + c];
-                        fd[(o * FIELD_COMPONENTS + 2 * c) * l + k] = U::from_f64(z.re.to_f64());
-                        fd[(o * FIELD_COMPONENTS + 2 * c + 1) * l + k] = U::from_f64(z.im.to_f64());
+                        d[2 * c * l + k] = U::from_f64(z.re.to_f64());
+                        d[(2 * c + 1) * l + k] = U::from_f64(z.im.to_f64());
                     }
                 }
-            }
+            });
         }
     }
 
     /// AoSoA buffers back to the reference layout.
     pub fn from_aosoa<T: Real, U: Real>(&self, src: &[U], dst: &mut [Complex<T>]) {
         let l = self.lanes;
-        let n = dst.len() / (self.volume() * 12);
+        let vol = self.volume();
+        let n = dst.len() / (vol * 12);
         for f in 0..n {
             let fs = &src[f * self.field_len()..(f + 1) * self.field_len()];
-            let fd = &mut dst[f * self.volume() * 12..(f + 1) * self.volume() * 12];
-            for o in 0..self.outer_volume {
-                for k in 0..l {
-                    let x = self.site(o, k);
-                    for c in 0..12 {
-                        let re = fs[(o * FIELD_COMPONENTS + 2 * c) * l + k].to_f64();
-                        let im = fs[(o * FIELD_COMPONENTS + 2 * c + 1) * l + k].to_f64();
-                        fd[x * 12 + c] = Complex::new(T::from_f64(re), T::from_f64(im));
-                    }
+            let fd = &mut dst[f * vol * 12..(f + 1) * vol * 12];
+            fd.par_chunks_mut(12).enumerate().for_each(|(x, d)| {
+                let p = self.position[x] as usize;
+                let (o, k) = (p / l, p % l);
+                for (c, z) in d.iter_mut().enumerate() {
+                    let re = fs[(o * FIELD_COMPONENTS + 2 * c) * l + k].to_f64();
+                    let im = fs[(o * FIELD_COMPONENTS + 2 * c + 1) * l + k].to_f64();
+                    *z = Complex::new(T::from_f64(re), T::from_f64(im));
                 }
-            }
+            });
         }
     }
 }

@@ -2,9 +2,17 @@
 //!
 //! One emitter file per layer kind; [`jit`] owns the JIT module and the only `unsafe` calls.
 
+pub mod activation;
+pub mod classifier;
 pub mod complex;
+pub mod contraction;
+pub mod conv;
+pub mod dense;
 pub mod jit;
 pub mod lattice_layout;
+pub mod loops;
 pub mod plan;
 pub mod ptc;
 pub mod dirac;
+pub mod simd;
+pub mod softmax;

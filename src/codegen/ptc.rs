@@ -241,6 +241,11 @@ fn emit_transports(
             off: stack_off,
         });
         stack_off += d.slot_bytes() as i32;
+        // The stack is outside the kernel spec's bounds proof: check the layout here.
+        assert!(
+            stack_off as u32 <= stack_bytes(d),
+            "transported field outside the stack slot"
+        );
     }
     chis
 }
@@ -533,4 +538,56 @@ pub fn stencil_plan(
         kernels: vec![kernel],
         compile_time: Default::default(),
     }
+}
+
+/// Define the residual-add kernel `out = a + b` over `slots` field slots (all features, ghosts
+/// included, so the ghosts of the sum stay valid). Buffers `[a, b, out]`; items = slots.
+pub fn define_add(
+    jit: &mut Jit,
+    name: &str,
+    slots: usize,
+    lanes: usize,
+    vector: Type,
+) -> Result<KernelId, JitError> {
+    let slot_bytes = FIELD_COMPONENTS * lanes * vector.lane_type().bytes() as usize;
+    let bytes = slots * slot_bytes;
+    let spec = KernelSpec {
+        name: name.to_string(),
+        buffers: vec![
+            BufSpec {
+                name: "a".into(),
+                bytes,
+                writable: false,
+            },
+            BufSpec {
+                name: "b".into(),
+                bytes,
+                writable: false,
+            },
+            BufSpec {
+                name: "out".into(),
+                bytes,
+                writable: true,
+            },
+        ],
+        items: slots,
+        parallel: true,
+    };
+    jit.define(spec, |b, [args, start, end], host: HostFeatures| {
+        let a = load_args(b, args, 3);
+        for_range(b, start, end, |b, s| {
+            let mut e = Emit::new(b, vector, host);
+            let off = e.b.ins().imul_imm_s(s, slot_bytes as i64);
+            let pa = e.b.ins().iadd(a[0], off);
+            let pb = e.b.ins().iadd(a[1], off);
+            let po = e.b.ins().iadd(a[2], off);
+            for q in 0..FIELD_COMPONENTS as i32 {
+                let x = e.load(pa, q * e.vbytes);
+                let y = e.load(pb, q * e.vbytes);
+                let z = e.add(x, y);
+                e.store(z, po, q * e.vbytes);
+            }
+        });
+        b.ins().return_(&[]);
+    })
 }

@@ -167,10 +167,12 @@ impl<T: Real> WilsonClover<T> {
         self.volume() * 12
     }
 
+    /// The lattice geometry (neighbour tables) the operator was built on.
     pub fn geometry(&self) -> &Geometry {
         &self.geom
     }
 
+    /// Mass, c_sw and boundary phases.
     pub fn params(&self) -> &DiracParams {
         &self.params
     }

@@ -6,7 +6,9 @@
 //! virtual-node layout (`codegen::lattice_layout`) are built once in [`LatticeNet::compile`]. Each
 //! call converts the input from the reference layout to AoSoA buffers, runs the layer kernels on
 //! both cores (rayon over outer sites), refreshes the ghost slabs after every stencil output,
-//! and converts back. Gradients follow the convention of `runtime::lattice_reference` (the real
+//! and converts back. Stencil layers and residual adds run as JIT kernels; the norm gate is
+//! evaluated in plain Rust over the AoSoA buffers (rayon), because it needs `exp`, for which
+//! cranelift has no instruction. Gradients follow the convention of `runtime::lattice_reference` (the real
 //! gradient with respect to the (re, im) pairs, no factor 2), which is what Adam on Re/Im needs.
 //! [`ReferenceLatticeNet`](super::lattice_reference::ReferenceLatticeNet) is the same API
 //! evaluated naively; the tests compare the two.
@@ -34,7 +36,8 @@ pub struct LatticeNetOptions {
 /// How one layer runs.
 enum LayerExec<T> {
     Stencil(Box<StencilLayer<T>>),
-    Add,
+    /// JIT elementwise sum over all slots of the operands.
+    Add(KernelId),
     NormGate,
 }
 
@@ -62,6 +65,8 @@ pub struct LatticeNet<T: SimdReal> {
     kernels: CompiledKernels,
     layers: Vec<LayerExec<T>>,
     plans: Vec<KernelPlan>,
+    /// Recycled AoSoA buffers (see [`LatticeNet::field_buffer`]).
+    pool: std::sync::Mutex<Vec<Vec<T>>>,
 }
 
 fn stencil_descs(
@@ -314,7 +319,33 @@ impl<T: SimdReal> LatticeNet<T> {
                         back_site: Vec::new(),
                     }))
                 }
-                LayerKind::Add => LayerExec::Add,
+                LayerKind::Add => {
+                    let n = features(graph, l.output);
+                    let name = format!("{}_{}_add", l.name, T::NAME);
+                    let k = crate::codegen::ptc::define_add(
+                        &mut jit,
+                        &name,
+                        n * layout.ext_slots,
+                        layout.lanes,
+                        T::vector_type(),
+                    )?;
+                    let sz = std::mem::size_of::<T>() as f64;
+                    let len = (n * layout.field_len()) as f64;
+                    plans.push(KernelPlan {
+                        layer: l.name.clone(),
+                        pass: Pass::Forward,
+                        strategy: crate::codegen::plan::Strategy::Jit,
+                        reason: "residual connection (the backward pass passes the gradient to both inputs)".into(),
+                        loops: vec![format!("for slot in 0..{} (rayon): 24 vector adds", n * layout.ext_slots)],
+                        layout: format!("AoSoA-{} over sites incl. ghost slabs", layout.lanes),
+                        fused: vec![],
+                        flops: (n * layout.volume() * 24) as f64,
+                        bytes: 3.0 * len * sz,
+                        kernels: vec![name],
+                        compile_time: Default::default(),
+                    });
+                    LayerExec::Add(k)
+                }
                 LayerKind::NormGate => LayerExec::NormGate,
                 _ => unreachable!("rejected by check_graph"),
             };
@@ -333,6 +364,7 @@ impl<T: SimdReal> LatticeNet<T> {
             kernels,
             layers,
             plans,
+            pool: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -354,8 +386,25 @@ impl<T: SimdReal> LatticeNet<T> {
         &self.layout
     }
 
+    /// A buffer for `n` features. Every user overwrites all main slots (kernels write every
+    /// outer site, conversions every site) and refreshes the ghosts, so recycled buffers need no
+    /// zeroing. Recycling matters: fresh buffers of this size are mmapped and page-faulted in on
+    /// every call.
     fn field_buffer(&self, n: usize) -> Vec<T> {
-        vec![T::zero(); n * self.layout.field_len()]
+        let len = n * self.layout.field_len();
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.iter().position(|b| b.len() == len) {
+            Some(i) => pool.swap_remove(i),
+            None => vec![T::zero(); len],
+        }
+    }
+
+    /// Return a buffer to the pool (bounded, so a long run cannot hoard memory).
+    fn recycle(&self, v: Vec<T>) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 64 && !v.is_empty() {
+            pool.push(v);
+        }
     }
 
     fn import<U: crate::lattice::Real>(&self, src: &[Complex<U>]) -> Vec<T> {
@@ -492,12 +541,13 @@ impl<T: SimdReal> LatticeNet<T> {
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), false);
                     self.run_stencil(s.fwd, &s.fwd_tab, x, s.n_out, &w)?
                 }
-                LayerExec::Add => {
+                LayerExec::Add(k) => {
                     let b = &vals[l.inputs[1].index()];
-                    x.par_iter()
-                        .zip(b.par_iter())
-                        .map(|(a, b)| *a + *b)
-                        .collect()
+                    let mut out = self.field_buffer(features(&self.graph, l.output));
+                    self.kernels
+                        .kernel(*k)
+                        .call_parallel(&mut [T::arg(x), T::arg(b), T::arg_mut(&mut out)], 64)?;
+                    out
                 }
                 LayerExec::NormGate => norm_gate_aosoa(x, self.layout.lanes, false, None),
             };
@@ -519,6 +569,7 @@ impl<T: SimdReal> LatticeNet<T> {
         let vals = self.run_forward(params, input)?;
         self.layout
             .from_aosoa(&vals[self.graph.output.index()], output);
+        vals.into_iter().for_each(|v| self.recycle(v));
         Ok(())
     }
 
@@ -575,13 +626,23 @@ impl<T: SimdReal> LatticeNet<T> {
         let mut grads: Vec<Option<Vec<T>>> = vec![None; self.graph.values.len()];
         grads[self.graph.output.index()] = Some(self.import(&gout));
         grad_params.iter_mut().for_each(|g| *g = T::zero());
-        fn add_grad<T: SimdReal>(grads: &mut [Option<Vec<T>>], v: usize, g: Vec<T>) {
+        /// Accumulate `g` into the gradient of value `v`; returns `g` when it was only added.
+        fn add_grad<T: SimdReal>(
+            grads: &mut [Option<Vec<T>>],
+            v: usize,
+            g: Vec<T>,
+        ) -> Option<Vec<T>> {
             match &mut grads[v] {
-                Some(acc) => acc
-                    .par_iter_mut()
-                    .zip(g.par_iter())
-                    .for_each(|(a, b)| *a += *b),
-                slot @ None => *slot = Some(g),
+                Some(acc) => {
+                    acc.par_iter_mut()
+                        .zip(g.par_iter())
+                        .for_each(|(a, b)| *a += *b);
+                    Some(g)
+                }
+                slot @ None => {
+                    *slot = Some(g);
+                    None
+                }
             }
         }
         for (l, exec) in self.graph.layers.iter().zip(&self.layers).rev() {
@@ -596,9 +657,12 @@ impl<T: SimdReal> LatticeNet<T> {
                     }
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), true);
                     let gi = self.run_stencil(s.bwd, &s.bwd_tab, &gout, s.n_in, &w)?;
-                    add_grad(&mut grads, l.inputs[0].index(), gi);
+                    self.recycle(gout);
+                    if let Some(spent) = add_grad(&mut grads, l.inputs[0].index(), gi) {
+                        self.recycle(spent);
+                    }
                 }
-                LayerExec::Add => {
+                LayerExec::Add(_) => {
                     add_grad(&mut grads, l.inputs[0].index(), gout.clone());
                     add_grad(&mut grads, l.inputs[1].index(), gout);
                 }
@@ -609,13 +673,16 @@ impl<T: SimdReal> LatticeNet<T> {
             }
         }
         if let Some(gi) = grad_input {
-            match grads[0].take() {
-                Some(g) => self.layout.from_aosoa(&g, gi),
+            match &grads[0] {
+                Some(g) => self.layout.from_aosoa(g, gi),
                 None => gi
                     .iter_mut()
                     .for_each(|z| *z = Complex::new(T::zero(), T::zero())),
             }
         }
+        vals.into_iter()
+            .chain(grads.into_iter().flatten())
+            .for_each(|v| self.recycle(v));
         Ok(())
     }
 

@@ -36,5 +36,7 @@ pub trait Classifier: Send + Sync {
 }
 
 pub mod dense_lattice;
+pub mod init;
 pub mod lattice_net;
 pub mod lattice_reference;
+pub mod reference;

@@ -1123,10 +1123,18 @@ remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
                             Problem::new(
                                 Code::BadArgument,
                                 r,
-                                "paths need the gauge symmetry",
-                                "parallel transport is only defined under `gauge(SU3)`",
+                                if Some(r) == reach.local {
+                                    "`local` weights need the gauge symmetry"
+                                } else {
+                                    "paths need the gauge symmetry"
+                                },
+                                "only defined under `gauge(SU3)`",
                             )
-                            .help("without symmetry, `linear` on a fermion field is a dense map over all sites; remove the paths or declare `symmetry gauge(SU3), translation`"),
+                            .help(
+                                "without symmetry, `linear` on a fermion field is already a dense \
+map over all sites (every weight is site dependent and reaches every site); remove this argument, \
+or declare `symmetry gauge(SU3), translation`",
+                            ),
                         );
                     }
                     let v12 = lattice.volume() * 12;

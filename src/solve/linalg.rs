@@ -3,15 +3,11 @@
 //! a single sweep and makes one rayon fork per step rather than one per basis vector.
 
 use crate::lattice::Real;
+use crate::lattice::fermion::{dot_serial, norm_sqr_serial};
 use num_complex::{Complex, Complex64};
 use rayon::prelude::*;
 
 const CHUNK: usize = 4096;
-
-#[inline]
-fn c64<T: Real>(z: Complex<T>) -> Complex64 {
-    Complex64::new(z.re.to_f64(), z.im.to_f64())
-}
 
 #[inline]
 pub(crate) fn from_c64<T: Real>(z: Complex64) -> Complex<T> {
@@ -33,15 +29,9 @@ pub(crate) fn multi_dot<T: Real>(
             let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
             let mut acc = vec![Complex64::new(0.0, 0.0); k + 1];
             for (i, a) in acc.iter_mut().take(k).enumerate() {
-                let v = &vs[i][lo..hi];
-                *a = v
-                    .iter()
-                    .zip(&w[lo..hi])
-                    .fold(Complex64::new(0.0, 0.0), |s, (x, y)| {
-                        s + c64(*x).conj() * c64(*y)
-                    });
+                *a = dot_serial(&vs[i][lo..hi], &w[lo..hi]);
             }
-            acc[k] = Complex64::new(w[lo..hi].iter().map(|z| c64(*z).norm_sqr()).sum(), 0.0);
+            acc[k] = Complex64::new(norm_sqr_serial(&w[lo..hi]), 0.0);
             acc
         })
         .reduce(
@@ -72,7 +62,7 @@ pub(crate) fn multi_sub<T: Real>(
                     *wj -= *hi * *vj;
                 }
             }
-            wc.iter().map(|z| c64(*z).norm_sqr()).sum::<f64>()
+            norm_sqr_serial(wc)
         })
         .sum()
 }

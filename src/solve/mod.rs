@@ -99,6 +99,7 @@ pub struct MixedPrecision<'a, O: LinearOperator<f32>> {
 }
 
 impl<'a, O: LinearOperator<f32>> MixedPrecision<'a, O> {
+    /// Wraps `op` with scratch buffers for one input and one output vector.
     pub fn new(op: &'a O) -> Self {
         let z = Complex::new(0.0f32, 0.0);
         MixedPrecision {

@@ -369,6 +369,66 @@ mod tests {
         }
     }
 
+    /// Trajectories recorded with torch 2.15.0 (float32, CPU): x = (1, -2, 3),
+    /// f = sum(a x^2 / 2) with a = (1, 10, 0.1), five steps of
+    /// `torch.optim.Adam([x], lr=0.1)` and of `torch.optim.SGD([x], lr=0.05, momentum=0.9)`.
+    #[test]
+    fn trajectories_match_pytorch() {
+        let adam_torch = [
+            [0.9000000357627869, -1.899999976158142, 2.9000000953674316],
+            [0.8004122376441956, -1.8001664876937866, 2.800102710723877],
+            [0.7015863060951233, -1.7006233930587769, 2.7003815174102783],
+            [0.6039391160011292, -1.601504921913147, 2.6009135246276855],
+            [0.5079637169837952, -1.5029557943344116, 2.501779556274414],
+        ];
+        let sgd_torch = [
+            [0.949999988079071, -1.0, 2.984999895095825],
+            [0.8575000166893005, 0.40000003576278687, 2.9565749168395996],
+            [0.7313750386238098, 1.4600000381469727, 2.9162094593048096],
+            [0.5812938213348389, 1.6839998960494995, 2.8652994632720947],
+            [0.41715601086616516, 1.0435998439788818, 2.8051540851593018],
+        ];
+        let a = [1.0f32, 10.0, 0.1];
+        let cases = [
+            (
+                OptimizerSpec::Adam {
+                    lr: 0.1,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                },
+                0.1f32,
+                adam_torch,
+            ),
+            (
+                OptimizerSpec::Sgd {
+                    lr: 0.05,
+                    momentum: 0.9,
+                },
+                0.05,
+                sgd_torch,
+            ),
+        ];
+        for (spec, lr, want) in cases {
+            let mut x = vec![1.0f32, -2.0, 3.0];
+            let mut opt = Optimizer::new(&spec, 3);
+            for (t, row) in want.iter().enumerate() {
+                let g: Vec<f32> = x.iter().zip(&a).map(|(x, a)| x * a).collect();
+                opt.step(&mut x, &g, lr);
+                for i in 0..3 {
+                    assert!(
+                        (x[i] as f64 - row[i]).abs() < 2e-6,
+                        "{} step {} coord {i}: {} vs torch {}",
+                        opt.name(),
+                        t + 1,
+                        x[i],
+                        row[i]
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn adam_reaches_the_minimum_of_a_quadratic() {
         let n = 100_000; // several rayon chunks

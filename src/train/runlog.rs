@@ -206,8 +206,14 @@ fn parse_csv_with(
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerStrategy {
     pub layer: String,
+    /// Layer kind (`dense`, `conv`, ...).
     pub kind: String,
+    /// `forward`, `backwardinput`, `backwardparams`, or `all`.
+    pub pass: String,
+    /// `jit`, `gemm` or `reference`.
     pub strategy: String,
+    /// Why the code generator chose it.
+    pub reason: String,
 }
 
 /// `summary.json`: the run's result and everything needed to reproduce or compare it.
