@@ -68,6 +68,10 @@ fn draw<DB: DrawingBackend>(
         .flat_map(|c| c.rows.iter().map(|r| r.epoch))
         .max()
         .unwrap_or(1);
+    // Preconditioner runs log per step and have no test loss.
+    let per_step = curves
+        .iter()
+        .all(|c| c.rows.iter().all(|r| r.test_loss.is_nan()));
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 26))
@@ -81,11 +85,17 @@ fn draw<DB: DrawingBackend>(
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("loss (mean NLL)")
+        .x_desc(if per_step { "training step" } else { "epoch" })
+        .y_desc(if per_step { "loss" } else { "loss (mean NLL)" })
         .x_labels(max_epoch.min(16))
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.3}"))
+        .y_label_formatter(&|y| {
+            if *y < 0.01 {
+                format!("{y:.0e}")
+            } else {
+                format!("{y:.3}")
+            }
+        })
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
         .draw()

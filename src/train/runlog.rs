@@ -99,6 +99,28 @@ pub fn write_csv(dir: &Path, rows: &[EpochRow]) -> Result<(), RunLogError> {
 /// Reads `train.csv` from a run folder.
 pub fn read_csv(dir: &Path) -> Result<Vec<EpochRow>, RunLogError> {
     let path = dir.join(CSV_FILE);
+    // Preconditioner runs (`train::precond`) log per step in `loss.csv` (step, loss, seconds):
+    // read them as rows with the step on the x axis and no test loss, so `symc plot` draws them.
+    let steps = dir.join("loss.csv");
+    if !path.exists() && steps.exists() {
+        let text = std::fs::read_to_string(&steps).map_err(|source| RunLogError::Read {
+            path: steps.clone(),
+            source,
+        })?;
+        let text = text.replacen("step,loss,seconds", "epoch,train_loss,seconds,test_loss", 1);
+        let text: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    format!("{l}\n")
+                } else {
+                    format!("{l},\n")
+                }
+            })
+            .collect();
+        return parse_csv_optional_test(&steps, &text);
+    }
     let text = std::fs::read_to_string(&path).map_err(|source| RunLogError::Read {
         path: path.clone(),
         source,
@@ -106,8 +128,21 @@ pub fn read_csv(dir: &Path) -> Result<Vec<EpochRow>, RunLogError> {
     parse_csv(&path, &text)
 }
 
+fn parse_csv_optional_test(path: &Path, text: &str) -> Result<Vec<EpochRow>, RunLogError> {
+    parse_csv_with(path, text, false)
+}
+
 /// Parses the text of a `train.csv` (columns found by name, so older or extended files work).
 pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<EpochRow>, RunLogError> {
+    parse_csv_with(path, text, true)
+}
+
+/// Parses the text of a `train.csv` (columns found by name, so older or extended files work).
+fn parse_csv_with(
+    path: &Path,
+    text: &str,
+    test_required: bool,
+) -> Result<Vec<EpochRow>, RunLogError> {
     let err = |line: usize, message: String| RunLogError::Parse {
         path: path.to_path_buf(),
         line,
@@ -153,7 +188,11 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<EpochRow>, RunLogError> 
             train_acc: num(col("train_acc"))?.unwrap_or(f64::NAN),
             val_loss: num(col("val_loss"))?,
             val_acc: num(col("val_acc"))?,
-            test_loss: req(c_test)?,
+            test_loss: if test_required {
+                req(c_test)?
+            } else {
+                num(Some(c_test))?.unwrap_or(f64::NAN)
+            },
             test_acc: num(col("test_acc"))?.unwrap_or(f64::NAN),
             seconds: num(col("seconds"))?.unwrap_or(f64::NAN),
             lr: num(col("lr"))?.unwrap_or(f64::NAN),

@@ -1,0 +1,98 @@
+//! Preconditioner training and application on 8³×16 (random gauge field, m = −0.55,
+//! c_sw = 1): one training step (Gaussian v, b = D v with the JIT Dirac kernel, network forward
+//! and backward, Adam) of the 1h1l model and of the 4-layer smoother (`ptc_precond`, 2016
+//! complex weights) in f32 and f64, and one application of each trained-network
+//! preconditioner (f64 vectors in and out) next to one Dirac operator application.
+//! Whole solves are measured by `symc train` / `symc solve --precond` (BENCHMARKS-precond.md).
+//!
+//! Run: `cargo bench --bench precond`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use num_complex::Complex64;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
+use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
+use symc::codegen::lattice_layout::SimdReal;
+use symc::ir::{Graph, LossSpec, OptimizerSpec};
+use symc::lattice::gauge::GaugeField;
+use symc::lattice::wilson::DiracParams;
+use symc::solve::{LinearOperator, Preconditioner};
+use symc::train::optim::Optimizer;
+use symc::train::precond;
+
+fn model(name: &str) -> Graph {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name);
+    symc::sema::load_model(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn step_bench<T: SimdReal>(c: &mut Criterion, label: &str, graph: &Graph, gauge: &GaugeField) {
+    let dirac = DiracParams::periodic(-0.55, 1.0);
+    let d = JitWilsonClover::<T>::new(gauge, &dirac, &DiracOptions::default()).unwrap();
+    let net = precond::compile_net::<T>(graph, gauge).unwrap();
+    let mut p32 = precond::init_params(graph, 1);
+    let mut params: Vec<T> = precond::params_as(&p32);
+    let mut grad = vec![T::zero(); params.len()];
+    let mut g32 = vec![0.0f32; params.len()];
+    let spec = OptimizerSpec::Adam {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let mut opt = Optimizer::new(&spec, params.len());
+    let mut step = 0u64;
+    c.bench_function(&format!("precond/train_step/{label}/{}", T::NAME), |b| {
+        b.iter(|| {
+            let (inp, tgt) =
+                precond::training_pair(&d, gauge.dims(), &LossSpec::Preconditioner, 3, step);
+            step += 1;
+            let l = precond::pair_loss_grad(net.as_ref(), &params, &inp, &tgt, &mut grad).unwrap();
+            // The optimiser state is f32 (as in training); f64 runs round the gradient.
+            for (g, x) in g32.iter_mut().zip(&grad) {
+                *g = x.to_f32().unwrap_or(f32::NAN);
+            }
+            opt.step(&mut p32, &g32, 1e-2);
+            params = precond::params_as(&p32);
+            l
+        })
+    });
+}
+
+fn benches(c: &mut Criterion) {
+    let dims = [8, 8, 8, 16];
+    let gauge = GaugeField::random(dims, &mut ChaCha8Rng::seed_from_u64(7));
+    let small = model("ptc_1h1l.sym");
+    let smoother = model("ptc_precond.sym");
+    step_bench::<f32>(c, "1h1l", &small, &gauge);
+    step_bench::<f64>(c, "1h1l", &small, &gauge);
+    step_bench::<f32>(c, "smoother", &smoother, &gauge);
+    step_bench::<f64>(c, "smoother", &smoother, &gauge);
+
+    let dirac = DiracParams::periodic(-0.55, 1.0);
+    let d64 = JitWilsonClover::<f64>::new(&gauge, &dirac, &DiracOptions::default()).unwrap();
+    let x = precond::random_rhs(dims, 1, 5).remove(0);
+    let mut y = vec![Complex64::new(0.0, 0.0); x.len()];
+    c.bench_function("precond/apply/dirac_jit/f64", |b| {
+        b.iter(|| d64.apply(&mut y, &x))
+    });
+    for (label, g) in [("1h1l", &small), ("smoother", &smoother)] {
+        let net = precond::compile_net::<f32>(g, &gauge).unwrap();
+        let mut m = precond::NetPreconditioner::new(net, precond::init_params(g, 1)).unwrap();
+        c.bench_function(&format!("precond/apply/{label}/f32-in-f64"), |b| {
+            b.iter(|| m.apply(&mut y, &x))
+        });
+    }
+}
+
+criterion_group! {
+    name = precond_benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(precond_benches);
