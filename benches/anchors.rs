@@ -56,11 +56,9 @@ fn convention_check() {
             return;
         }
     };
-    let (Some(gauge), Some(mass), Some(csw)) = (
-        meta["gauge"].as_str(),
-        meta["mass"].as_f64(),
-        meta["csw"].as_f64(),
-    ) else {
+    let (Some(gauge), Some(mass), Some(csw)) =
+        (meta["gauge"].as_str(), meta["mass"].as_f64(), meta["csw"].as_f64())
+    else {
         eprintln!("SKIPPED: convention check: meta.json lacks gauge/mass/csw");
         return;
     };
@@ -117,14 +115,11 @@ fn wilson<T: SimdReal>(c: &mut Criterion) {
     };
     let n = reference.volume() * 12;
     let normal = |r: &mut ChaCha8Rng| T::from_f64(StandardNormal.sample(r));
-    let psi: Vec<Complex<T>> = (0..n)
-        .map(|_| Complex::new(normal(&mut rng), normal(&mut rng)))
-        .collect();
+    let psi: Vec<Complex<T>> =
+        (0..n).map(|_| Complex::new(normal(&mut rng), normal(&mut rng))).collect();
     let mut out = vec![Complex::new(T::zero(), T::zero()); n];
     let mut g = c.benchmark_group("anchors/wilson_8x8x8x16");
-    g.throughput(Throughput::Elements(
-        FLOPS_PER_SITE * reference.volume() as u64,
-    ));
+    g.throughput(Throughput::Elements(FLOPS_PER_SITE * reference.volume() as u64));
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
     g.sample_size(30);
@@ -135,9 +130,7 @@ fn wilson<T: SimdReal>(c: &mut Criterion) {
         b.iter(|| LinearOperator::apply(&jit, &mut out, &psi))
     });
     g.finish();
-    cpu_report(&format!("wilson reference_{}", T::NAME), 200, || {
-        reference.apply(&mut out, &psi)
-    });
+    cpu_report(&format!("wilson reference_{}", T::NAME), 200, || reference.apply(&mut out, &psi));
     cpu_report(&format!("wilson jit_{}", T::NAME), 400, || {
         LinearOperator::apply(&jit, &mut out, &psi)
     });
@@ -193,10 +186,7 @@ fn chain(features: &[usize]) -> Graph {
         name: "anchor".into(),
         symmetry: Symmetry::GaugeSu3,
         lattice: Some(lattice),
-        values: vec![ValueType::Fermion {
-            features: features[0],
-            lattice,
-        }],
+        values: vec![ValueType::Fermion { features: features[0], lattice }],
         input_name: "v".into(),
         layers: vec![],
         params: vec![],
@@ -211,17 +201,9 @@ fn chain(features: &[usize]) -> Graph {
             complex: true,
             offset,
         });
-        g.values.push(ValueType::Fermion {
-            features: w[1],
-            lattice,
-        });
+        g.values.push(ValueType::Fermion { features: w[1], lattice });
         g.layers.push(Layer {
-            kind: LayerKind::Ptc {
-                n_in: w[0],
-                n_out: w[1],
-                paths: one_hop(),
-                local: false,
-            },
+            kind: LayerKind::Ptc { n_in: w[0], n_out: w[1], paths: one_hop(), local: false },
             inputs: vec![ValueId(k as u32)],
             output: ValueId(k as u32 + 1),
             params: vec![ParamId(k as u32)],
@@ -270,12 +252,7 @@ fn train_step(c: &mut Criterion, name: &str, features: &[usize]) {
         }
     }
     let mut opt = Optimizer::new(
-        &OptimizerSpec::Adam {
-            lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
+        &OptimizerSpec::Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         params.len(),
     );
     let mut grad = vec![0.0f32; params.len()];

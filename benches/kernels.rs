@@ -40,18 +40,10 @@ fn macs(g: &Graph) -> (f64, f64) {
     let mut first = 0.0;
     for (i, l) in g.layers.iter().enumerate() {
         let m = match &l.kind {
-            LayerKind::Dense {
-                in_features,
-                out_features,
-                ..
-            } => (in_features * out_features) as f64,
-            LayerKind::Conv {
-                in_channels,
-                out_channels,
-                window,
-                out_spatial,
-                ..
-            } => {
+            LayerKind::Dense { in_features, out_features, .. } => {
+                (in_features * out_features) as f64
+            }
+            LayerKind::Conv { in_channels, out_channels, window, out_spatial, .. } => {
                 (in_channels
                     * out_channels
                     * window.iter().product::<usize>()
@@ -72,10 +64,7 @@ fn macs(g: &Graph) -> (f64, f64) {
 fn flops(g: &Graph) -> (u64, u64) {
     let (fwd, first) = macs(g);
     let b = BATCH as f64;
-    (
-        (2.0 * fwd * b) as u64,
-        (2.0 * (3.0 * fwd - first) * b) as u64,
-    )
+    ((2.0 * fwd * b) as u64, (2.0 * (3.0 * fwd - first) * b) as u64)
 }
 
 struct Data {
@@ -87,19 +76,12 @@ struct Data {
 
 fn data(g: &Graph) -> Data {
     let mut r = rng(1);
-    let images: Vec<f32> = uniform(&mut r, BATCH * input_len(g), 1.0)
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    let images: Vec<f32> =
+        uniform(&mut r, BATCH * input_len(g), 1.0).iter().map(|&v| v as f32).collect();
     let labels = labels(&mut r, BATCH, classes(g));
     let params = init_params(g, 7);
     let grad = vec![0.0; params.len()];
-    Data {
-        params,
-        images,
-        labels,
-        grad,
-    }
+    Data { params, images, labels, grad }
 }
 
 fn bench_net(c: &mut Criterion, group: &str, g: &Graph, strategies: &[StrategyChoice]) {
@@ -108,11 +90,7 @@ fn bench_net(c: &mut Criterion, group: &str, g: &Graph, strategies: &[StrategyCh
     let mut logp = vec![0f32; BATCH * classes(g)];
     for &s in strategies {
         let jit = JitClassifier::compile(g, &opts(s)).expect("compile");
-        for p in jit
-            .plans()
-            .iter()
-            .filter(|_| std::env::var_os("SHOW_PLANS").is_some())
-        {
+        for p in jit.plans().iter().filter(|_| std::env::var_os("SHOW_PLANS").is_some()) {
             eprintln!(
                 "  {group}/{s:?}: {} {:?} -> {:?} ({})",
                 p.layer, p.pass, p.strategy, p.reason
@@ -129,10 +107,7 @@ fn bench_net(c: &mut Criterion, group: &str, g: &Graph, strategies: &[StrategyCh
         grp.throughput(Throughput::Elements(sf));
         grp.bench_function("train_step", |b| {
             b.iter(|| {
-                black_box(
-                    jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad)
-                        .unwrap(),
-                )
+                black_box(jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad).unwrap())
             })
         });
         grp.finish();
@@ -142,15 +117,11 @@ fn bench_net(c: &mut Criterion, group: &str, g: &Graph, strategies: &[StrategyCh
 fn layers(c: &mut Criterion) {
     let both = [StrategyChoice::ForceJit, StrategyChoice::ForceGemm];
     // Single weighted layers (plus the small log-softmax head), the sizes of the digit nets.
-    let g = Net::new("dense_784x3610", &[784])
-        .dense(3610, true)
-        .act(Activation::Relu)
-        .log_softmax();
+    let g =
+        Net::new("dense_784x3610", &[784]).dense(3610, true).act(Activation::Relu).log_softmax();
     bench_net(c, "layer/dense_784x3610", &g, &both);
-    let g = Net::new("dense_3610x1000", &[3610])
-        .dense(1000, true)
-        .act(Activation::Relu)
-        .log_softmax();
+    let g =
+        Net::new("dense_3610x1000", &[3610]).dense(1000, true).act(Activation::Relu).log_softmax();
     bench_net(c, "layer/dense_3610x1000", &g, &both);
     let g = Net::new("conv_10x19x19_w10", &[10, 19, 19])
         .conv(10, &[10, 10], Padding::Valid, true)
@@ -173,18 +144,9 @@ fn layers(c: &mut Criterion) {
 }
 
 fn networks(c: &mut Criterion) {
-    let all = [
-        StrategyChoice::Auto,
-        StrategyChoice::ForceJit,
-        StrategyChoice::ForceGemm,
-    ];
+    let all = [StrategyChoice::Auto, StrategyChoice::ForceJit, StrategyChoice::ForceGemm];
     bench_net(c, "step/digits_conv", &digits_conv(Activation::Relu), &all);
-    bench_net(
-        c,
-        "step/digits_dense",
-        &digits_dense(Activation::Relu),
-        &all,
-    );
+    bench_net(c, "step/digits_dense", &digits_dense(Activation::Relu), &all);
 }
 
 fn compile(c: &mut Criterion) {
@@ -217,11 +179,7 @@ fn cpu_time(_c: &mut Criterion) {
         ("digits_conv", digits_conv(Activation::Relu)),
         ("digits_dense", digits_dense(Activation::Relu)),
     ] {
-        for s in [
-            StrategyChoice::Auto,
-            StrategyChoice::ForceJit,
-            StrategyChoice::ForceGemm,
-        ] {
+        for s in [StrategyChoice::Auto, StrategyChoice::ForceJit, StrategyChoice::ForceGemm] {
             let mut d = data(&g);
             let (Some(c0), t0) = (cpu_seconds(), std::time::Instant::now()) else {
                 return;
@@ -233,15 +191,13 @@ fn cpu_time(_c: &mut Criterion) {
                 return;
             };
             let jit = JitClassifier::compile(&g, &opts(s)).expect("compile");
-            jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad)
-                .expect("step");
+            jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad).expect("step");
             let (Some(c2), t2) = (cpu_seconds(), std::time::Instant::now()) else {
                 return;
             };
             for _ in 0..reps {
                 black_box(
-                    jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad)
-                        .expect("step"),
+                    jit.train_batch(&d.params, &d.images, &d.labels, &mut d.grad).expect("step"),
                 );
             }
             let (Some(c3), t3) = (cpu_seconds(), std::time::Instant::now()) else {

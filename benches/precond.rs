@@ -22,9 +22,7 @@ use symc::train::optim::Optimizer;
 use symc::train::precond;
 
 fn model(name: &str) -> Graph {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name);
     symc::sema::load_model(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -36,12 +34,7 @@ fn step_bench<T: SimdReal>(c: &mut Criterion, label: &str, graph: &Graph, gauge:
     let mut params: Vec<T> = precond::params_as(&p32);
     let mut grad = vec![T::zero(); params.len()];
     let mut g32 = vec![0.0f32; params.len()];
-    let spec = OptimizerSpec::Adam {
-        lr: 1e-2,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-    };
+    let spec = OptimizerSpec::Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let mut opt = Optimizer::new(&spec, params.len());
     let mut step = 0u64;
     c.bench_function(&format!("precond/train_step/{label}/{}", T::NAME), |b| {
@@ -75,9 +68,7 @@ fn benches(c: &mut Criterion) {
     let d64 = JitWilsonClover::<f64>::new(&gauge, &dirac, &DiracOptions::default()).unwrap();
     let x = precond::random_rhs(dims, 1, 5).remove(0);
     let mut y = vec![Complex64::new(0.0, 0.0); x.len()];
-    c.bench_function("precond/apply/dirac_jit/f64", |b| {
-        b.iter(|| d64.apply(&mut y, &x))
-    });
+    c.bench_function("precond/apply/dirac_jit/f64", |b| b.iter(|| d64.apply(&mut y, &x)));
     for (label, g) in [("1h1l", &small), ("smoother", &smoother)] {
         let net = precond::compile_net::<f32>(g, &gauge).unwrap();
         let mut m = precond::NetPreconditioner::new(net, precond::init_params(g, 1)).unwrap();

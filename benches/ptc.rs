@@ -20,12 +20,7 @@ const DIMS: [usize; 4] = [8, 8, 8, 16];
 /// User + system CPU seconds of this process (all threads), from /proc/self/stat.
 fn cpu_seconds() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = s
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (tick(11) + tick(12)) / 100.0
 }
@@ -57,10 +52,7 @@ fn chain(features: &[usize]) -> Graph {
         name: "bench".into(),
         symmetry: Symmetry::GaugeSu3,
         lattice: Some(lattice),
-        values: vec![ValueType::Fermion {
-            features: features[0],
-            lattice,
-        }],
+        values: vec![ValueType::Fermion { features: features[0], lattice }],
         input_name: "psi".into(),
         layers: vec![],
         params: vec![],
@@ -75,17 +67,9 @@ fn chain(features: &[usize]) -> Graph {
             complex: true,
             offset,
         });
-        g.values.push(ValueType::Fermion {
-            features: w[1],
-            lattice,
-        });
+        g.values.push(ValueType::Fermion { features: w[1], lattice });
         g.layers.push(Layer {
-            kind: LayerKind::Ptc {
-                n_in: w[0],
-                n_out: w[1],
-                paths: one_hop(),
-                local: false,
-            },
+            kind: LayerKind::Ptc { n_in: w[0], n_out: w[1], paths: one_hop(), local: false },
             inputs: vec![ValueId(k as u32)],
             output: ValueId(k as u32 + 1),
             params: vec![ParamId(k as u32)],
@@ -106,12 +90,10 @@ fn bench_model<T: SimdReal>(c: &mut Criterion, name: &str, features: &[usize]) {
     let n_in = features[0];
     let n_out = *features.last().unwrap();
     let normal = |r: &mut ChaCha8Rng| T::from_f64(StandardNormal.sample(r));
-    let params: Vec<T> = (0..g.param_scalars())
-        .map(|_| normal(&mut rng) * T::from_f64(0.1))
-        .collect();
-    let input: Vec<Complex<T>> = (0..n_in * vol * 12)
-        .map(|_| Complex::new(normal(&mut rng), normal(&mut rng)))
-        .collect();
+    let params: Vec<T> =
+        (0..g.param_scalars()).map(|_| normal(&mut rng) * T::from_f64(0.1)).collect();
+    let input: Vec<Complex<T>> =
+        (0..n_in * vol * 12).map(|_| Complex::new(normal(&mut rng), normal(&mut rng))).collect();
     let target = input.clone();
     let fwd_flops: f64 = net
         .plans()
@@ -124,9 +106,7 @@ fn bench_model<T: SimdReal>(c: &mut Criterion, name: &str, features: &[usize]) {
     let mut grp = c.benchmark_group(format!("ptc/{name}/{}", T::NAME));
     grp.sample_size(20);
     grp.throughput(Throughput::Elements(fwd_flops as u64));
-    grp.bench_function("forward", |b| {
-        b.iter(|| net.forward(&params, &input, &mut out).unwrap())
-    });
+    grp.bench_function("forward", |b| b.iter(|| net.forward(&params, &input, &mut out).unwrap()));
     grp.bench_function("forward (cpu time)", |b| {
         b.iter_custom(|n| cpu_time(n, || net.forward(&params, &input, &mut out).unwrap()))
     });

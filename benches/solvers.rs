@@ -22,16 +22,8 @@ fn benches(c: &mut Criterion) {
     let b = FermionField::<f64>::random_gaussian(dims, &mut rng).data;
     let zero = vec![Complex64::new(0.0, 0.0); b.len()];
     // tol = 0 so that every solver runs exactly max_iterations.
-    let cycle = SolveParams {
-        tol: 0.0,
-        restart: 30,
-        max_iterations: 30,
-    };
-    let short = SolveParams {
-        tol: 0.0,
-        restart: 30,
-        max_iterations: 15,
-    };
+    let cycle = SolveParams { tol: 0.0, restart: 30, max_iterations: 30 };
+    let short = SolveParams { tol: 0.0, restart: 30, max_iterations: 15 };
 
     let mut g = c.benchmark_group("solvers/8x8x8x16/f64");
     g.warm_up_time(Duration::from_millis(500));

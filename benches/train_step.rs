@@ -20,9 +20,7 @@ const INFER_BATCH: usize = 1000;
 
 fn bench(c: &mut Criterion) {
     let threads = 2;
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = match mnist::load_split(&root.join("models/data/mnist"), "train") {
         Ok(d) => d,
@@ -36,20 +34,11 @@ fn bench(c: &mut Criterion) {
     for model in ["conv", "dense"] {
         let graph = symc::sema::load_model(&root.join(format!("models/digits_{model}.sym")))
             .expect("the shipped models load");
-        let opts = CompileOptions {
-            max_batch: INFER_BATCH,
-            threads,
-            ..CompileOptions::default()
-        };
+        let opts = CompileOptions { max_batch: INFER_BATCH, threads, ..CompileOptions::default() };
         let clf = JitClassifier::compile(&graph, &opts).expect("the digit networks compile");
         let mut params = symc::runtime::init::init_params(&graph, 0);
         let mut grad = vec![0.0f32; params.len()];
-        let spec = OptimizerSpec::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        };
+        let spec = OptimizerSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
         let mut opt = Optimizer::new(&spec, params.len());
         let x = &images[..BATCH * 784];
 
@@ -67,9 +56,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("forward_backward_b64", |b| {
             b.iter(|| clf.train_batch(&params, x, labels, &mut grad).unwrap())
         });
-        g.bench_function("adam_update", |b| {
-            b.iter(|| opt.step(&mut params, &grad, 1e-3))
-        });
+        g.bench_function("adam_update", |b| b.iter(|| opt.step(&mut params, &grad, 1e-3)));
         g.throughput(Throughput::Elements(INFER_BATCH as u64));
         let mut logp = vec![0.0f32; INFER_BATCH * 10];
         g.bench_function("predict_b1000", |b| {

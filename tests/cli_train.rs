@@ -19,9 +19,7 @@ fn symc() -> Command {
 
 fn gunzip(path: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
+    GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
     out
 }
 
@@ -38,16 +36,10 @@ fn subset(dir: &Path, n_train: usize, n_test: usize) {
     for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
         let img = gunzip(&src.join(format!("{prefix}-images-idx3-ubyte.gz")));
         let lab = gunzip(&src.join(format!("{prefix}-labels-idx1-ubyte.gz")));
-        std::fs::write(
-            dir.join(format!("{prefix}-images-idx3-ubyte")),
-            head(&img, n, 784, 16),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            head(&lab, n, 1, 8),
-        )
-        .unwrap();
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), head(&img, n, 784, 16))
+            .unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), head(&lab, n, 1, 8))
+            .unwrap();
     }
 }
 
@@ -86,38 +78,20 @@ fn train_resume_eval_plot_on_a_subset() {
     assert_eq!(s["epoch_seconds"].as_array().unwrap().len(), 1);
     assert!(s["final_train_loss"].as_f64().unwrap() < 2.3, "{s}");
     assert!(!s["strategies"].as_array().unwrap().is_empty());
-    for f in [
-        "train.csv",
-        "checkpoint.safetensors",
-        "model.sym",
-        "loss.svg",
-        "loss.png",
-    ] {
+    for f in ["train.csv", "checkpoint.safetensors", "model.sym", "loss.svg", "loss.png"] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
 
     // The same folder again without --resume is refused.
     let out = symc()
-        .args([
-            "train",
-            "models/digits_conv.sym",
-            "--epochs",
-            "1",
-            "--data",
-            d,
-            "--out",
-            r,
-        ])
+        .args(["train", "models/digits_conv.sym", "--epochs", "1", "--data", d, "--out", r])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a training run"));
 
     // Resume to 3 epochs (batch and seed come from the run; the model from its copy).
-    symc()
-        .args(["train", "--resume", r, "--epochs", "3"])
-        .assert()
-        .success();
+    symc().args(["train", "--resume", r, "--epochs", "3"]).assert().success();
     let s = json(&run.join("summary.json"));
     assert_eq!(s["epochs"], 3);
     assert_eq!(s["batch"], 32);
@@ -127,25 +101,15 @@ fn train_resume_eval_plot_on_a_subset() {
     assert!(acc > 0.5, "test accuracy after 3 small epochs {acc}");
 
     // eval reproduces the logged test accuracy from the checkpoint.
-    let out = symc()
-        .args(["eval", r, "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = symc().args(["eval", r, "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["samples"], 300);
     assert!((e["test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-9);
     let conf = e["confusion"].as_array().unwrap();
     assert_eq!(conf.len(), 10);
-    let total: u64 = conf
-        .iter()
-        .flat_map(|r| r.as_array().unwrap())
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let total: u64 =
+        conf.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(total, 300);
     let diag: u64 = (0..10).map(|i| conf[i][i].as_u64().unwrap()).sum();
     assert!((diag as f64 / 300.0 - acc).abs() < 1e-9);
@@ -158,20 +122,11 @@ fn train_resume_eval_plot_on_a_subset() {
     std::fs::copy(run.join("train.csv"), other.join("train.csv")).unwrap();
     let stem = runs.path().join("fig");
     symc()
-        .args([
-            "plot",
-            r,
-            other.to_str().unwrap(),
-            "-o",
-            stem.to_str().unwrap(),
-        ])
+        .args(["plot", r, other.to_str().unwrap(), "-o", stem.to_str().unwrap()])
         .assert()
         .success();
     let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
-    assert!(
-        svg.contains("conv train") && svg.contains("conv2 test"),
-        "legend missing"
-    );
+    assert!(svg.contains("conv train") && svg.contains("conv2 test"), "legend missing");
     assert!(std::fs::metadata(stem.with_extension("png")).unwrap().len() > 10_000);
 }
 
@@ -187,26 +142,14 @@ fn jit_and_reference_backends_train_alike() {
     for (name, extra) in [("jit", None), ("ref", Some("--reference"))] {
         let out = runs.path().join(name);
         let mut c = symc();
-        c.args([
-            "train",
-            "models/digits_conv.sym",
-            "--epochs",
-            "1",
-            "--batch",
-            "16",
-            "--data",
-            d,
-        ]);
+        c.args(["train", "models/digits_conv.sym", "--epochs", "1", "--batch", "16", "--data", d]);
         c.args(["--out", out.to_str().unwrap()]);
         if let Some(x) = extra {
             c.arg(x);
         }
         c.assert().success();
         let s = json(&out.join("summary.json"));
-        losses.push((
-            s["final_train_loss"].as_f64().unwrap(),
-            s["test_loss"].as_f64().unwrap(),
-        ));
+        losses.push((s["final_train_loss"].as_f64().unwrap(), s["test_loss"].as_f64().unwrap()));
     }
     let (a, b) = (losses[0], losses[1]);
     assert!(
@@ -258,12 +201,7 @@ fn damaged_data_is_rejected_cleanly() {
     // A folder without MNIST files.
     let empty = tempfile::tempdir().unwrap();
     let out = symc()
-        .args([
-            "train",
-            "models/digits_conv.sym",
-            "--data",
-            empty.path().to_str().unwrap(),
-        ])
+        .args(["train", "models/digits_conv.sym", "--data", empty.path().to_str().unwrap()])
         .args(["--out", runs.path().join("none").to_str().unwrap()])
         .output()
         .unwrap();
@@ -276,10 +214,7 @@ fn usage_errors() {
     let out = symc().args(["train"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model given"));
-    let out = symc()
-        .args(["train", "models/does_not_exist.sym"])
-        .output()
-        .unwrap();
+    let out = symc().args(["train", "models/does_not_exist.sym"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = symc().args(["eval", "/nonexistent/run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -82,19 +82,13 @@ fn shifted_input_gives_shifted_output_away_from_borders() {
             }
         }
         eprintln!("{pad:?} {strategy:?}: {checked} interior positions, max deviation {worst:.2e}");
-        assert!(
-            checked >= 2,
-            "the test must look at some interior positions"
-        );
+        assert!(checked >= 2, "the test must look at some interior positions");
         assert!(
             worst < 1e-12,
             "{pad:?} {strategy:?}: translation equivariance broken by {worst:e}"
         );
         // Control: without the shift of the comparison position, outputs do differ.
         let off = (out[at(1, 0, y0, x0 + 1)] - out[at(0, 0, y0, x0 + 1)]).abs();
-        assert!(
-            off > 1e-6,
-            "the shifted input must actually change unshifted positions"
-        );
+        assert!(off > 1e-6, "the shifted input must actually change unshifted positions");
     }
 }

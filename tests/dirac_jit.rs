@@ -13,9 +13,7 @@ use symc::runtime::lattice_reference::gauge_rotate;
 use symc::solve::{AdjointOperator, LinearOperator};
 
 fn field(n: usize, r: &mut ChaCha8Rng) -> Vec<Complex64> {
-    (0..n)
-        .map(|_| Complex::new(r.sample(StandardNormal), r.sample(StandardNormal)))
-        .collect()
+    (0..n).map(|_| Complex::new(r.sample(StandardNormal), r.sample(StandardNormal))).collect()
 }
 
 fn rel(a: &[Complex64], b: &[Complex64]) -> f64 {
@@ -61,20 +59,16 @@ fn jit_matches_reference_f64_and_f32() {
             let e = rel(&got, &want);
             eprintln!("{dims:?} dagger={dagger} f64 {e:.2e}");
             assert!(e < 1e-14, "f64 {dims:?} dagger={dagger}: {e:e}");
-            let x32: Vec<Complex<f32>> = x
-                .iter()
-                .map(|z| Complex::new(z.re as f32, z.im as f32))
-                .collect();
+            let x32: Vec<Complex<f32>> =
+                x.iter().map(|z| Complex::new(z.re as f32, z.im as f32)).collect();
             let mut g32 = vec![Complex::new(0.0f32, 0.0); n];
             if dagger {
                 jit32.apply_dagger(&mut g32, &x32);
             } else {
                 jit32.apply(&mut g32, &x32);
             }
-            let up: Vec<Complex64> = g32
-                .iter()
-                .map(|z| Complex::new(z.re as f64, z.im as f64))
-                .collect();
+            let up: Vec<Complex64> =
+                g32.iter().map(|z| Complex::new(z.re as f64, z.im as f64)).collect();
             let e = rel(&up, &want);
             eprintln!("{dims:?} dagger={dagger} f32 {e:.2e}");
             assert!(e < 1e-6, "f32 {dims:?} dagger={dagger}: {e:e}");

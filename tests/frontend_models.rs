@@ -187,14 +187,14 @@ fn ptc_preconditioner_layers_and_train_block() {
     }
     assert_eq!(g.param_scalars(), 2 * 1728);
     let t = g.train.as_ref().expect("train");
-    assert_eq!(t.gauge, Some(GaugeSource::Generate { beta: 6.0, seed: 7, sweeps: 200 }));
+    assert_eq!(t.gauge, Some(GaugeSource::Generate { beta: 6.0, seed: 7, sweeps: 300 }));
     let op = t.operator.as_ref().expect("operator");
     assert_eq!((op.mass, op.csw, op.boundary), (-0.55, 1.0, [0.0; 4]));
     assert_eq!(t.loss, LossSpec::Preconditioner);
-    assert_eq!(t.length, TrainLength::Steps(1000));
+    assert_eq!(t.length, TrainLength::Steps(200));
     assert_eq!(
         t.evaluate,
-        Some(EvalSpec::Fgmres { tol: 1e-8, restart: 30, rhs: 3, max_iterations: 10_000 })
+        Some(EvalSpec::Fgmres { tol: 1e-8, restart: 30, rhs: 2, max_iterations: 10_000 })
     );
     assert!(matches!(t.optimizer, OptimizerSpec::Adam { lr, .. } if lr == 1e-2));
 }

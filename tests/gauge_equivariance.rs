@@ -31,18 +31,10 @@ fn gauge_check(g: &Graph, seed: u64) -> f64 {
     let mut r = rng(seed);
     let gauge = GaugeField::random(dims, &mut r);
     let p = random_params(g, &mut r, 0.5);
-    let x = random_field(
-        feats(g, symc::ir::ValueId(0)) * gauge.geom.volume() * 12,
-        &mut r,
-    );
+    let x = random_field(feats(g, symc::ir::ValueId(0)) * gauge.geom.volume() * 12, &mut r);
     let omega = gauge.random_transformation(&mut r);
     let y = run(g, &gauge, &p, &x);
-    let y_rot = run(
-        g,
-        &gauge.gauge_transform(&omega),
-        &p,
-        &gauge_rotate(&omega, &x),
-    );
+    let y_rot = run(g, &gauge.gauge_transform(&omega), &p, &gauge_rotate(&omega, &x));
     rel_err(&y_rot, &gauge_rotate(&omega, &y))
 }
 
@@ -79,10 +71,7 @@ fn translation_check(g: &Graph, seed: u64, mu: usize) -> f64 {
 fn model() -> Graph {
     let mut b = GraphBuilder::new([4, 4, 4, 8], 1);
     let a = b.ptc(b.last(), 2, mixed_paths(), false);
-    let t = b.transport(
-        a,
-        vec![vec![hop(3, true); 4], vec![hop(0, false), hop(1, true)]],
-    );
+    let t = b.transport(a, vec![vec![hop(3, true); 4], vec![hop(0, false), hop(1, true)]]);
     let n = b.norm_gate(t);
     let c = b.ptc(n, 2, vec![vec![]], false);
     let s = b.add(c, a);
@@ -157,12 +146,7 @@ fn gauge_check_detects_a_non_equivariant_field() {
     let x = random_field(gauge.geom.volume() * 12, &mut r);
     let omega = gauge.random_transformation(&mut r);
     let other = gauge.random_transformation(&mut r);
-    let y_rot = run(
-        &g,
-        &gauge.gauge_transform(&omega),
-        &p,
-        &gauge_rotate(&other, &x),
-    );
+    let y_rot = run(&g, &gauge.gauge_transform(&omega), &p, &gauge_rotate(&other, &x));
     let y = run(&g, &gauge, &p, &x);
     assert!(rel_err(&y_rot, &gauge_rotate(&omega, &y)) > 1e-2);
 }
@@ -189,10 +173,8 @@ fn f32_and_f64_models_agree() {
     let p32: Vec<f32> = p.iter().map(|&v| v as f32).collect();
     let mut y32 = vec![Complex::new(0.0f32, 0.0); y64.len()];
     net.forward(&p32, &to_f32(&x), &mut y32).unwrap();
-    let up: Vec<Complex<f64>> = y32
-        .iter()
-        .map(|z| Complex::new(z.re as f64, z.im as f64))
-        .collect();
+    let up: Vec<Complex<f64>> =
+        y32.iter().map(|z| Complex::new(z.re as f64, z.im as f64)).collect();
     let e = rel_err(&up, &y64);
     eprintln!("f32 vs f64: {e:.2e}");
     assert!(e < 1e-5 && e > 0.0, "f32 vs f64: {e:e}");

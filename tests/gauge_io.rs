@@ -20,10 +20,7 @@ fn data_dir() -> Option<PathBuf> {
     if d.is_dir() {
         Some(d)
     } else {
-        eprintln!(
-            "SKIPPED: {} not found; real-file gauge tests did not run",
-            d.display()
-        );
+        eprintln!("SKIPPED: {} not found; real-file gauge tests did not run", d.display());
         None
     }
 }
@@ -155,11 +152,7 @@ fn every_shared_file_loads_with_its_reference_plaquette() {
         assert!((pp - p).abs() <= tol, "{name}: plaquette {pp} vs {p}");
         assert!((pss - ss).abs() <= 1e-6, "{name}: spatial {pss} vs {ss}");
         assert!((pst - st).abs() <= 1e-6, "{name}: temporal {pst} vs {st}");
-        assert_eq!(
-            f.checksum_ok(),
-            if has_checksum { Some(true) } else { None },
-            "{name}"
-        );
+        assert_eq!(f.checksum_ok(), if has_checksum { Some(true) } else { None }, "{name}");
         assert!(f.all_ok() && !f.checks.is_empty(), "{name}: {:?}", f.checks);
     }
 }
@@ -171,31 +164,16 @@ fn header_values_are_the_published_ones() {
     assert_eq!(n.header_plaquette, Some(0.0382422893));
     assert_eq!(n.header_link_trace, Some(0.4630322094));
     assert!((n.field.link_trace() - 0.4630322094).abs() < 1e-7);
-    let c = n
-        .checks
-        .iter()
-        .find(|c| c.name == "NERSC CHECKSUM")
-        .unwrap();
-    assert_eq!(
-        (c.expected.as_str(), c.found.as_str()),
-        ("717938df", "717938df")
-    );
+    let c = n.checks.iter().find(|c| c.name == "NERSC CHECKSUM").unwrap();
+    assert_eq!((c.expected.as_str(), c.found.as_str()), ("717938df", "717938df"));
     let m = read_gauge(&dir.join("milc/lat.sample.l4444")).unwrap();
-    let found: Vec<&str> = m
-        .checks
-        .iter()
-        .filter(|c| c.is_checksum())
-        .map(|c| c.found.as_str())
-        .collect();
+    let found: Vec<&str> =
+        m.checks.iter().filter(|c| c.is_checksum()).map(|c| c.found.as_str()).collect();
     assert_eq!(found, ["2352c05", "d137321d"]);
     let m = read_gauge(&dir.join("milc/lat.sample.l4448")).unwrap();
     assert!(m.big_endian);
-    let found: Vec<&str> = m
-        .checks
-        .iter()
-        .filter(|c| c.is_checksum())
-        .map(|c| c.found.as_str())
-        .collect();
+    let found: Vec<&str> =
+        m.checks.iter().filter(|c| c.is_checksum()).map(|c| c.found.as_str()).collect();
     assert_eq!(found, ["13f3b413", "161f7dde"]);
     let d = read_gauge(&dir.join("ddalphaamg/8x8x8x8b6.0000id3n1")).unwrap();
     assert_eq!(d.header_plaquette, Some(1.7772950976129867 / 3.0));
@@ -203,27 +181,15 @@ fn header_values_are_the_published_ones() {
 
 fn max_dist(a: &GaugeField, b: &GaugeField) -> f64 {
     assert_eq!(a.dims(), b.dims());
-    a.links
-        .iter()
-        .zip(&b.links)
-        .map(|(x, y)| x.dist(y))
-        .fold(0.0, f64::max)
+    a.links.iter().zip(&b.links).map(|(x, y)| x.dist(y)).fold(0.0, f64::max)
 }
 
 #[test]
 fn twin_files_hold_identical_links() {
     let Some(dir) = data_dir() else { return };
     for group in [
-        [
-            "milc/lat.sample.l4444",
-            "milc/lat.sample.l4444.ildg",
-            "milc/lat.sample.l4444.scidac",
-        ],
-        [
-            "milc/lat.sample.l4448",
-            "milc/lat.sample.l4448.scidac",
-            "milc/lat.sample.l4448.foreign",
-        ],
+        ["milc/lat.sample.l4444", "milc/lat.sample.l4444.ildg", "milc/lat.sample.l4444.scidac"],
+        ["milc/lat.sample.l4448", "milc/lat.sample.l4448.scidac", "milc/lat.sample.l4448.foreign"],
     ] {
         let a = read_gauge(&dir.join(group[0])).unwrap().field;
         for other in &group[1..] {
@@ -262,10 +228,7 @@ fn read_modified(
 /// The error must name the file (the copy) and, for failed checks, expected and found.
 fn assert_names_file(e: &GaugeIoError, name: &str) {
     let msg = e.to_string();
-    assert!(
-        msg.contains(&name.replace('/', "_")),
-        "message does not name the file: {msg}"
-    );
+    assert!(msg.contains(&name.replace('/', "_")), "message does not name the file: {msg}");
 }
 
 #[test]
@@ -278,10 +241,7 @@ fn truncated_copies_are_rejected() {
                 .expect_err(&format!("{name} cut by {cut} was accepted"));
             assert_names_file(&e, name);
             assert!(
-                matches!(
-                    e,
-                    GaugeIoError::Truncated { .. } | GaugeIoError::WrongSize { .. }
-                ),
+                matches!(e, GaugeIoError::Truncated { .. } | GaugeIoError::WrongSize { .. }),
                 "{name} cut by {cut}: {e}"
             );
         }
@@ -323,12 +283,7 @@ fn a_flipped_bit_is_caught_by_the_checksum() {
             .expect_err(&format!("{name} with a flipped bit was accepted"));
             assert_names_file(&e, name);
             match &e {
-                GaugeIoError::CheckFailed {
-                    check,
-                    expected,
-                    found,
-                    ..
-                } => {
+                GaugeIoError::CheckFailed { check, expected, found, .. } => {
                     assert!(check.to_lowercase().contains("checksum"), "{name}: {e}");
                     assert_ne!(expected, found);
                 }
@@ -373,10 +328,7 @@ fn formats_without_checksums_catch_damaged_numbers() {
 }
 
 fn edit_text(b: &mut Vec<u8>, from: &str, to: &str) {
-    let pos = b
-        .windows(from.len())
-        .position(|w| w == from.as_bytes())
-        .expect("pattern in file");
+    let pos = b.windows(from.len()).position(|w| w == from.as_bytes()).expect("pattern in file");
     b.splice(pos..pos + from.len(), to.bytes());
 }
 
@@ -387,32 +339,21 @@ fn bad_headers_are_rejected_with_what_was_expected() {
     let t = tmp.path();
     let nersc = "chroma/t_nersc.cfg";
     // Wrong dimensions: the payload no longer matches.
-    let e = read_modified(&dir, t, nersc, |b| {
-        edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = 8")
-    })
-    .unwrap_err();
+    let e = read_modified(&dir, t, nersc, |b| edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = 8"))
+        .unwrap_err();
     assert!(matches!(e, GaugeIoError::Truncated { .. }), "{e}");
-    let e = read_modified(&dir, t, nersc, |b| {
-        edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = 2")
-    })
-    .unwrap_err();
+    let e = read_modified(&dir, t, nersc, |b| edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = 2"))
+        .unwrap_err();
     assert!(matches!(e, GaugeIoError::WrongSize { .. }), "{e}");
-    let e = read_modified(&dir, t, nersc, |b| {
-        edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = x")
-    })
-    .unwrap_err();
+    let e = read_modified(&dir, t, nersc, |b| edit_text(b, "DIMENSION_4 = 4", "DIMENSION_4 = x"))
+        .unwrap_err();
     assert!(
         matches!(e, GaugeIoError::BadHeader { .. }) && e.to_string().contains("DIMENSION_4"),
         "{e}"
     );
-    let e = read_modified(&dir, t, nersc, |b| {
-        edit_text(b, "4D_SU3_GAUGE", "4D_SU2_GAUGE")
-    })
-    .unwrap_err();
-    assert!(
-        e.to_string().contains("DATATYPE") && e.to_string().contains("4D_SU2_GAUGE"),
-        "{e}"
-    );
+    let e = read_modified(&dir, t, nersc, |b| edit_text(b, "4D_SU3_GAUGE", "4D_SU2_GAUGE"))
+        .unwrap_err();
+    assert!(e.to_string().contains("DATATYPE") && e.to_string().contains("4D_SU2_GAUGE"), "{e}");
     let e = read_modified(&dir, t, nersc, |b| edit_text(b, "IEEE32BIG", "IEEE33BIG")).unwrap_err();
     assert!(e.to_string().contains("FLOATING_POINT"), "{e}");
     // Header values that disagree with the data.
@@ -442,24 +383,12 @@ fn bad_headers_are_rejected_with_what_was_expected() {
     assert!(e.to_string().contains("LINK_TRACE"), "{e}");
     let e =
         read_modified(&dir, t, nersc, |b| edit_text(b, "END_HEADER", "END_HEADEX")).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            GaugeIoError::Truncated { .. } | GaugeIoError::BadHeader { .. }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, GaugeIoError::Truncated { .. } | GaugeIoError::BadHeader { .. }), "{e}");
 
     // MILC: dimensions and site order.
     let milc = "milc/lat.sample.l4444";
     let e = read_modified(&dir, t, milc, |b| b[4] = 5).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            GaugeIoError::WrongSize { .. } | GaugeIoError::Truncated { .. }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, GaugeIoError::WrongSize { .. } | GaugeIoError::Truncated { .. }), "{e}");
     let e = read_modified(&dir, t, milc, |b| b[84] = 1).unwrap_err();
     assert!(matches!(e, GaugeIoError::Unsupported { .. }), "{e}");
     let e = read_modified(&dir, t, milc, |b| b[88] ^= 1).unwrap_err();
@@ -470,33 +399,14 @@ fn bad_headers_are_rejected_with_what_was_expected() {
     // LIME: precision and extents in the XML, the checksum record, the record magic.
     let ildg = "milc/lat.sample.l4444.ildg";
     let e = read_modified(&dir, t, ildg, |b| edit_text(b, "<lt>4</lt>", "<lt>8</lt>")).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            GaugeIoError::BadHeader { .. } | GaugeIoError::WrongSize { .. }
-        ),
-        "{e}"
-    );
-    let e = read_modified(&dir, t, ildg, |b| {
-        edit_text(b, "<precision>32<", "<precision>64<")
-    })
-    .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            GaugeIoError::BadHeader { .. } | GaugeIoError::WrongSize { .. }
-        ),
-        "{e}"
-    );
-    let e = read_modified(&dir, t, ildg, |b| {
-        edit_text(b, "<suma>37affb9c", "<suma>37affb9d")
-    })
-    .unwrap_err();
+    assert!(matches!(e, GaugeIoError::BadHeader { .. } | GaugeIoError::WrongSize { .. }), "{e}");
+    let e = read_modified(&dir, t, ildg, |b| edit_text(b, "<precision>32<", "<precision>64<"))
+        .unwrap_err();
+    assert!(matches!(e, GaugeIoError::BadHeader { .. } | GaugeIoError::WrongSize { .. }), "{e}");
+    let e = read_modified(&dir, t, ildg, |b| edit_text(b, "<suma>37affb9c", "<suma>37affb9d"))
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(
-        msg.contains("suma") && msg.contains("37affb9c") && msg.contains("37affb9d"),
-        "{msg}"
-    );
+    assert!(msg.contains("suma") && msg.contains("37affb9c") && msg.contains("37affb9d"), "{msg}");
     let e = read_modified(&dir, t, ildg, |b| edit_text(b, "su3gauge", "su2gauge")).unwrap_err();
     assert!(e.to_string().contains("su2gauge"), "{e}");
     let e = read_modified(&dir, t, ildg, |b| b[144 + 152] ^= 0x01).unwrap_err();
@@ -512,20 +422,11 @@ fn bad_headers_are_rejected_with_what_was_expected() {
     // Not a gauge file at all.
     let p = t.join("text.txt");
     std::fs::write(&p, b"hello, this is not a lattice").unwrap();
-    assert!(matches!(
-        read_gauge(&p),
-        Err(GaugeIoError::UnknownFormat { .. })
-    ));
+    assert!(matches!(read_gauge(&p), Err(GaugeIoError::UnknownFormat { .. })));
     let p = t.join("empty");
     std::fs::write(&p, b"").unwrap();
-    assert!(matches!(
-        read_gauge(&p),
-        Err(GaugeIoError::UnknownFormat { .. })
-    ));
-    assert!(matches!(
-        read_gauge(&t.join("missing")),
-        Err(GaugeIoError::Read { .. })
-    ));
+    assert!(matches!(read_gauge(&p), Err(GaugeIoError::UnknownFormat { .. })));
+    assert!(matches!(read_gauge(&t.join("missing")), Err(GaugeIoError::Read { .. })));
 }
 
 fn random_field(dims: [usize; 4], seed: u64) -> GaugeField {
@@ -567,25 +468,15 @@ fn round_trips_in_every_format() {
             (Precision::F64, true) => 1e-14,
             (Precision::F32, _) => 1e-6,
         };
-        assert!(
-            d <= tol,
-            "case {i} {format:?} {precision:?} two_rows={two_rows}: distance {d}"
-        );
+        assert!(d <= tol, "case {i} {format:?} {precision:?} two_rows={two_rows}: distance {d}");
         assert!(back.all_ok(), "case {i}");
         // Writing what was read gives the same bytes (except time stamps): compare the field again.
         let p2 = tmp.path().join(format!("rt{i}b"));
         write_gauge(&p2, &back.field, format, &opts).unwrap();
-        assert_eq!(
-            max_dist(&back.field, &read_gauge(&p2).unwrap().field),
-            0.0,
-            "case {i}"
-        );
+        assert_eq!(max_dist(&back.field, &read_gauge(&p2).unwrap().field), 0.0, "case {i}");
     }
     // Only the files we wrote are left: no temporary files.
-    assert_eq!(
-        std::fs::read_dir(tmp.path()).unwrap().count(),
-        2 * cases.len()
-    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2 * cases.len());
 }
 
 #[test]
@@ -593,14 +484,8 @@ fn formats_reject_precisions_they_cannot_store() {
     let tmp = tempfile::tempdir().unwrap();
     let field = random_field([2, 2, 2, 2], 1);
     let p = tmp.path().join("x");
-    let f64o = WriteOptions {
-        precision: Precision::F64,
-        ..Default::default()
-    };
-    let f32o = WriteOptions {
-        precision: Precision::F32,
-        ..Default::default()
-    };
+    let f64o = WriteOptions { precision: Precision::F64, ..Default::default() };
+    let f32o = WriteOptions { precision: Precision::F32, ..Default::default() };
     assert!(matches!(
         write_gauge(&p, &field, GaugeFormat::Milc, &f64o),
         Err(GaugeIoError::Unsupported { .. })
@@ -610,13 +495,8 @@ fn formats_reject_precisions_they_cannot_store() {
         Err(GaugeIoError::Unsupported { .. })
     ));
     assert!(!p.exists());
-    let e = write_gauge(
-        &tmp.path().join("no/such/dir/x"),
-        &field,
-        GaugeFormat::Nersc,
-        &f64o,
-    )
-    .unwrap_err();
+    let e = write_gauge(&tmp.path().join("no/such/dir/x"), &field, GaugeFormat::Nersc, &f64o)
+        .unwrap_err();
     assert!(matches!(e, GaugeIoError::Write { .. }), "{e}");
 }
 
@@ -625,10 +505,7 @@ fn real_file_converts_between_formats_without_loss() {
     let Some(dir) = data_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let src = read_gauge(&dir.join("milc/lat.sample.l4448")).unwrap();
-    let f32o = WriteOptions {
-        precision: Precision::F32,
-        ..Default::default()
-    };
+    let f32o = WriteOptions { precision: Precision::F32, ..Default::default() };
     for format in [GaugeFormat::Nersc, GaugeFormat::Ildg, GaugeFormat::Milc] {
         let p = tmp.path().join(format.name());
         write_gauge(&p, &src.field, format, &f32o).unwrap();
@@ -638,19 +515,11 @@ fn real_file_converts_between_formats_without_loss() {
     }
     // Our ILDG writer reproduces MILC's SciDAC checksum of the same links.
     let ildg = read_gauge(&tmp.path().join("ildg")).unwrap();
-    let sums: Vec<&str> = ildg
-        .checks
-        .iter()
-        .filter(|c| c.is_checksum())
-        .map(|c| c.found.as_str())
-        .collect();
+    let sums: Vec<&str> =
+        ildg.checks.iter().filter(|c| c.is_checksum()).map(|c| c.found.as_str()).collect();
     let orig = read_gauge(&dir.join("milc/lat.sample.l4448.scidac")).unwrap();
-    let want: Vec<&str> = orig
-        .checks
-        .iter()
-        .filter(|c| c.is_checksum())
-        .map(|c| c.found.as_str())
-        .collect();
+    let want: Vec<&str> =
+        orig.checks.iter().filter(|c| c.is_checksum()).map(|c| c.found.as_str()).collect();
     assert_eq!(sums, want);
 }
 
@@ -658,13 +527,8 @@ fn real_file_converts_between_formats_without_loss() {
 fn unit_field_headers() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("unit.nersc");
-    write_gauge(
-        &p,
-        &GaugeField::unit([2, 2, 2, 4]),
-        GaugeFormat::Nersc,
-        &WriteOptions::default(),
-    )
-    .unwrap();
+    write_gauge(&p, &GaugeField::unit([2, 2, 2, 4]), GaugeFormat::Nersc, &WriteOptions::default())
+        .unwrap();
     let f = read_gauge(&p).unwrap();
     assert_eq!(f.header_plaquette, Some(1.0));
     assert_eq!(f.header_link_trace, Some(1.0));
@@ -686,23 +550,15 @@ fn cli_info_json_reports_the_reference_plaquettes() {
             .args(["--format", "json"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(
             (j["plaquette"].as_f64().unwrap() - p).abs() <= tol.max(1e-7),
             "{name}: {}",
             j["plaquette"]
         );
-        let d: Vec<usize> = j["dims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let d: Vec<usize> =
+            j["dims"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         assert_eq!(d, dims);
         assert_eq!(j["precision_bits"].as_u64(), Some(bits as u64));
         assert!(j["link_trace"].is_f64());
@@ -723,25 +579,14 @@ fn cli_info_exits_2_on_a_corrupt_file() {
     bytes[n / 2] ^= 1;
     let p = tmp.path().join("bad.lime");
     std::fs::write(&p, &bytes).unwrap();
-    let out = symc()
-        .args(["gauge", "info"])
-        .arg(&p)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
+    let out = symc().args(["gauge", "info"]).arg(&p).args(["--format", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bad.lime") && err.contains("SciDAC checksum"),
-        "{err}"
-    );
+    assert!(err.contains("bad.lime") && err.contains("SciDAC checksum"), "{err}");
     assert!(!err.contains("panicked"));
     // --no-verify shows the damage instead.
-    let out = symc()
-        .args(["gauge", "info", "--no-verify", "--format", "json"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out =
+        symc().args(["gauge", "info", "--no-verify", "--format", "json"]).arg(&p).output().unwrap();
     assert!(out.status.success());
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["checksum_ok"].as_bool(), Some(false));
@@ -759,11 +604,7 @@ fn cli_convert_and_generate() {
         .args(["--to", "nersc", "--two-rows"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let f = read_gauge(&out_path).unwrap();
     assert_eq!((f.format, f.precision_bits), (GaugeFormat::Nersc, 32));
     assert!((f.field.plaquette() - 0.5690557).abs() < 1e-6);
@@ -791,23 +632,11 @@ fn cli_convert_and_generate() {
         .arg(&hist)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let f = read_gauge(&conf).unwrap();
     assert_eq!(f.field.dims(), [4, 4, 4, 8]);
     let csv = std::fs::read_to_string(&hist).unwrap();
-    let last: f64 = csv
-        .lines()
-        .last()
-        .unwrap()
-        .split(',')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let last: f64 = csv.lines().last().unwrap().split(',').nth(1).unwrap().parse().unwrap();
     assert_eq!(csv.lines().count(), 4);
     assert!((last - f.field.plaquette()).abs() < 1e-10);
     // The same chain as the library's.
@@ -819,17 +648,13 @@ fn cli_convert_and_generate() {
     assert_eq!(max_dist(&field, &f.field), 0.0);
     // Bad flags are usage errors, not panics.
     let out = symc()
-        .args([
-            "gauge", "generate", "--beta", "6", "--dims", "4x4x4", "--sweeps", "1", "-o",
-        ])
+        .args(["gauge", "generate", "--beta", "6", "--dims", "4x4x4", "--sweeps", "1", "-o"])
         .arg(&conf)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = symc()
-        .args([
-            "gauge", "generate", "--beta", "-1", "--dims", "4x4x4x4", "--sweeps", "1", "-o",
-        ])
+        .args(["gauge", "generate", "--beta", "-1", "--dims", "4x4x4x4", "--sweeps", "1", "-o"])
         .arg(&conf)
         .output()
         .unwrap();

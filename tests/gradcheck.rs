@@ -19,10 +19,7 @@ const TOL: f64 = 1e-8;
 /// Mean NLL by the reference forward.
 fn ref_loss(g: &Graph, p: &[f64], x: &[f64], labels: &[u8]) -> f64 {
     let acts = reference::forward_f64(g, p, x, labels.len()).unwrap();
-    reference::nll(&acts[g.output.index()], labels, classes(g))
-        .unwrap()
-        .0
-        .loss_sum
+    reference::nll(&acts[g.output.index()], labels, classes(g)).unwrap().0.loss_sum
         / labels.len() as f64
 }
 
@@ -50,11 +47,7 @@ fn numeric(v: &[f64], f: &dyn Fn(&[f64]) -> f64) -> Vec<f64> {
 /// Largest error relative to the scale of the numeric gradient.
 fn mismatch(analytic: &[f64], numeric: &[f64]) -> f64 {
     let scale = numeric.iter().fold(1f64, |m, v| m.max(v.abs()));
-    analytic
-        .iter()
-        .zip(numeric)
-        .fold(0f64, |m, (a, n)| m.max((a - n).abs()))
-        / scale
+    analytic.iter().zip(numeric).fold(0f64, |m, (a, n)| m.max((a - n).abs())) / scale
 }
 
 struct Case {
@@ -143,10 +136,7 @@ fn reference_backward_matches_finite_differences() {
         let np = numeric(&c.p, &|p| ref_loss(&c.g, p, &c.x, &c.labels));
         let nx = numeric(&c.x, &|x| ref_loss(&c.g, &c.p, x, &c.labels));
         let (ep, ex) = (mismatch(&gp, &np), mismatch(&gx, &nx));
-        eprintln!(
-            "{}: reference param grad error {ep:.2e}, input grad error {ex:.2e}",
-            c.g.name
-        );
+        eprintln!("{}: reference param grad error {ep:.2e}, input grad error {ex:.2e}", c.g.name);
         assert!(ep < TOL, "{}: parameter gradient off by {ep:e}", c.g.name);
         assert!(ex < TOL, "{}: input gradient off by {ex:e}", c.g.name);
     }
@@ -178,11 +168,7 @@ fn jit_backward_matches_finite_differences_of_jit_forward() {
             let n = numeric(&c.p, &|p| jit_loss_and_grad(&jit, p, &c.x, &c.labels).0);
             let e = mismatch(&g, &n);
             eprintln!("{} {strategy:?}: JIT param grad error {e:.2e}", c.g.name);
-            assert!(
-                e < TOL,
-                "{} {strategy:?}: JIT gradient off by {e:e}",
-                c.g.name
-            );
+            assert!(e < TOL, "{} {strategy:?}: JIT gradient off by {e:e}", c.g.name);
         }
     }
 }
@@ -212,19 +198,10 @@ fn negative_control_wrong_derivative_rule_fails() {
         .log_softmax();
     for g in [
         ref_grad(&c.g, &c.p, &c.x, &c.labels).0,
-        jit_loss_and_grad(
-            &jit_f64(&c.g, 3, StrategyChoice::ForceJit),
-            &c.p,
-            &c.x,
-            &c.labels,
-        )
-        .1,
+        jit_loss_and_grad(&jit_f64(&c.g, 3, StrategyChoice::ForceJit), &c.p, &c.x, &c.labels).1,
     ] {
         let n = numeric(&c.p, &|p| ref_loss(&wrong, p, &c.x, &c.labels));
         let e = mismatch(&g, &n);
-        assert!(
-            e > 1e3 * TOL,
-            "a wrong derivative rule passed the check ({e:e})"
-        );
+        assert!(e > 1e3 * TOL, "a wrong derivative rule passed the check ({e:e})");
     }
 }

@@ -52,10 +52,7 @@ fn strong_coupling_plaquette() {
     p.start = Start::Hot;
     let (mean, err, _) = measure([6, 6, 6, 6], &p, 30);
     let want = 0.5 / 18.0 + 0.25 / 216.0;
-    assert!(
-        (mean - want).abs() < 3.0 * err + 3e-4,
-        "{mean} ± {err} vs {want}"
-    );
+    assert!((mean - want).abs() < 3.0 * err + 3e-4, "{mean} ± {err} vs {want}");
 }
 
 #[test]
@@ -63,13 +60,7 @@ fn plaquette_is_gauge_invariant_on_a_heatbath_field() {
     let (field, _) = generate([4, 4, 4, 8], &HeatbathParams::new(6.0, 5, 3), |_, _| {});
     let omega = field.random_transformation(&mut ChaCha8Rng::seed_from_u64(4));
     let g = field.gauge_transform(&omega);
-    assert!(
-        field
-            .links
-            .iter()
-            .zip(&g.links)
-            .any(|(a, b)| a.dist(b) > 0.1)
-    );
+    assert!(field.links.iter().zip(&g.links).any(|(a, b)| a.dist(b) > 0.1));
     assert!((plaquette(&field) - plaquette(&g)).abs() < 1e-13);
     let (a, b) = (field.plaquette_parts(), g.plaquette_parts());
     assert!((a.1 - b.1).abs() < 1e-13 && (a.2 - b.2).abs() < 1e-13);
@@ -85,23 +76,14 @@ fn overrelaxation_sweep_conserves_the_action() {
     hb.overrelax_sweep();
     let after = plaquette(hb.field());
     assert!((before - after).abs() < 1e-12, "{before} vs {after}");
-    assert!(
-        hb.field()
-            .links
-            .iter()
-            .zip(&field.links)
-            .all(|(a, b)| a.dist(b) > 1e-6)
-    );
+    assert!(hb.field().links.iter().zip(&field.links).all(|(a, b)| a.dist(b) > 1e-6));
     // A heatbath sweep does change it (negative control).
     hb.heatbath_sweep();
     assert!((plaquette(hb.field()) - after).abs() > 1e-4);
 }
 
 fn run_with_threads(threads: usize, params: &HeatbathParams) -> (GaugeField, Vec<f64>) {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| generate([4, 4, 4, 8], params, |_, _| {}))
 }
 
@@ -110,10 +92,7 @@ fn invalid_parameters_are_rejected_and_odd_extents_work() {
     use symc::lattice::heatbath::{HeatbathError, validate};
     let ok = HeatbathParams::new(6.0, 1, 1);
     assert!(validate([4, 4, 4, 4], &ok).is_ok());
-    assert!(matches!(
-        validate([4, 1, 4, 4], &ok),
-        Err(HeatbathError::Params { .. })
-    ));
+    assert!(matches!(validate([4, 1, 4, 4], &ok), Err(HeatbathError::Params { .. })));
     assert!(matches!(
         validate([4, 4, 4, 4], &HeatbathParams::new(-1.0, 1, 1)),
         Err(HeatbathError::Params { .. })
@@ -127,10 +106,7 @@ fn invalid_parameters_are_rejected_and_odd_extents_work() {
     // Odd extents fall back to in-place sequential updates: still thread-independent.
     let p = HeatbathParams::new(6.0, 3, 1);
     let run = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| generate([3, 4, 4, 5], &p, |_, _| {}))
     };
     let (a, ha) = run(1);
@@ -159,14 +135,7 @@ fn chain_is_identical_on_one_and_two_threads() {
 fn continuing_a_chain_equals_an_uninterrupted_run() {
     let p = HeatbathParams::new(6.0, 6, 21);
     let (full, _) = generate([4, 4, 4, 4], &p, |_, _| {});
-    let (half, _) = generate(
-        [4, 4, 4, 4],
-        &HeatbathParams {
-            sweeps: 3,
-            ..p.clone()
-        },
-        |_, _| {},
-    );
+    let (half, _) = generate([4, 4, 4, 4], &HeatbathParams { sweeps: 3, ..p.clone() }, |_, _| {});
     // Through a file, as a user resuming a run would.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("half.nersc");
@@ -175,13 +144,7 @@ fn continuing_a_chain_equals_an_uninterrupted_run() {
     for _ in 0..3 {
         hb.sweep();
     }
-    assert!(
-        hb.field()
-            .links
-            .iter()
-            .zip(&full.links)
-            .all(|(a, b)| a == b)
-    );
+    assert!(hb.field().links.iter().zip(&full.links).all(|(a, b)| a == b));
 }
 
 #[test]
@@ -189,10 +152,7 @@ fn cached_config_is_reused_and_survives_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let dims = [4, 4, 4, 4];
     let a = cached_config(dims, 6.0, 9, 4, dir.path()).unwrap();
-    let files: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1);
     let path = &files[0];
     // Reused: a second call reads the file (same links, file untouched).
@@ -231,10 +191,7 @@ fn beta6_plaquette_on_8_8_8_16() {
     let p = HeatbathParams::new(6.0, 400, 7);
     let (mean, err, _) = measure([8, 8, 8, 16], &p, 100);
     assert!((mean - 0.5937).abs() < 2e-3 + 3.0 * err, "{mean} ± {err}");
-    assert!(
-        err < 5e-4,
-        "statistical error {err} too large to test anything"
-    );
+    assert!(err < 5e-4, "statistical error {err} too large to test anything");
 }
 
 /// Seeded regression (the pattern of GPT's heatbath test): the chain is a pure function of
@@ -247,13 +204,7 @@ fn seeded_chain_is_pinned() {
     let mut p = HeatbathParams::new(5.5, 5, 1);
     p.overrelax_per_sweep = 0;
     let (_, hist) = generate([8, 8, 8, 8], &p, |_, _| {});
-    let want = [
-        0.659347092286,
-        0.593131855809,
-        0.570057779891,
-        0.561774700994,
-        0.550660951424,
-    ];
+    let want = [0.659347092286, 0.593131855809, 0.570057779891, 0.561774700994, 0.550660951424];
     for (i, (h, w)) in hist.iter().zip(want).enumerate() {
         assert!((h - w).abs() < 1e-11, "sweep {}: {h:.12} vs {w:.12}", i + 1);
     }

@@ -23,9 +23,7 @@ fn models() -> Vec<PathBuf> {
 }
 
 fn load(name: &str) -> symc::ir::Graph {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name);
     symc::sema::load_model(&p).expect("shipped models check")
 }
 
@@ -34,11 +32,7 @@ fn clif_summary(records: &[KernelRecord]) -> String {
     let mut out = String::new();
     for r in records {
         let mut ops: BTreeMap<String, usize> = BTreeMap::new();
-        for line in r
-            .clif
-            .lines()
-            .map(|l| l.split(';').next().unwrap_or("").trim())
-        {
+        for line in r.clif.lines().map(|l| l.split(';').next().unwrap_or("").trim()) {
             // Value aliases (`v155 -> v509`), block headers and the signature are not operations.
             if line.contains("->") || line.ends_with(':') || line.ends_with('{') || line == "}" {
                 continue;
@@ -58,12 +52,7 @@ fn clif_summary(records: &[KernelRecord]) -> String {
 
 fn fixed_machine() -> Machine {
     Machine {
-        cpu: Cpu {
-            model: "snapshot".into(),
-            cores: 2,
-            vector_isa: vec![],
-            llc_bytes: None,
-        },
+        cpu: Cpu { model: "snapshot".into(), cores: 2, vector_isa: vec![], llc_bytes: None },
         native_fma: true,
         ceiling_gflops_core: 64.0,
         effective_ghz: 4.0,
@@ -96,10 +85,7 @@ fn kernel_views_of_every_model() {
                 let stats = stats_view(c.plans(), c.records(), &fixed_machine(), Style::default());
                 insta::assert_snapshot!(format!("{stem}_stats"), stats);
                 let asm = symc::inspect::views::asm_view(c.records(), Style::default());
-                assert!(
-                    asm.contains("vfmadd"),
-                    "{stem}: no vector FMA in the machine code"
-                );
+                assert!(asm.contains("vfmadd"), "{stem}: no vector FMA in the machine code");
             }
             // A model no JIT back end handles yet must say so, not crash.
             Err(e) => insta::assert_snapshot!(format!("{stem}_unsupported"), e.to_string()),
@@ -113,42 +99,18 @@ fn verify_passes_on_the_shipped_classifier_and_fails_on_injected_defects() {
     let g = load("digits_conv.sym");
     let rep = backend::verify_model(&g, None, 3).unwrap();
     assert!(rep.passed(), "{rep:#?}");
-    assert!(
-        rep.checks
-            .iter()
-            .filter(|c| c.name.starts_with("translation"))
-            .any(|c| !c.skipped)
-    );
+    assert!(rep.checks.iter().filter(|c| c.name.starts_with("translation")).any(|c| !c.skipped));
     // The bias gradient of the first layer off by 1 %: both gradient oracles notice.
-    let rep = backend::verify_model_with(
-        &g,
-        None,
-        3,
-        &Fault::ScaleGradient {
-            param: 1,
-            factor: 1.01,
-        },
-    )
-    .unwrap();
+    let rep =
+        backend::verify_model_with(&g, None, 3, &Fault::ScaleGradient { param: 1, factor: 1.01 })
+            .unwrap();
     assert!(!rep.passed());
-    let fd = rep
-        .checks
-        .iter()
-        .find(|c| c.name.contains("finite differences"))
-        .unwrap();
+    let fd = rep.checks.iter().find(|c| c.name.contains("finite differences")).unwrap();
     assert!(!fd.passed && fd.detail.contains("linear1.bias"), "{fd:?}");
     // An indexing bug that depends on the position breaks the declared translation symmetry.
     let rep = backend::verify_model_with(&g, None, 3, &Fault::PositionDependent(1e-3)).unwrap();
-    let failed: Vec<_> = rep
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
-        .collect();
-    assert!(
-        failed.iter().any(|n| n.starts_with("translation")),
-        "{failed:?}"
-    );
+    let failed: Vec<_> = rep.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+    assert!(failed.iter().any(|n| n.starts_with("translation")), "{failed:?}");
 }
 
 #[test]
@@ -156,11 +118,7 @@ fn verify_passes_on_a_gauge_network_and_fails_when_covariance_is_broken() {
     let g = load("ptc_precond_4x4.sym");
     let rep = backend::verify_model(&g, None, 5).unwrap();
     assert!(rep.passed(), "{rep:#?}");
-    let gauge = rep
-        .checks
-        .iter()
-        .find(|c| c.name == "gauge covariance (JIT f64)")
-        .unwrap();
+    let gauge = rep.checks.iter().find(|c| c.name == "gauge covariance (JIT f64)").unwrap();
     assert!(gauge.max_rel < 1e-12, "{gauge:?}");
     let r = symc::lattice::su3::Su3::random(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
     let rep = backend::verify_model_with(&g, None, 5, &Fault::RotateColour(r)).unwrap();
@@ -169,21 +127,10 @@ fn verify_passes_on_a_gauge_network_and_fails_when_covariance_is_broken() {
     assert!(by("gauge covariance (JIT f64)").max_rel > 0.1);
     // A global colour rotation commutes with lattice shifts: that check still passes.
     assert!(by("lattice translation (JIT f32)").passed);
-    let rep = backend::verify_model_with(
-        &g,
-        None,
-        5,
-        &Fault::ScaleGradient {
-            param: 0,
-            factor: 0.999,
-        },
-    )
-    .unwrap();
-    let fd = rep
-        .checks
-        .iter()
-        .find(|c| c.name.contains("finite differences"))
-        .unwrap();
+    let rep =
+        backend::verify_model_with(&g, None, 5, &Fault::ScaleGradient { param: 0, factor: 0.999 })
+            .unwrap();
+    let fd = rep.checks.iter().find(|c| c.name.contains("finite differences")).unwrap();
     assert!(!fd.passed, "{fd:?}");
 }
 
@@ -198,15 +145,8 @@ fn cli_verify_and_asm_on_a_small_gauge_model() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("PASS: all") && !text.contains("\x1b["),
-        "{text}"
-    );
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("PASS: all") && !text.contains("\x1b["), "{text}");
     let out = std::process::Command::new(bin)
         .arg("inspect")
         .arg(&model)
@@ -217,16 +157,8 @@ fn cli_verify_and_asm_on_a_small_gauge_model() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["total_params"], 288);
     let kernels = doc["kernels"].as_array().unwrap();
-    assert!(
-        kernels
-            .iter()
-            .any(|k| k["asm"].as_str().unwrap().contains("vfmadd"))
-    );
-    assert!(
-        kernels
-            .iter()
-            .all(|k| k["stats"]["all"]["total"].as_u64().unwrap() > 0)
-    );
+    assert!(kernels.iter().any(|k| k["asm"].as_str().unwrap().contains("vfmadd")));
+    assert!(kernels.iter().all(|k| k["stats"]["all"]["total"].as_u64().unwrap() > 0));
     // A gauge file of the wrong lattice is refused with a typed error, exit 1.
     let bad = std::process::Command::new(bin)
         .arg("inspect")
@@ -234,10 +166,5 @@ fn cli_verify_and_asm_on_a_small_gauge_model() {
         .args(["--verify", "--gauge", "/nonexistent/conf.lime"])
         .output()
         .unwrap();
-    assert_eq!(
-        bad.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
-    );
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
 }

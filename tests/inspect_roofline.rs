@@ -11,22 +11,16 @@ use symc::inspect::roofline::*;
 fn fma_probe_matches_plain_rust_bit_for_bit() {
     let p = fma_probe(false).unwrap();
     let native = Jit::new().unwrap().host.native_fma;
-    let seed: Vec<f32> = (0..FMA_CHAINS * LANES)
-        .map(|i| 0.25 + i as f32 * 0.03)
-        .collect();
+    let seed: Vec<f32> = (0..FMA_CHAINS * LANES).map(|i| 0.25 + i as f32 * 0.03).collect();
     for items in [0, 1, 7, 1000] {
         let mut out = vec![0f32; seed.len()];
-        p.kernels()[0]
-            .call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, items)
-            .unwrap();
+        p.kernels()[0].call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, items).unwrap();
         let want = fma_probe_reference(&seed, items, native);
         assert_eq!(out, want, "items {items}");
     }
     // A negative control: the unfused rounding differs somewhere, so the comparison has teeth.
     let mut out = vec![0f32; seed.len()];
-    p.kernels()[0]
-        .call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, 1000)
-        .unwrap();
+    p.kernels()[0].call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, 1000).unwrap();
     assert_ne!(out, fma_probe_reference(&seed, 1000, !native));
 }
 
@@ -57,16 +51,8 @@ fn scalar_kernel_has_no_vector_fma() {
     let spec = KernelSpec {
         name: "sq".into(),
         buffers: vec![
-            BufSpec {
-                name: "x".into(),
-                bytes: 4 * n,
-                writable: false,
-            },
-            BufSpec {
-                name: "y".into(),
-                bytes: 4 * n,
-                writable: true,
-            },
+            BufSpec { name: "x".into(), bytes: 4 * n, writable: false },
+            BufSpec { name: "y".into(), bytes: 4 * n, writable: true },
         ],
         items: n,
         parallel: true,
@@ -111,14 +97,8 @@ fn scalar_kernel_has_no_vector_fma() {
     assert!(s.in_loops.scalar_float >= 2, "{}", r.vcode);
     let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let mut y = vec![1f32; n];
-    k.kernels()[0]
-        .call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, n)
-        .unwrap();
-    assert!(
-        y.iter()
-            .enumerate()
-            .all(|(i, &v)| v == (i * i) as f32 + 1.0)
-    );
+    k.kernels()[0].call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, n).unwrap();
+    assert!(y.iter().enumerate().all(|(i, &v)| v == (i * i) as f32 + 1.0));
 }
 
 /// The measured machine is plausible: a 128-bit FMA ceiling between a slow scalar core and far
@@ -126,10 +106,7 @@ fn scalar_kernel_has_no_vector_fma() {
 #[test]
 fn measured_machine_is_plausible() {
     let m = machine().unwrap();
-    assert!(
-        m.ceiling_gflops_core > 1.0 && m.ceiling_gflops_core < 1000.0,
-        "{m:?}"
-    );
+    assert!(m.ceiling_gflops_core > 1.0 && m.ceiling_gflops_core < 1000.0, "{m:?}");
     assert!(m.bandwidth_gbs > 0.5 && m.bandwidth_gbs < 2000.0, "{m:?}");
     assert!(m.cpu.cores >= 1);
     assert!((m.attainable(m.ridge()) - m.ceiling_gflops()).abs() < 1e-9 * m.ceiling_gflops());

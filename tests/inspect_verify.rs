@@ -26,9 +26,7 @@ fn rng() -> ChaCha8Rng {
 /// L(w, b) = Σ_i tanh(w_i x_i + b)² with x fixed: a weight block and a one-entry bias block.
 fn loss(v: &[f64]) -> Result<f64, VerifyError> {
     let n = v.len() - 1;
-    Ok((0..n)
-        .map(|i| ((v[i] * (i as f64 + 0.5) + v[n]).tanh()).powi(2))
-        .sum())
+    Ok((0..n).map(|i| ((v[i] * (i as f64 + 0.5) + v[n]).tanh()).powi(2)).sum())
 }
 
 fn grad(v: &[f64]) -> Vec<f64> {
@@ -65,18 +63,9 @@ fn gradient_check_passes_the_true_gradient_and_fails_a_perturbed_bias_rule() {
     // The bias gradient off by 1 %: small next to the weights, caught by its own block.
     let mut g = grad(&v);
     g[8] *= 1.01;
-    let c = gradient_check(
-        "fd",
-        &loss,
-        &v,
-        &g,
-        &blocks,
-        2,
-        1e-5,
-        tol::FINITE_DIFFERENCE,
-        &mut rng(),
-    )
-    .unwrap();
+    let c =
+        gradient_check("fd", &loss, &v, &g, &blocks, 2, 1e-5, tol::FINITE_DIFFERENCE, &mut rng())
+            .unwrap();
     assert!(!c.passed, "{c:?}");
     assert!(c.detail.contains("worst: b"), "{c:?}");
     assert!((c.max_rel - 0.01 / 1.01).abs() < 1e-4, "{c:?}");
@@ -84,13 +73,7 @@ fn gradient_check_passes_the_true_gradient_and_fails_a_perturbed_bias_rule() {
 
 #[test]
 fn compare_reports_norm_relative_errors_and_fails_on_nan() {
-    let c = Check::compare(
-        "x",
-        String::new(),
-        &[1.0, 2.0, 4.0001],
-        &[1.0, 2.0, 4.0],
-        1e-4,
-    );
+    let c = Check::compare("x", String::new(), &[1.0, 2.0, 4.0001], &[1.0, 2.0, 4.0], 1e-4);
     assert!((c.max_abs - 1e-4).abs() < 1e-12 && (c.max_rel - 2.5e-5).abs() < 1e-9 && c.passed);
     let c = Check::compare("x", String::new(), &[f64::NAN], &[1.0], 1e-4);
     assert!(!c.passed);
@@ -102,11 +85,7 @@ fn compare_reports_norm_relative_errors_and_fails_on_nan() {
 fn conv(x: &[f64], extra: &dyn Fn(usize, usize) -> f64, same: bool) -> Vec<f64> {
     let (h, w) = (9usize, 11usize);
     let k = [[0.3, -0.2, 0.5], [0.1, 0.9, -0.4], [0.25, 0.0, -0.7]];
-    let (oh, ow, off) = if same {
-        (h, w, 1isize)
-    } else {
-        (h - 2, w - 2, 0)
-    };
+    let (oh, ow, off) = if same { (h, w, 1isize) } else { (h - 2, w - 2, 0) };
     let mut y = vec![0.0; oh * ow];
     for i in 0..oh {
         for j in 0..ow {
@@ -204,11 +183,7 @@ fn hop(u: &GaugeField, psi: &[Complex<f64>], links: bool, site_weight: bool) -> 
     let v = g.volume();
     let mut y = vec![Complex::new(0.0, 0.0); psi.len()];
     for s in 0..v {
-        let w = if site_weight {
-            1.0 + 0.1 * (s % 3) as f64
-        } else {
-            1.0
-        };
+        let w = if site_weight { 1.0 + 0.1 * (s % 3) as f64 } else { 1.0 };
         for mu in 0..4 {
             let (up, dn) = (g.up(s, mu), g.dn(s, mu));
             for spin in 0..4 {
@@ -265,10 +240,8 @@ fn shifts_and_transformations_are_exact_inverses_of_themselves() {
     let mut r = rng();
     let u = GaugeField::random([2, 3, 2, 4], &mut r);
     let g = &u.geom;
-    let psi: Vec<Complex<f64>> = gaussian(g.volume() * 24, &mut r)
-        .chunks(2)
-        .map(|c| Complex::new(c[0], c[1]))
-        .collect();
+    let psi: Vec<Complex<f64>> =
+        gaussian(g.volume() * 24, &mut r).chunks(2).map(|c| Complex::new(c[0], c[1])).collect();
     let s = [1, 2, 1, 3];
     let back = [1, 1, 1, 1];
     let twice = shift_fermions(&shift_fermions(&psi, g, s), g, back);
@@ -349,12 +322,7 @@ fn small_net() -> symc::ir::Graph {
             ),
             layer(LayerKind::Flatten, 3, vec![], "flat"),
             layer(
-                LayerKind::Dense {
-                    in_features: 84,
-                    out_features: 3,
-                    bias: false,
-                    complex: false,
-                },
+                LayerKind::Dense { in_features: 84, out_features: 3, bias: false, complex: false },
                 4,
                 vec![3],
                 "d",
@@ -382,21 +350,13 @@ fn translation_prefixes_carry_padding_margins_and_stop_at_flatten() {
         (1, vec![1, 2], vec![1, 2])
     );
     assert_eq!(p[2].out_shape, vec![2, 6, 7]);
-    assert_eq!(
-        (p[2].margin_lo.clone(), p[2].margin_hi.clone()),
-        (vec![1, 2], vec![1, 2])
-    );
+    assert_eq!((p[2].margin_lo.clone(), p[2].margin_hi.clone()), (vec![1, 2], vec![1, 2]));
     let pg = prefix_graph(&g, 3).unwrap();
     assert_eq!(pg.layers.len(), 4);
     assert_eq!(pg.params.len(), 3);
     assert_eq!(pg.param_scalars(), 68);
     assert_eq!(pg.layers[3].kind, symc::ir::LayerKind::LogSoftmax);
-    assert_eq!(
-        pg.value(pg.output),
-        &symc::ir::ValueType::Real {
-            shape: vec![2, 6, 7]
-        }
-    );
+    assert_eq!(pg.value(pg.output), &symc::ir::ValueType::Real { shape: vec![2, 6, 7] });
 }
 
 #[test]
@@ -414,8 +374,5 @@ fn up_to_constant_allows_only_a_common_offset() {
     assert!(c.passed, "{c:?}");
     m.up_to_constant = false;
     let c = translation_check("t", &norm, &x, &m, 3, 1e-12, &mut rng()).unwrap();
-    assert!(
-        !c.passed,
-        "without the allowance the normaliser breaks the check: {c:?}"
-    );
+    assert!(!c.passed, "without the allowance the normaliser breaks the check: {c:?}");
 }

@@ -19,16 +19,8 @@ fn axpy() -> CompiledKernels {
     let spec = KernelSpec {
         name: "axpy_fwd".into(),
         buffers: vec![
-            BufSpec {
-                name: "x".into(),
-                bytes: 4 * N,
-                writable: false,
-            },
-            BufSpec {
-                name: "y".into(),
-                bytes: 4 * N,
-                writable: true,
-            },
+            BufSpec { name: "x".into(), bytes: 4 * N, writable: false },
+            BufSpec { name: "y".into(), bytes: 4 * N, writable: true },
         ],
         items: N / 4,
         parallel: true,
@@ -106,10 +98,7 @@ fn fixed_machine() -> Machine {
 #[test]
 fn plan_and_machine_views() {
     insta::assert_snapshot!("plan_view", plan_view(&[plan()], Style::default()));
-    insta::assert_snapshot!(
-        "machine_view",
-        machine_view(&fixed_machine(), Style::default())
-    );
+    insta::assert_snapshot!("machine_view", machine_view(&fixed_machine(), Style::default()));
 }
 
 #[test]
@@ -153,10 +142,7 @@ fn bench_reports_consistent_rates() {
     let kern = &k.kernels()[0];
     let mut args = SyntheticArgs::for_kernel(kern);
     let m = fixed_machine();
-    let opts = BenchOptions {
-        min_batch: Duration::from_millis(5),
-        batches: 2,
-    };
+    let opts = BenchOptions { min_batch: Duration::from_millis(5), batches: 2 };
     let r = bench_plan(&plan(), || args.run(kern), &m, opts).unwrap();
     assert!(r.seconds > 0.0);
     assert!((r.gflops - r.flops / r.seconds / 1e9).abs() < 1e-9 * r.gflops);

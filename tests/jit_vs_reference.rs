@@ -20,13 +20,7 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn opts(max_batch: usize, precision: Precision, strategy: StrategyChoice) -> CompileOptions {
-    CompileOptions {
-        max_batch,
-        threads: 2,
-        precision,
-        keep_listings: false,
-        strategy,
-    }
+    CompileOptions { max_batch, threads: 2, precision, keep_listings: false, strategy }
 }
 
 /// Reference log-probabilities, stats and gradient in f64.
@@ -53,20 +47,9 @@ fn check(g: &Graph, batch: usize, max_batch: usize, strategy: StrategyChoice, se
     let mut logp = vec![0.0; batch * classes(g)];
     jit.predict_f64(&p, &x, &mut logp).unwrap();
     let ctx = format!("{} batch {batch}/{max_batch} {strategy:?}", g.name);
-    assert!(
-        rel_err(&logp, &logp_ref) < 1e-12,
-        "f64 logp {ctx}: {}",
-        rel_err(&logp, &logp_ref)
-    );
-    assert!(
-        (stats.loss_sum - loss_ref).abs() < 1e-10 * loss_ref.abs().max(1.0),
-        "f64 loss {ctx}"
-    );
-    assert!(
-        rel_err(&grad, &grad_ref) < 1e-11,
-        "f64 grad {ctx}: {}",
-        rel_err(&grad, &grad_ref)
-    );
+    assert!(rel_err(&logp, &logp_ref) < 1e-12, "f64 logp {ctx}: {}", rel_err(&logp, &logp_ref));
+    assert!((stats.loss_sum - loss_ref).abs() < 1e-10 * loss_ref.abs().max(1.0), "f64 loss {ctx}");
+    assert!(rel_err(&grad, &grad_ref) < 1e-11, "f64 grad {ctx}: {}", rel_err(&grad, &grad_ref));
 
     let jit = JitClassifier::compile(g, &opts(max_batch, Precision::F32, strategy)).unwrap();
     let pf: Vec<f32> = p.iter().map(|&v| v as f32).collect();
@@ -74,15 +57,8 @@ fn check(g: &Graph, batch: usize, max_batch: usize, strategy: StrategyChoice, se
     let mut gf = vec![0f32; p.len()];
     let sf = jit.train_batch(&pf, &xf, &labels, &mut gf).unwrap();
     let gf: Vec<f64> = gf.iter().map(|&v| v as f64).collect();
-    assert!(
-        rel_err(&gf, &grad_ref) < 2e-4,
-        "f32 grad {ctx}: {}",
-        rel_err(&gf, &grad_ref)
-    );
-    assert!(
-        (sf.loss_sum - loss_ref).abs() < 1e-4 * loss_ref.abs().max(1.0),
-        "f32 loss {ctx}"
-    );
+    assert!(rel_err(&gf, &grad_ref) < 2e-4, "f32 grad {ctx}: {}", rel_err(&gf, &grad_ref));
+    assert!((sf.loss_sum - loss_ref).abs() < 1e-4 * loss_ref.abs().max(1.0), "f32 loss {ctx}");
     let refc = ReferenceClassifier::new(g).unwrap();
     let mut gr = vec![0f32; p.len()];
     let sr = refc.train_batch(&pf, &xf, &labels, &mut gr).unwrap();
@@ -93,19 +69,11 @@ const BOTH: [StrategyChoice; 2] = [StrategyChoice::ForceJit, StrategyChoice::For
 
 #[test]
 fn dense_odd_sizes_all_activations() {
-    let acts = [
-        Activation::Relu,
-        Activation::Tanh,
-        Activation::Sigmoid,
-        Activation::Identity,
-    ];
+    let acts = [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Identity];
     for (i, &a) in acts.iter().enumerate() {
         for s in BOTH {
-            let g = Net::new("dense", &[13])
-                .dense(7, true)
-                .act(a)
-                .dense(5, i % 2 == 0)
-                .log_softmax();
+            let g =
+                Net::new("dense", &[13]).dense(7, true).act(a).dense(5, i % 2 == 0).log_softmax();
             for (batch, max) in [(1, 1), (5, 7), (9, 9)] {
                 check(&g, batch, max, s, 10 + i as u64);
             }
@@ -178,13 +146,7 @@ fn digit_networks_jit_matches_reference() {
     for s in [StrategyChoice::Auto, StrategyChoice::ForceJit] {
         check(&digits_conv(Activation::Relu), 5, 8, s, 31);
     }
-    check(
-        &digits_dense(Activation::Relu),
-        3,
-        4,
-        StrategyChoice::Auto,
-        32,
-    );
+    check(&digits_dense(Activation::Relu), 3, 4, StrategyChoice::Auto, 32);
 }
 
 #[test]
@@ -201,22 +163,13 @@ fn digit_models_from_sym_files_match_reference() {
     let refc = ReferenceClassifier::new(&dense).unwrap();
     let p = symc::runtime::init::init_params(&dense, 3);
     let mut r = rng(42);
-    let x: Vec<f32> = uniform(&mut r, 2 * 784, 1.0)
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    let x: Vec<f32> = uniform(&mut r, 2 * 784, 1.0).iter().map(|&v| v as f32).collect();
     let (mut a, mut b) = (vec![0f32; 20], vec![0f32; 20]);
     jit.predict(&p, &x, &mut a).unwrap();
     refc.predict(&p, &x, &mut b).unwrap();
-    let (a, b): (Vec<f64>, Vec<f64>) = (
-        a.iter().map(|&v| v as f64).collect(),
-        b.iter().map(|&v| v as f64).collect(),
-    );
-    assert!(
-        rel_err(&a, &b) < 1e-5,
-        "dense model logp: {}",
-        rel_err(&a, &b)
-    );
+    let (a, b): (Vec<f64>, Vec<f64>) =
+        (a.iter().map(|&v| v as f64).collect(), b.iter().map(|&v| v as f64).collect());
+    assert!(rel_err(&a, &b) < 1e-5, "dense model logp: {}", rel_err(&a, &b));
 }
 
 #[test]
@@ -225,27 +178,12 @@ fn wrong_shapes_are_errors() {
     let jit = JitClassifier::compile(&g, &opts(4, Precision::F32, StrategyChoice::Auto)).unwrap();
     let p = vec![0f32; g.param_scalars()];
     let mut grad = vec![0f32; p.len()];
-    let e = jit
-        .train_batch(&p, &[0.0; 30], &[0; 5], &mut grad)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("batch of 5 exceeds the compiled maximum 4"),
-        "{e}"
-    );
-    let e = jit
-        .train_batch(&p, &[0.0; 13], &[0; 2], &mut grad)
-        .unwrap_err()
-        .to_string();
+    let e = jit.train_batch(&p, &[0.0; 30], &[0; 5], &mut grad).unwrap_err().to_string();
+    assert!(e.contains("batch of 5 exceeds the compiled maximum 4"), "{e}");
+    let e = jit.train_batch(&p, &[0.0; 13], &[0; 2], &mut grad).unwrap_err().to_string();
     assert!(e.contains("not a whole number of 6-value samples"), "{e}");
-    let e = jit
-        .train_batch(&p, &[0.0; 12], &[0, 3], &mut grad)
-        .unwrap_err()
-        .to_string();
+    let e = jit.train_batch(&p, &[0.0; 12], &[0, 3], &mut grad).unwrap_err().to_string();
     assert!(e.contains("label 3 but the network has 3 classes"), "{e}");
-    let e = jit
-        .train_batch(&p[1..], &[0.0; 12], &[0, 1], &mut grad)
-        .unwrap_err()
-        .to_string();
+    let e = jit.train_batch(&p[1..], &[0.0; 12], &[0, 1], &mut grad).unwrap_err().to_string();
     assert!(e.contains("parameters given"), "{e}");
 }

@@ -15,16 +15,10 @@ fn ddalpha_config_plaquette_matches_header_and_readme() {
         return;
     };
     let (p, ss, st) = gauge.plaquette_parts();
-    assert!(
-        (p - header).abs() < 1e-12,
-        "plaquette {p} vs header {header}"
-    );
+    assert!((p - header).abs() < 1e-12, "plaquette {p} vs header {header}");
     // Independent numpy values from data/gauge/README.md.
     assert!((p - 0.5924316992).abs() < 1e-9, "{p}");
-    assert!(
-        (ss - 0.5916179).abs() < 1e-6 && (st - 0.5932455).abs() < 1e-6,
-        "{ss} {st}"
-    );
+    assert!((ss - 0.5916179).abs() < 1e-6 && (st - 0.5932455).abs() < 1e-6, "{ss} {st}");
     // Links are unitary to file precision.
     for u in gauge.links.iter().take(100) {
         let uu = *u * u.adj();
@@ -53,18 +47,11 @@ fn ddalpha_config_gamma5_hermiticity_and_gauge_covariance() {
 
     let omega = gauge.random_transformation(&mut rng);
     let dt = WilsonClover::<f64>::new(&gauge.gauge_transform(&omega), &params);
-    let want = FermionField {
-        data: dchi,
-        dims: gauge.dims(),
-    }
-    .gauge_transform(&omega);
+    let want = FermionField { data: dchi, dims: gauge.dims() }.gauge_transform(&omega);
     let mut got = vec![Complex64::new(0.0, 0.0); n];
     dt.apply(&mut got, &chi.gauge_transform(&omega).data);
     let mut diff = vec![Complex64::new(0.0, 0.0); n];
     fermion::sub(&mut diff, &got, &want.data);
     let e = fermion::norm(&diff) / fermion::norm(&want.data);
-    assert!(
-        e < 1e-13,
-        "gauge covariance on the real configuration: {e:e}"
-    );
+    assert!(e < 1e-13, "gauge covariance on the real configuration: {e:e}");
 }

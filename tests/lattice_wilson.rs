@@ -68,41 +68,18 @@ fn naive_apply(gauge: &GaugeField, p: &DiracParams, psi: &[C]) -> Vec<C> {
             }
         };
         // Mass term.
-        add(
-            &one,
-            &Su3::identity(),
-            &psi[s * 12..s * 12 + 12],
-            c(4.0 + p.mass, 0.0),
-        );
+        add(&one, &Su3::identity(), &psi[s * 12..s * 12 + 12], c(4.0 + p.mass, 0.0));
         for mu in 0..4 {
             let (xp, wrap_p) = shift(x, mu, 1);
             let (xm, wrap_m) = shift(x, mu, -1);
-            let ph_p = if wrap_p {
-                p.boundary_phases[mu]
-            } else {
-                c(1.0, 0.0)
-            };
-            let ph_m = if wrap_m {
-                p.boundary_phases[mu].conj()
-            } else {
-                c(1.0, 0.0)
-            };
+            let ph_p = if wrap_p { p.boundary_phases[mu] } else { c(1.0, 0.0) };
+            let ph_m = if wrap_m { p.boundary_phases[mu].conj() } else { c(1.0, 0.0) };
             let minus = gamma::add_scaled(&one, c(-1.0, 0.0), &gamma::gamma(mu));
             let plus = gamma::add_scaled(&one, c(1.0, 0.0), &gamma::gamma(mu));
             let ip = g.index(xp);
             let im = g.index(xm);
-            add(
-                &minus,
-                &link(x, mu),
-                &psi[ip * 12..ip * 12 + 12],
-                -0.5 * ph_p,
-            );
-            add(
-                &plus,
-                &link(xm, mu).adj(),
-                &psi[im * 12..im * 12 + 12],
-                -0.5 * ph_m,
-            );
+            add(&minus, &link(x, mu), &psi[ip * 12..ip * 12 + 12], -0.5 * ph_p);
+            add(&plus, &link(xm, mu).adj(), &psi[im * 12..im * 12 + 12], -0.5 * ph_m);
         }
         if p.csw != 0.0 {
             for mu in 0..4 {
@@ -111,12 +88,7 @@ fn naive_apply(gauge: &GaugeField, p: &DiracParams, psi: &[C]) -> Vec<C> {
                         continue;
                     }
                     let f = naive_field_strength(gauge, x, mu, nu, &shift);
-                    add(
-                        &gamma::sigma(mu, nu),
-                        &f,
-                        &psi[s * 12..s * 12 + 12],
-                        c(0.0, p.csw / 4.0),
-                    );
+                    add(&gamma::sigma(mu, nu), &f, &psi[s * 12..s * 12 + 12], c(0.0, p.csw / 4.0));
                 }
             }
         }
@@ -172,14 +144,9 @@ fn random_setup(dims: [usize; 4], seed: u64) -> (GaugeField, ChaCha8Rng) {
 fn fast_operator_equals_naive_stencil_with_and_without_clover() {
     let (gauge, mut rng) = random_setup([4, 4, 2, 6], 11);
     let psi = FermionField::<f64>::random_gaussian(gauge.dims(), &mut rng);
-    for p in [
-        twisted(),
-        DiracParams {
-            csw: 0.0,
-            ..twisted()
-        },
-        DiracParams::antiperiodic_time(0.2, 1.0),
-    ] {
+    for p in
+        [twisted(), DiracParams { csw: 0.0, ..twisted() }, DiracParams::antiperiodic_time(0.2, 1.0)]
+    {
         let d = WilsonClover::<f64>::new(&gauge, &p);
         let mut out = vec![c(0.0, 0.0); psi.data.len()];
         d.apply(&mut out, &psi.data);
@@ -239,24 +206,15 @@ fn free_field_plane_waves_have_the_momentum_space_eigenvalues() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     let mass = -0.7;
     // θ_μ: periodic, antiperiodic time, and a twisted case.
-    let cases: [[f64; 4]; 3] = [
-        [0.0, 0.0, 0.0, 0.0],
-        [0.0, 0.0, 0.0, std::f64::consts::PI],
-        [0.3, 1.1, -0.4, 2.0],
-    ];
+    let cases: [[f64; 4]; 3] =
+        [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, std::f64::consts::PI], [0.3, 1.1, -0.4, 2.0]];
     for theta in cases {
         let mut params = DiracParams::periodic(mass, 1.0);
         for mu in 0..4 {
             params.boundary_phases[mu] = C::from_polar(1.0, theta[mu]);
         }
         let d = WilsonClover::<f64>::new(&gauge, &params);
-        for n in [
-            [0, 0, 0, 0],
-            [1, 0, 0, 0],
-            [0, 2, 1, 0],
-            [3, 1, 2, 5],
-            [1, 1, 1, 1],
-        ] {
+        for n in [[0, 0, 0, 0], [1, 0, 0, 0], [0, 2, 1, 0], [3, 1, 2, 5], [1, 1, 1, 1]] {
             let p: [f64; 4] = std::array::from_fn(|m| {
                 (2.0 * std::f64::consts::PI * n[m] as f64 + theta[m]) / dims[m] as f64
             });
@@ -294,10 +252,7 @@ fn free_field_plane_waves_have_the_momentum_space_eigenvalues() {
             fermion::axpy(c(-2.0 * a, 0.0), &dpsi, &mut r);
             fermion::axpy(c(a * a + s2, 0.0), &psi, &mut r);
             let e2 = fermion::norm(&r) / fermion::norm(&psi);
-            assert!(
-                e2 < 1e-12,
-                "θ = {theta:?}, n = {n:?}: quadratic identity {e2:e}"
-            );
+            assert!(e2 < 1e-12, "θ = {theta:?}, n = {n:?}: quadratic identity {e2:e}");
         }
     }
 }
@@ -340,10 +295,7 @@ fn gamma5_hermiticity_and_adjoint_identity() {
     d.apply_dagger(&mut ddphi, &phi.data);
     let lhs = fermion::dot(&phi.data, &dchi);
     let rhs = fermion::dot(&chi.data, &ddphi).conj();
-    assert!(
-        (lhs - rhs).norm() < 1e-12 * lhs.norm(),
-        "adjoint: {lhs} vs {rhs}"
-    );
+    assert!((lhs - rhs).norm() < 1e-12 * lhs.norm(), "adjoint: {lhs} vs {rhs}");
     // Negative control: D is not Hermitian, so ⟨φ, Dχ⟩ ≠ conj⟨χ, Dφ⟩.
     let mut dphi = vec![c(0.0, 0.0); n];
     d.apply(&mut dphi, &phi.data);
@@ -431,10 +383,7 @@ fn clover_term_is_hermitian_and_two_6x6_blocks() {
     assert!(max_nonherm < 1e-15, "clover not Hermitian: {max_nonherm:e}");
     assert_eq!(max_offblock, 0.0, "clover couples chiralities");
     assert!(max_block_mismatch < 1e-15);
-    assert!(
-        max_offdiag > 1e-2,
-        "the test must see a non-trivial clover term"
-    );
+    assert!(max_offdiag > 1e-2, "the test must see a non-trivial clover term");
 }
 
 #[test]
@@ -450,10 +399,7 @@ fn f32_agrees_with_f64() {
     let mut o32 = vec![Complex::new(0.0f32, 0.0); psi.data.len()];
     d32.apply(&mut o32, &psi32);
     let e = rel_diff(&fermion::cast_slice(&o32), &o64);
-    assert!(
-        e < 3e-7 && e > 1e-9,
-        "f32 vs f64: {e:e} (must be f32 round-off, not 0)"
-    );
+    assert!(e < 3e-7 && e > 1e-9, "f32 vs f64: {e:e} (must be f32 round-off, not 0)");
     d32.apply_dagger(&mut o32, &psi32);
     d64.apply_dagger(&mut o64, &psi.data);
     assert!(rel_diff(&fermion::cast_slice(&o32), &o64) < 3e-7);

@@ -29,15 +29,10 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
 
 /// A small valid data set: `n` 2x3 images with pixel value `i * 10 + j` and labels `i % 10`.
 fn write_set(dir: &Path, prefix: &str, n: u32, compress: bool) {
-    let pixels: Vec<u8> = (0..n)
-        .flat_map(|i| (0..6).map(move |j| (i * 10 + j) as u8))
-        .collect();
+    let pixels: Vec<u8> = (0..n).flat_map(|i| (0..6).map(move |j| (i * 10 + j) as u8)).collect();
     let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
     let files = [
-        (
-            format!("{prefix}-images-idx3-ubyte"),
-            idx(&[n, 2, 3], &pixels),
-        ),
+        (format!("{prefix}-images-idx3-ubyte"), idx(&[n, 2, 3], &pixels)),
         (format!("{prefix}-labels-idx1-ubyte"), idx(&[n], &labels)),
     ];
     for (name, bytes) in files {
@@ -61,17 +56,10 @@ fn shipped_mnist_matches_its_readme() {
     for &l in &m.test.labels {
         counts[l as usize] += 1;
     }
-    assert_eq!(
-        counts,
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!(counts, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     // Undo the standardisation: the README measures mean 0.13066 / std 0.30811 of x / 255.
-    let raw: Vec<f64> = m
-        .train
-        .images
-        .iter()
-        .map(|&x| (x * PIXEL_STD + PIXEL_MEAN) as f64)
-        .collect();
+    let raw: Vec<f64> =
+        m.train.images.iter().map(|&x| (x * PIXEL_STD + PIXEL_MEAN) as f64).collect();
     let mean = raw.iter().sum::<f64>() / raw.len() as f64;
     let var = raw.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / raw.len() as f64;
     assert!((mean - 0.13066).abs() < 5e-5, "mean {mean}");
@@ -101,13 +89,7 @@ fn gzip_is_detected_by_magic_not_name() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("renamed-without-gz");
     std::fs::write(&p, gz(&idx(&[3], &[1, 2, 3]))).unwrap();
-    assert_eq!(
-        mnist::read_idx(&p).unwrap(),
-        mnist::Idx {
-            dims: vec![3],
-            data: vec![1, 2, 3]
-        }
-    );
+    assert_eq!(mnist::read_idx(&p).unwrap(), mnist::Idx { dims: vec![3], data: vec![1, 2, 3] });
 }
 
 fn err_of(bytes: &[u8]) -> (PathBuf, MnistError, tempfile::TempDir) {
@@ -123,12 +105,7 @@ fn truncated_file_reports_expected_and_found_bytes() {
     let full = idx(&[4, 2, 3], &[7; 24]);
     let (p, e, _d) = err_of(&full[..30]);
     match &e {
-        MnistError::Size {
-            path,
-            expected,
-            found,
-            ..
-        } => {
+        MnistError::Size { path, expected, found, .. } => {
             assert_eq!(path, &p);
             assert_eq!((*expected, *found), (40, 30));
         }
@@ -143,17 +120,7 @@ fn truncated_file_reports_expected_and_found_bytes() {
     );
     // the same, gzip-compressed: sizes refer to the decompressed stream
     let (_, e, _d) = err_of(&gz(&full[..30]));
-    assert!(
-        matches!(
-            e,
-            MnistError::Size {
-                expected: 40,
-                found: 30,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Size { expected: 40, found: 30, .. }), "{e:?}");
 }
 
 #[test]
@@ -161,73 +128,24 @@ fn trailing_bytes_are_rejected() {
     let mut bytes = idx(&[2], &[1, 2]);
     bytes.extend_from_slice(&[9, 9, 9]);
     let (_, e, _d) = err_of(&bytes);
-    assert!(
-        matches!(
-            e,
-            MnistError::Size {
-                expected: 10,
-                found: 13,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Size { expected: 10, found: 13, .. }), "{e:?}");
 }
 
 #[test]
 fn header_damage_is_named() {
     let (_, e, _d) = err_of(&[0x89, b'P', b'N', b'G', 0, 0]);
-    assert!(
-        matches!(&e, MnistError::Header { what, .. } if what.contains("89 50 4e 47")),
-        "{e:?}"
-    );
+    assert!(matches!(&e, MnistError::Header { what, .. } if what.contains("89 50 4e 47")), "{e:?}");
     let (_, e, _d) = err_of(&[0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
-    assert!(
-        matches!(&e, MnistError::Header { what, .. } if what.contains("0x0d")),
-        "{e:?}"
-    );
+    assert!(matches!(&e, MnistError::Header { what, .. } if what.contains("0x0d")), "{e:?}");
     let (_, e, _d) = err_of(&[0, 0]);
-    assert!(
-        matches!(
-            e,
-            MnistError::Size {
-                expected: 4,
-                found: 2,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Size { expected: 4, found: 2, .. }), "{e:?}");
     let (_, e, _d) = err_of(&[0, 0, 8, 3, 0, 0, 0, 5]);
-    assert!(
-        matches!(
-            e,
-            MnistError::Size {
-                expected: 16,
-                found: 8,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Size { expected: 16, found: 8, .. }), "{e:?}");
     // huge extents: reported as a size problem without allocating terabytes
     let (_, e, _d) = err_of(&idx(&[u32::MAX, 1000, 1], &[1, 2, 3]));
-    assert!(
-        matches!(
-            e,
-            MnistError::Size {
-                expected: 4_294_967_295_016,
-                found: 19,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Size { expected: 4_294_967_295_016, found: 19, .. }), "{e:?}");
     let (_, e, _d) = err_of(&idx(&[u32::MAX, u32::MAX, 16], &[1, 2, 3]));
-    assert!(
-        matches!(&e, MnistError::Header { what, .. } if what.contains("overflow")),
-        "{e:?}"
-    );
+    assert!(matches!(&e, MnistError::Header { what, .. } if what.contains("overflow")), "{e:?}");
 }
 
 #[test]
@@ -236,10 +154,7 @@ fn corrupt_gzip_stream() {
     let n = bytes.len();
     bytes.truncate(n / 2);
     let (p, e, _d) = err_of(&bytes);
-    assert!(
-        matches!(&e, MnistError::Gzip { path, .. } if path == &p),
-        "{e:?}"
-    );
+    assert!(matches!(&e, MnistError::Gzip { path, .. } if path == &p), "{e:?}");
 }
 
 #[test]
@@ -253,52 +168,17 @@ fn split_level_checks() {
     );
     // count mismatch
     write_set(d.path(), "train", 5, false);
-    std::fs::write(
-        d.path().join("train-labels-idx1-ubyte"),
-        idx(&[4], &[1, 2, 3, 4]),
-    )
-    .unwrap();
+    std::fs::write(d.path().join("train-labels-idx1-ubyte"), idx(&[4], &[1, 2, 3, 4])).unwrap();
     let e = mnist::load_split(d.path(), "train").unwrap_err();
-    assert!(
-        matches!(
-            e,
-            MnistError::Count {
-                images: 5,
-                labels: 4,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Count { images: 5, labels: 4, .. }), "{e:?}");
     // labels that are not digits
-    std::fs::write(
-        d.path().join("train-labels-idx1-ubyte"),
-        idx(&[5], &[1, 2, 10, 4, 5]),
-    )
-    .unwrap();
+    std::fs::write(d.path().join("train-labels-idx1-ubyte"), idx(&[5], &[1, 2, 10, 4, 5])).unwrap();
     let e = mnist::load_split(d.path(), "train").unwrap_err();
-    assert!(
-        matches!(
-            e,
-            MnistError::Label {
-                index: 2,
-                value: 10,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Label { index: 2, value: 10, .. }), "{e:?}");
     // images of the wrong rank
-    std::fs::write(
-        d.path().join("train-images-idx3-ubyte"),
-        idx(&[5, 6], &[0; 30]),
-    )
-    .unwrap();
+    std::fs::write(d.path().join("train-images-idx3-ubyte"), idx(&[5, 6], &[0; 30])).unwrap();
     let e = mnist::load_split(d.path(), "train").unwrap_err();
-    assert!(
-        matches!(&e, MnistError::Header { what, .. } if what.contains("rank 2")),
-        "{e:?}"
-    );
+    assert!(matches!(&e, MnistError::Header { what, .. } if what.contains("rank 2")), "{e:?}");
 }
 
 #[test]
@@ -309,15 +189,5 @@ fn raw_file_next_to_gz_takes_precedence() {
     let full = idx(&[3, 2, 3], &[1; 18]);
     std::fs::write(d.path().join("t10k-images-idx3-ubyte"), &full[..20]).unwrap();
     let e = mnist::load_split(d.path(), "t10k").unwrap_err();
-    assert!(
-        matches!(
-            e,
-            MnistError::Size {
-                expected: 34,
-                found: 20,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, MnistError::Size { expected: 34, found: 20, .. }), "{e:?}");
 }

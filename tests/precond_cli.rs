@@ -35,11 +35,7 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "symc train failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "symc train failed: {}", String::from_utf8_lossy(&out.stderr));
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["status"], "completed");
@@ -51,26 +47,15 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
         assert!(v["iterations"].as_f64().unwrap() >= 1.0, "{side}: {v}");
         assert!(v["seconds"].as_f64().unwrap() > 0.0);
         assert_eq!(v["per_rhs"].as_array().unwrap().len(), 2);
-        assert!(
-            v["max_true_residual"].as_f64().unwrap() <= 1e-8,
-            "{side}: {v}"
-        );
+        assert!(v["max_true_residual"].as_f64().unwrap() <= 1e-8, "{side}: {v}");
     }
     // 100 steps of 1h1l cut the iterations on a 4^4 lattice (30 steps are too few: the
     // half-trained network makes FGMRES(30) stagnate).
     assert!(
         s["solve"]["preconditioned"]["iterations"].as_f64().unwrap()
-            < s["solve"]["unpreconditioned"]["iterations"]
-                .as_f64()
-                .unwrap()
+            < s["solve"]["unpreconditioned"]["iterations"].as_f64().unwrap()
     );
-    for f in [
-        "checkpoint.safetensors",
-        "loss.csv",
-        "loss.svg",
-        "loss.png",
-        "model.sym",
-    ] {
+    for f in ["checkpoint.safetensors", "loss.csv", "loss.svg", "loss.png", "model.sym"] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
 
@@ -78,9 +63,7 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
     let conf = tmp.path().join("other.nersc");
     let g = Command::cargo_bin("symc")
         .unwrap()
-        .args([
-            "gauge", "generate", "--beta", "6.0", "--dims", "4x4x4x8", "--sweeps", "5",
-        ])
+        .args(["gauge", "generate", "--beta", "6.0", "--dims", "4x4x4x8", "--sweeps", "5"])
         .args(["--seed", "9", "-o"])
         .arg(&conf)
         .output()
@@ -88,10 +71,7 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
     assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
     let solve = |precond: bool| {
         let mut c = Command::cargo_bin("symc").unwrap();
-        c.args([
-            "solve", "--mass", "-0.3", "--csw", "1", "--format", "json", "--gauge",
-        ])
-        .arg(&conf);
+        c.args(["solve", "--mass", "-0.3", "--csw", "1", "--format", "json", "--gauge"]).arg(&conf);
         if precond {
             c.arg("--precond").arg(&run);
         }
@@ -99,21 +79,12 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
     };
     let plain = solve(false);
     let with = solve(true);
-    assert!(
-        with.status.success(),
-        "{}",
-        String::from_utf8_lossy(&with.stderr)
-    );
+    assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
     let its = |o: &std::process::Output| -> f64 {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         v["iterations"].as_f64().unwrap()
     };
-    assert!(
-        its(&with) < its(&plain),
-        "{} vs {}",
-        its(&with),
-        its(&plain)
-    );
+    assert!(its(&with) < its(&plain), "{} vs {}", its(&with), its(&plain));
 
     // A damaged weights file is a clean error (exit 2, a message naming the file, no panic).
     let ck = run.join("checkpoint.safetensors");

@@ -11,7 +11,7 @@ use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::WilsonClover;
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 use symc::solve::Preconditioner;
-use symc::train::precond::{self, FermionNet, PrecondError, RunOptions};
+use symc::train::precond::{self, PrecondError, RunOptions};
 
 fn model_text(steps: usize, lr: f64, loss: &str) -> String {
     format!(
@@ -66,22 +66,11 @@ fn short_training_reduces_the_loss() {
     // The near-identity start has loss ~ ||b - v||^2/||b||^2 = O(1); a trained network is
     // far better on fresh vectors (each step draws a new v, so this is generalisation).
     assert!(first > 0.1, "initial loss {first}");
-    assert!(
-        last < first / 10.0,
-        "loss {first} -> {last}: no real reduction"
-    );
-    for f in [
-        "checkpoint.safetensors",
-        "loss.csv",
-        "summary.json",
-        "model.sym",
-        "loss.svg",
-        "loss.png",
-    ] {
-        assert!(
-            opts.out.join(f).is_file(),
-            "{f} missing from the run folder"
-        );
+    assert!(last < first / 10.0, "loss {first} -> {last}: no real reduction");
+    for f in
+        ["checkpoint.safetensors", "loss.csv", "summary.json", "model.sym", "loss.svg", "loss.png"]
+    {
+        assert!(opts.out.join(f).is_file(), "{f} missing from the run folder");
     }
 }
 
@@ -124,14 +113,8 @@ fn check_gradient(loss: LossSpec) {
         worst_half = worst_half.max((fd - 0.5 * grad[k]).abs() / scale);
     }
     eprintln!("{loss:?}: worst relative error {worst:.2e} (negative control {worst_half:.2e})");
-    assert!(
-        worst < 1e-6,
-        "gradient differs from finite differences: {worst}"
-    );
-    assert!(
-        worst_half > 0.1,
-        "the check cannot tell a wrong factor 2: {worst_half}"
-    );
+    assert!(worst < 1e-6, "gradient differs from finite differences: {worst}");
+    assert!(worst_half > 0.1, "the check cannot tell a wrong factor 2: {worst_half}");
 }
 
 #[test]
@@ -147,10 +130,8 @@ fn filtered_loss_gradient_matches_finite_differences_f64() {
 #[test]
 fn filtered_vectors_are_low_modes() {
     let gauge = random_gauge([4, 4, 4, 4], 12);
-    let d = WilsonClover::<f64>::new(
-        &gauge,
-        &symc::lattice::wilson::DiracParams::periodic(-0.4, 1.0),
-    );
+    let d =
+        WilsonClover::<f64>::new(&gauge, &symc::lattice::wilson::DiracParams::periodic(-0.4, 1.0));
     // Preconditioner pair: target v/|Dv|, input Dv/|Dv| (so |input| = 1).
     let (b, v) = precond::training_pair(&d, [4; 4], &LossSpec::Preconditioner, 1, 0);
     let nb = symc::lattice::fermion::norm(&b);
@@ -161,10 +142,7 @@ fn filtered_vectors_are_low_modes() {
     assert!((symc::lattice::fermion::norm(&v) - 1.0).abs() < 1e-12);
     let filtered = symc::lattice::fermion::norm(&b);
     eprintln!("|Dv|/|v|: random {plain:.4}, filtered {filtered:.4}");
-    assert!(
-        filtered < 0.5 * plain,
-        "filtering did not suppress high modes: {filtered} vs {plain}"
-    );
+    assert!(filtered < 0.5 * plain, "filtering did not suppress high modes: {filtered} vs {plain}");
 }
 
 #[test]
@@ -187,11 +165,7 @@ fn preconditioner_wrapper_is_linear_and_equals_the_forward_pass() {
     m.apply(&mut ya, &rhs[0]);
     m.apply(&mut yb, &rhs[1]);
     let (al, be) = (Complex::new(0.7, -1.3), Complex::new(-0.4, 0.9));
-    let comb: Vec<_> = rhs[0]
-        .iter()
-        .zip(&rhs[1])
-        .map(|(a, b)| al * a + be * b)
-        .collect();
+    let comb: Vec<_> = rhs[0].iter().zip(&rhs[1]).map(|(a, b)| al * a + be * b).collect();
     m.apply(&mut yc, &comb);
     let diff: Vec<_> = (0..n).map(|i| yc[i] - (al * ya[i] + be * yb[i])).collect();
     let rel = symc::lattice::fermion::norm(&diff) / symc::lattice::fermion::norm(&yc);
@@ -279,17 +253,12 @@ fn damaged_run_folders_are_clean_errors() {
     let ck = opts.out.join(precond::CHECKPOINT_FILE);
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
-    let e = precond::load_run(&opts.out, &gauge)
-        .err()
-        .expect("truncated file accepted");
+    let e = precond::load_run(&opts.out, &gauge).err().expect("truncated file accepted");
     assert!(matches!(e, PrecondError::Checkpoint(_)), "{e:?}");
     assert_eq!(e.exit_code(), 2);
     // Garbage.
     std::fs::write(&ck, b"not a safetensors file at all").unwrap();
-    assert!(matches!(
-        precond::load_run(&opts.out, &gauge),
-        Err(PrecondError::Checkpoint(_))
-    ));
+    assert!(matches!(precond::load_run(&opts.out, &gauge), Err(PrecondError::Checkpoint(_))));
     // Missing folder.
     assert!(precond::load_run(&tmp.path().join("nope"), &gauge).is_err());
 }

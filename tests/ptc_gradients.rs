@@ -55,11 +55,7 @@ fn fd_check(g: &Graph, seed: u64) -> Fd {
     )
     .unwrap();
     let eps = 1e-5;
-    let mut res = Fd {
-        params: 0.0,
-        input: 0.0,
-        params_conj_bug: 0.0,
-    };
+    let mut res = Fd { params: 0.0, input: 0.0, params_conj_bug: 0.0 };
     for _ in 0..3 {
         let d: Vec<f64> = (0..p.len()).map(|_| r.sample(StandardNormal)).collect();
         let pp: Vec<f64> = p.iter().zip(&d).map(|(a, b)| a + eps * b).collect();
@@ -79,11 +75,7 @@ fn fd_check(g: &Graph, seed: u64) -> Fd {
         let xp: Vec<_> = x.iter().zip(&dx).map(|(a, b)| a + b * eps).collect();
         let xm: Vec<_> = x.iter().zip(&dx).map(|(a, b)| a - b * eps).collect();
         let fd = (loss(&net, &p, &xp, &t) - loss(&net, &p, &xm, &t)) / (2.0 * eps);
-        let an: f64 = gi
-            .iter()
-            .zip(&dx)
-            .map(|(a, b)| a.re * b.re + a.im * b.im)
-            .sum();
+        let an: f64 = gi.iter().zip(&dx).map(|(a, b)| a.re * b.re + a.im * b.im).sum();
         res.input = res.input.max((fd - an).abs() / fd.abs().max(1e-3));
     }
     res
@@ -95,16 +87,8 @@ fn assert_fd(g: &Graph, seed: u64) {
         "params {:.2e} input {:.2e} conj-bug control {:.2e}",
         r.params, r.input, r.params_conj_bug
     );
-    assert!(
-        r.params < 1e-7,
-        "weight gradient disagrees with finite differences: {:e}",
-        r.params
-    );
-    assert!(
-        r.input < 1e-7,
-        "input gradient disagrees with finite differences: {:e}",
-        r.input
-    );
+    assert!(r.params < 1e-7, "weight gradient disagrees with finite differences: {:e}", r.params);
+    assert!(r.input < 1e-7, "input gradient disagrees with finite differences: {:e}", r.input);
     // Negative control: the same check must reject a gradient with conjugated weights.
     assert!(
         r.params_conj_bug > 1e-3,

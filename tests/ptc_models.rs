@@ -30,9 +30,8 @@ fn shipped_gauge_models_match_the_reference() {
             _ => unreachable!(),
         };
         let vol = gauge.geom.volume();
-        let p: Vec<f64> = (0..g.param_scalars())
-            .map(|_| 0.3 * r.sample::<f64, _>(StandardNormal))
-            .collect();
+        let p: Vec<f64> =
+            (0..g.param_scalars()).map(|_| 0.3 * r.sample::<f64, _>(StandardNormal)).collect();
         let x: Vec<Complex<f64>> = (0..feats(symc::ir::ValueId(0)) * vol * 12)
             .map(|_| Complex::new(r.sample(StandardNormal), r.sample(StandardNormal)))
             .collect();
@@ -44,11 +43,7 @@ fn shipped_gauge_models_match_the_reference() {
         net.forward(&p, &x, &mut y).unwrap();
         reference.forward(&p, &x, &mut want).unwrap();
         let e = rel(&y, &want);
-        eprintln!(
-            "{name}: {} layers, {} params, forward {e:.2e}",
-            g.layers.len(),
-            g.param_count()
-        );
+        eprintln!("{name}: {} layers, {} params, forward {e:.2e}", g.layers.len(), g.param_count());
         assert!(e < 1e-13, "{name}: forward {e:e}");
         // f32 compiles too (the training precision).
         LatticeNet::<f32>::compile(&g, &gauge, &LatticeNetOptions::default()).unwrap();

@@ -39,17 +39,14 @@ fn compare(g: &Graph, seed: u64) -> (Check, Check) {
     reference.forward(&params, &input, &mut want).unwrap();
     let mut want_gi = vec![Complex::new(0.0, 0.0); input.len()];
     let mut want_gp = vec![0.0; params.len()];
-    reference
-        .backward(&params, &input, &gout, &mut want_gi, &mut want_gp)
-        .unwrap();
+    reference.backward(&params, &input, &gout, &mut want_gi, &mut want_gp).unwrap();
 
     let net = LatticeNet::<f64>::compile(g, &gauge, &LatticeNetOptions::default()).unwrap();
     let mut got = vec![Complex::new(0.0, 0.0); want.len()];
     net.forward(&params, &input, &mut got).unwrap();
     let mut gi = vec![Complex::new(0.0, 0.0); input.len()];
     let mut gp = vec![0.0; params.len()];
-    net.backward(&params, &input, &gout, &mut gi, &mut gp)
-        .unwrap();
+    net.backward(&params, &input, &gout, &mut gi, &mut gp).unwrap();
     let c64 = Check {
         fwd: rel_err(&got, &want),
         gin: rel_err(&gi, &want_gi),
@@ -62,12 +59,9 @@ fn compare(g: &Graph, seed: u64) -> (Check, Check) {
     net.forward(&p32, &to_f32(&input), &mut got).unwrap();
     let mut gi = vec![Complex::new(0.0f32, 0.0); input.len()];
     let mut gp = vec![0.0f32; params.len()];
-    net.backward(&p32, &to_f32(&input), &to_f32(&gout), &mut gi, &mut gp)
-        .unwrap();
+    net.backward(&p32, &to_f32(&input), &to_f32(&gout), &mut gi, &mut gp).unwrap();
     let up = |v: &[Complex<f32>]| {
-        v.iter()
-            .map(|z| Complex::new(z.re as f64, z.im as f64))
-            .collect::<Vec<_>>()
+        v.iter().map(|z| Complex::new(z.re as f64, z.im as f64)).collect::<Vec<_>>()
     };
     let gp64: Vec<f64> = gp.iter().map(|&x| x as f64).collect();
     let c32 = Check {
@@ -84,18 +78,14 @@ fn assert_close(g: &Graph, seed: u64) {
         "f64: fwd {:.2e} gin {:.2e} gw {:.2e}; f32: fwd {:.2e} gin {:.2e} gw {:.2e}",
         c64.fwd, c64.gin, c64.gparams, c32.fwd, c32.gin, c32.gparams
     );
-    for (what, v) in [
-        ("forward", c64.fwd),
-        ("input gradient", c64.gin),
-        ("weight gradient", c64.gparams),
-    ] {
+    for (what, v) in
+        [("forward", c64.fwd), ("input gradient", c64.gin), ("weight gradient", c64.gparams)]
+    {
         assert!(v < 1e-13, "f64 {what}: relative error {v:e}");
     }
-    for (what, v) in [
-        ("forward", c32.fwd),
-        ("input gradient", c32.gin),
-        ("weight gradient", c32.gparams),
-    ] {
+    for (what, v) in
+        [("forward", c32.fwd), ("input gradient", c32.gin), ("weight gradient", c32.gparams)]
+    {
         assert!(v < 2e-6, "f32 {what}: relative error {v:e}");
     }
 }

@@ -59,32 +59,20 @@ fn check_report(name: &str, rep: &SolveReport, d: &WilsonClover<f64>, b: &[C], x
         "{name}: reported true residual {:e} vs recomputed {r:e}",
         rep.true_residual
     );
-    assert_eq!(
-        rep.history.len(),
-        rep.iterations + 1,
-        "{name}: one history entry per iteration"
-    );
+    assert_eq!(rep.history.len(), rep.iterations + 1, "{name}: one history entry per iteration");
     assert!(rep.seconds > 0.0);
 }
 
 #[test]
 fn all_solvers_recover_a_known_solution() {
     let (d, b, xstar) = problem(0.1, 31);
-    let params = SolveParams {
-        tol: 1e-10,
-        restart: 20,
-        max_iterations: 5000,
-    };
+    let params = SolveParams { tol: 1e-10, restart: 20, max_iterations: 5000 };
     let n = b.len();
 
     let mut x = zeros(n);
     let rep = solve::gmres(&d, &b, &mut x, &params);
     check_report("gmres", &rep, &d, &b, &x, params.tol);
-    assert!(
-        rel_err(&x, &xstar) < 1e-7,
-        "gmres solution error {:e}",
-        rel_err(&x, &xstar)
-    );
+    assert!(rel_err(&x, &xstar) < 1e-7, "gmres solution error {:e}", rel_err(&x, &xstar));
     assert_eq!(rep.preconditioner_applications, 0);
 
     let mut x = zeros(n);
@@ -107,27 +95,16 @@ fn all_solvers_recover_a_known_solution() {
 #[test]
 fn fgmres_with_identity_reproduces_gmres_step_by_step() {
     let (d, b, _) = problem(-0.2, 32);
-    let params = SolveParams {
-        tol: 1e-9,
-        restart: 10,
-        max_iterations: 5000,
-    };
+    let params = SolveParams { tol: 1e-9, restart: 10, max_iterations: 5000 };
     let mut x1 = zeros(b.len());
     let g = solve::gmres(&d, &b, &mut x1, &params);
     let mut x2 = zeros(b.len());
     let f = solve::fgmres(&d, &mut IdentityPreconditioner, &b, &mut x2, &params);
-    assert!(
-        g.iterations > 2 * params.restart,
-        "the test must cross restarts ({})",
-        g.iterations
-    );
+    assert!(g.iterations > 2 * params.restart, "the test must cross restarts ({})", g.iterations);
     assert_eq!(g.iterations, f.iterations);
     assert_eq!(g.operator_applications, f.operator_applications);
     for (k, (a, c)) in g.history.iter().zip(&f.history).enumerate() {
-        assert!(
-            (a - c).abs() <= 1e-9 * a.max(1e-12),
-            "history differs at {k}: {a:e} vs {c:e}"
-        );
+        assert!((a - c).abs() <= 1e-9 * a.max(1e-12), "history differs at {k}: {a:e} vs {c:e}");
     }
     assert!(rel_err(&x2, &x1) < 1e-12);
 }
@@ -136,38 +113,21 @@ fn fgmres_with_identity_reproduces_gmres_step_by_step() {
 fn gmres_bookkeeping_and_monotone_residual() {
     let (d, b, _) = problem(-0.2, 33);
     let m = 7;
-    let params = SolveParams {
-        tol: 1e-8,
-        restart: m,
-        max_iterations: 5000,
-    };
+    let params = SolveParams { tol: 1e-8, restart: m, max_iterations: 5000 };
     let mut x = zeros(b.len());
     let rep = solve::gmres(&d, &b, &mut x, &params);
     check_report("gmres(7)", &rep, &d, &b, &x, params.tol);
     // GMRES minimises the residual over a growing space within a cycle, and a restart starts
     // from the last iterate: the history never increases (up to round-off).
     for w in rep.history.windows(2) {
-        assert!(
-            w[1] <= w[0] * (1.0 + 1e-10),
-            "residual increased: {} -> {}",
-            w[0],
-            w[1]
-        );
+        assert!(w[1] <= w[0] * (1.0 + 1e-10), "residual increased: {} -> {}", w[0], w[1]);
     }
     // 1 initial residual + per cycle (k Arnoldi steps + 1 recomputed residual).
     let cycles = rep.iterations.div_ceil(m);
     assert_eq!(rep.operator_applications, 1 + rep.iterations + cycles);
     // A budget cut short is reported as not converged, with an honest residual.
     let mut x = zeros(b.len());
-    let short = solve::gmres(
-        &d,
-        &b,
-        &mut x,
-        &SolveParams {
-            max_iterations: 5,
-            ..params
-        },
-    );
+    let short = solve::gmres(&d, &b, &mut x, &SolveParams { max_iterations: 5, ..params });
     assert!(!short.converged && short.iterations == 5);
     assert!((residual(&d, &b, &x) - short.true_residual).abs() < 1e-12);
     assert!(short.true_residual > params.tol);
@@ -176,21 +136,13 @@ fn gmres_bookkeeping_and_monotone_residual() {
 #[test]
 fn cgne_and_gmres_solutions_agree() {
     let (d, b, _) = problem(-0.3, 34);
-    let params = SolveParams {
-        tol: 1e-11,
-        restart: 30,
-        max_iterations: 20000,
-    };
+    let params = SolveParams { tol: 1e-11, restart: 30, max_iterations: 20000 };
     let mut xg = zeros(b.len());
     let g = solve::gmres(&d, &b, &mut xg, &params);
     let mut xc = zeros(b.len());
     let c = solve::cgne(&d, &b, &mut xc, &params);
     assert!(g.converged && c.converged);
-    assert!(
-        rel_err(&xc, &xg) < 1e-8,
-        "cgne vs gmres: {:e}",
-        rel_err(&xc, &xg)
-    );
+    assert!(rel_err(&xc, &xg) < 1e-8, "cgne vs gmres: {:e}", rel_err(&xc, &xg));
     // CGNE applies D and D† once per iteration.
     assert!(c.operator_applications >= 2 * c.iterations);
 }
@@ -198,20 +150,12 @@ fn cgne_and_gmres_solutions_agree() {
 #[test]
 fn fgmres_handles_a_varying_inner_solve_preconditioner() {
     let (d, b, _) = problem(-0.3, 35);
-    let params = SolveParams {
-        tol: 1e-9,
-        restart: 10,
-        max_iterations: 5000,
-    };
+    let params = SolveParams { tol: 1e-9, restart: 10, max_iterations: 5000 };
     let mut x = zeros(b.len());
     let plain = solve::fgmres(&d, &mut IdentityPreconditioner, &b, &mut x, &params);
     // M v = 6 steps of GMRES on D z = v: a nonlinear, iteration-dependent preconditioner that
     // plain right-preconditioned GMRES could not use.
-    let inner = SolveParams {
-        tol: 1e-30,
-        restart: 6,
-        max_iterations: 6,
-    };
+    let inner = SolveParams { tol: 1e-30, restart: 6, max_iterations: 6 };
     let mut calls = 0;
     let mut prec = FnPreconditioner(|out: &mut [C], inp: &[C]| {
         calls += 1;
@@ -242,21 +186,14 @@ fn mixed_precision_operator_reaches_single_precision_accuracy() {
     let mixed = MixedPrecision::new(&d32);
     assert_eq!(LinearOperator::len(&mixed), d64.vector_len());
     let b = FermionField::<f64>::random_gaussian(gauge.dims(), &mut rng).data;
-    let params = SolveParams {
-        tol: 1e-5,
-        restart: 20,
-        max_iterations: 2000,
-    };
+    let params = SolveParams { tol: 1e-5, restart: 20, max_iterations: 2000 };
     let mut x = zeros(b.len());
     let rep = solve::gmres(&mixed, &b, &mut x, &params);
     assert!(rep.converged);
     // Judged by the f64 operator: f32 round-off (~1e-7 relative per application) is far
     // below the tolerance, so the f64 residual is within a small factor of it.
     let r = residual(&d64, &b, &x);
-    assert!(
-        r < 2e-5,
-        "f64 residual of the mixed-precision solution: {r:e}"
-    );
+    assert!(r < 2e-5, "f64 residual of the mixed-precision solution: {r:e}");
 }
 
 #[test]
@@ -288,11 +225,7 @@ fn ddalpha_gmres_iterations_match_the_qcd_ml_anchor() {
     let mut b = FermionField::<f64>::random_gaussian(gauge.dims(), &mut rng).data;
     let nb = fermion::norm(&b);
     fermion::scale(C::new(1.0 / nb, 0.0), &mut b);
-    let params = SolveParams {
-        tol: 1e-8,
-        restart: 30,
-        max_iterations: 5000,
-    };
+    let params = SolveParams { tol: 1e-8, restart: 30, max_iterations: 5000 };
     let mut x = zeros(b.len());
     let rep = solve::gmres(&d, &b, &mut x, &params);
     eprintln!(
@@ -322,25 +255,11 @@ fn cli_solve_json_history_and_errors() {
         .expect("binary")
         .args(["solve", "--gauge"])
         .arg(&gauge)
-        .args([
-            "--mass",
-            "-0.5",
-            "--csw",
-            "1.0",
-            "--rhs",
-            "2",
-            "--format",
-            "json",
-            "--history",
-        ])
+        .args(["--mass", "-0.5", "--csw", "1.0", "--rhs", "2", "--format", "json", "--history"])
         .arg(&hist)
         .output()
         .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert!(v["true_residual"].as_f64().expect("true_residual") <= 1e-8);
     assert!(v["iterations"].as_f64().expect("iterations") > 10.0);
@@ -368,9 +287,7 @@ fn cli_solve_json_history_and_errors() {
         .unwrap()
         .args(["solve", "--gauge"])
         .arg(&gauge)
-        .args([
-            "--mass", "-0.5", "--csw", "1", "--solver", "cgne", "--format", "json",
-        ])
+        .args(["--mass", "-0.5", "--csw", "1", "--solver", "cgne", "--format", "json"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -379,47 +296,18 @@ fn cli_solve_json_history_and_errors() {
 
     // Errors: a missing file and a bad tolerance exit 2; an exhausted budget exits 1.
     let code = |args: &[&str]| {
-        let o = assert_cmd::Command::cargo_bin("symc")
-            .unwrap()
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
+        let o = assert_cmd::Command::cargo_bin("symc").unwrap().args(args).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
     };
-    let (c, err) = code(&[
-        "solve",
-        "--gauge",
-        "/nonexistent/conf",
-        "--mass",
-        "-0.5",
-        "--csw",
-        "1",
-    ]);
+    let (c, err) = code(&["solve", "--gauge", "/nonexistent/conf", "--mass", "-0.5", "--csw", "1"]);
     assert_eq!(c, Some(2));
     assert!(err.contains("/nonexistent/conf"), "{err}");
     let g = gauge.to_str().unwrap();
-    let (c, err) = code(&[
-        "solve", "--gauge", g, "--mass", "-0.5", "--csw", "1", "--tol", "0",
-    ]);
+    let (c, err) = code(&["solve", "--gauge", g, "--mass", "-0.5", "--csw", "1", "--tol", "0"]);
     assert_eq!(c, Some(2));
-    assert!(
-        err.contains("symc::solve::argument") && err.contains("--tol"),
-        "{err}"
-    );
-    let (c, err) = code(&[
-        "solve",
-        "--gauge",
-        g,
-        "--mass",
-        "-0.5",
-        "--csw",
-        "1",
-        "--max-iterations",
-        "3",
-    ]);
+    assert!(err.contains("symc::solve::argument") && err.contains("--tol"), "{err}");
+    let (c, err) =
+        code(&["solve", "--gauge", g, "--mass", "-0.5", "--csw", "1", "--max-iterations", "3"]);
     assert_eq!(c, Some(1));
     assert!(err.contains("symc::solve::not_converged"), "{err}");
 }

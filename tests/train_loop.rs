@@ -28,16 +28,10 @@ fn logreg_graph(rows: usize, cols: usize) -> Graph {
         symmetry: Symmetry::None,
         lattice: None,
         values: vec![
-            ValueType::Real {
-                shape: vec![1, rows, cols],
-            },
+            ValueType::Real { shape: vec![1, rows, cols] },
             ValueType::Real { shape: vec![n] },
-            ValueType::Real {
-                shape: vec![CLASSES],
-            },
-            ValueType::Real {
-                shape: vec![CLASSES],
-            },
+            ValueType::Real { shape: vec![CLASSES] },
+            ValueType::Real { shape: vec![CLASSES] },
         ],
         input_name: "image".into(),
         layers: vec![
@@ -98,19 +92,14 @@ struct LogReg {
 
 impl LogReg {
     fn new(rows: usize, cols: usize) -> Self {
-        LogReg {
-            graph: logreg_graph(rows, cols),
-            n: rows * cols,
-        }
+        LogReg { graph: logreg_graph(rows, cols), n: rows * cols }
     }
     fn logp(&self, params: &[f32], x: &[f32]) -> [f64; CLASSES] {
         let (w, b) = params.split_at(CLASSES * self.n);
         let mut z = [0.0f64; CLASSES];
         for c in 0..CLASSES {
             z[c] = b[c] as f64
-                + (0..self.n)
-                    .map(|i| w[c * self.n + i] as f64 * x[i] as f64)
-                    .sum::<f64>();
+                + (0..self.n).map(|i| w[c * self.n + i] as f64 * x[i] as f64).sum::<f64>();
         }
         let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
@@ -134,10 +123,7 @@ impl Classifier for LogReg {
             return Err(RuntimeError::Shape("logreg buffers".into()));
         }
         grad.fill(0.0);
-        let mut stats = BatchStats {
-            samples: bsz,
-            ..Default::default()
-        };
+        let mut stats = BatchStats { samples: bsz, ..Default::default() };
         for (s, &label) in labels.iter().enumerate() {
             let x = &images[s * self.n..(s + 1) * self.n];
             let lp = self.logp(params, x);
@@ -215,33 +201,19 @@ impl Classifier for Faulty {
 /// Ten noisy class prototypes on a 4x4 grid: linearly separable with a margin.
 fn synthetic(n_train: usize, n_test: usize, seed: u64) -> Mnist {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let protos: Vec<Vec<f32>> = (0..CLASSES)
-        .map(|_| (0..16).map(|_| rng.random_range(-1.0f32..1.0)).collect())
-        .collect();
+    let protos: Vec<Vec<f32>> =
+        (0..CLASSES).map(|_| (0..16).map(|_| rng.random_range(-1.0f32..1.0)).collect()).collect();
     let mut make = |n: usize| {
         let mut images = Vec::new();
         let mut labels = Vec::new();
         for i in 0..n {
             let c = i % CLASSES;
             labels.push(c as u8);
-            images.extend(
-                protos[c]
-                    .iter()
-                    .map(|p| p + rng.random_range(-0.15f32..0.15)),
-            );
+            images.extend(protos[c].iter().map(|p| p + rng.random_range(-0.15f32..0.15)));
         }
-        Split {
-            images,
-            labels,
-            rows: 4,
-            cols: 4,
-            images_path: "synthetic".into(),
-        }
+        Split { images, labels, rows: 4, cols: 4, images_path: "synthetic".into() }
     };
-    Mnist {
-        train: make(n_train),
-        test: make(n_test),
-    }
+    Mnist { train: make(n_train), test: make(n_test) }
 }
 
 fn options(dir: &Path, epochs: usize, optimizer: OptimizerSpec) -> ClassifyOptions {
@@ -265,12 +237,7 @@ fn options(dir: &Path, epochs: usize, optimizer: OptimizerSpec) -> ClassifyOptio
 }
 
 fn adam(lr: f64) -> OptimizerSpec {
-    OptimizerSpec::Adam {
-        lr,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-    }
+    OptimizerSpec::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
 }
 
 #[test]
@@ -282,12 +249,9 @@ fn test_classifier_gradient_matches_finite_differences() {
     let images: Vec<f32> = (0..12).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let labels = [3u8, 7, 0];
     let mut grad = vec![0.0f32; 50];
-    clf.train_batch(&params, &images, &labels, &mut grad)
-        .unwrap();
+    clf.train_batch(&params, &images, &labels, &mut grad).unwrap();
     let loss = |p: &[f32]| {
-        (0..3)
-            .map(|s| -clf.logp(p, &images[s * 4..s * 4 + 4])[labels[s] as usize])
-            .sum::<f64>()
+        (0..3).map(|s| -clf.logp(p, &images[s * 4..s * 4 + 4])[labels[s] as usize]).sum::<f64>()
             / 3.0
     };
     for k in [0, 13, 29, 41, 47] {
@@ -296,11 +260,7 @@ fn test_classifier_gradient_matches_finite_differences() {
         a[k] += h;
         b[k] -= h;
         let fd = (loss(&a) - loss(&b)) / (2.0 * h as f64);
-        assert!(
-            (fd - grad[k] as f64).abs() < 1e-4,
-            "param {k}: fd {fd} vs {}",
-            grad[k]
-        );
+        assert!((fd - grad[k] as f64).abs() < 1e-4, "param {k}: fd {fd} vs {}", grad[k]);
     }
 }
 
@@ -309,18 +269,8 @@ fn learns_separable_data_and_writes_the_run_folder() {
     let data = synthetic(400, 100, 1);
     let clf = LogReg::new(4, 4);
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(
-        dir.path(),
-        3,
-        OptimizerSpec::Sgd {
-            lr: 0.1,
-            momentum: 0.9,
-        },
-    );
-    opts.schedule = Schedule::Step {
-        every: 2,
-        gamma: 0.5,
-    };
+    let mut opts = options(dir.path(), 3, OptimizerSpec::Sgd { lr: 0.1, momentum: 0.9 });
+    opts.schedule = Schedule::Step { every: 2, gamma: 0.5 };
     let s = classify::train(&clf, &data, &opts, vec![0.0; 170], None).unwrap();
     assert_eq!(s.status, "completed");
     assert_eq!(s.epochs, 3);
@@ -332,10 +282,7 @@ fn learns_separable_data_and_writes_the_run_folder() {
     assert_eq!(rows.len(), 3);
     assert!(rows[0].train_loss > rows[2].train_loss, "{rows:?}");
     assert!(rows[2].test_loss < 0.1);
-    assert_eq!(
-        rows.iter().map(|r| r.lr).collect::<Vec<_>>(),
-        vec![0.1, 0.1, 0.05]
-    );
+    assert_eq!(rows.iter().map(|r| r.lr).collect::<Vec<_>>(), vec![0.1, 0.1, 0.05]);
     // the summary on disk is the returned one, and carries the required keys
     let on_disk = runlog::read_summary(dir.path()).unwrap();
     assert_eq!(on_disk, s);
@@ -369,9 +316,7 @@ fn learns_separable_data_and_writes_the_run_folder() {
 fn resume_after_a_crash_continues_exactly() {
     let data = synthetic(300, 50, 2); // 240 training samples: 15 steps per epoch
     let clf = LogReg::new(4, 4);
-    let init: Vec<f32> = (0..170)
-        .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.01)
-        .collect();
+    let init: Vec<f32> = (0..170).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.01).collect();
     let whole = tempfile::tempdir().unwrap();
     let mut o = options(whole.path(), 4, adam(0.02));
     o.validation = 0.2;
@@ -382,12 +327,8 @@ fn resume_after_a_crash_continues_exactly() {
     let part = tempfile::tempdir().unwrap();
     let mut o2 = o.clone();
     o2.out_dir = part.path().to_path_buf();
-    let crashing = Faulty {
-        inner: LogReg::new(4, 4),
-        step: AtomicUsize::new(0),
-        at: 37,
-        fault: Fault::Crash,
-    };
+    let crashing =
+        Faulty { inner: LogReg::new(4, 4), step: AtomicUsize::new(0), at: 37, fault: Fault::Crash };
     let e = classify::train(&crashing, &data, &o2, init.clone(), None).unwrap_err();
     assert!(matches!(e, TrainError::Runtime(_)), "{e:?}");
     assert_eq!(runlog::read_csv(part.path()).unwrap().len(), 2);
@@ -428,23 +369,9 @@ fn extending_a_constant_lr_run_equals_the_longer_run() {
     let data = synthetic(200, 20, 5);
     let clf = LogReg::new(4, 4);
     let (x, y) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let o = options(
-        x.path(),
-        3,
-        OptimizerSpec::Sgd {
-            lr: 0.05,
-            momentum: 0.9,
-        },
-    );
+    let o = options(x.path(), 3, OptimizerSpec::Sgd { lr: 0.05, momentum: 0.9 });
     classify::train(&clf, &data, &o, vec![0.0; 170], None).unwrap();
-    let mut o2 = options(
-        y.path(),
-        2,
-        OptimizerSpec::Sgd {
-            lr: 0.05,
-            momentum: 0.9,
-        },
-    );
+    let mut o2 = options(y.path(), 2, OptimizerSpec::Sgd { lr: 0.05, momentum: 0.9 });
     classify::train(&clf, &data, &o2, vec![0.0; 170], None).unwrap();
     o2.epochs = 3;
     classify::train(&clf, &data, &o2, Vec::new(), Some(y.path())).unwrap();
@@ -460,27 +387,12 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     for poison_loss in [false, true] {
         let good = tempfile::tempdir().unwrap();
         let clf = LogReg::new(4, 4);
-        classify::train(
-            &clf,
-            &data,
-            &options(good.path(), 1, adam(0.01)),
-            vec![0.0; 170],
-            None,
-        )
-        .unwrap();
+        classify::train(&clf, &data, &options(good.path(), 1, adam(0.01)), vec![0.0; 170], None)
+            .unwrap();
 
         let dir = tempfile::tempdir().unwrap();
-        let fault = if poison_loss {
-            Fault::NanLoss
-        } else {
-            Fault::InfGradient
-        };
-        let faulty = Faulty {
-            inner: LogReg::new(4, 4),
-            step: AtomicUsize::new(0),
-            at: 14,
-            fault,
-        };
+        let fault = if poison_loss { Fault::NanLoss } else { Fault::InfGradient };
+        let faulty = Faulty { inner: LogReg::new(4, 4), step: AtomicUsize::new(0), at: 14, fault };
         let e = classify::train(
             &faulty,
             &data,
@@ -490,17 +402,8 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
         )
         .unwrap_err();
         match &e {
-            TrainError::Diverged {
-                epoch: 2,
-                step: 14,
-                completed: 1,
-                what,
-            } => {
-                let want = if poison_loss {
-                    "loss is NaN"
-                } else {
-                    "gradient"
-                };
+            TrainError::Diverged { epoch: 2, step: 14, completed: 1, what } => {
+                let want = if poison_loss { "loss is NaN" } else { "gradient" };
                 assert!(what.contains(want), "{what}");
             }
             other => panic!("expected divergence in epoch 2 step 14, got {other:?}"),
@@ -509,10 +412,7 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
         let kept = checkpoint::load(&dir.path().join(checkpoint::FILE_NAME), clf.graph()).unwrap();
         let reference =
             checkpoint::load(&good.path().join(checkpoint::FILE_NAME), clf.graph()).unwrap();
-        assert_eq!(
-            kept.params, reference.params,
-            "the kept checkpoint is not epoch 1's"
-        );
+        assert_eq!(kept.params, reference.params, "the kept checkpoint is not epoch 1's");
         assert_eq!(kept.meta["epoch"], "1");
         let s = runlog::read_summary(dir.path()).unwrap();
         assert_eq!(s.status, "diverged");
@@ -528,10 +428,7 @@ fn validation_split_is_seeded_and_disjoint() {
     let mut all: Vec<usize> = t.iter().chain(&v).cloned().collect();
     all.sort_unstable();
     assert_eq!(all, (0..1000).collect::<Vec<_>>());
-    assert_eq!(
-        classify::split_indices(1000, 0.1, 5),
-        (t.clone(), v.clone())
-    );
+    assert_eq!(classify::split_indices(1000, 0.1, 5), (t.clone(), v.clone()));
     assert_ne!(classify::split_indices(1000, 0.1, 6).1, v);
     assert_eq!(classify::split_indices(10, 0.0, 5).1, Vec::<usize>::new());
 }
@@ -541,14 +438,8 @@ fn shape_and_setting_errors() {
     let data = synthetic(50, 10, 4);
     let dir = tempfile::tempdir().unwrap();
     let clf = LogReg::new(5, 5);
-    let e = classify::train(
-        &clf,
-        &data,
-        &options(dir.path(), 1, adam(0.01)),
-        vec![0.0; 260],
-        None,
-    )
-    .unwrap_err();
+    let e = classify::train(&clf, &data, &options(dir.path(), 1, adam(0.01)), vec![0.0; 260], None)
+        .unwrap_err();
     assert!(
         matches!(&e, TrainError::Shape { message } if message.contains("25 values") && message.contains("4x4 = 16")),
         "{e}"
@@ -593,10 +484,7 @@ fn checkpoint_round_trip_and_damage() {
     );
     // A damaged file is a format error, not a panic.
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(matches!(
-        checkpoint::load(&path, &g),
-        Err(CheckpointError::Format { .. })
-    ));
+    assert!(matches!(checkpoint::load(&path, &g), Err(CheckpointError::Format { .. })));
     assert!(matches!(
         checkpoint::load(&dir.path().join("none"), &g),
         Err(CheckpointError::Read { .. })
@@ -614,10 +502,7 @@ fn logistic_regression_learns_an_mnist_subset() {
         cols: 28,
         images_path: s.images_path.clone(),
     };
-    let data = Mnist {
-        train: take(&full.train, 3000),
-        test: take(&full.test, 1000),
-    };
+    let data = Mnist { train: take(&full.train, 3000), test: take(&full.test, 1000) };
     let clf = LogReg::new(28, 28);
     let out = tempfile::tempdir().unwrap();
     let mut o = options(out.path(), 2, adam(1e-3));
@@ -628,8 +513,5 @@ fn logistic_regression_learns_an_mnist_subset() {
     let acc = s.test_accuracy.unwrap();
     assert!(acc > 0.85, "test accuracy {acc}");
     assert!(s.final_val_accuracy.unwrap() > 0.8);
-    assert_eq!(
-        (s.train_samples, s.val_samples, s.test_samples),
-        (2700, 300, 1000)
-    );
+    assert_eq!((s.train_samples, s.val_samples, s.test_samples), (2700, 300, 1000));
 }

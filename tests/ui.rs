@@ -2,7 +2,6 @@
 //! snapshots (colour-free, 100 columns). Every program must be rejected with exit code 1, a
 //! stable `symc::` code and a file:line:column position, and must never panic.
 
-use std::path::Path;
 use symc::diagnostics::render_plain;
 use symc::sema::{LoadError, Options, load_model_with};
 

@@ -59,10 +59,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
     let model_path = args.run.join(MODEL_COPY);
     let graph = crate::sema::load_model(&model_path).map_err(|e| {
         let code = e.exit_code();
-        Failure {
-            code,
-            report: miette::Report::new(e),
-        }
+        Failure { code, report: miette::Report::new(e) }
     })?;
     let ck =
         checkpoint::load(&args.run.join(checkpoint::FILE_NAME), &graph).map_err(|e| match e {
@@ -97,21 +94,13 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
         .enumerate()
         .map(|(c, row)| {
             let n: usize = row.iter().sum();
-            if n == 0 {
-                f64::NAN
-            } else {
-                row[c] as f64 / n as f64
-            }
+            if n == 0 { f64::NAN } else { row[c] as f64 / n as f64 }
         })
         .collect();
     let report = EvalReport {
         model: graph.name.clone(),
         run: args.run.display().to_string(),
-        epoch: ck
-            .meta
-            .get("epoch")
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(summary.epochs),
+        epoch: ck.meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(summary.epochs),
         backend: backend.name.into(),
         samples: test.len(),
         test_accuracy: pred.eval.accuracy,

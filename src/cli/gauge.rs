@@ -137,10 +137,7 @@ fn parse_dims(s: &str) -> Result<[usize; 4], String> {
     }
     let mut d = [0usize; 4];
     for (i, p) in parts.iter().enumerate() {
-        d[i] = p
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{p}` in `{s}` is not a positive integer"))?;
+        d[i] = p.trim().parse().map_err(|_| format!("`{p}` in `{s}` is not a positive integer"))?;
         if d[i] < 2 {
             return Err(format!("extent {} in `{s}` must be at least 2", d[i]));
         }
@@ -163,11 +160,7 @@ fn output_precision(format: GaugeFormat, explicit: Option<u32>, default: u32) ->
         GaugeFormat::DdalphaAmg => 64,
         _ => default,
     });
-    if bits == 32 {
-        Precision::F32
-    } else {
-        Precision::F64
-    }
+    if bits == 32 { Precision::F32 } else { Precision::F64 }
 }
 
 pub fn run(c: GaugeCommand) -> Result<(), Failure> {
@@ -236,12 +229,7 @@ fn generate(a: GenerateArgs) -> Result<(), Failure> {
         io::write_atomic(h, csv.as_bytes()).map_err(Failure::io)?;
     }
     let (p, ps, pt) = heatbath::plaquette_parts(&field);
-    println!(
-        "wrote {} ({}, {}-bit)",
-        a.output.display(),
-        format,
-        opts.precision.bits()
-    );
+    println!("wrote {} ({}, {}-bit)", a.output.display(), format, opts.precision.bits());
     println!(
         "lattice {}x{}x{}x{}, beta {}, {} sweeps (1 heatbath + {} overrelaxation each), seed {}, {} start",
         a.dims[0],
@@ -335,13 +323,7 @@ fn summarize<'a>(path: &Path, f: &'a GaugeFile) -> Info<'a> {
 }
 
 fn info(a: InfoArgs) -> Result<(), Failure> {
-    let f = read_gauge_with(
-        &a.file,
-        &ReadOptions {
-            verify: !a.no_verify,
-        },
-    )
-    .map_err(Failure::io)?;
+    let f = read_gauge_with(&a.file, &ReadOptions { verify: !a.no_verify }).map_err(Failure::io)?;
     let s = summarize(&a.file, &f);
     match a.format {
         OutputStyle::Json => {
@@ -403,15 +385,8 @@ fn convert(a: ConvertArgs) -> Result<(), Failure> {
     io::write_gauge(&a.output, &src.field, format, &opts).map_err(Failure::io)?;
     // Read the result back: every check of the new format must pass and the physics must agree.
     let back = io::read_gauge(&a.output).map_err(Failure::io)?;
-    let (p0, p1) = (
-        heatbath::plaquette(&src.field),
-        heatbath::plaquette(&back.field),
-    );
-    let tol = if precision == Precision::F32 {
-        1e-6
-    } else {
-        1e-12
-    };
+    let (p0, p1) = (heatbath::plaquette(&src.field), heatbath::plaquette(&back.field));
+    let tol = if precision == Precision::F32 { 1e-6 } else { 1e-12 };
     if (p0 - p1).abs() > tol {
         return Err(Failure::io(miette::miette!(
             "conversion check failed: plaquette of `{}` is {p1:.12}, expected {p0:.12} from `{}`",

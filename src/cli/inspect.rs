@@ -96,12 +96,19 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
 
 /// The kernel views of `crate::inspect` (after the IR when `--ir` is given too). Colour only
 /// when stdout is a terminal; a failed `--verify` prints its table, then exits 1.
-fn kernel_views(graph: &Graph, args: &InspectArgs, req: &crate::inspect::Request) -> Result<(), Failure> {
+fn kernel_views(
+    graph: &Graph,
+    args: &InspectArgs,
+    req: &crate::inspect::Request,
+) -> Result<(), Failure> {
     use std::io::IsTerminal;
     let style = crate::inspect::views::Style {
         color: args.format == Format::Text && std::io::stdout().is_terminal(),
     };
-    let fail = |e: crate::inspect::InspectError| Failure { code: e.exit_code(), report: miette::Report::new(e) };
+    let fail = |e: crate::inspect::InspectError| Failure {
+        code: e.exit_code(),
+        report: miette::Report::new(e),
+    };
     let ins = crate::inspect::inspect(graph, req, style).map_err(fail)?;
     match args.format {
         Format::Text => {

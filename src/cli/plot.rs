@@ -34,26 +34,19 @@ fn run_name(dir: &Path) -> String {
 /// The parent folder shared by all runs, if there is one.
 fn common_parent(runs: &[PathBuf]) -> Option<PathBuf> {
     let first = runs.first()?.parent()?.to_path_buf();
-    runs.iter()
-        .all(|r| r.parent() == Some(first.as_path()))
-        .then_some(first)
+    runs.iter().all(|r| r.parent() == Some(first.as_path())).then_some(first)
 }
 
 pub fn run(args: PlotArgs) -> Result<(), Failure> {
     let mut curves = Vec::new();
     for dir in &args.runs {
         let rows = runlog::read_csv(dir).map_err(Failure::io)?;
-        curves.push(Curve {
-            name: run_name(dir),
-            rows,
-        });
+        curves.push(Curve { name: run_name(dir), rows });
     }
-    let stem = args
-        .output
-        .unwrap_or_else(|| match common_parent(&args.runs) {
-            Some(p) if !p.as_os_str().is_empty() => p.join("loss"),
-            _ => PathBuf::from("loss"),
-        });
+    let stem = args.output.unwrap_or_else(|| match common_parent(&args.runs) {
+        Some(p) if !p.as_os_str().is_empty() => p.join("loss"),
+        _ => PathBuf::from("loss"),
+    });
     if let Some(parent) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| Failure::io(miette::miette!("cannot create {}: {e}", parent.display())))?;

@@ -117,11 +117,7 @@ pub enum Style {
 pub enum SolveCliError {
     #[error("invalid --{flag}: expected {expected}, found {found}")]
     #[diagnostic(code(symc::solve::argument), help("see `symc solve --help`"))]
-    Argument {
-        flag: &'static str,
-        expected: &'static str,
-        found: String,
-    },
+    Argument { flag: &'static str, expected: &'static str, found: String },
 
     #[error("the preconditioner needs --solver fgmres, found --solver {solver}")]
     #[diagnostic(
@@ -138,13 +134,7 @@ pub enum SolveCliError {
         code(symc::solve::not_converged),
         help("raise --max-iterations, loosen --tol, or move --mass away from the critical mass")
     )]
-    NotConverged {
-        solver: String,
-        tol: f64,
-        failed: usize,
-        total: usize,
-        worst: f64,
-    },
+    NotConverged { solver: String, tol: f64, failed: usize, total: usize, worst: f64 },
 
     #[error("cannot render the residual plot `{path}`: {message}")]
     #[diagnostic(code(symc::solve::plot), help("check the output path"))]
@@ -183,13 +173,8 @@ pub struct SolveOutcome {
 }
 
 fn check_args(a: &SolveArgs) -> Result<(), SolveCliError> {
-    let bad = |flag, expected, found: String| {
-        Err(SolveCliError::Argument {
-            flag,
-            expected,
-            found,
-        })
-    };
+    let bad =
+        |flag, expected, found: String| Err(SolveCliError::Argument { flag, expected, found });
     if !a.mass.is_finite() || a.mass <= -8.0 {
         return bad("mass", "a finite number above -8", a.mass.to_string());
     }
@@ -227,9 +212,7 @@ pub fn build_operator(
 ) -> Operator {
     match precision {
         PrecisionArg::F64 => Operator::F64(WilsonClover::new(gauge, params)),
-        PrecisionArg::F32 => Operator::F32 {
-            op32: WilsonClover::new(gauge, params),
-        },
+        PrecisionArg::F32 => Operator::F32 { op32: WilsonClover::new(gauge, params) },
     }
 }
 
@@ -305,12 +288,8 @@ pub fn run_solves(
 pub fn run(args: SolveArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.precond {
         let gauge = read_gauge(&args.gauge).map_err(Failure::io)?.field;
-        let prec = crate::train::precond::preconditioner_from_run(dir, &gauge).map_err(|e| {
-            Failure {
-                code: e.exit_code(),
-                report: e.into(),
-            }
-        })?;
+        let prec = crate::train::precond::preconditioner_from_run(dir, &gauge)
+            .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
         return run_with(args, Preconditioning::Custom(Box::new(prec)));
     }
     run_with(args, Preconditioning::Identity(IdentityPreconditioner))
@@ -321,9 +300,7 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
     check_args(&args).map_err(Failure::io)?;
     if matches!(prec, Preconditioning::Custom(_)) && args.solver != SolverKind::Fgmres {
         let solver = format!("{:?}", args.solver).to_lowercase();
-        return Err(Failure::io(SolveCliError::PreconditionerNeedsFgmres {
-            solver,
-        }));
+        return Err(Failure::io(SolveCliError::PreconditionerNeedsFgmres { solver }));
     }
     if args.precision == PrecisionArg::F32 && args.tol < 1e-6 {
         eprintln!(
@@ -339,11 +316,8 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
     let dirac = dirac_params(&args);
     let operator = build_operator(&gauge, &dirac, args.precision);
     let sources = random_sources(dims, args.rhs, args.seed);
-    let params = SolveParams {
-        tol: args.tol,
-        restart: args.restart,
-        max_iterations: args.max_iterations,
-    };
+    let params =
+        SolveParams { tol: args.tol, restart: args.restart, max_iterations: args.max_iterations };
     eprintln!(
         "{}: {}x{}x{}x{}, plaquette {plaquette:.8}; m = {}, c_sw = {}, {} time, {} operator",
         args.gauge.display(),
@@ -356,15 +330,7 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         format!("{:?}", args.boundary).to_lowercase(),
         format!("{:?}", args.precision).to_lowercase()
     );
-    let out = run_solves(
-        &gauge,
-        &dirac,
-        &operator,
-        args.solver,
-        &mut prec,
-        &sources,
-        &params,
-    );
+    let out = run_solves(&gauge, &dirac, &operator, args.solver, &mut prec, &sources, &params);
 
     if let Some(path) = &args.history {
         let mut csv = String::from("rhs,iteration,relative_residual\n");
@@ -376,12 +342,8 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         io::write_atomic(path, csv.as_bytes()).map_err(Failure::io)?;
     }
     if let Some(path) = &args.plot {
-        let svg = plot_history(&out.reports, &args).map_err(|message| {
-            Failure::io(SolveCliError::Plot {
-                path: path.clone(),
-                message,
-            })
-        })?;
+        let svg = plot_history(&out.reports, &args)
+            .map_err(|message| Failure::io(SolveCliError::Plot { path: path.clone(), message }))?;
         io::write_atomic(path, svg.as_bytes()).map_err(Failure::io)?;
     }
 
@@ -432,11 +394,7 @@ fn summarise(
     let total_s: f64 = reports.iter().map(|r| r.seconds).sum();
     let worst = reports.iter().map(|r| r.true_residual).fold(0.0, f64::max);
     let mean = |t: usize| -> serde_json::Value {
-        if reports.len() == 1 {
-            t.into()
-        } else {
-            (t as f64 / n).into()
-        }
+        if reports.len() == 1 { t.into() } else { (t as f64 / n).into() }
     };
     let per_rhs: Vec<serde_json::Value> = reports
         .iter()
@@ -496,11 +454,7 @@ fn print_text(args: &SolveArgs, reports: &[SolveReport]) {
     }
     let n = reports.len() as f64;
     let it: f64 = reports.iter().map(|r| r.iterations as f64).sum::<f64>() / n;
-    let ops: f64 = reports
-        .iter()
-        .map(|r| r.operator_applications as f64)
-        .sum::<f64>()
-        / n;
+    let ops: f64 = reports.iter().map(|r| r.operator_applications as f64).sum::<f64>() / n;
     let s: f64 = reports.iter().map(|r| r.seconds).sum::<f64>();
     let worst = reports.iter().map(|r| r.true_residual).fold(0.0, f64::max);
     println!("iterations           {it:.1} (mean)");
@@ -512,12 +466,7 @@ fn print_text(args: &SolveArgs, reports: &[SolveReport]) {
 /// The residual histories on a log scale, one line per source, as an SVG document.
 fn plot_history(reports: &[SolveReport], args: &SolveArgs) -> Result<String, String> {
     use plotters::prelude::*;
-    let max_it = reports
-        .iter()
-        .map(|r| r.history.len())
-        .max()
-        .unwrap_or(1)
-        .max(2);
+    let max_it = reports.iter().map(|r| r.history.len()).max().unwrap_or(1).max(2);
     let lo = reports
         .iter()
         .flat_map(|r| r.history.iter().copied())

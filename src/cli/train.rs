@@ -11,8 +11,8 @@ use crate::ir::{DataSource, Graph, LossSpec, TrainLength};
 use crate::runtime::Classifier;
 use crate::runtime::reference::ReferenceClassifier;
 use crate::train::classify::{self, ClassifyOptions, RunInfo};
-use crate::train::runlog::{self, LayerStrategy};
 use crate::train::precond::{self, RunOptions};
+use crate::train::runlog::{self, LayerStrategy};
 use crate::train::{checkpoint, mnist, plot};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -99,25 +99,13 @@ pub fn build_classifier(
                 reason: "--reference: the naive plain-Rust evaluator (the oracle)".into(),
             })
             .collect();
-        return Ok(Backend {
-            classifier: Box::new(clf),
-            name: "reference",
-            strategies,
-        });
+        return Ok(Backend { classifier: Box::new(clf), name: "reference", strategies });
     }
-    let opts = CompileOptions {
-        max_batch,
-        threads,
-        ..CompileOptions::default()
-    };
+    let opts = CompileOptions { max_batch, threads, ..CompileOptions::default() };
     let clf = JitClassifier::compile(graph, &opts)
         .map_err(|e| Failure::model(crate::runtime::RuntimeError::from(e)))?;
     let kind_of = |name: &str| {
-        graph
-            .layers
-            .iter()
-            .find(|l| l.name == name)
-            .map_or("", |l| layer_kind_name(&l.kind))
+        graph.layers.iter().find(|l| l.name == name).map_or("", |l| layer_kind_name(&l.kind))
     };
     let strategies = clf
         .plans()
@@ -130,11 +118,7 @@ pub fn build_classifier(
             reason: p.reason.clone(),
         })
         .collect();
-    Ok(Backend {
-        classifier: Box::new(clf),
-        name: "jit",
-        strategies,
-    })
+    Ok(Backend { classifier: Box::new(clf), name: "jit", strategies })
 }
 
 /// Short name of a layer kind for summaries.
@@ -158,9 +142,7 @@ pub fn init_threads(threads: Option<usize>) -> usize {
     if let Some(t) = threads.filter(|&t| t > 0) {
         // Fails only if the pool already exists (e.g. a second command in one process); the
         // existing pool is then used and its size reported.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
     }
     rayon::current_num_threads()
 }
@@ -182,12 +164,7 @@ fn utc_timestamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// What a previous run recorded, for `--resume`.
@@ -210,10 +187,7 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
     };
     let graph = crate::sema::load_model(&model_path).map_err(|e| {
         let code = e.exit_code();
-        Failure {
-            code,
-            report: miette::Report::new(e),
-        }
+        Failure { code, report: miette::Report::new(e) }
     })?;
     let Some(spec) = graph.train.clone() else {
         return Err(Failure::model(miette::miette!(
@@ -227,9 +201,9 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
     match spec.loss {
         LossSpec::Nll => {
             let previous = match &args.resume {
-                Some(dir) => Some(Previous {
-                    summary: runlog::read_summary(dir).map_err(Failure::io)?,
-                }),
+                Some(dir) => {
+                    Some(Previous { summary: runlog::read_summary(dir).map_err(Failure::io)? })
+                }
                 None => None,
             };
             train_classifier(args, previous, &model_path, graph)
@@ -265,10 +239,8 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     opts.model_file = Some(model_path.to_path_buf());
     opts.source = Some(source);
     opts.progress = true;
-    let summary = precond::run(graph, &opts).map_err(|e| Failure {
-        code: e.exit_code(),
-        report: e.into(),
-    })?;
+    let summary = precond::run(graph, &opts)
+        .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
     println!("run folder: {}", out.display());
     if let Some(l) = summary.final_loss_mean {
         println!("final loss (mean of the last 10 % of steps): {l:.4e}");
@@ -296,19 +268,13 @@ fn train_classifier(
     model_path: &Path,
     graph: Graph,
 ) -> Result<(), Failure> {
-    let spec = graph
-        .train
-        .clone()
-        .ok_or_else(|| Failure::model(miette::miette!("no train block")))?;
+    let spec =
+        graph.train.clone().ok_or_else(|| Failure::model(miette::miette!("no train block")))?;
     let prev = previous.as_ref().map(|p| &p.summary);
 
     // Data folder: --data, else the previous run's, else the train block's (relative to the
     // .sym file).
-    let data_dir = match (
-        &args.data,
-        prev.and_then(|s| s.data_dir.clone()),
-        &spec.data,
-    ) {
+    let data_dir = match (&args.data, prev.and_then(|s| s.data_dir.clone()), &spec.data) {
         (Some(d), _, _) => d.clone(),
         (None, Some(d), _) => PathBuf::from(d),
         // `sema::load_model` has already resolved it against the .sym file's folder.
@@ -345,9 +311,7 @@ fn train_classifier(
         (Some(dir), _) => dir.clone(),
         (None, Some(o)) => o.clone(),
         (None, None) => {
-            let stem = model_path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned());
+            let stem = model_path.file_stem().map(|s| s.to_string_lossy().into_owned());
             let name = stem.unwrap_or_else(|| graph.name.clone());
             PathBuf::from("runs").join(format!("{name}-{}", utc_timestamp()))
         }
@@ -379,22 +343,13 @@ fn train_classifier(
         .map_err(|e| Failure::io(miette::miette!("cannot read {}: {e}", model_path.display())))?;
     if args.resume.is_none() || !out_dir.join(MODEL_COPY).exists() {
         crate::train::write_atomic(&out_dir.join(MODEL_COPY), &source).map_err(|e| {
-            Failure::io(miette::miette!(
-                "cannot write {}: {e}",
-                out_dir.join(MODEL_COPY).display()
-            ))
+            Failure::io(miette::miette!("cannot write {}: {e}", out_dir.join(MODEL_COPY).display()))
         })?;
     }
-    let model_file = prev
-        .and_then(|s| s.model_file.clone())
-        .filter(|_| args.file.is_none())
-        .unwrap_or_else(|| {
-            model_path
-                .canonicalize()
-                .unwrap_or(model_path.to_path_buf())
-                .display()
-                .to_string()
-        });
+    let model_file =
+        prev.and_then(|s| s.model_file.clone()).filter(|_| args.file.is_none()).unwrap_or_else(
+            || model_path.canonicalize().unwrap_or(model_path.to_path_buf()).display().to_string(),
+        );
 
     let opts = ClassifyOptions {
         epochs,
@@ -426,38 +381,22 @@ fn train_classifier(
         crate::train::optim::describe_schedule(&spec.schedule),
         out_dir.display()
     );
-    let result = classify::train(
-        backend.classifier.as_ref(),
-        &data,
-        &opts,
-        init,
-        args.resume.as_deref(),
-    );
+    let result =
+        classify::train(backend.classifier.as_ref(), &data, &opts, init, args.resume.as_deref());
     // The loss plot is drawn whatever happened, as long as an epoch completed.
     if let Ok(rows) = runlog::read_csv(&out_dir)
         && !rows.is_empty()
     {
-        let curve = plot::Curve {
-            name: graph.name.clone(),
-            rows,
-        };
-        if let Err(e) = plot::plot_losses(
-            &[curve],
-            &out_dir.join("loss"),
-            &format!("{}: loss", graph.name),
-        ) {
+        let curve = plot::Curve { name: graph.name.clone(), rows };
+        if let Err(e) =
+            plot::plot_losses(&[curve], &out_dir.join("loss"), &format!("{}: loss", graph.name))
+        {
             eprintln!("warning: could not draw the loss plot: {e}");
         }
     }
-    let summary = result.map_err(|e| Failure {
-        code: e.exit_code(),
-        report: miette::Report::new(e),
-    })?;
-    match (
-        summary.test_accuracy,
-        summary.best_test_accuracy,
-        summary.best_epoch,
-    ) {
+    let summary =
+        result.map_err(|e| Failure { code: e.exit_code(), report: miette::Report::new(e) })?;
+    match (summary.test_accuracy, summary.best_test_accuracy, summary.best_epoch) {
         (Some(acc), Some(best), Some(be)) => println!(
             "{}: test accuracy {:.2}% after {} epochs (best {:.2}% at epoch {be}); final train loss {:.4}; run folder {}",
             graph.name,
@@ -467,11 +406,7 @@ fn train_classifier(
             summary.final_train_loss.unwrap_or(f64::NAN),
             out_dir.display()
         ),
-        _ => println!(
-            "{}: no epochs trained; run folder {}",
-            graph.name,
-            out_dir.display()
-        ),
+        _ => println!("{}: no epochs trained; run folder {}", graph.name, out_dir.display()),
     }
     Ok(())
 }

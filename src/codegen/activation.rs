@@ -51,17 +51,7 @@ pub fn emit_forward(
     y: Operand,
     bufs: Vec<BufSpec>,
 ) -> Result<KernelId, JitError> {
-    emit_map(
-        jit,
-        prec,
-        name,
-        rows,
-        run,
-        x,
-        y,
-        bufs,
-        move |t, b, xv, _| t.activate(b, act, xv),
-    )
+    emit_map(jit, prec, name, rows, run, x, y, bufs, move |t, b, xv, _| t.activate(b, act, xv))
 }
 
 /// `g = g * f'(x)` in place, with `f'` written in terms of the output `y`.
@@ -77,17 +67,9 @@ pub fn emit_backward(
     g: Operand,
     bufs: Vec<BufSpec>,
 ) -> Result<KernelId, JitError> {
-    emit_map(
-        jit,
-        prec,
-        name,
-        rows,
-        run,
-        y,
-        g,
-        bufs,
-        move |t, b, yv, gv| t.activate_grad(b, act, yv, gv),
-    )
+    emit_map(jit, prec, name, rows, run, y, g, bufs, move |t, b, yv, gv| {
+        t.activate_grad(b, act, yv, gv)
+    })
 }
 
 /// `out = f(inp, out)` elementwise.
@@ -120,12 +102,7 @@ fn emit_map(
             message: "output buffer is read-only".into(),
         });
     }
-    let spec = KernelSpec {
-        name: name.to_string(),
-        buffers: bufs,
-        items: rows,
-        parallel: true,
-    };
+    let spec = KernelSpec { name: name.to_string(), buffers: bufs, items: rows, parallel: true };
     jit.define(spec, |b, [args, start, end], host| {
         let t = Target { prec, host };
         let pi = t.arg_ptr(b, args, inp.buf);

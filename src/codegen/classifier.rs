@@ -78,28 +78,14 @@ pub enum Buf {
 #[derive(Clone, Debug)]
 pub enum Step {
     /// A JIT kernel over all its items, split across the threads.
-    Kernel {
-        id: KernelId,
-        args: Vec<(Buf, bool)>,
-    },
+    Kernel { id: KernelId, args: Vec<(Buf, bool)> },
     /// `dst (+)= lhs * rhs` through the `gemm` crate.
-    Gemm {
-        dst: (Buf, MatView),
-        lhs: (Buf, MatView),
-        rhs: (Buf, MatView),
-        accumulate: bool,
-    },
+    Gemm { dst: (Buf, MatView), lhs: (Buf, MatView), rhs: (Buf, MatView), accumulate: bool },
     /// Set a workspace buffer to zero.
     Zero(Buf),
     /// `dst[j * rows + i] = src[base + i * cols + j]`: a transposed copy of a parameter
     /// matrix, so that the `gemm` crate reads it with the unit stride its packing prefers.
-    Transpose {
-        src: Buf,
-        base: usize,
-        rows: usize,
-        cols: usize,
-        dst: Buf,
-    },
+    Transpose { src: Buf, base: usize, rows: usize, cols: usize, dst: Buf },
 }
 
 /// State while lowering a graph: the JIT session, buffers and the two programs.
@@ -374,9 +360,9 @@ impl JitClassifier {
     ) -> Result<BatchStats, RuntimeError> {
         match &self.engine {
             Engines::F64(e) => self.run(e, params, images, Some(labels), grad, None),
-            Engines::F32(_) => Err(RuntimeError::Shape(
-                "this classifier was compiled for f32".into(),
-            )),
+            Engines::F32(_) => {
+                Err(RuntimeError::Shape("this classifier was compiled for f32".into()))
+            }
         }
     }
 
@@ -388,12 +374,10 @@ impl JitClassifier {
         logp: &mut [f64],
     ) -> Result<(), RuntimeError> {
         match &self.engine {
-            Engines::F64(e) => self
-                .run(e, params, images, None, &mut [], Some(logp))
-                .map(|_| ()),
-            Engines::F32(_) => Err(RuntimeError::Shape(
-                "this classifier was compiled for f32".into(),
-            )),
+            Engines::F64(e) => self.run(e, params, images, None, &mut [], Some(logp)).map(|_| ()),
+            Engines::F32(_) => {
+                Err(RuntimeError::Shape("this classifier was compiled for f32".into()))
+            }
         }
     }
 
@@ -435,9 +419,7 @@ impl JitClassifier {
         let (c, n) = (self.classes, self.in_len);
         if let Some(l) = labels {
             if l.len() != nb || grad.len() != self.params {
-                return Err(RuntimeError::Shape(
-                    "images, labels and gradient disagree".into(),
-                ));
+                return Err(RuntimeError::Shape("images, labels and gradient disagree".into()));
             }
             if let Some(&bad) = l.iter().find(|&&x| x as usize >= c) {
                 return Err(RuntimeError::Shape(format!(
@@ -491,20 +473,12 @@ impl JitClassifier {
             Ok(())
         })?;
         let lp = &ws[idx(e.logp)];
-        let mut stats = BatchStats {
-            samples: nb,
-            ..Default::default()
-        };
+        let mut stats = BatchStats { samples: nb, ..Default::default() };
         if let Some(l) = labels {
             for (b, &lab) in l.iter().enumerate() {
                 stats.loss_sum -= lp[lab as usize * bp + b].to_f64().unwrap_or(f64::NAN);
-                let arg = (0..c).fold(0, |a, k| {
-                    if lp[k * bp + b] > lp[a * bp + b] {
-                        k
-                    } else {
-                        a
-                    }
-                });
+                let arg =
+                    (0..c).fold(0, |a, k| if lp[k * bp + b] > lp[a * bp + b] { k } else { a });
                 stats.correct += usize::from(arg == lab as usize);
             }
         }
@@ -592,13 +566,7 @@ fn run_steps<T: Elem>(
                     ws[i] = v;
                 }
             }
-            Step::Transpose {
-                src,
-                base,
-                rows,
-                cols,
-                dst,
-            } => {
+            Step::Transpose { src, base, rows, cols, dst } => {
                 let Buf::Work(d) = *dst else {
                     return Err(RuntimeError::Shape(
                         "transpose into a non-workspace buffer".into(),
@@ -616,12 +584,7 @@ fn run_steps<T: Elem>(
                 ws[d] = out;
                 res?;
             }
-            Step::Gemm {
-                dst,
-                lhs,
-                rhs,
-                accumulate,
-            } => {
+            Step::Gemm { dst, lhs, rhs, accumulate } => {
                 let (Buf::Work(_) | Buf::Grad) = dst.0 else {
                     return Err(RuntimeError::Shape("gemm into the parameters".into()));
                 };
@@ -637,11 +600,7 @@ fn run_steps<T: Elem>(
                             Buf::Grad => &[],
                         }
                     };
-                    let d: &mut [T] = if dst.0 == Buf::Grad {
-                        &mut *grad
-                    } else {
-                        &mut out
-                    };
+                    let d: &mut [T] = if dst.0 == Buf::Grad { &mut *grad } else { &mut out };
                     super::jit::gemm(
                         d,
                         dst.1,
@@ -678,20 +637,17 @@ fn transpose<T: Elem>(
     const TILE: usize = 32;
     let src = &src[base..base + rows * cols];
     // Each task owns TILE destination rows (= source columns).
-    dst[..rows * cols]
-        .par_chunks_mut(TILE * rows)
-        .enumerate()
-        .for_each(|(jb, out)| {
-            let j0 = jb * TILE;
-            let jn = out.len() / rows;
-            for i0 in (0..rows).step_by(TILE) {
-                for j in 0..jn {
-                    for i in i0..(i0 + TILE).min(rows) {
-                        out[j * rows + i] = src[i * cols + j0 + j];
-                    }
+    dst[..rows * cols].par_chunks_mut(TILE * rows).enumerate().for_each(|(jb, out)| {
+        let j0 = jb * TILE;
+        let jn = out.len() / rows;
+        for i0 in (0..rows).step_by(TILE) {
+            for j in 0..jn {
+                for i in i0..(i0 + TILE).min(rows) {
+                    out[j * rows + i] = src[i * cols + j0 + j];
                 }
             }
-        });
+        }
+    });
     Ok(())
 }
 
@@ -715,10 +671,7 @@ fn lower_graph(graph: &Graph, lw: &mut Lowering) -> Result<Lowered, JitError> {
         message: "the network has no layers".into(),
     })?;
     if last.kind != LayerKind::LogSoftmax || last.output != graph.output {
-        return Err(unsupported(
-            last,
-            "a classifier must end in log_softmax; this output",
-        ));
+        return Err(unsupported(last, "a classifier must end in log_softmax; this output"));
     }
     // Each value may feed at most one layer: gradients are then written, never accumulated.
     let mut uses = vec![0usize; nv];
@@ -727,11 +680,7 @@ fn lower_graph(graph: &Graph, lw: &mut Lowering) -> Result<Lowered, JitError> {
             uses[v.index()] += 1;
         }
     }
-    if let Some(l) = graph
-        .layers
-        .iter()
-        .find(|l| l.inputs.iter().any(|v| uses[v.index()] > 1))
-    {
+    if let Some(l) = graph.layers.iter().find(|l| l.inputs.iter().any(|v| uses[v.index()] > 1)) {
         return Err(unsupported(l, "a value used by several layers"));
     }
     // Which layers' activations are fused into the preceding dense/conv kernel.
@@ -799,13 +748,7 @@ fn lower_graph(graph: &Graph, lw: &mut Lowering) -> Result<Lowered, JitError> {
                 // (activations alias gradients), so the layer's own output gradient is it.
                 let dy = grad[l.output.index()]
                     .ok_or_else(|| unsupported(l, "an output without a gradient"))?;
-                let io = LayerIo {
-                    x,
-                    y,
-                    dx,
-                    dy,
-                    act: fused_act[i],
-                };
+                let io = LayerIo { x, y, dx, dy, act: fused_act[i] };
                 let steps = match &l.kind {
                     LayerKind::Dense { .. } => dense::lower(lw, graph, l, &io)?,
                     _ => conv::lower(lw, graph, l, &io)?,
@@ -843,8 +786,7 @@ fn lower_graph(graph: &Graph, lw: &mut Lowering) -> Result<Lowered, JitError> {
                     }
                 }
                 backward_by_layer.push(bw);
-                lw.plans
-                    .push(elementwise_plan(l, rows, bp, lw.prec, *a, kernels));
+                lw.plans.push(elementwise_plan(l, rows, bp, lw.prec, *a, kernels));
             }
             LayerKind::Flatten => {}
             LayerKind::LogSoftmax => {
@@ -954,9 +896,7 @@ impl Classifier for JitClassifier {
         logp: &mut [f32],
     ) -> Result<(), RuntimeError> {
         match &self.engine {
-            Engines::F32(e) => self
-                .run(e, params, images, None, &mut [], Some(logp))
-                .map(|_| ()),
+            Engines::F32(e) => self.run(e, params, images, None, &mut [], Some(logp)).map(|_| ()),
             Engines::F64(e) => {
                 let p: Vec<f64> = params.iter().map(|&v| v as f64).collect();
                 let x: Vec<f64> = images.iter().map(|&v| v as f64).collect();

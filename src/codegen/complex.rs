@@ -33,20 +33,12 @@ pub struct Emit<'a, 'b> {
 impl<'a, 'b> Emit<'a, 'b> {
     pub fn new(b: &'a mut FunctionBuilder<'b>, ty: Type, host: HostFeatures) -> Self {
         let vbytes = ty.bytes() as i32;
-        Emit {
-            b,
-            ty,
-            host,
-            vbytes,
-            opaque_true: None,
-        }
+        Emit { b, ty, host, vbytes, opaque_true: None }
     }
 
     /// Vector load at `ptr + off` bytes (aligned, in bounds by construction).
     pub fn load(&mut self, ptr: Value, off: i32) -> Value {
-        self.b
-            .ins()
-            .load(self.ty, MemFlagsData::trusted(), ptr, off)
+        self.b.ins().load(self.ty, MemFlagsData::trusted(), ptr, off)
     }
 
     pub fn store(&mut self, v: Value, ptr: Value, off: i32) {
@@ -108,17 +100,11 @@ impl<'a, 'b> Emit<'a, 'b> {
     }
 
     pub fn cadd(&mut self, a: Cx, b: Cx) -> Cx {
-        Cx {
-            re: self.add(a.re, b.re),
-            im: self.add(a.im, b.im),
-        }
+        Cx { re: self.add(a.re, b.re), im: self.add(a.im, b.im) }
     }
 
     pub fn csub(&mut self, a: Cx, b: Cx) -> Cx {
-        Cx {
-            re: self.sub(a.re, b.re),
-            im: self.sub(a.im, b.im),
-        }
+        Cx { re: self.sub(a.re, b.re), im: self.sub(a.im, b.im) }
     }
 
     /// i*a
@@ -217,11 +203,7 @@ impl<'a, 'b> Emit<'a, 'b> {
         for (b, vb) in v.iter().enumerate() {
             let idx = if dagger { b * 3 + a } else { a * 3 + b } as i32;
             let u = self.load_cx(m, moff + 2 * idx * self.vbytes);
-            acc = Some(if dagger {
-                self.cmac_conj(acc, u, *vb)
-            } else {
-                self.cmac(acc, u, *vb)
-            });
+            acc = Some(if dagger { self.cmac_conj(acc, u, *vb) } else { self.cmac(acc, u, *vb) });
         }
         acc.expect("3 terms")
     }
@@ -235,11 +217,8 @@ impl<'a, 'b> Emit<'a, 'b> {
             for (b, vb) in v.iter().enumerate() {
                 let idx = if dagger { b * 3 + a } else { a * 3 + b } as i32;
                 let u = self.load_cx(m, moff + 2 * idx * self.vbytes);
-                acc = Some(if dagger {
-                    self.cmac_conj(acc, u, *vb)
-                } else {
-                    self.cmac(acc, u, *vb)
-                });
+                acc =
+                    Some(if dagger { self.cmac_conj(acc, u, *vb) } else { self.cmac(acc, u, *vb) });
             }
             *o = acc.expect("3 terms");
         }

@@ -126,10 +126,7 @@ const NT_ROWS: usize = 2;
 const NT_COLS: usize = 4;
 
 fn codegen_err(kernel: &str, message: String) -> JitError {
-    JitError::Codegen {
-        kernel: kernel.to_string(),
-        message,
-    }
+    JitError::Codegen { kernel: kernel.to_string(), message }
 }
 
 /// Smallest and largest element offset reached by `base + sum idx_d * stride_d` plus a run.
@@ -168,10 +165,7 @@ fn check_bounds(
         ));
     }
     if write && !buf.writable {
-        return Err(codegen_err(
-            kernel,
-            format!("{what} writes read-only buffer `{}`", buf.name),
-        ));
+        return Err(codegen_err(kernel, format!("{what} writes read-only buffer `{}`", buf.name)));
     }
     Ok(())
 }
@@ -208,9 +202,7 @@ fn row_blocks(
     let fullb = b.create_block();
     let partb = b.create_block();
     let done = b.create_block();
-    let c = b
-        .ins()
-        .icmp_imm_s(IntCC::SignedLessThan, mb, (m / full) as i64);
+    let c = b.ins().icmp_imm_s(IntCC::SignedLessThan, mb, (m / full) as i64);
     b.ins().brif(c, fullb, &[], partb, &[]);
     b.switch_to_block(fullb);
     body(b, full);
@@ -243,11 +235,7 @@ impl Nn {
     /// Register block (rows, vectors). Scatter kernels have fewer items, so they use thinner
     /// row blocks to give both threads work.
     fn block(&self) -> (usize, usize) {
-        if self.scatter() {
-            (2, 6)
-        } else {
-            (NN_ROWS, NN_VECS)
-        }
+        if self.scatter() { (2, 6) } else { (NN_ROWS, NN_VECS) }
     }
 
     /// Compile into `jit`; `bufs` are the kernel's buffers (sizes in bytes).
@@ -273,39 +261,12 @@ impl Nn {
         check_bounds(&self.name, &bufs, prec, "A", self.a, &adims, 1, false)?;
         let mut bdims = kb.clone();
         bdims.extend(&nb);
-        check_bounds(
-            &self.name,
-            &bufs,
-            prec,
-            "B",
-            self.b,
-            &bdims,
-            self.n_inner,
-            false,
-        )?;
+        check_bounds(&self.name, &bufs, prec, "B", self.b, &bdims, self.n_inner, false)?;
         let mut cdims = nc.clone();
         cdims.push((self.m, self.c_m));
-        check_bounds(
-            &self.name,
-            &bufs,
-            prec,
-            "C",
-            self.c,
-            &cdims,
-            self.n_inner,
-            true,
-        )?;
+        check_bounds(&self.name, &bufs, prec, "C", self.c, &cdims, self.n_inner, true)?;
         if let Some(bias) = self.bias {
-            check_bounds(
-                &self.name,
-                &bufs,
-                prec,
-                "bias",
-                bias,
-                &[(self.m, 1)],
-                1,
-                false,
-            )?;
+            check_bounds(&self.name, &bufs, prec, "bias", bias, &[(self.m, 1)], 1, false)?;
         }
         let spec = KernelSpec {
             name: self.name.clone(),
@@ -331,24 +292,17 @@ impl Nn {
             }
             let sb: Vec<i64> = self.n_outer.iter().map(|d| d.s0).collect();
             let sc: Vec<i64> = self.n_outer.iter().map(|d| d.s1).collect();
-            let k_c: Vec<i64> = (0..self.k.len())
-                .map(|i| self.k_c.get(i).copied().unwrap_or(0) * eb)
-                .collect();
+            let k_c: Vec<i64> =
+                (0..self.k.len()).map(|i| self.k_c.get(i).copied().unwrap_or(0) * eb).collect();
             // With a nested reduction (convolutions), only the innermost level runs in
             // registers; the outer levels accumulate through C, whose row block stays in L1
             // while the input rows it needs are streamed once per outer step.
             let split = self.k.len() >= 2;
-            let (k_mem, k_reg) = if split {
-                self.k.split_at(self.k.len() - 1)
-            } else {
-                (&self.k[..0], &self.k[..])
-            };
+            let (k_mem, k_reg) =
+                if split { self.k.split_at(self.k.len() - 1) } else { (&self.k[..0], &self.k[..]) };
             let counts = |d: &[Dim]| d.iter().map(|d| d.count).collect::<Vec<_>>();
-            let ab_strides = |d: &[Dim]| {
-                d.iter()
-                    .map(|d| vec![d.s0 * eb, d.s1 * eb])
-                    .collect::<Vec<_>>()
-            };
+            let ab_strides =
+                |d: &[Dim]| d.iter().map(|d| vec![d.s0 * eb, d.s1 * eb]).collect::<Vec<_>>();
             let nvec = self.n_inner / lanes;
             let chunks = nvec / nn_vecs;
             let rem = nvec % nn_vecs;
@@ -468,11 +422,8 @@ impl Nn {
                         for (s, &c) in strides.iter_mut().zip(&k_c) {
                             s.push(c);
                         }
-                        let ns: Vec<Vec<i64>> = self
-                            .n_outer
-                            .iter()
-                            .map(|d| vec![d.s0 * eb, d.s1 * eb])
-                            .collect();
+                        let ns: Vec<Vec<i64>> =
+                            self.n_outer.iter().map(|d| vec![d.s0 * eb, d.s1 * eb]).collect();
                         for_nest_ptrs(b, &counts(&self.n_outer), &ns, &[b0, c0], &mut |b, q| {
                             for_nest_ptrs(
                                 b,
@@ -498,13 +449,9 @@ impl Nn {
                             });
                         }
                     }
-                    for_nest_ptrs(
-                        b,
-                        &counts(k_mem),
-                        &ab_strides(k_mem),
-                        &[a0, b0],
-                        &mut |b, p| sweep(b, p[0], p[1], c0, true),
-                    );
+                    for_nest_ptrs(b, &counts(k_mem), &ab_strides(k_mem), &[a0, b0], &mut |b, p| {
+                        sweep(b, p[0], p[1], c0, true)
+                    });
                     if self.act != Activation::Identity {
                         for_nest_ptrs(
                             b,
@@ -530,11 +477,7 @@ impl Nt {
         self.k.last().map_or((1, 0, 0), |d| (d.count, d.s0, d.s1))
     }
     fn k_outer(&self) -> &[Dim] {
-        if self.k.is_empty() {
-            &[]
-        } else {
-            &self.k[..self.k.len() - 1]
-        }
+        if self.k.is_empty() { &[] } else { &self.k[..self.k.len() - 1] }
     }
 
     /// Work items: row blocks times all but the innermost output nest level.
@@ -560,29 +503,11 @@ impl Nt {
         let nb: Vec<(usize, i64)> = self.n_outer.iter().map(|d| (d.count, d.s1)).collect();
         let mut adims = na.clone();
         adims.push((self.m, self.a_m));
-        check_bounds(
-            &self.name,
-            &bufs,
-            prec,
-            "A",
-            self.a,
-            &adims,
-            self.n_inner,
-            false,
-        )?;
+        check_bounds(&self.name, &bufs, prec, "A", self.a, &adims, self.n_inner, false)?;
         if !self.ones {
             let mut bdims: Vec<(usize, i64)> = self.k.iter().map(|d| (d.count, d.s0)).collect();
             bdims.extend(&nb);
-            check_bounds(
-                &self.name,
-                &bufs,
-                prec,
-                "B",
-                self.b,
-                &bdims,
-                self.n_inner,
-                false,
-            )?;
+            check_bounds(&self.name, &bufs, prec, "B", self.b, &bdims, self.n_inner, false)?;
         }
         let mut cdims: Vec<(usize, i64)> = self.k.iter().map(|d| (d.count, d.s1)).collect();
         cdims.push((self.m, self.c_m));
@@ -598,11 +523,7 @@ impl Nt {
             let t = Target { prec, host };
             let eb = prec.bytes() as i64;
             let pa = t.arg_ptr(b, args, self.a.buf);
-            let pb = if self.ones {
-                pa
-            } else {
-                t.arg_ptr(b, args, self.b.buf)
-            };
+            let pb = if self.ones { pa } else { t.arg_ptr(b, args, self.b.buf) };
             let pc = t.arg_ptr(b, args, self.c.buf);
             let mut radix = vec![self.m.div_ceil(NT_ROWS)];
             radix.extend(self.k_outer().iter().map(|d| d.count));
@@ -611,11 +532,8 @@ impl Nt {
             let (kin, kin_b, kin_c) = self.k_inner();
             let mut ncounts: Vec<usize> = self.n_outer.iter().map(|d| d.count).collect();
             ncounts.push(self.n_inner / lanes);
-            let mut nstrides: Vec<Vec<i64>> = self
-                .n_outer
-                .iter()
-                .map(|d| vec![d.s0 * eb, d.s1 * eb])
-                .collect();
+            let mut nstrides: Vec<Vec<i64>> =
+                self.n_outer.iter().map(|d| vec![d.s0 * eb, d.s1 * eb]).collect();
             nstrides.push(vec![lanes as i64 * eb, lanes as i64 * eb]);
             let cols_full = if self.ones { 1 } else { NT_COLS };
             let chunks = kin / cols_full;
@@ -639,9 +557,8 @@ impl Nt {
                     let block = |b: &mut FunctionBuilder, cols: usize, bk: Value, ck: Value| {
                         let acc = zero_vars(b, &t, rows * cols);
                         for_nest_ptrs(b, &ncounts, &nstrides, &[a0, bk], &mut |b, p| {
-                            let xs: Vec<Value> = (0..rows)
-                                .map(|r| t.vload(b, p[0], r as i64 * self.a_m))
-                                .collect();
+                            let xs: Vec<Value> =
+                                (0..rows).map(|r| t.vload(b, p[0], r as i64 * self.a_m)).collect();
                             for j in 0..cols {
                                 let y = if self.ones {
                                     None
@@ -672,10 +589,8 @@ impl Nt {
                             }
                         }
                     };
-                    let (sb, sc) = (
-                        (cols_full as i64) * kin_b * eb,
-                        (cols_full as i64) * kin_c * eb,
-                    );
+                    let (sb, sc) =
+                        ((cols_full as i64) * kin_b * eb, (cols_full as i64) * kin_c * eb);
                     for_nest_ptrs(b, &[chunks], &[vec![sb, sc]], &[b0, c0], &mut |b, p| {
                         block(b, cols_full, p[0], p[1])
                     });
@@ -708,12 +623,8 @@ impl Copy {
         }
         let sd: Vec<(usize, i64)> = self.dims.iter().map(|d| (d.count, d.s0)).collect();
         let dd: Vec<(usize, i64)> = self.dims.iter().map(|d| (d.count, d.s1)).collect();
-        check_bounds(
-            &self.name, &bufs, prec, "src", self.src, &sd, self.run, false,
-        )?;
-        check_bounds(
-            &self.name, &bufs, prec, "dst", self.dst, &dd, self.run, true,
-        )?;
+        check_bounds(&self.name, &bufs, prec, "src", self.src, &sd, self.run, false)?;
+        check_bounds(&self.name, &bufs, prec, "dst", self.dst, &dd, self.run, true)?;
         let spec = KernelSpec {
             name: self.name.clone(),
             buffers: bufs,
@@ -734,11 +645,7 @@ impl Copy {
             let is: Vec<i64> = inner.iter().map(|d| d.s0).collect();
             let id: Vec<i64> = inner.iter().map(|d| d.s1).collect();
             for_range(b, start, end, &mut |b, item| {
-                let digits = if radix.is_empty() {
-                    vec![]
-                } else {
-                    unflatten(b, item, &radix)
-                };
+                let digits = if radix.is_empty() { vec![] } else { unflatten(b, item, &radix) };
                 let so = linear(b, &digits, &os);
                 let dof = linear(b, &digits, &od);
                 let ps = t.offset(b, ps, so);
@@ -781,21 +688,13 @@ pub fn emit_bias_act(
 ) -> Result<KernelId, JitError> {
     let lanes = prec.lanes();
     if n % lanes != 0 {
-        return Err(codegen_err(
-            name,
-            format!("run {n} not a multiple of {lanes}"),
-        ));
+        return Err(codegen_err(name, format!("run {n} not a multiple of {lanes}")));
     }
     check_bounds(name, &bufs, prec, "C", c, &[(m, n as i64)], n, true)?;
     if let Some(o) = bias {
         check_bounds(name, &bufs, prec, "bias", o, &[(m, 1)], 1, false)?;
     }
-    let spec = KernelSpec {
-        name: name.to_string(),
-        buffers: bufs,
-        items: m,
-        parallel: true,
-    };
+    let spec = KernelSpec { name: name.to_string(), buffers: bufs, items: m, parallel: true };
     jit.define(spec, |b, [args, start, end], host| {
         let t = Target { prec, host };
         let pc = t.arg_ptr(b, args, c.buf);

@@ -179,19 +179,11 @@ pub fn lower(
         }];
         for k in 0..dims {
             let (a, b) = (spst[k], wst[k] * col_n as i64);
-            d.push(if to_col {
-                Dim::new(window[k], a, b)
-            } else {
-                Dim::new(window[k], b, a)
-            });
+            d.push(if to_col { Dim::new(window[k], a, b) } else { Dim::new(window[k], b, a) });
         }
         for k in 0..last {
             let (a, b) = (spst[k], ost[k]);
-            d.push(if to_col {
-                Dim::new(o[k], a, b)
-            } else {
-                Dim::new(o[k], b, a)
-            });
+            d.push(if to_col { Dim::new(o[k], a, b) } else { Dim::new(o[k], b, a) });
         }
         d
     };
@@ -225,10 +217,7 @@ pub fn lower(
                 Pass::Forward,
                 fwd_kernels,
                 vec![
-                    format!(
-                        "for (co block of 4, output rows {:?}) (threads)",
-                        &o[..last]
-                    ),
+                    format!("for (co block of 4, output rows {:?}) (threads)", &o[..last]),
                     format!(
                         "for lanes in 0..{} step {} (positions x batch)",
                         o[last] * bp,
@@ -255,36 +244,12 @@ pub fn lower(
             };
             fwd_kernels.push(copy(lw, &mut steps.forward, c, xsrc, colb)?);
             steps.forward.push(Step::Gemm {
-                dst: (
-                    io.y,
-                    MatView {
-                        base: 0,
-                        rows: co,
-                        cols: col_n,
-                        rs: col_n,
-                        cs: 1,
-                    },
-                ),
+                dst: (io.y, MatView { base: 0, rows: co, cols: col_n, rs: col_n, cs: 1 }),
                 lhs: (
                     Buf::Params,
-                    MatView {
-                        base: wofs as usize,
-                        rows: co,
-                        cols: ci * wsz,
-                        rs: ci * wsz,
-                        cs: 1,
-                    },
+                    MatView { base: wofs as usize, rows: co, cols: ci * wsz, rs: ci * wsz, cs: 1 },
                 ),
-                rhs: (
-                    colb,
-                    MatView {
-                        base: 0,
-                        rows: ci * wsz,
-                        cols: col_n,
-                        rs: col_n,
-                        cs: 1,
-                    },
-                ),
+                rhs: (colb, MatView { base: 0, rows: ci * wsz, cols: col_n, rs: col_n, cs: 1 }),
                 accumulate: false,
             });
             if bo.is_some() || io.act != Activation::Identity {
@@ -309,11 +274,7 @@ pub fn lower(
                 Pass::Forward,
                 fwd_kernels,
                 vec![
-                    format!(
-                        "JIT im2col: col[{}][{}] (threads over ci, window)",
-                        ci * wsz,
-                        col_n
-                    ),
+                    format!("JIT im2col: col[{}][{}] (threads over ci, window)", ci * wsz, col_n),
                     format!("gemm Y {co}x{col_n} = W {co}x{} * col (threads)", ci * wsz),
                     "JIT epilogue: bias, activation".into(),
                 ],
@@ -394,16 +355,7 @@ pub fn lower(
             Strategy::Gemm => {
                 let dcol = lw.alloc(ci * wsz * col_n);
                 steps.backward.push(Step::Gemm {
-                    dst: (
-                        dcol,
-                        MatView {
-                            base: 0,
-                            rows: ci * wsz,
-                            cols: col_n,
-                            rs: col_n,
-                            cs: 1,
-                        },
-                    ),
+                    dst: (dcol, MatView { base: 0, rows: ci * wsz, cols: col_n, rs: col_n, cs: 1 }),
                     lhs: (
                         Buf::Params,
                         MatView {
@@ -414,16 +366,7 @@ pub fn lower(
                             cs: ci * wsz,
                         },
                     ),
-                    rhs: (
-                        io.dy,
-                        MatView {
-                            base: 0,
-                            rows: co,
-                            cols: col_n,
-                            rs: col_n,
-                            cs: 1,
-                        },
-                    ),
+                    rhs: (io.dy, MatView { base: 0, rows: co, cols: col_n, rs: col_n, cs: 1 }),
                     accumulate: false,
                 });
                 let target = if padded { lw.alloc(ci * plane_sp) } else { dx };
@@ -467,34 +410,10 @@ pub fn lower(
             steps.backward.push(Step::Gemm {
                 dst: (
                     Buf::Grad,
-                    MatView {
-                        base: wofs as usize,
-                        rows: co,
-                        cols: ci * wsz,
-                        rs: ci * wsz,
-                        cs: 1,
-                    },
+                    MatView { base: wofs as usize, rows: co, cols: ci * wsz, rs: ci * wsz, cs: 1 },
                 ),
-                lhs: (
-                    io.dy,
-                    MatView {
-                        base: 0,
-                        rows: co,
-                        cols: col_n,
-                        rs: col_n,
-                        cs: 1,
-                    },
-                ),
-                rhs: (
-                    colb,
-                    MatView {
-                        base: 0,
-                        rows: col_n,
-                        cols: ci * wsz,
-                        rs: 1,
-                        cs: col_n,
-                    },
-                ),
+                lhs: (io.dy, MatView { base: 0, rows: co, cols: col_n, rs: col_n, cs: 1 }),
+                rhs: (colb, MatView { base: 0, rows: col_n, cols: ci * wsz, rs: 1, cs: col_n }),
                 accumulate: false,
             });
             vec![format!("gemm dW {co}x{} = dY * col^T (threads)", ci * wsz)]
@@ -524,14 +443,8 @@ pub fn lower(
             kernels.push(kname);
             vec![
                 "for (co block of 2, ci, window rows) (threads)".to_string(),
-                format!(
-                    "for last window offset step 4; output rows {:?}",
-                    &o[..last]
-                ),
-                format!(
-                    "for lanes in 0..{}: dot products, horizontal sum",
-                    o[last] * bp
-                ),
+                format!("for last window offset step 4; output rows {:?}", &o[..last]),
+                format!("for lanes in 0..{}: dot products, horizontal sum", o[last] * bp),
             ]
         }
     };

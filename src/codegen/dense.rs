@@ -55,13 +55,7 @@ pub fn lower(
     layer: &Layer,
     io: &LayerIo,
 ) -> Result<LayerSteps, JitError> {
-    let LayerKind::Dense {
-        in_features: ni,
-        out_features: no,
-        bias,
-        ..
-    } = layer.kind
-    else {
+    let LayerKind::Dense { in_features: ni, out_features: no, bias, .. } = layer.kind else {
         return Err(JitError::Codegen {
             kernel: layer.name.clone(),
             message: "not a dense layer".into(),
@@ -101,11 +95,8 @@ pub fn lower(
     let op = |buf, base| Operand { buf, base };
 
     // Forward.
-    let mut fused: Vec<String> = bo
-        .map(|_| "bias".to_string())
-        .into_iter()
-        .chain(act_name(io.act))
-        .collect();
+    let mut fused: Vec<String> =
+        bo.map(|_| "bias".to_string()).into_iter().chain(act_name(io.act)).collect();
     let fwd_bytes = ((ni * no) + (ni + no) * bp) as f64 * eb;
     match strategy {
         Strategy::Jit => {
@@ -144,36 +135,9 @@ pub fn lower(
         }
         Strategy::Gemm => {
             steps.forward.push(Step::Gemm {
-                dst: (
-                    io.y,
-                    MatView {
-                        base: 0,
-                        rows: no,
-                        cols: bp,
-                        rs: bp,
-                        cs: 1,
-                    },
-                ),
-                lhs: (
-                    Buf::Params,
-                    MatView {
-                        base: w as usize,
-                        rows: no,
-                        cols: ni,
-                        rs: ni,
-                        cs: 1,
-                    },
-                ),
-                rhs: (
-                    io.x,
-                    MatView {
-                        base: 0,
-                        rows: ni,
-                        cols: bp,
-                        rs: bp,
-                        cs: 1,
-                    },
-                ),
+                dst: (io.y, MatView { base: 0, rows: no, cols: bp, rs: bp, cs: 1 }),
+                lhs: (Buf::Params, MatView { base: w as usize, rows: no, cols: ni, rs: ni, cs: 1 }),
+                rhs: (io.x, MatView { base: 0, rows: ni, cols: bp, rs: bp, cs: 1 }),
                 accumulate: false,
             });
             let mut kernels = vec![];
@@ -250,10 +214,7 @@ pub fn lower(
                         format!("for lanes in 0..{bp} step {}", 3 * prec.lanes()),
                         format!("for o in 0..{no}: W^T broadcast"),
                     ],
-                    act_name(io.act)
-                        .map(|a| format!("{a} gradient"))
-                        .into_iter()
-                        .collect(),
+                    act_name(io.act).map(|a| format!("{a} gradient")).into_iter().collect(),
                     fwd_bytes,
                 ));
             }
@@ -269,36 +230,9 @@ pub fn lower(
                     dst: wt,
                 });
                 steps.backward.push(Step::Gemm {
-                    dst: (
-                        dx,
-                        MatView {
-                            base: 0,
-                            rows: ni,
-                            cols: bp,
-                            rs: bp,
-                            cs: 1,
-                        },
-                    ),
-                    lhs: (
-                        wt,
-                        MatView {
-                            base: 0,
-                            rows: ni,
-                            cols: no,
-                            rs: no,
-                            cs: 1,
-                        },
-                    ),
-                    rhs: (
-                        io.dy,
-                        MatView {
-                            base: 0,
-                            rows: no,
-                            cols: bp,
-                            rs: bp,
-                            cs: 1,
-                        },
-                    ),
+                    dst: (dx, MatView { base: 0, rows: ni, cols: bp, rs: bp, cs: 1 }),
+                    lhs: (wt, MatView { base: 0, rows: ni, cols: no, rs: no, cs: 1 }),
+                    rhs: (io.dy, MatView { base: 0, rows: no, cols: bp, rs: bp, cs: 1 }),
                     accumulate: false,
                 });
                 plans.push(plan(
@@ -308,10 +242,7 @@ pub fn lower(
                         "transpose W (threads)".to_string(),
                         format!("gemm dX {ni}x{bp} = W^T {ni}x{no} * dY {no}x{bp} (threads)"),
                     ],
-                    act_name(io.act)
-                        .map(|a| format!("{a} gradient"))
-                        .into_iter()
-                        .collect(),
+                    act_name(io.act).map(|a| format!("{a} gradient")).into_iter().collect(),
                     fwd_bytes,
                 ));
             }
@@ -342,36 +273,9 @@ pub fn lower(
             kernels.push(kname);
         }
         Strategy::Gemm => steps.backward.push(Step::Gemm {
-            dst: (
-                Buf::Grad,
-                MatView {
-                    base: w as usize,
-                    rows: no,
-                    cols: ni,
-                    rs: ni,
-                    cs: 1,
-                },
-            ),
-            lhs: (
-                io.dy,
-                MatView {
-                    base: 0,
-                    rows: no,
-                    cols: bp,
-                    rs: bp,
-                    cs: 1,
-                },
-            ),
-            rhs: (
-                io.x,
-                MatView {
-                    base: 0,
-                    rows: bp,
-                    cols: ni,
-                    rs: 1,
-                    cs: bp,
-                },
-            ),
+            dst: (Buf::Grad, MatView { base: w as usize, rows: no, cols: ni, rs: ni, cs: 1 }),
+            lhs: (io.dy, MatView { base: 0, rows: no, cols: bp, rs: bp, cs: 1 }),
+            rhs: (io.x, MatView { base: 0, rows: bp, cols: ni, rs: 1, cs: bp }),
             accumulate: false,
         }),
     }
@@ -408,13 +312,7 @@ pub fn lower(
             format!("JIT: db = row sums of dY"),
         ],
     };
-    plans.push(plan(
-        Pass::BackwardParams,
-        kernels,
-        loops,
-        vec![],
-        fwd_bytes,
-    ));
+    plans.push(plan(Pass::BackwardParams, kernels, loops, vec![], fwd_bytes));
     lw.plans.extend(plans);
     Ok(steps)
 }

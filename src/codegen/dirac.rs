@@ -47,22 +47,10 @@ fn hops() -> [(usize, bool); 8] {
 /// `a + phase(p) * b` with phase index 0 = 1, 1 = i, 2 = -1, 3 = -i: adds and subtracts only.
 fn add_phase(e: &mut Emit, a: Cx, p: u8, b: Cx) -> Cx {
     match p & 3 {
-        0 => Cx {
-            re: e.add(a.re, b.re),
-            im: e.add(a.im, b.im),
-        },
-        1 => Cx {
-            re: e.sub(a.re, b.im),
-            im: e.add(a.im, b.re),
-        },
-        2 => Cx {
-            re: e.sub(a.re, b.re),
-            im: e.sub(a.im, b.im),
-        },
-        _ => Cx {
-            re: e.add(a.re, b.im),
-            im: e.sub(a.im, b.re),
-        },
+        0 => Cx { re: e.add(a.re, b.re), im: e.add(a.im, b.im) },
+        1 => Cx { re: e.sub(a.re, b.im), im: e.add(a.im, b.re) },
+        2 => Cx { re: e.sub(a.re, b.re), im: e.sub(a.im, b.im) },
+        _ => Cx { re: e.add(a.re, b.im), im: e.sub(a.im, b.re) },
     }
 }
 
@@ -98,31 +86,11 @@ fn define_dirac(
     let spec = KernelSpec {
         name: name.to_string(),
         buffers: vec![
-            BufSpec {
-                name: "input".into(),
-                bytes: d.ext_slots * d.slot_bytes(),
-                writable: false,
-            },
-            BufSpec {
-                name: "output".into(),
-                bytes: d.ext_slots * d.slot_bytes(),
-                writable: true,
-            },
-            BufSpec {
-                name: "links".into(),
-                bytes: 8 * vo * d.matrix_bytes(),
-                writable: false,
-            },
-            BufSpec {
-                name: "neighbours".into(),
-                bytes: vo * 8 * 4,
-                writable: false,
-            },
-            BufSpec {
-                name: "clover".into(),
-                bytes: vo * d.clover_bytes(),
-                writable: false,
-            },
+            BufSpec { name: "input".into(), bytes: d.ext_slots * d.slot_bytes(), writable: false },
+            BufSpec { name: "output".into(), bytes: d.ext_slots * d.slot_bytes(), writable: true },
+            BufSpec { name: "links".into(), bytes: 8 * vo * d.matrix_bytes(), writable: false },
+            BufSpec { name: "neighbours".into(), bytes: vo * 8 * 4, writable: false },
+            BufSpec { name: "clover".into(), bytes: vo * d.clover_bytes(), writable: false },
         ],
         items: vo,
         parallel: true,
@@ -130,10 +98,7 @@ fn define_dirac(
     let ptr_ty = jit.ptr_type();
     jit.define(spec, |b, [args, start, end], host: HostFeatures| {
         let a: Vec<Value> = (0..5)
-            .map(|k| {
-                b.ins()
-                    .load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32)
-            })
+            .map(|k| b.ins().load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32))
             .collect();
         let (input, output, links, nbr, clover) = (a[0], a[1], a[2], a[3], a[4]);
         // One half spinor (2 spins x 3 colours, re/im vectors) per hop; the stack buffer holds
@@ -160,9 +125,7 @@ fn define_dirac(
                 // D: forward hop (1 - gamma), backward (1 + gamma); D^dagger the opposite.
                 let minus = fwd != dagger;
                 let flip = if minus { 2 } else { 0 };
-                let noff =
-                    e.b.ins()
-                        .sload32(MemFlagsData::trusted(), nbr_row, (h * 4) as i32);
+                let noff = e.b.ins().sload32(MemFlagsData::trusted(), nbr_row, (h * 4) as i32);
                 let src = e.b.ins().iadd(input, noff);
                 for r in 0..2 {
                     let (col, p) = HOP_TABLE[mu][r];
@@ -186,11 +149,8 @@ fn define_dirac(
             let o_clov = e.b.ins().imul_imm_s(o, d.clover_bytes() as i64);
             let clov = e.b.ins().iadd(clover, o_clov);
             let half = {
-                let s = if d.lanes == 4 {
-                    e.b.ins().f32const(0.5)
-                } else {
-                    e.b.ins().f64const(0.5)
-                };
+                let s =
+                    if d.lanes == 4 { e.b.ins().f32const(0.5) } else { e.b.ins().f64const(0.5) };
                 e.b.ins().splat(d.vector, s)
             };
             // Pass 2: the SU(3) products on half spinors, one matrix row at a time (6 matrix
@@ -205,9 +165,7 @@ fn define_dirac(
                 off
             };
             for (h, &(_, fwd)) in hops().iter().enumerate() {
-                let mat =
-                    e.b.ins()
-                        .iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
+                let mat = e.b.ins().iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
                 let mat = e.b.ins().iadd(mat, o_mat);
                 for c in 0..3 {
                     for r in 0..2 {
@@ -404,11 +362,7 @@ impl<T: SimdReal> JitWilsonClover<T> {
         };
         let plans = vec![
             plan(Pass::Forward, dn.clone(), "Wilson-clover D"),
-            plan(
-                Pass::Forward,
-                format!("{dn}_dagger"),
-                "Wilson-clover D^dagger",
-            ),
+            plan(Pass::Forward, format!("{dn}_dagger"), "Wilson-clover D^dagger"),
         ];
         let n = layout.field_len();
         Ok(JitWilsonClover {

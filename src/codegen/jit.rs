@@ -15,10 +15,10 @@
 //! of disjoint ranges touch disjoint bytes of every writable buffer, so the range may be split
 //! across threads.
 
+use cranelift_codegen::Context;
 use cranelift_codegen::ir::{AbiParam, Function, Signature, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -143,11 +143,20 @@ impl Kernel {
     fn check(&self, args: &[Arg<'_>], start: usize, end: usize) -> Result<(), JitError> {
         let bad = |message: String| JitError::BadCall { kernel: self.spec.name.clone(), message };
         if args.len() != self.spec.buffers.len() {
-            return Err(bad(format!("expected {} buffers, got {}", self.spec.buffers.len(), args.len())));
+            return Err(bad(format!(
+                "expected {} buffers, got {}",
+                self.spec.buffers.len(),
+                args.len()
+            )));
         }
         for (a, b) in args.iter().zip(&self.spec.buffers) {
             if a.len() < b.bytes {
-                return Err(bad(format!("buffer `{}` holds {} bytes, the kernel needs {}", b.name, a.len(), b.bytes)));
+                return Err(bad(format!(
+                    "buffer `{}` holds {} bytes, the kernel needs {}",
+                    b.name,
+                    a.len(),
+                    b.bytes
+                )));
             }
             if b.writable && matches!(a, Arg::Ro(_)) {
                 return Err(bad(format!("buffer `{}` must be writable", b.name)));
@@ -175,7 +184,10 @@ impl Kernel {
         let items = self.spec.items;
         self.check(args, 0, items)?;
         if !self.spec.parallel {
-            return Err(JitError::BadCall { kernel: self.spec.name.clone(), message: "kernel is not range-parallel".into() });
+            return Err(JitError::BadCall {
+                kernel: self.spec.name.clone(),
+                message: "kernel is not range-parallel".into(),
+            });
         }
         let ptrs: Vec<usize> = args.iter_mut().map(|a| a.ptr() as usize).collect();
         let threads = rayon::current_num_threads().max(1);
@@ -301,7 +313,11 @@ impl Jit {
         let err = |message: String| JitError::Codegen { kernel: spec.name.clone(), message };
         let id = self
             .module
-            .declare_function(&format!("{}_{}", spec.name, self.pending.len()), Linkage::Local, &sig)
+            .declare_function(
+                &format!("{}_{}", spec.name, self.pending.len()),
+                Linkage::Local,
+                &sig,
+            )
             .map_err(|e| err(e.to_string()))?;
         let mut ctx: Context = self.module.make_context();
         ctx.func = Function::with_name_signature(Default::default(), sig);
@@ -325,7 +341,13 @@ impl Jit {
             Some(cc) => (cc.vcode.clone().unwrap_or_default(), cc.code_info().total_size as usize),
             None => (String::new(), 0),
         };
-        self.records.push(KernelRecord { name: spec.name.clone(), clif, vcode, code_bytes, compile_time });
+        self.records.push(KernelRecord {
+            name: spec.name.clone(),
+            clif,
+            vcode,
+            code_bytes,
+            compile_time,
+        });
         self.module.clear_context(&mut ctx);
         self.pending.push((id, spec));
         Ok(KernelId(self.pending.len() - 1))
@@ -398,26 +420,16 @@ pub fn gemm<T: GemmElem>(
     accumulate: bool,
     threads: usize,
 ) -> Result<(), JitError> {
-    let bad = |message: String| JitError::BadCall {
-        kernel: "gemm".into(),
-        message,
-    };
+    let bad = |message: String| JitError::BadCall { kernel: "gemm".into(), message };
     if l.rows != d.rows || r.cols != d.cols || l.cols != r.rows {
         return Err(bad(format!(
             "shapes {}x{} = {}x{} * {}x{}",
             d.rows, d.cols, l.rows, l.cols, r.rows, r.cols
         )));
     }
-    for (name, v, len) in [
-        ("dst", d, dst.len()),
-        ("lhs", l, lhs.len()),
-        ("rhs", r, rhs.len()),
-    ] {
+    for (name, v, len) in [("dst", d, dst.len()), ("lhs", l, lhs.len()), ("rhs", r, rhs.len())] {
         if v.end() > len {
-            return Err(bad(format!(
-                "{name} view reaches {} of {len} elements",
-                v.end()
-            )));
+            return Err(bad(format!("{name} view reaches {} of {len} elements", v.end())));
         }
     }
     if d.rows == 0 || d.cols == 0 {
@@ -427,11 +439,7 @@ pub fn gemm<T: GemmElem>(
     if d.rows > 1 && d.cols > 1 && (d.rs == 0 || d.cs == 0) {
         return Err(bad("dst view has a zero stride".into()));
     }
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     if l.cols == 0 {
         if !accumulate {
             for i in 0..d.rows {

@@ -128,10 +128,11 @@ impl SiteLayout {
         ty: &'static str,
         disps: &[[i64; 4]],
     ) -> Result<Self, LayoutError> {
-        let split = (0..4)
-            .rev()
-            .find(|&mu| dims[mu] % lanes == 0)
-            .ok_or(LayoutError { dims, lanes, ty })?;
+        let split = (0..4).rev().find(|&mu| dims[mu] % lanes == 0).ok_or(LayoutError {
+            dims,
+            lanes,
+            ty,
+        })?;
         let chunk = dims[split] / lanes;
         let mut outer_dims = dims;
         outer_dims[split] = chunk;
@@ -263,9 +264,7 @@ impl SiteLayout {
         let mut v = Vec::with_capacity(self.ext_slots - self.outer_volume);
         for (g, &e) in self.ghost_coords.iter().enumerate() {
             let src_c = e.rem_euclid(self.chunk as i64) as usize;
-            let rot = e
-                .div_euclid(self.chunk as i64)
-                .rem_euclid(self.lanes as i64) as usize;
+            let rot = e.div_euclid(self.chunk as i64).rem_euclid(self.lanes as i64) as usize;
             for o in 0..self.outer_volume {
                 let c = self.outer_coords(o);
                 if c[self.split] != 0 {
@@ -299,17 +298,14 @@ impl SiteLayout {
         let slot = FIELD_COMPONENTS * l;
         for feat in buf.chunks_mut(self.field_len()) {
             let (main, ghost) = feat.split_at_mut(self.outer_volume * slot);
-            ghost
-                .par_chunks_mut(slot)
-                .zip(ghosts.par_iter())
-                .for_each(|(dst, &(_, s, r))| {
-                    let src = &main[s * slot..(s + 1) * slot];
-                    for q in 0..FIELD_COMPONENTS {
-                        for k in 0..l {
-                            dst[q * l + k] = src[q * l + (k + r) % l];
-                        }
+            ghost.par_chunks_mut(slot).zip(ghosts.par_iter()).for_each(|(dst, &(_, s, r))| {
+                let src = &main[s * slot..(s + 1) * slot];
+                for q in 0..FIELD_COMPONENTS {
+                    for k in 0..l {
+                        dst[q * l + k] = src[q * l + (k + r) % l];
                     }
-                });
+                }
+            });
         }
     }
 
@@ -433,10 +429,6 @@ impl<T: Real> PathTables<T> {
                 }
             }
         }
-        PathTables {
-            matrices,
-            neighbours,
-            identity: paths.iter().map(|p| p.is_empty()).collect(),
-        }
+        PathTables { matrices, neighbours, identity: paths.iter().map(|p| p.is_empty()).collect() }
     }
 }

@@ -87,11 +87,7 @@ impl StencilDesc {
     }
     /// Work items of the weight-gradient kernel.
     pub fn grad_items(&self) -> usize {
-        if self.local {
-            self.outer_volume
-        } else {
-            self.outer_volume.div_ceil(GRAD_CHUNK)
-        }
+        if self.local { self.outer_volume } else { self.outer_volume.div_ceil(GRAD_CHUNK) }
     }
     /// Bytes of the weight-gradient output buffer (per-chunk partial sums for global weights).
     pub fn grad_bytes(&self) -> usize {
@@ -216,13 +212,9 @@ fn emit_transports(
             chis.push(ChiRef { ptr: src, off: 0 });
             continue;
         }
-        let noff =
-            e.b.ins()
-                .sload32(MemFlagsData::trusted(), nbr_row, (ps * 4) as i32);
+        let noff = e.b.ins().sload32(MemFlagsData::trusted(), nbr_row, (ps * 4) as i32);
         let src = e.b.ins().iadd(in_j, noff);
-        let mat =
-            e.b.ins()
-                .iadd_imm_s(mats, (ps * d.outer_volume * d.matrix_bytes()) as i64);
+        let mat = e.b.ins().iadd_imm_s(mats, (ps * d.outer_volume * d.matrix_bytes()) as i64);
         let mat = e.b.ins().iadd(mat, o_mat);
         for s in 0..4 {
             let v = [0, 1, 2].map(|c| {
@@ -236,16 +228,10 @@ fn emit_transports(
                 e.store_cx(z, stack, off);
             }
         }
-        chis.push(ChiRef {
-            ptr: stack,
-            off: stack_off,
-        });
+        chis.push(ChiRef { ptr: stack, off: stack_off });
         stack_off += d.slot_bytes() as i32;
         // The stack is outside the kernel spec's bounds proof: check the layout here.
-        assert!(
-            stack_off as u32 <= stack_bytes(d),
-            "transported field outside the stack slot"
-        );
+        assert!(stack_off as u32 <= stack_bytes(d), "transported field outside the stack slot");
     }
     chis
 }
@@ -267,10 +253,7 @@ fn stack_bytes(d: &StencilDesc) -> u32 {
 
 fn load_args(b: &mut FunctionBuilder, args: Value, n: usize) -> Vec<Value> {
     (0..n)
-        .map(|k| {
-            b.ins()
-                .load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32)
-        })
+        .map(|k| b.ins().load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32))
         .collect()
 }
 
@@ -283,12 +266,7 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
         bytes: d.weights_total_bytes(),
         writable: false,
     });
-    let spec = KernelSpec {
-        name: d.name.clone(),
-        buffers,
-        items: d.outer_volume,
-        parallel: true,
-    };
+    let spec = KernelSpec { name: d.name.clone(), buffers, items: d.outer_volume, parallel: true };
     let ptr_ty = jit.ptr_type();
     jit.define(spec, |b, [args, start, end], host: HostFeatures| {
         let a = load_args(b, args, 5);
@@ -304,11 +282,8 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
             let chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
-            let o_w = if d.local {
-                Some(e.b.ins().imul_imm_s(o, d.weight_bytes() as i64))
-            } else {
-                None
-            };
+            let o_w =
+                if d.local { Some(e.b.ins().imul_imm_s(o, d.weight_bytes() as i64)) } else { None };
             for i in 0..d.n_out {
                 let out_i = e.b.ins().iadd_imm_s(output, (i * d.feature_bytes()) as i64);
                 let out_i = e.b.ins().iadd(out_i, o_slot);
@@ -384,16 +359,9 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
 pub fn define_weight_grad(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitError> {
     let mut buffers = d.common_buffers();
     // The second buffer is the output gradient `left` (read-only) here.
-    buffers[1] = BufSpec {
-        name: "left".into(),
-        bytes: d.n_out * d.feature_bytes(),
-        writable: false,
-    };
-    buffers.push(BufSpec {
-        name: "grad".into(),
-        bytes: d.grad_bytes(),
-        writable: true,
-    });
+    buffers[1] =
+        BufSpec { name: "left".into(), bytes: d.n_out * d.feature_bytes(), writable: false };
+    buffers.push(BufSpec { name: "grad".into(), bytes: d.grad_bytes(), writable: true });
     let spec = KernelSpec {
         name: format!("{}_wgrad", d.name),
         buffers,
@@ -417,14 +385,11 @@ pub fn define_weight_grad(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, Ji
             for t in &d.terms {
                 let Some(w) = t.weight else { continue };
                 let chi = chis[t.group];
-                let left_i =
-                    e.b.ins()
-                        .iadd_imm_s(left, (t.out * d.feature_bytes()) as i64);
+                let left_i = e.b.ins().iadd_imm_s(left, (t.out * d.feature_bytes()) as i64);
                 let left_i = e.b.ins().iadd(left_i, o_slot);
                 let gw = if d.local {
                     let p =
-                        e.b.ins()
-                            .iadd_imm_s(gbase, (w * d.outer_volume * d.weight_bytes()) as i64);
+                        e.b.ins().iadd_imm_s(gbase, (w * d.outer_volume * d.weight_bytes()) as i64);
                     let ow = e.b.ins().imul_imm_s(o, d.weight_bytes() as i64);
                     e.b.ins().iadd(p, ow)
                 } else {
@@ -457,9 +422,7 @@ pub fn define_weight_grad(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, Ji
             for_range(b, start, end, |b, o| site_body(b, o, grad));
         } else {
             for_range(b, start, end, |b, c| {
-                let part = b
-                    .ins()
-                    .imul_imm_s(c, (d.n_weights * d.weight_bytes()) as i64);
+                let part = b.ins().imul_imm_s(c, (d.n_weights * d.weight_bytes()) as i64);
                 let gbase = b.ins().iadd(grad, part);
                 let lo = b.ins().imul_imm_s(c, GRAD_CHUNK as i64);
                 let hi = b.ins().iadd_imm_s(lo, GRAD_CHUNK as i64);
@@ -483,22 +446,10 @@ pub fn stencil_plan(
     let grad = pass == Pass::BackwardParams;
     let loops = if grad && !d.local {
         vec![
-            format!(
-                "for chunk in 0..{} (rayon, one partial sum per chunk)",
-                d.grad_items()
-            ),
-            format!(
-                "  for outer site in chunk ({GRAD_CHUNK} x {} lanes)",
-                d.lanes
-            ),
-            format!(
-                "    for (feature, path) in {} groups: transport into stack",
-                d.groups.len()
-            ),
-            format!(
-                "    for term in {}: 4x4 spin outer product, colour trace",
-                d.terms.len()
-            ),
+            format!("for chunk in 0..{} (rayon, one partial sum per chunk)", d.grad_items()),
+            format!("  for outer site in chunk ({GRAD_CHUNK} x {} lanes)", d.lanes),
+            format!("    for (feature, path) in {} groups: transport into stack", d.groups.len()),
+            format!("    for term in {}: 4x4 spin outer product, colour trace", d.terms.len()),
         ]
     } else {
         vec![
@@ -554,21 +505,9 @@ pub fn define_add(
     let spec = KernelSpec {
         name: name.to_string(),
         buffers: vec![
-            BufSpec {
-                name: "a".into(),
-                bytes,
-                writable: false,
-            },
-            BufSpec {
-                name: "b".into(),
-                bytes,
-                writable: false,
-            },
-            BufSpec {
-                name: "out".into(),
-                bytes,
-                writable: true,
-            },
+            BufSpec { name: "a".into(), bytes, writable: false },
+            BufSpec { name: "b".into(), bytes, writable: false },
+            BufSpec { name: "out".into(), bytes, writable: true },
         ],
         items: slots,
         parallel: true,

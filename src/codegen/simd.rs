@@ -100,15 +100,13 @@ impl Target {
         }
     }
     pub fn vload(&self, b: &mut FunctionBuilder, ptr: Value, elem_off: i64) -> Value {
-        b.ins()
-            .load(self.prec.vector(), flags(), ptr, self.byte_off(elem_off))
+        b.ins().load(self.prec.vector(), flags(), ptr, self.byte_off(elem_off))
     }
     pub fn vstore(&self, b: &mut FunctionBuilder, v: Value, ptr: Value, elem_off: i64) {
         b.ins().store(flags(), v, ptr, self.byte_off(elem_off));
     }
     pub fn sload(&self, b: &mut FunctionBuilder, ptr: Value, elem_off: i64) -> Value {
-        b.ins()
-            .load(self.prec.scalar(), flags(), ptr, self.byte_off(elem_off))
+        b.ins().load(self.prec.scalar(), flags(), ptr, self.byte_off(elem_off))
     }
     pub fn sstore(&self, b: &mut FunctionBuilder, v: Value, ptr: Value, elem_off: i64) {
         b.ins().store(flags(), v, ptr, self.byte_off(elem_off));
@@ -144,8 +142,7 @@ impl Target {
         b.ins().splat(vt, s)
     }
     fn to_int(&self, b: &mut FunctionBuilder, v: Value) -> Value {
-        b.ins()
-            .bitcast(self.prec.int_vector(), MemFlagsData::new(), v)
+        b.ins().bitcast(self.prec.int_vector(), MemFlagsData::new(), v)
     }
     fn to_float(&self, b: &mut FunctionBuilder, v: Value) -> Value {
         b.ins().bitcast(self.prec.vector(), MemFlagsData::new(), v)
@@ -186,15 +183,9 @@ impl Target {
     /// Inputs are clamped to the normal range, so the result is finite and positive.
     pub fn vexp(&self, b: &mut FunctionBuilder, x: Value) -> Value {
         let (lo, hi, degree, ln2_hi, ln2_lo, magic, shift) = match self.prec {
-            Precision::F32 => (
-                -87.0,
-                88.0,
-                7,
-                0.693359375,
-                -2.121_944_4e-4,
-                8_388_608.0 + 127.0,
-                23,
-            ),
+            Precision::F32 => {
+                (-87.0, 88.0, 7, 0.693359375, -2.121_944_4e-4, 8_388_608.0 + 127.0, 23)
+            }
             Precision::F64 => (
                 -707.0,
                 709.0,
@@ -236,15 +227,9 @@ impl Target {
     /// sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172, by its odd series.
     pub fn vlog(&self, b: &mut FunctionBuilder, x: Value) -> Value {
         let (shift, mant_mask, one_bits, magic_bits, magic, bias, terms) = match self.prec {
-            Precision::F32 => (
-                23i64,
-                0x007F_FFFFi64,
-                0x3F80_0000i64,
-                0x4B00_0000i64,
-                8_388_608.0,
-                127.0,
-                5,
-            ),
+            Precision::F32 => {
+                (23i64, 0x007F_FFFFi64, 0x3F80_0000i64, 0x4B00_0000i64, 8_388_608.0, 127.0, 5)
+            }
             Precision::F64 => (
                 52,
                 0x000F_FFFF_FFFF_FFFF,

@@ -27,17 +27,11 @@ pub fn emit(
 ) -> Result<KernelId, JitError> {
     let lanes = prec.lanes();
     if run % lanes != 0 || classes == 0 {
-        return Err(JitError::Codegen {
-            kernel: name.into(),
-            message: "bad softmax shape".into(),
-        });
+        return Err(JitError::Codegen { kernel: name.into(), message: "bad softmax shape".into() });
     }
     let bytes = classes * run * prec.bytes();
-    let buf = |i: usize, bytes: usize, writable: bool| BufSpec {
-        name: ARGS[i].into(),
-        bytes,
-        writable,
-    };
+    let buf =
+        |i: usize, bytes: usize, writable: bool| BufSpec { name: ARGS[i].into(), bytes, writable };
     let bufs = vec![
         buf(0, bytes, false),
         buf(1, bytes, false),
@@ -45,12 +39,8 @@ pub fn emit(
         buf(3, bytes, true),
         buf(4, run * prec.bytes(), true),
     ];
-    let spec = KernelSpec {
-        name: name.to_string(),
-        buffers: bufs,
-        items: run / lanes,
-        parallel: true,
-    };
+    let spec =
+        KernelSpec { name: name.to_string(), buffers: bufs, items: run / lanes, parallel: true };
     jit.define(spec, |b, [args, start, end], host| {
         let t = Target { prec, host };
         let p: Vec<_> = (0..5).map(|i| t.arg_ptr(b, args, i)).collect();

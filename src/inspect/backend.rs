@@ -28,10 +28,7 @@ use std::time::Duration;
 /// A compiled network, ready to be inspected.
 pub enum Compiled {
     Classifier(Box<JitClassifier>),
-    Lattice {
-        net: Box<LatticeNet<f32>>,
-        gauge: GaugeField,
-    },
+    Lattice { net: Box<LatticeNet<f32>>, gauge: GaugeField },
 }
 
 /// Why a model could not be compiled for inspection.
@@ -47,10 +44,7 @@ pub struct CompileError {
 }
 
 fn compile_error(graph: &Graph, e: impl ToString) -> CompileError {
-    CompileError {
-        model: graph.name.clone(),
-        message: e.to_string(),
-    }
+    CompileError { model: graph.name.clone(), message: e.to_string() }
 }
 
 /// Batch the classifier kernels are specialised for: the `train` block's batch, else 64.
@@ -70,13 +64,9 @@ fn classifier_options(graph: &Graph, precision: Precision, keep_listings: bool) 
 
 /// A seeded Haar-random SU(3) gauge field on the model's lattice.
 pub fn hot_gauge(graph: &Graph, seed: u64) -> Result<GaugeField, CompileError> {
-    let lat = graph
-        .lattice
-        .ok_or_else(|| compile_error(graph, "a fermion network without a lattice"))?;
-    Ok(GaugeField::random(
-        lat.dims,
-        &mut ChaCha8Rng::seed_from_u64(seed),
-    ))
+    let lat =
+        graph.lattice.ok_or_else(|| compile_error(graph, "a fermion network without a lattice"))?;
+    Ok(GaugeField::random(lat.dims, &mut ChaCha8Rng::seed_from_u64(seed)))
 }
 
 fn is_lattice(graph: &Graph) -> bool {
@@ -97,10 +87,7 @@ pub fn compile(
         };
         let net = LatticeNet::<f32>::compile(graph, &gauge, &LatticeNetOptions { keep_listings })
             .map_err(|e| compile_error(graph, e))?;
-        Ok(Compiled::Lattice {
-            net: Box::new(net),
-            gauge,
-        })
+        Ok(Compiled::Lattice { net: Box::new(net), gauge })
     } else {
         let opts = classifier_options(graph, Precision::F32, keep_listings);
         let jit = JitClassifier::compile(graph, &opts).map_err(|e| compile_error(graph, e))?;
@@ -154,11 +141,7 @@ fn backend(what: &str) -> impl Fn(crate::runtime::RuntimeError) -> VerifyError +
 
 /// Named parameter blocks of the flat vector, for the finite-difference directions.
 fn param_blocks(graph: &Graph) -> Vec<(String, std::ops::Range<usize>)> {
-    graph
-        .params
-        .iter()
-        .map(|p| (p.name.clone(), p.offset..p.offset + p.scalar_len()))
-        .collect()
+    graph.params.iter().map(|p| (p.name.clone(), p.offset..p.offset + p.scalar_len())).collect()
 }
 
 /// Time each JIT plan's kernels on synthetic data and each whole pass on random data.
@@ -173,16 +156,8 @@ pub fn bench(c: &Compiled, m: &Machine, opts: BenchOptions) -> Result<Vec<BenchR
         loops: vec![],
         layout: String::new(),
         fused: vec![],
-        flops: plans
-            .iter()
-            .filter(|p| passes.contains(&p.pass))
-            .map(|p| p.flops)
-            .sum(),
-        bytes: plans
-            .iter()
-            .filter(|p| passes.contains(&p.pass))
-            .map(|p| p.bytes)
-            .sum(),
+        flops: plans.iter().filter(|p| passes.contains(&p.pass)).map(|p| p.flops).sum(),
+        bytes: plans.iter().filter(|p| passes.contains(&p.pass)).map(|p| p.bytes).sum(),
         kernels: vec![],
         compile_time: plans
             .iter()
@@ -194,15 +169,9 @@ pub fn bench(c: &Compiled, m: &Machine, opts: BenchOptions) -> Result<Vec<BenchR
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     match c {
         Compiled::Classifier(jit) => {
-            for p in plans
-                .iter()
-                .filter(|p| p.strategy == Strategy::Jit && p.flops > 0.0)
-            {
-                let ks: Vec<_> = jit
-                    .kernels()
-                    .iter()
-                    .filter(|k| p.kernels.contains(&k.spec().name))
-                    .collect();
+            for p in plans.iter().filter(|p| p.strategy == Strategy::Jit && p.flops > 0.0) {
+                let ks: Vec<_> =
+                    jit.kernels().iter().filter(|k| p.kernels.contains(&k.spec().name)).collect();
                 if ks.is_empty() {
                     continue;
                 }
@@ -243,11 +212,7 @@ pub fn bench(c: &Compiled, m: &Machine, opts: BenchOptions) -> Result<Vec<BenchR
             out.push(r);
             let mut r = bench_plan(
                 &pass_plan(&format!("training step, batch {b}"), &all),
-                || {
-                    jit.train_batch(&params, &x, &labels, &mut grad)
-                        .map(|_| ())
-                        .map_err(err)
-                },
+                || jit.train_batch(&params, &x, &labels, &mut grad).map(|_| ()).map_err(err),
                 m,
                 opts,
             )?;
@@ -260,10 +225,8 @@ pub fn bench(c: &Compiled, m: &Machine, opts: BenchOptions) -> Result<Vec<BenchR
             let nin = g.value(crate::ir::ValueId(0)).real_len() / 2;
             let nout = g.value(g.output).real_len() / 2;
             let raw = verify::gaussian(2 * nin, &mut rng);
-            let x: Vec<Complex<f32>> = raw
-                .chunks(2)
-                .map(|c| Complex::new(c[0] as f32, c[1] as f32))
-                .collect();
+            let x: Vec<Complex<f32>> =
+                raw.chunks(2).map(|c| Complex::new(c[0] as f32, c[1] as f32)).collect();
             let mut y = vec![Complex::new(0f32, 0f32); nout];
             let mut gx = vec![Complex::new(0f32, 0f32); nin];
             let mut gp = vec![0f32; params.len()];
@@ -323,18 +286,14 @@ impl Fault {
     fn gradient(&self, graph: &Graph, grad: &mut [f64]) {
         if let Fault::ScaleGradient { param, factor } = self {
             if let Some(p) = graph.params.get(*param) {
-                grad[p.offset..p.offset + p.scalar_len()]
-                    .iter_mut()
-                    .for_each(|g| *g *= factor);
+                grad[p.offset..p.offset + p.scalar_len()].iter_mut().for_each(|g| *g *= factor);
             }
         }
     }
     fn image(&self, y: &mut [f64]) {
         if let Fault::PositionDependent(eps) = self {
             // Not affine in the position: a shift cannot turn it into a constant offset.
-            y.iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v += eps * ((i * i) % 97) as f64);
+            y.iter_mut().enumerate().for_each(|(i, v)| *v += eps * ((i * i) % 97) as f64);
         }
     }
     fn fermions(&self, y: &mut [Complex<f64>]) {
@@ -373,10 +332,7 @@ pub fn verify_model_with(
     } else {
         verify_classifier(graph, fault, &mut rng)?
     };
-    Ok(VerifyReport {
-        model: graph.name.clone(),
-        checks,
-    })
+    Ok(VerifyReport { model: graph.name.clone(), checks })
 }
 
 /// Samples in the verification batch: a few, not a multiple of the 4 SIMD lanes.
@@ -397,9 +353,8 @@ fn verify_classifier(
     let b = VERIFY_SAMPLES.min(classifier_batch(graph));
     let params = random_params(graph, rng);
     let x: Vec<f64> = verify::gaussian(b * n, rng);
-    let labels: Vec<u8> = (0..b)
-        .map(|_| rng.random_range(0..classes.clamp(1, 256)) as u8)
-        .collect();
+    let labels: Vec<u8> =
+        (0..b).map(|_| rng.random_range(0..classes.clamp(1, 256)) as u8).collect();
     let mut checks = Vec::new();
 
     // 1. Forward and gradient: JIT f32 and f64 against the f64 reference.
@@ -411,9 +366,7 @@ fn verify_classifier(
     let (ref_grad, _) = reference::backward_f64(graph, &params, &acts, b, &dout)
         .map_err(backend("reference backward"))?;
     let mut logp32 = vec![0f32; b * classes];
-    jit32
-        .predict(&to_f32(&params), &to_f32(&x), &mut logp32)
-        .map_err(backend("JIT forward"))?;
+    jit32.predict(&to_f32(&params), &to_f32(&x), &mut logp32).map_err(backend("JIT forward"))?;
     let detail = format!("{b} random inputs, random weights (σ = 1/√fan-in), log-probabilities");
     checks.push(Check::compare(
         "forward: JIT f32 vs reference",
@@ -423,9 +376,7 @@ fn verify_classifier(
         tol::F32_OUTPUT,
     ));
     let mut logp64 = vec![0f64; b * classes];
-    jit64
-        .predict_f64(&params, &x, &mut logp64)
-        .map_err(backend("JIT f64 forward"))?;
+    jit64.predict_f64(&params, &x, &mut logp64).map_err(backend("JIT f64 forward"))?;
     checks.push(Check::compare(
         "forward: JIT f64 vs reference",
         detail,
@@ -437,10 +388,7 @@ fn verify_classifier(
     jit32
         .train_batch(&to_f32(&params), &to_f32(&x), &labels, &mut g32)
         .map_err(backend("JIT backward"))?;
-    let gd = format!(
-        "d(mean NLL)/d(params), {} parameters, {b} samples",
-        params.len()
-    );
+    let gd = format!("d(mean NLL)/d(params), {} parameters, {b} samples", params.len());
     let mut g32 = widen(&g32);
     fault.gradient(graph, &mut g32);
     checks.push(Check::compare(
@@ -451,24 +399,14 @@ fn verify_classifier(
         tol::F32_GRADIENT,
     ));
     let mut g64 = vec![0f64; params.len()];
-    jit64
-        .train_batch_f64(&params, &x, &labels, &mut g64)
-        .map_err(backend("JIT f64 backward"))?;
+    jit64.train_batch_f64(&params, &x, &labels, &mut g64).map_err(backend("JIT f64 backward"))?;
     fault.gradient(graph, &mut g64);
-    checks.push(Check::compare(
-        "gradient: JIT f64 vs reference",
-        gd,
-        &g64,
-        &ref_grad,
-        tol::F64,
-    ));
+    checks.push(Check::compare("gradient: JIT f64 vs reference", gd, &g64, &ref_grad, tol::F64));
 
     // 2. The JIT f64 gradient against central differences of the JIT f64 loss.
     let loss = |p: &[f64]| -> Result<f64, VerifyError> {
         let mut g = vec![0f64; p.len()];
-        let s = jit64
-            .train_batch_f64(p, &x, &labels, &mut g)
-            .map_err(backend("JIT f64 loss"))?;
+        let s = jit64.train_batch_f64(p, &x, &labels, &mut g).map_err(backend("JIT f64 loss"))?;
         Ok(s.loss_sum / s.samples.max(1) as f64)
     };
     checks.push(verify::gradient_check(
@@ -488,10 +426,7 @@ fn verify_classifier(
         crate::ir::Symmetry::Translation { axes } => {
             let prefixes = verify::translation_prefixes(graph);
             if prefixes.is_empty() {
-                checks.push(Check::skipped(
-                    "translation",
-                    "no convolution layers".into(),
-                ));
+                checks.push(Check::skipped("translation", "no convolution layers".into()));
             }
             // A convolution and the activation after it are checked together.
             let ends = |pre: &&verify::ImagePrefix| {
@@ -501,15 +436,10 @@ fn verify_classifier(
                 )
             };
             for pre in prefixes.iter().filter(ends) {
-                let name = format!(
-                    "translation up to {} (JIT f32)",
-                    graph.layers[pre.layers - 1].name
-                );
+                let name =
+                    format!("translation up to {} (JIT f32)", graph.layers[pre.layers - 1].name);
                 let Some(sub) = verify::prefix_graph(graph, pre.layers) else {
-                    checks.push(Check::skipped(
-                        &name,
-                        "parameters not in layer order".into(),
-                    ));
+                    checks.push(Check::skipped(&name, "parameters not in layer order".into()));
                     continue;
                 };
                 let mut o = classifier_options(&sub, Precision::F32, false);
@@ -519,8 +449,7 @@ fn verify_classifier(
                 let out_len = sub.value(sub.output).real_len();
                 let f = |img: &[f64]| -> Result<Vec<f64>, VerifyError> {
                     let mut y = vec![0f32; out_len];
-                    jp.predict(&sp, &to_f32(img), &mut y)
-                        .map_err(backend("JIT prefix"))?;
+                    jp.predict(&sp, &to_f32(img), &mut y).map_err(backend("JIT prefix"))?;
                     let mut y = widen(&y);
                     fault.image(&mut y);
                     Ok(y)
@@ -547,25 +476,17 @@ fn verify_classifier(
                 )?);
             }
         }
-        _ => checks.push(Check::skipped(
-            "symmetry",
-            "none declared: nothing to check".into(),
-        )),
+        _ => checks.push(Check::skipped("symmetry", "none declared: nothing to check".into())),
     }
     Ok(checks)
 }
 
 fn complex_gaussian<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Vec<Complex<f64>> {
-    verify::gaussian(2 * n, rng)
-        .chunks(2)
-        .map(|c| Complex::new(c[0], c[1]))
-        .collect()
+    verify::gaussian(2 * n, rng).chunks(2).map(|c| Complex::new(c[0], c[1])).collect()
 }
 
 fn c32(x: &[Complex<f64>]) -> Vec<Complex<f32>> {
-    x.iter()
-        .map(|c| Complex::new(c.re as f32, c.im as f32))
-        .collect()
+    x.iter().map(|c| Complex::new(c.re as f32, c.im as f32)).collect()
 }
 
 fn c64(x: &[Complex<f32>]) -> Vec<f64> {
@@ -599,9 +520,7 @@ fn verify_lattice(
 
     // 1. Forward and gradients against the reference.
     let mut y_ref = vec![zero; nout];
-    reference
-        .forward(&params, &x, &mut y_ref)
-        .map_err(rt("reference forward"))?;
+    reference.forward(&params, &x, &mut y_ref).map_err(rt("reference forward"))?;
     let mut gx_ref = vec![zero; nin];
     let mut gp_ref = vec![0.0; params.len()];
     reference
@@ -609,13 +528,9 @@ fn verify_lattice(
         .map_err(rt("reference backward"))?;
     let (p32, x32, s32) = (to_f32(&params), c32(&x), c32(&seed_out));
     let mut y32 = vec![Complex::new(0f32, 0f32); nout];
-    jit32
-        .forward(&p32, &x32, &mut y32)
-        .map_err(rt("JIT forward"))?;
-    let mut y32: Vec<Complex<f64>> = y32
-        .iter()
-        .map(|c| Complex::new(c.re as f64, c.im as f64))
-        .collect();
+    jit32.forward(&p32, &x32, &mut y32).map_err(rt("JIT forward"))?;
+    let mut y32: Vec<Complex<f64>> =
+        y32.iter().map(|c| Complex::new(c.re as f64, c.im as f64)).collect();
     fault.fermions(&mut y32);
     let detail =
         format!("random input and weights on the {dims:?} lattice, random (hot) gauge field");
@@ -627,9 +542,7 @@ fn verify_lattice(
         tol::F32_OUTPUT,
     ));
     let mut y64 = vec![zero; nout];
-    jit64
-        .forward(&params, &x, &mut y64)
-        .map_err(rt("JIT f64 forward"))?;
+    jit64.forward(&params, &x, &mut y64).map_err(rt("JIT f64 forward"))?;
     checks.push(Check::compare(
         "forward: JIT f64 vs reference",
         detail,
@@ -639,9 +552,7 @@ fn verify_lattice(
     ));
     let mut gx32 = vec![Complex::new(0f32, 0f32); nin];
     let mut gp32 = vec![0f32; params.len()];
-    jit32
-        .backward(&p32, &x32, &s32, &mut gx32, &mut gp32)
-        .map_err(rt("JIT backward"))?;
+    jit32.backward(&p32, &x32, &s32, &mut gx32, &mut gp32).map_err(rt("JIT backward"))?;
     let mut got = widen(&gp32);
     fault.gradient(graph, &mut got);
     got.extend(c64(&gx32));
@@ -657,35 +568,19 @@ fn verify_lattice(
     ));
     let mut gx64 = vec![zero; nin];
     let mut gp64 = vec![0.0; params.len()];
-    jit64
-        .backward(&params, &x, &seed_out, &mut gx64, &mut gp64)
-        .map_err(rt("JIT f64 backward"))?;
+    jit64.backward(&params, &x, &seed_out, &mut gx64, &mut gp64).map_err(rt("JIT f64 backward"))?;
     let mut got64 = gp64.clone();
     fault.gradient(graph, &mut got64);
     got64.extend(flat(&gx64));
-    checks.push(Check::compare(
-        "gradient: JIT f64 vs reference",
-        gd,
-        &got64,
-        &want,
-        tol::F64,
-    ));
+    checks.push(Check::compare("gradient: JIT f64 vs reference", gd, &got64, &want, tol::F64));
 
     // 2. Finite differences of L = Re⟨c, f(x; θ)⟩ over (θ, Re x, Im x) with the JIT in f64.
     let np = params.len();
     let loss = |v: &[f64]| -> Result<f64, VerifyError> {
-        let xi: Vec<Complex<f64>> = v[np..]
-            .chunks(2)
-            .map(|c| Complex::new(c[0], c[1]))
-            .collect();
+        let xi: Vec<Complex<f64>> = v[np..].chunks(2).map(|c| Complex::new(c[0], c[1])).collect();
         let mut y = vec![zero; nout];
-        jit64
-            .forward(&v[..np], &xi, &mut y)
-            .map_err(rt("JIT f64 loss"))?;
-        Ok(y.iter()
-            .zip(&seed_out)
-            .map(|(a, c)| a.re * c.re + a.im * c.im)
-            .sum())
+        jit64.forward(&v[..np], &xi, &mut y).map_err(rt("JIT f64 loss"))?;
+        Ok(y.iter().zip(&seed_out).map(|(a, c)| a.re * c.re + a.im * c.im).sum())
     };
     let mut v0 = params.clone();
     v0.extend(flat(&x));
@@ -710,12 +605,9 @@ fn verify_lattice(
             let net = LatticeNet::<f32>::compile(graph, u, &LatticeNetOptions::default())
                 .map_err(rt("compile"))?;
             let mut y = vec![Complex::new(0f32, 0f32); nout];
-            net.forward(&p32, &c32(psi), &mut y)
-                .map_err(rt("JIT forward"))?;
-            let mut y: Vec<Complex<f64>> = y
-                .iter()
-                .map(|c| Complex::new(c.re as f64, c.im as f64))
-                .collect();
+            net.forward(&p32, &c32(psi), &mut y).map_err(rt("JIT forward"))?;
+            let mut y: Vec<Complex<f64>> =
+                y.iter().map(|c| Complex::new(c.re as f64, c.im as f64)).collect();
             fault.fermions(&mut y);
             Ok(y)
         };
@@ -724,8 +616,7 @@ fn verify_lattice(
             let net = LatticeNet::<f64>::compile(graph, u, &LatticeNetOptions::default())
                 .map_err(rt("compile"))?;
             let mut y = vec![zero; nout];
-            net.forward(&params, psi, &mut y)
-                .map_err(rt("JIT f64 forward"))?;
+            net.forward(&params, psi, &mut y).map_err(rt("JIT f64 forward"))?;
             fault.fermions(&mut y);
             Ok(y)
         };

@@ -22,10 +22,7 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions {
-            min_batch: Duration::from_millis(40),
-            batches: 3,
-        }
+        BenchOptions { min_batch: Duration::from_millis(40), batches: 3 }
     }
 }
 

@@ -164,9 +164,7 @@ pub fn classify(mnemonic: &str, operands: &[String]) -> (InstClass, bool) {
         || m.starts_with("comis")
         || m.starts_with("vucomis")
         || m.starts_with("vcomis");
-    let fma_family = ["vfmadd", "vfnmadd", "vfmsub", "vfnmsub"]
-        .iter()
-        .any(|p| m.starts_with(p));
+    let fma_family = ["vfmadd", "vfnmadd", "vfmsub", "vfnmsub"].iter().any(|p| m.starts_with(p));
     if fma_family && packed {
         return (InstClass::VectorFma, any_mem);
     }
@@ -328,22 +326,14 @@ pub struct Placement {
 
 /// Place a plan's FLOPs and bytes on the roofline of `m`.
 pub fn place(plan: &KernelPlan, m: &Machine) -> Placement {
-    let intensity = if plan.bytes > 0.0 {
-        plan.flops / plan.bytes
-    } else {
-        f64::INFINITY
-    };
+    let intensity = if plan.bytes > 0.0 { plan.flops / plan.bytes } else { f64::INFINITY };
     let ridge = m.ridge();
     Placement {
         flops: plan.flops,
         bytes: plan.bytes,
         intensity,
         attainable_gflops: m.attainable(intensity),
-        bound: if intensity < ridge {
-            Bound::Memory
-        } else {
-            Bound::Compute
-        },
+        bound: if intensity < ridge { Bound::Memory } else { Bound::Compute },
         ridge,
     }
 }
@@ -367,32 +357,14 @@ mod tests {
             c("vfnmadd132ps", &["(%rax,%rcx,4)", "%xmm1", "%xmm2"]),
             (InstClass::VectorFma, true)
         );
-        assert_eq!(
-            c("vfmadd213ss", &["%xmm1", "%xmm2", "%xmm3"]).0,
-            InstClass::ScalarFloat
-        );
-        assert_eq!(
-            c("vmovups", &["0x10(%rcx)", "%xmm10"]).0,
-            InstClass::VectorLoad
-        );
-        assert_eq!(
-            c("vmovups", &["%xmm10", "0x10(%rax)"]).0,
-            InstClass::VectorStore
-        );
+        assert_eq!(c("vfmadd213ss", &["%xmm1", "%xmm2", "%xmm3"]).0, InstClass::ScalarFloat);
+        assert_eq!(c("vmovups", &["0x10(%rcx)", "%xmm10"]).0, InstClass::VectorLoad);
+        assert_eq!(c("vmovups", &["%xmm10", "0x10(%rax)"]).0, InstClass::VectorStore);
         assert_eq!(c("movdqa", &["%xmm1", "%xmm2"]).0, InstClass::VectorMove);
-        assert_eq!(
-            c("vmulps", &["(%rdi)", "%xmm1", "%xmm2"]),
-            (InstClass::VectorArith, true)
-        );
-        assert_eq!(
-            c("pxor", &["%xmm0", "%xmm0"]),
-            (InstClass::VectorArith, false)
-        );
+        assert_eq!(c("vmulps", &["(%rdi)", "%xmm1", "%xmm2"]), (InstClass::VectorArith, true));
+        assert_eq!(c("pxor", &["%xmm0", "%xmm0"]), (InstClass::VectorArith, false));
         assert_eq!(c("vmovss", &["(%rax)", "%xmm0"]).0, InstClass::ScalarFloat);
-        assert_eq!(
-            c("vaddsd", &["%xmm0", "%xmm1", "%xmm1"]).0,
-            InstClass::ScalarFloat
-        );
+        assert_eq!(c("vaddsd", &["%xmm0", "%xmm1", "%xmm1"]).0, InstClass::ScalarFloat);
         assert_eq!(c("movq", &["%rax", "%xmm0"]).0, InstClass::VectorMove);
         assert_eq!(c("leaq", &["1(%rsi)", "%rsi"]).0, InstClass::Integer);
         assert_eq!(c("jl", &["label3"]).0, InstClass::Branch);

@@ -59,12 +59,7 @@ pub enum InspectError {
         code(symc::inspect::gauge_lattice),
         help("pass a configuration with the model's lattice extents (x, y, z, t)")
     )]
-    GaugeShape {
-        path: PathBuf,
-        model: String,
-        found: [usize; 4],
-        expected: [usize; 4],
-    },
+    GaugeShape { path: PathBuf, model: String, found: [usize; 4], expected: [usize; 4] },
     #[error("--gauge is only meaningful for gauge networks; `{model}` takes no gauge field")]
     #[diagnostic(code(symc::inspect::gauge_unused), help("drop --gauge for this model"))]
     GaugeUnused { model: String },
@@ -79,11 +74,7 @@ pub enum InspectError {
         code(symc::inspect::verify_failed),
         help("the table above shows which check failed and by how much")
     )]
-    VerifyFailed {
-        model: String,
-        failed: usize,
-        total: usize,
-    },
+    VerifyFailed { model: String, failed: usize, total: usize },
 }
 
 impl InspectError {
@@ -109,9 +100,7 @@ fn load_gauge(graph: &Graph, req: &Request) -> Result<Option<GaugeField>, Inspec
         return Ok(None);
     };
     let Some(lat) = graph.lattice else {
-        return Err(InspectError::GaugeUnused {
-            model: graph.name.clone(),
-        });
+        return Err(InspectError::GaugeUnused { model: graph.name.clone() });
     };
     let field = crate::lattice::io::read_gauge(path)?.field;
     if field.dims() != lat.dims {
@@ -157,27 +146,15 @@ pub fn inspect(graph: &Graph, req: &Request, style: Style) -> Result<Inspection,
         let plans = c.plans();
         let records = c.records();
         if req.plan {
-            section(
-                &mut text,
-                &format!("kernel plan ({} plans)", plans.len()),
-                style,
-            );
+            section(&mut text, &format!("kernel plan ({} plans)", plans.len()), style);
             text.push_str(&views::plan_view(plans, style));
         }
         if req.clif {
-            section(
-                &mut text,
-                &format!("cranelift IR ({} kernels)", records.len()),
-                style,
-            );
+            section(&mut text, &format!("cranelift IR ({} kernels)", records.len()), style);
             text.push_str(&views::clif_view(records, style));
         }
         if req.asm {
-            section(
-                &mut text,
-                &format!("machine code ({} kernels)", records.len()),
-                style,
-            );
+            section(&mut text, &format!("machine code ({} kernels)", records.len()), style);
             text.push_str(&views::asm_view(records, style));
         }
         if let (true, Some(m)) = (req.stats, machine) {
@@ -188,12 +165,7 @@ pub fn inspect(graph: &Graph, req: &Request, style: Style) -> Result<Inspection,
         }
         json.insert(
             "plans".into(),
-            json!(
-                plans
-                    .iter()
-                    .map(|p| PlanJson::new(p, machine))
-                    .collect::<Vec<_>>()
-            ),
+            json!(plans.iter().map(|p| PlanJson::new(p, machine)).collect::<Vec<_>>()),
         );
         if listings {
             json.insert(
@@ -227,15 +199,8 @@ pub fn inspect(graph: &Graph, req: &Request, style: Style) -> Result<Inspection,
         let rep = backend::verify_model(graph, gauge.as_ref(), req.seed)?;
         section(&mut text, "verification", style);
         text.push_str(&views::verify_view(&rep, style));
-        json.insert(
-            "verify".into(),
-            json!({ "passed": rep.passed(), "checks": rep.checks }),
-        );
+        json.insert("verify".into(), json!({ "passed": rep.passed(), "checks": rep.checks }));
         verdict = Some(rep);
     }
-    Ok(Inspection {
-        text,
-        json,
-        verify: verdict,
-    })
+    Ok(Inspection { text, json, verify: verdict })
 }

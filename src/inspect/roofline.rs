@@ -83,15 +83,8 @@ pub fn detect_cpu() -> Cpu {
         .ok()
         .and_then(|t| cpuinfo_model(&t))
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    Cpu {
-        model,
-        cores,
-        vector_isa: vector_isa(),
-        llc_bytes: llc_bytes(),
-    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    Cpu { model, cores, vector_isa: vector_isa(), llc_bytes: llc_bytes() }
 }
 
 /// The `model name` line of a `/proc/cpuinfo` text.
@@ -112,9 +105,7 @@ fn vector_isa() -> Vec<String> {
             }
         )*};
     }
-    probe!(
-        "sse4.2", "avx", "avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq"
-    );
+    probe!("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq");
     v
 }
 
@@ -129,11 +120,7 @@ fn llc_bytes() -> Option<usize> {
     let mut best: Option<(u32, usize)> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let p = entry.path();
-        let read = |f: &str| {
-            std::fs::read_to_string(p.join(f))
-                .ok()
-                .map(|s| s.trim().to_string())
-        };
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).ok().map(|s| s.trim().to_string());
         let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
         else {
             continue;
@@ -173,16 +160,8 @@ pub fn fma_probe(keep_listings: bool) -> Result<CompiledKernels, JitError> {
     let spec = KernelSpec {
         name: "fma_probe".into(),
         buffers: vec![
-            BufSpec {
-                name: "seed".into(),
-                bytes,
-                writable: false,
-            },
-            BufSpec {
-                name: "out".into(),
-                bytes,
-                writable: true,
-            },
+            BufSpec { name: "seed".into(), bytes, writable: false },
+            BufSpec { name: "out".into(), bytes, writable: true },
         ],
         // The kernel touches only the two fixed buffers, whatever the range.
         items: 1 << 40,
@@ -203,11 +182,7 @@ pub fn fma_probe(keep_listings: bool) -> Result<CompiledKernels, JitError> {
         let mut init: Vec<BlockArg> = vec![start.into()];
         for k in 0..FMA_CHAINS {
             b.append_block_param(head, types::F32X4);
-            init.push(
-                b.ins()
-                    .load(types::F32X4, flags, seed, (16 * k) as i32)
-                    .into(),
-            );
+            init.push(b.ins().load(types::F32X4, flags, seed, (16 * k) as i32).into());
         }
         b.ins().jump(head, &init);
         b.switch_to_block(head);
@@ -251,11 +226,7 @@ pub fn fma_probe_reference(seed: &[f32], items: usize, fused: bool) -> Vec<f32> 
         .map(|&x| {
             let mut v = x;
             for _ in 0..items * FMA_UNROLL {
-                v = if fused {
-                    v.mul_add(FMA_M, FMA_A)
-                } else {
-                    v * FMA_M + FMA_A
-                };
+                v = if fused { v.mul_add(FMA_M, FMA_A) } else { v * FMA_M + FMA_A };
             }
             v
         })
@@ -297,9 +268,7 @@ pub fn measure_fma_ceiling() -> Result<(f64, bool), JitError> {
     let native = Jit::new()?.host.native_fma;
     let probe = fma_probe(false)?;
     let k = &probe.kernels()[0];
-    let seed: Vec<f32> = (0..FMA_CHAINS * LANES)
-        .map(|i| 0.5 + i as f32 * 0.01)
-        .collect();
+    let seed: Vec<f32> = (0..FMA_CHAINS * LANES).map(|i| 0.5 + i as f32 * 0.01).collect();
     let mut out = vec![0f32; seed.len()];
     // 20k items ≈ 7.7 Mflop ≈ 0.1 ms at 68 GFLOP/s: long enough to hide the call, short
     // enough that the fastest of 400 calls ran without losing its time slice on a busy machine.
@@ -311,10 +280,7 @@ pub fn measure_fma_ceiling() -> Result<(f64, bool), JitError> {
         k.call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, items)?;
         t = t.min(t0.elapsed());
     }
-    Ok((
-        FMA_FLOPS_PER_ITEM * items as f64 / t.as_secs_f64() / 1e9,
-        native,
-    ))
+    Ok((FMA_FLOPS_PER_ITEM * items as f64 / t.as_secs_f64() / 1e9, native))
 }
 
 /// Triad `a[i] = b[i] + s·c[i]` over f64 arrays on one core; STREAM counting.
@@ -327,20 +293,14 @@ pub fn measure_bandwidth(array_bytes: usize) -> f64 {
     const CHUNK: usize = 1 << 17;
     let n = (array_bytes / 8).max(4 * CHUNK) / CHUNK * CHUNK;
     let b: Vec<f64> = (0..n).into_par_iter().map(|i| i as f64).collect();
-    let c: Vec<f64> = (0..n)
-        .into_par_iter()
-        .map(|i| 1.0 / (1.0 + i as f64))
-        .collect();
+    let c: Vec<f64> = (0..n).into_par_iter().map(|i| 1.0 / (1.0 + i as f64)).collect();
     let mut a = vec![0.0f64; n];
     a.par_chunks_mut(1 << 16).for_each(|ch| ch.fill(0.0));
     let s = 3.0;
     let mut best = vec![f64::INFINITY; n / CHUNK];
     for _ in 0..8 {
-        for (k, ((a, b), c)) in a
-            .chunks_mut(CHUNK)
-            .zip(b.chunks(CHUNK))
-            .zip(c.chunks(CHUNK))
-            .enumerate()
+        for (k, ((a, b), c)) in
+            a.chunks_mut(CHUNK).zip(b.chunks(CHUNK)).zip(c.chunks(CHUNK)).enumerate()
         {
             let t = Instant::now();
             for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
@@ -402,12 +362,7 @@ mod tests {
     #[test]
     fn roofline_meets_at_the_ridge() {
         let m = Machine {
-            cpu: Cpu {
-                model: "x".into(),
-                cores: 2,
-                vector_isa: vec![],
-                llc_bytes: None,
-            },
+            cpu: Cpu { model: "x".into(), cores: 2, vector_isa: vec![], llc_bytes: None },
             native_fma: true,
             ceiling_gflops_core: 64.0,
             effective_ghz: 4.0,

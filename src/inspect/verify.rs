@@ -41,10 +41,7 @@ pub struct VerifyError {
 
 impl VerifyError {
     pub fn new(what: impl Into<String>, message: impl ToString) -> Self {
-        VerifyError {
-            what: what.into(),
-            message: message.to_string(),
-        }
+        VerifyError { what: what.into(), message: message.to_string() }
     }
 }
 
@@ -82,22 +79,10 @@ pub struct Check {
 
 impl Check {
     fn new(name: &str, detail: String, max_abs: f64, scale: f64, tolerance: f64) -> Check {
-        let max_rel = if scale > 0.0 {
-            max_abs / scale
-        } else {
-            max_abs
-        };
+        let max_rel = if scale > 0.0 { max_abs / scale } else { max_abs };
         // NaN anywhere fails: `!(x <= tol)` is true for NaN.
         let passed = max_rel <= tolerance && max_abs.is_finite();
-        Check {
-            name: name.into(),
-            detail,
-            max_abs,
-            max_rel,
-            tolerance,
-            passed,
-            skipped: false,
-        }
+        Check { name: name.into(), detail, max_abs, max_rel, tolerance, passed, skipped: false }
     }
 
     /// Elementwise comparison of `got` against the oracle `want`; the relative error is taken
@@ -132,11 +117,7 @@ fn max_diff(pairs: impl Iterator<Item = (f64, f64)>) -> (f64, f64) {
     let mut scale = 0.0f64;
     for (a, b) in pairs {
         let d = (a - b).abs();
-        abs = if d.is_nan() || abs.is_nan() {
-            f64::NAN
-        } else {
-            abs.max(d)
-        };
+        abs = if d.is_nan() || abs.is_nan() { f64::NAN } else { abs.max(d) };
         scale = scale.max(b.abs());
     }
     (abs, scale)
@@ -182,11 +163,7 @@ pub fn gradient_check<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<Check, VerifyError> {
     if grad.len() != x0.len() {
-        let d = format!(
-            "gradient has {} entries for {} variables",
-            grad.len(),
-            x0.len()
-        );
+        let d = format!("gradient has {} entries for {} variables", grad.len(), x0.len());
         return Ok(Check::new(name, d, f64::INFINITY, 1.0, tolerance));
     }
     let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -210,14 +187,9 @@ pub fn gradient_check<R: Rng + ?Sized>(
             d.iter_mut().for_each(|v| *v /= rn);
             if gn > 0.0 {
                 // Orient r̂ along ĝ so that ‖ĝ + r̂‖ ≥ √2 (never a cancellation).
-                let sign = if d.iter().zip(g).map(|(a, b)| a * b).sum::<f64>() < 0.0 {
-                    -1.0
-                } else {
-                    1.0
-                };
-                d.iter_mut()
-                    .zip(g)
-                    .for_each(|(v, gk)| *v = sign * *v + gk / gn);
+                let sign =
+                    if d.iter().zip(g).map(|(a, b)| a * b).sum::<f64>() < 0.0 { -1.0 } else { 1.0 };
+                d.iter_mut().zip(g).for_each(|(v, gk)| *v = sign * *v + gk / gn);
                 let dn = norm(&d);
                 d.iter_mut().for_each(|v| *v /= dn);
             }
@@ -233,11 +205,7 @@ pub fn gradient_check<R: Rng + ?Sized>(
             let fd = (lp - lm) / (2.0 * step);
             let an: f64 = g.iter().zip(&d).map(|(gk, dk)| gk * dk).sum();
             let abs = (fd - an).abs();
-            let scale = if gn > 0.0 {
-                fd.abs().max(an.abs())
-            } else {
-                g_all
-            };
+            let scale = if gn > 0.0 { fd.abs().max(an.abs()) } else { g_all };
             let rel = abs / scale.max(f64::MIN_POSITIVE);
             if rel > worst_rel || rel.is_nan() || abs.is_nan() {
                 worst_rel = if rel.is_nan() { f64::NAN } else { rel };
@@ -249,11 +217,7 @@ pub fn gradient_check<R: Rng + ?Sized>(
     let detail = format!(
         "{per_block} directions (gradient + random) in each of {} blocks, step {h:.0e}; worst: {}",
         blocks.len(),
-        if worst_block.is_empty() {
-            "-"
-        } else {
-            &worst_block
-        }
+        if worst_block.is_empty() { "-" } else { &worst_block }
     );
     let passed = worst_rel <= tolerance && worst_abs.is_finite();
     Ok(Check {
@@ -382,25 +346,15 @@ pub fn translation_check<R: Rng + ?Sized>(
     tolerance: f64,
     rng: &mut R,
 ) -> Result<Check, VerifyError> {
-    let ImageMap {
-        in_shape,
-        out_shape,
-        margin_lo,
-        margin_hi,
-        axes: axes_mask,
-        up_to_constant,
-    } = map;
+    let ImageMap { in_shape, out_shape, margin_lo, margin_hi, axes: axes_mask, up_to_constant } =
+        map;
     let up_to_constant = *up_to_constant;
     let axes = in_shape.len() - 1;
     // The largest shift that leaves a comparison region on every axis.
     let room: Vec<isize> = (0..axes)
         .map(|a| {
             let free = out_shape[a + 1] as isize - (margin_lo[a] + margin_hi[a]) as isize;
-            if axes_mask.get(a).copied().unwrap_or(false) {
-                (free - 1).min(3)
-            } else {
-                0
-            }
+            if axes_mask.get(a).copied().unwrap_or(false) { (free - 1).min(3) } else { 0 }
         })
         .collect();
     if room.iter().all(|&r| r <= 0) {
@@ -416,13 +370,7 @@ pub fn translation_check<R: Rng + ?Sized>(
     for _ in 0..shifts {
         let s: Vec<isize> = room
             .iter()
-            .map(|&r| {
-                if r <= 0 {
-                    0
-                } else {
-                    rng.random_range(-(r as i64)..=r as i64) as isize
-                }
-            })
+            .map(|&r| if r <= 0 { 0 } else { rng.random_range(-(r as i64)..=r as i64) as isize })
             .collect();
         // A zero shift tests nothing: push it to +1 on the first axis with room.
         let s = if s.iter().all(|&v| v == 0) {
@@ -438,11 +386,7 @@ pub fn translation_check<R: Rng + ?Sized>(
         let (abs, scale, n) =
             translation_error(&y, &ys, out_shape, &s, margin_lo, margin_hi, up_to_constant);
         compared += n;
-        worst.0 = if abs.is_nan() {
-            f64::NAN
-        } else {
-            worst.0.max(abs)
-        };
+        worst.0 = if abs.is_nan() { f64::NAN } else { worst.0.max(abs) };
         worst.1 = worst.1.max(scale);
         done.push(format!("{s:?}"));
     }
@@ -518,11 +462,7 @@ fn complex_diff(got: &[Complex<f64>], want: &[Complex<f64>]) -> (f64, f64) {
     let (mut abs, mut scale) = (0.0f64, 0.0f64);
     for (a, b) in got.iter().zip(want) {
         let d = (a - b).norm();
-        abs = if d.is_nan() || abs.is_nan() {
-            f64::NAN
-        } else {
-            abs.max(d)
-        };
+        abs = if d.is_nan() || abs.is_nan() { f64::NAN } else { abs.max(d) };
         scale = scale.max(b.norm());
     }
     (abs, scale)
@@ -585,10 +525,7 @@ pub fn lattice_translation_check<R: Rng + ?Sized>(
         scale = scale.max(sc);
         shifts.push(format!("{s:?}"));
     }
-    let detail = format!(
-        "periodic shifts {} of the lattice and the input",
-        shifts.join(" ")
-    );
+    let detail = format!("periodic shifts {} of the lattice and the input", shifts.join(" "));
     Ok(Check::new(name, detail, abs, scale, tolerance))
 }
 
@@ -622,9 +559,7 @@ pub fn translation_prefixes(graph: &crate::ir::Graph) -> Vec<ImagePrefix> {
             break;
         }
         match &l.kind {
-            LayerKind::Conv {
-                window, padding, ..
-            } => {
+            LayerKind::Conv { window, padding, .. } => {
                 if window.len() != axes {
                     break;
                 }
@@ -661,10 +596,8 @@ pub fn prefix_graph(graph: &crate::ir::Graph, layers: usize) -> Option<crate::ir
     use crate::ir::{Layer, LayerKind, ValueId};
     let kept = &graph.layers[..layers.min(graph.layers.len())];
     let last = kept.last()?;
-    let mut used: Vec<usize> = kept
-        .iter()
-        .flat_map(|l| l.params.iter().map(|p| p.index()))
-        .collect();
+    let mut used: Vec<usize> =
+        kept.iter().flat_map(|l| l.params.iter().map(|p| p.index())).collect();
     used.sort_unstable();
     if used.iter().enumerate().any(|(i, &p)| i != p) {
         return None;

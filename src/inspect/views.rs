@@ -23,11 +23,7 @@ pub struct Style {
 
 impl Style {
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
     }
     pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
@@ -168,11 +164,7 @@ pub fn plan_view(plans: &[KernelPlan], st: Style) -> String {
             "  cost     {}, {} per application ({:.2} flop/B)",
             si_unit(p.flops, "flop"),
             si_unit(p.bytes, "B"),
-            if p.bytes > 0.0 {
-                p.flops / p.bytes
-            } else {
-                0.0
-            }
+            if p.bytes > 0.0 { p.flops / p.bytes } else { 0.0 }
         );
         let _ = writeln!(o, "  kernels  {}", p.kernels.join(", "));
         // Emitters either give one loop per line (indented here by depth) or an already
@@ -192,11 +184,7 @@ pub fn clif_view(records: &[KernelRecord], st: Style) -> String {
     let mut o = String::new();
     for r in records {
         let lines = r.clif.lines().count();
-        let _ = writeln!(
-            o,
-            "{}",
-            st.bold(&format!(";; kernel {} ({lines} CLIF lines)", r.name))
-        );
+        let _ = writeln!(o, "{}", st.bold(&format!(";; kernel {} ({lines} CLIF lines)", r.name)));
         o.push_str(&r.clif);
         if !r.clif.ends_with('\n') {
             o.push('\n');
@@ -213,10 +201,7 @@ pub fn asm_view(records: &[KernelRecord], st: Style) -> String {
         let _ = writeln!(
             o,
             "{}",
-            st.bold(&format!(
-                ";; kernel {} ({} bytes of machine code)",
-                r.name, r.code_bytes
-            ))
+            st.bold(&format!(";; kernel {} ({} bytes of machine code)", r.name, r.code_bytes))
         );
         o.push_str(&r.vcode);
         if !r.vcode.ends_with('\n') {
@@ -382,11 +367,7 @@ pub fn verify_view(rep: &VerifyReport, st: Style) -> String {
             let _ = writeln!(o, "  {}", st.dim(&fit(&c.detail, 96)));
             continue;
         }
-        let verdict = if c.passed {
-            st.green("PASS")
-        } else {
-            st.red("FAIL")
-        };
+        let verdict = if c.passed { st.green("PASS") } else { st.red("FAIL") };
         let _ = writeln!(
             o,
             "{:<42}{:>11.2e}{:>11.2e}{:>11.0e}  {verdict}",
@@ -400,11 +381,7 @@ pub fn verify_view(rep: &VerifyReport, st: Style) -> String {
     let failed = rep.checks.iter().filter(|c| !c.passed).count();
     let ran = rep.checks.iter().filter(|c| !c.skipped).count();
     let _ = if failed == 0 {
-        writeln!(
-            o,
-            "{}: all {ran} checks that apply passed",
-            st.green("PASS")
-        )
+        writeln!(o, "{}: all {ran} checks that apply passed", st.green("PASS"))
     } else {
         writeln!(o, "{}: {failed} of {ran} checks failed", st.red("FAIL"))
     };
@@ -443,11 +420,7 @@ impl PlanJson {
             fused: p.fused.clone(),
             flops: p.flops,
             bytes: p.bytes,
-            intensity: if p.bytes > 0.0 {
-                p.flops / p.bytes
-            } else {
-                0.0
-            },
+            intensity: if p.bytes > 0.0 { p.flops / p.bytes } else { 0.0 },
             kernels: p.kernels.clone(),
             compile_seconds: p.compile_time.as_secs_f64(),
             roofline: m.map(|m| place(p, m)),

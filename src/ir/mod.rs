@@ -292,9 +292,14 @@ pub enum TrainLength {
 pub enum Schedule {
     Constant,
     /// Cosine decay from lr to lr * `floor` over the run.
-    Cosine { floor: f64 },
+    Cosine {
+        floor: f64,
+    },
     /// Multiply lr by `gamma` every `every` epochs (or steps).
-    Step { every: usize, gamma: f64 },
+    Step {
+        every: usize,
+        gamma: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -35,10 +35,7 @@ impl<T: Real> FermionField<T> {
     /// The zero field.
     pub fn zeros(dims: [usize; 4]) -> Self {
         let v: usize = dims.iter().product();
-        FermionField {
-            data: vec![Complex::new(T::zero(), T::zero()); v * SITE_LEN],
-            dims,
-        }
+        FermionField { data: vec![Complex::new(T::zero(), T::zero()); v * SITE_LEN], dims }
     }
 
     /// Wraps existing data; `None` if its length is not `12 V`.
@@ -103,10 +100,7 @@ impl<T: Real> FermionField<T> {
 
     /// The same field in another precision.
     pub fn cast<U: Real>(&self) -> FermionField<U> {
-        FermionField {
-            data: cast_slice(&self.data),
-            dims: self.dims,
-        }
+        FermionField { data: cast_slice(&self.data), dims: self.dims }
     }
 
     /// γ5 ψ (chiral basis: flips the sign of spins 2 and 3).
@@ -134,9 +128,7 @@ impl<T: Real> FermionField<T> {
 
 /// Converts a slice to another precision.
 pub fn cast_slice<T: Real, U: Real>(x: &[Complex<T>]) -> Vec<Complex<U>> {
-    x.iter()
-        .map(|z| Complex::new(U::from_f64(z.re.to_f64()), U::from_f64(z.im.to_f64())))
-        .collect()
+    x.iter().map(|z| Complex::new(U::from_f64(z.re.to_f64()), U::from_f64(z.im.to_f64()))).collect()
 }
 
 /// Writes `x` converted to `U` into `out` (same length).
@@ -169,20 +161,14 @@ pub fn dot_serial<T: Real>(a: &[Complex<T>], b: &[Complex<T>]) -> Complex64 {
     let split = a.len() / 4 * 4;
     for (x, y) in a[..split].chunks_exact(4).zip(b[..split].chunks_exact(4)) {
         for k in 0..4 {
-            let (xr, xi, yr, yi) = (
-                x[k].re.to_f64(),
-                x[k].im.to_f64(),
-                y[k].re.to_f64(),
-                y[k].im.to_f64(),
-            );
+            let (xr, xi, yr, yi) =
+                (x[k].re.to_f64(), x[k].im.to_f64(), y[k].re.to_f64(), y[k].im.to_f64());
             re[k] += xr * yr + xi * yi;
             im[k] += xr * yi - xi * yr;
         }
     }
-    let mut s = Complex64::new(
-        (re[0] + re[1]) + (re[2] + re[3]),
-        (im[0] + im[1]) + (im[2] + im[3]),
-    );
+    let mut s =
+        Complex64::new((re[0] + re[1]) + (re[2] + re[3]), (im[0] + im[1]) + (im[2] + im[3]));
     for (x, y) in a[split..].iter().zip(&b[split..]) {
         s += c64(*x).conj() * c64(*y);
     }
@@ -210,10 +196,7 @@ pub fn dot<T: Real>(a: &[Complex<T>], b: &[Complex<T>]) -> Complex64 {
     if a.len() < PAR_MIN {
         dot_serial(a, b)
     } else {
-        a.par_chunks(PAR_MIN)
-            .zip(b.par_chunks(PAR_MIN))
-            .map(|(x, y)| dot_serial(x, y))
-            .sum()
+        a.par_chunks(PAR_MIN).zip(b.par_chunks(PAR_MIN)).map(|(x, y)| dot_serial(x, y)).sum()
     }
 }
 
@@ -242,9 +225,7 @@ pub fn axpy<T: Real>(a: Complex<T>, x: &[Complex<T>], y: &mut [Complex<T>]) {
     if x.len() < PAR_MIN {
         seq(x, y)
     } else {
-        y.par_chunks_mut(PAR_MIN)
-            .zip(x.par_chunks(PAR_MIN))
-            .for_each(|(y, x)| seq(x, y));
+        y.par_chunks_mut(PAR_MIN).zip(x.par_chunks(PAR_MIN)).for_each(|(y, x)| seq(x, y));
     }
 }
 
@@ -259,28 +240,19 @@ pub fn xpay<T: Real>(x: &[Complex<T>], a: Complex<T>, y: &mut [Complex<T>]) {
     if x.len() < PAR_MIN {
         seq(x, y)
     } else {
-        y.par_chunks_mut(PAR_MIN)
-            .zip(x.par_chunks(PAR_MIN))
-            .for_each(|(y, x)| seq(x, y));
+        y.par_chunks_mut(PAR_MIN).zip(x.par_chunks(PAR_MIN)).for_each(|(y, x)| seq(x, y));
     }
 }
 
 /// x *= a.
 pub fn scale<T: Real>(a: Complex<T>, x: &mut [Complex<T>]) {
     let seq = |x: &mut [Complex<T>]| x.iter_mut().for_each(|z| *z *= a);
-    if x.len() < PAR_MIN {
-        seq(x)
-    } else {
-        x.par_chunks_mut(PAR_MIN).for_each(seq)
-    }
+    if x.len() < PAR_MIN { seq(x) } else { x.par_chunks_mut(PAR_MIN).for_each(seq) }
 }
 
 /// out = a − b.
 pub fn sub<T: Real>(out: &mut [Complex<T>], a: &[Complex<T>], b: &[Complex<T>]) {
-    assert!(
-        out.len() == a.len() && a.len() == b.len(),
-        "sub: length mismatch"
-    );
+    assert!(out.len() == a.len() && a.len() == b.len(), "sub: length mismatch");
     let seq = |o: &mut [Complex<T>], a: &[Complex<T>], b: &[Complex<T>]| {
         for ((o, x), y) in o.iter_mut().zip(a).zip(b) {
             *o = *x - *y;
@@ -307,10 +279,7 @@ mod tests {
         let dims = [8, 8, 4, 8];
         let a = FermionField::<f64>::random_gaussian(dims, &mut rng);
         let b = FermionField::<f64>::random_gaussian(dims, &mut rng);
-        assert!(
-            a.data.len() > PAR_MIN,
-            "the test must exercise the parallel path"
-        );
+        assert!(a.data.len() > PAR_MIN, "the test must exercise the parallel path");
         let naive: Complex64 = a.data.iter().zip(&b.data).map(|(x, y)| x.conj() * y).sum();
         assert!((a.dot(&b) - naive).norm() < 1e-10 * naive.norm().max(1.0));
         let n2: f64 = a.data.iter().map(|z| z.norm_sqr()).sum();
@@ -356,20 +325,12 @@ mod tests {
         let t = psi.gauge_transform(&omega);
         for s in 0..16 {
             for spin in 0..4 {
-                let n0: f64 = psi.site(s)[spin * 3..spin * 3 + 3]
-                    .iter()
-                    .map(|z| z.norm_sqr())
-                    .sum();
-                let n1: f64 = t.site(s)[spin * 3..spin * 3 + 3]
-                    .iter()
-                    .map(|z| z.norm_sqr())
-                    .sum();
+                let n0: f64 =
+                    psi.site(s)[spin * 3..spin * 3 + 3].iter().map(|z| z.norm_sqr()).sum();
+                let n1: f64 = t.site(s)[spin * 3..spin * 3 + 3].iter().map(|z| z.norm_sqr()).sum();
                 assert!((n0 - n1).abs() < 1e-13);
             }
         }
-        assert!(
-            (t.data[0] - psi.data[0]).norm() > 1e-3,
-            "the transformation must act"
-        );
+        assert!((t.data[0] - psi.data[0]).norm() > 1e-3, "the transformation must act");
     }
 }

@@ -161,10 +161,7 @@ mod tests {
                 };
                 assert!(max_diff(&anti, &want) < 1e-15, "{{γ{mu}, γ{nu}}} != 2δ");
             }
-            assert!(
-                max_diff(&adjoint(&GAMMA[mu]), &GAMMA[mu]) < 1e-15,
-                "γ{mu} not Hermitian"
-            );
+            assert!(max_diff(&adjoint(&GAMMA[mu]), &GAMMA[mu]) < 1e-15, "γ{mu} not Hermitian");
         }
     }
 
@@ -189,16 +186,10 @@ mod tests {
         for mu in 0..4 {
             for nu in 0..4 {
                 let s = sigma(mu, nu);
-                assert!(
-                    max_diff(&adjoint(&s), &s) < 1e-15,
-                    "σ{mu}{nu} not Hermitian"
-                );
+                assert!(max_diff(&adjoint(&s), &s) < 1e-15, "σ{mu}{nu} not Hermitian");
                 let h = half_commutator(mu, nu);
                 let minus_h = add_scaled(&[[O; 4]; 4], M1, &h);
-                assert!(
-                    max_diff(&adjoint(&h), &minus_h) < 1e-15,
-                    "½[γ,γ] not anti-Hermitian"
-                );
+                assert!(max_diff(&adjoint(&h), &minus_h) < 1e-15, "½[γ,γ] not anti-Hermitian");
                 for i in 0..4 {
                     for j in 0..4 {
                         if (i < 2) != (j < 2) {
@@ -240,10 +231,7 @@ mod tests {
             for (row, &(col, p)) in HOP_TABLE[mu].iter().enumerate() {
                 m[row][col] = phase_value(p);
             }
-            assert!(
-                max_diff(&m, &GAMMA[mu]) < 1e-15,
-                "HOP_TABLE[{mu}] disagrees with γ{mu}"
-            );
+            assert!(max_diff(&m, &GAMMA[mu]) < 1e-15, "HOP_TABLE[{mu}] disagrees with γ{mu}");
         }
     }
 }

@@ -17,19 +17,12 @@ impl Geometry {
     /// Builds the tables. Panics only on a zero extent or a volume beyond `u32`, which callers
     /// (sema, file readers) reject with diagnostics first.
     pub fn new(dims: [usize; 4]) -> Self {
-        assert!(
-            dims.iter().all(|&d| d > 0),
-            "lattice extents must be positive"
-        );
+        assert!(dims.iter().all(|&d| d > 0), "lattice extents must be positive");
         let vol: usize = dims.iter().product();
         assert!(vol <= u32::MAX as usize, "lattice volume exceeds u32");
         let mut fwd = vec![0u32; vol * 4];
         let mut bwd = vec![0u32; vol * 4];
-        let mut g = Geometry {
-            dims,
-            fwd: Vec::new(),
-            bwd: Vec::new(),
-        };
+        let mut g = Geometry { dims, fwd: Vec::new(), bwd: Vec::new() };
         for s in 0..vol {
             let c = g.coords(s);
             for mu in 0..4 {

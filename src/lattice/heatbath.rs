@@ -131,12 +131,8 @@ impl Heatbath {
         if params.start == Start::Hot {
             let seed = params.seed;
             field.links.par_iter_mut().enumerate().for_each(|(i, u)| {
-                let mut s = Stream::new(
-                    seed,
-                    (i / 4) as u32,
-                    PURPOSE_HOT_START | ((i % 4) as u32) << 8,
-                    0,
-                );
+                let mut s =
+                    Stream::new(seed, (i / 4) as u32, PURPOSE_HOT_START | ((i % 4) as u32) << 8, 0);
                 *u = Su3::random(&mut s);
             });
         }
@@ -188,10 +184,7 @@ impl Heatbath {
         }
         self.sweeps_done += 1;
         if self.reunitarize_every > 0 && self.sweeps_done % self.reunitarize_every as u64 == 0 {
-            self.field
-                .links
-                .par_iter_mut()
-                .for_each(|u| *u = u.reunitarize());
+            self.field.links.par_iter_mut().for_each(|u| *u = u.reunitarize());
         }
         plaquette(&self.field)
     }
@@ -201,12 +194,8 @@ impl Heatbath {
     pub fn heatbath_sweep(&mut self) {
         let (beta, seed, sweep) = (self.beta, self.seed, self.sweeps_done as u32);
         self.update_all(move |field, site, mu| {
-            let mut rng = Stream::new(
-                seed,
-                site as u32,
-                PURPOSE_HEATBATH | (mu as u32) << 8,
-                sweep,
-            );
+            let mut rng =
+                Stream::new(seed, site as u32, PURPOSE_HEATBATH | (mu as u32) << 8, sweep);
             let a = staple_sum(field, site, mu);
             heatbath_link(field.links[site * 4 + mu], &a, beta, &mut rng)
         });
@@ -271,10 +260,7 @@ pub fn generate(
 
 /// The cache file name for a configuration (what [`cached_config`] reads and writes).
 pub fn cache_file_name(dims: [usize; 4], beta: f64, seed: u64, sweeps: usize) -> String {
-    format!(
-        "b{beta}_{}x{}x{}x{}_s{seed}_n{sweeps}.nersc",
-        dims[0], dims[1], dims[2], dims[3]
-    )
+    format!("b{beta}_{}x{}x{}x{}_s{seed}_n{sweeps}.nersc", dims[0], dims[1], dims[2], dims[3])
 }
 
 /// A thermalised configuration for (dims, β, seed, sweeps) with the default parameters of
@@ -296,10 +282,8 @@ pub fn cached_config(
             return Ok(f.field);
         }
     }
-    std::fs::create_dir_all(cache_dir).map_err(|source| GaugeIoError::Write {
-        path: cache_dir.into(),
-        source,
-    })?;
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|source| GaugeIoError::Write { path: cache_dir.into(), source })?;
     let (field, _) = generate(dims, &HeatbathParams::new(beta, sweeps, seed), |_, _| {});
     let opts = WriteOptions {
         label: format!("symc heatbath beta={beta} seed={seed} sweeps={sweeps}"),
@@ -324,16 +308,10 @@ pub fn staple_sum(field: &GaugeField, site: usize, mu: usize) -> Su3<f64> {
             continue;
         }
         let xn = g.up(site, nu);
-        let up = mul_nd(
-            &mul_nd(field.link(xp, nu), field.link(xn, mu)),
-            field.link(site, nu),
-        );
+        let up = mul_nd(&mul_nd(field.link(xp, nu), field.link(xn, mu)), field.link(site, nu));
         let xmn = g.dn(site, nu);
         let xpmn = g.dn(xp, nu);
-        let low = mul_dn(
-            &(*field.link(xmn, mu) * *field.link(xpmn, nu)),
-            field.link(xmn, nu),
-        );
+        let low = mul_dn(&(*field.link(xmn, mu) * *field.link(xpmn, nu)), field.link(xmn, nu));
         for i in 0..3 {
             for j in 0..3 {
                 a.m[i][j] += up.m[i][j] + low.m[i][j];
@@ -377,10 +355,7 @@ const SUBGROUPS: [(usize, usize); 3] = [(0, 1), (0, 2), (1, 2)];
 type Su2 = [[C; 2]; 2];
 
 fn su2(x: [f64; 4]) -> Su2 {
-    [
-        [C::new(x[0], x[3]), C::new(x[2], x[1])],
-        [C::new(-x[2], x[1]), C::new(x[0], -x[3])],
-    ]
+    [[C::new(x[0], x[3]), C::new(x[2], x[1])], [C::new(-x[2], x[1]), C::new(x[0], -x[3])]]
 }
 
 fn su2_mul(a: &Su2, b: &Su2) -> Su2 {
@@ -405,12 +380,7 @@ fn left_mul_embedded(m: &mut Su3<f64>, x: &Su2, i: usize, j: usize) {
 /// The 4-vector b with Re tr(X w) = 2 x·b for the (i, j) block w of `w3`.
 fn block_vector(w3: &Su3<f64>, i: usize, j: usize) -> [f64; 4] {
     let (p, q, r, s) = (w3.m[i][i], w3.m[i][j], w3.m[j][i], w3.m[j][j]);
-    [
-        (p.re + s.re) / 2.0,
-        -(q.im + r.im) / 2.0,
-        (r.re - q.re) / 2.0,
-        (s.im - p.im) / 2.0,
-    ]
+    [(p.re + s.re) / 2.0, -(q.im + r.im) / 2.0, (r.re - q.re) / 2.0, (s.im - p.im) / 2.0]
 }
 
 /// Below this α Creutz's method is used: Kennedy–Pendleton's acceptance drops at small α.
@@ -452,11 +422,7 @@ fn random_direction(len: f64, rng: &mut Stream) -> [f64; 3] {
     let cos_t = 2.0 * rng.uniform() - 1.0;
     let sin_t = (1.0 - cos_t * cos_t).max(0.0).sqrt();
     let phi = 2.0 * std::f64::consts::PI * rng.uniform();
-    [
-        len * sin_t * phi.cos(),
-        len * sin_t * phi.sin(),
-        len * cos_t,
-    ]
+    [len * sin_t * phi.cos(), len * sin_t * phi.sin(), len * cos_t]
 }
 
 /// One Cabibbo–Marinari heatbath update of link `u` with staple sum `a`.
@@ -520,9 +486,7 @@ pub fn plaquette_parts(field: &GaugeField) -> (f64, f64, f64) {
             (ss, st)
         })
         .collect();
-    let (ss, st) = per_site
-        .iter()
-        .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y));
+    let (ss, st) = per_site.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y));
     let (ss, st) = (ss / (3.0 * vol as f64), st / (3.0 * vol as f64));
     ((ss + st) / 2.0, ss, st)
 }
@@ -542,30 +506,14 @@ pub fn chain_estimate(series: &[f64]) -> ChainEstimate {
     let n = series.len();
     let mean = series.iter().sum::<f64>() / n.max(1) as f64;
     if n < 2 {
-        return ChainEstimate {
-            mean,
-            error: f64::NAN,
-            tau_int: f64::NAN,
-            n,
-        };
+        return ChainEstimate { mean, error: f64::NAN, tau_int: f64::NAN, n };
     }
     let d: Vec<f64> = series.iter().map(|x| x - mean).collect();
-    let gamma = |t: usize| {
-        d[..n - t]
-            .iter()
-            .zip(&d[t..])
-            .map(|(a, b)| a * b)
-            .sum::<f64>()
-            / (n - t) as f64
-    };
+    let gamma =
+        |t: usize| d[..n - t].iter().zip(&d[t..]).map(|(a, b)| a * b).sum::<f64>() / (n - t) as f64;
     let g0 = gamma(0);
     if g0 <= 0.0 {
-        return ChainEstimate {
-            mean,
-            error: 0.0,
-            tau_int: 0.5,
-            n,
-        };
+        return ChainEstimate { mean, error: 0.0, tau_int: 0.5, n };
     }
     let mut tau = 0.5;
     for w in 1..n / 2 {
@@ -575,12 +523,7 @@ pub fn chain_estimate(series: &[f64]) -> ChainEstimate {
         }
     }
     let tau = tau.max(0.5);
-    ChainEstimate {
-        mean,
-        error: (2.0 * tau * g0 / n as f64).sqrt(),
-        tau_int: tau,
-        n,
-    }
+    ChainEstimate { mean, error: (2.0 * tau * g0 / n as f64).sqrt(), tau_int: tau, n }
 }
 
 #[cfg(test)]
@@ -618,10 +561,7 @@ mod tests {
             let m = xs.iter().sum::<f64>() / n as f64;
             let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n as f64;
             let want = exact_mean(alpha);
-            assert!(
-                (m - want).abs() < 5.0 * (v / n as f64).sqrt(),
-                "alpha {alpha}: {m} vs {want}"
-            );
+            assert!((m - want).abs() < 5.0 * (v / n as f64).sqrt(), "alpha {alpha}: {m} vs {want}");
         }
     }
 
@@ -637,23 +577,14 @@ mod tests {
                 let mut want = 0.0;
                 for nu in (0..4).filter(|&nu| nu != mu) {
                     let (p_up, p_dn) = if mu < nu {
-                        (
-                            f.plaquette_at(site, mu, nu),
-                            f.plaquette_at(f.geom.dn(site, nu), mu, nu),
-                        )
+                        (f.plaquette_at(site, mu, nu), f.plaquette_at(f.geom.dn(site, nu), mu, nu))
                     } else {
                         // plaquette_at(x, nu, mu) is the same loop reversed: equal real trace.
-                        (
-                            f.plaquette_at(site, nu, mu),
-                            f.plaquette_at(f.geom.dn(site, nu), nu, mu),
-                        )
+                        (f.plaquette_at(site, nu, mu), f.plaquette_at(f.geom.dn(site, nu), nu, mu))
                     };
                     want += p_up.trace().re + p_dn.trace().re;
                 }
-                assert!(
-                    (got - want).abs() < 1e-12,
-                    "site {site} mu {mu}: {got} vs {want}"
-                );
+                assert!((got - want).abs() < 1e-12, "site {site} mu {mu}: {got} vs {want}");
             }
         }
     }

@@ -47,12 +47,7 @@ pub struct Stream {
 impl Stream {
     /// The stream for `seed` at coordinates `(a, b, c)`.
     pub fn new(seed: u64, a: u32, b: u32, c: u32) -> Self {
-        Stream {
-            key: [seed as u32, (seed >> 32) as u32],
-            ctr: [a, b, c, 0],
-            buf: [0; 4],
-            pos: 4,
-        }
+        Stream { key: [seed as u32, (seed >> 32) as u32], ctr: [a, b, c, 0], buf: [0; 4], pos: 4 }
     }
 
     /// The next 32 random bits.
@@ -101,10 +96,7 @@ mod tests {
     /// Known-answer vectors from Random123 (`kat_vectors`, philox4x32_10).
     #[test]
     fn philox_known_answers() {
-        assert_eq!(
-            philox4x32_10([0; 4], [0; 2]),
-            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
-        );
+        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
         assert_eq!(
             philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
             [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
@@ -132,15 +124,8 @@ mod tests {
         m1 /= n as f64;
         m2 /= n as f64;
         // Mean 1/2 and variance 1/12, each to ~5 sigma.
-        assert!(
-            (m1 - 0.5).abs() < 5.0 * (1.0 / 12.0 / n as f64).sqrt(),
-            "mean {m1}"
-        );
-        assert!(
-            (m2 - m1 * m1 - 1.0 / 12.0).abs() < 2e-3,
-            "var {}",
-            m2 - m1 * m1
-        );
+        assert!((m1 - 0.5).abs() < 5.0 * (1.0 / 12.0 / n as f64).sqrt(), "mean {m1}");
+        assert!((m2 - m1 * m1 - 1.0 / 12.0).abs() < 2e-3, "var {}", m2 - m1 * m1);
     }
 
     #[test]

@@ -26,9 +26,7 @@ impl<T: Real> Default for Su3<T> {
 
 impl<T: Real> Su3<T> {
     pub fn zero() -> Self {
-        Su3 {
-            m: [[Complex::new(T::zero(), T::zero()); 3]; 3],
-        }
+        Su3 { m: [[Complex::new(T::zero(), T::zero()); 3]; 3] }
     }
 
     pub fn identity() -> Self {

@@ -48,11 +48,7 @@ pub struct DiracParams {
 impl DiracParams {
     /// Periodic in all four directions (the Lehner–Wettig / qcd_ml setting).
     pub fn periodic(mass: f64, csw: f64) -> Self {
-        DiracParams {
-            mass,
-            csw,
-            boundary_phases: [Complex64::new(1.0, 0.0); 4],
-        }
+        DiracParams { mass, csw, boundary_phases: [Complex64::new(1.0, 0.0); 4] }
     }
 
     /// Periodic in space, antiperiodic in time (physical fermions).
@@ -149,12 +145,7 @@ impl<T: Real> WilsonClover<T> {
                 blocks.into_iter().map(|b| pack_block::<T>(&b))
             })
             .collect();
-        WilsonClover {
-            geom,
-            params: *params,
-            links,
-            clover,
-        }
+        WilsonClover { geom, params: *params, links, clover }
     }
 
     /// Number of lattice sites.
@@ -209,15 +200,12 @@ impl<T: Real> WilsonClover<T> {
     /// out = A inp: the site-local clover term alone (with its 4 + m diagonal).
     pub fn apply_clover(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
         self.check_lengths(out, inp);
-        out.par_chunks_mut(12)
-            .zip(inp.par_chunks(12))
-            .enumerate()
-            .for_each(|(s, (o, i))| {
-                for b in 0..2 {
-                    let v: [Complex<T>; 6] = std::array::from_fn(|k| i[b * 6 + k]);
-                    o[b * 6..b * 6 + 6].copy_from_slice(&self.clover[s * 2 + b].mul_vec(&v));
-                }
-            });
+        out.par_chunks_mut(12).zip(inp.par_chunks(12)).enumerate().for_each(|(s, (o, i))| {
+            for b in 0..2 {
+                let v: [Complex<T>; 6] = std::array::from_fn(|k| i[b * 6 + k]);
+                o[b * 6..b * 6 + 6].copy_from_slice(&self.clover[s * 2 + b].mul_vec(&v));
+            }
+        });
     }
 
     fn check_lengths(&self, out: &[Complex<T>], inp: &[Complex<T>]) {
@@ -232,14 +220,12 @@ impl<T: Real> WilsonClover<T> {
 
     fn apply_impl<const DAG: bool>(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
         self.check_lengths(out, inp);
-        out.par_chunks_mut(12 * SITES_PER_TASK)
-            .enumerate()
-            .for_each(|(task, chunk)| {
-                let first = task * SITES_PER_TASK;
-                for (k, o) in chunk.chunks_exact_mut(12).enumerate() {
-                    self.site::<DAG>(first + k, o, inp);
-                }
-            });
+        out.par_chunks_mut(12 * SITES_PER_TASK).enumerate().for_each(|(task, chunk)| {
+            let first = task * SITES_PER_TASK;
+            for (k, o) in chunk.chunks_exact_mut(12).enumerate() {
+                self.site::<DAG>(first + k, o, inp);
+            }
+        });
     }
 
     /// D (or D†) at one site.
@@ -398,10 +384,8 @@ pub fn clover_blocks_f64(
 }
 
 fn pack_block<T: Real>(m: &[[Complex64; 6]; 6]) -> CloverBlock<T> {
-    let mut b = CloverBlock {
-        diag: [T::zero(); 6],
-        upper: [Complex::new(T::zero(), T::zero()); 15],
-    };
+    let mut b =
+        CloverBlock { diag: [T::zero(); 6], upper: [Complex::new(T::zero(), T::zero()); 15] };
     for i in 0..6 {
         b.diag[i] = T::from_f64(m[i][i].re);
         for j in (i + 1)..6 {

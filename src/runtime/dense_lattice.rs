@@ -42,17 +42,8 @@ impl DenseLatticeNet {
         let mut layers = Vec::new();
         let mut prev = crate::ir::ValueId(0);
         for l in &graph.layers {
-            let LayerKind::Dense {
-                in_features,
-                out_features,
-                bias,
-                complex: true,
-            } = l.kind
-            else {
-                return Err(bad(format!(
-                    "layer `{}` is not a complex dense layer",
-                    l.name
-                )));
+            let LayerKind::Dense { in_features, out_features, bias, complex: true } = l.kind else {
+                return Err(bad(format!("layer `{}` is not a complex dense layer", l.name)));
             };
             if l.inputs.len() != 1 || l.inputs[0] != prev {
                 return Err(bad(format!("layer `{}` is not part of a chain", l.name)));
@@ -63,10 +54,7 @@ impl DenseLatticeNet {
                 .map(|&p| graph.param(p))
                 .ok_or_else(|| bad(format!("layer `{}` has no weight", l.name)))?;
             if w.scalar_len() != 2 * in_features * out_features {
-                return Err(bad(format!(
-                    "layer `{}` has a weight of the wrong size",
-                    l.name
-                )));
+                return Err(bad(format!("layer `{}` has a weight of the wrong size", l.name)));
             }
             let b_off = if bias {
                 let b = l
@@ -92,10 +80,7 @@ impl DenseLatticeNet {
         if !matches!(graph.values.first(), Some(ValueType::Fermion { .. })) {
             return Err(bad("the input is not a fermion field".into()));
         }
-        Ok(DenseLatticeNet {
-            graph: graph.clone(),
-            layers,
-        })
+        Ok(DenseLatticeNet { graph: graph.clone(), layers })
     }
 
     /// The graph it was compiled from.
@@ -187,15 +172,13 @@ impl DenseLatticeNet {
             let x = &acts[k];
             // dW = g x^H, row i = g_i conj(x).
             let gw = &mut grad_params[l.w_off..l.w_off + 2 * l.n_in * l.n_out];
-            gw.par_chunks_mut(2 * l.n_in)
-                .zip(g.par_iter())
-                .for_each(|(row, gi)| {
-                    for (j, xj) in x.iter().enumerate() {
-                        let v = *gi * xj.conj();
-                        row[2 * j] = v.re;
-                        row[2 * j + 1] = v.im;
-                    }
-                });
+            gw.par_chunks_mut(2 * l.n_in).zip(g.par_iter()).for_each(|(row, gi)| {
+                for (j, xj) in x.iter().enumerate() {
+                    let v = *gi * xj.conj();
+                    row[2 * j] = v.re;
+                    row[2 * j + 1] = v.im;
+                }
+            });
             if let Some(bo) = l.b_off {
                 for (i, gi) in g.iter().enumerate() {
                     grad_params[bo + 2 * i] = gi.re;
@@ -314,9 +297,8 @@ mod tests {
             Complex::new(p[o + 2 * (i * n + j)], p[o + 2 * (i * n + j) + 1])
         };
         let o2 = g.params[1].offset;
-        let h: Vec<Complex<f64>> = (0..n)
-            .map(|i| (0..n).map(|j| w(0, i, j) * x[j]).sum())
-            .collect();
+        let h: Vec<Complex<f64>> =
+            (0..n).map(|i| (0..n).map(|j| w(0, i, j) * x[j]).sum()).collect();
         for i in (0..n).step_by(97) {
             let want: Complex<f64> = (0..n).map(|j| w(o2, i, j) * h[j]).sum();
             assert!((want - y[i]).norm() < 1e-10 * want.norm().max(1.0));

@@ -17,17 +17,10 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
     for layer in &graph.layers {
         let fan_in = match &layer.kind {
             LayerKind::Dense { in_features, .. } => *in_features,
-            LayerKind::Conv {
-                in_channels,
-                window,
-                ..
-            } => in_channels * window.iter().product::<usize>(),
-            LayerKind::Ptc {
-                n_in,
-                n_out,
-                paths,
-                local,
-            } => {
+            LayerKind::Conv { in_channels, window, .. } => {
+                in_channels * window.iter().product::<usize>()
+            }
+            LayerKind::Ptc { n_in, n_out, paths, local } => {
                 for &pid in &layer.params {
                     let prm = graph.param(pid);
                     let slot = &mut p[prm.offset..prm.offset + prm.scalar_len()];
@@ -36,11 +29,8 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
                         *v = (1e-3 * g) as f32;
                     }
                     // Layout [n_out, n_in, n_paths, (V,) 4, 4] complex interleaved.
-                    let sites = if *local {
-                        prm.count() / (n_out * n_in * paths.len() * 16)
-                    } else {
-                        1
-                    };
+                    let sites =
+                        if *local { prm.count() / (n_out * n_in * paths.len() * 16) } else { 1 };
                     for f in 0..(*n_out).min(*n_in) {
                         for site in 0..sites {
                             let base = (((f * n_in + f) * paths.len()) * sites + site) * 16;
@@ -71,18 +61,8 @@ mod tests {
     use crate::ir::{Param, Span, Symmetry, ValueType};
 
     fn dense(inp: usize, out: usize) -> Graph {
-        let w = Param {
-            name: "w".into(),
-            shape: vec![out, inp],
-            complex: false,
-            offset: 0,
-        };
-        let b = Param {
-            name: "b".into(),
-            shape: vec![out],
-            complex: false,
-            offset: out * inp,
-        };
+        let w = Param { name: "w".into(), shape: vec![out, inp], complex: false, offset: 0 };
+        let b = Param { name: "b".into(), shape: vec![out], complex: false, offset: out * inp };
         Graph {
             name: "t".into(),
             symmetry: Symmetry::None,
@@ -138,12 +118,7 @@ mod tests {
         };
         let mut g = dense(1, 1);
         g.params = vec![prm];
-        g.layers[0].kind = LayerKind::Ptc {
-            n_in,
-            n_out,
-            paths: vec![vec![]; paths],
-            local: false,
-        };
+        g.layers[0].kind = LayerKind::Ptc { n_in, n_out, paths: vec![vec![]; paths], local: false };
         g.layers[0].params = vec![crate::ir::ParamId(0)];
         let p = init_params(&g, 1);
         for o in 0..n_out {
@@ -152,11 +127,7 @@ mod tests {
                     for s in 0..4 {
                         for t in 0..4 {
                             let k = 2 * ((((o * n_in + i) * paths + path) * 4 + s) * 4 + t);
-                            let want = if o == i && path == 0 && s == t {
-                                1.0
-                            } else {
-                                0.0
-                            };
+                            let want = if o == i && path == 0 && s == t { 1.0 } else { 0.0 };
                             assert!(
                                 (p[k] - want).abs() < 6e-3,
                                 "re {o} {i} {path} {s} {t}: {}",

@@ -97,9 +97,8 @@ fn stencil_descs(
     };
     if weighted {
         // Forward: groups (j, p), terms (i, j, p) with weight (i*n_in + j)*P + p.
-        let groups: Vec<(usize, usize)> = (0..n_in)
-            .flat_map(|j| (0..np).map(move |p| (j, p)))
-            .collect();
+        let groups: Vec<(usize, usize)> =
+            (0..n_in).flat_map(|j| (0..np).map(move |p| (j, p))).collect();
         let terms = (0..n_out)
             .flat_map(|i| {
                 (0..n_in).flat_map(move |j| {
@@ -111,19 +110,11 @@ fn stencil_descs(
                 })
             })
             .collect();
-        let fwd = base(
-            format!("{name}_fwd"),
-            n_in,
-            n_out,
-            groups,
-            terms,
-            n_out * n_in * np,
-        );
+        let fwd = base(format!("{name}_fwd"), n_in, n_out, groups, terms, n_out * n_in * np);
         // Backward: groups (i, p) over the output gradient, terms (j, i, p) with weight
         // (j*n_out + i)*P + p holding W_ijp^dagger.
-        let groups: Vec<(usize, usize)> = (0..n_out)
-            .flat_map(|i| (0..np).map(move |p| (i, p)))
-            .collect();
+        let groups: Vec<(usize, usize)> =
+            (0..n_out).flat_map(|i| (0..np).map(move |p| (i, p))).collect();
         let terms = (0..n_in)
             .flat_map(|j| {
                 (0..n_out).flat_map(move |i| {
@@ -135,32 +126,12 @@ fn stencil_descs(
                 })
             })
             .collect();
-        let bwd = base(
-            format!("{name}_bwd"),
-            n_out,
-            n_in,
-            groups,
-            terms,
-            n_out * n_in * np,
-        );
+        let bwd = base(format!("{name}_bwd"), n_out, n_in, groups, terms, n_out * n_in * np);
         (fwd, bwd)
     } else {
         let groups: Vec<(usize, usize)> = (0..np).map(|k| (k, k)).collect();
-        let terms: Vec<Term> = (0..np)
-            .map(|k| Term {
-                out: k,
-                group: k,
-                weight: None,
-            })
-            .collect();
-        let fwd = base(
-            format!("{name}_fwd"),
-            np,
-            np,
-            groups.clone(),
-            terms.clone(),
-            0,
-        );
+        let terms: Vec<Term> = (0..np).map(|k| Term { out: k, group: k, weight: None }).collect();
+        let fwd = base(format!("{name}_fwd"), np, np, groups.clone(), terms.clone(), 0);
         let bwd = base(format!("{name}_bwd"), np, np, groups, terms, 0);
         (fwd, bwd)
     }
@@ -196,12 +167,7 @@ impl<T: SimdReal> LatticeNet<T> {
         let vol = layout.volume();
         for l in &graph.layers {
             let exec = match &l.kind {
-                LayerKind::Ptc {
-                    n_in,
-                    n_out,
-                    paths,
-                    local,
-                } => {
+                LayerKind::Ptc { n_in, n_out, paths, local } => {
                     let (f, b) = stencil_descs(
                         &format!("{}_{}", l.name, T::NAME),
                         *n_in,
@@ -222,13 +188,7 @@ impl<T: SimdReal> LatticeNet<T> {
                     } else {
                         "PTC"
                     };
-                    plans.push(stencil_plan(
-                        &l.name,
-                        &f,
-                        Pass::Forward,
-                        f.name.clone(),
-                        what,
-                    ));
+                    plans.push(stencil_plan(&l.name, &f, Pass::Forward, f.name.clone(), what));
                     plans.push(stencil_plan(
                         &l.name,
                         &b,
@@ -442,11 +402,7 @@ impl<T: SimdReal> LatticeNet<T> {
             for j in 0..s.n_in {
                 for p in 0..np {
                     let wf = (i * s.n_in + j) * np + p;
-                    let wb = if backward {
-                        (j * s.n_out + i) * np + p
-                    } else {
-                        wf
-                    };
+                    let wb = if backward { (j * s.n_out + i) * np + p } else { wf };
                     for a in 0..4 {
                         for b in 0..4 {
                             // Backward entry [a][b] is conj(W[b][a]).
@@ -567,8 +523,7 @@ impl<T: SimdReal> LatticeNet<T> {
         self.check_field("input", input.len(), crate::ir::ValueId(0))?;
         self.check_field("output", output.len(), self.graph.output)?;
         let vals = self.run_forward(params, input)?;
-        self.layout
-            .from_aosoa(&vals[self.graph.output.index()], output);
+        self.layout.from_aosoa(&vals[self.graph.output.index()], output);
         vals.into_iter().for_each(|v| self.recycle(v));
         Ok(())
     }
@@ -615,8 +570,7 @@ impl<T: SimdReal> LatticeNet<T> {
         let out_len = features(&self.graph, self.graph.output) * self.layout.volume() * 12;
         let vals = self.run_forward(params, input)?;
         let mut out = vec![Complex::new(T::zero(), T::zero()); out_len];
-        self.layout
-            .from_aosoa(&vals[self.graph.output.index()], &mut out);
+        self.layout.from_aosoa(&vals[self.graph.output.index()], &mut out);
         let mut gout = vec![Complex::new(T::zero(), T::zero()); out_len];
         seed(&out, &mut gout);
         if let Some(o) = output {
@@ -634,9 +588,7 @@ impl<T: SimdReal> LatticeNet<T> {
         ) -> Option<Vec<T>> {
             match &mut grads[v] {
                 Some(acc) => {
-                    acc.par_iter_mut()
-                        .zip(g.par_iter())
-                        .for_each(|(a, b)| *a += *b);
+                    acc.par_iter_mut().zip(g.par_iter()).for_each(|(a, b)| *a += *b);
                     Some(g)
                 }
                 slot @ None => {
@@ -675,14 +627,10 @@ impl<T: SimdReal> LatticeNet<T> {
         if let Some(gi) = grad_input {
             match &grads[0] {
                 Some(g) => self.layout.from_aosoa(g, gi),
-                None => gi
-                    .iter_mut()
-                    .for_each(|z| *z = Complex::new(T::zero(), T::zero())),
+                None => gi.iter_mut().for_each(|z| *z = Complex::new(T::zero(), T::zero())),
             }
         }
-        vals.into_iter()
-            .chain(grads.into_iter().flatten())
-            .for_each(|v| self.recycle(v));
+        vals.into_iter().chain(grads.into_iter().flatten()).for_each(|v| self.recycle(v));
         Ok(())
     }
 
@@ -762,15 +710,12 @@ fn norm_gate_aosoa<T: SimdReal>(
     out.par_chunks_mut(slot).enumerate().for_each(|(si, o)| {
         let xs = &x[si * slot..(si + 1) * slot];
         for k in 0..lanes {
-            let n: T = (0..FIELD_COMPONENTS)
-                .map(|q| xs[q * lanes + k] * xs[q * lanes + k])
-                .sum();
+            let n: T = (0..FIELD_COMPONENTS).map(|q| xs[q * lanes + k] * xs[q * lanes + k]).sum();
             let sg = T::one() / (T::one() + (-n).exp());
             if backward {
                 let g = &grad.expect("backward has a gradient")[si * slot..(si + 1) * slot];
-                let re: T = (0..FIELD_COMPONENTS)
-                    .map(|q| xs[q * lanes + k] * g[q * lanes + k])
-                    .sum();
+                let re: T =
+                    (0..FIELD_COMPONENTS).map(|q| xs[q * lanes + k] * g[q * lanes + k]).sum();
                 let f = (T::one() + T::one()) * sg * (T::one() - sg) * re;
                 for q in 0..FIELD_COMPONENTS {
                     o[q * lanes + k] = g[q * lanes + k] * sg + xs[q * lanes + k] * f;

@@ -45,16 +45,8 @@ pub fn hop_field<T: Real>(
             (gauge.link(y, mu).cast::<T>(), y, true)
         };
         for s in 0..4 {
-            let v = [
-                psi[src * 12 + s * 3],
-                psi[src * 12 + s * 3 + 1],
-                psi[src * 12 + s * 3 + 2],
-            ];
-            let w = if dagger {
-                u.adj_mul_vec(&v)
-            } else {
-                u.mul_vec(&v)
-            };
+            let v = [psi[src * 12 + s * 3], psi[src * 12 + s * 3 + 1], psi[src * 12 + s * 3 + 2]];
+            let w = if dagger { u.adj_mul_vec(&v) } else { u.mul_vec(&v) };
             out[x * 12 + s * 3..x * 12 + s * 3 + 3].copy_from_slice(&w);
         }
     }
@@ -73,13 +65,7 @@ pub fn transport<T: Real>(gauge: &GaugeField, path: &Path, psi: &[Complex<T>]) -
 
 /// The inverse path: steps reversed, signs flipped (T_{p^-1} = T_p^dagger).
 pub fn inverse_path(path: &Path) -> Path {
-    path.iter()
-        .rev()
-        .map(|h| crate::ir::Hop {
-            mu: h.mu,
-            forward: !h.forward,
-        })
-        .collect()
+    path.iter().rev().map(|h| crate::ir::Hop { mu: h.mu, forward: !h.forward }).collect()
 }
 
 /// Apply a complex 4x4 spin matrix (row-major, 16 entries) to every site of a field.
@@ -93,11 +79,7 @@ fn spin_mix<T: Real>(
     for x in 0..vol {
         for so in 0..4 {
             for si in 0..4 {
-                let m = if dagger {
-                    w(x, si, so).conj()
-                } else {
-                    w(x, so, si)
-                };
+                let m = if dagger { w(x, si, so).conj() } else { w(x, so, si) };
                 for c in 0..3 {
                     acc[x * 12 + so * 3 + c] += m * f[x * 12 + si * 3 + c];
                 }
@@ -166,12 +148,7 @@ pub fn ptc_forward<T: Real>(
         for (p, path) in shape.paths.iter().enumerate() {
             let chi = transport(gauge, path, &input[j * n..(j + 1) * n]);
             for i in 0..shape.n_out {
-                spin_mix(
-                    weight(shape, w, vol, i, j, p),
-                    false,
-                    &chi,
-                    &mut out[i * n..(i + 1) * n],
-                );
+                spin_mix(weight(shape, w, vol, i, j, p), false, &chi, &mut out[i * n..(i + 1) * n]);
             }
         }
     }
@@ -297,11 +274,7 @@ pub fn norm_gate_backward<T: Real>(
         let n: T = s.iter().map(|z| z.norm_sqr()).sum();
         let sg = sigmoid(n);
         let d = sg * (T::one() - sg);
-        let re: T = s
-            .iter()
-            .zip(g)
-            .map(|(a, b)| a.re * b.re + a.im * b.im)
-            .sum();
+        let re: T = s.iter().zip(g).map(|(a, b)| a.re * b.re + a.im * b.im).sum();
         let two = T::one() + T::one();
         for (a, b) in s.iter().zip(g) {
             out.push(b * sg + a * (two * d * re));
@@ -371,10 +344,7 @@ pub(crate) fn features(graph: &Graph, v: crate::ir::ValueId) -> usize {
 impl ReferenceLatticeNet {
     pub fn new(graph: &Graph, gauge: &GaugeField) -> Result<Self, RuntimeError> {
         check_graph(graph, gauge)?;
-        Ok(ReferenceLatticeNet {
-            graph: graph.clone(),
-            gauge: gauge.clone(),
-        })
+        Ok(ReferenceLatticeNet { graph: graph.clone(), gauge: gauge.clone() })
     }
 
     pub fn graph(&self) -> &Graph {
@@ -397,18 +367,8 @@ impl ReferenceLatticeNet {
         for l in &self.graph.layers {
             let x = &vals[l.inputs[0].index()];
             let y = match &l.kind {
-                LayerKind::Ptc {
-                    n_in,
-                    n_out,
-                    paths,
-                    local,
-                } => {
-                    let shape = PtcShape {
-                        n_in: *n_in,
-                        n_out: *n_out,
-                        paths,
-                        local: *local,
-                    };
+                LayerKind::Ptc { n_in, n_out, paths, local } => {
+                    let shape = PtcShape { n_in: *n_in, n_out: *n_out, paths, local: *local };
                     ptc_forward(&self.gauge, &shape, self.layer_weights(l, params), x)
                 }
                 LayerKind::Transport { paths } => transport_forward(&self.gauge, paths, x),
@@ -496,24 +456,13 @@ impl ReferenceLatticeNet {
             };
             let x = &vals[l.inputs[0].index()];
             match &l.kind {
-                LayerKind::Ptc {
-                    n_in,
-                    n_out,
-                    paths,
-                    local,
-                } => {
-                    let shape = PtcShape {
-                        n_in: *n_in,
-                        n_out: *n_out,
-                        paths,
-                        local: *local,
-                    };
+                LayerKind::Ptc { n_in, n_out, paths, local } => {
+                    let shape = PtcShape { n_in: *n_in, n_out: *n_out, paths, local: *local };
                     let w = self.layer_weights(l, params);
                     let gw = ptc_weight_grad(&self.gauge, &shape, x, &gout);
                     let p = self.graph.param(l.params[0]);
-                    for (a, b) in grad_params[p.offset..p.offset + p.scalar_len()]
-                        .iter_mut()
-                        .zip(&gw)
+                    for (a, b) in
+                        grad_params[p.offset..p.offset + p.scalar_len()].iter_mut().zip(&gw)
                     {
                         *a += *b;
                     }
@@ -531,11 +480,9 @@ impl ReferenceLatticeNet {
                     add_grad(&mut grads, l.inputs[0].index(), gout.clone());
                     add_grad(&mut grads, l.inputs[1].index(), gout);
                 }
-                LayerKind::NormGate => add_grad(
-                    &mut grads,
-                    l.inputs[0].index(),
-                    norm_gate_backward(x, &gout),
-                ),
+                LayerKind::NormGate => {
+                    add_grad(&mut grads, l.inputs[0].index(), norm_gate_backward(x, &gout))
+                }
                 _ => unreachable!("rejected by check_graph"),
             }
         }

@@ -30,9 +30,16 @@ pub trait Classifier: Send + Sync {
     fn graph(&self) -> &Graph;
     /// Forward and backward of the mean NLL over a batch (`labels.len()` samples, `images` is
     /// `batch * input_len` values). Overwrites `grad` with d(mean loss)/d(params).
-    fn train_batch(&self, params: &[f32], images: &[f32], labels: &[u8], grad: &mut [f32]) -> Result<BatchStats, RuntimeError>;
+    fn train_batch(
+        &self,
+        params: &[f32],
+        images: &[f32],
+        labels: &[u8],
+        grad: &mut [f32],
+    ) -> Result<BatchStats, RuntimeError>;
     /// Log-probabilities (`batch * classes`) for a batch of inputs.
-    fn predict(&self, params: &[f32], images: &[f32], logp: &mut [f32]) -> Result<(), RuntimeError>;
+    fn predict(&self, params: &[f32], images: &[f32], logp: &mut [f32])
+    -> Result<(), RuntimeError>;
 }
 
 pub mod dense_lattice;

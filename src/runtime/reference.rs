@@ -22,9 +22,7 @@ fn unsupported(kind: &LayerKind, layer: &str) -> RuntimeError {
 fn real_len(graph: &Graph, v: crate::ir::ValueId) -> Result<usize, RuntimeError> {
     match graph.value(v) {
         ValueType::Real { shape } => Ok(shape.iter().product()),
-        other => Err(RuntimeError::Shape(format!(
-            "value {v} is {other:?}, not a real tensor"
-        ))),
+        other => Err(RuntimeError::Shape(format!("value {v} is {other:?}, not a real tensor"))),
     }
 }
 
@@ -128,12 +126,7 @@ pub fn forward<T: Float>(
         let in_len = real_len(graph, layer.inputs[0])?;
         let mut y = vec![T::zero(); batch * out_len];
         match &layer.kind {
-            LayerKind::Dense {
-                in_features,
-                out_features,
-                bias,
-                complex: false,
-            } => {
+            LayerKind::Dense { in_features, out_features, bias, complex: false } => {
                 let w = graph.param(layer.params[0]).offset;
                 for b in 0..batch {
                     for o in 0..*out_features {
@@ -228,9 +221,7 @@ pub fn backward<T: Float>(
 ) -> Result<(Vec<T>, Vec<T>), RuntimeError> {
     let mut grads: Vec<Vec<T>> = acts.iter().map(|a| vec![T::zero(); a.len()]).collect();
     if dout.len() != grads[graph.output.index()].len() {
-        return Err(RuntimeError::Shape(
-            "output gradient has the wrong length".into(),
-        ));
+        return Err(RuntimeError::Shape("output gradient has the wrong length".into()));
     }
     grads[graph.output.index()] = dout.to_vec();
     let mut dp = vec![T::zero(); params.len()];
@@ -243,12 +234,7 @@ pub fn backward<T: Float>(
         let out_len = real_len(graph, layer.output)?;
         let mut dx = vec![T::zero(); x.len()];
         match &layer.kind {
-            LayerKind::Dense {
-                in_features,
-                out_features,
-                bias,
-                complex: false,
-            } => {
+            LayerKind::Dense { in_features, out_features, bias, complex: false } => {
                 let w = graph.param(layer.params[0]).offset;
                 for b in 0..batch {
                     for o in 0..*out_features {
@@ -341,15 +327,10 @@ pub fn nll<T: Float>(
 ) -> Result<(BatchStats, Vec<T>), RuntimeError> {
     let batch = labels.len();
     if logp.len() != batch * classes {
-        return Err(RuntimeError::Shape(
-            "log-probabilities and labels disagree".into(),
-        ));
+        return Err(RuntimeError::Shape("log-probabilities and labels disagree".into()));
     }
     let mut d = vec![T::zero(); logp.len()];
-    let mut stats = BatchStats {
-        samples: batch,
-        ..Default::default()
-    };
+    let mut stats = BatchStats { samples: batch, ..Default::default() };
     for (b, &l) in labels.iter().enumerate() {
         let l = l as usize;
         if l >= classes {
@@ -408,10 +389,7 @@ impl ReferenceClassifier {
             }
         }
         let classes = real_len(graph, graph.output)?;
-        Ok(ReferenceClassifier {
-            graph: graph.clone(),
-            classes,
-        })
+        Ok(ReferenceClassifier { graph: graph.clone(), classes })
     }
 
     fn batch_of(&self, images: &[f32]) -> Result<usize, RuntimeError> {
@@ -444,9 +422,7 @@ impl Classifier for ReferenceClassifier {
     ) -> Result<BatchStats, RuntimeError> {
         let batch = self.batch_of(images)?;
         if batch != labels.len() || grad.len() != params.len() {
-            return Err(RuntimeError::Shape(
-                "images, labels and gradient disagree".into(),
-            ));
+            return Err(RuntimeError::Shape("images, labels and gradient disagree".into()));
         }
         let p = widen(params);
         let acts = forward(&self.graph, &p, &widen(images), batch)?;
@@ -466,9 +442,7 @@ impl Classifier for ReferenceClassifier {
     ) -> Result<(), RuntimeError> {
         let batch = self.batch_of(images)?;
         if logp.len() != batch * self.classes {
-            return Err(RuntimeError::Shape(
-                "output buffer has the wrong length".into(),
-            ));
+            return Err(RuntimeError::Shape("output buffer has the wrong length".into()));
         }
         let acts = forward(&self.graph, &widen(params), &widen(images), batch)?;
         for (o, v) in logp.iter_mut().zip(&acts[self.graph.output.index()]) {

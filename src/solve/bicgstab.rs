@@ -49,11 +49,8 @@ pub fn bicgstab<T: Real, O: LinearOperator<T> + ?Sized>(
     while rnorm / bnorm > params.tol && iterations < params.max_iterations {
         let cycle_start = iterations;
         let rhat = r.clone();
-        let (mut rho, mut alpha, mut omega) = (
-            Complex64::new(1.0, 0.0),
-            Complex64::new(1.0, 0.0),
-            Complex64::new(1.0, 0.0),
-        );
+        let (mut rho, mut alpha, mut omega) =
+            (Complex64::new(1.0, 0.0), Complex64::new(1.0, 0.0), Complex64::new(1.0, 0.0));
         p.iter_mut().for_each(|e| *e = zero);
         v.iter_mut().for_each(|e| *e = zero);
         let breakdown_eps = 1e-30 * norm_sqr(&rhat);
@@ -79,11 +76,7 @@ pub fn bicgstab<T: Real, O: LinearOperator<T> + ?Sized>(
             axpy(from_c64(-alpha), &v, &mut s);
             op.apply(&mut t, &s);
             let tt = norm_sqr(&t);
-            omega = if tt > 0.0 {
-                dot(&t, &s) / tt
-            } else {
-                Complex64::new(0.0, 0.0)
-            };
+            omega = if tt > 0.0 { dot(&t, &s) / tt } else { Complex64::new(0.0, 0.0) };
             axpy(from_c64(alpha), &p, x);
             axpy(from_c64(omega), &s, x);
             // r = s − ω t

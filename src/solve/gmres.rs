@@ -87,11 +87,8 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
     }
 
     let mut v: Vec<Vec<Complex<T>>> = (0..=m).map(|_| vec![zero; n]).collect();
-    let mut z: Vec<Vec<Complex<T>>> = if prec.is_some() {
-        (0..m).map(|_| vec![zero; n]).collect()
-    } else {
-        Vec::new()
-    };
+    let mut z: Vec<Vec<Complex<T>>> =
+        if prec.is_some() { (0..m).map(|_| vec![zero; n]).collect() } else { Vec::new() };
     let mut w = vec![zero; n];
     // h[j] is column j of the Hessenberg matrix (rotated in place into R).
     let mut h = vec![vec![Complex64::new(0.0, 0.0); m + 1]; m];

@@ -102,10 +102,7 @@ impl<'a, O: LinearOperator<f32>> MixedPrecision<'a, O> {
     /// Wraps `op` with scratch buffers for one input and one output vector.
     pub fn new(op: &'a O) -> Self {
         let z = Complex::new(0.0f32, 0.0);
-        MixedPrecision {
-            op,
-            scratch: Mutex::new((vec![z; op.len()], vec![z; op.len()])),
-        }
+        MixedPrecision { op, scratch: Mutex::new((vec![z; op.len()], vec![z; op.len()])) }
     }
 }
 
@@ -147,11 +144,7 @@ pub struct SolveParams {
 
 impl Default for SolveParams {
     fn default() -> Self {
-        SolveParams {
-            tol: 1e-8,
-            restart: 30,
-            max_iterations: 20_000,
-        }
+        SolveParams { tol: 1e-8, restart: 30, max_iterations: 20_000 }
     }
 }
 
@@ -185,11 +178,7 @@ struct Counted<'a, T: Real, O: LinearOperator<T> + ?Sized> {
 
 impl<'a, T: Real, O: LinearOperator<T> + ?Sized> Counted<'a, T, O> {
     fn new(op: &'a O) -> Self {
-        Counted {
-            op,
-            count: Cell::new(0),
-            _t: std::marker::PhantomData,
-        }
+        Counted { op, count: Cell::new(0), _t: std::marker::PhantomData }
     }
     fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
         self.count.set(self.count.get() + 1);

@@ -65,13 +65,10 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// A metadata value, or a mismatch error naming the key.
     pub fn meta_str(&self, path: &Path, key: &str) -> Result<&str, CheckpointError> {
-        self.meta
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| CheckpointError::Format {
-                path: path.to_path_buf(),
-                message: format!("metadata key `{key}` is missing"),
-            })
+        self.meta.get(key).map(String::as_str).ok_or_else(|| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message: format!("metadata key `{key}` is missing"),
+        })
     }
     /// A metadata value parsed as a number (or any `FromStr`).
     pub fn meta_parse<T: std::str::FromStr>(
@@ -149,58 +146,37 @@ pub fn save(
     info.insert("model".into(), graph.name.clone());
     info.insert("param_scalars".into(), graph.param_scalars().to_string());
     let bytes = safetensors::tensor::serialize(views, Some(info)).map_err(format_err)?;
-    super::write_atomic(path, &bytes).map_err(|source| CheckpointError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    super::write_atomic(path, &bytes)
+        .map_err(|source| CheckpointError::Write { path: path.to_path_buf(), source })
 }
 
 fn to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// Loads a checkpoint and checks that its parameters fit `graph` (names, shapes, dtype).
 pub fn load(path: &Path, graph: &Graph) -> Result<Checkpoint, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let format = |message: String| CheckpointError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mismatch = |message: String| CheckpointError::Mismatch {
-        path: path.to_path_buf(),
-        message,
-    };
+    let bytes = std::fs::read(path)
+        .map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
+    let format = |message: String| CheckpointError::Format { path: path.to_path_buf(), message };
+    let mismatch =
+        |message: String| CheckpointError::Mismatch { path: path.to_path_buf(), message };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
-    let meta: BTreeMap<String, String> = header
-        .metadata()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let meta: BTreeMap<String, String> =
+        header.metadata().clone().unwrap_or_default().into_iter().collect();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(format(format!("metadata `format` is not `{FORMAT}`")));
     }
     if let Some(model) = meta.get("model")
         && model != &graph.name
     {
-        return Err(mismatch(format!(
-            "it was trained for model `{model}`, not `{}`",
-            graph.name
-        )));
+        return Err(mismatch(format!("it was trained for model `{model}`, not `{}`", graph.name)));
     }
     let mut params = vec![0.0f32; graph.param_scalars()];
     for (i, p) in graph.params.iter().enumerate() {
         let key = param_key(graph, i);
-        let t = st
-            .tensor(&key)
-            .map_err(|_| mismatch(format!("parameter `{key}` is missing")))?;
+        let t = st.tensor(&key).map_err(|_| mismatch(format!("parameter `{key}` is missing")))?;
         let want = param_shape(graph, i);
         if t.dtype() != Dtype::F32 || t.shape() != want.as_slice() {
             return Err(mismatch(format!(
@@ -225,9 +201,5 @@ pub fn load(path: &Path, graph: &Graph) -> Result<Checkpoint, CheckpointError> {
             optimizer.insert(buf.to_string(), to_f32(t.data()));
         }
     }
-    Ok(Checkpoint {
-        params,
-        optimizer,
-        meta,
-    })
+    Ok(Checkpoint { params, optimizer, meta })
 }

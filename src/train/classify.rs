@@ -40,12 +40,7 @@ pub enum TrainError {
 last completed epoch ({completed} so far) is kept in the run folder"
         )
     )]
-    Diverged {
-        epoch: usize,
-        step: u64,
-        what: String,
-        completed: usize,
-    },
+    Diverged { epoch: usize, step: u64, what: String, completed: usize },
 
     #[error("the model does not fit the data: {message}")]
     #[diagnostic(
@@ -171,10 +166,7 @@ pub fn check_shapes(clf: &dyn Classifier, split: &Split) -> Result<(), TrainErro
     let c = classes(clf);
     if c < 10 {
         return Err(TrainError::Shape {
-            message: format!(
-                "model `{}` outputs {c} classes, the labels are digits 0..=9",
-                g.name
-            ),
+            message: format!("model `{}` outputs {c} classes, the labels are digits 0..=9", g.name),
         });
     }
     Ok(())
@@ -220,13 +212,7 @@ pub fn evaluate(
         }
     }
     let n = idx.len().max(1) as f64;
-    Ok(Predictions {
-        eval: Evaluation {
-            loss: loss / n,
-            accuracy: correct as f64 / n,
-        },
-        predicted,
-    })
+    Ok(Predictions { eval: Evaluation { loss: loss / n, accuracy: correct as f64 / n }, predicted })
 }
 
 /// Index of the largest entry (first one on ties; NaN never wins).
@@ -271,10 +257,7 @@ fn resume_state(
 ) -> Result<LoopState, TrainError> {
     let path = dir.join(checkpoint::FILE_NAME);
     let ck = checkpoint::load(&path, clf.graph())?;
-    let bad = |message: String| TrainError::Resume {
-        path: path.clone(),
-        message,
-    };
+    let bad = |message: String| TrainError::Resume { path: path.clone(), message };
     let mut opt = Optimizer::new(&opts.optimizer, ck.params.len());
     let kind = ck.meta_str(&path, "optimizer")?;
     if kind != opt.name() {
@@ -297,10 +280,7 @@ fn resume_state(
     }
     let batch: usize = ck.meta_parse(&path, "batch")?;
     if batch != opts.batch {
-        return Err(bad(format!(
-            "the run used batch {batch}, not {}",
-            opts.batch
-        )));
+        return Err(bad(format!("the run used batch {batch}, not {}", opts.batch)));
     }
     let validation: f64 = ck.meta_parse(&path, "validation")?;
     if validation != opts.validation {
@@ -316,20 +296,10 @@ fn resume_state(
         .map_err(|e| bad(format!("metadata `history` is invalid: {e}")))?;
     let epochs_done: usize = ck.meta_parse(&path, "epoch")?;
     if history.len() != epochs_done {
-        return Err(bad(format!(
-            "{} history rows for {epochs_done} epochs",
-            history.len()
-        )));
+        return Err(bad(format!("{} history rows for {epochs_done} epochs", history.len())));
     }
     let global_step = ck.meta_parse(&path, "global_step")?;
-    Ok(LoopState {
-        params: ck.params,
-        opt,
-        rng,
-        epochs_done,
-        global_step,
-        history,
-    })
+    Ok(LoopState { params: ck.params, opt, rng, epochs_done, global_step, history })
 }
 
 fn save_checkpoint(
@@ -345,15 +315,11 @@ fn save_checkpoint(
     meta.insert("seed".to_string(), opts.seed.to_string());
     meta.insert("batch".to_string(), opts.batch.to_string());
     meta.insert("validation".to_string(), opts.validation.to_string());
-    meta.insert(
-        "rng_word_pos".to_string(),
-        st.rng.get_word_pos().to_string(),
-    );
+    meta.insert("rng_word_pos".to_string(), st.rng.get_word_pos().to_string());
     meta.insert(
         "history".to_string(),
-        serde_json::to_string(&st.history).map_err(|e| TrainError::Setting {
-            message: e.to_string(),
-        })?,
+        serde_json::to_string(&st.history)
+            .map_err(|e| TrainError::Setting { message: e.to_string() })?,
     );
     let path = opts.out_dir.join(checkpoint::FILE_NAME);
     checkpoint::save(&path, clf.graph(), &st.params, &st.opt.buffers(), &meta)?;
@@ -420,9 +386,7 @@ pub fn train(
     resume: Option<&Path>,
 ) -> Result<Summary, TrainError> {
     if opts.batch == 0 {
-        return Err(TrainError::Setting {
-            message: "batch size must be at least 1".into(),
-        });
+        return Err(TrainError::Setting { message: "batch size must be at least 1".into() });
     }
     if !(0.0..1.0).contains(&opts.validation) {
         return Err(TrainError::Setting {
@@ -432,10 +396,8 @@ pub fn train(
     check_shapes(clf, &data.train)?;
     check_shapes(clf, &data.test)?;
     let n_scalars = clf.graph().param_scalars();
-    std::fs::create_dir_all(&opts.out_dir).map_err(|source| TrainError::Io {
-        path: opts.out_dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .map_err(|source| TrainError::Io { path: opts.out_dir.clone(), source })?;
 
     let mut st = match resume {
         Some(dir) => resume_state(clf, opts, dir)?,
@@ -463,9 +425,7 @@ pub fn train(
 
     let (train_idx, val_idx) = split_indices(data.train.len(), opts.validation, opts.seed);
     if train_idx.is_empty() {
-        return Err(TrainError::Setting {
-            message: "the training set is empty".into(),
-        });
+        return Err(TrainError::Setting { message: "the training set is empty".into() });
     }
     let (n_train, n_val, n_test) = (train_idx.len(), val_idx.len(), data.test.len());
     let steps_per_epoch = n_train.div_ceil(opts.batch) as u64;
@@ -565,16 +525,7 @@ pub fn train(
         let val = if val_idx.is_empty() {
             None
         } else {
-            Some(
-                evaluate(
-                    clf,
-                    &st.params,
-                    &data.train,
-                    Some(&val_idx),
-                    opts.eval_batch,
-                )?
-                .eval,
-            )
+            Some(evaluate(clf, &st.params, &data.train, Some(&val_idx), opts.eval_batch)?.eval)
         };
         let test = evaluate(clf, &st.params, &data.test, None, opts.eval_batch)?.eval;
         let eval_seconds = t1.elapsed().as_secs_f64();
@@ -616,11 +567,7 @@ pub fn train(
         st.history.push(row);
         st.epochs_done = epoch;
         save_checkpoint(clf, opts, &st)?;
-        let status = if st.epochs_done == opts.epochs {
-            "completed"
-        } else {
-            "running"
-        };
+        let status = if st.epochs_done == opts.epochs { "completed" } else { "running" };
         write_logs(&st, status, None)?;
     }
     bar.finish_and_clear();
@@ -628,14 +575,5 @@ pub fn train(
         // Nothing trained (epochs = 0, or resumed at the end): still leave a consistent folder.
         write_logs(&st, "completed", None)?;
     }
-    Ok(summary(
-        clf,
-        opts,
-        &st,
-        "completed",
-        None,
-        n_train,
-        n_val,
-        n_test,
-    ))
+    Ok(summary(clf, opts, &st, "completed", None, n_train, n_val, n_test))
 }

@@ -71,12 +71,7 @@ t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz); point `--data DI
             "the header promises more (or less) data than the file holds; the file is damaged, re-download it"
         )
     )]
-    Size {
-        path: PathBuf,
-        what: String,
-        expected: u64,
-        found: u64,
-    },
+    Size { path: PathBuf, what: String, expected: u64, found: u64 },
 
     #[error(
         "{} holds {images} images but {} holds {labels} labels",
@@ -89,23 +84,11 @@ t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz); point `--data DI
             "images and labels must come from the same split (train-* with train-*, t10k-* with t10k-*)"
         )
     )]
-    Count {
-        images_path: PathBuf,
-        labels_path: PathBuf,
-        images: usize,
-        labels: usize,
-    },
+    Count { images_path: PathBuf, labels_path: PathBuf, images: usize, labels: usize },
 
     #[error("{}: label {value} at index {index} is not a digit 0..=9", path.display())]
-    #[diagnostic(
-        code(symc::data::label),
-        help("the label file is corrupt; re-download it")
-    )]
-    Label {
-        path: PathBuf,
-        index: usize,
-        value: u8,
-    },
+    #[diagnostic(code(symc::data::label), help("the label file is corrupt; re-download it"))]
+    Label { path: PathBuf, index: usize, value: u8 },
 }
 
 /// A decoded IDX file of unsigned bytes.
@@ -156,10 +139,7 @@ pub struct Mnist {
 /// Reads an IDX file of unsigned bytes (raw or gzip, detected by the magic bytes) and
 /// validates its header and length.
 pub fn read_idx(path: &Path) -> Result<Idx, MnistError> {
-    let io = |source| MnistError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| MnistError::Io { path: path.to_path_buf(), source };
     let file = File::open(path).map_err(io)?;
     let mut reader = BufReader::new(file);
     let mut magic = [0u8; 2];
@@ -169,10 +149,7 @@ pub fn read_idx(path: &Path) -> Result<Idx, MnistError> {
     // Chain the two peeked bytes back in front of the rest of the stream.
     let raw = std::io::Cursor::new(prefix.to_vec()).chain(reader);
     if gz {
-        let err = |source| MnistError::Gzip {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| MnistError::Gzip { path: path.to_path_buf(), source };
         parse_idx(path, GzDecoder::new(raw), err)
     } else {
         parse_idx(path, raw, io)
@@ -198,10 +175,7 @@ fn parse_idx(
     mut r: impl Read,
     stream_err: impl Fn(std::io::Error) -> MnistError,
 ) -> Result<Idx, MnistError> {
-    let header_err = |what: String| MnistError::Header {
-        path: path.to_path_buf(),
-        what,
-    };
+    let header_err = |what: String| MnistError::Header { path: path.to_path_buf(), what };
     let mut magic = [0u8; 4];
     let got = read_up_to(&mut r, &mut magic).map_err(&stream_err)?;
     if got < 4 {
@@ -250,10 +224,7 @@ fn parse_idx(
     // Read at most one byte more than promised: enough to detect trailing data, and a corrupt
     // header (huge extents) cannot make us allocate more than the stream really holds.
     let mut data = Vec::with_capacity(payload.min(1 << 26) as usize);
-    r.by_ref()
-        .take(payload + 1)
-        .read_to_end(&mut data)
-        .map_err(&stream_err)?;
+    r.by_ref().take(payload + 1).read_to_end(&mut data).map_err(&stream_err)?;
     let found = data.len() as u64;
     if found != payload {
         // Count the whole remainder so that the message states the real file length.
@@ -262,11 +233,7 @@ fn parse_idx(
             let rest = std::io::copy(&mut r, &mut std::io::sink()).map_err(&stream_err)?;
             found_total += rest;
         }
-        let shape = dims
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(" x ");
+        let shape = dims.iter().map(usize::to_string).collect::<Vec<_>>().join(" x ");
         return Err(MnistError::Size {
             path: path.to_path_buf(),
             what: format!("{header}-byte header + {shape} data"),
@@ -321,24 +288,11 @@ pub fn load_split(dir: &Path, prefix: &str) -> Result<Split, MnistError> {
         });
     }
     if let Some((index, &value)) = labels.data.iter().enumerate().find(|(_, v)| **v > 9) {
-        return Err(MnistError::Label {
-            path: labels_path,
-            index,
-            value,
-        });
+        return Err(MnistError::Label { path: labels_path, index, value });
     }
-    let images_f = images
-        .data
-        .iter()
-        .map(|&p| (p as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD)
-        .collect();
-    Ok(Split {
-        images: images_f,
-        labels: labels.data,
-        rows,
-        cols,
-        images_path,
-    })
+    let images_f =
+        images.data.iter().map(|&p| (p as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD).collect();
+    Ok(Split { images: images_f, labels: labels.data, rows, cols, images_path })
 }
 
 /// Loads both splits of an MNIST-format folder.

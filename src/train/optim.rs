@@ -23,14 +23,7 @@ pub enum Optimizer {
     /// Adam (Kingma & Ba) with PyTorch's bias correction and epsilon placement:
     /// `m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     ///  p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
-    Adam {
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        m: Vec<f32>,
-        v: Vec<f32>,
-        t: u64,
-    },
+    Adam { beta1: f32, beta2: f32, eps: f32, m: Vec<f32>, v: Vec<f32>, t: u64 },
 }
 
 /// Result of one update.
@@ -44,13 +37,10 @@ impl Optimizer {
     /// A fresh optimiser for `n` parameters.
     pub fn new(spec: &OptimizerSpec, n: usize) -> Self {
         match *spec {
-            OptimizerSpec::Sgd { momentum, .. } => Optimizer::Sgd {
-                momentum: momentum as f32,
-                velocity: vec![0.0; n],
-            },
-            OptimizerSpec::Adam {
-                beta1, beta2, eps, ..
-            } => Optimizer::Adam {
+            OptimizerSpec::Sgd { momentum, .. } => {
+                Optimizer::Sgd { momentum: momentum as f32, velocity: vec![0.0; n] }
+            }
+            OptimizerSpec::Adam { beta1, beta2, eps, .. } => Optimizer::Adam {
                 beta1: beta1 as f32,
                 beta2: beta2 as f32,
                 eps: eps as f32,
@@ -102,11 +92,7 @@ impl Optimizer {
 
     /// One update of `params` with gradient `grad` at learning rate `lr`.
     pub fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) -> StepCheck {
-        assert_eq!(
-            params.len(),
-            grad.len(),
-            "parameter and gradient lengths differ"
-        );
+        assert_eq!(params.len(), grad.len(), "parameter and gradient lengths differ");
         let finite = match self {
             Optimizer::Sgd { momentum, velocity } => {
                 let mu = *momentum;
@@ -126,14 +112,7 @@ impl Optimizer {
                     })
                     .reduce(|| true, |a, b| a & b)
             }
-            Optimizer::Adam {
-                beta1,
-                beta2,
-                eps,
-                m,
-                v,
-                t,
-            } => {
+            Optimizer::Adam { beta1, beta2, eps, m, v, t } => {
                 *t += 1;
                 let (b1, b2, eps) = (*beta1, *beta2, *eps);
                 // Bias corrections in f64: b^t for large t underflows gracefully there.
@@ -188,11 +167,7 @@ pub fn lr_at(
     match *schedule {
         Schedule::Constant => base,
         Schedule::Cosine { floor } => {
-            let progress = if total_steps == 0 {
-                0.0
-            } else {
-                step as f64 / total_steps as f64
-            };
+            let progress = if total_steps == 0 { 0.0 } else { step as f64 / total_steps as f64 };
             let progress = progress.clamp(0.0, 1.0);
             base * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
         }
@@ -217,12 +192,7 @@ pub fn describe_schedule(schedule: &Schedule) -> String {
 pub fn describe_optimizer(spec: &OptimizerSpec) -> String {
     match *spec {
         OptimizerSpec::Sgd { lr, momentum } => format!("sgd(lr = {lr}, momentum = {momentum})"),
-        OptimizerSpec::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => {
+        OptimizerSpec::Adam { lr, beta1, beta2, eps } => {
             format!("adam(lr = {lr}, beta1 = {beta1}, beta2 = {beta2}, eps = {eps})")
         }
     }
@@ -234,11 +204,7 @@ mod tests {
 
     /// f(x) = 1/2 sum a_i (x_i - c_i)^2, gradient a_i (x_i - c_i).
     fn quad_grad(x: &[f32], a: &[f32], c: &[f32]) -> Vec<f32> {
-        x.iter()
-            .zip(a)
-            .zip(c)
-            .map(|((x, a), c)| a * (x - c))
-            .collect()
+        x.iter().zip(a).zip(c).map(|((x, a), c)| a * (x - c)).collect()
     }
 
     #[test]
@@ -247,13 +213,7 @@ mod tests {
         let (a, c, lr) = (vec![2.0f32, 0.5], vec![1.0f32, -3.0], 0.1f32);
         let mut x = vec![4.0f32, 5.0];
         let e0: Vec<f64> = x.iter().zip(&c).map(|(x, c)| (x - c) as f64).collect();
-        let mut opt = Optimizer::new(
-            &OptimizerSpec::Sgd {
-                lr: 0.1,
-                momentum: 0.0,
-            },
-            2,
-        );
+        let mut opt = Optimizer::new(&OptimizerSpec::Sgd { lr: 0.1, momentum: 0.0 }, 2);
         for k in 1..=30 {
             let g = quad_grad(&x, &a, &c);
             assert!(opt.step(&mut x, &g, lr).finite);
@@ -275,22 +235,12 @@ mod tests {
         let (a, c) = (vec![2.0f32], vec![0.25f32]);
         let mut x = vec![1.25f32];
         let e0 = 1.0f64;
-        let mut opt = Optimizer::new(
-            &OptimizerSpec::Sgd {
-                lr: 0.1,
-                momentum: 0.3,
-            },
-            1,
-        );
+        let mut opt = Optimizer::new(&OptimizerSpec::Sgd { lr: 0.1, momentum: 0.3 }, 1);
         for k in 1..=40 {
             let g = quad_grad(&x, &a, &c);
             opt.step(&mut x, &g, 0.1);
             let want = 0.25 + e0 * (3.0 * 0.6f64.powi(k) - 2.0 * 0.5f64.powi(k));
-            assert!(
-                (x[0] as f64 - want).abs() < 1e-6,
-                "step {k}: {} vs {want}",
-                x[0]
-            );
+            assert!((x[0] as f64 - want).abs() < 1e-6, "step {k}: {} vs {want}", x[0]);
         }
     }
 
@@ -300,12 +250,7 @@ mod tests {
         // by lr * |g| / (|g| + eps) against the sign of g: x_k = x_0 - k lr g / (|g| + eps).
         let g = vec![0.5f32, -2.0, 1e-3];
         let (lr, eps) = (0.01f32, 1e-8f64);
-        let spec = OptimizerSpec::Adam {
-            lr: lr as f64,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps,
-        };
+        let spec = OptimizerSpec::Adam { lr: lr as f64, beta1: 0.9, beta2: 0.999, eps };
         let mut opt = Optimizer::new(&spec, 3);
         let mut x = vec![0.0f32; 3];
         for k in 1..=50 {
@@ -333,12 +278,7 @@ mod tests {
         let mut x = [1.0f64, -2.0, 3.0];
         let (mut m, mut v) = ([0.0f64; 3], [0.0f64; 3]);
         let mut xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-        let spec = OptimizerSpec::Adam {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        };
+        let spec = OptimizerSpec::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
         let mut opt = Optimizer::new(&spec, 3);
         for t in 1..=3 {
             let gf: Vec<f32> = xf.iter().zip(&a).map(|(x, a)| *x * *a as f32).collect();
@@ -359,12 +299,7 @@ mod tests {
                 );
             }
             for i in 0..3 {
-                assert!(
-                    (xf[i] as f64 - x[i]).abs() < 1e-5,
-                    "t={t} i={i}: {} vs {}",
-                    xf[i],
-                    x[i]
-                );
+                assert!((xf[i] as f64 - x[i]).abs() < 1e-5, "t={t} i={i}: {} vs {}", xf[i], x[i]);
             }
         }
     }
@@ -391,23 +326,11 @@ mod tests {
         let a = [1.0f32, 10.0, 0.1];
         let cases = [
             (
-                OptimizerSpec::Adam {
-                    lr: 0.1,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                },
+                OptimizerSpec::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
                 0.1f32,
                 adam_torch,
             ),
-            (
-                OptimizerSpec::Sgd {
-                    lr: 0.05,
-                    momentum: 0.9,
-                },
-                0.05,
-                sgd_torch,
-            ),
+            (OptimizerSpec::Sgd { lr: 0.05, momentum: 0.9 }, 0.05, sgd_torch),
         ];
         for (spec, lr, want) in cases {
             let mut x = vec![1.0f32, -2.0, 3.0];
@@ -435,39 +358,22 @@ mod tests {
         let a: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32).collect();
         let c: Vec<f32> = (0..n).map(|i| ((i % 13) as f32 - 6.0) * 0.3).collect();
         let mut x = vec![0.0f32; n];
-        let spec = OptimizerSpec::Adam {
-            lr: 0.05,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        };
+        let spec = OptimizerSpec::Adam { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
         let mut opt = Optimizer::new(&spec, n);
         for s in 0..2000u64 {
             let g = quad_grad(&x, &a, &c);
             let lr = lr_at(0.05, &Schedule::Cosine { floor: 0.0 }, s, 2000, 0, true);
             assert!(opt.step(&mut x, &g, lr as f32).finite);
         }
-        let err = x
-            .iter()
-            .zip(&c)
-            .map(|(x, c)| (x - c).abs())
-            .fold(0.0f32, f32::max);
+        let err = x.iter().zip(&c).map(|(x, c)| (x - c).abs()).fold(0.0f32, f32::max);
         assert!(err < 1e-3, "max distance to the minimum {err}");
     }
 
     #[test]
     fn non_finite_gradients_are_reported() {
         for spec in [
-            OptimizerSpec::Sgd {
-                lr: 0.1,
-                momentum: 0.9,
-            },
-            OptimizerSpec::Adam {
-                lr: 0.1,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
+            OptimizerSpec::Sgd { lr: 0.1, momentum: 0.9 },
+            OptimizerSpec::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         ] {
             for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
                 let n = 3 * CHUNK + 5;
@@ -487,10 +393,7 @@ mod tests {
         assert!((lr_at(1.0, &c, 0, 100, 0, true) - 1.0).abs() < 1e-12);
         assert!((lr_at(1.0, &c, 50, 100, 0, true) - 0.55).abs() < 1e-12);
         assert!((lr_at(1.0, &c, 100, 100, 0, true) - 0.1).abs() < 1e-12);
-        let s = Schedule::Step {
-            every: 5,
-            gamma: 0.5,
-        };
+        let s = Schedule::Step { every: 5, gamma: 0.5 };
         assert_eq!(lr_at(2.0, &s, 999, 0, 4, false), 2.0);
         assert_eq!(lr_at(2.0, &s, 999, 0, 5, false), 1.0);
         assert_eq!(lr_at(2.0, &s, 999, 0, 14, false), 0.5);

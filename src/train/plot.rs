@@ -11,10 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PlotError {
     #[error("nothing to plot: {0}")]
-    #[diagnostic(
-        code(symc::plot::empty),
-        help("plot runs that completed at least one epoch")
-    )]
+    #[diagnostic(code(symc::plot::empty), help("plot runs that completed at least one epoch"))]
     Empty(String),
     #[error("cannot draw {}: {message}", path.display())]
     #[diagnostic(code(symc::plot::draw))]
@@ -63,25 +60,16 @@ fn draw<DB: DrawingBackend>(
         .collect();
     let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = values.iter().cloned().fold(0.0, f64::max);
-    let max_epoch = curves
-        .iter()
-        .flat_map(|c| c.rows.iter().map(|r| r.epoch))
-        .max()
-        .unwrap_or(1);
+    let max_epoch = curves.iter().flat_map(|c| c.rows.iter().map(|r| r.epoch)).max().unwrap_or(1);
     // Preconditioner runs log per step and have no test loss.
-    let per_step = curves
-        .iter()
-        .all(|c| c.rows.iter().all(|r| r.test_loss.is_nan()));
+    let per_step = curves.iter().all(|c| c.rows.iter().all(|r| r.test_loss.is_nan()));
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 26))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(
-            0.5f64..max_epoch as f64 + 0.5,
-            (lo / 1.3..hi * 1.3).log_scale(),
-        )
+        .build_cartesian_2d(0.5f64..max_epoch as f64 + 0.5, (lo / 1.3..hi * 1.3).log_scale())
         .map_err(e)?;
     chart
         .configure_mesh()
@@ -90,11 +78,7 @@ fn draw<DB: DrawingBackend>(
         .x_labels(max_epoch.min(16))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| {
-            if *y < 0.01 {
-                format!("{y:.0e}")
-            } else {
-                format!("{y:.3}")
-            }
+            if *y < 0.01 { format!("{y:.0e}") } else { format!("{y:.3}") }
         })
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
@@ -104,11 +88,7 @@ fn draw<DB: DrawingBackend>(
         let colour = colours()[i % colours().len()];
         let solid = ShapeStyle::from(&colour).stroke_width(2);
         let pts = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64)> {
-            c.rows
-                .iter()
-                .map(|r| (r.epoch as f64, f(r)))
-                .filter(|(_, y)| finite_pos(*y))
-                .collect()
+            c.rows.iter().map(|r| (r.epoch as f64, f(r))).filter(|(_, y)| finite_pos(*y)).collect()
         };
         chart
             .draw_series(LineSeries::new(pts(|r| r.train_loss), solid).point_size(3))
@@ -156,15 +136,11 @@ pub fn plot_losses(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(&root, curves, title).map_err(|message| PlotError::Draw {
-            path: svg_path.clone(),
-            message,
-        })?;
+        draw(&root, curves, title)
+            .map_err(|message| PlotError::Draw { path: svg_path.clone(), message })?;
     }
-    super::write_atomic(&svg_path, svg.as_bytes()).map_err(|source| PlotError::Write {
-        path: svg_path.clone(),
-        source,
-    })?;
+    super::write_atomic(&svg_path, svg.as_bytes())
+        .map_err(|source| PlotError::Write { path: svg_path.clone(), source })?;
 
     // The bitmap backend encodes by file extension, so draw into a temporary `.png` in the
     // target folder and rename it into place.
@@ -172,20 +148,13 @@ pub fn plot_losses(
         .prefix(".plot")
         .suffix(".png")
         .tempfile_in(&dir)
-        .map_err(|source| PlotError::Write {
-            path: png_path.clone(),
-            source,
-        })?;
+        .map_err(|source| PlotError::Write { path: png_path.clone(), source })?;
     {
         let root = BitMapBackend::new(tmp.path(), SIZE).into_drawing_area();
-        draw(&root, curves, title).map_err(|message| PlotError::Draw {
-            path: png_path.clone(),
-            message,
-        })?;
+        draw(&root, curves, title)
+            .map_err(|message| PlotError::Draw { path: png_path.clone(), message })?;
     }
-    tmp.persist(&png_path).map_err(|e| PlotError::Write {
-        path: png_path.clone(),
-        source: e.error,
-    })?;
+    tmp.persist(&png_path)
+        .map_err(|e| PlotError::Write { path: png_path.clone(), source: e.error })?;
     Ok((svg_path, png_path))
 }

@@ -69,12 +69,7 @@ pub enum PrecondError {
         code(symc::precond::gauge_dims),
         help("use a configuration of the model's lattice, or change the `lattice` line")
     )]
-    GaugeDims {
-        source_desc: String,
-        model: String,
-        expected: [usize; 4],
-        found: [usize; 4],
-    },
+    GaugeDims { source_desc: String, model: String, expected: [usize; 4], found: [usize; 4] },
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -93,10 +88,7 @@ pub enum PrecondError {
     Checkpoint(#[from] CheckpointError),
 
     #[error("cannot write {}: {source}", path.display())]
-    #[diagnostic(
-        code(symc::precond::write),
-        help("check that the run folder is writable")
-    )]
+    #[diagnostic(code(symc::precond::write), help("check that the run folder is writable"))]
     Write {
         path: PathBuf,
         #[source]
@@ -175,23 +167,11 @@ pub fn precond_spec(graph: &Graph) -> Result<PrecondSpec, PrecondError> {
     if features(graph.value(graph.output)) != Some(1) {
         return Err(bad("its output is not one fermion field"));
     }
-    let dims = graph
-        .lattice
-        .as_ref()
-        .ok_or_else(|| bad("it has no `lattice`"))?
-        .dims;
-    let t = graph
-        .train
-        .as_ref()
-        .ok_or_else(|| bad("it has no `train` block"))?;
-    let gauge = t
-        .gauge
-        .clone()
-        .ok_or_else(|| bad("the `train` block has no `gauge` line"))?;
-    let operator = t
-        .operator
-        .clone()
-        .ok_or_else(|| bad("the `train` block has no `operator` line"))?;
+    let dims = graph.lattice.as_ref().ok_or_else(|| bad("it has no `lattice`"))?.dims;
+    let t = graph.train.as_ref().ok_or_else(|| bad("it has no `train` block"))?;
+    let gauge = t.gauge.clone().ok_or_else(|| bad("the `train` block has no `gauge` line"))?;
+    let operator =
+        t.operator.clone().ok_or_else(|| bad("the `train` block has no `operator` line"))?;
     match t.loss {
         LossSpec::Preconditioner | LossSpec::Filtered { .. } => {}
         _ => return Err(bad("its loss is not `preconditioner` or `filtered`")),
@@ -201,12 +181,9 @@ pub fn precond_spec(graph: &Graph) -> Result<PrecondSpec, PrecondError> {
         TrainLength::Epochs(_) => return Err(bad("it is trained in `epochs`, not `steps`")),
     };
     let eval = match t.evaluate {
-        Some(EvalSpec::Fgmres {
-            tol,
-            restart,
-            rhs,
-            max_iterations,
-        }) => (tol, restart, rhs, max_iterations),
+        Some(EvalSpec::Fgmres { tol, restart, rhs, max_iterations }) => {
+            (tol, restart, rhs, max_iterations)
+        }
         _ => (1e-8, 30, 3, 10_000),
     };
     Ok(PrecondSpec {
@@ -246,10 +223,7 @@ pub fn gauge_cache_dir(model_dir: &Path) -> PathBuf {
 
 /// The name of the configuration shipped with the repository for `generate(beta, seed)`.
 pub fn shipped_gauge_name(dims: [usize; 4], beta: f64, seed: u64) -> String {
-    format!(
-        "b{beta:.1}_{}x{}x{}x{}_s{seed}.nersc",
-        dims[0], dims[1], dims[2], dims[3]
-    )
+    format!("b{beta:.1}_{}x{}x{}x{}_s{seed}.nersc", dims[0], dims[1], dims[2], dims[3])
 }
 
 /// Whether the NERSC header of `path` was written by symc's heatbath with these parameters
@@ -260,10 +234,7 @@ fn label_matches(path: &Path, beta: f64, seed: u64, sweeps: usize) -> bool {
         return false;
     };
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
-    let Some(label) = head
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("ENSEMBLE_LABEL"))
-    else {
+    let Some(label) = head.lines().find_map(|l| l.trim().strip_prefix("ENSEMBLE_LABEL")) else {
         return false;
     };
     let words: Vec<&str> = label.split_whitespace().collect();
@@ -289,37 +260,25 @@ pub fn training_gauge(
     progress: bool,
 ) -> Result<TrainingGauge, PrecondError> {
     match spec {
-        GaugeSource::Unit => Ok(TrainingGauge {
-            field: GaugeField::unit(dims),
-            source: "unit".into(),
-            file: None,
-        }),
+        GaugeSource::Unit => {
+            Ok(TrainingGauge { field: GaugeField::unit(dims), source: "unit".into(), file: None })
+        }
         GaugeSource::Load { path } => {
             let p = model_dir.join(path);
             let f = read_gauge(&p)?;
-            Ok(TrainingGauge {
-                field: f.field,
-                source: format!("load({path})"),
-                file: Some(p),
-            })
+            Ok(TrainingGauge { field: f.field, source: format!("load({path})"), file: Some(p) })
         }
         &GaugeSource::Generate { beta, seed, sweeps } => {
             let source = format!("generate(beta = {beta}, seed = {seed}, sweeps = {sweeps})");
             // The configuration shipped with the repository for the default model, if its
             // lattice matches (a different file under that name is ignored, not trusted).
-            let shipped = model_dir
-                .join("data")
-                .join("gauge")
-                .join(shipped_gauge_name(dims, beta, seed));
+            let shipped =
+                model_dir.join("data").join("gauge").join(shipped_gauge_name(dims, beta, seed));
             if let Ok(f) = read_gauge(&shipped)
                 && f.field.dims() == dims
                 && label_matches(&shipped, beta, seed, sweeps)
             {
-                return Ok(TrainingGauge {
-                    field: f.field,
-                    source,
-                    file: Some(shipped),
-                });
+                return Ok(TrainingGauge { field: f.field, source, file: Some(shipped) });
             }
             let dir = gauge_cache_dir(model_dir);
             let file = dir.join(heatbath::cache_file_name(dims, beta, seed, sweeps));
@@ -335,11 +294,7 @@ pub fn training_gauge(
                 );
             }
             let field = heatbath::cached_config(dims, beta, seed, sweeps, &dir)?;
-            Ok(TrainingGauge {
-                field,
-                source,
-                file: Some(file),
-            })
+            Ok(TrainingGauge { field, source, file: Some(file) })
         }
     }
 }
@@ -353,12 +308,7 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
     let mut p = vec![0.0f32; graph.param_scalars()];
     for l in &graph.layers {
         match &l.kind {
-            LayerKind::Ptc {
-                n_in,
-                n_out,
-                paths,
-                local,
-            } => {
+            LayerKind::Ptc { n_in, n_out, paths, local } => {
                 let Some(&pid) = l.params.first() else {
                     continue;
                 };
@@ -368,11 +318,7 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
                     let z: f64 = StandardNormal.sample(&mut rng);
                     *x = (1e-3 * z) as f32;
                 }
-                let vol = if *local {
-                    graph.lattice.as_ref().map_or(1, |l| l.volume())
-                } else {
-                    1
-                };
+                let vol = if *local { graph.lattice.as_ref().map_or(1, |l| l.volume()) } else { 1 };
                 let np = paths.len();
                 let id = paths.iter().position(|q| q.is_empty());
                 if let Some(p0) = id {
@@ -387,12 +333,7 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
                     }
                 }
             }
-            LayerKind::Dense {
-                in_features,
-                out_features,
-                complex,
-                ..
-            } => {
+            LayerKind::Dense { in_features, out_features, complex, .. } => {
                 let Some(&pid) = l.params.first() else {
                     continue;
                 };
@@ -438,21 +379,15 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
             let mut dv = vec![zero::<T>(); n];
             d.apply(&mut dv, &v);
             let mut e = vec![zero::<T>(); n];
-            let params = SolveParams {
-                tol: 1e-300,
-                restart: iterations,
-                max_iterations: iterations,
-            };
+            let params =
+                SolveParams { tol: 1e-300, restart: iterations, max_iterations: iterations };
             solve::gmres(d, &dv, &mut e, &params);
             let mut vt = v;
             for (x, ei) in vt.iter_mut().zip(&e) {
                 *x -= *ei;
             }
             let s = 1.0 / fermion::norm(&vt);
-            fermion::scale(
-                Complex::new(T::from(s).unwrap_or(T::one()), T::zero()),
-                &mut vt,
-            );
+            fermion::scale(Complex::new(T::from(s).unwrap_or(T::one()), T::zero()), &mut vt);
             let mut b = vec![zero::<T>(); n];
             d.apply(&mut b, &vt);
             (b, vt)
@@ -460,10 +395,7 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
         _ => {
             let mut b = vec![zero::<T>(); n];
             d.apply(&mut b, &v);
-            let s = Complex::new(
-                T::from(1.0 / fermion::norm(&b)).unwrap_or(T::one()),
-                T::zero(),
-            );
+            let s = Complex::new(T::from(1.0 / fermion::norm(&b)).unwrap_or(T::one()), T::zero());
             let mut v = v;
             fermion::scale(s, &mut b);
             fermion::scale(s, &mut v);
@@ -548,18 +480,11 @@ pub fn compile_net<T: SimdReal>(
     gauge: &GaugeField,
 ) -> Result<Box<dyn FermionNet<T>>, RuntimeError> {
     let dense = !graph.layers.is_empty()
-        && graph
-            .layers
-            .iter()
-            .all(|l| matches!(l.kind, LayerKind::Dense { complex: true, .. }));
+        && graph.layers.iter().all(|l| matches!(l.kind, LayerKind::Dense { complex: true, .. }));
     if dense {
         Ok(Box::new(DenseLatticeNet::compile(graph)?))
     } else {
-        Ok(Box::new(LatticeNet::<T>::compile(
-            graph,
-            gauge,
-            &LatticeNetOptions::default(),
-        )?))
+        Ok(Box::new(LatticeNet::<T>::compile(graph, gauge, &LatticeNetOptions::default())?))
     }
 }
 
@@ -658,8 +583,7 @@ impl Preconditioner<f64> for NetPreconditioner {
             Ok(()) => cast_into(out, &self.out),
             Err(e) => {
                 self.error = Some(e.to_string());
-                out.iter_mut()
-                    .for_each(|o| *o = Complex64::new(f64::NAN, f64::NAN));
+                out.iter_mut().for_each(|o| *o = Complex64::new(f64::NAN, f64::NAN));
             }
         }
     }
@@ -697,9 +621,7 @@ impl SolveSide {
         let n = reports.len().max(1) as f64;
         let mean = |f: fn(&SolveReport) -> f64| reports.iter().map(f).sum::<f64>() / n;
         SolveSide {
-            solver: reports
-                .first()
-                .map_or_else(String::new, |r| r.solver.clone()),
+            solver: reports.first().map_or_else(String::new, |r| r.solver.clone()),
             iterations: mean(|r| r.iterations as f64),
             seconds: mean(|r| r.seconds),
             operator_applications: mean(|r| r.operator_applications as f64),
@@ -885,10 +807,7 @@ impl RunOptions {
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> PrecondError + '_ {
-    move |source| PrecondError::Write {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| PrecondError::Write { path: path.to_path_buf(), source }
 }
 
 /// One row of `loss.csv`.
@@ -912,10 +831,7 @@ pub fn loss_csv(rows: &[LossRow]) -> String {
 
 /// Parses `loss.csv`.
 pub fn read_loss_csv(path: &Path) -> Result<Vec<LossRow>, PrecondError> {
-    let bad = |message: String| PrecondError::RunFolder {
-        path: path.to_path_buf(),
-        message,
-    };
+    let bad = |message: String| PrecondError::RunFolder { path: path.to_path_buf(), message };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
@@ -925,11 +841,9 @@ pub fn read_loss_csv(path: &Path) -> Result<Vec<LossRow>, PrecondError> {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         let parse = |k: usize| -> Option<f64> { f.get(k)?.parse().ok() };
         match (f.first().and_then(|s| s.parse().ok()), parse(1), parse(2)) {
-            (Some(step), Some(loss), Some(seconds)) if f.len() == 3 => rows.push(LossRow {
-                step,
-                loss,
-                seconds,
-            }),
+            (Some(step), Some(loss), Some(seconds)) if f.len() == 3 => {
+                rows.push(LossRow { step, loss, seconds })
+            }
             _ => return Err(bad(format!("line {}: expected `step,loss,seconds`", i + 1))),
         }
     }
@@ -946,14 +860,10 @@ fn summary_json(s: &PrecondSummary) -> String {
 /// Reads the `summary.json` of a preconditioner run.
 pub fn read_summary(dir: &Path) -> Result<PrecondSummary, PrecondError> {
     let path = dir.join(SUMMARY_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| PrecondError::RunFolder {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| PrecondError::RunFolder {
-        path,
-        message: e.to_string(),
-    })
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| PrecondError::RunFolder { path: path.clone(), message: e.to_string() })?;
+    serde_json::from_str(&text)
+        .map_err(|e| PrecondError::RunFolder { path, message: e.to_string() })
 }
 
 fn loss_name(l: &LossSpec) -> String {
@@ -965,16 +875,9 @@ fn loss_name(l: &LossSpec) -> String {
 
 /// Draws the loss curve into `<dir>/loss.svg` and `.png` through `train::plot`.
 fn plot_loss(dir: &Path, name: &str, rows: &[LossRow]) -> Result<(), PrecondError> {
-    let curve = Curve {
-        name: name.into(),
-        rows: rows.iter().map(loss_row_as_epoch).collect(),
-    };
-    plot::plot_losses(
-        &[curve],
-        &dir.join("loss"),
-        &format!("{name}: training loss"),
-    )
-    .map_err(|e| PrecondError::Plot(e.to_string()))?;
+    let curve = Curve { name: name.into(), rows: rows.iter().map(loss_row_as_epoch).collect() };
+    plot::plot_losses(&[curve], &dir.join("loss"), &format!("{name}: training loss"))
+        .map_err(|e| PrecondError::Plot(e.to_string()))?;
     Ok(())
 }
 
@@ -1021,10 +924,7 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         eprintln!(
             "gauge field: {} ({}), plaquette {plaquette:.6}",
             gauge.source,
-            gauge
-                .file
-                .as_ref()
-                .map_or_else(|| "in memory".into(), |f| f.display().to_string())
+            gauge.file.as_ref().map_or_else(|| "in memory".into(), |f| f.display().to_string())
         );
     }
     if let Some(src) = &opts.source {
@@ -1052,13 +952,10 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         let opt_steps: u64 = ck.meta_parse(&ckpt_path, "optimizer_steps")?;
         params = ck.params;
         for (name, buf) in optimizer.buffers_mut() {
-            let saved = ck
-                .optimizer
-                .get(name)
-                .ok_or_else(|| PrecondError::RunFolder {
-                    path: ckpt_path.clone(),
-                    message: format!("optimizer buffer `{name}` is missing"),
-                })?;
+            let saved = ck.optimizer.get(name).ok_or_else(|| PrecondError::RunFolder {
+                path: ckpt_path.clone(),
+                message: format!("optimizer buffer `{name}` is missing"),
+            })?;
             buf.clone_from(saved);
         }
         optimizer.set_steps(opt_steps);
@@ -1073,11 +970,8 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
     }
 
     let base_lr = optim::base_lr(&spec.train.optimizer);
-    let every = if opts.checkpoint_every > 0 {
-        opts.checkpoint_every
-    } else {
-        (steps / 10).max(1)
-    } as u64;
+    let every =
+        if opts.checkpoint_every > 0 { opts.checkpoint_every } else { (steps / 10).max(1) } as u64;
     let mut summary = PrecondSummary {
         model: graph.name.clone(),
         model_file: opts.model_file.as_ref().map(|p| p.display().to_string()),
@@ -1117,13 +1011,8 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         s.initial_loss = rows.first().map(|r| r.loss);
         s.final_loss = rows.last().map(|r| r.loss);
         let tail = (rows.len() / 10).max(1).min(rows.len());
-        s.final_loss_mean = (tail > 0).then(|| {
-            rows[rows.len() - tail..]
-                .iter()
-                .map(|r| r.loss)
-                .sum::<f64>()
-                / tail as f64
-        });
+        s.final_loss_mean = (tail > 0)
+            .then(|| rows[rows.len() - tail..].iter().map(|r| r.loss).sum::<f64>() / tail as f64);
     };
     let save_all = |s: &PrecondSummary,
                     rows: &[LossRow],
@@ -1176,11 +1065,8 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         if !finite {
             bar.abandon();
             let secs = prior_seconds + t0.elapsed().as_secs_f64();
-            let saved_rows: Vec<LossRow> = rows
-                .iter()
-                .copied()
-                .filter(|r| r.step <= last_saved)
-                .collect();
+            let saved_rows: Vec<LossRow> =
+                rows.iter().copied().filter(|r| r.step <= last_saved).collect();
             fill(&mut summary, &saved_rows, last_saved, secs);
             summary.status = "diverged".into();
             summary.message = Some(format!(
@@ -1191,19 +1077,11 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
             let sp = out.join(SUMMARY_FILE);
             crate::train::write_atomic(&sp, summary_json(&summary).as_bytes())
                 .map_err(write_err(&sp))?;
-            return Err(PrecondError::Diverged {
-                step: step + 1,
-                loss,
-                dir: out.clone(),
-            });
+            return Err(PrecondError::Diverged { step: step + 1, loss, dir: out.clone() });
         }
         optimizer.step(&mut params, &grad, lr);
         let secs = prior_seconds + t0.elapsed().as_secs_f64();
-        rows.push(LossRow {
-            step: step + 1,
-            loss,
-            seconds: secs,
-        });
+        rows.push(LossRow { step: step + 1, loss, seconds: secs });
         bar.set_position(step + 1);
         if (step + 1) % 10 == 0 || step + 1 == steps as u64 {
             let dt = rate_mark.0.elapsed().as_secs_f64();
@@ -1251,11 +1129,7 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
     if opts.evaluate {
         let (tol, restart, rhs_n, max_iterations) = spec.eval;
         let rhs_n = opts.rhs.unwrap_or(rhs_n);
-        let sp = SolveParams {
-            tol,
-            restart,
-            max_iterations,
-        };
+        let sp = SolveParams { tol, restart, max_iterations };
         if opts.progress {
             eprintln!(
                 "evaluating: FGMRES({restart}) to {tol:e} on {rhs_n} random right-hand sides, \
@@ -1332,10 +1206,8 @@ pub struct LoadedRun {
 /// network for `gauge` (any volume for global-weight networks).
 pub fn load_run(dir: &Path, gauge: &GaugeField) -> Result<LoadedRun, PrecondError> {
     let model = dir.join(MODEL_FILE);
-    let graph = crate::sema::load_model(&model).map_err(|e| PrecondError::RunFolder {
-        path: model.clone(),
-        message: format!("{e}"),
-    })?;
+    let graph = crate::sema::load_model(&model)
+        .map_err(|e| PrecondError::RunFolder { path: model.clone(), message: format!("{e}") })?;
     let ck = checkpoint::load(&dir.join(CHECKPOINT_FILE), &graph)?;
     if let Some(bad) = ck.params.iter().position(|p| !p.is_finite()) {
         return Err(PrecondError::RunFolder {
@@ -1345,12 +1217,7 @@ pub fn load_run(dir: &Path, gauge: &GaugeField) -> Result<LoadedRun, PrecondErro
     }
     let graph = retarget(&graph, gauge.dims())?;
     let net = compile_net::<f32>(&graph, gauge)?;
-    Ok(LoadedRun {
-        graph,
-        net,
-        params: ck.params,
-        summary: read_summary(dir).ok(),
-    })
+    Ok(LoadedRun { graph, net, params: ck.params, summary: read_summary(dir).ok() })
 }
 
 /// The trained network of the run folder `dir` as an FGMRES preconditioner on `gauge`

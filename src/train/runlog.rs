@@ -17,10 +17,7 @@ pub const CSV_HEADER: &str =
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RunLogError {
     #[error("cannot read {}: {source}", path.display())]
-    #[diagnostic(
-        code(symc::run::read),
-        help("pass a run folder written by `symc train`")
-    )]
+    #[diagnostic(code(symc::run::read), help("pass a run folder written by `symc train`"))]
     Read {
         path: PathBuf,
         #[source]
@@ -38,11 +35,7 @@ pub enum RunLogError {
         code(symc::run::parse),
         help("the file was not written by `symc train`, or was edited by hand")
     )]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Parse { path: PathBuf, line: usize, message: String },
 }
 
 /// One epoch of a run. Losses are mean NLL per sample; accuracies are fractions in 0..=1.
@@ -103,28 +96,18 @@ pub fn read_csv(dir: &Path) -> Result<Vec<EpochRow>, RunLogError> {
     // read them as rows with the step on the x axis and no test loss, so `symc plot` draws them.
     let steps = dir.join("loss.csv");
     if !path.exists() && steps.exists() {
-        let text = std::fs::read_to_string(&steps).map_err(|source| RunLogError::Read {
-            path: steps.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&steps)
+            .map_err(|source| RunLogError::Read { path: steps.clone(), source })?;
         let text = text.replacen("step,loss,seconds", "epoch,train_loss,seconds,test_loss", 1);
         let text: String = text
             .lines()
             .enumerate()
-            .map(|(i, l)| {
-                if i == 0 {
-                    format!("{l}\n")
-                } else {
-                    format!("{l},\n")
-                }
-            })
+            .map(|(i, l)| if i == 0 { format!("{l}\n") } else { format!("{l},\n") })
             .collect();
         return parse_csv_optional_test(&steps, &text);
     }
-    let text = std::fs::read_to_string(&path).map_err(|source| RunLogError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| RunLogError::Read { path: path.clone(), source })?;
     parse_csv(&path, &text)
 }
 
@@ -148,13 +131,8 @@ fn parse_csv_with(
         line,
         message,
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| err(1, "empty file, expected a header".into()))?;
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| err(1, "empty file, expected a header".into()))?;
     let cols: Vec<&str> = header.split(',').map(str::trim).collect();
     let col = |name: &str| cols.iter().position(|c| *c == name);
     let need = |name: &str| col(name).ok_or_else(|| err(1, format!("column `{name}` missing")));
@@ -163,18 +141,14 @@ fn parse_csv_with(
     for (i, line) in lines {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         if f.len() != cols.len() {
-            return Err(err(
-                i + 1,
-                format!("{} fields, expected {}", f.len(), cols.len()),
-            ));
+            return Err(err(i + 1, format!("{} fields, expected {}", f.len(), cols.len())));
         }
         let num = |c: Option<usize>| -> Result<Option<f64>, RunLogError> {
             match c.map(|c| f[c]) {
                 None | Some("") => Ok(None),
-                Some(s) => s
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| err(i + 1, format!("`{s}` is not a number"))),
+                Some(s) => {
+                    s.parse().map(Some).map_err(|_| err(i + 1, format!("`{s}` is not a number")))
+                }
             }
         };
         let req = |c: usize| -> Result<f64, RunLogError> {
@@ -262,10 +236,8 @@ pub struct Summary {
 /// Writes `summary.json` into `dir` atomically.
 pub fn write_summary(dir: &Path, s: &Summary) -> Result<(), RunLogError> {
     let path = dir.join(SUMMARY_FILE);
-    let mut text = serde_json::to_string_pretty(s).map_err(|e| RunLogError::Write {
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
+    let mut text = serde_json::to_string_pretty(s)
+        .map_err(|e| RunLogError::Write { path: path.clone(), source: std::io::Error::other(e) })?;
     text.push('\n');
     super::write_atomic(&path, text.as_bytes())
         .map_err(|source| RunLogError::Write { path, source })
@@ -274,10 +246,8 @@ pub fn write_summary(dir: &Path, s: &Summary) -> Result<(), RunLogError> {
 /// Reads `summary.json` from a run folder.
 pub fn read_summary(dir: &Path) -> Result<Summary, RunLogError> {
     let path = dir.join(SUMMARY_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| RunLogError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| RunLogError::Read { path: path.clone(), source })?;
     serde_json::from_str(&text).map_err(|e| RunLogError::Parse {
         path: path.clone(),
         line: e.line(),

@@ -21,9 +21,7 @@ impl Net {
             name: name.into(),
             symmetry: Symmetry::None,
             lattice: None,
-            values: vec![ValueType::Real {
-                shape: input.to_vec(),
-            }],
+            values: vec![ValueType::Real { shape: input.to_vec() }],
             input_name: "x".into(),
             layers: vec![],
             params: vec![],
@@ -40,12 +38,7 @@ impl Net {
     }
     fn param(&mut self, name: String, shape: Vec<usize>) -> ParamId {
         let offset = self.g.param_scalars();
-        self.g.params.push(Param {
-            name,
-            shape,
-            complex: false,
-            offset,
-        });
+        self.g.params.push(Param { name, shape, complex: false, offset });
         ParamId(self.g.params.len() as u32 - 1)
     }
     fn push(mut self, kind: LayerKind, out: Vec<usize>, params: Vec<ParamId>, name: String) -> Net {
@@ -71,12 +64,7 @@ impl Net {
         if bias {
             ps.push(self.param(format!("linear{n}.bias"), vec![out]));
         }
-        let kind = LayerKind::Dense {
-            in_features: inp,
-            out_features: out,
-            bias,
-            complex: false,
-        };
+        let kind = LayerKind::Dense { in_features: inp, out_features: out, bias, complex: false };
         self.push(kind, vec![out], ps, format!("linear{n}"))
     }
     pub fn conv(mut self, out: usize, window: &[usize], padding: Padding, bias: bool) -> Net {
@@ -104,9 +92,7 @@ impl Net {
         };
         let mut oshape = vec![out];
         oshape.extend(out_spatial);
-        self.g.symmetry = Symmetry::Translation {
-            axes: (1..=window.len()).collect(),
-        };
+        self.g.symmetry = Symmetry::Translation { axes: (1..=window.len()).collect() };
         self.push(kind, oshape, ps, format!("conv{n}"))
     }
     pub fn act(self, a: Activation) -> Net {
@@ -122,9 +108,7 @@ impl Net {
     pub fn log_softmax(self) -> Graph {
         let n = self.g.layers.len();
         let sh = self.shape();
-        let g = self
-            .push(LayerKind::LogSoftmax, sh, vec![], format!("log_softmax{n}"))
-            .g;
+        let g = self.push(LayerKind::LogSoftmax, sh, vec![], format!("log_softmax{n}")).g;
         g
     }
 }

@@ -31,9 +31,7 @@ pub fn ddalpha_8x8x8x8(test: &str) -> Option<(GaugeField, f64)> {
         eprintln!("SKIPPED: {test}: {} not found", path.display());
         return None;
     }
-    Some(read_ddalpha(
-        &std::fs::read(&path).expect("readable DDalphaAMG file"),
-    ))
+    Some(read_ddalpha(&std::fs::read(&path).expect("readable DDalphaAMG file")))
 }
 
 /// DDalphaAMG format: 4 × i32 dims (T, Z, Y, X), f64 plaquette (= 3P), then per site (x fastest,

@@ -33,12 +33,7 @@ pub fn one_hop_paths() -> Vec<Path> {
 pub fn mixed_paths() -> Vec<Path> {
     let mut v = one_hop_paths();
     v.push(vec![hop(1, true); 3]);
-    v.push(vec![
-        hop(0, true),
-        hop(3, true),
-        hop(0, false),
-        hop(3, false),
-    ]);
+    v.push(vec![hop(0, true), hop(3, true), hop(0, false), hop(3, false)]);
     v.push(vec![hop(2, false), hop(3, true), hop(3, true)]);
     v.push(vec![hop(3, false); 4]);
     v.push(vec![hop(3, true); 2]);
@@ -59,10 +54,7 @@ impl GraphBuilder {
                 name: "test".into(),
                 symmetry: Symmetry::GaugeSu3,
                 lattice: Some(lattice),
-                values: vec![ValueType::Fermion {
-                    features: in_features,
-                    lattice,
-                }],
+                values: vec![ValueType::Fermion { features: in_features, lattice }],
                 input_name: "psi".into(),
                 layers: vec![],
                 params: vec![],
@@ -88,10 +80,7 @@ impl GraphBuilder {
         params: Vec<ParamId>,
     ) -> ValueId {
         let lattice = self.lattice();
-        self.g.values.push(ValueType::Fermion {
-            features: out_features,
-            lattice,
-        });
+        self.g.values.push(ValueType::Fermion { features: out_features, lattice });
         let out = self.last();
         let name = format!("layer{}", self.g.layers.len());
         self.g.layers.push(Layer {
@@ -126,17 +115,7 @@ impl GraphBuilder {
             offset,
         });
         let pid = ParamId(self.g.params.len() as u32 - 1);
-        self.push(
-            LayerKind::Ptc {
-                n_in,
-                n_out,
-                paths,
-                local,
-            },
-            vec![from],
-            n_out,
-            vec![pid],
-        )
+        self.push(LayerKind::Ptc { n_in, n_out, paths, local }, vec![from], n_out, vec![pid])
     }
 
     pub fn transport(&mut self, from: ValueId, paths: Vec<Path>) -> ValueId {
@@ -162,21 +141,15 @@ impl GraphBuilder {
 }
 
 pub fn random_params<R: Rng>(g: &Graph, rng: &mut R, scale: f64) -> Vec<f64> {
-    (0..g.param_scalars())
-        .map(|_| scale * rng.sample::<f64, _>(StandardNormal))
-        .collect()
+    (0..g.param_scalars()).map(|_| scale * rng.sample::<f64, _>(StandardNormal)).collect()
 }
 
 pub fn random_field<R: Rng>(n: usize, rng: &mut R) -> Vec<Complex<f64>> {
-    (0..n)
-        .map(|_| Complex::new(rng.sample(StandardNormal), rng.sample(StandardNormal)))
-        .collect()
+    (0..n).map(|_| Complex::new(rng.sample(StandardNormal), rng.sample(StandardNormal))).collect()
 }
 
 pub fn to_f32(v: &[Complex<f64>]) -> Vec<Complex<f32>> {
-    v.iter()
-        .map(|z| Complex::new(z.re as f32, z.im as f32))
-        .collect()
+    v.iter().map(|z| Complex::new(z.re as f32, z.im as f32)).collect()
 }
 
 /// ||a - b|| / ||b||

@@ -25,19 +25,13 @@ fn header(data: &[u8], big: bool) -> Option<([i64; 4], f64)> {
     if data.len() < HEADER {
         return None;
     }
-    let tzyx: Vec<i64> = (0..4)
-        .map(|i| u32_at(data, 4 * i, big) as i32 as i64)
-        .collect();
+    let tzyx: Vec<i64> = (0..4).map(|i| u32_at(data, 4 * i, big) as i32 as i64).collect();
     if tzyx.iter().any(|&d| d < 1 || d as u64 > super::MAX_EXTENT) {
         return None;
     }
     let mut b = [0u8; 8];
     b.copy_from_slice(&data[16..24]);
-    let plaq = if big {
-        f64::from_be_bytes(b)
-    } else {
-        f64::from_le_bytes(b)
-    };
+    let plaq = if big { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) };
     if !plaq.is_finite() || plaq.abs() > 3.0 + 1e-9 {
         return None;
     }
@@ -88,21 +82,13 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     ctx.check(
         F,
         &mut checks,
-        value_check(
-            "DDalphaAMG header plaquette",
-            p,
-            field.plaquette(),
-            PLAQUETTE_TOL,
-        ),
+        value_check("DDalphaAMG header plaquette", p, field.plaquette(), PLAQUETTE_TOL),
     )?;
     check_unitarity(ctx, F, &field, 64, &mut checks)?;
     Ok(GaugeFile {
         field,
         format: F,
-        variant: format!(
-            "DDalphaAMG {}-endian f64",
-            if big { "big" } else { "little" }
-        ),
+        variant: format!("DDalphaAMG {}-endian f64", if big { "big" } else { "little" }),
         precision_bits: 64,
         big_endian: big,
         checks,

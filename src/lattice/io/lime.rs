@@ -64,9 +64,7 @@ pub(crate) fn records<'a>(ctx: &Ctx, data: &'a [u8]) -> Result<Vec<Record<'a>>, 
         let mut lb = [0u8; 8];
         lb.copy_from_slice(&h[8..16]);
         let len = u64::from_be_bytes(lb);
-        let kind = String::from_utf8_lossy(&h[16..])
-            .trim_end_matches('\0')
-            .to_string();
+        let kind = String::from_utf8_lossy(&h[16..]).trim_end_matches('\0').to_string();
         let start = off + RECORD_HEADER;
         let avail = (data.len() - start) as u64;
         if len > avail {
@@ -78,12 +76,7 @@ pub(crate) fn records<'a>(ctx: &Ctx, data: &'a [u8]) -> Result<Vec<Record<'a>>, 
             ));
         }
         let len = len as usize;
-        out.push(Record {
-            kind,
-            flags,
-            offset: off,
-            payload: &data[start..start + len],
-        });
+        out.push(Record { kind, flags, offset: off, payload: &data[start..start + len] });
         // Payloads are padded to 8 bytes; a missing pad after the last record is tolerated.
         off = (start + len).div_ceil(8) * 8;
     }
@@ -102,9 +95,7 @@ fn xml_tag(xml: &str, tag: &str) -> Option<String> {
 }
 
 fn text(payload: &[u8]) -> String {
-    String::from_utf8_lossy(payload)
-        .trim_end_matches('\0')
-        .to_string()
+    String::from_utf8_lossy(payload).trim_end_matches('\0').to_string()
 }
 
 /// SciDAC (suma, sumb) over `site_bytes`-sized sites, as stored.
@@ -119,9 +110,7 @@ pub fn scidac_checksum(payload: &[u8], site_bytes: usize) -> (u32, u32) {
 }
 
 fn parse_int(ctx: &Ctx, what: &str, v: &str) -> Result<i64, GaugeIoError> {
-    v.trim()
-        .parse()
-        .map_err(|_| ctx.bad_header(F, what, "an integer", v))
+    v.trim().parse().map_err(|_| ctx.bad_header(F, what, "an integer", v))
 }
 
 pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
@@ -246,11 +235,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     if bin.payload.len() != need {
         return Err(ctx.wrong_size(
             F,
-            &format!(
-                "the `{}` record ({vol} sites, {}-bit)",
-                bin.kind,
-                prec.bits()
-            ),
+            &format!("the `{}` record ({vol} sites, {}-bit)", bin.kind, prec.bits()),
             need as u64,
             bin.payload.len() as u64,
         ));
@@ -284,10 +269,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
                 )?;
             }
         }
-        None => metadata.push((
-            "scidac-checksum".into(),
-            "absent (nothing to verify)".into(),
-        )),
+        None => metadata.push(("scidac-checksum".into(), "absent (nothing to verify)".into())),
     }
     let nums = decode_floats(bin.payload, prec, true);
     let field = field_from_links(dims, nums.chunks_exact(18).map(su3_from_18).collect());
@@ -299,10 +281,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     }
     metadata.push((
         "records".into(),
-        recs.iter()
-            .map(|r| r.kind.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        recs.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>().join(", "),
     ));
     Ok(GaugeFile {
         field,
@@ -331,9 +310,7 @@ fn push_record(out: &mut Vec<u8>, kind: &str, flags: u16, payload: &[u8]) {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Encodes an ILDG file with the SciDAC records and checksum (as MILC and Chroma write them).
@@ -349,11 +326,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
     let (sa, sb) = scidac_checksum(&bin, 4 * 18 * prec.bytes());
     let xml = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
     let label = xml_escape(&opts.label);
-    let (p, ts) = if prec == Precision::F32 {
-        ("F", 72)
-    } else {
-        ("D", 144)
-    };
+    let (p, ts) = if prec == Precision::F32 { ("F", 72) } else { ("D", 144) };
     let mut out = Vec::new();
     let with_nul = |s: String| {
         let mut b = s.into_bytes();
@@ -384,12 +357,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
             utc_timestamp()
         )),
     );
-    push_record(
-        &mut out,
-        "scidac-record-xml",
-        0,
-        &with_nul(format!("{xml}<info>{label}</info>")),
-    );
+    push_record(&mut out, "scidac-record-xml", 0, &with_nul(format!("{xml}<info>{label}</info>")));
     push_record(
         &mut out,
         "ildg-format",
@@ -403,12 +371,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
             d[3]
         )),
     );
-    push_record(
-        &mut out,
-        "ildg-data-lfn",
-        0,
-        &with_nul(format!("lfn://symc/{label}")),
-    );
+    push_record(&mut out, "ildg-data-lfn", 0, &with_nul(format!("lfn://symc/{label}")));
     push_record(&mut out, "ildg-binary-data", 0, &bin);
     push_record(
         &mut out,

@@ -47,10 +47,8 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         *x = u32_at(data, 4 + 4 * mu, big) as i32 as i64;
     }
     let dims = checked_dims(ctx, F, d)?;
-    let stamp: String = String::from_utf8_lossy(&data[20..84])
-        .trim_end_matches('\0')
-        .trim()
-        .to_string();
+    let stamp: String =
+        String::from_utf8_lossy(&data[20..84]).trim_end_matches('\0').trim().to_string();
     let order = u32_at(data, 84, big) as i32;
     if order != 0 {
         return Err(ctx.unsupported(
@@ -75,22 +73,12 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     ctx.check(
         F,
         &mut checks,
-        Check::new(
-            "MILC checksum sum29",
-            hex32(sum29),
-            hex32(c29),
-            c29 == sum29,
-        ),
+        Check::new("MILC checksum sum29", hex32(sum29), hex32(c29), c29 == sum29),
     )?;
     ctx.check(
         F,
         &mut checks,
-        Check::new(
-            "MILC checksum sum31",
-            hex32(sum31),
-            hex32(c31),
-            c31 == sum31,
-        ),
+        Check::new("MILC checksum sum31", hex32(sum31), hex32(c31), c31 == sum31),
     )?;
     let nums = decode_floats(payload, Precision::F32, big);
     let links = nums.chunks_exact(18).map(su3_from_18).collect();
@@ -105,10 +93,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         checks,
         header_plaquette: None,
         header_link_trace: None,
-        metadata: vec![
-            ("time_stamp".into(), stamp),
-            ("order".into(), order.to_string()),
-        ],
+        metadata: vec![("time_stamp".into(), stamp), ("order".into(), order.to_string())],
     })
 }
 

@@ -78,12 +78,7 @@ pub struct Check {
 
 impl Check {
     fn new(name: &str, expected: impl Into<String>, found: impl Into<String>, ok: bool) -> Self {
-        Check {
-            name: name.to_string(),
-            expected: expected.into(),
-            found: found.into(),
-            ok,
-        }
+        Check { name: name.to_string(), expected: expected.into(), found: found.into(), ok }
     }
 
     /// True for checks that verify a checksum (as opposed to physics values or sizes).
@@ -203,10 +198,7 @@ impl Default for WriteOptions {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum GaugeIoError {
     #[error("cannot read `{path}`: {source}")]
-    #[diagnostic(
-        code(symc::gauge::read),
-        help("check that the path exists and is readable")
-    )]
+    #[diagnostic(code(symc::gauge::read), help("check that the path exists and is readable"))]
     Read {
         path: PathBuf,
         #[source]
@@ -241,13 +233,7 @@ pub enum GaugeIoError {
         code(symc::gauge::truncated),
         help("the file was cut short (interrupted copy or write?); fetch or regenerate it")
     )]
-    Truncated {
-        path: PathBuf,
-        format: GaugeFormat,
-        what: String,
-        expected: u64,
-        found: u64,
-    },
+    Truncated { path: PathBuf, format: GaugeFormat, what: String, expected: u64, found: u64 },
 
     #[error(
         "`{path}` ({format}) has the wrong size for {what}: expected {expected} bytes, found {found}"
@@ -258,26 +244,14 @@ pub enum GaugeIoError {
             "the header and the payload disagree; the file is damaged or not what its header says"
         )
     )]
-    WrongSize {
-        path: PathBuf,
-        format: GaugeFormat,
-        what: String,
-        expected: u64,
-        found: u64,
-    },
+    WrongSize { path: PathBuf, format: GaugeFormat, what: String, expected: u64, found: u64 },
 
     #[error("`{path}` ({format}) has a bad header: {what}: expected {expected}, found {found}")]
     #[diagnostic(
         code(symc::gauge::bad_header),
         help("the header is damaged or written by a tool that does not follow the format")
     )]
-    BadHeader {
-        path: PathBuf,
-        format: GaugeFormat,
-        what: String,
-        expected: String,
-        found: String,
-    },
+    BadHeader { path: PathBuf, format: GaugeFormat, what: String, expected: String, found: String },
 
     #[error("`{path}` ({format}): {check} check failed: expected {expected}, found {found}")]
     #[diagnostic(
@@ -297,11 +271,7 @@ pub enum GaugeIoError {
         code(symc::gauge::unsupported),
         help("convert the file with the tool that wrote it, or choose another output format")
     )]
-    Unsupported {
-        path: PathBuf,
-        format: GaugeFormat,
-        what: String,
-    },
+    Unsupported { path: PathBuf, format: GaugeFormat, what: String },
 }
 
 /// Reads a configuration, detecting the format from the content and verifying every check.
@@ -311,23 +281,17 @@ pub fn read_gauge(path: &Path) -> Result<GaugeFile, GaugeIoError> {
 
 /// [`read_gauge`] with options (e.g. to inspect a file whose checksum fails).
 pub fn read_gauge_with(path: &Path, opts: &ReadOptions) -> Result<GaugeFile, GaugeIoError> {
-    let data = std::fs::read(path).map_err(|source| GaugeIoError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let ctx = Ctx {
-        path,
-        verify: opts.verify,
-    };
+    let data =
+        std::fs::read(path).map_err(|source| GaugeIoError::Read { path: path.into(), source })?;
+    let ctx = Ctx { path, verify: opts.verify };
     match detect(&data) {
         Some(GaugeFormat::Nersc) => nersc::read(&ctx, &data),
         Some(GaugeFormat::Ildg) => lime::read(&ctx, &data),
         Some(GaugeFormat::Milc) => milc::read(&ctx, &data),
         Some(GaugeFormat::DdalphaAmg) => ddalphaamg::read(&ctx, &data),
-        None => Err(GaugeIoError::UnknownFormat {
-            path: path.into(),
-            found: describe_start(&data),
-        }),
+        None => {
+            Err(GaugeIoError::UnknownFormat { path: path.into(), found: describe_start(&data) })
+        }
     }
 }
 
@@ -391,10 +355,7 @@ pub fn encode(
 /// Writes `bytes` to `path` through a temporary file in the same directory, so readers never
 /// see a half-written configuration.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GaugeIoError> {
-    let werr = |source| GaugeIoError::Write {
-        path: path.into(),
-        source,
-    };
+    let werr = |source| GaugeIoError::Write { path: path.into(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -489,11 +450,7 @@ impl Ctx<'_> {
     }
 
     pub fn unsupported(&self, format: GaugeFormat, what: impl Into<String>) -> GaugeIoError {
-        GaugeIoError::Unsupported {
-            path: self.path.into(),
-            format,
-            what: what.into(),
-        }
+        GaugeIoError::Unsupported { path: self.path.into(), format, what: what.into() }
     }
 }
 
@@ -515,12 +472,7 @@ pub(crate) fn checked_dims(
             format!("{} {} {} {}", dims[0], dims[1], dims[2], dims[3]),
         ));
     }
-    let d = [
-        dims[0] as usize,
-        dims[1] as usize,
-        dims[2] as usize,
-        dims[3] as usize,
-    ];
+    let d = [dims[0] as usize, dims[1] as usize, dims[2] as usize, dims[3] as usize];
     let vol: u128 = d.iter().map(|&x| x as u128).product();
     if vol > u32::MAX as u128 / 4 {
         return Err(ctx.bad_header(
@@ -535,10 +487,7 @@ pub(crate) fn checked_dims(
 
 /// Builds a field from links in symc's order (`links[site*4+mu]`).
 pub(crate) fn field_from_links(dims: [usize; 4], links: Vec<Su3<f64>>) -> GaugeField {
-    GaugeField {
-        geom: Geometry::new(dims),
-        links,
-    }
+    GaugeField { geom: Geometry::new(dims), links }
 }
 
 /// Decodes a row-major 3x3 complex matrix from 18 numbers.
@@ -587,11 +536,7 @@ pub(crate) fn as_stored(field: &GaugeField, precision: Precision, two_rows: bool
                 *x = *x as f32 as f64;
             }
         }
-        *u = if two_rows {
-            su3_from_12(&v[..12])
-        } else {
-            su3_from_18(&v)
-        };
+        *u = if two_rows { su3_from_12(&v[..12]) } else { su3_from_18(&v) };
     }
     out
 }
@@ -646,12 +591,7 @@ pub(crate) fn check_unitarity(
 /// A plaquette comparison check: `|expected - found| <= tol`.
 pub(crate) fn value_check(name: &str, expected: f64, found: f64, tol: f64) -> Check {
     let ok = (expected - found).abs() <= tol;
-    Check::new(
-        name,
-        format!("{expected:.10} (tolerance {tol:.0e})"),
-        format!("{found:.10}"),
-        ok,
-    )
+    Check::new(name, format!("{expected:.10} (tolerance {tol:.0e})"), format!("{found:.10}"), ok)
 }
 
 /// Formats a u32 checksum as lower-case hex, as the headers do.
@@ -678,9 +618,8 @@ pub(crate) fn utc_timestamp() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MO: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MO: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     format!(
         "{} {} {:2} {:02}:{:02}:{:02} {} UTC",
         WD[days.rem_euclid(7) as usize],

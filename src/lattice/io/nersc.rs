@@ -24,26 +24,18 @@ pub const LINK_TRACE_TOL: f64 = 1e-6;
 fn parse_header(ctx: &Ctx, data: &[u8]) -> Result<(Vec<(String, String)>, usize), GaugeIoError> {
     let scan = &data[..data.len().min(MAX_HEADER)];
     let marker = b"END_HEADER";
-    let pos = scan
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .ok_or_else(|| {
-            if data.len() < MAX_HEADER {
-                ctx.truncated(
-                    F,
-                    "the header (no END_HEADER line)",
-                    data.len() as u64 + 1,
-                    data.len() as u64,
-                )
-            } else {
-                ctx.bad_header(
-                    F,
-                    "header terminator",
-                    "END_HEADER",
-                    "none in the first 64 KiB",
-                )
-            }
-        })?;
+    let pos = scan.windows(marker.len()).position(|w| w == marker).ok_or_else(|| {
+        if data.len() < MAX_HEADER {
+            ctx.truncated(
+                F,
+                "the header (no END_HEADER line)",
+                data.len() as u64 + 1,
+                data.len() as u64,
+            )
+        } else {
+            ctx.bad_header(F, "header terminator", "END_HEADER", "none in the first 64 KiB")
+        }
+    })?;
     // The payload starts after the newline that ends the END_HEADER line.
     let mut off = pos + marker.len();
     while off < data.len() && data[off] != b'\n' {
@@ -73,9 +65,7 @@ fn parse_header(ctx: &Ctx, data: &[u8]) -> Result<(Vec<(String, String)>, usize)
 }
 
 fn get<'a>(kv: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    kv.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.as_str())
+    kv.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
 }
 
 /// Byte order and precision from `FLOATING_POINT` (Grid: `IEEE32`/`IEEE64` are little-endian).
@@ -100,9 +90,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     for (mu, d) in dims.iter_mut().enumerate() {
         let key = format!("DIMENSION_{}", mu + 1);
         let v = get(&kv, &key).ok_or_else(|| ctx.bad_header(F, &key, "an integer", "missing"))?;
-        *d = v
-            .parse()
-            .map_err(|_| ctx.bad_header(F, &key, "an integer", v))?;
+        *d = v.parse().map_err(|_| ctx.bad_header(F, &key, "an integer", v))?;
     }
     let dims = checked_dims(ctx, F, dims)?;
     let datatype = get(&kv, "DATATYPE").ok_or_else(|| {
@@ -121,12 +109,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         }
     };
     let fp = get(&kv, "FLOATING_POINT").ok_or_else(|| {
-        ctx.bad_header(
-            F,
-            "FLOATING_POINT",
-            "IEEE32BIG, IEEE32, IEEE64BIG or IEEE64",
-            "missing",
-        )
+        ctx.bad_header(F, "FLOATING_POINT", "IEEE32BIG, IEEE32, IEEE64BIG or IEEE64", "missing")
     })?;
     let (prec, big) = floating_point(ctx, fp)?;
 
@@ -144,13 +127,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     let nums = decode_floats(payload, prec, big);
     let links = nums
         .chunks_exact(per_link)
-        .map(|v| {
-            if two_rows {
-                su3_from_12(v)
-            } else {
-                su3_from_18(v)
-            }
-        })
+        .map(|v| if two_rows { su3_from_12(v) } else { su3_from_18(v) })
         .collect();
     let field = field_from_links(dims, links);
 
@@ -158,9 +135,7 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     if let Some(cs) = get(&kv, "CHECKSUM") {
         let want = u32::from_str_radix(cs.trim_start_matches("0x").trim_start_matches("0X"), 16)
             .map_err(|_| ctx.bad_header(F, "CHECKSUM", "a hexadecimal uint32", cs))?;
-        let got = host_words(payload, prec, big)
-            .iter()
-            .fold(0u32, |a, &w| a.wrapping_add(w));
+        let got = host_words(payload, prec, big).iter().fold(0u32, |a, &w| a.wrapping_add(w));
         ctx.check(
             F,
             &mut checks,
@@ -205,10 +180,7 @@ fn parse_opt_f64(
 ) -> Result<Option<f64>, GaugeIoError> {
     match get(kv, key) {
         None => Ok(None),
-        Some(v) => v
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|_| ctx.bad_header(F, key, "a number", v)),
+        Some(v) => v.parse::<f64>().map(Some).map_err(|_| ctx.bad_header(F, key, "a number", v)),
     }
 }
 
@@ -224,9 +196,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
             push_float(&mut payload, x, prec, big);
         }
     }
-    let checksum = host_words(&payload, prec, big)
-        .iter()
-        .fold(0u32, |a, &w| a.wrapping_add(w));
+    let checksum = host_words(&payload, prec, big).iter().fold(0u32, |a, &w| a.wrapping_add(w));
     let stored = as_stored(field, prec, two);
     let d = field.dims();
     let fp = match (prec, big) {
@@ -240,14 +210,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
     let mut h = String::new();
     h.push_str("BEGIN_HEADER\n");
     h.push_str("HDR_VERSION = 1.0\n");
-    h.push_str(&format!(
-        "DATATYPE = {}\n",
-        if two {
-            "4D_SU3_GAUGE"
-        } else {
-            "4D_SU3_GAUGE_3x3"
-        }
-    ));
+    h.push_str(&format!("DATATYPE = {}\n", if two { "4D_SU3_GAUGE" } else { "4D_SU3_GAUGE_3x3" }));
     h.push_str("STORAGE_FORMAT = 1.0\n");
     for (mu, n) in d.iter().enumerate() {
         h.push_str(&format!("DIMENSION_{} = {}\n", mu + 1, n));
