@@ -3,7 +3,7 @@
 //! and backward, Adam) of the 1h1l model and of the 4-layer smoother (`ptc_precond`, 2016
 //! complex weights) in f32 and f64, and one application of each trained-network
 //! preconditioner (f64 vectors in and out) next to one Dirac operator application.
-//! Whole solves are measured by `symc train` / `symc solve --precond` (BENCHMARKS-precond.md).
+//! Whole solves are measured by `symc train` / `symc solve --precond` (benches/results/precond.md).
 //!
 //! Run: `cargo bench --bench precond`.
 

@@ -1,6 +1,6 @@
 //! Cost per solver iteration on 8³×16 (random gauge field, m = −0.5, c_sw = 1, f64): one
 //! GMRES(30)/FGMRES(30) restart cycle, 15 BiCGStab iterations and 15 CGNE iterations. Whole
-//! solves to 1e-8 take seconds and are measured in BENCHMARKS-lattice.md with `symc solve`.
+//! solves to 1e-8 take seconds and are measured in benches/results/lattice.md with `symc solve`.
 //!
 //! Run: `cargo bench --bench solvers` (criterion "elem/s" = solver iterations per second).
 

@@ -4,7 +4,7 @@
 //! inference at batch 1000.
 //!
 //! Run: `cargo bench --bench train_step` (add `-- conv` to select). Epoch times come from real
-//! runs (`summary.json` → `epoch_seconds`); see BENCHMARKS-train.md.
+//! runs (`summary.json` → `epoch_seconds`); see benches/results/train.md.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;

@@ -27,7 +27,7 @@ use crate::runtime::reference::pad_lo;
 
 /// Multiply-adds per sample from which im2col + gemm is used by `Auto`: never. The direct JIT
 /// convolution measured 3x faster than im2col + gemm on every convolution benchmarked
-/// (BENCHMARKS-kernels.md); the im2col buffer alone is 25 MB per batch for the 10x19x19 layer.
+/// (benches/results/kernels.md); the im2col buffer alone is 25 MB per batch for the 10x19x19 layer.
 pub const GEMM_MIN_MACS: usize = usize::MAX;
 
 /// The strategy for a convolution of `macs` multiply-adds per sample, and why.

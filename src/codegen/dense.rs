@@ -19,7 +19,7 @@ use super::plan::{KernelPlan, Pass, Strategy};
 use crate::ir::{Activation, Graph, Layer, LayerKind};
 
 /// Multiply-adds per sample from which the GEMM library is used. Measured at batch 64
-/// (BENCHMARKS-kernels.md): on the 784x3610 and 3610x1000 layers the gemm path is 2-2.7x faster
+/// (benches/results/kernels.md): on the 784x3610 and 3610x1000 layers the gemm path is 2-2.7x faster
 /// than the f32x4 JIT kernels; for small layers (the 1000x10 head) packing and call overhead
 /// dominate and the JIT kernels are used.
 pub const GEMM_MIN_MACS: usize = 64 * 1024;
@@ -220,7 +220,7 @@ pub fn lower(
             }
             Strategy::Gemm => {
                 // The gemm crate packs a column-major W^T three times slower than a row-major
-                // one (measured, BENCHMARKS-kernels.md): transpose W once per step instead.
+                // one (measured, benches/results/kernels.md): transpose W once per step instead.
                 let wt = lw.alloc(ni * no);
                 steps.backward.push(Step::Transpose {
                     src: Buf::Params,
