@@ -1,6 +1,6 @@
 //! Preconditioner training and application on 8³×16 (random gauge field, m = −0.55,
 //! c_sw = 1): one training step (Gaussian v, b = D v with the JIT Dirac kernel, network forward
-//! and backward, Adam) of the 1h1l model and of the 4-layer smoother (`ptc_precond`, 2016
+//! and backward, Adam) of the 1h1l model and of the 4-layer smoother (`ptc_smoother`, 2016
 //! complex weights) in f32 and f64, and one application of each trained-network
 //! preconditioner (f64 vectors in and out) next to one Dirac operator application.
 //! Whole solves are measured by `symc train` / `symc solve --precond` (benches/results/precond.md).
@@ -57,8 +57,8 @@ fn step_bench<T: SimdReal>(c: &mut Criterion, label: &str, graph: &Graph, gauge:
 fn benches(c: &mut Criterion) {
     let dims = [8, 8, 8, 16];
     let gauge = GaugeField::random(dims, &mut ChaCha8Rng::seed_from_u64(7));
-    let small = model("ptc_1h1l.sym");
-    let smoother = model("ptc_precond.sym");
+    let small = model("ptc_precond.sym");
+    let smoother = model("ptc_smoother.sym");
     step_bench::<f32>(c, "1h1l", &small, &gauge);
     step_bench::<f64>(c, "1h1l", &small, &gauge);
     step_bench::<f32>(c, "smoother", &smoother, &gauge);

@@ -12,8 +12,8 @@ use symc::sema::{LoadError, Options, compile_bytes};
 const MODELS: &[&str] = &[
     include_str!("../models/digits_conv.sym"),
     include_str!("../models/digits_dense.sym"),
+    include_str!("../models/ptc_smoother.sym"),
     include_str!("../models/ptc_precond.sym"),
-    include_str!("../models/ptc_1h1l.sym"),
     include_str!("../models/ptc_precond_4x4.sym"),
     include_str!("../models/dense_precond.sym"),
 ];

@@ -14,7 +14,7 @@ fn conv() -> ir::Graph {
 }
 
 fn ptc() -> ir::Graph {
-    compile(include_str!("../models/ptc_precond.sym"))
+    compile(include_str!("../models/ptc_smoother.sym"))
 }
 
 #[test]

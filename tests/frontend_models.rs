@@ -40,8 +40,8 @@ const COUNTS: &[(&str, u64, &[u64])] = &[
         &[784 * 3610 + 3610, 3610 * 1000 + 1000, 1000 * 10 + 10],
     ),
     ("models/digits_conv.sym", 21_030, &[1000 + 10, 10_000 + 10, 10_000 + 10]),
-    ("models/ptc_precond.sym", 144 * (2 + 4 + 4 + 2), &[144 * 2, 144 * 4, 144 * 4, 144 * 2]),
-    ("models/ptc_1h1l.sym", 144, &[144]),
+    ("models/ptc_smoother.sym", 144 * (2 + 4 + 4 + 2), &[144 * 2, 144 * 4, 144 * 4, 144 * 2]),
+    ("models/ptc_precond.sym", 144, &[144]),
     ("models/ptc_precond_4x4.sym", 288, &[144, 144]),
     ("models/dense_precond.sym", 2 * 3072 * 3072, &[3072 * 3072, 3072 * 3072]),
 ];
@@ -162,8 +162,8 @@ fn digits_layers_are_dense_or_conv_with_poster_shapes() {
 }
 
 #[test]
-fn ptc_preconditioner_layers_and_train_block() {
-    let g = load("models/ptc_precond.sym");
+fn ptc_smootheritioner_layers_and_train_block() {
+    let g = load("models/ptc_smoother.sym");
     assert_eq!(g.symmetry, ir::Symmetry::GaugeSu3);
     assert_eq!(g.lattice, Some(ir::Lattice { dims: [8, 8, 8, 16] }));
     let io: Vec<(usize, usize)> = g
@@ -246,9 +246,9 @@ fn check_accepts_every_model_and_reports_exit_codes() {
     // A missing file: exit 2. A good and a bad file together: exit 1, both reported.
     let out = symc(&["check", "no/such/file.sym"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = symc(&["check", "models/ptc_1h1l.sym", bad.to_str().expect("utf8")]);
+    let out = symc(&["check", "models/ptc_precond.sym", bad.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok   models/ptc_1h1l.sym"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok   models/ptc_precond.sym"));
     // Usage errors exit 2 (clap).
     let out = symc(&["inspect"]);
     assert_eq!(out.status.code(), Some(2));
@@ -262,7 +262,7 @@ fn inspect_table_shows_kinds_counts_and_totals() {
     assert!(text.contains("conv"), "{text}");
     assert!(text.contains("21,030"), "{text}");
     assert!(text.contains("6,454,860"), "{text}");
-    let out = symc(&["inspect", "models/ptc_precond.sym"]);
+    let out = symc(&["inspect", "models/ptc_smoother.sym"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ptc") && text.contains("1,728"), "{text}");
 }
@@ -272,8 +272,8 @@ fn ir_text_of_every_model() {
     for model in [
         "models/digits_conv.sym",
         "models/digits_dense.sym",
+        "models/ptc_smoother.sym",
         "models/ptc_precond.sym",
-        "models/ptc_1h1l.sym",
         "models/ptc_precond_4x4.sym",
         "models/dense_precond.sym",
     ] {

@@ -2,7 +2,7 @@
 the D.v application: draw v ~ N(0,1), Dv = D v (dirac_wilson_clover, m = -0.55, c_sw = 1),
 loss = ||M(Dv) - v||^2 / ||Dv||^2, backward, Adam (lr 1e-2). Models (one-hop paths, 9 paths):
   1h1l      v_PTC 1->1                        (144 complex weights)
-  smoother  v_PTC 1->2, 2->2, 2->2, 2->1      (1728 complex weights, the symc ptc_precond shape)
+  smoother  v_PTC 1->2, 2->2, 2->2, 2->1      (1728 complex weights, the symc ptc_smoother shape)
 
 Usage: PYTHONPATH=/work/scratch/qcd_ml/src python train_step.py [--repeats N] [--json]
 """

@@ -23,11 +23,11 @@ pub enum Format {
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  symc inspect models/digits_conv.sym\n  \
-symc inspect models/digits_dense.sym --format json\n  symc inspect models/ptc_precond.sym --ir\n  \
-symc inspect models/ptc_precond.sym --plan --stats\n  \
-symc inspect models/ptc_precond.sym --asm | grep vfmadd\n  \
+symc inspect models/digits_dense.sym --format json\n  symc inspect models/ptc_smoother.sym --ir\n  \
+symc inspect models/ptc_smoother.sym --plan --stats\n  \
+symc inspect models/ptc_smoother.sym --asm | grep vfmadd\n  \
 symc inspect models/digits_conv.sym --bench\n  symc inspect models/digits_conv.sym --verify\n  \
-symc inspect models/ptc_precond.sym --verify --gauge conf.lime\n\n\
+symc inspect models/ptc_smoother.sym --verify --gauge conf.lime\n\n\
 Flags combine; without flags the layer table is shown. --verify exits 1 when a check fails.")]
 pub struct InspectArgs {
     /// The .sym file to inspect.
