@@ -24,16 +24,7 @@ pub fn bicgstab<T: Real, O: LinearOperator<T> + ?Sized>(
     let bnorm = norm(b);
     if bnorm == 0.0 {
         x.iter_mut().for_each(|v| *v = zero);
-        return SolveReport {
-            solver: "bicgstab".into(),
-            iterations: 0,
-            operator_applications: 0,
-            preconditioner_applications: 0,
-            seconds: start.elapsed().as_secs_f64(),
-            true_residual: 0.0,
-            history: vec![0.0],
-            converged: true,
-        };
+        return SolveReport::zero_rhs("bicgstab", start);
     }
     let mut r = vec![zero; n];
     let mut p = vec![zero; n];

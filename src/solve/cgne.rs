@@ -25,16 +25,7 @@ pub fn cgne<T: Real, O: AdjointOperator<T> + ?Sized>(
     let bnorm = norm(b);
     if bnorm == 0.0 {
         x.iter_mut().for_each(|v| *v = zero);
-        return SolveReport {
-            solver: "cgne".into(),
-            iterations: 0,
-            operator_applications: 0,
-            preconditioner_applications: 0,
-            seconds: start.elapsed().as_secs_f64(),
-            true_residual: 0.0,
-            history: vec![0.0],
-            converged: true,
-        };
+        return SolveReport::zero_rhs("cgne", start);
     }
     let mut r = vec![zero; n];
     let mut p = vec![zero; n];

@@ -74,16 +74,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
     let mut history = Vec::new();
     if bnorm == 0.0 {
         x.iter_mut().for_each(|v| *v = zero);
-        return SolveReport {
-            solver: name.into(),
-            iterations: 0,
-            operator_applications: 0,
-            preconditioner_applications: 0,
-            seconds: start.elapsed().as_secs_f64(),
-            true_residual: 0.0,
-            history: vec![0.0],
-            converged: true,
-        };
+        return SolveReport::zero_rhs(name, start);
     }
 
     let mut v: Vec<Vec<Complex<T>>> = (0..=m).map(|_| vec![zero; n]).collect();
