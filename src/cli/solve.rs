@@ -7,6 +7,7 @@
 //! FGMRES uses as M; today only the identity) and [`run_solves`] (sources, solver, reports).
 
 use super::Failure;
+use crate::codegen::dirac::{DiracOptions, JitWilsonClover};
 use crate::lattice::fermion::{self, FermionField};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::io::{self, read_gauge};
@@ -15,6 +16,7 @@ use crate::solve::{
     self, IdentityPreconditioner, LinearOperator, MixedPrecision, Preconditioner, SolveParams,
     SolveReport,
 };
+use crate::train::precond::NetPreconditioner;
 use miette::Diagnostic;
 use num_complex::Complex64;
 use rand::SeedableRng;
@@ -31,8 +33,11 @@ symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --restart 30 -
 The operator is D = (4+m) - 1/2 sum_mu [(1-g_mu) U_mu(x) d_{x+mu} + (1+g_mu) U_mu(x-mu)^+ d_{x-mu}] \
 + clover (Grid/GPT conventions, DeGrand-Rossi gammas). Sources are complex Gaussian, normalised, \
 drawn from --seed. The reported true residual |b - D x|/|b| is recomputed in f64 from the \
-returned solution. With --precision f32 the operator inside the solver is single precision, \
-which limits the reachable residual to about 1e-6.")]
+returned solution. --precision mixed (the default for gmres and fgmres) runs every restart \
+cycle in f32 on the JIT kernels' own layout and recomputes the residual in f64 at every restart \
+(iterative refinement): full f64 accuracy at f32 speed. --precision f64 runs the whole solve in \
+double precision on the plain reference operator; --precision f32 puts an f32 operator inside \
+the f64 solver, which limits the reachable residual to about 1e-6.")]
 pub struct SolveArgs {
     /// Gauge configuration (NERSC, ILDG/SciDAC LIME, MILC v5 or DDalphaAMG; detected).
     #[arg(long)]
@@ -64,8 +69,9 @@ pub struct SolveArgs {
     /// Fermion boundary condition in time (space is always periodic).
     #[arg(long, value_enum, default_value_t = Boundary::Periodic)]
     pub boundary: Boundary,
-    /// Precision of the operator inside the solver (the outer solver is always f64).
-    #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
+    /// Precision: `mixed` = f32 restart cycles on the JIT kernels with f64 restarts (gmres and
+    /// fgmres; bicgstab and cgne then run in f64), `f64`, or an f32 operator in an f64 solver.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Mixed)]
     pub precision: PrecisionArg,
     /// Write the residual history as CSV (rhs,iteration,relative_residual).
     #[arg(long)]
@@ -101,6 +107,7 @@ pub enum Boundary {
 /// Operator precision.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrecisionArg {
+    Mixed,
     F32,
     F64,
 }
@@ -141,12 +148,13 @@ pub enum SolveCliError {
     Plot { path: PathBuf, message: String },
 }
 
-/// What FGMRES uses as its right preconditioner M. A trained network becomes another variant
-/// (built from a run folder) that implements [`Preconditioner<f64>`].
+/// What FGMRES uses as its right preconditioner M.
 pub enum Preconditioning {
     /// No preconditioning (FGMRES is then GMRES).
     Identity(IdentityPreconditioner),
-    /// Any right preconditioner, e.g. a trained network.
+    /// A trained network (from a run folder); it also runs inside mixed-precision solves.
+    Network(Box<NetPreconditioner>),
+    /// Any other right preconditioner (f64 solves only).
     Custom(Box<dyn Preconditioner<f64>>),
 }
 
@@ -154,17 +162,21 @@ impl Preconditioning {
     fn as_dyn(&mut self) -> &mut dyn Preconditioner<f64> {
         match self {
             Preconditioning::Identity(p) => p,
+            Preconditioning::Network(p) => p.as_mut(),
             Preconditioning::Custom(p) => p.as_mut(),
         }
     }
 }
 
-/// The operator in the chosen precision, seen by the f64 solvers.
+/// The operator in the chosen precision.
 pub enum Operator {
     /// Double precision throughout.
     F64(WilsonClover<f64>),
     /// Single-precision operator run through [`MixedPrecision`] inside the f64 solver.
     F32 { op32: WilsonClover<f32> },
+    /// f32 restart cycles on the JIT kernel in its own layout, f64 residuals with the f64 JIT
+    /// kernel ([`solve::gmres_mixed`]).
+    Mixed { d64: Box<JitWilsonClover<f64>>, d32: Box<JitWilsonClover<f32>> },
 }
 
 /// Per right-hand side results plus what they were computed with.
@@ -204,7 +216,9 @@ pub fn dirac_params(a: &SolveArgs) -> DiracParams {
     }
 }
 
-/// Builds the operator in the requested precision.
+/// Builds the operator in the requested precision. Mixed precision needs the JIT kernels; where
+/// they cannot be built (no lattice extent divisible by the 4 SIMD lanes) it falls back to f64
+/// and says why on stderr.
 pub fn build_operator(
     gauge: &GaugeField,
     params: &DiracParams,
@@ -213,6 +227,19 @@ pub fn build_operator(
     match precision {
         PrecisionArg::F64 => Operator::F64(WilsonClover::new(gauge, params)),
         PrecisionArg::F32 => Operator::F32 { op32: WilsonClover::new(gauge, params) },
+        PrecisionArg::Mixed => {
+            let opts = DiracOptions::default();
+            match (
+                JitWilsonClover::<f64>::new(gauge, params, &opts),
+                JitWilsonClover::<f32>::new(gauge, params, &opts),
+            ) {
+                (Ok(d64), Ok(d32)) => Operator::Mixed { d64: Box::new(d64), d32: Box::new(d32) },
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("note: no JIT operator for this lattice ({e}); solving in f64");
+                    Operator::F64(WilsonClover::new(gauge, params))
+                }
+            }
+        }
     }
 }
 
@@ -247,7 +274,8 @@ fn solve_with<O: solve::AdjointOperator<f64> + ?Sized>(
 }
 
 /// Solves D x = b for every source. With an f32 operator the true residual is recomputed with
-/// the f64 operator, so that it measures the real Dirac equation.
+/// the f64 operator, so that it measures the real Dirac equation. Mixed precision applies to
+/// GMRES and FGMRES; BiCGStab and CGNE then run in f64 on the f64 JIT kernel.
 pub fn run_solves(
     gauge: &GaugeField,
     dirac: &DiracParams,
@@ -256,16 +284,42 @@ pub fn run_solves(
     prec: &mut Preconditioning,
     sources: &[Vec<Complex64>],
     params: &SolveParams,
-) -> SolveOutcome {
+) -> Result<SolveOutcome, Failure> {
     let mut reports = Vec::with_capacity(sources.len());
     let d64_for_check = match operator {
-        Operator::F64(_) => None,
         Operator::F32 { .. } => Some(WilsonClover::<f64>::new(gauge, dirac)),
+        _ => None,
     };
     for (k, b) in sources.iter().enumerate() {
         let (x, mut rep) = match operator {
             Operator::F64(d) => solve_with(d, kind, prec, b, params),
             Operator::F32 { op32 } => solve_with(&MixedPrecision::new(op32), kind, prec, b, params),
+            Operator::Mixed { d64, d32 } => {
+                let mut x = vec![Complex64::new(0.0, 0.0); b.len()];
+                let d64 = d64.as_ref();
+                let d32 = d32.as_ref();
+                let rep = match (kind, &mut *prec) {
+                    (SolverKind::Fgmres, Preconditioning::Network(net)) => {
+                        let mut native = net.native(d32.layout());
+                        solve::fgmres_mixed(d64, d32, &mut native, b, &mut x, params)
+                    }
+                    (SolverKind::Fgmres, Preconditioning::Custom(_)) => {
+                        return Err(Failure::io(SolveCliError::Argument {
+                            flag: "precision",
+                            expected: "f64 or f32 with this preconditioner",
+                            found: "mixed".into(),
+                        }));
+                    }
+                    (SolverKind::Fgmres | SolverKind::Gmres, _) => {
+                        solve::gmres_mixed(d64, d32, b, &mut x, params)
+                    }
+                    _ => Ok(solve_with(d64, kind, prec, b, params).1),
+                };
+                match rep {
+                    Ok(r) => (x, r),
+                    Err(e) => return Err(Failure::model(miette::miette!("{e}"))),
+                }
+            }
         };
         if let Some(d64) = &d64_for_check {
             let mut r = vec![Complex64::new(0.0, 0.0); b.len()];
@@ -281,7 +335,7 @@ pub fn run_solves(
         );
         reports.push(rep);
     }
-    SolveOutcome { reports }
+    Ok(SolveOutcome { reports })
 }
 
 /// `symc solve` without preconditioner.
@@ -290,7 +344,7 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
         let gauge = read_gauge(&args.gauge).map_err(Failure::io)?.field;
         let prec = crate::train::precond::preconditioner_from_run(dir, &gauge)
             .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
-        return run_with(args, Preconditioning::Custom(Box::new(prec)));
+        return run_with(args, Preconditioning::Network(Box::new(prec)));
     }
     run_with(args, Preconditioning::Identity(IdentityPreconditioner))
 }
@@ -298,7 +352,7 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
 /// `symc solve` with a given preconditioner (the entry point a `--precond` option extends).
 pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failure> {
     check_args(&args).map_err(Failure::io)?;
-    if matches!(prec, Preconditioning::Custom(_)) && args.solver != SolverKind::Fgmres {
+    if !matches!(prec, Preconditioning::Identity(_)) && args.solver != SolverKind::Fgmres {
         let solver = format!("{:?}", args.solver).to_lowercase();
         return Err(Failure::io(SolveCliError::PreconditionerNeedsFgmres { solver }));
     }
@@ -330,7 +384,7 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         format!("{:?}", args.boundary).to_lowercase(),
         format!("{:?}", args.precision).to_lowercase()
     );
-    let out = run_solves(&gauge, &dirac, &operator, args.solver, &mut prec, &sources, &params);
+    let out = run_solves(&gauge, &dirac, &operator, args.solver, &mut prec, &sources, &params)?;
 
     if let Some(path) = &args.history {
         let mut csv = String::from("rhs,iteration,relative_residual\n");

@@ -488,17 +488,26 @@ impl<T: SimdReal> LatticeNet<T> {
 
     /// All values of the network in the AoSoA layout.
     fn run_forward(&self, params: &[T], input: &[Complex<T>]) -> Result<Vec<Vec<T>>, RuntimeError> {
+        let inp = self.import(input);
+        let mut vals = self.run_layers(params, &inp)?;
+        vals[0] = inp;
+        Ok(vals)
+    }
+
+    /// The values of every layer output from an AoSoA input with its ghosts filled (value 0 is
+    /// read from `input` and left empty in the result).
+    fn run_layers(&self, params: &[T], input: &[T]) -> Result<Vec<Vec<T>>, RuntimeError> {
         let mut vals: Vec<Vec<T>> = vec![Vec::new(); self.graph.values.len()];
-        vals[0] = self.import(input);
         for (l, exec) in self.graph.layers.iter().zip(&self.layers) {
-            let x = &vals[l.inputs[0].index()];
+            let get = |i: usize| if i == 0 { input } else { &vals[i][..] };
+            let x = get(l.inputs[0].index());
             let y = match exec {
                 LayerExec::Stencil(s) => {
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), false);
                     self.run_stencil(s.fwd, &s.fwd_tab, x, s.n_out, &w)?
                 }
                 LayerExec::Add(k) => {
-                    let b = &vals[l.inputs[1].index()];
+                    let b = get(l.inputs[1].index());
                     let mut out = self.field_buffer(features(&self.graph, l.output));
                     self.kernels
                         .kernel(*k)
@@ -510,6 +519,43 @@ impl<T: SimdReal> LatticeNet<T> {
             vals[l.output.index()] = y;
         }
         Ok(vals)
+    }
+
+    /// Evaluate the network on buffers in its own AoSoA layout (one feature in, one out, as a
+    /// preconditioner is): `input` holds at least [`SiteLayout::field_len`] scalars, its ghost
+    /// slots are refilled here; the main part of `output` receives M input. This is the path a
+    /// solver working in the kernels' layout uses: no conversion at all.
+    pub fn forward_aosoa(
+        &self,
+        params: &[T],
+        input: &mut [T],
+        output: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.check_params(params.len())?;
+        let len = self.layout.field_len();
+        let main = self.layout.outer_volume * FIELD_COMPONENTS * self.layout.lanes;
+        let (fin, fout) = (
+            features(&self.graph, crate::ir::ValueId(0)),
+            features(&self.graph, self.graph.output),
+        );
+        if fin != 1 || fout != 1 || input.len() < len || output.len() < main {
+            return Err(RuntimeError::Shape(format!(
+                "forward_aosoa: model `{}` maps {fin} -> {fout} features; buffers of {} and {} \
+                 scalars given, one feature needs {len}",
+                self.graph.name,
+                input.len(),
+                output.len()
+            )));
+        }
+        let input = &mut input[..len];
+        self.layout.fill_ghosts(&self.ghosts, input);
+        let vals = self.run_layers(params, input)?;
+        match vals.get(self.graph.output.index()) {
+            Some(y) if self.graph.output.index() != 0 => output[..main].copy_from_slice(&y[..main]),
+            _ => output[..main].copy_from_slice(&input[..main]),
+        }
+        vals.into_iter().for_each(|v| self.recycle(v));
+        Ok(())
     }
 
     /// Evaluate the network: `input` and `output` in the reference layout (features × sites × 12).

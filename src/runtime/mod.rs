@@ -46,4 +46,5 @@ pub mod dense_lattice;
 pub mod init;
 pub mod lattice_net;
 pub mod lattice_reference;
+pub mod native;
 pub mod reference;

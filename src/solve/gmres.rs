@@ -55,6 +55,72 @@ fn givens(a: Complex64, b: Complex64) -> (f64, Complex64) {
     }
 }
 
+/// The small least-squares problem of (F)GMRES, min ‖β e_1 − H y‖ over the (k+1)×k Hessenberg
+/// matrix H, kept in QR form as columns arrive: each new column gets the previous Givens
+/// rotations and one new rotation, which also gives the residual norm after every step.
+pub(super) struct LeastSquares {
+    /// h[j] is column j of H (rotated in place into R).
+    h: Vec<Vec<Complex64>>,
+    rot: Vec<(f64, Complex64)>,
+    g: Vec<Complex64>,
+    /// Columns so far.
+    k: usize,
+}
+
+impl LeastSquares {
+    pub(super) fn new(m: usize) -> Self {
+        LeastSquares {
+            h: vec![vec![Complex64::new(0.0, 0.0); m + 1]; m],
+            rot: vec![(0.0, Complex64::new(0.0, 0.0)); m],
+            g: vec![Complex64::new(0.0, 0.0); m + 1],
+            k: 0,
+        }
+    }
+
+    /// Starts a cycle with residual norm `beta`.
+    pub(super) fn reset(&mut self, beta: f64) {
+        self.g.iter_mut().for_each(|e| *e = Complex64::new(0.0, 0.0));
+        self.g[0] = Complex64::new(beta, 0.0);
+        self.k = 0;
+    }
+
+    /// Appends column j = (h_0j, …, h_jj) with subdiagonal `hnext`; returns the residual norm
+    /// of the least-squares problem with the columns so far.
+    pub(super) fn push_column(&mut self, hj: &[Complex64], hnext: f64) -> f64 {
+        let j = self.k;
+        let col = &mut self.h[j];
+        col[..=j].copy_from_slice(&hj[..=j]);
+        col[j + 1] = Complex64::new(hnext, 0.0);
+        for i in 0..j {
+            let (c, s) = self.rot[i];
+            let (a, b) = (col[i], col[i + 1]);
+            col[i] = c * a + s * b;
+            col[i + 1] = -s.conj() * a + c * b;
+        }
+        let (c, s) = givens(col[j], col[j + 1]);
+        self.rot[j] = (c, s);
+        col[j] = c * col[j] + s * col[j + 1];
+        col[j + 1] = Complex64::new(0.0, 0.0);
+        self.g[j + 1] = -s.conj() * self.g[j];
+        self.g[j] *= c;
+        self.k += 1;
+        self.g[j + 1].norm()
+    }
+
+    /// The minimiser y over the first `k` columns (back substitution R y = g).
+    pub(super) fn solve(&self, k: usize) -> Vec<Complex64> {
+        let mut y = vec![Complex64::new(0.0, 0.0); k];
+        for i in (0..k).rev() {
+            let mut s = self.g[i];
+            for (l, yl) in y.iter().enumerate().skip(i + 1) {
+                s -= self.h[l][i] * yl;
+            }
+            y[i] = s / self.h[i][i];
+        }
+        y
+    }
+}
+
 fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + ?Sized>(
     op: &O,
     mut prec: Option<&mut P>,
@@ -81,10 +147,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
     let mut z: Vec<Vec<Complex<T>>> =
         if prec.is_some() { (0..m).map(|_| vec![zero; n]).collect() } else { Vec::new() };
     let mut w = vec![zero; n];
-    // h[j] is column j of the Hessenberg matrix (rotated in place into R).
-    let mut h = vec![vec![Complex64::new(0.0, 0.0); m + 1]; m];
-    let mut rot = vec![(0.0f64, Complex64::new(0.0, 0.0)); m];
-    let mut g = vec![Complex64::new(0.0, 0.0); m + 1];
+    let mut ls = LeastSquares::new(m);
 
     let mut r = vec![zero; n];
     op.residual(&mut r, b, x);
@@ -95,8 +158,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
     while beta / bnorm > params.tol && iterations < params.max_iterations {
         v[0].copy_from_slice(&r);
         scale(from_c64(Complex64::new(1.0 / beta, 0.0)), &mut v[0]);
-        g.iter_mut().for_each(|e| *e = Complex64::new(0.0, 0.0));
-        g[0] = Complex64::new(beta, 0.0);
+        ls.reset(beta);
         let mut k = 0;
         while k < m && iterations < params.max_iterations {
             let j = k;
@@ -122,30 +184,13 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
                     *a += *c;
                 }
             }
-            for i in 0..=j {
-                h[j][i] = hj[i];
-            }
-            h[j][j + 1] = Complex64::new(hnext, 0.0);
             if hnext > 0.0 {
                 v[j + 1].copy_from_slice(&w);
                 scale(from_c64(Complex64::new(1.0 / hnext, 0.0)), &mut v[j + 1]);
             }
-            // Apply the previous rotations to the new column, then make a new one.
-            for i in 0..j {
-                let (c, s) = rot[i];
-                let (a, bb) = (h[j][i], h[j][i + 1]);
-                h[j][i] = c * a + s * bb;
-                h[j][i + 1] = -s.conj() * a + c * bb;
-            }
-            let (c, s) = givens(h[j][j], h[j][j + 1]);
-            rot[j] = (c, s);
-            h[j][j] = c * h[j][j] + s * h[j][j + 1];
-            h[j][j + 1] = Complex64::new(0.0, 0.0);
-            g[j + 1] = -s.conj() * g[j];
-            g[j] *= c;
+            let est = ls.push_column(&hj, hnext) / bnorm;
             iterations += 1;
             k += 1;
-            let est = g[j + 1].norm() / bnorm;
             history.push(est);
             // A zero next basis vector ("happy breakdown") means the solution is exact in this
             // subspace.
@@ -153,15 +198,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
                 break;
             }
         }
-        // Back-substitute R y = g on the k×k triangle.
-        let mut y = vec![Complex64::new(0.0, 0.0); k];
-        for i in (0..k).rev() {
-            let mut s = g[i];
-            for (l, yl) in y.iter().enumerate().skip(i + 1) {
-                s -= h[l][i] * yl;
-            }
-            y[i] = s / h[i][i];
-        }
+        let y = ls.solve(k);
         if prec.is_some() {
             multi_add(x, &y, &z[..k]);
         } else {

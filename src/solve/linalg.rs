@@ -6,6 +6,7 @@ use crate::lattice::Real;
 use crate::lattice::fermion::{dot_serial, norm_sqr_serial};
 use num_complex::{Complex, Complex64};
 use rayon::prelude::*;
+use wide::f32x4;
 
 const CHUNK: usize = 4096;
 
@@ -71,4 +72,200 @@ pub(crate) fn multi_sub<T: Real>(
 pub(crate) fn multi_add<T: Real>(x: &mut [Complex<T>], y: &[Complex64], zs: &[Vec<Complex<T>>]) {
     let ys: Vec<Complex64> = y.iter().map(|v| -*v).collect();
     multi_sub(x, &ys, zs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split-complex f32 vectors in the JIT kernels' layout (see `codegen::lattice_layout`): blocks
+// of `SPLIT_LANES` real parts followed by `SPLIT_LANES` imaginary parts. The inner product of
+// two such vectors is the inner product of the fields they hold, whatever the site order, so
+// the Krylov solver can stay in the kernels' layout and never convert inside an iteration.
+
+/// Lanes of one split-complex block (f32x4).
+pub const SPLIT_LANES: usize = 4;
+/// Scalars per split block (re lanes + im lanes).
+const BLOCK: usize = 2 * SPLIT_LANES;
+/// Scalars per rayon work item: 16 KiB of f32, so that a chunk of `w` stays in L1 while every
+/// basis vector streams past it.
+const SPLIT_CHUNK: usize = 4096;
+
+/// One split-complex block: 4 real parts, then 4 imaginary parts.
+type Block = [[f32; SPLIT_LANES]; 2];
+
+fn blocks(a: &[f32]) -> &[Block] {
+    a.as_chunks::<SPLIT_LANES>().0.as_chunks::<2>().0
+}
+
+fn blocks_mut(a: &mut [f32]) -> &mut [Block] {
+    a.as_chunks_mut::<SPLIT_LANES>().0.as_chunks_mut::<2>().0
+}
+
+/// Σ conj(a) b over one chunk, in explicit f32x4 vectors (`wide`): the compiler's own
+/// vectorisation of the lane loops interleaved scalar loads and shuffles. Two accumulator sets
+/// keep the adds off one dependency chain; the chunk result is widened to f64 before chunks
+/// are summed, so rounding grows with the chunk length (256 terms per accumulator at most), not
+/// with the vector length.
+#[inline]
+fn split_dot_chunk(a: &[f32], b: &[f32]) -> Complex64 {
+    let z = f32x4::ZERO;
+    let (mut re, mut im) = ([z, z], [z, z]);
+    for (i, (x, y)) in blocks(a).iter().zip(blocks(b)).enumerate() {
+        let (xr, xi, yr, yi) =
+            (f32x4::new(x[0]), f32x4::new(x[1]), f32x4::new(y[0]), f32x4::new(y[1]));
+        let h = i & 1;
+        re[h] = xr.mul_add(yr, xi.mul_add(yi, re[h]));
+        im[h] = xr.mul_add(yi, im[h]) - xi * yr;
+    }
+    let sum = |v: [f32x4; 2]| v.iter().flat_map(|e| e.to_array()).map(f64::from).sum::<f64>();
+    Complex64::new(sum(re), sum(im))
+}
+
+#[inline]
+fn split_norm_sqr_chunk(a: &[f32]) -> f64 {
+    let z = f32x4::ZERO;
+    let mut acc = [z, z];
+    for x in blocks(a) {
+        let (xr, xi) = (f32x4::new(x[0]), f32x4::new(x[1]));
+        acc[0] = xr.mul_add(xr, acc[0]);
+        acc[1] = xi.mul_add(xi, acc[1]);
+    }
+    acc.iter().flat_map(|e| e.to_array()).map(f64::from).sum::<f64>()
+}
+
+fn check_split(len: usize) {
+    assert!(len % BLOCK == 0, "split-complex vector of {len} scalars is not whole blocks");
+}
+
+/// [⟨v_0, w⟩, …, ⟨v_{k−1}, w⟩, ‖w‖²] over the first `len` scalars of split-complex vectors, in
+/// one pass over `w` (the squared norm is the last entry, as a real number).
+pub(crate) fn split_multi_dot(vs: &[Vec<f32>], k: usize, w: &[f32], len: usize) -> Vec<Complex64> {
+    check_split(len);
+    let zero = vec![Complex64::new(0.0, 0.0); k + 1];
+    w[..len]
+        .par_chunks(SPLIT_CHUNK)
+        .enumerate()
+        .map(|(c, wc)| {
+            let lo = c * SPLIT_CHUNK;
+            let mut acc = vec![Complex64::new(0.0, 0.0); k + 1];
+            for (i, a) in acc.iter_mut().take(k).enumerate() {
+                *a = split_dot_chunk(&vs[i][lo..lo + wc.len()], wc);
+            }
+            acc[k] = Complex64::new(split_norm_sqr_chunk(wc), 0.0);
+            acc
+        })
+        .reduce(
+            || zero.clone(),
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        )
+}
+
+/// w −= Σ_{i<k} h_i v_i (k = `h.len()`) over the first `len` scalars; returns the new ‖w‖².
+/// Two basis vectors per sweep over a chunk halve the loads and stores of `w`.
+pub(crate) fn split_multi_sub(w: &mut [f32], h: &[Complex64], vs: &[Vec<f32>], len: usize) -> f64 {
+    check_split(len);
+    let hs: Vec<(f32x4, f32x4)> =
+        h.iter().map(|z| (f32x4::splat(z.re as f32), f32x4::splat(z.im as f32))).collect();
+    w[..len]
+        .par_chunks_mut(SPLIT_CHUNK)
+        .enumerate()
+        .map(|(c, wc)| {
+            let lo = c * SPLIT_CHUNK;
+            let hi = lo + wc.len();
+            let ws = blocks_mut(wc);
+            // w −= h v with h = a + ib: re −= a vr − b vi, im −= a vi + b vr.
+            let sub = |wb: &mut Block, p: &Block, (ar, ai): (f32x4, f32x4)| {
+                let (pr, pi) = (f32x4::new(p[0]), f32x4::new(p[1]));
+                let (wr, wi) = (f32x4::new(wb[0]), f32x4::new(wb[1]));
+                wb[0] = (wr - ar * pr + ai * pi).to_array();
+                wb[1] = (wi - ar * pi - ai * pr).to_array();
+            };
+            let mut i = 0;
+            while i + 1 < hs.len() {
+                let (ha, hb) = (hs[i], hs[i + 1]);
+                let (va, vb) = (blocks(&vs[i][lo..hi]), blocks(&vs[i + 1][lo..hi]));
+                for ((wb, p), q) in ws.iter_mut().zip(va).zip(vb) {
+                    let (pr, pi) = (f32x4::new(p[0]), f32x4::new(p[1]));
+                    let (qr, qi) = (f32x4::new(q[0]), f32x4::new(q[1]));
+                    let (wr, wi) = (f32x4::new(wb[0]), f32x4::new(wb[1]));
+                    wb[0] = (wr - ha.0 * pr + ha.1 * pi - hb.0 * qr + hb.1 * qi).to_array();
+                    wb[1] = (wi - ha.0 * pi - ha.1 * pr - hb.0 * qi - hb.1 * qr).to_array();
+                }
+                i += 2;
+            }
+            if i < hs.len() {
+                for (wb, p) in ws.iter_mut().zip(blocks(&vs[i][lo..hi])) {
+                    sub(wb, p, hs[i]);
+                }
+            }
+            split_norm_sqr_chunk(wc)
+        })
+        .sum()
+}
+
+/// out = s · inp over the first `len` scalars (s real).
+pub(crate) fn split_scaled_copy(out: &mut [f32], s: f64, inp: &[f32], len: usize) {
+    let s = s as f32;
+    out[..len]
+        .par_chunks_mut(SPLIT_CHUNK)
+        .zip(inp[..len].par_chunks(SPLIT_CHUNK))
+        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, i)| *o = s * i));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Complex entry `i` of a split-complex vector (block i/4, lane i%4).
+    fn entry(v: &[f32], i: usize) -> Complex64 {
+        let (b, k) = (i / SPLIT_LANES, i % SPLIT_LANES);
+        Complex64::new(v[b * BLOCK + k] as f64, v[b * BLOCK + SPLIT_LANES + k] as f64)
+    }
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// Against a naive f64 complex dot over the entries; lengths that are not whole chunks.
+    #[test]
+    fn split_products_match_naive_complex_arithmetic() {
+        for len in [BLOCK, 3 * BLOCK, SPLIT_CHUNK + 5 * BLOCK, 3 * SPLIT_CHUNK - BLOCK] {
+            let vs: Vec<Vec<f32>> = (0..5).map(|s| random(len + 24, s)).collect();
+            let w = random(len + 24, 99);
+            let got = split_multi_dot(&vs, 5, &w, len);
+            let nc = len / 2;
+            for (i, v) in vs.iter().enumerate() {
+                let want: Complex64 = (0..nc).map(|e| entry(v, e).conj() * entry(&w, e)).sum();
+                assert!(
+                    (got[i] - want).norm() < 1e-5 * nc as f64,
+                    "{len} {i}: {} vs {want}",
+                    got[i]
+                );
+            }
+            let n2: f64 = (0..nc).map(|e| entry(&w, e).norm_sqr()).sum();
+            assert!((got[5].re - n2).abs() < 1e-5 * n2);
+
+            for k in [1, 2, 5] {
+                let h: Vec<Complex64> =
+                    (0..k).map(|i| Complex64::new(0.3 + i as f64, -0.7 * i as f64)).collect();
+                let mut w2 = w.clone();
+                let norm2 = split_multi_sub(&mut w2, &h, &vs, len);
+                let mut want_n2 = 0.0;
+                for e in 0..nc {
+                    let want =
+                        entry(&w, e) - (0..k).map(|i| h[i] * entry(&vs[i], e)).sum::<Complex64>();
+                    assert!((entry(&w2, e) - want).norm() < 1e-5, "{len} k={k} entry {e}");
+                    want_n2 += want.norm_sqr();
+                }
+                assert!((norm2 - want_n2).abs() < 1e-5 * want_n2);
+                // Scalars past `len` are untouched.
+                assert_eq!(&w2[len..], &w[len..]);
+            }
+        }
+    }
 }

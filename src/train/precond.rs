@@ -17,7 +17,7 @@
 //! volume (`symc solve --precond RUN_DIR`).
 
 use crate::codegen::dirac::{DiracOptions, JitWilsonClover};
-use crate::codegen::lattice_layout::SimdReal;
+use crate::codegen::lattice_layout::{SimdReal, SiteLayout};
 use crate::ir::{
     EvalSpec, GaugeSource, Graph, LayerKind, LossSpec, OperatorSpec, Schedule, TrainLength,
     TrainSpec, ValueType,
@@ -31,7 +31,9 @@ use crate::lattice::wilson::DiracParams;
 use crate::runtime::RuntimeError;
 use crate::runtime::dense_lattice::DenseLatticeNet;
 use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
-use crate::solve::{self, LinearOperator, Preconditioner, SolveParams, SolveReport};
+use crate::solve::{
+    self, LinearOperator, NativePreconditioner, Preconditioner, SolveParams, SolveReport,
+};
 use crate::train::checkpoint::{self, CheckpointError};
 use crate::train::optim::{self, Optimizer};
 use crate::train::plot::{self, Curve};
@@ -425,6 +427,28 @@ pub trait FermionNet<T: Real>: Send + Sync {
         seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError>;
+    /// output = M input on one-feature buffers in the JIT layout `layout` (main part; the tail
+    /// is scratch). The default converts through the reference layout; the JIT network
+    /// overrides it to run on the buffers directly.
+    fn forward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        output: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let n = layout.volume() * 12;
+        let mut a = vec![zero::<T>(); n];
+        let mut b = vec![zero::<T>(); n];
+        layout.from_aosoa(input, &mut a);
+        self.forward(params, &a, &mut b)?;
+        layout.to_aosoa(&b, output);
+        Ok(())
+    }
+    /// Scalars a buffer needs for [`FermionNet::forward_native`] beyond `layout`'s own.
+    fn native_buffer_len(&self) -> usize {
+        0
+    }
 }
 
 impl<T: SimdReal> FermionNet<T> for LatticeNet<T> {
@@ -447,6 +471,24 @@ impl<T: SimdReal> FermionNet<T> for LatticeNet<T> {
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
         LatticeNet::forward_backward(self, params, input, None, seed, None, grad_params)
+    }
+    fn forward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        output: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        if !self.layout().same_sites(layout) {
+            return Err(RuntimeError::Shape(format!(
+                "network `{}` lays out its sites differently from the solver's vectors",
+                self.graph().name
+            )));
+        }
+        self.forward_aosoa(params, input, output)
+    }
+    fn native_buffer_len(&self) -> usize {
+        self.layout().field_len()
     }
 }
 
@@ -589,6 +631,31 @@ impl Preconditioner<f64> for NetPreconditioner {
     }
 }
 
+/// A [`NetPreconditioner`] seen by the mixed-precision solver: the network runs on the f32
+/// Krylov vectors in the operator's layout `layout`.
+pub struct NativeNet<'a> {
+    prec: &'a mut NetPreconditioner,
+    layout: &'a SiteLayout,
+}
+
+impl NetPreconditioner {
+    /// The network as a preconditioner on vectors in `layout` (the f32 operator's).
+    pub fn native<'a>(&'a mut self, layout: &'a SiteLayout) -> NativeNet<'a> {
+        NativeNet { prec: self, layout }
+    }
+}
+
+impl NativePreconditioner for NativeNet<'_> {
+    fn buffer_len(&self) -> usize {
+        self.prec.net.native_buffer_len().max(self.layout.field_len())
+    }
+    fn apply(&mut self, out: &mut [f32], inp: &mut [f32]) -> Result<(), String> {
+        self.prec.applications += 1;
+        let p = &mut *self.prec;
+        p.net.forward_native(&p.params, self.layout, inp, out).map_err(|e| e.to_string())
+    }
+}
+
 /// One solve as recorded in `summary.json` (no residual history).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SolveRecord {
@@ -651,12 +718,20 @@ pub struct SolveComparison {
     pub rhs: usize,
     pub max_iterations: usize,
     pub seed: u64,
+    /// `mixed` (f32 cycles in the kernels' layout, f64 restarts) or `f64`.
+    #[serde(default = "f64_precision")]
+    pub precision: String,
     pub unpreconditioned: SolveSide,
     pub preconditioned: SolveSide,
     /// unpreconditioned / preconditioned mean iterations.
     pub iteration_ratio: f64,
     /// unpreconditioned / preconditioned mean seconds.
     pub speedup: f64,
+}
+
+/// Summaries written before the mixed-precision solver ran everything in f64.
+fn f64_precision() -> String {
+    "f64".into()
 }
 
 /// Random complex Gaussian right-hand sides of unit norm from `seed`.
@@ -674,9 +749,12 @@ pub fn random_rhs(dims: [usize; 4], n: usize, seed: u64) -> Vec<Vec<Complex64>> 
 
 /// Solves D x = b for every `rhs` with GMRES (the unpreconditioned baseline: FGMRES with M = 1
 /// is mathematically GMRES, and GMRES skips the identity copies) and with FGMRES using the
-/// network as right preconditioner. `log` prints one line per solve to stderr.
-pub fn compare_solves<O: LinearOperator<f64> + ?Sized>(
+/// network as right preconditioner. With `d32` both run in mixed precision (f32 cycles on the
+/// JIT kernels' layout, f64 restarts with `d`, see [`solve::gmres_mixed`]); without, all in f64
+/// on `d`. `log` prints one line per solve to stderr.
+pub fn compare_solves<O: LinearOperator<f64>>(
     d: &O,
+    d32: Option<&JitWilsonClover<f32>>,
     prec: &mut NetPreconditioner,
     rhs: &[Vec<Complex64>],
     sp: &SolveParams,
@@ -686,9 +764,14 @@ pub fn compare_solves<O: LinearOperator<f64> + ?Sized>(
     prec.error = None;
     let mut plain = Vec::new();
     let mut with = Vec::new();
+    let mixed_err =
+        |e: solve::MixedError| PrecondError::Runtime(RuntimeError::Shape(e.to_string()));
     for (k, b) in rhs.iter().enumerate() {
         let mut x = vec![Complex64::new(0.0, 0.0); d.len()];
-        let r = solve::gmres(d, b, &mut x, sp);
+        let r = match d32 {
+            Some(d32) => solve::gmres_mixed(d, d32, b, &mut x, sp).map_err(mixed_err)?,
+            None => solve::gmres(d, b, &mut x, sp),
+        };
         if log {
             eprintln!(
                 "rhs {k} unpreconditioned: {} iterations, {:.2} s, true residual {:.2e}",
@@ -697,7 +780,13 @@ pub fn compare_solves<O: LinearOperator<f64> + ?Sized>(
         }
         plain.push(r);
         let mut x = vec![Complex64::new(0.0, 0.0); d.len()];
-        let r = solve::fgmres(d, prec, b, &mut x, sp);
+        let r = match d32 {
+            Some(d32) => {
+                let mut native = prec.native(d32.layout());
+                solve::fgmres_mixed(d, d32, &mut native, b, &mut x, sp).map_err(mixed_err)?
+            }
+            None => solve::fgmres(d, prec, b, &mut x, sp),
+        };
         if log {
             eprintln!(
                 "rhs {k} preconditioned:   {} iterations, {:.2} s, true residual {:.2e}",
@@ -717,6 +806,7 @@ pub fn compare_solves<O: LinearOperator<f64> + ?Sized>(
         rhs: rhs.len(),
         max_iterations: sp.max_iterations,
         seed,
+        precision: if d32.is_some() { "mixed" } else { "f64" }.into(),
         iteration_ratio: unpreconditioned.iterations / preconditioned.iterations.max(1e-300),
         speedup: unpreconditioned.seconds / preconditioned.seconds.max(1e-300),
         unpreconditioned,
@@ -1138,10 +1228,11 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
             );
         }
         let d64 = JitWilsonClover::<f64>::new(&gauge.field, &dirac, &DiracOptions::default())?;
+        let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
         let seed = spec.seed.wrapping_add(1_000_003);
         let rhs = random_rhs(spec.dims, rhs_n, seed);
         let mut prec = NetPreconditioner::new(net, params)?;
-        let cmp = compare_solves(&d64, &mut prec, &rhs, &sp, seed, opts.progress)?;
+        let cmp = compare_solves(&d64, Some(&d32), &mut prec, &rhs, &sp, seed, opts.progress)?;
         if opts.progress {
             eprintln!(
                 "solve: {:.1} -> {:.1} iterations ({:.2}x), {:.2} s -> {:.2} s ({:.2}x faster)",
