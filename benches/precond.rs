@@ -2,7 +2,8 @@
 //! c_sw = 1): one training step (Gaussian v, b = D v with the JIT Dirac kernel, network forward
 //! and backward, Adam) of the 1h1l model and of the 4-layer smoother (`ptc_smoother`, 2016
 //! complex weights) in f32 and f64, and one application of each trained-network
-//! preconditioner (f64 vectors in and out) next to one Dirac operator application.
+//! preconditioner (f64 vectors in and out, and f32 buffers in the kernels' layout as the
+//! mixed-precision solver uses them) next to one Dirac operator application.
 //! Whole solves are measured by `symc train` / `symc solve --precond` (benches/results/precond.md).
 //!
 //! Run: `cargo bench --bench precond`.
@@ -17,7 +18,7 @@ use symc::codegen::lattice_layout::SimdReal;
 use symc::ir::{Graph, LossSpec, OptimizerSpec};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::DiracParams;
-use symc::solve::{LinearOperator, Preconditioner};
+use symc::solve::{LinearOperator, NativePreconditioner, Preconditioner};
 use symc::train::optim::Optimizer;
 use symc::train::precond;
 
@@ -69,11 +70,27 @@ fn benches(c: &mut Criterion) {
     let x = precond::random_rhs(dims, 1, 5).remove(0);
     let mut y = vec![Complex64::new(0.0, 0.0); x.len()];
     c.bench_function("precond/apply/dirac_jit/f64", |b| b.iter(|| d64.apply(&mut y, &x)));
+    // What one mixed-precision solver iteration pays: the f32 kernels on buffers in their own
+    // layout, no conversion.
+    let d32 = JitWilsonClover::<f32>::new(&gauge, &dirac, &DiracOptions::default()).unwrap();
+    let layout = d32.layout().clone();
+    let (mut xn, mut yn) = (vec![0.0f32; layout.field_len()], vec![0.0f32; layout.field_len()]);
+    layout.to_aosoa(&x, &mut xn);
+    c.bench_function("precond/apply/dirac_jit/f32-native", |b| {
+        b.iter(|| d32.apply_aosoa(false, &mut yn, &mut xn).unwrap())
+    });
     for (label, g) in [("1h1l", &small), ("smoother", &smoother)] {
         let net = precond::compile_net::<f32>(g, &gauge).unwrap();
         let mut m = precond::NetPreconditioner::new(net, precond::init_params(g, 1)).unwrap();
         c.bench_function(&format!("precond/apply/{label}/f32-in-f64"), |b| {
             b.iter(|| m.apply(&mut y, &x))
+        });
+        let mut native = m.native(&layout);
+        let len = native.buffer_len().max(layout.field_len());
+        let (mut xi, mut yo) = (vec![0.0f32; len], vec![0.0f32; len]);
+        layout.to_aosoa(&x, &mut xi);
+        c.bench_function(&format!("precond/apply/{label}/f32-native"), |b| {
+            b.iter(|| native.apply(&mut yo, &mut xi).unwrap())
         });
     }
 }

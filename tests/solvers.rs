@@ -282,6 +282,24 @@ fn cli_solve_json_history_and_errors() {
         .sum();
     assert_eq!(rows as u64, its);
 
+    // The default is the mixed-precision solver; the all-f64 solve of the same sources needs
+    // the same iterations to within a few (each f32 cycle solves the same correction equation).
+    assert_eq!(v["precision"], "mixed");
+    let out = assert_cmd::Command::cargo_bin("symc")
+        .unwrap()
+        .args(["solve", "--gauge"])
+        .arg(&gauge)
+        .args(["--mass", "-0.5", "--csw", "1.0", "--rhs", "2", "--format", "json"])
+        .args(["--precision", "f64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(w["precision"], "f64");
+    assert!(w["true_residual"].as_f64().unwrap() <= 1e-8);
+    let (im, i64) = (v["iterations"].as_f64().unwrap(), w["iterations"].as_f64().unwrap());
+    assert!((im - i64).abs() <= 0.03 * i64 + 2.0, "mixed {im} vs f64 {i64} iterations");
+
     // Same source and seed, another solver: the independent CGNE reaches the same tolerance.
     let out = assert_cmd::Command::cargo_bin("symc")
         .unwrap()
