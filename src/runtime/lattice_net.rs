@@ -443,6 +443,7 @@ impl<T: SimdReal> LatticeNet<T> {
         input: &[T],
         n_out: usize,
         weights: &[T],
+        ghosts: bool,
     ) -> Result<Vec<T>, RuntimeError> {
         let mut out = self.field_buffer(n_out);
         let k = self.kernels.kernel(id);
@@ -456,7 +457,9 @@ impl<T: SimdReal> LatticeNet<T> {
             ],
             16,
         )?;
-        self.layout.fill_ghosts(&self.ghosts, &mut out);
+        if ghosts {
+            self.layout.fill_ghosts(&self.ghosts, &mut out);
+        }
         Ok(out)
     }
 
@@ -504,7 +507,9 @@ impl<T: SimdReal> LatticeNet<T> {
             let y = match exec {
                 LayerExec::Stencil(s) => {
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), false);
-                    self.run_stencil(s.fwd, &s.fwd_tab, x, s.n_out, &w)?
+                    // The network's output is read by no stencil: its ghosts stay unfilled.
+                    let ghosts = l.output != self.graph.output;
+                    self.run_stencil(s.fwd, &s.fwd_tab, x, s.n_out, &w, ghosts)?
                 }
                 LayerExec::Add(k) => {
                     let b = get(l.inputs[1].index());
@@ -654,7 +659,7 @@ impl<T: SimdReal> LatticeNet<T> {
                         self.weight_grad(s, wk, x, &gout, pid, grad_params)?;
                     }
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), true);
-                    let gi = self.run_stencil(s.bwd, &s.bwd_tab, &gout, s.n_in, &w)?;
+                    let gi = self.run_stencil(s.bwd, &s.bwd_tab, &gout, s.n_in, &w, true)?;
                     self.recycle(gout);
                     if let Some(spent) = add_grad(&mut grads, l.inputs[0].index(), gi) {
                         self.recycle(spent);
