@@ -369,6 +369,13 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
     let plaquette = gauge.plaquette();
     let dirac = dirac_params(&args);
     let operator = build_operator(&gauge, &dirac, args.precision);
+    // What actually runs: mixed precision applies to (F)GMRES only, and falls back to f64 where
+    // no JIT kernel exists for the lattice.
+    let precision = match (&operator, args.solver) {
+        (Operator::Mixed { .. }, SolverKind::Gmres | SolverKind::Fgmres) => "mixed",
+        (Operator::F32 { .. }, _) => "f32",
+        _ => "f64",
+    };
     let sources = random_sources(dims, args.rhs, args.seed);
     let params =
         SolveParams { tol: args.tol, restart: args.restart, max_iterations: args.max_iterations };
@@ -382,7 +389,7 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         args.mass,
         args.csw,
         format!("{:?}", args.boundary).to_lowercase(),
-        format!("{:?}", args.precision).to_lowercase()
+        precision
     );
     let out = run_solves(&gauge, &dirac, &operator, args.solver, &mut prec, &sources, &params)?;
 
@@ -401,7 +408,7 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         io::write_atomic(path, svg.as_bytes()).map_err(Failure::io)?;
     }
 
-    let summary = summarise(&args, dims, plaquette, &out.reports);
+    let summary = summarise(&args, precision, dims, plaquette, &out.reports);
     match args.format {
         Style::Json => {
             let text = serde_json::to_string_pretty(&summary)
@@ -437,6 +444,7 @@ fn solver_name(k: SolverKind) -> &'static str {
 /// source), totals, the worst true residual, and every per-source report without its history.
 fn summarise(
     args: &SolveArgs,
+    precision: &str,
     dims: [usize; 4],
     plaquette: f64,
     reports: &[SolveReport],
@@ -470,7 +478,7 @@ fn summarise(
         "mass": args.mass,
         "csw": args.csw,
         "boundary": format!("{:?}", args.boundary).to_lowercase(),
-        "precision": format!("{:?}", args.precision).to_lowercase(),
+        "precision": precision,
         "solver": solver_name(args.solver),
         "restart": args.restart,
         "tol": args.tol,
