@@ -36,6 +36,27 @@ use cranelift_codegen::ir::{
 use num_complex::Complex;
 use std::sync::Mutex;
 
+/// Passes complex values and the two stack-pointer copies `q` through a barrier; the dead edge
+/// gets zeros and the decoy region. Returns the values and the new pointer copies.
+fn barrier_state(
+    e: &mut Emit,
+    vals: &[Cx],
+    q: [Value; 2],
+    stack: Value,
+    decoy: Value,
+    zero: Value,
+) -> (Vec<Cx>, [Value; 2]) {
+    let mut flat: Vec<Value> = vals.iter().flat_map(|z| [z.re, z.im]).collect();
+    let mut alt = vec![zero; flat.len()];
+    flat.extend(q);
+    // The dead edge must pass something other than the live value; both point at owned stack.
+    alt.extend(q.map(|p| if p == stack { decoy } else { stack }));
+    let out = e.barrier_with(&flat, &alt);
+    let n = vals.len();
+    let v = out[..2 * n].chunks(2).map(|c| Cx { re: c[0], im: c[1] }).collect();
+    (v, [out[2 * n], out[2 * n + 1]])
+}
+
 /// Scalars of the packed clover term of one outer site per lane: 2 blocks x (6 + 2*15).
 const CLOVER_COMPONENTS: usize = 72;
 
@@ -101,26 +122,38 @@ fn define_dirac(
             .map(|k| b.ins().load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32))
             .collect();
         let (input, output, links, nbr, clover) = (a[0], a[1], a[2], a[3], a[4]);
-        // One half spinor (2 spins x 3 colours, re/im vectors) per hop; the stack buffer holds
-        // the 8 projected half spinors (pass 1) followed by the 8 transported ones (pass 2).
+        // The 8 projected half spinors (2 spins x 3 colours, re/im vectors) of the current
+        // site, followed by a second region of the same size that only the never-taken edges
+        // of the barriers point at (see `Emit::barrier_with`).
         let half_bytes = 6 * 2 * d.lanes * d.sz();
-        let stack_bytes = 16 * half_bytes;
+        let proj_bytes = 8 * half_bytes;
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            stack_bytes as u32,
+            (2 * proj_bytes) as u32,
             4,
         ));
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
+        let decoy = b.ins().stack_addr(ptr_ty, ss, proj_bytes as i32);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.vector, host);
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let vb = e.vbytes;
             let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
+            // Offset of half-spinor component (hop, spin r < 2, colour) in the stack buffer.
+            let hs_off = |h: usize, r: usize, c: usize| {
+                let off = (h * half_bytes) as i32 + comp(r, c);
+                // The stack is outside the kernel spec's bounds proof: check every offset here.
+                assert!(
+                    off as usize + 2 * vb as usize <= proj_bytes,
+                    "half spinor outside the stack slot"
+                );
+                off
+            };
             let nbr_row = {
                 let off = e.b.ins().imul_imm_s(o, 32);
                 e.b.ins().iadd(nbr, off)
             };
-            // Pass 1: half spinors of the 8 neighbours.
+            // Pass 1: half spinors h = (1 -/+ gamma_mu) psi(x +/- mu) of the 8 neighbours.
             for (h, &(mu, fwd)) in hops().iter().enumerate() {
                 // D: forward hop (1 - gamma), backward (1 + gamma); D^dagger the opposite.
                 let minus = fwd != dagger;
@@ -133,12 +166,7 @@ fn define_dirac(
                         let x = e.load_cx(src, comp(r, c));
                         let y = e.load_cx(src, comp(col, c));
                         let z = add_phase(&mut e, x, p + flip, y);
-                        let off = (h * half_bytes) as i32 + comp(r, c);
-                        assert!(
-                            off as usize + 2 * vb as usize <= 8 * half_bytes,
-                            "half spinor outside the stack slot"
-                        );
-                        e.store_cx(z, stack, off);
+                        e.store_cx(z, stack, hs_off(h, r, c));
                     }
                 }
             }
@@ -153,57 +181,97 @@ fn define_dirac(
                     if d.lanes == 4 { e.b.ins().f32const(0.5) } else { e.b.ins().f64const(0.5) };
                 e.b.ins().splat(d.vector, s)
             };
-            // Pass 2: the SU(3) products on half spinors, one matrix row at a time (6 matrix
-            // vectors + 6 half-spinor vectors live), results to the stack.
-            let uh_off = |h: usize, r: usize, c: usize| {
-                let off = ((8 + h) * half_bytes) as i32 + comp(r, c);
-                // The stack is outside the kernel spec's bounds proof: check every offset here.
-                assert!(
-                    off as usize + 2 * vb as usize <= stack_bytes,
-                    "half spinor outside the stack slot"
-                );
-                off
-            };
-            for (h, &(_, fwd)) in hops().iter().enumerate() {
-                let mat = e.b.ins().iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
-                let mat = e.b.ins().iadd(mat, o_mat);
-                for c in 0..3 {
-                    for r in 0..2 {
-                        let hv = [0, 1, 2]
-                            .map(|cc| e.load_cx(stack, (h * half_bytes) as i32 + comp(r, cc)));
-                        // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
-                        let z = e.su3_row(mat, 0, c, &hv, !fwd);
-                        e.store_cx(z, stack, uh_off(h, r, c));
-                    }
-                }
-            }
-            // Pass 3: per colour and spin, sum the 8 hops (lower spins rebuilt from the gamma
-            // structure), add the clover row, store out = A psi - acc/2.
+            let zero = e.zero();
+            // Pass 2, one output colour at a time: the 4 spin accumulators (8 vectors) stay in
+            // registers over the 8 hops. Per hop, row `c` of U (or U^dagger) times the two
+            // half-spinor colour vectors, one matrix entry at a time (2 vectors live; each
+            // half-spinor vector is read straight from the stack by the FMA that uses it, once
+            // through each of the two opaque copies `q` of the stack pointer), then the lower
+            // spins are rebuilt from the gamma structure (adds only). A barrier after every
+            // entry keeps at most acc + partial products + one entry live: 14 vectors.
+            let mut q = [stack, stack];
             for c in 0..3 {
-                for s in 0..4 {
-                    let mut acc: Option<Cx> = None;
-                    for (h, &(mu, fwd)) in hops().iter().enumerate() {
-                        let minus = fwd != dagger;
-                        let flip = if minus { 2 } else { 0 };
-                        let (col, p) = if s < 2 {
-                            (s, 0)
-                        } else {
-                            (HOP_TABLE[mu][s].0, HOP_TABLE[mu][s].1 + flip)
+                let mut acc: Option<[Cx; 4]> = None;
+                for (h, &(mu, fwd)) in hops().iter().enumerate() {
+                    let mat = e.b.ins().iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
+                    let mat = e.b.ins().iadd(mat, o_mat);
+                    let mut t: Option<[Cx; 2]> = None;
+                    for bb in 0..3 {
+                        // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
+                        let idx = if fwd { c * 3 + bb } else { bb * 3 + c } as i32;
+                        let u = Cx {
+                            re: e.load_pure(mat, 2 * idx * vb),
+                            im: e.load_pure(mat, (2 * idx + 1) * vb),
                         };
-                        let x = e.load_cx(stack, uh_off(h, col, c));
-                        acc = Some(match acc {
-                            None => {
-                                let z = e.zero();
-                                add_phase(&mut e, Cx { re: z, im: z }, p, x)
+                        let tt: [Cx; 2] = std::array::from_fn(|r| {
+                            let off = hs_off(h, r, bb);
+                            // The real part of u*x reads x.re and x.im through q[0], the
+                            // imaginary part through q[1]: four single-use loads.
+                            let xr0 = e.load_pure(q[0], off);
+                            let xi0 = e.load_pure(q[0], off + vb);
+                            let xr1 = e.load_pure(q[1], off);
+                            let xi1 = e.load_pure(q[1], off + vb);
+                            let prev = t.map(|t| t[r]);
+                            // Each product term as its own instruction (fma for the u.re term
+                            // into the running sum, mul + add/sub for the u.im term): every
+                            // load is then elaborated right before the one instruction that
+                            // reads it and folds into it, and the non-destructive vmulps needs
+                            // no register copy of u.im.
+                            let re = match prev {
+                                None => e.mul(u.re, xr0),
+                                Some(p) => e.fma(u.re, xr0, p.re),
+                            };
+                            let re2 = e.mul(u.im, xi0);
+                            let im = match prev {
+                                None => e.mul(u.re, xi1),
+                                Some(p) => e.fma(u.re, xi1, p.im),
+                            };
+                            let im2 = e.mul(u.im, xr1);
+                            // conj(u) for U^dagger: the signs of the u.im terms flip.
+                            if fwd {
+                                Cx { re: e.sub(re, re2), im: e.add(im, im2) }
+                            } else {
+                                Cx { re: e.add(re, re2), im: e.sub(im, im2) }
                             }
-                            Some(a) => add_phase(&mut e, a, p, x),
                         });
-                        if h % 4 == 3 {
-                            let v = e.barrier_cx(&[acc.expect("summed")]);
-                            acc = Some(v[0]);
+                        // Also after the last entry: a partial product with two uses (upper
+                        // and lower spin) would stop its loads from folding, a block parameter
+                        // does not. The accumulator update is emitted in the next block.
+                        // Accumulators first: the elaborator emits the operands in order, so
+                        // the previous hop's update (freeing its partial products) comes before
+                        // this entry's products.
+                        let mut vals: Vec<Cx> = acc.iter().flatten().copied().collect();
+                        let na = vals.len();
+                        vals.extend(tt);
+                        let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
+                        q = nq;
+                        t = Some([v[na], v[na + 1]]);
+                        if let Some(a) = acc.as_mut() {
+                            a.copy_from_slice(&v[..na]);
                         }
                     }
-                    let mut a = acc.expect("8 hops");
+                    let t = t.expect("3 colour terms");
+                    let minus = fwd != dagger;
+                    let flip = if minus { 2 } else { 0 };
+                    let lower: [Cx; 2] = std::array::from_fn(|k| {
+                        let (col, p) = HOP_TABLE[mu][2 + k];
+                        let base = acc.map(|a| a[2 + k]).unwrap_or(Cx { re: zero, im: zero });
+                        add_phase(&mut e, base, p + flip, t[col])
+                    });
+                    let upper = match acc {
+                        None => t,
+                        Some(a) => [e.cadd(a[0], t[0]), e.cadd(a[1], t[1])],
+                    };
+                    // The update in a block of its own: folded into the next hop's first
+                    // block it would overlap that block's products (18 vectors live).
+                    let vals = [upper[0], upper[1], lower[0], lower[1]];
+                    let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
+                    q = nq;
+                    acc = Some([v[0], v[1], v[2], v[3]]);
+                }
+                let acc = acc.expect("8 hops");
+                // The clover rows of this colour, then out = A psi - acc/2.
+                for (s, &a) in acc.iter().enumerate() {
                     let (blk, sl) = (s / 2, s % 2);
                     let k = sl * 3 + c;
                     let base = (blk * 36) as i32;
@@ -226,8 +294,8 @@ fn define_dirac(
                         } else {
                             e.cmac_conj(Some(Cx { re, im }), m, x)
                         };
-                        let v = e.barrier_cx(&[z, a]);
-                        (re, im, a) = (v[0].re, v[0].im, v[1]);
+                        let v = e.barrier_cx(&[z]);
+                        (re, im) = (v[0].re, v[0].im);
                     }
                     let re = e.fnma(half, a.re, re);
                     let im = e.fnma(half, a.im, im);
