@@ -142,7 +142,7 @@ fn dev_time() {
         let mut a = vec![0.5f32; n];
         let mut o = vec![0f32; n];
         let vol: usize = dims.iter().product();
-        let reps = 3_000_000_000 / (1872 * vol);
+        let reps = 20_000_000_000 / (1872 * vol);
         let gh = j.layout().ghost_sources();
         pool.install(|| {
             let c = cpu_seconds();

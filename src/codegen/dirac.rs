@@ -31,10 +31,24 @@ use crate::runtime::RuntimeError;
 use crate::solve::{AdjointOperator, LinearOperator};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+    ConstantData, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
+    types,
 };
 use num_complex::Complex;
 use std::sync::Mutex;
+
+/// Lane `k` of the result is lane `(k + rot) mod lanes` of `v` (a `pshufd`).
+fn rotate_lanes(e: &mut Emit, v: Value, lanes: usize, rot: usize) -> Value {
+    let lane_bytes = 16 / lanes;
+    let mask: Vec<u8> = (0..16)
+        .map(|i| (((i / lane_bytes + rot) % lanes) * lane_bytes + i % lane_bytes) as u8)
+        .collect();
+    let mask = e.b.func.dfg.immediates.push(ConstantData::from(mask));
+    let little = MemFlagsData::new().with_endianness(Endianness::Little);
+    let bytes = e.b.ins().bitcast(types::I8X16, little, v);
+    let r = e.b.ins().shuffle(bytes, bytes, mask);
+    e.b.ins().bitcast(e.ty, little, r)
+}
 
 /// Passes complex values and the two stack-pointer copies `q` through a barrier; the dead edge
 /// gets zeros and the decoy region. Returns the values and the new pointer copies.
@@ -77,6 +91,8 @@ fn add_phase(e: &mut Emit, a: Cx, p: u8, b: Cx) -> Cx {
 
 struct DiracDesc {
     outer_volume: usize,
+    /// Per hop: the lane rotation of its lane-crossing neighbours (0: the hop never crosses).
+    rotation: [usize; 8],
     ext_slots: usize,
     lanes: usize,
     vector: Type,
@@ -154,23 +170,54 @@ fn define_dirac(
                 e.b.ins().iadd(nbr, off)
             };
             // Pass 1: half spinors h = (1 -/+ gamma_mu) psi(x +/- mu) of the 8 neighbours.
+            // A neighbour across the lane boundary is the main slot of the other sub-lattice
+            // with its lanes rotated: the table marks it in bit 0 of the byte offset (offsets
+            // are multiples of the slot size), and the rotation is one `pshufd` per loaded
+            // vector. No ghost slabs are read, so callers need not refresh them.
             for (h, &(mu, fwd)) in hops().iter().enumerate() {
                 // D: forward hop (1 - gamma), backward (1 + gamma); D^dagger the opposite.
                 let minus = fwd != dagger;
                 let flip = if minus { 2 } else { 0 };
                 let noff = e.b.ins().sload32(MemFlagsData::trusted(), nbr_row, (h * 4) as i32);
-                let src = e.b.ins().iadd(input, noff);
-                for r in 0..2 {
-                    let (col, p) = HOP_TABLE[mu][r];
-                    for c in 0..3 {
-                        let x = e.load_cx(src, comp(r, c));
-                        let y = e.load_cx(src, comp(col, c));
-                        let z = add_phase(&mut e, x, p + flip, y);
-                        e.store_cx(z, stack, hs_off(h, r, c));
+                let project = |e: &mut Emit, src: Value, rot: usize| {
+                    for r in 0..2 {
+                        let (col, p) = HOP_TABLE[mu][r];
+                        for c in 0..3 {
+                            let mut ld = |off: i32| {
+                                let v = e.load(src, off);
+                                if rot == 0 { v } else { rotate_lanes(e, v, d.lanes, rot) }
+                            };
+                            let x = Cx { re: ld(comp(r, c)), im: ld(comp(r, c) + vb) };
+                            let y = Cx { re: ld(comp(col, c)), im: ld(comp(col, c) + vb) };
+                            let z = add_phase(e, x, p + flip, y);
+                            e.store_cx(z, stack, hs_off(h, r, c));
+                        }
+                    }
+                };
+                match d.rotation[h] {
+                    0 => {
+                        let src = e.b.ins().iadd(input, noff);
+                        project(&mut e, src, 0);
+                    }
+                    rot => {
+                        let flag = e.b.ins().band_imm_s(noff, 1);
+                        let clean = e.b.ins().band_imm_s(noff, -2);
+                        let src = e.b.ins().iadd(input, clean);
+                        let (rotated, plain, merge) =
+                            (e.b.create_block(), e.b.create_block(), e.b.create_block());
+                        e.b.ins().brif(flag, rotated, &[], plain, &[]);
+                        e.b.switch_to_block(rotated);
+                        project(&mut e, src, rot);
+                        e.b.ins().jump(merge, &[]);
+                        e.b.switch_to_block(plain);
+                        project(&mut e, src, 0);
+                        e.b.ins().jump(merge, &[]);
+                        e.b.switch_to_block(merge);
                     }
                 }
             }
-            let o_mat = e.b.ins().imul_imm_s(o, d.matrix_bytes() as i64);
+            // The 8 links of a site are contiguous: one stream for the prefetcher, not 8.
+            let o_mat = e.b.ins().imul_imm_s(o, (8 * d.matrix_bytes()) as i64);
             let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
             let psi = e.b.ins().iadd(input, o_slot);
             let out = e.b.ins().iadd(output, o_slot);
@@ -193,7 +240,7 @@ fn define_dirac(
             for c in 0..3 {
                 let mut acc: Option<[Cx; 4]> = None;
                 for (h, &(mu, fwd)) in hops().iter().enumerate() {
-                    let mat = e.b.ins().iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
+                    let mat = e.b.ins().iadd_imm_s(links, (h * d.matrix_bytes()) as i64);
                     let mat = e.b.ins().iadd(mat, o_mat);
                     let mut t: Option<[Cx; 2]> = None;
                     for bb in 0..3 {
@@ -319,7 +366,6 @@ pub struct DiracOptions {
 /// (`site*12 + spin*3 + colour`).
 pub struct JitWilsonClover<T: SimdReal> {
     layout: SiteLayout,
-    ghosts: Vec<(usize, usize, usize)>,
     kernels: CompiledKernels,
     d: KernelId,
     ddag: KernelId,
@@ -349,7 +395,9 @@ impl<T: SimdReal> JitWilsonClover<T> {
             .collect();
         let layout = SiteLayout::new(gauge.dims(), T::LANES, T::NAME, &disps)
             .map_err(|e| RuntimeError::Shape(e.to_string()))?;
-        let ghosts = layout.ghost_sources();
+        let ghost_of: std::collections::HashMap<usize, (usize, usize)> =
+            layout.ghost_sources().into_iter().map(|(g, src, rot)| (g, (src, rot))).collect();
+        let mut rotation = [0usize; 8];
         let (l, vo) = (layout.lanes, layout.outer_volume);
         let geom = &gauge.geom;
         let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
@@ -361,9 +409,24 @@ impl<T: SimdReal> JitWilsonClover<T> {
                 let slot = layout
                     .neighbour_slot(o, *disp)
                     .ok_or_else(|| RuntimeError::Shape("layout lacks a ghost slab".into()))?;
-                neighbours[o * 8 + h] = i32::try_from(slot * slot_bytes).map_err(|_| {
+                // A ghost slot stands for a main slot with rotated lanes: point at the main
+                // slot, flag bit 0, and let the kernel rotate (one rotation per hop).
+                let (main, flag) = match ghost_of.get(&slot) {
+                    None => (slot, 0),
+                    Some(&(src, rot)) => {
+                        if rotation[h] != 0 && rotation[h] != rot {
+                            return Err(RuntimeError::Shape(format!(
+                                "hop {h} crosses lanes with two rotations ({} and {rot})",
+                                rotation[h]
+                            )));
+                        }
+                        rotation[h] = rot;
+                        (src, 1)
+                    }
+                };
+                neighbours[o * 8 + h] = i32::try_from(main * slot_bytes).map_err(|_| {
                     RuntimeError::Shape("lattice too large for 32-bit offsets".into())
-                })?;
+                })? | flag;
                 for k in 0..l {
                     let x = layout.site(o, k);
                     let u = if fwd {
@@ -373,7 +436,7 @@ impl<T: SimdReal> JitWilsonClover<T> {
                     };
                     for a in 0..3 {
                         for b in 0..3 {
-                            let base = ((h * vo + o) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
+                            let base = ((o * 8 + h) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
                             links[base] = T::from_f64(u.m[a][b].re);
                             links[base + l] = T::from_f64(u.m[a][b].im);
                         }
@@ -397,6 +460,7 @@ impl<T: SimdReal> JitWilsonClover<T> {
         }
         let desc = DiracDesc {
             outer_volume: vo,
+            rotation,
             ext_slots: layout.ext_slots,
             lanes: l,
             vector: T::vector_type(),
@@ -435,7 +499,6 @@ impl<T: SimdReal> JitWilsonClover<T> {
         let n = layout.field_len();
         Ok(JitWilsonClover {
             layout,
-            ghosts,
             kernels,
             d,
             ddag,
@@ -465,15 +528,16 @@ impl<T: SimdReal> JitWilsonClover<T> {
         &self.layout
     }
 
-    /// D (or D†) directly on AoSoA buffers of [`SiteLayout::field_len`] scalars: refreshes the
-    /// ghost slabs of `inp`, then runs the kernel on both cores. No layout conversion.
+    /// D (or D†) directly on AoSoA buffers of [`SiteLayout::field_len`] scalars, on both
+    /// cores. No layout conversion; the kernel reads only the main slots of `inp` (lane-crossing
+    /// neighbours are rotated in registers), so its ghost slabs need not be filled. `inp` is
+    /// not modified (`&mut` is kept for callers written when ghosts were refreshed here).
     pub fn apply_aosoa(
         &self,
         dagger: bool,
         out: &mut [T],
         inp: &mut [T],
     ) -> Result<(), RuntimeError> {
-        self.layout.fill_ghosts(&self.ghosts, inp);
         let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
         k.call_parallel(
             &mut [
@@ -499,7 +563,6 @@ impl<T: SimdReal> JitWilsonClover<T> {
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         let (a, b) = &mut *guard;
         self.layout.to_aosoa(inp, a);
-        self.layout.fill_ghosts(&self.ghosts, a);
         let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
         let r = k.call_parallel(
             &mut [
