@@ -236,7 +236,14 @@ fn define_dirac(
             // through each of the two opaque copies `q` of the stack pointer), then the lower
             // spins are rebuilt from the gamma structure (adds only). A barrier after every
             // entry keeps at most acc + partial products + one entry live: 14 vectors.
-            let mut q = [stack, stack];
+            // The copies are block parameters from the first barrier on, defined inside the
+            // loop after pass 1's stores: a pure load through them can neither be hoisted out
+            // of the loop nor above those stores (through `stack` itself, a loop-invariant
+            // address, it could be).
+            let mut q = {
+                let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
+                [v[0], v[1]]
+            };
             for c in 0..3 {
                 let mut acc: Option<[Cx; 4]> = None;
                 for (h, &(mu, fwd)) in hops().iter().enumerate() {
