@@ -10,12 +10,15 @@
 //! [`WilsonClover`] so that both share one definition of the physics; the kernel is tested
 //! against the reference's `apply` to round-off.
 //!
-//! **Kernel, per outer site** (4 sites in f32x4 lanes): pass 1 projects the 8 neighbours to
-//! half spinors `h = P psi` (12 complex) into a stack buffer; pass 2 runs colour by colour:
-//! for each hop one row of `U` (or `U^dagger`) times the two half-spinor colour vectors, the
-//! lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications by ±1, ±i are
-//! re/im swaps), 8 accumulators live; then the clover rows of that colour and
-//! `out = A psi - acc/2`. Flops are counted with the conventional 1872 per site.
+//! **Kernel, per outer site** (4 sites in f32x4 lanes, 2 in f64x2): pass 1 projects the 8
+//! neighbours to half spinors `h = P psi` (12 complex) into a stack buffer; a neighbour across
+//! the lane boundary is read from its main slot and lane-rotated in registers, so no ghost slabs
+//! are needed. Pass 2 runs colour by colour with the 4 spin accumulators of that colour in
+//! registers: per hop, one row of `U` (or `U^dagger`) times the two half-spinor colour vectors,
+//! the lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications by ±1, ±i
+//! are re/im swaps); then the clover rows of that colour and `out = A psi - acc/2`. Loads are
+//! arranged to fold into the arithmetic (see the comments in `define_dirac`); the benchmark
+//! notes are in `benches/results/ptc.md`. Flops are counted with the conventional 1872 per site.
 
 use super::complex::{Cx, Emit};
 use super::jit::{
@@ -488,8 +491,8 @@ impl<T: SimdReal> JitWilsonClover<T> {
             reason: what.into(),
             loops: vec![
                 format!("for outer site in 0..{vo} (rayon, {l} sites per vector)"),
-                "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack".into(),
-                "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors; clover rows; out = A psi - acc/2".into(),
+                "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack (lane-crossing: pshufd)".into(),
+                "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers); clover rows; out = A psi - acc/2".into(),
             ],
             layout: format!("AoSoA-{l} over sites (virtual nodes, ghost slabs), re/im split, {}", if l == 4 { "f32x4" } else { "f64x2" }),
             fused: vec!["spin projection".into(), "SU(3) on half spinors".into(), "spin reconstruction".into(), "clover 2x Hermitian 6x6".into(), "4+m diagonal".into()],
