@@ -191,6 +191,12 @@ fn dirac_benches(c: &mut Criterion) {
         grp.bench_function("jit kernel (AoSoA in/out, cpu time)", |b| {
             b.iter_custom(|n| cpu_time(n, || jit.apply_aosoa(false, &mut o, &mut a).unwrap()))
         });
+        // One thread, kernel + ghost refresh only: the per-core number without rayon's
+        // spinning workers or the other tenants' load in the measurement.
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        grp.bench_function("jit kernel (AoSoA in/out, 1 thread)", |b| {
+            one.install(|| b.iter(|| jit.apply_aosoa(false, &mut o, &mut a).unwrap()))
+        });
         grp.bench_function("jit (with layout conversion, cpu time)", |b| {
             b.iter_custom(|n| cpu_time(n, || LinearOperator::apply(&jit, &mut y, &x)))
         });

@@ -41,6 +41,17 @@ impl<'a, 'b> Emit<'a, 'b> {
         self.b.ins().load(self.ty, MemFlagsData::trusted(), ptr, off)
     }
 
+    /// A load the optimiser may treat as a pure value (readonly, notrap, can_move): it is
+    /// emitted right before its first use and folds into that use's memory operand, instead
+    /// of keeping its program position among the other loads. Identical pure loads are merged
+    /// and may be hoisted as far as their address operands allow, so use it only for memory
+    /// that nothing writes while the value is live: read-only inputs, or scratch written
+    /// strictly before the block that defines `ptr` (see `Emit::barrier_with`).
+    pub fn load_pure(&mut self, ptr: Value, off: i32) -> Value {
+        let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+        self.b.ins().load(self.ty, flags, ptr, off)
+    }
+
     pub fn store(&mut self, v: Value, ptr: Value, off: i32) {
         self.b.ins().store(MemFlagsData::trusted(), v, ptr, off);
     }
@@ -174,17 +185,34 @@ impl<'a, 'b> Emit<'a, 'b> {
     /// boundary is a two-way branch on [`Emit::opaque_true`] (true at run time, unknown to the
     /// optimiser) whose other edge passes zeros: a real phi, one predictable branch.
     pub fn barrier(&mut self, vals: &[Value]) -> Vec<Value> {
+        if self.opaque_true.is_none() {
+            return vals.to_vec();
+        }
+        let z = self.zero();
+        let zeros = vec![z; vals.len()];
+        self.barrier_with(vals, &zeros)
+    }
+
+    /// [`Emit::barrier`] with explicit values for the never-taken edge (`alt[k]` must have the
+    /// type of `vals[k]` and differ from it, or cranelift folds the parameter away). Besides
+    /// vectors this carries pointers: passing one pointer as two parameters gives two values
+    /// the optimiser cannot prove equal, so two loads of the same address stay two loads
+    /// (each foldable into its one FMA) instead of being merged into one register value.
+    /// Pointer `alt`s must point into the same buffers with the same room as `vals`, so that
+    /// even the dead edge only addresses memory the kernel owns.
+    pub fn barrier_with(&mut self, vals: &[Value], alt: &[Value]) -> Vec<Value> {
+        assert_eq!(vals.len(), alt.len(), "barrier: one alternative per value");
         let Some(cond) = self.opaque_true else {
             return vals.to_vec();
         };
         let next = self.b.create_block();
-        for _ in vals {
-            self.b.append_block_param(next, self.ty);
+        for v in vals {
+            let ty = self.b.func.dfg.value_type(*v);
+            self.b.append_block_param(next, ty);
         }
-        let z = self.zero();
         let args: Vec<cranelift_codegen::ir::BlockArg> = vals.iter().map(|v| (*v).into()).collect();
-        let zeros: Vec<cranelift_codegen::ir::BlockArg> = vals.iter().map(|_| z.into()).collect();
-        self.b.ins().brif(cond, next, &args, next, &zeros);
+        let alts: Vec<cranelift_codegen::ir::BlockArg> = alt.iter().map(|v| (*v).into()).collect();
+        self.b.ins().brif(cond, next, &args, next, &alts);
         self.b.switch_to_block(next);
         self.b.block_params(next).to_vec()
     }

@@ -10,12 +10,15 @@
 //! [`WilsonClover`] so that both share one definition of the physics; the kernel is tested
 //! against the reference's `apply` to round-off.
 //!
-//! **Kernel, per outer site** (4 sites in f32x4 lanes): pass 1 projects the 8 neighbours to
-//! half spinors `h = P psi` (12 complex) into a stack buffer; pass 2 runs colour by colour:
-//! for each hop one row of `U` (or `U^dagger`) times the two half-spinor colour vectors, the
-//! lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications by ±1, ±i are
-//! re/im swaps), 8 accumulators live; then the clover rows of that colour and
-//! `out = A psi - acc/2`. Flops are counted with the conventional 1872 per site.
+//! **Kernel, per outer site** (4 sites in f32x4 lanes, 2 in f64x2): pass 1 projects the 8
+//! neighbours to half spinors `h = P psi` (12 complex) into a stack buffer; a neighbour across
+//! the lane boundary is read from its main slot and lane-rotated in registers, so no ghost slabs
+//! are needed. Pass 2 runs colour by colour with the 4 spin accumulators of that colour in
+//! registers: per hop, one row of `U` (or `U^dagger`) times the two half-spinor colour vectors,
+//! the lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications by ±1, ±i
+//! are re/im swaps); then the clover rows of that colour and `out = A psi - acc/2`. Loads are
+//! arranged to fold into the arithmetic (see the comments in `define_dirac`); the benchmark
+//! notes are in `benches/results/ptc.md`. Flops are counted with the conventional 1872 per site.
 
 use super::complex::{Cx, Emit};
 use super::jit::{
@@ -31,10 +34,45 @@ use crate::runtime::RuntimeError;
 use crate::solve::{AdjointOperator, LinearOperator};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+    ConstantData, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
+    types,
 };
 use num_complex::Complex;
 use std::sync::Mutex;
+
+/// Lane `k` of the result is lane `(k + rot) mod lanes` of `v` (a `pshufd`).
+fn rotate_lanes(e: &mut Emit, v: Value, lanes: usize, rot: usize) -> Value {
+    let lane_bytes = 16 / lanes;
+    let mask: Vec<u8> = (0..16)
+        .map(|i| (((i / lane_bytes + rot) % lanes) * lane_bytes + i % lane_bytes) as u8)
+        .collect();
+    let mask = e.b.func.dfg.immediates.push(ConstantData::from(mask));
+    let little = MemFlagsData::new().with_endianness(Endianness::Little);
+    let bytes = e.b.ins().bitcast(types::I8X16, little, v);
+    let r = e.b.ins().shuffle(bytes, bytes, mask);
+    e.b.ins().bitcast(e.ty, little, r)
+}
+
+/// Passes complex values and the two stack-pointer copies `q` through a barrier; the dead edge
+/// gets zeros and the decoy region. Returns the values and the new pointer copies.
+fn barrier_state(
+    e: &mut Emit,
+    vals: &[Cx],
+    q: [Value; 2],
+    stack: Value,
+    decoy: Value,
+    zero: Value,
+) -> (Vec<Cx>, [Value; 2]) {
+    let mut flat: Vec<Value> = vals.iter().flat_map(|z| [z.re, z.im]).collect();
+    let mut alt = vec![zero; flat.len()];
+    flat.extend(q);
+    // The dead edge must pass something other than the live value; both point at owned stack.
+    alt.extend(q.map(|p| if p == stack { decoy } else { stack }));
+    let out = e.barrier_with(&flat, &alt);
+    let n = vals.len();
+    let v = out[..2 * n].chunks(2).map(|c| Cx { re: c[0], im: c[1] }).collect();
+    (v, [out[2 * n], out[2 * n + 1]])
+}
 
 /// Scalars of the packed clover term of one outer site per lane: 2 blocks x (6 + 2*15).
 const CLOVER_COMPONENTS: usize = 72;
@@ -56,6 +94,8 @@ fn add_phase(e: &mut Emit, a: Cx, p: u8, b: Cx) -> Cx {
 
 struct DiracDesc {
     outer_volume: usize,
+    /// Per hop: the lane rotation of its lane-crossing neighbours (0: the hop never crosses).
+    rotation: [usize; 8],
     ext_slots: usize,
     lanes: usize,
     vector: Type,
@@ -101,48 +141,86 @@ fn define_dirac(
             .map(|k| b.ins().load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32))
             .collect();
         let (input, output, links, nbr, clover) = (a[0], a[1], a[2], a[3], a[4]);
-        // One half spinor (2 spins x 3 colours, re/im vectors) per hop; the stack buffer holds
-        // the 8 projected half spinors (pass 1) followed by the 8 transported ones (pass 2).
+        // The 8 projected half spinors (2 spins x 3 colours, re/im vectors) of the current
+        // site, followed by a second region of the same size that only the never-taken edges
+        // of the barriers point at (see `Emit::barrier_with`).
         let half_bytes = 6 * 2 * d.lanes * d.sz();
-        let stack_bytes = 16 * half_bytes;
+        let proj_bytes = 8 * half_bytes;
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            stack_bytes as u32,
+            (2 * proj_bytes) as u32,
             4,
         ));
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
+        let decoy = b.ins().stack_addr(ptr_ty, ss, proj_bytes as i32);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.vector, host);
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let vb = e.vbytes;
             let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
+            // Offset of half-spinor component (hop, spin r < 2, colour) in the stack buffer.
+            let hs_off = |h: usize, r: usize, c: usize| {
+                let off = (h * half_bytes) as i32 + comp(r, c);
+                // The stack is outside the kernel spec's bounds proof: check every offset here.
+                assert!(
+                    off as usize + 2 * vb as usize <= proj_bytes,
+                    "half spinor outside the stack slot"
+                );
+                off
+            };
             let nbr_row = {
                 let off = e.b.ins().imul_imm_s(o, 32);
                 e.b.ins().iadd(nbr, off)
             };
-            // Pass 1: half spinors of the 8 neighbours.
+            // Pass 1: half spinors h = (1 -/+ gamma_mu) psi(x +/- mu) of the 8 neighbours.
+            // A neighbour across the lane boundary is the main slot of the other sub-lattice
+            // with its lanes rotated: the table marks it in bit 0 of the byte offset (offsets
+            // are multiples of the slot size), and the rotation is one `pshufd` per loaded
+            // vector. No ghost slabs are read, so callers need not refresh them.
             for (h, &(mu, fwd)) in hops().iter().enumerate() {
                 // D: forward hop (1 - gamma), backward (1 + gamma); D^dagger the opposite.
                 let minus = fwd != dagger;
                 let flip = if minus { 2 } else { 0 };
                 let noff = e.b.ins().sload32(MemFlagsData::trusted(), nbr_row, (h * 4) as i32);
-                let src = e.b.ins().iadd(input, noff);
-                for r in 0..2 {
-                    let (col, p) = HOP_TABLE[mu][r];
-                    for c in 0..3 {
-                        let x = e.load_cx(src, comp(r, c));
-                        let y = e.load_cx(src, comp(col, c));
-                        let z = add_phase(&mut e, x, p + flip, y);
-                        let off = (h * half_bytes) as i32 + comp(r, c);
-                        assert!(
-                            off as usize + 2 * vb as usize <= 8 * half_bytes,
-                            "half spinor outside the stack slot"
-                        );
-                        e.store_cx(z, stack, off);
+                let project = |e: &mut Emit, src: Value, rot: usize| {
+                    for r in 0..2 {
+                        let (col, p) = HOP_TABLE[mu][r];
+                        for c in 0..3 {
+                            let mut ld = |off: i32| {
+                                let v = e.load(src, off);
+                                if rot == 0 { v } else { rotate_lanes(e, v, d.lanes, rot) }
+                            };
+                            let x = Cx { re: ld(comp(r, c)), im: ld(comp(r, c) + vb) };
+                            let y = Cx { re: ld(comp(col, c)), im: ld(comp(col, c) + vb) };
+                            let z = add_phase(e, x, p + flip, y);
+                            e.store_cx(z, stack, hs_off(h, r, c));
+                        }
+                    }
+                };
+                match d.rotation[h] {
+                    0 => {
+                        let src = e.b.ins().iadd(input, noff);
+                        project(&mut e, src, 0);
+                    }
+                    rot => {
+                        let flag = e.b.ins().band_imm_s(noff, 1);
+                        let clean = e.b.ins().band_imm_s(noff, -2);
+                        let src = e.b.ins().iadd(input, clean);
+                        let (rotated, plain, merge) =
+                            (e.b.create_block(), e.b.create_block(), e.b.create_block());
+                        e.b.ins().brif(flag, rotated, &[], plain, &[]);
+                        e.b.switch_to_block(rotated);
+                        project(&mut e, src, rot);
+                        e.b.ins().jump(merge, &[]);
+                        e.b.switch_to_block(plain);
+                        project(&mut e, src, 0);
+                        e.b.ins().jump(merge, &[]);
+                        e.b.switch_to_block(merge);
                     }
                 }
             }
-            let o_mat = e.b.ins().imul_imm_s(o, d.matrix_bytes() as i64);
+            // The 8 links of a site are contiguous: one stream for the prefetcher, not 8.
+            let o_mat = e.b.ins().imul_imm_s(o, (8 * d.matrix_bytes()) as i64);
             let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
             let psi = e.b.ins().iadd(input, o_slot);
             let out = e.b.ins().iadd(output, o_slot);
@@ -153,57 +231,104 @@ fn define_dirac(
                     if d.lanes == 4 { e.b.ins().f32const(0.5) } else { e.b.ins().f64const(0.5) };
                 e.b.ins().splat(d.vector, s)
             };
-            // Pass 2: the SU(3) products on half spinors, one matrix row at a time (6 matrix
-            // vectors + 6 half-spinor vectors live), results to the stack.
-            let uh_off = |h: usize, r: usize, c: usize| {
-                let off = ((8 + h) * half_bytes) as i32 + comp(r, c);
-                // The stack is outside the kernel spec's bounds proof: check every offset here.
-                assert!(
-                    off as usize + 2 * vb as usize <= stack_bytes,
-                    "half spinor outside the stack slot"
-                );
-                off
+            let zero = e.zero();
+            // Pass 2, one output colour at a time: the 4 spin accumulators (8 vectors) stay in
+            // registers over the 8 hops. Per hop, row `c` of U (or U^dagger) times the two
+            // half-spinor colour vectors, one matrix entry at a time (2 vectors live; each
+            // half-spinor vector is read straight from the stack by the FMA that uses it, once
+            // through each of the two opaque copies `q` of the stack pointer), then the lower
+            // spins are rebuilt from the gamma structure (adds only). A barrier after every
+            // entry keeps at most acc + partial products + one entry live: 14 vectors.
+            // The copies are block parameters from the first barrier on, defined inside the
+            // loop after pass 1's stores: a pure load through them can neither be hoisted out
+            // of the loop nor above those stores (through `stack` itself, a loop-invariant
+            // address, it could be).
+            let mut q = {
+                let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
+                [v[0], v[1]]
             };
-            for (h, &(_, fwd)) in hops().iter().enumerate() {
-                let mat = e.b.ins().iadd_imm_s(links, (h * vo * d.matrix_bytes()) as i64);
-                let mat = e.b.ins().iadd(mat, o_mat);
-                for c in 0..3 {
-                    for r in 0..2 {
-                        let hv = [0, 1, 2]
-                            .map(|cc| e.load_cx(stack, (h * half_bytes) as i32 + comp(r, cc)));
-                        // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
-                        let z = e.su3_row(mat, 0, c, &hv, !fwd);
-                        e.store_cx(z, stack, uh_off(h, r, c));
-                    }
-                }
-            }
-            // Pass 3: per colour and spin, sum the 8 hops (lower spins rebuilt from the gamma
-            // structure), add the clover row, store out = A psi - acc/2.
             for c in 0..3 {
-                for s in 0..4 {
-                    let mut acc: Option<Cx> = None;
-                    for (h, &(mu, fwd)) in hops().iter().enumerate() {
-                        let minus = fwd != dagger;
-                        let flip = if minus { 2 } else { 0 };
-                        let (col, p) = if s < 2 {
-                            (s, 0)
-                        } else {
-                            (HOP_TABLE[mu][s].0, HOP_TABLE[mu][s].1 + flip)
+                let mut acc: Option<[Cx; 4]> = None;
+                for (h, &(mu, fwd)) in hops().iter().enumerate() {
+                    let mat = e.b.ins().iadd_imm_s(links, (h * d.matrix_bytes()) as i64);
+                    let mat = e.b.ins().iadd(mat, o_mat);
+                    let mut t: Option<[Cx; 2]> = None;
+                    for bb in 0..3 {
+                        // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
+                        let idx = if fwd { c * 3 + bb } else { bb * 3 + c } as i32;
+                        let u = Cx {
+                            re: e.load_pure(mat, 2 * idx * vb),
+                            im: e.load_pure(mat, (2 * idx + 1) * vb),
                         };
-                        let x = e.load_cx(stack, uh_off(h, col, c));
-                        acc = Some(match acc {
-                            None => {
-                                let z = e.zero();
-                                add_phase(&mut e, Cx { re: z, im: z }, p, x)
+                        let tt: [Cx; 2] = std::array::from_fn(|r| {
+                            let off = hs_off(h, r, bb);
+                            // The real part of u*x reads x.re and x.im through q[0], the
+                            // imaginary part through q[1]: four single-use loads.
+                            let xr0 = e.load_pure(q[0], off);
+                            let xi0 = e.load_pure(q[0], off + vb);
+                            let xr1 = e.load_pure(q[1], off);
+                            let xi1 = e.load_pure(q[1], off + vb);
+                            let prev = t.map(|t| t[r]);
+                            // Each product term as its own instruction (fma for the u.re term
+                            // into the running sum, mul + add/sub for the u.im term): every
+                            // load is then elaborated right before the one instruction that
+                            // reads it and folds into it, and the non-destructive vmulps needs
+                            // no register copy of u.im.
+                            let re = match prev {
+                                None => e.mul(u.re, xr0),
+                                Some(p) => e.fma(u.re, xr0, p.re),
+                            };
+                            let re2 = e.mul(u.im, xi0);
+                            let im = match prev {
+                                None => e.mul(u.re, xi1),
+                                Some(p) => e.fma(u.re, xi1, p.im),
+                            };
+                            let im2 = e.mul(u.im, xr1);
+                            // conj(u) for U^dagger: the signs of the u.im terms flip.
+                            if fwd {
+                                Cx { re: e.sub(re, re2), im: e.add(im, im2) }
+                            } else {
+                                Cx { re: e.add(re, re2), im: e.sub(im, im2) }
                             }
-                            Some(a) => add_phase(&mut e, a, p, x),
                         });
-                        if h % 4 == 3 {
-                            let v = e.barrier_cx(&[acc.expect("summed")]);
-                            acc = Some(v[0]);
+                        // Also after the last entry: a partial product with two uses (upper
+                        // and lower spin) would stop its loads from folding, a block parameter
+                        // does not. The accumulator update is emitted in the next block.
+                        // Accumulators first: the elaborator emits the operands in order, so
+                        // the previous hop's update (freeing its partial products) comes before
+                        // this entry's products.
+                        let mut vals: Vec<Cx> = acc.iter().flatten().copied().collect();
+                        let na = vals.len();
+                        vals.extend(tt);
+                        let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
+                        q = nq;
+                        t = Some([v[na], v[na + 1]]);
+                        if let Some(a) = acc.as_mut() {
+                            a.copy_from_slice(&v[..na]);
                         }
                     }
-                    let mut a = acc.expect("8 hops");
+                    let t = t.expect("3 colour terms");
+                    let minus = fwd != dagger;
+                    let flip = if minus { 2 } else { 0 };
+                    let lower: [Cx; 2] = std::array::from_fn(|k| {
+                        let (col, p) = HOP_TABLE[mu][2 + k];
+                        let base = acc.map(|a| a[2 + k]).unwrap_or(Cx { re: zero, im: zero });
+                        add_phase(&mut e, base, p + flip, t[col])
+                    });
+                    let upper = match acc {
+                        None => t,
+                        Some(a) => [e.cadd(a[0], t[0]), e.cadd(a[1], t[1])],
+                    };
+                    // The update in a block of its own: folded into the next hop's first
+                    // block it would overlap that block's products (18 vectors live).
+                    let vals = [upper[0], upper[1], lower[0], lower[1]];
+                    let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
+                    q = nq;
+                    acc = Some([v[0], v[1], v[2], v[3]]);
+                }
+                let acc = acc.expect("8 hops");
+                // The clover rows of this colour, then out = A psi - acc/2.
+                for (s, &a) in acc.iter().enumerate() {
                     let (blk, sl) = (s / 2, s % 2);
                     let k = sl * 3 + c;
                     let base = (blk * 36) as i32;
@@ -226,8 +351,8 @@ fn define_dirac(
                         } else {
                             e.cmac_conj(Some(Cx { re, im }), m, x)
                         };
-                        let v = e.barrier_cx(&[z, a]);
-                        (re, im, a) = (v[0].re, v[0].im, v[1]);
+                        let v = e.barrier_cx(&[z]);
+                        (re, im) = (v[0].re, v[0].im);
                     }
                     let re = e.fnma(half, a.re, re);
                     let im = e.fnma(half, a.im, im);
@@ -251,7 +376,6 @@ pub struct DiracOptions {
 /// (`site*12 + spin*3 + colour`).
 pub struct JitWilsonClover<T: SimdReal> {
     layout: SiteLayout,
-    ghosts: Vec<(usize, usize, usize)>,
     kernels: CompiledKernels,
     d: KernelId,
     ddag: KernelId,
@@ -281,7 +405,9 @@ impl<T: SimdReal> JitWilsonClover<T> {
             .collect();
         let layout = SiteLayout::new(gauge.dims(), T::LANES, T::NAME, &disps)
             .map_err(|e| RuntimeError::Shape(e.to_string()))?;
-        let ghosts = layout.ghost_sources();
+        let ghost_of: std::collections::HashMap<usize, (usize, usize)> =
+            layout.ghost_sources().into_iter().map(|(g, src, rot)| (g, (src, rot))).collect();
+        let mut rotation = [0usize; 8];
         let (l, vo) = (layout.lanes, layout.outer_volume);
         let geom = &gauge.geom;
         let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
@@ -293,9 +419,24 @@ impl<T: SimdReal> JitWilsonClover<T> {
                 let slot = layout
                     .neighbour_slot(o, *disp)
                     .ok_or_else(|| RuntimeError::Shape("layout lacks a ghost slab".into()))?;
-                neighbours[o * 8 + h] = i32::try_from(slot * slot_bytes).map_err(|_| {
+                // A ghost slot stands for a main slot with rotated lanes: point at the main
+                // slot, flag bit 0, and let the kernel rotate (one rotation per hop).
+                let (main, flag) = match ghost_of.get(&slot) {
+                    None => (slot, 0),
+                    Some(&(src, rot)) => {
+                        if rotation[h] != 0 && rotation[h] != rot {
+                            return Err(RuntimeError::Shape(format!(
+                                "hop {h} crosses lanes with two rotations ({} and {rot})",
+                                rotation[h]
+                            )));
+                        }
+                        rotation[h] = rot;
+                        (src, 1)
+                    }
+                };
+                neighbours[o * 8 + h] = i32::try_from(main * slot_bytes).map_err(|_| {
                     RuntimeError::Shape("lattice too large for 32-bit offsets".into())
-                })?;
+                })? | flag;
                 for k in 0..l {
                     let x = layout.site(o, k);
                     let u = if fwd {
@@ -305,7 +446,7 @@ impl<T: SimdReal> JitWilsonClover<T> {
                     };
                     for a in 0..3 {
                         for b in 0..3 {
-                            let base = ((h * vo + o) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
+                            let base = ((o * 8 + h) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
                             links[base] = T::from_f64(u.m[a][b].re);
                             links[base + l] = T::from_f64(u.m[a][b].im);
                         }
@@ -329,6 +470,7 @@ impl<T: SimdReal> JitWilsonClover<T> {
         }
         let desc = DiracDesc {
             outer_volume: vo,
+            rotation,
             ext_slots: layout.ext_slots,
             lanes: l,
             vector: T::vector_type(),
@@ -349,8 +491,8 @@ impl<T: SimdReal> JitWilsonClover<T> {
             reason: what.into(),
             loops: vec![
                 format!("for outer site in 0..{vo} (rayon, {l} sites per vector)"),
-                "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack".into(),
-                "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors; clover rows; out = A psi - acc/2".into(),
+                "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack (lane-crossing: pshufd)".into(),
+                "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers); clover rows; out = A psi - acc/2".into(),
             ],
             layout: format!("AoSoA-{l} over sites (virtual nodes, ghost slabs), re/im split, {}", if l == 4 { "f32x4" } else { "f64x2" }),
             fused: vec!["spin projection".into(), "SU(3) on half spinors".into(), "spin reconstruction".into(), "clover 2x Hermitian 6x6".into(), "4+m diagonal".into()],
@@ -367,7 +509,6 @@ impl<T: SimdReal> JitWilsonClover<T> {
         let n = layout.field_len();
         Ok(JitWilsonClover {
             layout,
-            ghosts,
             kernels,
             d,
             ddag,
@@ -397,15 +538,16 @@ impl<T: SimdReal> JitWilsonClover<T> {
         &self.layout
     }
 
-    /// D (or D†) directly on AoSoA buffers of [`SiteLayout::field_len`] scalars: refreshes the
-    /// ghost slabs of `inp`, then runs the kernel on both cores. No layout conversion.
+    /// D (or D†) directly on AoSoA buffers of [`SiteLayout::field_len`] scalars, on both
+    /// cores. No layout conversion; the kernel reads only the main slots of `inp` (lane-crossing
+    /// neighbours are rotated in registers), so its ghost slabs need not be filled. `inp` is
+    /// not modified (`&mut` is kept for callers written when ghosts were refreshed here).
     pub fn apply_aosoa(
         &self,
         dagger: bool,
         out: &mut [T],
         inp: &mut [T],
     ) -> Result<(), RuntimeError> {
-        self.layout.fill_ghosts(&self.ghosts, inp);
         let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
         k.call_parallel(
             &mut [
@@ -431,7 +573,6 @@ impl<T: SimdReal> JitWilsonClover<T> {
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         let (a, b) = &mut *guard;
         self.layout.to_aosoa(inp, a);
-        self.layout.fill_ghosts(&self.ghosts, a);
         let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
         let r = k.call_parallel(
             &mut [

@@ -236,14 +236,54 @@ fn emit_transports(
     chis
 }
 
-/// Force the accumulators' arithmetic to be emitted now (see [`Emit::barrier`]).
-fn barrier_acc(e: &mut Emit, acc: [Option<Cx>; 3]) -> [Option<Cx>; 3] {
+/// `acc + w * x` with `x` at `off` behind the stack-pointer copies `q`: every product is one
+/// `vmulps` with its `x` vector folded in as the memory operand (two pure loads per vector, one
+/// through each copy, so they are not merged into one register value) plus an add, so the
+/// reused weight needs no register copies.
+fn cmac_folded(e: &mut Emit, acc: Option<Cx>, w: Cx, q: [Value; 2], off: i32) -> Cx {
+    let vb = e.vbytes;
+    let xr0 = e.load_pure(q[0], off);
+    let p = e.mul(w.re, xr0);
+    let re = match acc {
+        Some(a) => e.add(a.re, p),
+        None => p,
+    };
+    let xi0 = e.load_pure(q[0], off + vb);
+    let p = e.mul(w.im, xi0);
+    let re = e.sub(re, p);
+    let xi1 = e.load_pure(q[1], off + vb);
+    let p = e.mul(w.re, xi1);
+    let im = match acc {
+        Some(a) => e.add(a.im, p),
+        None => p,
+    };
+    let xr1 = e.load_pure(q[1], off);
+    let p = e.mul(w.im, xr1);
+    let im = e.add(im, p);
+    Cx { re, im }
+}
+
+/// Force the accumulators' arithmetic to be emitted now (see [`Emit::barrier`]) and renew the
+/// two stack-pointer copies `q` (the dead edge gets the decoy region, or the stack itself once
+/// `q` are already copies).
+fn barrier_acc_q(
+    e: &mut Emit,
+    acc: [Option<Cx>; 3],
+    q: [Value; 2],
+    stack: Value,
+    decoy: Value,
+) -> ([Option<Cx>; 3], [Value; 2]) {
     let live: Vec<Cx> = acc.iter().flatten().copied().collect();
-    if live.len() != 3 {
-        return acc;
-    }
-    let v = e.barrier_cx(&live);
-    [Some(v[0]), Some(v[1]), Some(v[2])]
+    let zero = e.zero();
+    let mut vals: Vec<Value> = live.iter().flat_map(|z| [z.re, z.im]).collect();
+    let mut alt = vec![zero; vals.len()];
+    vals.extend(q);
+    alt.extend(q.map(|p| if p == stack { decoy } else { stack }));
+    let out = e.barrier_with(&vals, &alt);
+    let n = 2 * live.len();
+    let mut it = out[..n].chunks(2).map(|c| Cx { re: c[0], im: c[1] });
+    let acc = acc.map(|a| a.and_then(|_| it.next()));
+    (acc, [out[n], out[n + 1]])
 }
 
 fn stack_bytes(d: &StencilDesc) -> u32 {
@@ -271,17 +311,43 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
     jit.define(spec, |b, [args, start, end], host: HostFeatures| {
         let a = load_args(b, args, 5);
         let (input, output, mats, nbr, weights) = (a[0], a[1], a[2], a[3], a[4]);
+        // Transported groups, then copies of the identity groups, then a decoy region of the
+        // same size that only the never-taken barrier edges point at.
+        let n_id = d.groups.iter().filter(|g| d.identity[g.1]).count();
+        let region = stack_bytes(d) as usize + n_id * d.slot_bytes();
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            stack_bytes(d),
+            (2 * region) as u32,
             4,
         ));
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
+        let decoy = b.ins().stack_addr(ptr_ty, ss, region as i32);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.vector, host);
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
-            let chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
+            let mut chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
+            // Identity groups are copied next to the transported ones, so that phase 2 reads
+            // every chi from the stack through the two opaque pointer copies `q`: each chi
+            // vector is loaded once per product that uses it and folds into that `vmulps`.
+            let mut off = stack_bytes(d) as i32;
+            for (g, chi) in chis.iter_mut().enumerate() {
+                if !d.identity[d.groups[g].1] {
+                    continue;
+                }
+                for k in 0..FIELD_COMPONENTS as i32 {
+                    let v = e.load(chi.ptr, chi.off + k * e.vbytes);
+                    e.store(v, stack, off + k * e.vbytes);
+                }
+                *chi = ChiRef { ptr: stack, off };
+                off += d.slot_bytes() as i32;
+            }
+            // The stack is outside the kernel spec's bounds proof: check the layout here.
+            assert!(off as usize <= region, "identity copies outside the stack slot");
+            let mut q = {
+                let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
+                [v[0], v[1]]
+            };
             let o_w =
                 if d.local { Some(e.b.ins().imul_imm_s(o, d.weight_bytes() as i64)) } else { None };
             for i in 0..d.n_out {
@@ -312,13 +378,16 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
                             None => {
                                 for (c, a) in acc.iter_mut().enumerate() {
                                     let off = chi.off + comp(&e, so, c);
-                                    let x = e.load_cx(chi.ptr, off);
+                                    let x = Cx {
+                                        re: e.load_pure(q[0], off),
+                                        im: e.load_pure(q[0], off + e.vbytes),
+                                    };
                                     *a = Some(match *a {
                                         None => x,
                                         Some(a) => e.cadd(a, x),
                                     });
                                 }
-                                acc = barrier_acc(&mut e, acc);
+                                (acc, q) = barrier_acc_q(&mut e, acc, q, stack, decoy);
                             }
                             Some(wp) => {
                                 for si in 0..4 {
@@ -326,10 +395,9 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
                                     let w = e.load_cx(*wp, woff);
                                     for (c, a) in acc.iter_mut().enumerate() {
                                         let off = chi.off + comp(&e, si, c);
-                                        let x = e.load_cx(chi.ptr, off);
-                                        *a = Some(e.cmac(*a, w, x));
+                                        *a = Some(cmac_folded(&mut e, *a, w, q, off));
                                     }
-                                    acc = barrier_acc(&mut e, acc);
+                                    (acc, q) = barrier_acc_q(&mut e, acc, q, stack, decoy);
                                 }
                             }
                         }
