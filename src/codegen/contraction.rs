@@ -24,6 +24,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
+use super::classifier::{Buf, Lowering, Step};
 use super::jit::{BufSpec, Jit, JitError, KernelId, KernelSpec};
 use super::loops::{for_count, for_nest, for_nest_ptrs, for_range, linear, unflatten};
 use super::simd::{Precision, Target};
@@ -687,6 +688,44 @@ impl Copy {
             b.ins().return_(&[]);
         })
     }
+}
+
+/// A GEMM-library product `y = lhs * rhs` (the `gemm` step) followed by its JIT epilogue
+/// `y = act(y + bias)` over the `rows x cols` result, as both dense layers and im2col
+/// convolutions emit it. Pushes the steps onto `steps`; returns the epilogue kernel's name, or
+/// `None` when there is nothing to fuse (no bias, identity activation).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_bias_act(
+    lw: &mut Lowering,
+    steps: &mut Vec<Step>,
+    name: &str,
+    gemm: Step,
+    rows: usize,
+    cols: usize,
+    y: Buf,
+    bias: Option<i64>,
+    act: Activation,
+) -> Result<Option<String>, JitError> {
+    steps.push(gemm);
+    if bias.is_none() && act == Activation::Identity {
+        return Ok(None);
+    }
+    let kname = format!("{name}_bias_act");
+    let args = vec![(Buf::Params, false), (y, true)];
+    let id = emit_bias_act(
+        lw.jit,
+        lw.prec,
+        &kname,
+        rows,
+        cols,
+        Operand { buf: 1, base: 0 },
+        bias.map(|b| Operand { buf: 0, base: b }),
+        act,
+        lw.specs(&args),
+    )?;
+    lw.named(id, &kname);
+    steps.push(Step::Kernel { id, args });
+    Ok(Some(kname))
 }
 
 /// `C[m][n] = act(C[m][n] + bias[m])` in place over an `m x n` block (`n` contiguous): the

@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use super::classifier::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice, act_backward};
-use super::contraction::{Copy, Dim, Nn, Nt, Operand, emit_bias_act};
+use super::contraction::{Copy, Dim, Nn, Nt, Operand, gemm_bias_act};
 use super::jit::{JitError, MatView};
 use super::plan::{KernelPlan, Pass, Strategy};
 use crate::ir::{Activation, Graph, Layer, LayerKind, Padding};
@@ -243,7 +243,7 @@ pub fn lower(
                 accumulate: false,
             };
             fwd_kernels.push(copy(lw, &mut steps.forward, c, xsrc, colb)?);
-            steps.forward.push(Step::Gemm {
+            let gemm = Step::Gemm {
                 dst: (io.y, MatView { base: 0, rows: co, cols: col_n, rs: col_n, cs: 1 }),
                 lhs: (
                     Buf::Params,
@@ -251,25 +251,18 @@ pub fn lower(
                 ),
                 rhs: (colb, MatView { base: 0, rows: ci * wsz, cols: col_n, rs: col_n, cs: 1 }),
                 accumulate: false,
-            });
-            if bo.is_some() || io.act != Activation::Identity {
-                let kname = format!("{name}_bias_act");
-                let args = vec![(Buf::Params, false), (io.y, true)];
-                let id = emit_bias_act(
-                    lw.jit,
-                    prec,
-                    &kname,
-                    co,
-                    col_n,
-                    op(1, 0),
-                    bo.map(|b| op(0, b)),
-                    io.act,
-                    lw.specs(&args),
-                )?;
-                lw.named(id, &kname);
-                steps.forward.push(Step::Kernel { id, args });
-                fwd_kernels.push(kname);
-            }
+            };
+            fwd_kernels.extend(gemm_bias_act(
+                lw,
+                &mut steps.forward,
+                name,
+                gemm,
+                co,
+                col_n,
+                io.y,
+                bo,
+                io.act,
+            )?);
             plans.push(plan(
                 Pass::Forward,
                 fwd_kernels,

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::classifier::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice, act_backward};
-use super::contraction::{Dim, Nn, Nt, Operand, emit_bias_act};
+use super::contraction::{Dim, Nn, Nt, Operand, gemm_bias_act};
 use super::jit::{JitError, MatView};
 use super::plan::{KernelPlan, Pass, Strategy};
 use crate::ir::{Activation, Graph, Layer, LayerKind};
@@ -134,33 +134,18 @@ pub fn lower(
             ));
         }
         Strategy::Gemm => {
-            steps.forward.push(Step::Gemm {
+            let gemm = Step::Gemm {
                 dst: (io.y, MatView { base: 0, rows: no, cols: bp, rs: bp, cs: 1 }),
                 lhs: (Buf::Params, MatView { base: w as usize, rows: no, cols: ni, rs: ni, cs: 1 }),
                 rhs: (io.x, MatView { base: 0, rows: ni, cols: bp, rs: bp, cs: 1 }),
                 accumulate: false,
-            });
-            let mut kernels = vec![];
-            if bo.is_some() || io.act != Activation::Identity {
-                let kname = format!("{name}_bias_act");
-                let args = vec![(Buf::Params, false), (io.y, true)];
-                let id = emit_bias_act(
-                    lw.jit,
-                    prec,
-                    &kname,
-                    no,
-                    bp,
-                    op(1, 0),
-                    bo.map(|b| op(0, b)),
-                    io.act,
-                    lw.specs(&args),
-                )?;
-                lw.named(id, &kname);
-                steps.forward.push(Step::Kernel { id, args });
-                kernels.push(kname);
-            } else {
+            };
+            let epilogue =
+                gemm_bias_act(lw, &mut steps.forward, name, gemm, no, bp, io.y, bo, io.act)?;
+            if epilogue.is_none() {
                 fused.clear();
             }
+            let kernels: Vec<String> = epilogue.into_iter().collect();
             plans.push(plan(
                 Pass::Forward,
                 kernels,
