@@ -83,9 +83,6 @@ pub enum Step {
     Gemm { dst: (Buf, MatView), lhs: (Buf, MatView), rhs: (Buf, MatView), accumulate: bool },
     /// Set a workspace buffer to zero.
     Zero(Buf),
-    /// `dst[j * rows + i] = src[base + i * cols + j]`: a transposed copy of a parameter
-    /// matrix, so that the `gemm` crate reads it with the unit stride its packing prefers.
-    Transpose { src: Buf, base: usize, rows: usize, cols: usize, dst: Buf },
 }
 
 /// State while lowering a graph: the JIT session, buffers and the two programs.
@@ -566,24 +563,6 @@ fn run_steps<T: Elem>(
                     ws[i] = v;
                 }
             }
-            Step::Transpose { src, base, rows, cols, dst } => {
-                let Buf::Work(d) = *dst else {
-                    return Err(RuntimeError::Shape(
-                        "transpose into a non-workspace buffer".into(),
-                    ));
-                };
-                let mut out = std::mem::take(&mut ws[d]);
-                let res = {
-                    let from: &[T] = match src {
-                        Buf::Params => params,
-                        Buf::Work(i) => &ws[*i],
-                        Buf::Grad => &[],
-                    };
-                    transpose(from, *base, *rows, *cols, &mut out)
-                };
-                ws[d] = out;
-                res?;
-            }
             Step::Gemm { dst, lhs, rhs, accumulate } => {
                 let (Buf::Work(_) | Buf::Grad) = dst.0 else {
                     return Err(RuntimeError::Shape("gemm into the parameters".into()));
@@ -619,60 +598,6 @@ fn run_steps<T: Elem>(
             }
         }
     }
-    Ok(())
-}
-
-/// Blocked, parallel transpose of a `rows x cols` matrix at `src[base..]` into `dst`.
-///
-/// Runs every step of the dense input gradient (3.6 M elements for the 3610x1000 layer), so it
-/// must run near memory speed: the element-wise form (one bounds-checked strided load per
-/// store) cost 6 ms per step, a quarter of the dense step. Each task owns a band of `BAND`
-/// destination rows; inside it, 8x8 blocks are read as eight 8-wide source rows and written
-/// as eight 8-wide destination rows, so both sides move whole runs of 32 bytes.
-fn transpose<T: Elem>(
-    src: &[T],
-    base: usize,
-    rows: usize,
-    cols: usize,
-    dst: &mut [T],
-) -> Result<(), RuntimeError> {
-    use rayon::prelude::*;
-    if base + rows * cols > src.len() || rows * cols > dst.len() {
-        return Err(RuntimeError::Shape("transpose outside its buffers".into()));
-    }
-    const B: usize = 8;
-    const BAND: usize = 32;
-    let src = &src[base..base + rows * cols];
-    dst[..rows * cols].par_chunks_mut(BAND * rows).enumerate().for_each(|(band, out)| {
-        let j0 = band * BAND;
-        let jn = out.len() / rows;
-        let (jfull, ifull) = (jn / B * B, rows / B * B);
-        for jb in (0..jfull).step_by(B) {
-            for ib in (0..ifull).step_by(B) {
-                let mut blk = [[T::zero(); B]; B];
-                for (r, row) in blk.iter_mut().enumerate() {
-                    let s = (ib + r) * cols + j0 + jb;
-                    row.copy_from_slice(&src[s..s + B]);
-                }
-                for c in 0..B {
-                    let o = &mut out[(jb + c) * rows + ib..][..B];
-                    for (r, v) in o.iter_mut().enumerate() {
-                        *v = blk[r][c];
-                    }
-                }
-            }
-            for i in ifull..rows {
-                for c in 0..B {
-                    out[(jb + c) * rows + i] = src[i * cols + j0 + jb + c];
-                }
-            }
-        }
-        for j in jfull..jn {
-            for i in 0..rows {
-                out[j * rows + i] = src[i * cols + j0 + j];
-            }
-        }
-    });
     Ok(())
 }
 
@@ -933,35 +858,5 @@ impl Classifier for JitClassifier {
                 Ok(())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::transpose;
-
-    /// The blocked transpose against the definition, on shapes that exercise full 8x8 blocks,
-    /// ragged edges in both directions, bands of different lengths and a nonzero base.
-    #[test]
-    fn blocked_transpose_matches_the_definition() {
-        for &(rows, cols, base) in
-            &[(1, 1, 0), (1, 37, 3), (37, 1, 0), (8, 8, 0), (13, 21, 5), (64, 70, 0), (100, 41, 9)]
-        {
-            let src: Vec<f32> = (0..base + rows * cols).map(|i| i as f32 * 0.5 - 7.0).collect();
-            let mut dst = vec![f32::NAN; rows * cols + 3];
-            transpose(&src, base, rows, cols, &mut dst).unwrap();
-            for i in 0..rows {
-                for j in 0..cols {
-                    assert_eq!(
-                        dst[j * rows + i],
-                        src[base + i * cols + j],
-                        "{rows}x{cols} ({i},{j})"
-                    );
-                }
-            }
-            assert!(dst[rows * cols..].iter().all(|v| v.is_nan()), "wrote past the matrix");
-        }
-        let mut small = vec![0f32; 3];
-        assert!(transpose(&[0f32; 4], 0, 2, 2, &mut small).is_err());
     }
 }

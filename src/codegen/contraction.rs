@@ -239,7 +239,7 @@ impl Nn {
     /// blocks alone, also want an even number of blocks for two threads (2-row blocks gave
     /// 5 items, a 3:2 split). Measured on digits_conv: train step 15.5 -> 13.5 ms CPU. At most
     /// 12 accumulators, so that with the shared operands everything stays in the 16 xmm registers.
-    fn block(&self) -> (usize, usize) {
+    pub fn block(&self) -> (usize, usize) {
         let cands: &[(usize, usize)] = if self.scatter() {
             &[(2, 6), (5, 2), (4, 3), (3, 3), (1, 8)]
         } else {

@@ -209,6 +209,7 @@ pub fn lower(
                 accumulate: false,
                 k_c: vec![],
             };
+            let (br, bv) = nn.block();
             let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
             lw.named(id, &kname);
             steps.forward.push(Step::Kernel { id, args });
@@ -217,14 +218,14 @@ pub fn lower(
                 Pass::Forward,
                 fwd_kernels,
                 vec![
-                    format!("for (co block of 4, output rows {:?}) (threads)", &o[..last]),
+                    format!("for (co block of {br}, output rows {:?}) (threads)", &o[..last]),
                     format!(
                         "for lanes in 0..{} step {} (positions x batch)",
                         o[last] * bp,
-                        3 * prec.lanes()
+                        bv * prec.lanes()
                     ),
                     format!(
-                        "for ci in 0..{ci}, window {window:?}: 4x3 vector FMA block, W broadcast"
+                        "for ci in 0..{ci}, window {window:?}: {br}x{bv} vector FMA block, W broadcast"
                     ),
                 ],
                 fused,
@@ -313,6 +314,7 @@ pub fn lower(
                     accumulate: true,
                     k_c: spst.clone(),
                 };
+                let (br, bv) = nn.block();
                 let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
                 lw.named(id, &kname);
                 steps.backward.push(Step::Kernel { id, args });
@@ -333,7 +335,7 @@ pub fn lower(
                     kernels.push(copy(lw, &mut steps.backward, c, target, dx)?);
                 }
                 loops = vec![
-                    "for ci block of 2 (threads)".to_string(),
+                    format!("for ci block of {br} (threads)"),
                     format!(
                         "for output rows {:?}, window offsets {window:?}: dX rows += (L1)",
                         &o[..last]
@@ -341,7 +343,7 @@ pub fn lower(
                     format!(
                         "for lanes in 0..{} step {}: for co in 0..{co}: W broadcast",
                         o[last] * bp,
-                        6 * prec.lanes()
+                        bv * prec.lanes()
                     ),
                 ];
             }

@@ -118,6 +118,7 @@ pub fn lower(
                 accumulate: false,
                 k_c: vec![],
             };
+            let (br, bv) = nn.block();
             let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
             lw.named(id, &kname);
             steps.forward.push(Step::Kernel { id, args });
@@ -125,9 +126,9 @@ pub fn lower(
                 Pass::Forward,
                 vec![kname],
                 vec![
-                    format!("for o in 0..{no} step 4 (threads)"),
-                    format!("for lanes in 0..{bp} step {}", 3 * prec.lanes()),
-                    format!("for i in 0..{ni}: 4x3 vector FMA block, W broadcast"),
+                    format!("for o in 0..{no} step {br} (threads)"),
+                    format!("for lanes in 0..{bp} step {}", bv * prec.lanes()),
+                    format!("for i in 0..{ni}: {br}x{bv} vector FMA block, W broadcast"),
                 ],
                 fused,
                 fwd_bytes,
@@ -186,6 +187,7 @@ pub fn lower(
                     accumulate: false,
                     k_c: vec![],
                 };
+                let (br, bv) = nn.block();
                 let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
                 lw.named(id, &kname);
                 steps.backward.push(Step::Kernel { id, args });
@@ -195,8 +197,8 @@ pub fn lower(
                     Pass::BackwardInput,
                     ks,
                     vec![
-                        format!("for i in 0..{ni} step 4 (threads)"),
-                        format!("for lanes in 0..{bp} step {}", 3 * prec.lanes()),
+                        format!("for i in 0..{ni} step {br} (threads)"),
+                        format!("for lanes in 0..{bp} step {}", bv * prec.lanes()),
                         format!("for o in 0..{no}: W^T broadcast"),
                     ],
                     act_name(io.act).map(|a| format!("{a} gradient")).into_iter().collect(),
@@ -204,29 +206,25 @@ pub fn lower(
                 ));
             }
             Strategy::Gemm => {
-                // The gemm crate packs a column-major W^T three times slower than a row-major
-                // one (measured, benches/results/kernels.md): transpose W once per step instead.
-                let wt = lw.alloc(ni * no);
-                steps.backward.push(Step::Transpose {
-                    src: Buf::Params,
-                    base: w as usize,
-                    rows: no,
-                    cols: ni,
-                    dst: wt,
-                });
+                // W^T is read in place as a column-major view. With the 0.18 gemm crate
+                // (AVX2 kernels) this packed three times slower than a transposed copy, so W
+                // was transposed every step; with 0.19's AVX-512 kernels the copy cost more
+                // than it saved (dense step 26 -> 20.5 ms CPU without it, ds_probe A/B).
                 steps.backward.push(Step::Gemm {
                     dst: (dx, MatView { base: 0, rows: ni, cols: bp, rs: bp, cs: 1 }),
-                    lhs: (wt, MatView { base: 0, rows: ni, cols: no, rs: no, cs: 1 }),
+                    lhs: (
+                        Buf::Params,
+                        MatView { base: w as usize, rows: ni, cols: no, rs: 1, cs: ni },
+                    ),
                     rhs: (io.dy, MatView { base: 0, rows: no, cols: bp, rs: bp, cs: 1 }),
                     accumulate: false,
                 });
                 plans.push(plan(
                     Pass::BackwardInput,
                     bw_kernels.clone(),
-                    vec![
-                        "transpose W (threads)".to_string(),
-                        format!("gemm dX {ni}x{bp} = W^T {ni}x{no} * dY {no}x{bp} (threads)"),
-                    ],
+                    vec![format!(
+                        "gemm dX {ni}x{bp} = W^T {ni}x{no} (column-major view) * dY {no}x{bp} (threads)"
+                    )],
                     act_name(io.act).map(|a| format!("{a} gradient")).into_iter().collect(),
                     fwd_bytes,
                 ));
