@@ -381,7 +381,11 @@ impl Nn {
                                     for (v, &x) in xs.iter().enumerate() {
                                         let var = acc[r * vecs + v];
                                         let old = b.use_var(var);
-                                        let new = t.fma(b, x, w, old);
+                                        // cranelift's x64 FMA overwrites its first
+                                        // factor, so that one is copied unless this is
+                                        // its last use: pass the operand shared by fewer
+                                        // FMAs (W, by `vecs`; x is shared by `rows`).
+                                        let new = t.fma(b, w, x, old);
                                         b.def_var(var, new);
                                     }
                                 }
@@ -586,7 +590,10 @@ impl Nt {
                                     let var = acc[r * cols + j];
                                     let old = b.use_var(var);
                                     let new = match y {
-                                        Some(y) => t.fma(b, x, y, old),
+                                        // The first factor is the one cranelift
+                                        // copies (see `Nn`): y is shared by `rows`
+                                        // FMAs, x by `cols`.
+                                        Some(y) => t.fma(b, y, x, old),
                                         None => b.ins().fadd(x, old),
                                     };
                                     b.def_var(var, new);
