@@ -19,8 +19,9 @@ use super::plan::{KernelPlan, Pass, Strategy};
 use crate::ir::{Activation, Graph, Layer, LayerKind};
 
 /// Multiply-adds per sample from which the GEMM library is used. Measured at batch 64
-/// (benches/results/kernels.md): on the 784x3610 and 3610x1000 layers the gemm path is 2-2.7x faster
-/// than the f32x4 JIT kernels; for small layers (the 1000x10 head) packing and call overhead
+/// (benches/results/kernels.md): on the 784x3610 and 3610x1000 layers the gemm path is 2-2.7x
+/// faster than the f32x4 JIT kernels (with gemm 0.19's AVX-512 micro-kernels the whole dense
+/// step is 28.5 vs 81 ms CPU); for small layers (the 1000x10 head) packing and call overhead
 /// dominate and the JIT kernels are used.
 pub const GEMM_MIN_MACS: usize = 64 * 1024;
 
