@@ -83,9 +83,6 @@ pub enum Step {
     Gemm { dst: (Buf, MatView), lhs: (Buf, MatView), rhs: (Buf, MatView), accumulate: bool },
     /// Set a workspace buffer to zero.
     Zero(Buf),
-    /// `dst[j * rows + i] = src[base + i * cols + j]`: a transposed copy of a parameter
-    /// matrix, so that the `gemm` crate reads it with the unit stride its packing prefers.
-    Transpose { src: Buf, base: usize, rows: usize, cols: usize, dst: Buf },
 }
 
 /// State while lowering a graph: the JIT session, buffers and the two programs.
@@ -566,24 +563,6 @@ fn run_steps<T: Elem>(
                     ws[i] = v;
                 }
             }
-            Step::Transpose { src, base, rows, cols, dst } => {
-                let Buf::Work(d) = *dst else {
-                    return Err(RuntimeError::Shape(
-                        "transpose into a non-workspace buffer".into(),
-                    ));
-                };
-                let mut out = std::mem::take(&mut ws[d]);
-                let res = {
-                    let from: &[T] = match src {
-                        Buf::Params => params,
-                        Buf::Work(i) => &ws[*i],
-                        Buf::Grad => &[],
-                    };
-                    transpose(from, *base, *rows, *cols, &mut out)
-                };
-                ws[d] = out;
-                res?;
-            }
             Step::Gemm { dst, lhs, rhs, accumulate } => {
                 let (Buf::Work(_) | Buf::Grad) = dst.0 else {
                     return Err(RuntimeError::Shape("gemm into the parameters".into()));
@@ -619,35 +598,6 @@ fn run_steps<T: Elem>(
             }
         }
     }
-    Ok(())
-}
-
-/// Blocked, row-parallel transpose of a `rows x cols` matrix at `src[base..]` into `dst`.
-fn transpose<T: Elem>(
-    src: &[T],
-    base: usize,
-    rows: usize,
-    cols: usize,
-    dst: &mut [T],
-) -> Result<(), RuntimeError> {
-    use rayon::prelude::*;
-    if base + rows * cols > src.len() || rows * cols > dst.len() {
-        return Err(RuntimeError::Shape("transpose outside its buffers".into()));
-    }
-    const TILE: usize = 32;
-    let src = &src[base..base + rows * cols];
-    // Each task owns TILE destination rows (= source columns).
-    dst[..rows * cols].par_chunks_mut(TILE * rows).enumerate().for_each(|(jb, out)| {
-        let j0 = jb * TILE;
-        let jn = out.len() / rows;
-        for i0 in (0..rows).step_by(TILE) {
-            for j in 0..jn {
-                for i in i0..(i0 + TILE).min(rows) {
-                    out[j * rows + i] = src[i * cols + j0 + j];
-                }
-            }
-        }
-    });
     Ok(())
 }
 

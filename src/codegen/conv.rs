@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use super::classifier::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice, act_backward};
-use super::contraction::{Copy, Dim, Nn, Nt, Operand, emit_bias_act};
+use super::contraction::{Copy, Dim, Nn, Nt, Operand, gemm_bias_act};
 use super::jit::{JitError, MatView};
 use super::plan::{KernelPlan, Pass, Strategy};
 use crate::ir::{Activation, Graph, Layer, LayerKind, Padding};
@@ -27,7 +27,9 @@ use crate::runtime::reference::pad_lo;
 
 /// Multiply-adds per sample from which im2col + gemm is used by `Auto`: never. The direct JIT
 /// convolution measured 3x faster than im2col + gemm on every convolution benchmarked
-/// (benches/results/kernels.md); the im2col buffer alone is 25 MB per batch for the 10x19x19 layer.
+/// (benches/results/kernels.md), and still does with gemm 0.19's AVX-512 micro-kernels
+/// (digits_conv step 14.5 vs 46.5 ms CPU): the im2col buffer is 25 MB per batch for the
+/// 10x19x19 layer, and with 10 output channels the product is too thin for the micro-kernel.
 pub const GEMM_MIN_MACS: usize = usize::MAX;
 
 /// The strategy for a convolution of `macs` multiply-adds per sample, and why.
@@ -40,7 +42,7 @@ pub fn choose(choice: StrategyChoice, macs: usize) -> (Strategy, String) {
         }
         StrategyChoice::Auto => (
             Strategy::Jit,
-            "direct JIT convolution (implicit im2col) measured faster than im2col + gemm at this size".into(),
+            "direct JIT convolution (implicit im2col) measured 3x faster than im2col + gemm (AVX-512) at this size".into(),
         ),
     }
 }
@@ -209,6 +211,7 @@ pub fn lower(
                 accumulate: false,
                 k_c: vec![],
             };
+            let (br, bv) = nn.block();
             let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
             lw.named(id, &kname);
             steps.forward.push(Step::Kernel { id, args });
@@ -217,14 +220,14 @@ pub fn lower(
                 Pass::Forward,
                 fwd_kernels,
                 vec![
-                    format!("for (co block of 4, output rows {:?}) (threads)", &o[..last]),
+                    format!("for (co block of {br}, output rows {:?}) (threads)", &o[..last]),
                     format!(
                         "for lanes in 0..{} step {} (positions x batch)",
                         o[last] * bp,
-                        3 * prec.lanes()
+                        bv * prec.lanes()
                     ),
                     format!(
-                        "for ci in 0..{ci}, window {window:?}: 4x3 vector FMA block, W broadcast"
+                        "for ci in 0..{ci}, window {window:?}: {br}x{bv} vector FMA block, W broadcast"
                     ),
                 ],
                 fused,
@@ -243,7 +246,7 @@ pub fn lower(
                 accumulate: false,
             };
             fwd_kernels.push(copy(lw, &mut steps.forward, c, xsrc, colb)?);
-            steps.forward.push(Step::Gemm {
+            let gemm = Step::Gemm {
                 dst: (io.y, MatView { base: 0, rows: co, cols: col_n, rs: col_n, cs: 1 }),
                 lhs: (
                     Buf::Params,
@@ -251,25 +254,18 @@ pub fn lower(
                 ),
                 rhs: (colb, MatView { base: 0, rows: ci * wsz, cols: col_n, rs: col_n, cs: 1 }),
                 accumulate: false,
-            });
-            if bo.is_some() || io.act != Activation::Identity {
-                let kname = format!("{name}_bias_act");
-                let args = vec![(Buf::Params, false), (io.y, true)];
-                let id = emit_bias_act(
-                    lw.jit,
-                    prec,
-                    &kname,
-                    co,
-                    col_n,
-                    op(1, 0),
-                    bo.map(|b| op(0, b)),
-                    io.act,
-                    lw.specs(&args),
-                )?;
-                lw.named(id, &kname);
-                steps.forward.push(Step::Kernel { id, args });
-                fwd_kernels.push(kname);
-            }
+            };
+            fwd_kernels.extend(gemm_bias_act(
+                lw,
+                &mut steps.forward,
+                name,
+                gemm,
+                co,
+                col_n,
+                io.y,
+                bo,
+                io.act,
+            )?);
             plans.push(plan(
                 Pass::Forward,
                 fwd_kernels,
@@ -320,6 +316,7 @@ pub fn lower(
                     accumulate: true,
                     k_c: spst.clone(),
                 };
+                let (br, bv) = nn.block();
                 let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
                 lw.named(id, &kname);
                 steps.backward.push(Step::Kernel { id, args });
@@ -340,7 +337,7 @@ pub fn lower(
                     kernels.push(copy(lw, &mut steps.backward, c, target, dx)?);
                 }
                 loops = vec![
-                    "for ci block of 2 (threads)".to_string(),
+                    format!("for ci block of {br} (threads)"),
                     format!(
                         "for output rows {:?}, window offsets {window:?}: dX rows += (L1)",
                         &o[..last]
@@ -348,7 +345,7 @@ pub fn lower(
                     format!(
                         "for lanes in 0..{} step {}: for co in 0..{co}: W broadcast",
                         o[last] * bp,
-                        6 * prec.lanes()
+                        bv * prec.lanes()
                     ),
                 ];
             }

@@ -13,14 +13,15 @@
 use std::time::Duration;
 
 use super::classifier::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice, act_backward};
-use super::contraction::{Dim, Nn, Nt, Operand, emit_bias_act};
+use super::contraction::{Dim, Nn, Nt, Operand, gemm_bias_act};
 use super::jit::{JitError, MatView};
 use super::plan::{KernelPlan, Pass, Strategy};
 use crate::ir::{Activation, Graph, Layer, LayerKind};
 
 /// Multiply-adds per sample from which the GEMM library is used. Measured at batch 64
-/// (benches/results/kernels.md): on the 784x3610 and 3610x1000 layers the gemm path is 2-2.7x faster
-/// than the f32x4 JIT kernels; for small layers (the 1000x10 head) packing and call overhead
+/// (benches/results/kernels.md): on the 784x3610 and 3610x1000 layers the gemm path is 2-2.7x
+/// faster than the f32x4 JIT kernels (with gemm 0.19's AVX-512 micro-kernels the whole dense
+/// step is 28.5 vs 81 ms CPU); for small layers (the 1000x10 head) packing and call overhead
 /// dominate and the JIT kernels are used.
 pub const GEMM_MIN_MACS: usize = 64 * 1024;
 
@@ -118,6 +119,7 @@ pub fn lower(
                 accumulate: false,
                 k_c: vec![],
             };
+            let (br, bv) = nn.block();
             let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
             lw.named(id, &kname);
             steps.forward.push(Step::Kernel { id, args });
@@ -125,42 +127,27 @@ pub fn lower(
                 Pass::Forward,
                 vec![kname],
                 vec![
-                    format!("for o in 0..{no} step 4 (threads)"),
-                    format!("for lanes in 0..{bp} step {}", 3 * prec.lanes()),
-                    format!("for i in 0..{ni}: 4x3 vector FMA block, W broadcast"),
+                    format!("for o in 0..{no} step {br} (threads)"),
+                    format!("for lanes in 0..{bp} step {}", bv * prec.lanes()),
+                    format!("for i in 0..{ni}: {br}x{bv} vector FMA block, W broadcast"),
                 ],
                 fused,
                 fwd_bytes,
             ));
         }
         Strategy::Gemm => {
-            steps.forward.push(Step::Gemm {
+            let gemm = Step::Gemm {
                 dst: (io.y, MatView { base: 0, rows: no, cols: bp, rs: bp, cs: 1 }),
                 lhs: (Buf::Params, MatView { base: w as usize, rows: no, cols: ni, rs: ni, cs: 1 }),
                 rhs: (io.x, MatView { base: 0, rows: ni, cols: bp, rs: bp, cs: 1 }),
                 accumulate: false,
-            });
-            let mut kernels = vec![];
-            if bo.is_some() || io.act != Activation::Identity {
-                let kname = format!("{name}_bias_act");
-                let args = vec![(Buf::Params, false), (io.y, true)];
-                let id = emit_bias_act(
-                    lw.jit,
-                    prec,
-                    &kname,
-                    no,
-                    bp,
-                    op(1, 0),
-                    bo.map(|b| op(0, b)),
-                    io.act,
-                    lw.specs(&args),
-                )?;
-                lw.named(id, &kname);
-                steps.forward.push(Step::Kernel { id, args });
-                kernels.push(kname);
-            } else {
+            };
+            let epilogue =
+                gemm_bias_act(lw, &mut steps.forward, name, gemm, no, bp, io.y, bo, io.act)?;
+            if epilogue.is_none() {
                 fused.clear();
             }
+            let kernels: Vec<String> = epilogue.into_iter().collect();
             plans.push(plan(
                 Pass::Forward,
                 kernels,
@@ -201,6 +188,7 @@ pub fn lower(
                     accumulate: false,
                     k_c: vec![],
                 };
+                let (br, bv) = nn.block();
                 let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
                 lw.named(id, &kname);
                 steps.backward.push(Step::Kernel { id, args });
@@ -210,8 +198,8 @@ pub fn lower(
                     Pass::BackwardInput,
                     ks,
                     vec![
-                        format!("for i in 0..{ni} step 4 (threads)"),
-                        format!("for lanes in 0..{bp} step {}", 3 * prec.lanes()),
+                        format!("for i in 0..{ni} step {br} (threads)"),
+                        format!("for lanes in 0..{bp} step {}", bv * prec.lanes()),
                         format!("for o in 0..{no}: W^T broadcast"),
                     ],
                     act_name(io.act).map(|a| format!("{a} gradient")).into_iter().collect(),
@@ -219,29 +207,25 @@ pub fn lower(
                 ));
             }
             Strategy::Gemm => {
-                // The gemm crate packs a column-major W^T three times slower than a row-major
-                // one (measured, benches/results/kernels.md): transpose W once per step instead.
-                let wt = lw.alloc(ni * no);
-                steps.backward.push(Step::Transpose {
-                    src: Buf::Params,
-                    base: w as usize,
-                    rows: no,
-                    cols: ni,
-                    dst: wt,
-                });
+                // W^T is read in place as a column-major view. With the 0.18 gemm crate
+                // (AVX2 kernels) this packed three times slower than a transposed copy, so W
+                // was transposed every step; with 0.19's AVX-512 kernels the copy cost more
+                // than it saved (dense step 26 -> 20.5 ms CPU without it, ds_probe A/B).
                 steps.backward.push(Step::Gemm {
                     dst: (dx, MatView { base: 0, rows: ni, cols: bp, rs: bp, cs: 1 }),
-                    lhs: (wt, MatView { base: 0, rows: ni, cols: no, rs: no, cs: 1 }),
+                    lhs: (
+                        Buf::Params,
+                        MatView { base: w as usize, rows: ni, cols: no, rs: 1, cs: ni },
+                    ),
                     rhs: (io.dy, MatView { base: 0, rows: no, cols: bp, rs: bp, cs: 1 }),
                     accumulate: false,
                 });
                 plans.push(plan(
                     Pass::BackwardInput,
                     bw_kernels.clone(),
-                    vec![
-                        "transpose W (threads)".to_string(),
-                        format!("gemm dX {ni}x{bp} = W^T {ni}x{no} * dY {no}x{bp} (threads)"),
-                    ],
+                    vec![format!(
+                        "gemm dX {ni}x{bp} = W^T {ni}x{no} (column-major view) * dY {no}x{bp} (threads)"
+                    )],
                     act_name(io.act).map(|a| format!("{a} gradient")).into_iter().collect(),
                     fwd_bytes,
                 ));

@@ -81,6 +81,12 @@ pub fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
+/// Flags for loads from memory that no store of the same kernel can reach: in-bounds (the
+/// kernel spec proves it), never written while the kernel runs, so free to move or merge.
+pub fn ro_flags() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
 impl Target {
     /// Load buffer pointer number `idx` from the kernel's argument array.
     pub fn arg_ptr(&self, b: &mut FunctionBuilder, args: Value, idx: usize) -> Value {
@@ -110,6 +116,19 @@ impl Target {
     }
     pub fn sstore(&self, b: &mut FunctionBuilder, v: Value, ptr: Value, elem_off: i64) {
         b.ins().store(flags(), v, ptr, self.byte_off(elem_off));
+    }
+    /// Vector load from a buffer the kernel never writes. Such loads are marked `readonly` and
+    /// `can_move`, which makes them pure for cranelift's egraph: it places each one next to its
+    /// use instead of at the top of the block (where the register pressure of a whole
+    /// register block forced spills), merges duplicates, and can fold a single-use load into
+    /// the instruction that consumes it (`vbroadcastss m32`, FMA memory operands).
+    pub fn vload_ro(&self, b: &mut FunctionBuilder, ptr: Value, elem_off: i64) -> Value {
+        b.ins().load(self.prec.vector(), ro_flags(), ptr, self.byte_off(elem_off))
+    }
+    /// [`Target::splat_load`] from a buffer the kernel never writes (see [`Target::vload_ro`]).
+    pub fn splat_load_ro(&self, b: &mut FunctionBuilder, ptr: Value, elem_off: i64) -> Value {
+        let s = b.ins().load(self.prec.scalar(), ro_flags(), ptr, self.byte_off(elem_off));
+        b.ins().splat(self.prec.vector(), s)
     }
     /// A scalar loaded from memory and broadcast to every lane.
     pub fn splat_load(&self, b: &mut FunctionBuilder, ptr: Value, elem_off: i64) -> Value {
