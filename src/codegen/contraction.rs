@@ -566,7 +566,13 @@ impl Nt {
             ncounts.push(self.n_inner / lanes);
             let mut nstrides: Vec<Vec<i64>> =
                 self.n_outer.iter().map(|d| vec![d.s0 * eb, d.s1 * eb]).collect();
-            nstrides.push(vec![lanes as i64 * eb, lanes as i64 * eb]);
+            // Two vectors of the sample run per iteration when the run allows it, for the same
+            // reason as in `Nn` (loop control, back-edge moves): conv step 12.9 -> 11.9 ms CPU.
+            let nun = if (self.n_inner / lanes) % 2 == 0 { 2 } else { 1 };
+            if let Some(c) = ncounts.last_mut() {
+                *c /= nun;
+            }
+            nstrides.push(vec![(nun * lanes) as i64 * eb, (nun * lanes) as i64 * eb]);
             let cols_full = if self.ones { 1 } else { NT_COLS };
             let chunks = kin / cols_full;
             let rem = kin % cols_full;
@@ -589,26 +595,29 @@ impl Nt {
                     let block = |b: &mut FunctionBuilder, cols: usize, bk: Value, ck: Value| {
                         let acc = zero_vars(b, &t, rows * cols);
                         for_nest_ptrs(b, &ncounts, &nstrides, &[a0, bk], &mut |b, p| {
-                            let xs: Vec<Value> = (0..rows)
-                                .map(|r| t.vload_ro(b, p[0], r as i64 * self.a_m))
-                                .collect();
-                            for j in 0..cols {
-                                let y = if self.ones {
-                                    None
-                                } else {
-                                    Some(t.vload_ro(b, p[1], j as i64 * kin_b))
-                                };
-                                for (r, &x) in xs.iter().enumerate() {
-                                    let var = acc[r * cols + j];
-                                    let old = b.use_var(var);
-                                    let new = match y {
-                                        // The first factor is the one cranelift
-                                        // copies (see `Nn`): y is shared by `rows`
-                                        // FMAs, x by `cols`.
-                                        Some(y) => t.fma(b, y, x, old),
-                                        None => b.ins().fadd(x, old),
+                            for u in 0..nun as i64 {
+                                let uo = u * lanes as i64;
+                                let xs: Vec<Value> = (0..rows)
+                                    .map(|r| t.vload_ro(b, p[0], uo + r as i64 * self.a_m))
+                                    .collect();
+                                for j in 0..cols {
+                                    let y = if self.ones {
+                                        None
+                                    } else {
+                                        Some(t.vload_ro(b, p[1], uo + j as i64 * kin_b))
                                     };
-                                    b.def_var(var, new);
+                                    for (r, &x) in xs.iter().enumerate() {
+                                        let var = acc[r * cols + j];
+                                        let old = b.use_var(var);
+                                        let new = match y {
+                                            // The first factor is the one cranelift
+                                            // copies (see `Nn`): y is shared by `rows`
+                                            // FMAs, x by `cols`.
+                                            Some(y) => t.fma(b, y, x, old),
+                                            None => b.ins().fadd(x, old),
+                                        };
+                                        b.def_var(var, new);
+                                    }
                                 }
                             }
                         });
