@@ -13,7 +13,7 @@ use symc::lattice::fermion::{self, FermionField};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::{DiracParams, WilsonClover};
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
-use symc::solve::{self, LinearOperator, NativeOperator, NativePreconditioner, SolveParams};
+use symc::solve::{self, NativeOperator, NativePreconditioner, SolveParams};
 use symc::train::precond::{self, NetPreconditioner};
 
 type C = Complex64;
