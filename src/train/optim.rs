@@ -10,6 +10,7 @@
 
 use crate::ir::{OptimizerSpec, Schedule};
 use rayon::prelude::*;
+use wide::f32x4;
 
 /// Parameters per rayon task: large enough to amortise scheduling, small enough to split the
 /// 6.45M-parameter dense net over both cores.
@@ -126,22 +127,53 @@ impl Optimizer {
                     .zip(v.par_chunks_mut(CHUNK))
                     .zip(grad.par_chunks(CHUNK))
                     .map(|(((p, m), v), g)| {
-                        let mut ok = true;
-                        for i in 0..p.len() {
-                            let gi = g[i];
-                            ok &= gi - gi == 0.0;
-                            m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                            let denom = v[i].sqrt() * inv_sqrt_bc2 + eps;
-                            p[i] -= step_size * m[i] / denom;
-                        }
-                        ok
+                        adam_chunk(p, m, v, g, [b1, b2, eps, step_size, inv_sqrt_bc2])
                     })
                     .reduce(|| true, |a, b| a & b)
             }
         };
         StepCheck { finite }
     }
+}
+
+/// One Adam update over a chunk; returns whether every gradient was finite. Explicit f32x4
+/// vectors: the compiler did not vectorise the indexed loop, and with 6.5 M parameters the
+/// update was half of a dense training step. Every lane computes exactly the scalar formula
+/// (IEEE sqrt and division, no fused multiply-add), so results do not depend on the path.
+fn adam_chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: [f32; 5]) -> bool {
+    let [b1, b2, eps, step_size, inv_sqrt_bc2] = c;
+    let scalar = |p: &mut f32, m: &mut f32, v: &mut f32, gi: f32| {
+        *m = b1 * *m + (1.0 - b1) * gi;
+        *v = b2 * *v + (1.0 - b2) * gi * gi;
+        let denom = v.sqrt() * inv_sqrt_bc2 + eps;
+        *p -= step_size * *m / denom;
+        // `g - g == 0` is false exactly for NaN and +-inf.
+        gi - gi == 0.0
+    };
+    let (pv, pt) = p.as_chunks_mut::<4>();
+    let (mv, mt) = m.as_chunks_mut::<4>();
+    let (vv, vt) = v.as_chunks_mut::<4>();
+    let (gv, gt) = g.as_chunks::<4>();
+    let (b1x, b2x, c1, c2) =
+        (f32x4::splat(b1), f32x4::splat(b2), f32x4::splat(1.0 - b1), f32x4::splat(1.0 - b2));
+    let (epsx, sx, ix) = (f32x4::splat(eps), f32x4::splat(step_size), f32x4::splat(inv_sqrt_bc2));
+    let mut bad = f32x4::ZERO;
+    for (((p4, m4), v4), g4) in pv.iter_mut().zip(mv).zip(vv).zip(gv) {
+        let gi = f32x4::new(*g4);
+        // g - g is 0 for finite g and NaN otherwise; NaN propagates through the sum.
+        bad += gi - gi;
+        let mi = b1x * f32x4::new(*m4) + c1 * gi;
+        let vi = b2x * f32x4::new(*v4) + c2 * gi * gi;
+        let denom = vi.sqrt() * ix + epsx;
+        *p4 = (f32x4::new(*p4) - sx * mi / denom).to_array();
+        *m4 = mi.to_array();
+        *v4 = vi.to_array();
+    }
+    let mut ok = bad.to_array().iter().all(|&b| b == 0.0);
+    for (((p, m), v), &gi) in pt.iter_mut().zip(mt).zip(vt).zip(gt) {
+        ok &= scalar(p, m, v, gi);
+    }
+    ok
 }
 
 /// The base learning rate of an optimiser spec.
