@@ -10,7 +10,6 @@
 
 use crate::ir::{OptimizerSpec, Schedule};
 use rayon::prelude::*;
-use wide::f32x4;
 
 /// Parameters per rayon task: large enough to amortise scheduling, small enough to split the
 /// 6.45M-parameter dense net over both cores.
@@ -136,44 +135,64 @@ impl Optimizer {
     }
 }
 
-/// One Adam update over a chunk; returns whether every gradient was finite. Explicit f32x4
-/// vectors: the compiler did not vectorise the indexed loop, and with 6.5 M parameters the
-/// update was half of a dense training step. Every lane computes exactly the scalar formula
-/// (IEEE sqrt and division, no fused multiply-add), so results do not depend on the path.
+/// One Adam update over a chunk; returns whether every gradient was finite. With 6.5 M
+/// parameters the update is a third of a dense training step and bound by its square roots and
+/// divisions, so it runs at the widest SIMD width the host has (`pulp` picks AVX-512 or AVX2 at
+/// run time). Every lane computes exactly the scalar formula (IEEE sqrt and division, no fused
+/// multiply-add), so results do not depend on the width.
 fn adam_chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: [f32; 5]) -> bool {
-    let [b1, b2, eps, step_size, inv_sqrt_bc2] = c;
-    let scalar = |p: &mut f32, m: &mut f32, v: &mut f32, gi: f32| {
-        *m = b1 * *m + (1.0 - b1) * gi;
-        *v = b2 * *v + (1.0 - b2) * gi * gi;
-        let denom = v.sqrt() * inv_sqrt_bc2 + eps;
-        *p -= step_size * *m / denom;
-        // `g - g == 0` is false exactly for NaN and +-inf.
-        gi - gi == 0.0
-    };
-    let (pv, pt) = p.as_chunks_mut::<4>();
-    let (mv, mt) = m.as_chunks_mut::<4>();
-    let (vv, vt) = v.as_chunks_mut::<4>();
-    let (gv, gt) = g.as_chunks::<4>();
-    let (b1x, b2x, c1, c2) =
-        (f32x4::splat(b1), f32x4::splat(b2), f32x4::splat(1.0 - b1), f32x4::splat(1.0 - b2));
-    let (epsx, sx, ix) = (f32x4::splat(eps), f32x4::splat(step_size), f32x4::splat(inv_sqrt_bc2));
-    let mut bad = f32x4::ZERO;
-    for (((p4, m4), v4), g4) in pv.iter_mut().zip(mv).zip(vv).zip(gv) {
-        let gi = f32x4::new(*g4);
+    pulp::Arch::new().dispatch(AdamChunk { p, m, v, g, c })
+}
+
+struct AdamChunk<'a> {
+    p: &'a mut [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    g: &'a [f32],
+    /// beta1, beta2, eps, step size, 1/sqrt(bias correction 2).
+    c: [f32; 5],
+}
+
+impl pulp::WithSimd for AdamChunk<'_> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) -> bool {
+        let [b1, b2, eps, step_size, inv_sqrt_bc2] = self.c;
+        let scalar = |p: &mut f32, m: &mut f32, v: &mut f32, gi: f32| {
+            *m = b1 * *m + (1.0 - b1) * gi;
+            *v = b2 * *v + (1.0 - b2) * gi * gi;
+            let denom = v.sqrt() * inv_sqrt_bc2 + eps;
+            *p -= step_size * *m / denom;
+            // `g - g == 0` is false exactly for NaN and +-inf.
+            gi - gi == 0.0
+        };
+        let (pv, pt) = S::as_mut_simd_f32s(self.p);
+        let (mv, mt) = S::as_mut_simd_f32s(self.m);
+        let (vv, vt) = S::as_mut_simd_f32s(self.v);
+        let (gv, gt) = S::as_simd_f32s(self.g);
+        let (b1x, b2x) = (simd.splat_f32s(b1), simd.splat_f32s(b2));
+        let (c1, c2) = (simd.splat_f32s(1.0 - b1), simd.splat_f32s(1.0 - b2));
+        let (epsx, sx, ix) =
+            (simd.splat_f32s(eps), simd.splat_f32s(step_size), simd.splat_f32s(inv_sqrt_bc2));
         // g - g is 0 for finite g and NaN otherwise; NaN propagates through the sum.
-        bad += gi - gi;
-        let mi = b1x * f32x4::new(*m4) + c1 * gi;
-        let vi = b2x * f32x4::new(*v4) + c2 * gi * gi;
-        let denom = vi.sqrt() * ix + epsx;
-        *p4 = (f32x4::new(*p4) - sx * mi / denom).to_array();
-        *m4 = mi.to_array();
-        *v4 = vi.to_array();
+        let mut bad = simd.splat_f32s(0.0);
+        for (((p, m), v), &gi) in pv.iter_mut().zip(mv).zip(vv).zip(gv) {
+            bad = simd.add_f32s(bad, simd.sub_f32s(gi, gi));
+            let mi = simd.add_f32s(simd.mul_f32s(b1x, *m), simd.mul_f32s(c1, gi));
+            let vi =
+                simd.add_f32s(simd.mul_f32s(b2x, *v), simd.mul_f32s(simd.mul_f32s(c2, gi), gi));
+            let denom = simd.add_f32s(simd.mul_f32s(simd.sqrt_f32s(vi), ix), epsx);
+            *p = simd.sub_f32s(*p, simd.div_f32s(simd.mul_f32s(sx, mi), denom));
+            *m = mi;
+            *v = vi;
+        }
+        let mut ok = simd.reduce_sum_f32s(bad) == 0.0;
+        for (((p, m), v), &gi) in pt.iter_mut().zip(mt).zip(vt).zip(gt) {
+            ok &= scalar(p, m, v, gi);
+        }
+        ok
     }
-    let mut ok = bad.to_array().iter().all(|&b| b == 0.0);
-    for (((p, m), v), &gi) in pt.iter_mut().zip(mt).zip(vt).zip(gt) {
-        ok &= scalar(p, m, v, gi);
-    }
-    ok
 }
 
 /// The base learning rate of an optimiser spec.
