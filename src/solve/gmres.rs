@@ -4,7 +4,7 @@
 //! FGMRES from the stored preconditioned vectors Z = [M v_0, M v_1, …], which is what lets the
 //! preconditioner change between iterations (a network, an inner solve). Orthogonalisation is
 //! classical Gram–Schmidt with a second pass when the first one cancelled most of the vector
-//! (DGKS; as stable as modified GS, but one block pass instead of j dependent ones). The small
+//! ([`gram_schmidt`]; shared with the mixed-precision solver). The small
 //! least-squares problem is solved with complex Givens rotations in f64, which also gives the
 //! residual norm after every step for free. At every restart the residual is recomputed from scratch, and that recomputed value decides
 //! convergence.
@@ -53,6 +53,30 @@ fn givens(a: Complex64, b: Complex64) -> (f64, Complex64) {
     } else {
         (na / nu, (a / na) * b.conj() / nu)
     }
+}
+
+/// One Arnoldi orthogonalisation of `w` against the basis: classical Gram–Schmidt, repeated
+/// once when the first pass cancelled most of `w` (the DGKS criterion ‖w_new‖ < ‖w‖/√2: "twice
+/// is enough"; as stable as modified GS, but block passes instead of j dependent ones).
+/// `dot(w)` returns [⟨v_i, w⟩…, ‖w‖²] in one pass, `sub(w, h)` does w −= Σ h_i v_i and returns
+/// the new ‖w‖². Returns the projections (the Hessenberg column) and the final ‖w‖.
+pub(super) fn gram_schmidt<W>(
+    w: &mut W,
+    dot: impl Fn(&W) -> Vec<Complex64>,
+    sub: impl Fn(&mut W, &[Complex64]) -> f64,
+) -> (Vec<Complex64>, f64) {
+    let mut h = dot(w);
+    let wnorm = h.pop().map_or(0.0, |z| z.re).sqrt();
+    let mut hnext = sub(w, &h).sqrt();
+    if hnext < std::f64::consts::FRAC_1_SQRT_2 * wnorm {
+        let mut again = dot(w);
+        again.pop();
+        hnext = sub(w, &again).sqrt();
+        for (a, c) in h.iter_mut().zip(&again) {
+            *a += *c;
+        }
+    }
+    (h, hnext)
 }
 
 /// The small least-squares problem of (F)GMRES, min ‖β e_1 − H y‖ over the (k+1)×k Hessenberg
@@ -171,19 +195,11 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
                 }
                 None => op.apply(&mut w, &v[j]),
             }
-            // Classical Gram–Schmidt against v_0..v_j, repeated once when the first pass
-            // cancelled most of w (the DGKS criterion ‖w_new‖ < ‖w‖/√2: "twice is enough").
-            let mut hj = multi_dot(&v, j + 1, &w);
-            let wnorm = hj.pop().map_or(0.0, |z| z.re).sqrt();
-            let mut hnext = multi_sub(&mut w, &hj, &v).sqrt();
-            if hnext < std::f64::consts::FRAC_1_SQRT_2 * wnorm {
-                let mut corr = multi_dot(&v, j + 1, &w);
-                corr.pop();
-                hnext = multi_sub(&mut w, &corr, &v).sqrt();
-                for (a, c) in hj.iter_mut().zip(&corr) {
-                    *a += *c;
-                }
-            }
+            let (hj, hnext) = gram_schmidt(
+                &mut w,
+                |w: &Vec<Complex<T>>| multi_dot(&v, j + 1, w),
+                |w: &mut Vec<Complex<T>>, h: &[Complex64]| multi_sub(w, h, &v),
+            );
             if hnext > 0.0 {
                 v[j + 1].copy_from_slice(&w);
                 scale(from_c64(Complex64::new(1.0 / hnext, 0.0)), &mut v[j + 1]);

@@ -15,7 +15,7 @@
 //! accuracy is set by the f64 residual, not by f32. Convergence is decided only by that true
 //! f64 residual.
 
-use super::gmres::LeastSquares;
+use super::gmres::{LeastSquares, gram_schmidt};
 use super::linalg::{split_multi_dot, split_multi_sub, split_scaled_copy};
 use super::{LinearOperator, SolveParams, SolveReport, check_lengths};
 use crate::lattice::fermion::norm;
@@ -144,18 +144,11 @@ fn cycles(
                 None => op32.apply(&mut w, &mut v[j]).map_err(op_err)?,
             }
             ops += 1;
-            // Classical Gram–Schmidt with one DGKS re-orthogonalisation, as in `gmres`.
-            let mut hj = split_multi_dot(&v, j + 1, &w, main);
-            let wnorm = hj.pop().map_or(0.0, |z| z.re).sqrt();
-            let mut hnext = split_multi_sub(&mut w, &hj, &v, main).sqrt();
-            if hnext < std::f64::consts::FRAC_1_SQRT_2 * wnorm {
-                let mut again = split_multi_dot(&v, j + 1, &w, main);
-                again.pop();
-                hnext = split_multi_sub(&mut w, &again, &v, main).sqrt();
-                for (a, c) in hj.iter_mut().zip(&again) {
-                    *a += *c;
-                }
-            }
+            let (hj, hnext) = gram_schmidt(
+                &mut w,
+                |w: &Vec<f32>| split_multi_dot(&v, j + 1, w, main),
+                |w: &mut Vec<f32>, h: &[Complex64]| split_multi_sub(w, h, &v, main),
+            );
             if hnext > 0.0 {
                 split_scaled_copy(&mut v[j + 1], 1.0 / hnext, &w, main);
             }
