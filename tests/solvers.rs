@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::{residual, zeros};
 use num_complex::{Complex, Complex64};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -19,19 +20,6 @@ use symc::solve::{
 };
 
 type C = Complex64;
-
-fn zeros(n: usize) -> Vec<C> {
-    vec![C::new(0.0, 0.0); n]
-}
-
-/// ‖b − D x‖/‖b‖ computed here, not by the solver.
-fn residual(d: &WilsonClover<f64>, b: &[C], x: &[C]) -> f64 {
-    let mut dx = zeros(b.len());
-    d.apply(&mut dx, x);
-    let mut r = zeros(b.len());
-    fermion::sub(&mut r, b, &dx);
-    fermion::norm(&r) / fermion::norm(b)
-}
 
 fn rel_err(a: &[C], b: &[C]) -> f64 {
     let mut r = zeros(a.len());

@@ -6,9 +6,25 @@
 
 use num_complex::Complex64;
 use std::path::PathBuf;
+use symc::lattice::fermion;
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::geometry::Geometry;
 use symc::lattice::su3::Su3;
+use symc::lattice::wilson::WilsonClover;
+
+/// A zero fermion vector of `n` complex numbers.
+pub fn zeros(n: usize) -> Vec<Complex64> {
+    vec![Complex64::new(0.0, 0.0); n]
+}
+
+/// ‖b − D x‖/‖b‖ with the plain reference operator, computed here and not by any solver.
+pub fn residual(d: &WilsonClover<f64>, b: &[Complex64], x: &[Complex64]) -> f64 {
+    let mut dx = zeros(b.len());
+    d.apply(&mut dx, x);
+    let mut r = zeros(b.len());
+    fermion::sub(&mut r, b, &dx);
+    fermion::norm(&r) / fermion::norm(b)
+}
 
 /// `../shared/data` next to the repository (CI layout), or `$SYMC_DATA` when set (worktrees
 /// that live elsewhere).
