@@ -9,7 +9,7 @@
 //! residual norm after every step for free. At every restart the residual is recomputed from scratch, and that recomputed value decides
 //! convergence.
 
-use super::linalg::{from_c64, multi_add, multi_dot, multi_sub};
+use super::linalg::{from_c64, multi_add, multi_dot, multi_sub, multi_sub_dot};
 use super::{
     Counted, IdentityPreconditioner, LinearOperator, Preconditioner, SolveParams, SolveReport,
     check_lengths,
@@ -58,19 +58,22 @@ fn givens(a: Complex64, b: Complex64) -> (f64, Complex64) {
 /// One Arnoldi orthogonalisation of `w` against the basis: classical Gram–Schmidt, repeated
 /// once when the first pass cancelled most of `w` (the DGKS criterion ‖w_new‖ < ‖w‖/√2: "twice
 /// is enough"; as stable as modified GS, but block passes instead of j dependent ones).
-/// `dot(w)` returns [⟨v_i, w⟩…, ‖w‖²] in one pass, `sub(w, h)` does w −= Σ h_i v_i and returns
-/// the new ‖w‖². Returns the projections (the Hessenberg column) and the final ‖w‖.
+/// `dot(w)` returns [⟨v_i, w⟩…, ‖w‖²] in one pass; `sub(w, h)` does w −= Σ h_i v_i and returns
+/// the new ‖w‖²; `sub_dot(w, h)` does the same subtraction and returns the projections of the
+/// new `w` like `dot` does, from the same sweep. The second pass's projections are therefore
+/// always computed (they are nearly free: the basis is still in cache) and used only when the
+/// criterion asks for them. Returns the projections (the Hessenberg column) and the final ‖w‖.
 pub(super) fn gram_schmidt<W>(
     w: &mut W,
     dot: impl Fn(&W) -> Vec<Complex64>,
     sub: impl Fn(&mut W, &[Complex64]) -> f64,
+    sub_dot: impl Fn(&mut W, &[Complex64]) -> Vec<Complex64>,
 ) -> (Vec<Complex64>, f64) {
     let mut h = dot(w);
     let wnorm = h.pop().map_or(0.0, |z| z.re).sqrt();
-    let mut hnext = sub(w, &h).sqrt();
+    let mut again = sub_dot(w, &h);
+    let mut hnext = again.pop().map_or(0.0, |z| z.re).sqrt();
     if hnext < std::f64::consts::FRAC_1_SQRT_2 * wnorm {
-        let mut again = dot(w);
-        again.pop();
         hnext = sub(w, &again).sqrt();
         for (a, c) in h.iter_mut().zip(&again) {
             *a += *c;
@@ -199,6 +202,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
                 &mut w,
                 |w: &Vec<Complex<T>>| multi_dot(&v, j + 1, w),
                 |w: &mut Vec<Complex<T>>, h: &[Complex64]| multi_sub(w, h, &v),
+                |w: &mut Vec<Complex<T>>, h: &[Complex64]| multi_sub_dot(w, h, &v),
             );
             if hnext > 0.0 {
                 v[j + 1].copy_from_slice(&w);

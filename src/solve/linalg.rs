@@ -35,15 +35,7 @@ pub(crate) fn multi_dot<T: Real>(
             acc[k] = Complex64::new(norm_sqr_serial(&w[lo..hi]), 0.0);
             acc
         })
-        .reduce(
-            || zero.clone(),
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-                a
-            },
-        )
+        .reduce(|| zero.clone(), add_partials)
 }
 
 /// w −= Σ_{i<k} h_i v_i (k = `h.len()`); returns the new ‖w‖² from the same pass.
@@ -52,20 +44,51 @@ pub(crate) fn multi_sub<T: Real>(
     h: &[Complex64],
     vs: &[Vec<Complex<T>>],
 ) -> f64 {
+    multi_sub_then(w, h, vs, false)[0].re
+}
+
+/// w −= Σ_{i<k} h_i v_i, then [⟨v_0, w⟩, …, ⟨v_{k−1}, w⟩, ‖w‖²] of the new `w` in the same
+/// sweep: each chunk of `w` is updated and immediately projected while it and the chunks of the
+/// basis are still in cache, so the second Gram–Schmidt pass costs no extra trip to memory.
+pub(crate) fn multi_sub_dot<T: Real>(
+    w: &mut [Complex<T>],
+    h: &[Complex64],
+    vs: &[Vec<Complex<T>>],
+) -> Vec<Complex64> {
+    multi_sub_then(w, h, vs, true)
+}
+
+/// The shared sweep of [`multi_sub`] and [`multi_sub_dot`]: returns [‖w‖²] or [dots…, ‖w‖²].
+fn multi_sub_then<T: Real>(
+    w: &mut [Complex<T>],
+    h: &[Complex64],
+    vs: &[Vec<Complex<T>>],
+    dots: bool,
+) -> Vec<Complex64> {
     let hs: Vec<Complex<T>> = h.iter().map(|z| from_c64(*z)).collect();
+    let k = if dots { hs.len() } else { 0 };
     w.par_chunks_mut(CHUNK)
         .enumerate()
         .map(|(c, wc)| {
             let lo = c * CHUNK;
-            for (i, hi) in hs.iter().enumerate() {
-                let v = &vs[i][lo..lo + wc.len()];
-                for (wj, vj) in wc.iter_mut().zip(v) {
-                    *wj -= *hi * *vj;
+            let hi = lo + wc.len();
+            for (i, hi_) in hs.iter().enumerate() {
+                for (wj, vj) in wc.iter_mut().zip(&vs[i][lo..hi]) {
+                    *wj -= *hi_ * *vj;
                 }
             }
-            norm_sqr_serial(wc)
+            let mut acc: Vec<Complex64> = (0..k).map(|i| dot_serial(&vs[i][lo..hi], wc)).collect();
+            acc.push(Complex64::new(norm_sqr_serial(wc), 0.0));
+            acc
         })
-        .sum()
+        .reduce(|| vec![Complex64::new(0.0, 0.0); k + 1], add_partials)
+}
+
+fn add_partials(mut a: Vec<Complex64>, b: Vec<Complex64>) -> Vec<Complex64> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
 }
 
 /// x += Σ_i y_i z_i.
@@ -100,35 +123,46 @@ fn blocks_mut(a: &mut [f32]) -> &mut [Block] {
 }
 
 /// Σ conj(a) b over one chunk, in explicit f32x4 vectors (`wide`): the compiler's own
-/// vectorisation of the lane loops interleaved scalar loads and shuffles. Two accumulator sets
-/// keep the adds off one dependency chain; the chunk result is widened to f64 before chunks
-/// are summed, so rounding grows with the chunk length (256 terms per accumulator at most), not
-/// with the vector length.
+/// vectorisation of the lane loops interleaved scalar loads and shuffles. Two accumulator sets,
+/// one per block of a pair, keep the adds off one dependency chain (named, not indexed: an
+/// indexed accumulator array lived on the stack). The chunk result is widened to f64 before
+/// chunks are summed, so rounding grows with the chunk length (256 terms per accumulator at
+/// most), not with the vector length.
 #[inline]
 fn split_dot_chunk(a: &[f32], b: &[f32]) -> Complex64 {
-    let z = f32x4::ZERO;
-    let (mut re, mut im) = ([z, z], [z, z]);
-    for (i, (x, y)) in blocks(a).iter().zip(blocks(b)).enumerate() {
+    #[inline(always)]
+    fn mac(x: &Block, y: &Block, re: f32x4, im: f32x4) -> (f32x4, f32x4) {
         let (xr, xi, yr, yi) =
             (f32x4::new(x[0]), f32x4::new(x[1]), f32x4::new(y[0]), f32x4::new(y[1]));
-        let h = i & 1;
-        re[h] = xr.mul_add(yr, xi.mul_add(yi, re[h]));
-        im[h] = xr.mul_add(yi, im[h]) - xi * yr;
+        (xr.mul_add(yr, xi.mul_add(yi, re)), xr.mul_add(yi, im) - xi * yr)
     }
-    let sum = |v: [f32x4; 2]| v.iter().flat_map(|e| e.to_array()).map(f64::from).sum::<f64>();
-    Complex64::new(sum(re), sum(im))
+    let z = f32x4::ZERO;
+    let (mut re0, mut im0, mut re1, mut im1) = (z, z, z, z);
+    let (xa, ya) = (blocks(a), blocks(b));
+    let (xp, xrest) = xa.as_chunks::<2>();
+    let (yp, yrest) = ya.as_chunks::<2>();
+    for (x, y) in xp.iter().zip(yp) {
+        (re0, im0) = mac(&x[0], &y[0], re0, im0);
+        (re1, im1) = mac(&x[1], &y[1], re1, im1);
+    }
+    for (x, y) in xrest.iter().zip(yrest) {
+        (re0, im0) = mac(x, y, re0, im0);
+    }
+    let sum = |u: f32x4, v: f32x4| {
+        u.to_array().iter().chain(&v.to_array()).map(|&e| f64::from(e)).sum::<f64>()
+    };
+    Complex64::new(sum(re0, re1), sum(im0, im1))
 }
 
 #[inline]
 fn split_norm_sqr_chunk(a: &[f32]) -> f64 {
-    let z = f32x4::ZERO;
-    let mut acc = [z, z];
+    let (mut r, mut i) = (f32x4::ZERO, f32x4::ZERO);
     for x in blocks(a) {
         let (xr, xi) = (f32x4::new(x[0]), f32x4::new(x[1]));
-        acc[0] = xr.mul_add(xr, acc[0]);
-        acc[1] = xi.mul_add(xi, acc[1]);
+        r = xr.mul_add(xr, r);
+        i = xi.mul_add(xi, i);
     }
-    acc.iter().flat_map(|e| e.to_array()).map(f64::from).sum::<f64>()
+    r.to_array().iter().chain(&i.to_array()).map(|&e| f64::from(e)).sum::<f64>()
 }
 
 fn check_split(len: usize) {
@@ -152,23 +186,39 @@ pub(crate) fn split_multi_dot(vs: &[Vec<f32>], k: usize, w: &[f32], len: usize) 
             acc[k] = Complex64::new(split_norm_sqr_chunk(wc), 0.0);
             acc
         })
-        .reduce(
-            || zero.clone(),
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-                a
-            },
-        )
+        .reduce(|| zero.clone(), add_partials)
 }
 
 /// w −= Σ_{i<k} h_i v_i (k = `h.len()`) over the first `len` scalars; returns the new ‖w‖².
-/// Two basis vectors per sweep over a chunk halve the loads and stores of `w`.
 pub(crate) fn split_multi_sub(w: &mut [f32], h: &[Complex64], vs: &[Vec<f32>], len: usize) -> f64 {
+    split_multi_sub_then(w, h, vs, len, false)[0].re
+}
+
+/// w −= Σ_{i<k} h_i v_i, then [⟨v_0, w⟩, …, ⟨v_{k−1}, w⟩, ‖w‖²] of the new `w`, in one sweep
+/// (see [`multi_sub_dot`]): the basis chunks just read for the update are re-read from L2 for
+/// the projections, so a re-orthogonalising Gram–Schmidt makes three trips to memory, not four.
+pub(crate) fn split_multi_sub_dot(
+    w: &mut [f32],
+    h: &[Complex64],
+    vs: &[Vec<f32>],
+    len: usize,
+) -> Vec<Complex64> {
+    split_multi_sub_then(w, h, vs, len, true)
+}
+
+/// The shared sweep of [`split_multi_sub`] and [`split_multi_sub_dot`]. Two basis vectors per
+/// sweep over a chunk halve the loads and stores of `w`.
+fn split_multi_sub_then(
+    w: &mut [f32],
+    h: &[Complex64],
+    vs: &[Vec<f32>],
+    len: usize,
+    dots: bool,
+) -> Vec<Complex64> {
     check_split(len);
     let hs: Vec<(f32x4, f32x4)> =
         h.iter().map(|z| (f32x4::splat(z.re as f32), f32x4::splat(z.im as f32))).collect();
+    let k = if dots { hs.len() } else { 0 };
     w[..len]
         .par_chunks_mut(SPLIT_CHUNK)
         .enumerate()
@@ -201,9 +251,12 @@ pub(crate) fn split_multi_sub(w: &mut [f32], h: &[Complex64], vs: &[Vec<f32>], l
                     sub(wb, p, hs[i]);
                 }
             }
-            split_norm_sqr_chunk(wc)
+            let mut acc: Vec<Complex64> =
+                (0..k).map(|i| split_dot_chunk(&vs[i][lo..hi], wc)).collect();
+            acc.push(Complex64::new(split_norm_sqr_chunk(wc), 0.0));
+            acc
         })
-        .sum()
+        .reduce(|| vec![Complex64::new(0.0, 0.0); k + 1], add_partials)
 }
 
 /// out = s · inp over the first `len` scalars (s real).
@@ -265,7 +318,44 @@ mod tests {
                 assert!((norm2 - want_n2).abs() < 1e-5 * want_n2);
                 // Scalars past `len` are untouched.
                 assert_eq!(&w2[len..], &w[len..]);
+
+                // The fused sweep: the same update, then the projections of the result.
+                let mut w3 = w.clone();
+                let fused = split_multi_sub_dot(&mut w3, &h, &vs, len);
+                assert_eq!(w3, w2, "{len} k={k}: fused update differs");
+                let want = split_multi_dot(&vs, k, &w2, len);
+                assert_eq!(fused.len(), k + 1);
+                for (i, (a, b)) in fused.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).norm() < 1e-6 * (1.0 + b.norm()),
+                        "{len} k={k} {i}: {a} vs {b}"
+                    );
+                }
             }
+        }
+    }
+
+    /// The generic (interleaved complex) fused sweep against its two separate passes, in f64.
+    #[test]
+    fn fused_sub_dot_matches_sub_then_dot() {
+        let n = 2 * CHUNK + 37;
+        let c = |s: u64| -> Vec<Complex64> {
+            let r = random(2 * n, s);
+            r.chunks(2).map(|p| Complex64::new(p[0] as f64, p[1] as f64)).collect()
+        };
+        let vs: Vec<Vec<Complex64>> = (0..4).map(c).collect();
+        let w = c(50);
+        let h: Vec<Complex64> = (0..3).map(|i| Complex64::new(0.2 * i as f64, 0.5)).collect();
+        let mut w1 = w.clone();
+        let n1 = multi_sub(&mut w1, &h, &vs);
+        let want = multi_dot(&vs, 3, &w1);
+        let mut w2 = w;
+        let got = multi_sub_dot(&mut w2, &h, &vs);
+        assert_eq!(w1, w2);
+        assert_eq!(got.len(), 4);
+        assert!((got[3].re - n1).abs() < 1e-12 * n1);
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).norm() < 1e-12 * (1.0 + b.norm()), "{a} vs {b}");
         }
     }
 }

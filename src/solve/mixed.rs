@@ -16,7 +16,7 @@
 //! f64 residual.
 
 use super::gmres::{LeastSquares, gram_schmidt};
-use super::linalg::{split_multi_dot, split_multi_sub, split_scaled_copy};
+use super::linalg::{split_multi_dot, split_multi_sub, split_multi_sub_dot, split_scaled_copy};
 use super::{LinearOperator, SolveParams, SolveReport, check_lengths};
 use crate::lattice::fermion::norm;
 use num_complex::Complex64;
@@ -148,6 +148,7 @@ fn cycles(
                 &mut w,
                 |w: &Vec<f32>| split_multi_dot(&v, j + 1, w, main),
                 |w: &mut Vec<f32>, h: &[Complex64]| split_multi_sub(w, h, &v, main),
+                |w: &mut Vec<f32>, h: &[Complex64]| split_multi_sub_dot(w, h, &v, main),
             );
             if hnext > 0.0 {
                 split_scaled_copy(&mut v[j + 1], 1.0 / hnext, &w, main);
