@@ -96,3 +96,50 @@ fn train_writes_a_complete_run_folder_and_solve_uses_it() {
     assert!(err.contains("checkpoint.safetensors"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A `load` path is relative to the .sym file, also when the model itself is named by a
+/// relative path (it was once resolved twice: `models/models/…`), and `--resume` from another
+/// working directory trains on the recorded file, not on a path relative to the run folder.
+#[test]
+fn relative_load_paths_resolve_once_and_resume_finds_the_field() {
+    use rand::SeedableRng;
+    use symc::lattice::gauge::GaugeField;
+    use symc::lattice::io::{GaugeFormat, WriteOptions, write_gauge};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("models")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("conf")).unwrap();
+    let field = GaugeField::random([4, 4, 4, 4], &mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
+    write_gauge(
+        &tmp.path().join("conf/g.nersc"),
+        &field,
+        GaugeFormat::Nersc,
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let text =
+        MODEL.replace("generate(beta = 6.0, seed = 5, sweeps = 10)", "load(\"../conf/g.nersc\")");
+    std::fs::write(tmp.path().join("models/tiny.sym"), text).unwrap();
+    let train = |cwd: &std::path::Path, args: &[&str]| {
+        Command::cargo_bin("symc").unwrap().current_dir(cwd).args(args).output().unwrap()
+    };
+    let out = train(
+        tmp.path(),
+        &["train", "models/tiny.sym", "--out", "run", "--steps", "4", "--no-evaluate"],
+    );
+    assert!(out.status.success(), "symc train failed: {}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("run/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = s["gauge"]["file"].as_str().unwrap();
+    assert!(std::path::Path::new(recorded).is_absolute(), "{recorded}");
+    assert!((s["gauge"]["plaquette"].as_f64().unwrap() - field.plaquette()).abs() < 1e-12);
+    // Resume from the run folder itself: `../conf/g.nersc` relative to it does not exist.
+    let run = tmp.path().join("run");
+    let out = train(&run, &["train", "--resume", ".", "--steps", "8", "--no-evaluate"]);
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["steps"], 8);
+    assert_eq!(s["gauge"]["file"].as_str().unwrap(), recorded);
+}

@@ -253,8 +253,9 @@ pub struct TrainingGauge {
     pub file: Option<PathBuf>,
 }
 
-/// Loads or generates the gauge field of a `train` block. `model_dir` resolves relative paths
-/// and holds the shipped configurations (`data/gauge/`) and the cache (`data/gauge/cache/`).
+/// Loads or generates the gauge field of a `train` block. A `load` path is used as it stands:
+/// `sema::load_model` has already resolved it against the .sym file's folder. `model_dir`
+/// holds the shipped configurations (`data/gauge/`) and the cache (`data/gauge/cache/`).
 pub fn training_gauge(
     spec: &GaugeSource,
     dims: [usize; 4],
@@ -266,7 +267,7 @@ pub fn training_gauge(
             Ok(TrainingGauge { field: GaugeField::unit(dims), source: "unit".into(), file: None })
         }
         GaugeSource::Load { path } => {
-            let p = model_dir.join(path);
+            let p = PathBuf::from(path);
             let f = read_gauge(&p)?;
             Ok(TrainingGauge { field: f.field, source: format!("load({path})"), file: Some(p) })
         }
@@ -987,6 +988,20 @@ pub fn loss_row_as_epoch(r: &LossRow) -> EpochRow {
     }
 }
 
+/// The gauge field a run in `dir` was trained on, for `--resume`: the file its summary records,
+/// if it still reads with the recorded lattice and plaquette. A resumed run compiles the copy
+/// `model.sym` in the run folder, whose relative paths and generate cache would point into the
+/// run folder; the recorded file is the field the run actually used.
+fn recorded_gauge(dir: &Path, dims: [usize; 4]) -> Option<TrainingGauge> {
+    let rec = read_summary(dir).ok()?.gauge;
+    let file = PathBuf::from(rec.file?);
+    let f = read_gauge(&file).ok()?;
+    let same = f.field.dims() == dims
+        && rec.dims == dims
+        && (f.field.plaquette() - rec.plaquette).abs() <= 1e-12;
+    same.then_some(TrainingGauge { field: f.field, source: rec.source, file: Some(file) })
+}
+
 /// Trains the preconditioner described by `graph` (a fermion network with a `train` block)
 /// into `opts.out`, then evaluates it. Returns the summary (also written to the folder).
 pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondError> {
@@ -1000,7 +1015,11 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         .and_then(|p| p.parent())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let gauge = training_gauge(&spec.gauge, spec.dims, &model_dir, opts.progress)?;
+    let recorded = if opts.resume { recorded_gauge(out, spec.dims) } else { None };
+    let gauge = match recorded {
+        Some(g) => g,
+        None => training_gauge(&spec.gauge, spec.dims, &model_dir, opts.progress)?,
+    };
     if gauge.field.dims() != spec.dims {
         return Err(PrecondError::GaugeDims {
             source_desc: gauge.source.clone(),
@@ -1085,7 +1104,11 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         backend: "jit".into(),
         gauge: GaugeRecord {
             source: gauge.source.clone(),
-            file: gauge.file.as_ref().map(|f| f.display().to_string()),
+            // Absolute, so that `--resume` finds it from any working directory.
+            file: gauge
+                .file
+                .as_ref()
+                .map(|f| f.canonicalize().unwrap_or(f.clone()).display().to_string()),
             dims: spec.dims,
             plaquette,
         },
