@@ -648,6 +648,7 @@ impl<T: SimdReal> LatticeNet<T> {
                 }
             }
         }
+        let want_input_grad = grad_input.is_some();
         for (l, exec) in self.graph.layers.iter().zip(&self.layers).rev() {
             let Some(gout) = grads[l.output.index()].take() else {
                 continue;
@@ -657,6 +658,13 @@ impl<T: SimdReal> LatticeNet<T> {
                 LayerExec::Stencil(s) => {
                     if let (Some(wk), Some(pid)) = (s.wgrad, s.param) {
                         self.weight_grad(s, wk, x, &gout, pid, grad_params)?;
+                    }
+                    // The network input's gradient is only computed when asked for: training
+                    // needs the weight gradients alone, and this pass costs as much as the
+                    // first layer's forward.
+                    if l.inputs[0].index() == 0 && !want_input_grad {
+                        self.recycle(gout);
+                        continue;
                     }
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), true);
                     let gi = self.run_stencil(s.bwd, &s.bwd_tab, &gout, s.n_in, &w, true)?;
