@@ -15,6 +15,8 @@
 //!
 //! Run: `cargo bench --bench anchors` (see benches/anchors/README.md for the Python side).
 
+mod support;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use num_complex::Complex;
 use rand::SeedableRng;
@@ -24,10 +26,7 @@ use std::path::Path;
 use std::time::Duration;
 use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
 use symc::codegen::lattice_layout::SimdReal;
-use symc::ir::{
-    Graph, Hop, Lattice, Layer, LayerKind, OptimizerSpec, Param, ParamId, Path as PtcPath, Span,
-    Symmetry, ValueId, ValueType,
-};
+use symc::ir::OptimizerSpec;
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::io::read_gauge;
 use symc::lattice::wilson::{DiracParams, FLOPS_PER_SITE, WilsonClover};
@@ -169,52 +168,6 @@ fn cpu_report(name: &str, iters: usize, mut f: impl FnMut()) {
     );
 }
 
-fn one_hop() -> Vec<PtcPath> {
-    let mut v = vec![vec![]];
-    for mu in 0..4 {
-        v.push(vec![Hop { mu, forward: true }]);
-        v.push(vec![Hop { mu, forward: false }]);
-    }
-    v
-}
-
-/// A chain of global-weight one-hop PTC layers with the given feature counts (the shapes of
-/// `train_step.py`).
-fn chain(features: &[usize]) -> Graph {
-    let lattice = Lattice { dims: DIMS };
-    let mut g = Graph {
-        name: "anchor".into(),
-        symmetry: Symmetry::GaugeSu3,
-        lattice: Some(lattice),
-        values: vec![ValueType::Fermion { features: features[0], lattice }],
-        input_name: "v".into(),
-        layers: vec![],
-        params: vec![],
-        output: ValueId(0),
-        train: None,
-    };
-    for (k, w) in features.windows(2).enumerate() {
-        let offset = g.param_scalars();
-        g.params.push(Param {
-            name: format!("w{k}"),
-            shape: vec![w[1], w[0], 9, 4, 4],
-            complex: true,
-            offset,
-        });
-        g.values.push(ValueType::Fermion { features: w[1], lattice });
-        g.layers.push(Layer {
-            kind: LayerKind::Ptc { n_in: w[0], n_out: w[1], paths: one_hop(), local: false },
-            inputs: vec![ValueId(k as u32)],
-            output: ValueId(k as u32 + 1),
-            params: vec![ParamId(k as u32)],
-            name: format!("ptc{k}"),
-            span: Span::default(),
-        });
-        g.output = ValueId(k as u32 + 1);
-    }
-    g
-}
-
 fn train_step(c: &mut Criterion, name: &str, features: &[usize]) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let gauge = GaugeField::random(DIMS, &mut rng);
@@ -226,7 +179,7 @@ fn train_step(c: &mut Criterion, name: &str, features: &[usize]) {
         Ok(d) => d,
         Err(e) => panic!("JIT Wilson-clover failed to compile: {e}"),
     };
-    let graph = chain(features);
+    let graph = support::ptc_chain("anchor", DIMS, features);
     let net = match LatticeNet::<f32>::compile(&graph, &gauge, &LatticeNetOptions::default()) {
         Ok(n) => n,
         Err(e) => panic!("LatticeNet failed to compile: {e}"),

@@ -3,15 +3,14 @@
 //! (1->2, 2->2, 2->2, 2->1), in f32 and f64; the Wilson-clover JIT operator against the
 //! plain reference. Throughput is reported in GFLOP/s via criterion's element count = flops.
 
+mod support;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use num_complex::Complex;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use symc::codegen::lattice_layout::SimdReal;
-use symc::ir::{
-    Graph, Hop, Lattice, Layer, LayerKind, Param, ParamId, Path, Span, Symmetry, ValueId, ValueType,
-};
 use symc::lattice::gauge::GaugeField;
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 
@@ -36,55 +35,10 @@ fn cpu_time(iters: u64, mut f: impl FnMut()) -> std::time::Duration {
     std::time::Duration::from_secs_f64((cpu_seconds() - c0).max(1e-9))
 }
 
-fn one_hop() -> Vec<Path> {
-    let mut v = vec![vec![]];
-    for mu in 0..4 {
-        v.push(vec![Hop { mu, forward: true }]);
-        v.push(vec![Hop { mu, forward: false }]);
-    }
-    v
-}
-
-/// A chain of global-weight 1h PTC layers with the given feature counts.
-fn chain(features: &[usize]) -> Graph {
-    let lattice = Lattice { dims: DIMS };
-    let mut g = Graph {
-        name: "bench".into(),
-        symmetry: Symmetry::GaugeSu3,
-        lattice: Some(lattice),
-        values: vec![ValueType::Fermion { features: features[0], lattice }],
-        input_name: "psi".into(),
-        layers: vec![],
-        params: vec![],
-        output: ValueId(0),
-        train: None,
-    };
-    for (k, w) in features.windows(2).enumerate() {
-        let offset = g.param_scalars();
-        g.params.push(Param {
-            name: format!("w{k}"),
-            shape: vec![w[1], w[0], 9, 4, 4],
-            complex: true,
-            offset,
-        });
-        g.values.push(ValueType::Fermion { features: w[1], lattice });
-        g.layers.push(Layer {
-            kind: LayerKind::Ptc { n_in: w[0], n_out: w[1], paths: one_hop(), local: false },
-            inputs: vec![ValueId(k as u32)],
-            output: ValueId(k as u32 + 1),
-            params: vec![ParamId(k as u32)],
-            name: format!("ptc{k}"),
-            span: Span::default(),
-        });
-        g.output = ValueId(k as u32 + 1);
-    }
-    g
-}
-
 fn bench_model<T: SimdReal>(c: &mut Criterion, name: &str, features: &[usize]) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let gauge = GaugeField::random(DIMS, &mut rng);
-    let g = chain(features);
+    let g = support::ptc_chain("bench", DIMS, features);
     let net = LatticeNet::<T>::compile(&g, &gauge, &LatticeNetOptions::default()).expect("compile");
     let vol = gauge.geom.volume();
     let n_in = features[0];

@@ -351,7 +351,19 @@ impl<T: SimdReal> LatticeNet<T> {
     /// zeroing. Recycling matters: fresh buffers of this size are mmapped and page-faulted in on
     /// every call.
     fn field_buffer(&self, n: usize) -> Vec<T> {
-        let len = n * self.layout.field_len();
+        self.pooled(n * self.layout.field_len())
+    }
+
+    /// A zeroed scratch buffer of `len` scalars from the same pool (the weight-gradient kernels
+    /// accumulate into theirs).
+    fn zeroed(&self, len: usize) -> Vec<T> {
+        let mut b = self.pooled(len);
+        b.fill(T::zero());
+        b
+    }
+
+    /// A buffer of exactly `len` scalars, recycled if the pool has one (contents arbitrary).
+    fn pooled(&self, len: usize) -> Vec<T> {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         match pool.iter().position(|b| b.len() == len) {
             Some(i) => pool.swap_remove(i),
@@ -704,7 +716,7 @@ impl<T: SimdReal> LatticeNet<T> {
     ) -> Result<(), RuntimeError> {
         let d = &s.fwd_desc;
         let sz = std::mem::size_of::<T>();
-        let mut part = vec![T::zero(); d.grad_bytes() / sz];
+        let mut part = self.zeroed(d.grad_bytes() / sz);
         let k = self.kernels.kernel(kernel);
         k.call_parallel(
             &mut [
@@ -737,21 +749,21 @@ impl<T: SimdReal> LatticeNet<T> {
                 }
             }
         } else {
+            // Sum the per-chunk partials lane by lane in f64 (one contiguous, vectorisable
+            // sweep), then the lanes of each entry.
             let chunk = nw * 32 * l;
-            let mut acc = vec![0f64; nw * 32];
-            for c in part.chunks(chunk) {
-                for (q, a) in acc.iter_mut().enumerate() {
-                    *a += c[q * l..(q + 1) * l]
-                        .iter()
-                        .map(|v| crate::lattice::Real::to_f64(*v))
-                        .sum::<f64>();
+            let mut lanes = vec![0f64; chunk];
+            for c in part.chunks_exact(chunk) {
+                for (a, v) in lanes.iter_mut().zip(c) {
+                    *a += crate::lattice::Real::to_f64(*v);
                 }
             }
-            // acc index: (w*16 + ab)*2 + re/im, which is exactly the flat parameter layout.
-            for (gq, a) in g.iter_mut().zip(&acc) {
-                *gq += T::from_f64(*a);
+            // Entry q = (w*16 + ab)*2 + re/im, which is exactly the flat parameter layout.
+            for (gq, q) in g.iter_mut().zip(lanes.chunks_exact(l)) {
+                *gq += T::from_f64(q.iter().sum::<f64>());
             }
         }
+        self.recycle(part);
         Ok(())
     }
 }
