@@ -78,7 +78,8 @@ fn benches(c: &mut Criterion) {
     g.bench_function("gmres30_cycle_mixed", |bch| {
         bch.iter(|| {
             let mut x = zero.clone();
-            solve::gmres_mixed(&d64, &d32, &b, &mut x, &cycle).unwrap()
+            solve::gmres_mixed(&mut solve::MixedWorkspace::new(), &d64, &d32, &b, &mut x, &cycle)
+                .unwrap()
         })
     });
     g.finish();

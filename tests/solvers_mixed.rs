@@ -16,7 +16,7 @@ use symc::lattice::fermion::{self, FermionField};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::{DiracParams, WilsonClover};
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
-use symc::solve::{self, NativeOperator, NativePreconditioner, SolveParams};
+use symc::solve::{self, MixedWorkspace, NativeOperator, NativePreconditioner, SolveParams};
 use symc::train::precond::{self, NetPreconditioner};
 
 type C = Complex64;
@@ -50,7 +50,8 @@ fn mixed_gmres_reaches_double_precision_accuracy() {
     // residual updates at the restarts can get there.
     let params = SolveParams { tol: 1e-11, restart: 20, max_iterations: 5000 };
     let mut x = zeros(p.b.len());
-    let rep = solve::gmres_mixed(&p.d64, &p.d32, &p.b, &mut x, &params).unwrap();
+    let rep = solve::gmres_mixed(&mut MixedWorkspace::new(), &p.d64, &p.d32, &p.b, &mut x, &params)
+        .unwrap();
     assert!(rep.converged, "{rep:?}");
     let r = residual(&p.reference, &p.b, &x);
     assert!(r <= 1e-11, "independent residual {r:e}");
@@ -77,7 +78,9 @@ fn mixed_and_f64_gmres_need_the_same_iterations() {
     let mut x = zeros(p.b.len());
     let f64rep = solve::gmres(&p.reference, &p.b, &mut x, &params);
     let mut x = zeros(p.b.len());
-    let mixed = solve::gmres_mixed(&p.d64, &p.d32, &p.b, &mut x, &params).unwrap();
+    let mixed =
+        solve::gmres_mixed(&mut MixedWorkspace::new(), &p.d64, &p.d32, &p.b, &mut x, &params)
+            .unwrap();
     eprintln!("iterations: f64 {} mixed {}", f64rep.iterations, mixed.iterations);
     assert!(f64rep.converged && mixed.converged);
     assert!(f64rep.iterations > 60, "too easy a problem to compare: {}", f64rep.iterations);
@@ -143,14 +146,57 @@ fn mixed_fgmres_with_a_network_matches_the_f64_solve() {
     let f64rep = solve::fgmres(&p.reference, &mut prec, &p.b, &mut x, &sp);
     let layout = p.d32.layout().clone();
     let mut x = zeros(p.b.len());
-    let mixed =
-        solve::fgmres_mixed(&p.d64, &p.d32, &mut prec.native(&layout), &p.b, &mut x, &sp).unwrap();
+    let mixed = solve::fgmres_mixed(
+        &mut MixedWorkspace::new(),
+        &p.d64,
+        &p.d32,
+        &mut prec.native(&layout),
+        &p.b,
+        &mut x,
+        &sp,
+    )
+    .unwrap();
     eprintln!("fgmres iterations: f64 {} mixed {}", f64rep.iterations, mixed.iterations);
     assert!(mixed.converged && f64rep.converged);
     assert!(residual(&p.reference, &p.b, &x) <= 1e-10);
     assert_eq!(mixed.preconditioner_applications, mixed.iterations);
     let diff = (f64rep.iterations as f64 - mixed.iterations as f64).abs();
     assert!(diff <= 0.03 * f64rep.iterations as f64 + 2.0, "{mixed:?} vs {f64rep:?}");
+}
+
+/// A workspace reused from earlier solves (other right-hand sides, with and without a network,
+/// one of them stopped early) gives bit-identical solves: no buffer is read before it is written.
+#[test]
+fn a_reused_workspace_gives_identical_solves() {
+    let p = problem([4, 4, 4, 8], -1.45, 5);
+    let (net, params) = tiny_net(&p);
+    let mut prec = NetPreconditioner::new(Box::new(net), params).unwrap();
+    let layout = p.d32.layout().clone();
+    let sp = SolveParams { tol: 1e-9, restart: 30, max_iterations: 20_000 };
+    let solve_both = |ws: &mut MixedWorkspace, prec: &mut NetPreconditioner| {
+        let mut x1 = zeros(p.b.len());
+        let r1 = solve::gmres_mixed(ws, &p.d64, &p.d32, &p.b, &mut x1, &sp).unwrap();
+        let mut x2 = zeros(p.b.len());
+        let mut native = prec.native(&layout);
+        let r2 = solve::fgmres_mixed(ws, &p.d64, &p.d32, &mut native, &p.b, &mut x2, &sp).unwrap();
+        (x1, r1.iterations, x2, r2.iterations)
+    };
+    let fresh = solve_both(&mut MixedWorkspace::new(), &mut prec);
+    // Dirty the workspace: other sources, a truncated solve, then the same solves again.
+    let mut ws = MixedWorkspace::new();
+    for seed in [11u64, 12] {
+        let other = problem([4, 4, 4, 8], -1.45, seed);
+        let mut x = zeros(p.b.len());
+        let short = SolveParams { tol: 1e-9, restart: 30, max_iterations: 17 };
+        solve::gmres_mixed(&mut ws, &p.d64, &p.d32, &other.b, &mut x, &short).unwrap();
+        let mut native = prec.native(&layout);
+        solve::fgmres_mixed(&mut ws, &p.d64, &p.d32, &mut native, &other.b, &mut x, &sp).unwrap();
+    }
+    let reused = solve_both(&mut ws, &mut prec);
+    assert!(fresh.1 > 30 && fresh.3 > 0, "too easy a problem: {} / {}", fresh.1, fresh.3);
+    assert_eq!((fresh.1, fresh.3), (reused.1, reused.3));
+    assert!(fresh.0 == reused.0, "GMRES solution differs with a reused workspace");
+    assert!(fresh.2 == reused.2, "FGMRES solution differs with a reused workspace");
 }
 
 /// A preconditioner that breaks (NaN output) ends the solve unconverged after one cycle
@@ -170,7 +216,16 @@ fn a_nan_preconditioner_stops_the_solve_unconverged() {
     let p = problem([4, 4, 4, 8], -0.3, 5);
     let sp = SolveParams { tol: 1e-8, restart: 10, max_iterations: 1000 };
     let mut x = zeros(p.b.len());
-    let rep = solve::fgmres_mixed(&p.d64, &p.d32, &mut Broken, &p.b, &mut x, &sp).unwrap();
+    let rep = solve::fgmres_mixed(
+        &mut MixedWorkspace::new(),
+        &p.d64,
+        &p.d32,
+        &mut Broken,
+        &p.b,
+        &mut x,
+        &sp,
+    )
+    .unwrap();
     assert!(!rep.converged);
     assert!(rep.iterations <= sp.restart, "kept iterating on NaN: {}", rep.iterations);
     // A failing kernel is an error, not a result.
@@ -184,6 +239,15 @@ fn a_nan_preconditioner_stops_the_solve_unconverged() {
         }
     }
     let mut x = zeros(p.b.len());
-    let err = solve::fgmres_mixed(&p.d64, &p.d32, &mut Failing, &p.b, &mut x, &sp).unwrap_err();
+    let err = solve::fgmres_mixed(
+        &mut MixedWorkspace::new(),
+        &p.d64,
+        &p.d32,
+        &mut Failing,
+        &p.b,
+        &mut x,
+        &sp,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("preconditioner") && err.to_string().contains("refused"));
 }

@@ -286,6 +286,7 @@ pub fn run_solves(
     params: &SolveParams,
 ) -> Result<SolveOutcome, Failure> {
     let mut reports = Vec::with_capacity(sources.len());
+    let mut ws = solve::MixedWorkspace::new();
     let d64_for_check = match operator {
         Operator::F32 { .. } => Some(WilsonClover::<f64>::new(gauge, dirac)),
         _ => None,
@@ -301,7 +302,7 @@ pub fn run_solves(
                 let rep = match (kind, &mut *prec) {
                     (SolverKind::Fgmres, Preconditioning::Network(net)) => {
                         let mut native = net.native(d32.layout());
-                        solve::fgmres_mixed(d64, d32, &mut native, b, &mut x, params)
+                        solve::fgmres_mixed(&mut ws, d64, d32, &mut native, b, &mut x, params)
                     }
                     (SolverKind::Fgmres, Preconditioning::Custom(_)) => {
                         return Err(Failure::io(SolveCliError::Argument {
@@ -311,7 +312,7 @@ pub fn run_solves(
                         }));
                     }
                     (SolverKind::Fgmres | SolverKind::Gmres, _) => {
-                        solve::gmres_mixed(d64, d32, b, &mut x, params)
+                        solve::gmres_mixed(&mut ws, d64, d32, b, &mut x, params)
                     }
                     _ => Ok(solve_with(d64, kind, prec, b, params).1),
                 };

@@ -57,21 +57,53 @@ pub struct MixedError {
     pub message: String,
 }
 
+/// The f32 Krylov vectors of the mixed solvers, kept between solves. A multi-RHS run (the CLI,
+/// the evaluation at the end of training) then allocates them once: fresh buffers of this size
+/// are page-faulted in on first touch, which cost about 5 % of a solve. Every buffer is written
+/// before it is read, so reused contents never matter (tests/solvers_mixed.rs checks that a
+/// reused workspace gives bit-identical solves).
+#[derive(Default)]
+pub struct MixedWorkspace {
+    spare: Vec<Vec<f32>>,
+}
+
+impl MixedWorkspace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `n` buffers of `len` scalars: spare ones of that length first, then new ones.
+    fn take(&mut self, n: usize, len: usize) -> Vec<Vec<f32>> {
+        self.spare.retain(|b| b.len() == len);
+        let keep = self.spare.len().saturating_sub(n);
+        let mut out = self.spare.split_off(keep);
+        out.resize_with(n, || vec![0.0; len]);
+        out
+    }
+
+    fn give(&mut self, bufs: impl IntoIterator<Item = Vec<f32>>) {
+        self.spare.extend(bufs);
+    }
+}
+
 /// GMRES(m) with f32 cycles on `op32` and f64 residuals from `op64` (the same operator in
-/// double precision, reference layout). `x`: initial guess in, solution out.
+/// double precision, reference layout). `x`: initial guess in, solution out; `ws` keeps the
+/// Krylov vectors for the next solve.
 pub fn gmres_mixed(
+    ws: &mut MixedWorkspace,
     op64: &dyn LinearOperator<f64>,
     op32: &dyn NativeOperator,
     b: &[Complex64],
     x: &mut [Complex64],
     params: &SolveParams,
 ) -> Result<SolveReport, MixedError> {
-    cycles(op64, op32, None, b, x, params, "gmres")
+    cycles(ws, op64, op32, None, b, x, params, "gmres")
 }
 
 /// Flexible GMRES(m) with right preconditioner `prec`, f32 cycles on `op32`, f64 residuals
 /// from `op64`.
 pub fn fgmres_mixed(
+    ws: &mut MixedWorkspace,
     op64: &dyn LinearOperator<f64>,
     op32: &dyn NativeOperator,
     prec: &mut dyn NativePreconditioner,
@@ -79,10 +111,12 @@ pub fn fgmres_mixed(
     x: &mut [Complex64],
     params: &SolveParams,
 ) -> Result<SolveReport, MixedError> {
-    cycles(op64, op32, Some(prec), b, x, params, "fgmres")
+    cycles(ws, op64, op32, Some(prec), b, x, params, "fgmres")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn cycles(
+    ws: &mut MixedWorkspace,
     op64: &dyn LinearOperator<f64>,
     op32: &dyn NativeOperator,
     mut prec: Option<&mut dyn NativePreconditioner>,
@@ -103,10 +137,9 @@ fn cycles(
     }
     let main = op32.main_len();
     let blen = op32.buffer_len().max(prec.as_ref().map_or(0, |p| p.buffer_len()));
-    let mut v: Vec<Vec<f32>> = (0..=m).map(|_| vec![0.0; blen]).collect();
-    let mut z: Vec<Vec<f32>> =
-        if prec.is_some() { (0..m).map(|_| vec![0.0; blen]).collect() } else { Vec::new() };
-    let mut w = vec![0.0f32; blen];
+    let mut v = ws.take(m + 1, blen);
+    let mut z = if prec.is_some() { ws.take(m, blen) } else { Vec::new() };
+    let mut w = ws.take(1, blen).remove(0);
     let mut ls = LeastSquares::new(m);
     let (mut ops, mut prec_count) = (0usize, 0usize);
     let op_err = |message: String| MixedError { what: "the f32 operator", message };
@@ -177,6 +210,7 @@ fn cycles(
         }
     }
 
+    ws.give(v.into_iter().chain(z).chain([w]));
     let true_residual = beta / bnorm;
     Ok(SolveReport {
         solver: name.into(),

@@ -25,7 +25,9 @@ mod mixed;
 pub use bicgstab::bicgstab;
 pub use cgne::cgne;
 pub use gmres::{fgmres, gmres};
-pub use mixed::{MixedError, NativeOperator, NativePreconditioner, fgmres_mixed, gmres_mixed};
+pub use mixed::{
+    MixedError, MixedWorkspace, NativeOperator, NativePreconditioner, fgmres_mixed, gmres_mixed,
+};
 
 use crate::lattice::Real;
 use crate::lattice::fermion::cast_into;

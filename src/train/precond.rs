@@ -767,10 +767,11 @@ pub fn compare_solves<O: LinearOperator<f64>>(
     let mut with = Vec::new();
     let mixed_err =
         |e: solve::MixedError| PrecondError::Runtime(RuntimeError::Shape(e.to_string()));
+    let mut ws = solve::MixedWorkspace::new();
     for (k, b) in rhs.iter().enumerate() {
         let mut x = vec![Complex64::new(0.0, 0.0); d.len()];
         let r = match d32 {
-            Some(d32) => solve::gmres_mixed(d, d32, b, &mut x, sp).map_err(mixed_err)?,
+            Some(d32) => solve::gmres_mixed(&mut ws, d, d32, b, &mut x, sp).map_err(mixed_err)?,
             None => solve::gmres(d, b, &mut x, sp),
         };
         if log {
@@ -784,7 +785,8 @@ pub fn compare_solves<O: LinearOperator<f64>>(
         let r = match d32 {
             Some(d32) => {
                 let mut native = prec.native(d32.layout());
-                solve::fgmres_mixed(d, d32, &mut native, b, &mut x, sp).map_err(mixed_err)?
+                solve::fgmres_mixed(&mut ws, d, d32, &mut native, b, &mut x, sp)
+                    .map_err(mixed_err)?
             }
             None => solve::fgmres(d, prec, b, &mut x, sp),
         };
