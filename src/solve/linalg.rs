@@ -1,5 +1,6 @@
 //! Block vector operations for Gram–Schmidt: all inner products ⟨v_i, w⟩ in one pass over `w`,
-//! and w −= Σ h_i v_i in one pass. One pass instead of j keeps the Arnoldi step memory-bound on
+//! and w −= Σ h_i v_i in one pass (optionally followed, chunk by chunk, by the projections of
+//! the updated `w`). One pass instead of j keeps the Arnoldi step memory-bound on
 //! a single sweep and makes one rayon fork per step rather than one per basis vector.
 
 use crate::lattice::Real;
@@ -72,9 +73,9 @@ fn multi_sub_then<T: Real>(
         .map(|(c, wc)| {
             let lo = c * CHUNK;
             let hi = lo + wc.len();
-            for (i, hi_) in hs.iter().enumerate() {
+            for (i, hv) in hs.iter().enumerate() {
                 for (wj, vj) in wc.iter_mut().zip(&vs[i][lo..hi]) {
-                    *wj -= *hi_ * *vj;
+                    *wj -= *hv * *vj;
                 }
             }
             let mut acc: Vec<Complex64> = (0..k).map(|i| dot_serial(&vs[i][lo..hi], wc)).collect();
