@@ -129,9 +129,8 @@ def solve_all(D, dims, seeds, a, model):
         with torch.no_grad():
             c0 = time.process_time()
             t0 = time.perf_counter()
-            prec = None if model is None else (lambda v: model(v))
             x, info = GMRES(D, b, x0, maxiter=20000, inner_iter=a.restart, eps=a.tol,
-                            preconditioner=prec)
+                            preconditioner=model)
             secs = time.perf_counter() - t0
             cpu = time.process_time() - c0
             true_res = (norm(b - D(x)) / norm(b)).item()
