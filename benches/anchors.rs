@@ -24,12 +24,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::Path;
 use std::time::Duration;
-use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
-use symc::codegen::lattice_layout::SimdReal;
+use symc::codegen::simd::Element;
 use symc::ir::OptimizerSpec;
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::io::read_gauge;
 use symc::lattice::wilson::{DiracParams, FLOPS_PER_SITE, WilsonClover};
+use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 use symc::solve::LinearOperator;
 use symc::train::optim::Optimizer;
@@ -103,7 +103,7 @@ fn convention_check() {
     );
 }
 
-fn wilson<T: SimdReal>(c: &mut Criterion) {
+fn wilson<T: Element>(c: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let gauge = GaugeField::random(DIMS, &mut rng);
     let params = DiracParams::periodic(MASS, CSW);
@@ -122,15 +122,17 @@ fn wilson<T: SimdReal>(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
     g.sample_size(30);
-    g.bench_function(format!("reference_{}", T::NAME), |b| {
+    g.bench_function(format!("reference_{}", T::PRECISION.name()), |b| {
         b.iter(|| reference.apply(&mut out, &psi))
     });
-    g.bench_function(format!("jit_{}", T::NAME), |b| {
+    g.bench_function(format!("jit_{}", T::PRECISION.name()), |b| {
         b.iter(|| LinearOperator::apply(&jit, &mut out, &psi))
     });
     g.finish();
-    cpu_report(&format!("wilson reference_{}", T::NAME), 200, || reference.apply(&mut out, &psi));
-    cpu_report(&format!("wilson jit_{}", T::NAME), 400, || {
+    cpu_report(&format!("wilson reference_{}", T::PRECISION.name()), 200, || {
+        reference.apply(&mut out, &psi)
+    });
+    cpu_report(&format!("wilson jit_{}", T::PRECISION.name()), 400, || {
         LinearOperator::apply(&jit, &mut out, &psi)
     });
 }

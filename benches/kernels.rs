@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use classifier_nets::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use symc::codegen::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::codegen::simd::Precision;
 use symc::ir::{Activation, Graph, LayerKind, Padding};
 use symc::runtime::Classifier;
+use symc::runtime::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::runtime::init::init_params;
 
 const BATCH: usize = 64;

@@ -13,11 +13,11 @@ use num_complex::Complex64;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
-use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
-use symc::codegen::lattice_layout::SimdReal;
+use symc::codegen::simd::Element;
 use symc::ir::{Graph, LossSpec, OptimizerSpec};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::DiracParams;
+use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
 use symc::solve::{LinearOperator, NativePreconditioner, Preconditioner};
 use symc::train::optim::Optimizer;
 use symc::train::precond;
@@ -27,18 +27,18 @@ fn model(name: &str) -> Graph {
     symc::sema::load_model(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn step_bench<T: SimdReal>(c: &mut Criterion, label: &str, graph: &Graph, gauge: &GaugeField) {
+fn step_bench<T: Element>(c: &mut Criterion, label: &str, graph: &Graph, gauge: &GaugeField) {
     let dirac = DiracParams::periodic(-0.55, 1.0);
     let d = JitWilsonClover::<T>::new(gauge, &dirac, &DiracOptions::default()).unwrap();
-    let net = precond::compile_net::<T>(graph, gauge).unwrap();
-    let mut p32 = precond::init_params(graph, 1);
+    let net = symc::runtime::compile_fermion_net::<T>(graph, gauge).unwrap();
+    let mut p32 = symc::runtime::init::init_params(graph, 1);
     let mut params: Vec<T> = precond::params_as(&p32);
     let mut grad = vec![T::zero(); params.len()];
     let mut g32 = vec![0.0f32; params.len()];
     let spec = OptimizerSpec::Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let mut opt = Optimizer::new(&spec, params.len());
     let mut step = 0u64;
-    c.bench_function(&format!("precond/train_step/{label}/{}", T::NAME), |b| {
+    c.bench_function(&format!("precond/train_step/{label}/{}", T::PRECISION.name()), |b| {
         b.iter(|| {
             let (inp, tgt) =
                 precond::training_pair(&d, gauge.dims(), &LossSpec::Preconditioner, 3, step);
@@ -80,8 +80,12 @@ fn benches(c: &mut Criterion) {
         b.iter(|| d32.apply_aosoa(false, &mut yn, &mut xn).unwrap())
     });
     for (label, g) in [("1h1l", &small), ("smoother", &smoother)] {
-        let net = precond::compile_net::<f32>(g, &gauge).unwrap();
-        let mut m = precond::NetPreconditioner::new(net, precond::init_params(g, 1)).unwrap();
+        let net = symc::runtime::compile_fermion_net::<f32>(g, &gauge).unwrap();
+        let mut m = symc::runtime::preconditioner::NetPreconditioner::new(
+            net,
+            symc::runtime::init::init_params(g, 1),
+        )
+        .unwrap();
         c.bench_function(&format!("precond/apply/{label}/f32-in-f64"), |b| {
             b.iter(|| m.apply(&mut y, &x))
         });

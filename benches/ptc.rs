@@ -10,7 +10,7 @@ use num_complex::Complex;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use symc::codegen::lattice_layout::SimdReal;
+use symc::codegen::simd::Element;
 use symc::lattice::gauge::GaugeField;
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 
@@ -35,7 +35,7 @@ fn cpu_time(iters: u64, mut f: impl FnMut()) -> std::time::Duration {
     std::time::Duration::from_secs_f64((cpu_seconds() - c0).max(1e-9))
 }
 
-fn bench_model<T: SimdReal>(c: &mut Criterion, name: &str, features: &[usize]) {
+fn bench_model<T: Element>(c: &mut Criterion, name: &str, features: &[usize]) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let gauge = GaugeField::random(DIMS, &mut rng);
     let g = support::ptc_chain("bench", DIMS, features);
@@ -57,7 +57,7 @@ fn bench_model<T: SimdReal>(c: &mut Criterion, name: &str, features: &[usize]) {
         .sum();
     let all_flops: f64 = net.plans().iter().map(|p| p.flops).sum::<f64>() + fwd_flops;
     let mut out = vec![Complex::new(T::zero(), T::zero()); n_out * vol * 12];
-    let mut grp = c.benchmark_group(format!("ptc/{name}/{}", T::NAME));
+    let mut grp = c.benchmark_group(format!("ptc/{name}/{}", T::PRECISION.name()));
     grp.sample_size(20);
     grp.throughput(Throughput::Elements(fwd_flops as u64));
     grp.bench_function("forward", |b| b.iter(|| net.forward(&params, &input, &mut out).unwrap()));
@@ -98,15 +98,15 @@ fn ptc_benches(c: &mut Criterion) {
 criterion_group!(benches, ptc_benches);
 
 fn dirac_benches(c: &mut Criterion) {
-    use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
     use symc::lattice::wilson::{DiracParams, FLOPS_PER_SITE, WilsonClover};
+    use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
     use symc::solve::LinearOperator;
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let gauge = GaugeField::random(DIMS, &mut rng);
     let p = DiracParams::periodic(-0.55, 1.0);
     let vol = gauge.geom.volume();
     let flops = FLOPS_PER_SITE * vol as u64;
-    fn run<T: SimdReal>(
+    fn run<T: Element>(
         c: &mut Criterion,
         gauge: &GaugeField,
         p: &DiracParams,
@@ -123,7 +123,7 @@ fn dirac_benches(c: &mut Criterion) {
             })
             .collect();
         let mut y = x.clone();
-        let mut grp = c.benchmark_group(format!("wilson_clover/{}", T::NAME));
+        let mut grp = c.benchmark_group(format!("wilson_clover/{}", T::PRECISION.name()));
         grp.sample_size(30);
         grp.throughput(Throughput::Elements(flops));
         let reference = WilsonClover::<T>::new(gauge, p);

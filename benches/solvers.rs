@@ -12,10 +12,10 @@ use num_complex::Complex64;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
-use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
 use symc::lattice::fermion::FermionField;
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::{DiracParams, WilsonClover};
+use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
 use symc::solve::{self, IdentityPreconditioner, SolveParams};
 
 fn benches(c: &mut Criterion) {

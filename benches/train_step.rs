@@ -9,9 +9,9 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;
 use std::time::Duration;
-use symc::codegen::classifier::{CompileOptions, JitClassifier};
 use symc::ir::OptimizerSpec;
 use symc::runtime::Classifier;
+use symc::runtime::classifier::{CompileOptions, JitClassifier};
 use symc::train::mnist;
 use symc::train::optim::Optimizer;
 

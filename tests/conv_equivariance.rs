@@ -7,9 +7,9 @@
 mod classifier_nets;
 
 use classifier_nets::*;
-use symc::codegen::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::codegen::simd::Precision;
 use symc::ir::{Activation, Padding};
+use symc::runtime::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::runtime::reference;
 
 const C: usize = 2;

@@ -6,9 +6,9 @@ use num_complex::{Complex, Complex64};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::{DiracParams, WilsonClover};
+use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
 use symc::runtime::lattice_reference::gauge_rotate;
 use symc::solve::{AdjointOperator, LinearOperator};
 

@@ -6,9 +6,9 @@
 mod classifier_nets;
 
 use classifier_nets::*;
-use symc::codegen::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::codegen::simd::Precision;
 use symc::ir::{Activation, Graph, Padding};
+use symc::runtime::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::runtime::reference;
 
 const H: f64 = 1e-6;

@@ -14,13 +14,13 @@ fn fma_probe_matches_plain_rust_bit_for_bit() {
     let seed: Vec<f32> = (0..FMA_CHAINS * LANES).map(|i| 0.25 + i as f32 * 0.03).collect();
     for items in [0, 1, 7, 1000] {
         let mut out = vec![0f32; seed.len()];
-        p.kernels()[0].call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, items).unwrap();
+        p.kernels()[0].call(&mut [Arg::ro(&seed), Arg::rw(&mut out)], 0, items).unwrap();
         let want = fma_probe_reference(&seed, items, native);
         assert_eq!(out, want, "items {items}");
     }
     // A negative control: the unfused rounding differs somewhere, so the comparison has teeth.
     let mut out = vec![0f32; seed.len()];
-    p.kernels()[0].call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, 1000).unwrap();
+    p.kernels()[0].call(&mut [Arg::ro(&seed), Arg::rw(&mut out)], 0, 1000).unwrap();
     assert_ne!(out, fma_probe_reference(&seed, 1000, !native));
 }
 
@@ -97,7 +97,7 @@ fn scalar_kernel_has_no_vector_fma() {
     assert!(s.in_loops.scalar_float >= 2, "{}", r.vcode);
     let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let mut y = vec![1f32; n];
-    k.kernels()[0].call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, n).unwrap();
+    k.kernels()[0].call(&mut [Arg::ro(&x), Arg::rw(&mut y)], 0, n).unwrap();
     assert!(y.iter().enumerate().all(|(i, &v)| v == (i * i) as f32 + 1.0));
 }
 

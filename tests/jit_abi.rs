@@ -52,13 +52,13 @@ fn kernel_runs_over_its_range_serial_and_parallel() {
     let kern = &k.kernels()[0];
     let x: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
     let mut y = vec![0f32; n];
-    kern.call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 10, 20).unwrap();
+    kern.call(&mut [Arg::ro(&x), Arg::rw(&mut y)], 10, 20).unwrap();
     for i in 0..n {
         let want = if (10..20).contains(&i) { 2.0 * x[i] } else { 0.0 };
         assert_eq!(y[i], want, "item {i}");
     }
     let mut y = vec![0f32; n];
-    kern.call_parallel(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 16).unwrap();
+    kern.call_parallel(&mut [Arg::ro(&x), Arg::rw(&mut y)], 16).unwrap();
     assert!(y.iter().zip(&x).all(|(a, b)| *a == 2.0 * b));
 }
 
@@ -69,13 +69,13 @@ fn short_buffers_and_bad_ranges_are_refused() {
     let kern = &k.kernels()[0];
     let x = vec![1f32; n - 1];
     let mut y = vec![0f32; n];
-    let e = kern.call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, 1).unwrap_err().to_string();
+    let e = kern.call(&mut [Arg::ro(&x), Arg::rw(&mut y)], 0, 1).unwrap_err().to_string();
     assert!(e.contains("buffer `x` holds 252 bytes, the kernel needs 256"), "{e}");
     let x = vec![1f32; n];
-    let e = kern.call(&mut [Arg::f32(&x), Arg::f32_mut(&mut y)], 0, n + 1).unwrap_err().to_string();
+    let e = kern.call(&mut [Arg::ro(&x), Arg::rw(&mut y)], 0, n + 1).unwrap_err().to_string();
     assert!(e.contains("outside 0..64"), "{e}");
     let y2 = vec![0f32; n];
-    let e = kern.call(&mut [Arg::f32(&x), Arg::f32(&y2)], 0, 1).unwrap_err().to_string();
+    let e = kern.call(&mut [Arg::ro(&x), Arg::ro(&y2)], 0, 1).unwrap_err().to_string();
     assert!(e.contains("must be writable"), "{e}");
     assert!(y.iter().all(|&v| v == 0.0), "a refused call must not run");
 }

@@ -6,10 +6,10 @@
 mod classifier_nets;
 
 use classifier_nets::*;
-use symc::codegen::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::codegen::simd::Precision;
 use symc::ir::{Activation, Graph, Padding};
 use symc::runtime::Classifier;
+use symc::runtime::classifier::{CompileOptions, JitClassifier, StrategyChoice};
 use symc::runtime::reference::{self, ReferenceClassifier};
 
 /// max |a - b| / max |b|.

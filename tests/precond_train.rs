@@ -86,7 +86,7 @@ fn check_gradient(loss: LossSpec) {
         &gauge,
         &precond::dirac_params(&graph.train.as_ref().unwrap().operator.clone().unwrap()),
     );
-    let mut params: Vec<f64> = precond::params_as(&precond::init_params(&graph, 5));
+    let mut params: Vec<f64> = precond::params_as(&symc::runtime::init::init_params(&graph, 5));
     // Move away from the near-identity start so that every weight matters.
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     for p in params.iter_mut() {
@@ -152,12 +152,14 @@ fn preconditioner_wrapper_is_linear_and_equals_the_forward_pass() {
         symc::sema::compile_str("tiny.sym", &model_text(1, 1e-2, "preconditioner")).unwrap();
     let gauge = random_gauge(dims, 13);
     let net = LatticeNet::<f32>::compile(&graph, &gauge, &LatticeNetOptions::default()).unwrap();
-    let mut params = precond::init_params(&graph, 3);
+    let mut params = symc::runtime::init::init_params(&graph, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for p in params.iter_mut() {
         *p += 0.1 * rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng);
     }
-    let mut m = precond::NetPreconditioner::new(Box::new(net), params.clone()).unwrap();
+    let mut m =
+        symc::runtime::preconditioner::NetPreconditioner::new(Box::new(net), params.clone())
+            .unwrap();
     let rhs = precond::random_rhs(dims, 2, 8);
     let n = rhs[0].len();
     let z = Complex::new(0.0, 0.0);

@@ -11,13 +11,14 @@ use common::{residual, zeros};
 use num_complex::Complex64;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use symc::codegen::dirac::{DiracOptions, JitWilsonClover};
 use symc::lattice::fermion::{self, FermionField};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::{DiracParams, WilsonClover};
+use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
 use symc::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
+use symc::runtime::preconditioner::NetPreconditioner;
 use symc::solve::{self, MixedWorkspace, NativeOperator, NativePreconditioner, SolveParams};
-use symc::train::precond::{self, NetPreconditioner};
+use symc::train::precond;
 
 type C = Complex64;
 
@@ -105,7 +106,7 @@ fn tiny_net(p: &Problem) -> (LatticeNet<f32>, Vec<f32>) {
 }";
     let graph = symc::sema::compile_str("tiny.sym", text).unwrap();
     let net = LatticeNet::<f32>::compile(&graph, &p.gauge, &LatticeNetOptions::default()).unwrap();
-    let mut params = precond::init_params(&graph, 3);
+    let mut params = symc::runtime::init::init_params(&graph, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for w in params.iter_mut() {
         *w += 0.05 * rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng);

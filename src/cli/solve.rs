@@ -7,16 +7,16 @@
 //! FGMRES uses as M; today only the identity) and [`run_solves`] (sources, solver, reports).
 
 use super::Failure;
-use crate::codegen::dirac::{DiracOptions, JitWilsonClover};
 use crate::lattice::fermion::{self, FermionField};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::io::{self, read_gauge};
 use crate::lattice::wilson::{DiracParams, WilsonClover};
+use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
+use crate::runtime::preconditioner::NetPreconditioner;
 use crate::solve::{
     self, IdentityPreconditioner, LinearOperator, MixedPrecision, Preconditioner, SolveParams,
     SolveReport,
 };
-use crate::train::precond::NetPreconditioner;
 use miette::Diagnostic;
 use num_complex::Complex64;
 use rand::SeedableRng;

@@ -6,9 +6,9 @@
 //! defaults), loads data and picks the back end; the loop itself lives in `train/`.
 
 use super::Failure;
-use crate::codegen::classifier::{CompileOptions, JitClassifier};
 use crate::ir::{DataSource, Graph, LossSpec, TrainLength};
 use crate::runtime::Classifier;
+use crate::runtime::classifier::{CompileOptions, JitClassifier};
 use crate::runtime::reference::ReferenceClassifier;
 use crate::train::classify::{self, ClassifyOptions, RunInfo};
 use crate::train::precond::{self, RunOptions};

@@ -10,6 +10,7 @@
 use super::contraction::Operand;
 use super::jit::{BufSpec, Jit, JitError, KernelId, KernelSpec};
 use super::loops::{for_count, for_range};
+use super::program::{Buf, Lowering, Step};
 use super::simd::{Precision, Target};
 use crate::ir::Activation;
 use cranelift_codegen::ir::InstBuilder;
@@ -109,7 +110,7 @@ fn emit_map(
         let pi = t.offset_const(b, pi, inp.base);
         let po = t.arg_ptr(b, args, out.buf);
         let po = t.offset_const(b, po, out.base);
-        for_range(b, start, end, &mut |b, row| {
+        for_range(b, start, end, |b, row| {
             let roff = b.ins().imul_imm_s(row, run as i64);
             let pir = t.offset(b, pi, roff);
             let por = t.offset(b, po, roff);
@@ -125,4 +126,25 @@ fn emit_map(
         });
         b.ins().return_(&[]);
     })
+}
+
+/// Emit the in-place activation backward `dy *= f'(y)` over `rows x bp`.
+pub fn backward_step(
+    lw: &mut Lowering,
+    layer: &str,
+    act: Activation,
+    rows: usize,
+    y: Buf,
+    dy: Buf,
+) -> Result<Option<Step>, JitError> {
+    if act == Activation::Identity {
+        return Ok(None);
+    }
+    let args = vec![(y, false), (dy, true)];
+    let name = format!("{layer}_act_bwd");
+    let op = |b| Operand { buf: b, base: 0 };
+    let id =
+        emit_backward(lw.jit, lw.prec, &name, act, rows, lw.bp, op(0), op(1), lw.specs(&args))?;
+    lw.named(id, &name);
+    Ok(Some(Step::Kernel { id, args }))
 }

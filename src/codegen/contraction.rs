@@ -24,9 +24,9 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
-use super::classifier::{Buf, Lowering, Step};
 use super::jit::{BufSpec, Jit, JitError, KernelId, KernelSpec};
 use super::loops::{for_count, for_nest, for_nest_ptrs, for_range, linear, unflatten};
+use super::program::{Buf, Lowering, Step};
 use super::simd::{Precision, Target};
 use crate::ir::Activation;
 
@@ -323,7 +323,7 @@ impl Nn {
             let chunks = nvec / nn_vecs;
             let rem = nvec % nn_vecs;
             let step = (nn_vecs * lanes) as i64 * eb;
-            for_range(b, start, end, &mut |b, item| {
+            for_range(b, start, end, |b, item| {
                 let digits = unflatten(b, item, &radix);
                 let mb = digits[0];
                 let boff = linear(b, &digits[1..], &sb);
@@ -576,7 +576,7 @@ impl Nt {
             let cols_full = if self.ones { 1 } else { NT_COLS };
             let chunks = kin / cols_full;
             let rem = kin % cols_full;
-            for_range(b, start, end, &mut |b, item| {
+            for_range(b, start, end, |b, item| {
                 let digits = unflatten(b, item, &radix);
                 let mb = digits[0];
                 let bko = linear(b, &digits[1..], &kob);
@@ -689,7 +689,7 @@ impl Copy {
             let ic: Vec<usize> = inner.iter().map(|d| d.count).collect();
             let is: Vec<i64> = inner.iter().map(|d| d.s0).collect();
             let id: Vec<i64> = inner.iter().map(|d| d.s1).collect();
-            for_range(b, start, end, &mut |b, item| {
+            for_range(b, start, end, |b, item| {
                 let digits = if radix.is_empty() { vec![] } else { unflatten(b, item, &radix) };
                 let so = linear(b, &digits, &os);
                 let dof = linear(b, &digits, &od);
@@ -786,7 +786,7 @@ pub fn emit_bias_act(
             let p = t.arg_ptr(b, args, o.buf);
             t.offset_const(b, p, o.base)
         });
-        for_range(b, start, end, &mut |b, row| {
+        for_range(b, start, end, |b, row| {
             let bv = pbias.map(|p| {
                 let p = t.offset(b, p, row);
                 t.splat_load(b, p, 0)

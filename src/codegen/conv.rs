@@ -18,12 +18,12 @@
 
 use std::time::Duration;
 
-use super::classifier::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice, act_backward};
+use super::activation;
 use super::contraction::{Copy, Dim, Nn, Nt, Operand, gemm_bias_act};
 use super::jit::{JitError, MatView};
 use super::plan::{KernelPlan, Pass, Strategy};
+use super::program::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice};
 use crate::ir::{Activation, Graph, Layer, LayerKind, Padding};
-use crate::runtime::reference::pad_lo;
 
 /// Multiply-adds per sample from which im2col + gemm is used by `Auto`: never. The direct JIT
 /// convolution measured 3x faster than im2col + gemm on every convolution benchmarked
@@ -97,7 +97,7 @@ pub fn lower(
     let name = &layer.name;
     let wofs = graph.param(layer.params[0]).offset as i64;
     let bo = bias.then(|| graph.param(layer.params[1]).offset as i64);
-    let lo: Vec<usize> = window.iter().map(|&k| pad_lo(*padding, k)).collect();
+    let lo: Vec<usize> = window.iter().map(|&k| padding.lo(k)).collect();
     let sp: Vec<usize> = (0..dims).map(|d| o[d] + window[d] - 1).collect();
     let wsz = prod(window);
     let (sst, spst, ost) = (strides(s, bp), strides(&sp, bp), strides(o, bp));
@@ -282,7 +282,7 @@ pub fn lower(
 
     // Backward.
     let mut bw_kernels = Vec::new();
-    if let Some(s) = act_backward(lw, name, io.act, co * prod(o), io.y, io.dy)? {
+    if let Some(s) = activation::backward_step(lw, name, io.act, co * prod(o), io.y, io.dy)? {
         bw_kernels.push(format!("{name}_act_bwd"));
         steps.backward.push(s);
     }

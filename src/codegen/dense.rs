@@ -12,10 +12,11 @@
 
 use std::time::Duration;
 
-use super::classifier::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice, act_backward};
+use super::activation;
 use super::contraction::{Dim, Nn, Nt, Operand, gemm_bias_act};
 use super::jit::{JitError, MatView};
 use super::plan::{KernelPlan, Pass, Strategy};
+use super::program::{Buf, LayerIo, LayerSteps, Lowering, Step, StrategyChoice};
 use crate::ir::{Activation, Graph, Layer, LayerKind};
 
 /// Multiply-adds per sample from which the GEMM library is used. Measured at batch 64
@@ -163,7 +164,7 @@ pub fn lower(
 
     // Backward: activation, input gradient, weight and bias gradients.
     let mut bw_kernels = Vec::new();
-    if let Some(s) = act_backward(lw, name, io.act, no, io.y, io.dy)? {
+    if let Some(s) = activation::backward_step(lw, name, io.act, no, io.y, io.dy)? {
         bw_kernels.push(format!("{name}_act_bwd"));
         steps.backward.push(s);
     }

@@ -21,24 +21,17 @@
 //! notes are in `benches/results/ptc.md`. Flops are counted with the conventional 1872 per site.
 
 use super::complex::{Cx, Emit};
-use super::jit::{
-    Arg, BufSpec, CompiledKernels, HostFeatures, Jit, JitError, KernelId, KernelSpec,
-};
-use super::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS, SimdReal, SiteLayout};
+use super::jit::{BufSpec, CompiledKernels, HostFeatures, Jit, JitError, KernelId, KernelSpec};
+use super::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS};
+use super::loops::for_range;
 use super::plan::{KernelPlan, Pass, Strategy};
-use super::ptc::for_range;
+use super::simd::Precision;
 use crate::lattice::gamma::HOP_TABLE;
-use crate::lattice::gauge::GaugeField;
-use crate::lattice::wilson::{CloverBlock, DiracParams, FLOPS_PER_SITE, WilsonClover};
-use crate::runtime::RuntimeError;
-use crate::solve::{AdjointOperator, LinearOperator};
+use crate::lattice::wilson::{CloverBlock, FLOPS_PER_SITE};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    ConstantData, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
-    types,
+    ConstantData, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value, types,
 };
-use num_complex::Complex;
-use std::sync::Mutex;
 
 /// Lane `k` of the result is lane `(k + rot) mod lanes` of `v` (a `pshufd`).
 fn rotate_lanes(e: &mut Emit, v: Value, lanes: usize, rot: usize) -> Value {
@@ -75,10 +68,10 @@ fn barrier_state(
 }
 
 /// Scalars of the packed clover term of one outer site per lane: 2 blocks x (6 + 2*15).
-const CLOVER_COMPONENTS: usize = 72;
+pub const CLOVER_COMPONENTS: usize = 72;
 
 /// The 8 hops in kernel order: (mu, forward).
-fn hops() -> [(usize, bool); 8] {
+pub fn hops() -> [(usize, bool); 8] {
     std::array::from_fn(|h| (h / 2, h % 2 == 0))
 }
 
@@ -92,27 +85,35 @@ fn add_phase(e: &mut Emit, a: Cx, p: u8, b: Cx) -> Cx {
     }
 }
 
-struct DiracDesc {
-    outer_volume: usize,
-    /// Per hop: the lane rotation of its lane-crossing neighbours (0: the hop never crosses).
-    rotation: [usize; 8],
-    ext_slots: usize,
-    lanes: usize,
-    vector: Type,
+/// Everything the Dirac kernel is specialised for: the layout's shape and, per hop, how its
+/// lane-crossing neighbours are rotated. The runtime derives it from a
+/// [`SiteLayout`](super::lattice_layout::SiteLayout) and fills
+/// the tables the kernel reads (links, neighbour offsets, clover blocks) to match.
+#[derive(Clone, Debug)]
+pub struct DiracDesc {
+    pub outer_volume: usize,
+    /// Per hop (in [`hops`] order): the lane rotation of its lane-crossing neighbours (0: the
+    /// hop never crosses).
+    pub rotation: [usize; 8],
+    pub ext_slots: usize,
+    pub precision: Precision,
 }
 
 impl DiracDesc {
     fn sz(&self) -> usize {
-        self.vector.lane_type().bytes() as usize
+        self.precision.bytes()
+    }
+    fn lanes(&self) -> usize {
+        self.precision.lanes()
     }
     fn slot_bytes(&self) -> usize {
-        FIELD_COMPONENTS * self.lanes * self.sz()
+        FIELD_COMPONENTS * self.lanes() * self.sz()
     }
     fn matrix_bytes(&self) -> usize {
-        MATRIX_COMPONENTS * self.lanes * self.sz()
+        MATRIX_COMPONENTS * self.lanes() * self.sz()
     }
     fn clover_bytes(&self) -> usize {
-        CLOVER_COMPONENTS * self.lanes * self.sz()
+        CLOVER_COMPONENTS * self.lanes() * self.sz()
     }
 }
 
@@ -144,7 +145,7 @@ fn define_dirac(
         // The 8 projected half spinors (2 spins x 3 colours, re/im vectors) of the current
         // site, followed by a second region of the same size that only the never-taken edges
         // of the barriers point at (see `Emit::barrier_with`).
-        let half_bytes = 6 * 2 * d.lanes * d.sz();
+        let half_bytes = 6 * 2 * d.lanes() * d.sz();
         let proj_bytes = 8 * half_bytes;
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -154,7 +155,7 @@ fn define_dirac(
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
         let decoy = b.ins().stack_addr(ptr_ty, ss, proj_bytes as i32);
         for_range(b, start, end, |b, o| {
-            let mut e = Emit::new(b, d.vector, host);
+            let mut e = Emit::new(b, d.precision.vector(), host);
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let vb = e.vbytes;
             let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
@@ -188,7 +189,7 @@ fn define_dirac(
                         for c in 0..3 {
                             let mut ld = |off: i32| {
                                 let v = e.load(src, off);
-                                if rot == 0 { v } else { rotate_lanes(e, v, d.lanes, rot) }
+                                if rot == 0 { v } else { rotate_lanes(e, v, d.lanes(), rot) }
                             };
                             let x = Cx { re: ld(comp(r, c)), im: ld(comp(r, c) + vb) };
                             let y = Cx { re: ld(comp(col, c)), im: ld(comp(col, c) + vb) };
@@ -228,8 +229,8 @@ fn define_dirac(
             let clov = e.b.ins().iadd(clover, o_clov);
             let half = {
                 let s =
-                    if d.lanes == 4 { e.b.ins().f32const(0.5) } else { e.b.ins().f64const(0.5) };
-                e.b.ins().splat(d.vector, s)
+                    if d.lanes() == 4 { e.b.ins().f32const(0.5) } else { e.b.ins().f64const(0.5) };
+                e.b.ins().splat(d.precision.vector(), s)
             };
             let zero = e.zero();
             // Pass 2, one output colour at a time: the 4 spin accumulators (8 vectors) stay in
@@ -364,245 +365,62 @@ fn define_dirac(
     })
 }
 
-/// Compile options of the Dirac kernel.
-#[derive(Clone, Debug, Default)]
-pub struct DiracOptions {
-    /// Keep CLIF and machine-code listings (for `symc inspect --asm`).
-    pub keep_listings: bool,
+/// The compiled D and D† kernels of one layout, with their plans for `symc inspect`.
+pub struct DiracKernels {
+    pub kernels: CompiledKernels,
+    pub d: KernelId,
+    pub ddag: KernelId,
+    pub plans: Vec<KernelPlan>,
 }
 
-/// The Wilson-clover operator compiled to native code for one gauge field, in precision `T`.
-/// Implements [`LinearOperator`] and [`AdjointOperator`] on vectors in the reference layout
-/// (`site*12 + spin*3 + colour`).
-pub struct JitWilsonClover<T: SimdReal> {
-    layout: SiteLayout,
-    kernels: CompiledKernels,
-    d: KernelId,
-    ddag: KernelId,
-    links: Vec<T>,
-    neighbours: Vec<i32>,
-    clover: Vec<T>,
-    plans: Vec<KernelPlan>,
-    /// Reused AoSoA buffers (input, output), so `apply` does not allocate.
-    scratch: Mutex<(Vec<T>, Vec<T>)>,
-}
-
-impl<T: SimdReal> JitWilsonClover<T> {
-    /// Build links, neighbour tables and clover blocks and compile D and D†.
-    pub fn new(
-        gauge: &GaugeField,
-        params: &DiracParams,
-        opts: &DiracOptions,
-    ) -> Result<Self, RuntimeError> {
-        let reference = WilsonClover::<f64>::new(gauge, params);
-        let disps: Vec<[i64; 4]> = hops()
+/// Emit D and D† for `desc` (listings kept when `keep_listings`, for `symc inspect --asm`).
+pub fn compile(desc: &DiracDesc, keep_listings: bool) -> Result<DiracKernels, JitError> {
+    let mut jit = Jit::new()?;
+    jit.keep_listings = keep_listings;
+    let prec = desc.precision;
+    let dn = format!("wilson_clover_{}", prec.name());
+    let d = define_dirac(&mut jit, desc, &dn, false)?;
+    let ddag = define_dirac(&mut jit, desc, &format!("{dn}_dagger"), true)?;
+    let kernels = jit.finish()?;
+    let (vo, l) = (desc.outer_volume, prec.lanes());
+    let vol = (vo * l) as f64;
+    let sz = prec.bytes() as f64;
+    let plan = |name: String, what: &str| {
+        KernelPlan {
+        layer: "wilson_clover".into(),
+        pass: Pass::Forward,
+        strategy: Strategy::Jit,
+        reason: what.into(),
+        loops: vec![
+            format!("for outer site in 0..{vo} (rayon, {l} sites per vector)"),
+            "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack (lane-crossing: pshufd)".into(),
+            "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers); clover rows; out = A psi - acc/2".into(),
+        ],
+        layout: format!(
+            "AoSoA-{l} over sites (virtual nodes, ghost slabs), re/im split, {}x{l}",
+            prec.name()
+        ),
+        fused: vec![
+            "spin projection".into(),
+            "SU(3) on half spinors".into(),
+            "spin reconstruction".into(),
+            "clover 2x Hermitian 6x6".into(),
+            "4+m diagonal".into(),
+        ],
+        flops: FLOPS_PER_SITE as f64 * vol,
+        bytes: (8.0 * 24.0 + 8.0 * 18.0 + 72.0 + 24.0) * sz * vol,
+        compile_time: kernels
+            .records
             .iter()
-            .map(|&(mu, fwd)| {
-                let mut d = [0i64; 4];
-                d[mu] = if fwd { 1 } else { -1 };
-                d
-            })
-            .collect();
-        let layout = SiteLayout::new(gauge.dims(), T::LANES, T::NAME, &disps)
-            .map_err(|e| RuntimeError::Shape(e.to_string()))?;
-        let ghost_of: std::collections::HashMap<usize, (usize, usize)> =
-            layout.ghost_sources().into_iter().map(|(g, src, rot)| (g, (src, rot))).collect();
-        let mut rotation = [0usize; 8];
-        let (l, vo) = (layout.lanes, layout.outer_volume);
-        let geom = &gauge.geom;
-        let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
-        let mut links = vec![T::zero(); 8 * vo * MATRIX_COMPONENTS * l];
-        let mut neighbours = vec![0i32; vo * 8];
-        let mut clover = vec![T::zero(); vo * CLOVER_COMPONENTS * l];
-        for o in 0..vo {
-            for (h, (&(mu, fwd), disp)) in hops().iter().zip(&disps).enumerate() {
-                let slot = layout
-                    .neighbour_slot(o, *disp)
-                    .ok_or_else(|| RuntimeError::Shape("layout lacks a ghost slab".into()))?;
-                // A ghost slot stands for a main slot with rotated lanes: point at the main
-                // slot, flag bit 0, and let the kernel rotate (one rotation per hop).
-                let (main, flag) = match ghost_of.get(&slot) {
-                    None => (slot, 0),
-                    Some(&(src, rot)) => {
-                        if rotation[h] != 0 && rotation[h] != rot {
-                            return Err(RuntimeError::Shape(format!(
-                                "hop {h} crosses lanes with two rotations ({} and {rot})",
-                                rotation[h]
-                            )));
-                        }
-                        rotation[h] = rot;
-                        (src, 1)
-                    }
-                };
-                neighbours[o * 8 + h] = i32::try_from(main * slot_bytes).map_err(|_| {
-                    RuntimeError::Shape("lattice too large for 32-bit offsets".into())
-                })? | flag;
-                for k in 0..l {
-                    let x = layout.site(o, k);
-                    let u = if fwd {
-                        reference.links()[x * 4 + mu]
-                    } else {
-                        reference.links()[geom.dn(x, mu) * 4 + mu]
-                    };
-                    for a in 0..3 {
-                        for b in 0..3 {
-                            let base = ((o * 8 + h) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
-                            links[base] = T::from_f64(u.m[a][b].re);
-                            links[base + l] = T::from_f64(u.m[a][b].im);
-                        }
-                    }
-                }
-            }
-            for k in 0..l {
-                let x = layout.site(o, k);
-                for blk in 0..2 {
-                    let cb = &reference.clover_packed()[x * 2 + blk];
-                    let base = o * CLOVER_COMPONENTS * l + blk * 36 * l;
-                    for i in 0..6 {
-                        clover[base + i * l + k] = T::from_f64(cb.diag[i]);
-                    }
-                    for u in 0..15 {
-                        clover[base + (6 + 2 * u) * l + k] = T::from_f64(cb.upper[u].re);
-                        clover[base + (7 + 2 * u) * l + k] = T::from_f64(cb.upper[u].im);
-                    }
-                }
-            }
-        }
-        let desc = DiracDesc {
-            outer_volume: vo,
-            rotation,
-            ext_slots: layout.ext_slots,
-            lanes: l,
-            vector: T::vector_type(),
-        };
-        let mut jit = Jit::new()?;
-        jit.keep_listings = opts.keep_listings;
-        let dn = format!("wilson_clover_{}", T::NAME);
-        let d = define_dirac(&mut jit, &desc, &dn, false)?;
-        let ddag = define_dirac(&mut jit, &desc, &format!("{dn}_dagger"), true)?;
-        let kernels = jit.finish()?;
-        let vol = layout.volume() as f64;
-        let sz = std::mem::size_of::<T>() as f64;
-        let plan = |pass, name: String, what: &str| {
-            KernelPlan {
-            layer: "wilson_clover".into(),
-            pass,
-            strategy: Strategy::Jit,
-            reason: what.into(),
-            loops: vec![
-                format!("for outer site in 0..{vo} (rayon, {l} sites per vector)"),
-                "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack (lane-crossing: pshufd)".into(),
-                "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers); clover rows; out = A psi - acc/2".into(),
-            ],
-            layout: format!("AoSoA-{l} over sites (virtual nodes, ghost slabs), re/im split, {}", if l == 4 { "f32x4" } else { "f64x2" }),
-            fused: vec!["spin projection".into(), "SU(3) on half spinors".into(), "spin reconstruction".into(), "clover 2x Hermitian 6x6".into(), "4+m diagonal".into()],
-            flops: FLOPS_PER_SITE as f64 * vol,
-            bytes: (8.0 * 24.0 + 8.0 * 18.0 + 72.0 + 24.0) * sz * vol,
-            kernels: vec![name.clone()],
-            compile_time: kernels.records.iter().find(|r| r.name == name).map(|r| r.compile_time).unwrap_or_default(),
-        }
-        };
-        let plans = vec![
-            plan(Pass::Forward, dn.clone(), "Wilson-clover D"),
-            plan(Pass::Forward, format!("{dn}_dagger"), "Wilson-clover D^dagger"),
-        ];
-        let n = layout.field_len();
-        Ok(JitWilsonClover {
-            layout,
-            kernels,
-            d,
-            ddag,
-            links,
-            neighbours,
-            clover,
-            plans,
-            scratch: Mutex::new((vec![T::zero(); n], vec![T::zero(); n])),
-        })
+            .find(|r| r.name == name)
+            .map(|r| r.compile_time)
+            .unwrap_or_default(),
+        kernels: vec![name],
     }
-
-    pub fn plans(&self) -> &[KernelPlan] {
-        &self.plans
-    }
-
-    pub fn kernels(&self) -> &CompiledKernels {
-        &self.kernels
-    }
-
-    /// Vector length 12 V.
-    pub fn vector_len(&self) -> usize {
-        self.layout.volume() * 12
-    }
-
-    /// The AoSoA layout the kernel works in (for callers that keep vectors in it).
-    pub fn layout(&self) -> &SiteLayout {
-        &self.layout
-    }
-
-    /// D (or D†) directly on AoSoA buffers of [`SiteLayout::field_len`] scalars, on both
-    /// cores. No layout conversion; the kernel reads only the main slots of `inp` (lane-crossing
-    /// neighbours are rotated in registers), so its ghost slabs need not be filled. `inp` is
-    /// not modified (`&mut` is kept for callers written when ghosts were refreshed here).
-    pub fn apply_aosoa(
-        &self,
-        dagger: bool,
-        out: &mut [T],
-        inp: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
-        k.call_parallel(
-            &mut [
-                T::arg(inp),
-                T::arg_mut(out),
-                T::arg(&self.links),
-                Arg::i32(&self.neighbours),
-                T::arg(&self.clover),
-            ],
-            16,
-        )?;
-        Ok(())
-    }
-
-    fn run(&self, dagger: bool, out: &mut [Complex<T>], inp: &[Complex<T>]) {
-        let n = self.vector_len();
-        assert!(
-            out.len() == n && inp.len() == n,
-            "JIT Wilson-clover: vectors must have length 12 V = {n} (got out {}, in {})",
-            out.len(),
-            inp.len()
-        );
-        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let (a, b) = &mut *guard;
-        self.layout.to_aosoa(inp, a);
-        let k = self.kernels.kernel(if dagger { self.ddag } else { self.d });
-        let r = k.call_parallel(
-            &mut [
-                T::arg(a),
-                T::arg_mut(b),
-                T::arg(&self.links),
-                Arg::i32(&self.neighbours),
-                T::arg(&self.clover),
-            ],
-            16,
-        );
-        // The buffers are sized from the same layout as the kernel spec, so a refusal is a bug.
-        if let Err(e) = r {
-            panic!("JIT Wilson-clover kernel refused its own buffers: {e}");
-        }
-        self.layout.from_aosoa(b, out);
-    }
-}
-
-impl<T: SimdReal> LinearOperator<T> for JitWilsonClover<T> {
-    fn len(&self) -> usize {
-        self.vector_len()
-    }
-    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
-        self.run(false, out, inp)
-    }
-}
-
-impl<T: SimdReal> AdjointOperator<T> for JitWilsonClover<T> {
-    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
-        self.run(true, out, inp)
-    }
+    };
+    let plans = vec![
+        plan(dn.clone(), "Wilson-clover D"),
+        plan(format!("{dn}_dagger"), "Wilson-clover D^dagger"),
+    ];
+    Ok(DiracKernels { kernels, d, ddag, plans })
 }

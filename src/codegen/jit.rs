@@ -24,14 +24,17 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::time::{Duration, Instant};
 
-/// Errors of the JIT back end. Anything here is a compiler bug or an unsupported host, never a
-/// user mistake (those are rejected in `sema`).
+/// Errors of the JIT back end: a compiler bug, an unsupported host, or a valid model outside
+/// what the back end handles ([`JitError::Unsupported`]). User mistakes are rejected in `sema`.
 #[derive(Debug, thiserror::Error)]
 pub enum JitError {
     #[error("this CPU is not supported by cranelift: {0}")]
     Host(String),
     #[error("internal compiler error while compiling kernel `{kernel}`: {message}")]
     Codegen { kernel: String, message: String },
+    /// A valid model this back end cannot compile as given (e.g. a lattice no SIMD layout fits).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("kernel `{kernel}`: {message}")]
     BadCall { kernel: String, message: String },
 }
@@ -74,23 +77,15 @@ pub enum Arg<'a> {
     Rw(&'a mut [u8]),
 }
 
-macro_rules! arg_ctor {
-    ($ro:ident, $rw:ident, $t:ty) => {
-        pub fn $ro(s: &'a [$t]) -> Self {
-            // SAFETY-free: reinterpreting plain numeric data as bytes is always valid.
-            Arg::Ro(bytes_of(s))
-        }
-        pub fn $rw(s: &'a mut [$t]) -> Self {
-            Arg::Rw(bytes_of_mut(s))
-        }
-    };
-}
-
 impl<'a> Arg<'a> {
-    arg_ctor!(f32, f32_mut, f32);
-    arg_ctor!(f64, f64_mut, f64);
-    arg_ctor!(u32, u32_mut, u32);
-    arg_ctor!(i32, i32_mut, i32);
+    /// A read-only buffer of plain numeric data.
+    pub fn ro<T: Pod>(s: &'a [T]) -> Self {
+        Arg::Ro(bytemuck::cast_slice(s))
+    }
+    /// A writable buffer of plain numeric data.
+    pub fn rw<T: Pod>(s: &'a mut [T]) -> Self {
+        Arg::Rw(bytemuck::cast_slice_mut(s))
+    }
     fn len(&self) -> usize {
         match self {
             Arg::Ro(s) => s.len(),
@@ -105,26 +100,9 @@ impl<'a> Arg<'a> {
     }
 }
 
-/// Plain numeric types whose every bit pattern is valid.
-pub trait Pod: Copy + 'static {}
-impl Pod for f32 {}
-impl Pod for f64 {}
-impl Pod for u32 {}
-impl Pod for i32 {}
-impl Pod for u8 {}
-
-/// View a numeric slice as bytes.
-pub fn bytes_of<T: Pod>(s: &[T]) -> &[u8] {
-    // SAFETY: T is a plain numeric type (Pod); u8 has alignment 1 and the length covers exactly
-    // the same memory.
-    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const u8, std::mem::size_of_val(s)) }
-}
-
-/// View a mutable numeric slice as bytes.
-pub fn bytes_of_mut<T: Pod>(s: &mut [T]) -> &mut [u8] {
-    // SAFETY: as in `bytes_of`; every byte pattern written back is a valid T because T is Pod.
-    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut u8, std::mem::size_of_val(s)) }
-}
+/// Plain numeric data whose every bit pattern is valid. `bytemuck::Pod` is an `unsafe trait`,
+/// so implementing it is the implementer's promise, not something safe code can get wrong.
+pub use bytemuck::Pod;
 
 type RawKernel = unsafe extern "C" fn(*const *mut u8, i64, i64);
 
@@ -393,8 +371,16 @@ impl MatView {
     }
 }
 
-/// Element types the `gemm` crate multiplies.
-pub trait GemmElem: Pod + Send + Sync {
+mod sealed {
+    /// Closes [`super::GemmElem`]: the `unsafe` call into the `gemm` crate relies on the
+    /// element type being exactly f32 or f64.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// Element types the `gemm` crate multiplies: f32 and f64, nothing else (sealed).
+pub trait GemmElem: sealed::Sealed + Pod + Send + Sync {
     const ZERO: Self;
     const ONE: Self;
 }

@@ -22,66 +22,16 @@
 //! - spin weights: global `[w][16][re/im][lane]` (value splatted over lanes so the kernel does
 //!   vector loads that fold into FMAs), local `[w][outer][16][re/im][lane]`.
 
-use crate::codegen::jit::{Arg, Pod};
-use crate::ir::Path;
+use super::simd::Precision;
 use crate::lattice::Real;
-use crate::lattice::gauge::GaugeField;
-use crate::lattice::su3::Su3;
-use cranelift_codegen::ir::{Type, types};
 use num_complex::Complex;
 use rayon::prelude::*;
-
-/// Scalar types the lattice kernels are generated for: f32 (4 lanes) and f64 (2 lanes).
-pub trait SimdReal: Real + Pod {
-    /// SIMD lanes of one 128-bit vector.
-    const LANES: usize;
-    /// Cranelift vector type.
-    fn vector_type() -> Type;
-    /// Name for kernel names and plans.
-    const NAME: &'static str;
-    fn arg(s: &[Self]) -> Arg<'_>;
-    fn arg_mut(s: &mut [Self]) -> Arg<'_>;
-}
-
-impl SimdReal for f32 {
-    const LANES: usize = 4;
-    const NAME: &'static str = "f32";
-    fn vector_type() -> Type {
-        types::F32X4
-    }
-    fn arg(s: &[Self]) -> Arg<'_> {
-        Arg::f32(s)
-    }
-    fn arg_mut(s: &mut [Self]) -> Arg<'_> {
-        Arg::f32_mut(s)
-    }
-}
-
-impl SimdReal for f64 {
-    const LANES: usize = 2;
-    const NAME: &'static str = "f64";
-    fn vector_type() -> Type {
-        types::F64X2
-    }
-    fn arg(s: &[Self]) -> Arg<'_> {
-        Arg::f64(s)
-    }
-    fn arg_mut(s: &mut [Self]) -> Arg<'_> {
-        Arg::f64_mut(s)
-    }
-}
 
 /// Scalars per slot of a fermion field (12 complex numbers, re/im split) per lane.
 pub const FIELD_COMPONENTS: usize = 24;
 
-/// Net displacement of a path (sum of its hops), one integer per direction.
-pub fn displacement(path: &Path) -> [i64; 4] {
-    let mut d = [0i64; 4];
-    for h in path {
-        d[h.mu as usize] += if h.forward { 1 } else { -1 };
-    }
-    d
-}
+/// Scalars of one 3x3 matrix per outer site.
+pub const MATRIX_COMPONENTS: usize = 18;
 
 /// Why a lattice cannot be laid out for a given lane count.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +44,7 @@ pub struct LayoutError {
     pub ty: &'static str,
 }
 
-/// The virtual-node layout of one lattice for `lanes` SIMD lanes, with ghost slabs for a set of
+/// The virtual-node layout of one lattice for the SIMD lanes of one precision, with ghost slabs for a set of
 /// displacements.
 #[derive(Clone, Debug)]
 pub struct SiteLayout {
@@ -121,19 +71,18 @@ pub struct SiteLayout {
 }
 
 impl SiteLayout {
-    /// Lay out `dims` for `lanes` lanes with ghost slabs for every displacement in `disps`.
+    /// Lay out `dims` for the lanes of `precision` with ghost slabs for every displacement in `disps`.
     pub fn new(
         dims: [usize; 4],
-        lanes: usize,
-        ty: &'static str,
+        precision: Precision,
         disps: &[[i64; 4]],
     ) -> Result<Self, LayoutError> {
-        // Lanes come from `SimdReal::LANES` (4 or 2); ghost rotation relies on a power of two.
-        assert!(lanes.is_power_of_two(), "SIMD lanes must be a power of two, got {lanes}");
+        // 4 or 2 lanes: a power of two, which the ghost rotation mask relies on.
+        let lanes = precision.lanes();
         let split = (0..4).rev().find(|&mu| dims[mu] % lanes == 0).ok_or(LayoutError {
             dims,
             lanes,
-            ty,
+            ty: precision.name(),
         })?;
         let chunk = dims[split] / lanes;
         let mut outer_dims = dims;
@@ -374,85 +323,5 @@ impl SiteLayout {
                 }
             });
         }
-    }
-}
-
-/// The product of links along a path starting at `site` (gpt order: left to right), and the
-/// end site.
-pub fn path_matrix(gauge: &GaugeField, path: &Path, site: usize) -> (Su3<f64>, usize) {
-    let g = &gauge.geom;
-    let mut m = Su3::identity();
-    let mut x = site;
-    for h in path {
-        let mu = h.mu as usize;
-        if h.forward {
-            m = m * *gauge.link(x, mu);
-            x = g.up(x, mu);
-        } else {
-            x = g.dn(x, mu);
-            m = m * gauge.link(x, mu).adj();
-        }
-    }
-    (m, x)
-}
-
-/// Precomputed transports of a list of paths in the AoSoA layout, with the neighbour table.
-#[derive(Clone, Debug)]
-pub struct PathTables<T> {
-    /// `[path][outer][9][re/im][lane]`; identity paths are stored too (as unit matrices) so
-    /// indices stay simple, but kernels skip them.
-    pub matrices: Vec<T>,
-    /// `[outer][path]` byte offset of the neighbour slot within one feature buffer.
-    pub neighbours: Vec<i32>,
-    /// Paths that are the identity (no hop): no load through the table, no matrix.
-    pub identity: Vec<bool>,
-}
-
-/// Scalars of one 3x3 matrix per outer site.
-pub const MATRIX_COMPONENTS: usize = 18;
-
-impl<T: Real> PathTables<T> {
-    /// Tables for `paths` (or their inverses when `inverse`: matrices `U_p(x - Delta)^dagger`,
-    /// neighbours `x - Delta`, which realise T_{p^-1} = T_p^dagger).
-    pub fn new(gauge: &GaugeField, layout: &SiteLayout, paths: &[Path], inverse: bool) -> Self {
-        let l = layout.lanes;
-        let vo = layout.outer_volume;
-        let np = paths.len();
-        let mut matrices = vec![T::zero(); np * vo * MATRIX_COMPONENTS * l];
-        let mut neighbours = vec![0i32; vo * np];
-        let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
-        for (p, path) in paths.iter().enumerate() {
-            let d = displacement(path);
-            let disp = if inverse { d.map(|x| -x) } else { d };
-            for o in 0..vo {
-                let slot = layout
-                    .neighbour_slot(o, disp)
-                    .expect("layout built with every path displacement");
-                neighbours[o * np + p] =
-                    i32::try_from(slot * slot_bytes).expect("field buffer below 2 GiB");
-                for k in 0..l {
-                    let x = layout.site(o, k);
-                    let m = if inverse {
-                        // The path ending at x starts at x - Delta: find it by walking the inverse.
-                        let (_, start) = path_matrix(
-                            gauge,
-                            &crate::runtime::lattice_reference::inverse_path(path),
-                            x,
-                        );
-                        path_matrix(gauge, path, start).0.adj()
-                    } else {
-                        path_matrix(gauge, path, x).0
-                    };
-                    for a in 0..3 {
-                        for b in 0..3 {
-                            let base = ((p * vo + o) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
-                            matrices[base] = T::from_f64(m.m[a][b].re);
-                            matrices[base + l] = T::from_f64(m.m[a][b].im);
-                        }
-                    }
-                }
-            }
-        }
-        PathTables { matrices, neighbours, identity: paths.iter().map(|p| p.is_empty()).collect() }
     }
 }

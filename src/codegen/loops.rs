@@ -13,7 +13,7 @@ pub fn for_range(
     b: &mut FunctionBuilder,
     lo: Value,
     hi: Value,
-    body: &mut dyn FnMut(&mut FunctionBuilder, Value),
+    body: impl FnOnce(&mut FunctionBuilder, Value),
 ) {
     let head = b.create_block();
     let block = b.create_block();

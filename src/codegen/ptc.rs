@@ -21,6 +21,7 @@
 use super::complex::{Cx, Emit};
 use super::jit::{BufSpec, HostFeatures, Jit, JitError, KernelId, KernelSpec};
 use super::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS};
+use super::loops::for_range;
 use super::plan::{KernelPlan, Pass, Strategy};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
@@ -147,29 +148,6 @@ impl StencilDesc {
         (paths * 24.0 + self.n_out as f64 * 24.0 + self.n_paths() as f64 * 18.0) * sz * v
             + self.weights_total_bytes() as f64
     }
-}
-
-/// A counted loop `for i in lo..hi` around `body`.
-pub(crate) fn for_range(
-    b: &mut FunctionBuilder,
-    lo: Value,
-    hi: Value,
-    body: impl FnOnce(&mut FunctionBuilder, Value),
-) {
-    let head = b.create_block();
-    let blk = b.create_block();
-    let exit = b.create_block();
-    b.append_block_param(head, types::I64);
-    b.ins().jump(head, &[lo.into()]);
-    b.switch_to_block(head);
-    let i = b.block_params(head)[0];
-    let c = b.ins().icmp(IntCC::SignedLessThan, i, hi);
-    b.ins().brif(c, blk, &[], exit, &[]);
-    b.switch_to_block(blk);
-    body(b, i);
-    let i1 = b.ins().iadd_imm_s(i, 1);
-    b.ins().jump(head, &[i1.into()]);
-    b.switch_to_block(exit);
 }
 
 /// Byte offset of complex component (spin, colour) within a field slot, relative to its re vector.

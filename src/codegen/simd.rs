@@ -12,7 +12,7 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_frontend::FunctionBuilder;
 
-use super::jit::HostFeatures;
+use super::jit::{GemmElem, HostFeatures};
 use crate::ir::Activation;
 
 /// Element type of a compiled network.
@@ -66,6 +66,19 @@ impl Precision {
             Precision::F64 => "f64",
         }
     }
+}
+
+/// A Rust scalar type kernels are generated for: f32 or f64. The one bridge from a type
+/// parameter to its [`Precision`], which holds every fact about it (lanes, CLIF types, name), so
+/// generic runtime code and emitters agree by construction.
+pub trait Element: crate::lattice::Real + GemmElem {
+    const PRECISION: Precision;
+}
+impl Element for f32 {
+    const PRECISION: Precision = Precision::F32;
+}
+impl Element for f64 {
+    const PRECISION: Precision = Precision::F64;
 }
 
 /// What every emitter needs to know about the target and the element type.

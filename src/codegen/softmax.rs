@@ -45,7 +45,7 @@ pub fn emit(
         let t = Target { prec, host };
         let p: Vec<_> = (0..5).map(|i| t.arg_ptr(b, args, i)).collect();
         let vt = prec.vector();
-        for_range(b, start, end, &mut |b, v| {
+        for_range(b, start, end, |b, v| {
             let off = b.ins().imul_imm_s(v, lanes as i64);
             let at = |b: &mut FunctionBuilder, ptr, c: cranelift_codegen::ir::Value| {
                 let row = b.ins().imul_imm_s(c, run as i64);

@@ -7,7 +7,6 @@
 //! Haar-random ("hot") SU(3) field on the model's lattice, which is the hardest case for the
 //! gauge checks (every link far from the identity).
 
-use crate::codegen::classifier::{CompileOptions, JitClassifier};
 use crate::codegen::jit::{JitError, KernelRecord};
 use crate::codegen::plan::{KernelPlan, Pass, Strategy};
 use crate::codegen::simd::Precision;
@@ -17,6 +16,7 @@ use crate::inspect::verify::{self, Check, ImageMap, VerifyError, VerifyReport, t
 use crate::ir::{Graph, ValueType};
 use crate::lattice::gauge::GaugeField;
 use crate::runtime::Classifier;
+use crate::runtime::classifier::{CompileOptions, JitClassifier};
 use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 use crate::runtime::lattice_reference::ReferenceLatticeNet;
 use crate::runtime::reference;

@@ -115,11 +115,8 @@ impl SyntheticArgs {
 
     /// Run `k` over all its items (range-parallel kernels over the rayon pool).
     pub fn run(&mut self, k: &Kernel) -> Result<(), JitError> {
-        let mut args: Vec<Arg<'_>> = self
-            .bufs
-            .iter_mut()
-            .map(|(v, w)| if *w { Arg::f32_mut(v) } else { Arg::f32(v) })
-            .collect();
+        let mut args: Vec<Arg<'_>> =
+            self.bufs.iter_mut().map(|(v, w)| if *w { Arg::rw(v) } else { Arg::ro(v) }).collect();
         if k.spec().parallel {
             k.call_parallel(&mut args, 1)
         } else {

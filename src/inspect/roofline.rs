@@ -273,11 +273,11 @@ pub fn measure_fma_ceiling() -> Result<(f64, bool), JitError> {
     // 20k items ≈ 7.7 Mflop ≈ 0.1 ms at 68 GFLOP/s: long enough to hide the call, short
     // enough that the fastest of 400 calls ran without losing its time slice on a busy machine.
     let items = 20_000;
-    k.call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, items)?;
+    k.call(&mut [Arg::ro(&seed), Arg::rw(&mut out)], 0, items)?;
     let mut t = Duration::MAX;
     for _ in 0..400 {
         let t0 = Instant::now();
-        k.call(&mut [Arg::f32(&seed), Arg::f32_mut(&mut out)], 0, items)?;
+        k.call(&mut [Arg::ro(&seed), Arg::rw(&mut out)], 0, items)?;
         t = t.min(t0.elapsed());
     }
     Ok((FMA_FLOPS_PER_ITEM * items as f64 / t.as_secs_f64() / 1e9, native))

@@ -108,6 +108,18 @@ pub enum Padding {
     Same,
 }
 
+impl Padding {
+    /// Zero rows before the first element along an axis with window `window` (PyTorch "same":
+    /// an even window puts the extra row after). Emitters and the oracle both read the padding
+    /// from here, so they cannot disagree about it.
+    pub fn lo(self, window: usize) -> usize {
+        match self {
+            Padding::Valid => 0,
+            Padding::Same => (window - 1) / 2,
+        }
+    }
+}
+
 /// One step of a lattice path: direction `mu` in 0..4 (x, y, z, t) and a sign.
 ///
 /// gpt convention (models.md §1.2): a `+mu` step reads the field at `x + mu` through
@@ -120,6 +132,28 @@ pub struct Hop {
 
 /// A path as a sequence of hops, applied left to right; the empty path is the identity.
 pub type Path = Vec<Hop>;
+
+/// The inverse path: steps reversed, signs flipped, so that T_{p^-1} = T_p^dagger.
+pub fn inverse_path(path: &Path) -> Path {
+    path.iter().rev().map(|h| Hop { mu: h.mu, forward: !h.forward }).collect()
+}
+
+/// Net displacement of a path (sum of its hops), one integer per direction.
+pub fn displacement(path: &Path) -> [i64; 4] {
+    let mut d = [0i64; 4];
+    for h in path {
+        d[h.mu as usize] += if h.forward { 1 } else { -1 };
+    }
+    d
+}
+
+/// Index of the spin matrix W_{i,j,p} among the `n_out * n_in * n_paths` matrices of a PTC
+/// layer's weight tensor `[n_out, n_in, n_paths, (V,) 4, 4]` (output feature i, input feature j,
+/// path p). Local weights repeat each matrix per site right after this index (`index * V + x`).
+/// The one statement of the parameter layout that sema, emitters, runtime and oracle share.
+pub fn ptc_weight_index(n_in: usize, n_paths: usize, i: usize, j: usize, p: usize) -> usize {
+    (i * n_in + j) * n_paths + p
+}
 
 /// What a layer computes. Closed: every pass matches exhaustively.
 #[derive(Clone, Debug, PartialEq)]
@@ -213,6 +247,13 @@ impl Graph {
         &self.params[id.index()]
     }
     /// Total scalar slots of the flat parameter vector.
+    /// Feature count of a fermion value (0 for a real tensor).
+    pub fn features(&self, id: ValueId) -> usize {
+        match self.value(id) {
+            ValueType::Fermion { features, .. } => *features,
+            ValueType::Real { .. } => 0,
+        }
+    }
     pub fn param_scalars(&self) -> usize {
         self.params.iter().map(Param::scalar_len).sum()
     }

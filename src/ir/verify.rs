@@ -32,8 +32,34 @@ fn fail<T>(at: impl Into<String>, what: impl Into<String>) -> Result<T, VerifyEr
     Err(VerifyError { at: at.into(), what: what.into() })
 }
 
-/// Check every invariant listed in the module doc.
-pub fn verify(g: &Graph) -> Result<(), VerifyError> {
+/// Proof that a graph passed [`verify`]: the only way to obtain one, and what code generation
+/// requires, so no kernel is ever emitted from an unchecked graph. It borrows the graph, so the
+/// graph cannot change while the proof is held; a pass that rewrites a graph must verify its
+/// result again to get a new proof.
+#[derive(Clone, Copy, Debug)]
+pub struct Verified<'g>(&'g Graph);
+
+impl<'g> Verified<'g> {
+    /// The verified graph.
+    pub fn graph(self) -> &'g Graph {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Verified<'_> {
+    type Target = Graph;
+    fn deref(&self) -> &Graph {
+        self.0
+    }
+}
+
+/// Check every invariant listed in the module doc; on success, the proof codegen needs.
+pub fn verify(g: &Graph) -> Result<Verified<'_>, VerifyError> {
+    check(g)?;
+    Ok(Verified(g))
+}
+
+fn check(g: &Graph) -> Result<(), VerifyError> {
     if g.values.is_empty() {
         return fail("graph", "no values (values[0] must be the input)");
     }

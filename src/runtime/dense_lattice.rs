@@ -11,7 +11,7 @@
 //! products run over both cores (rayon over rows); the sizes involved (a 3072×3072 complex
 //! matrix on 4⁴) are memory bound, so plain loops the compiler vectorises suffice.
 
-use super::RuntimeError;
+use super::{FermionNet, RuntimeError};
 use crate::ir::{Graph, LayerKind, ValueType};
 use crate::lattice::Real;
 use num_complex::Complex;
@@ -303,5 +303,28 @@ mod tests {
             let want: Complex<f64> = (0..n).map(|j| w(o2, i, j) * h[j]).sum();
             assert!((want - y[i]).norm() < 1e-10 * want.norm().max(1.0));
         }
+    }
+}
+
+impl<T: Real> FermionNet<T> for DenseLatticeNet {
+    fn graph(&self) -> &Graph {
+        DenseLatticeNet::graph(self)
+    }
+    fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
+        DenseLatticeNet::forward(self, params, input, output)
+    }
+    fn forward_backward_seeded(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        DenseLatticeNet::forward_backward(self, params, input, seed, grad_params)
     }
 }

@@ -1,44 +1,63 @@
-//! Seeded parameter initialisation, matching PyTorch's defaults so that training curves are
-//! comparable with the PyTorch anchor runs: dense and convolution weights and biases uniform in
-//! ±1/sqrt(fan_in) (`nn.Linear`/`nn.Conv2d` reset_parameters); PTC spin matrices small complex
-//! Gaussian noise plus the identity on the zero-hop path of each diagonal (out == in) feature
-//! pair, so a freshly initialised PTC layer starts close to the identity map.
+//! Seeded parameter initialisation. Classifier layers match PyTorch's defaults so that training
+//! curves are comparable with the PyTorch anchor runs: dense and convolution weights and biases
+//! uniform in ±1/sqrt(fan_in) (`nn.Linear`/`nn.Conv2d` reset_parameters). Maps of fermion
+//! fields (PTC, complex dense) start as the identity plus small complex Gaussian noise, as in
+//! Lehner & Wettig's training, so a freshly initialised preconditioner is close to the identity.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::ir::{Graph, LayerKind};
+use crate::ir::{Graph, LayerKind, ptc_weight_index};
 
-/// Initial flat parameter vector of `graph` (layout and order of `Graph.params`).
+/// Initial flat parameter vector of `graph` (layout and order of `Graph.params`). The one
+/// initialiser of symc, for classifiers and fermion networks alike:
+/// - real dense and convolution layers: weights and biases uniform in ±1/sqrt(fan_in);
+/// - PTC (global or local) and complex dense layers (maps of fermion fields, trained as
+///   preconditioners): 1e-3·N(0,1) on every real and imaginary part, plus the identity on the
+///   zero-hop spin matrix (or the diagonal) of every out = in feature pair, so the untrained
+///   network is close to the identity map, as in Lehner & Wettig's training; biases zero.
 pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
     let mut p = vec![0f32; graph.param_scalars()];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    fn noise(w: &mut [f32], rng: &mut ChaCha8Rng) {
+        for v in w.iter_mut() {
+            let g: f64 = StandardNormal.sample(rng);
+            *v = (1e-3 * g) as f32;
+        }
+    }
     for layer in &graph.layers {
         let fan_in = match &layer.kind {
-            LayerKind::Dense { in_features, .. } => *in_features,
+            LayerKind::Dense { in_features, complex: false, .. } => *in_features,
             LayerKind::Conv { in_channels, window, .. } => {
                 in_channels * window.iter().product::<usize>()
             }
             LayerKind::Ptc { n_in, n_out, paths, local } => {
-                for &pid in &layer.params {
-                    let prm = graph.param(pid);
-                    let slot = &mut p[prm.offset..prm.offset + prm.scalar_len()];
-                    for v in slot.iter_mut() {
-                        let g: f64 = StandardNormal.sample(&mut rng);
-                        *v = (1e-3 * g) as f32;
-                    }
-                    // Layout [n_out, n_in, n_paths, (V,) 4, 4] complex interleaved.
-                    let sites =
-                        if *local { prm.count() / (n_out * n_in * paths.len() * 16) } else { 1 };
+                let Some(&pid) = layer.params.first() else { continue };
+                let prm = graph.param(pid);
+                let slot = &mut p[prm.offset..prm.offset + prm.scalar_len()];
+                noise(slot, &mut rng);
+                let np = paths.len();
+                let sites = if *local { prm.count() / (n_out * n_in * np * 16) } else { 1 };
+                if let Some(p0) = paths.iter().position(|q| q.is_empty()) {
                     for f in 0..(*n_out).min(*n_in) {
                         for site in 0..sites {
-                            let base = (((f * n_in + f) * paths.len()) * sites + site) * 16;
+                            let base = (ptc_weight_index(*n_in, np, f, f, p0) * sites + site) * 16;
                             for s in 0..4 {
                                 slot[2 * (base + s * 4 + s)] += 1.0;
                             }
                         }
                     }
+                }
+                continue;
+            }
+            LayerKind::Dense { in_features, out_features, complex: true, .. } => {
+                let Some(&pid) = layer.params.first() else { continue };
+                let prm = graph.param(pid);
+                let w = &mut p[prm.offset..prm.offset + prm.scalar_len()];
+                noise(w, &mut rng);
+                for i in 0..(*in_features).min(*out_features) {
+                    w[2 * (i * in_features + i)] += 1.0;
                 }
                 continue;
             }

@@ -13,15 +13,15 @@
 //! [`ReferenceLatticeNet`](super::lattice_reference::ReferenceLatticeNet) is the same API
 //! evaluated naively; the tests compare the two.
 
-use super::RuntimeError;
-use super::lattice_reference::{check_graph, features, inverse_path};
-use crate::codegen::jit::{Arg, CompiledKernels, Jit, KernelId};
-use crate::codegen::lattice_layout::{
-    FIELD_COMPONENTS, PathTables, SimdReal, SiteLayout, displacement,
-};
-use crate::codegen::plan::{KernelPlan, Pass};
-use crate::codegen::ptc::{StencilDesc, Term, define_stencil, define_weight_grad, stencil_plan};
-use crate::ir::{Graph, LayerKind, ParamId, Path};
+use super::transport::{PathTables, path_matrix};
+use super::{FermionNet, RuntimeError, check_graph};
+use crate::codegen;
+use crate::codegen::jit::{Arg, CompiledKernels, KernelId};
+use crate::codegen::lattice_layout::{FIELD_COMPONENTS, SiteLayout};
+use crate::codegen::lattice_net::{LayerKernels, StencilKernels};
+use crate::codegen::plan::KernelPlan;
+use crate::codegen::simd::Element;
+use crate::ir::{self, Graph, ParamId, inverse_path, ptc_weight_index};
 use crate::lattice::gauge::GaugeField;
 use num_complex::Complex;
 use rayon::prelude::*;
@@ -41,24 +41,19 @@ enum LayerExec<T> {
     NormGate,
 }
 
+/// A stencil layer's kernels with the tables this gauge field gives them.
 struct StencilLayer<T> {
-    fwd: KernelId,
-    bwd: KernelId,
-    wgrad: Option<KernelId>,
-    fwd_desc: StencilDesc,
+    kernels: StencilKernels,
     fwd_tab: PathTables<T>,
     bwd_tab: PathTables<T>,
+    /// The weight tensor (weighted layers only).
     param: Option<ParamId>,
-    n_in: usize,
-    n_out: usize,
-    n_paths: usize,
-    local: bool,
     /// Local weights only: `back_site[p][y]` = y - Delta_p (where the backward pass reads W).
     back_site: Vec<Vec<usize>>,
 }
 
 /// A compiled gauge network.
-pub struct LatticeNet<T: SimdReal> {
+pub struct LatticeNet<T: Element> {
     graph: Graph,
     layout: SiteLayout,
     ghosts: Vec<(usize, usize, usize)>,
@@ -69,75 +64,7 @@ pub struct LatticeNet<T: SimdReal> {
     pool: std::sync::Mutex<Vec<Vec<T>>>,
 }
 
-fn stencil_descs(
-    name: &str,
-    n_in: usize,
-    n_out: usize,
-    paths: &[Path],
-    weighted: bool,
-    local: bool,
-    layout: &SiteLayout,
-    vector: cranelift_codegen::ir::Type,
-) -> (StencilDesc, StencilDesc) {
-    let np = paths.len();
-    let identity: Vec<bool> = paths.iter().map(|p| p.is_empty()).collect();
-    let base = |name: String, n_in, n_out, groups, terms, n_weights| StencilDesc {
-        name,
-        n_in,
-        n_out,
-        identity: identity.clone(),
-        groups,
-        terms,
-        n_weights,
-        local,
-        outer_volume: layout.outer_volume,
-        ext_slots: layout.ext_slots,
-        lanes: layout.lanes,
-        vector,
-    };
-    if weighted {
-        // Forward: groups (j, p), terms (i, j, p) with weight (i*n_in + j)*P + p.
-        let groups: Vec<(usize, usize)> =
-            (0..n_in).flat_map(|j| (0..np).map(move |p| (j, p))).collect();
-        let terms = (0..n_out)
-            .flat_map(|i| {
-                (0..n_in).flat_map(move |j| {
-                    (0..np).map(move |p| Term {
-                        out: i,
-                        group: j * np + p,
-                        weight: Some((i * n_in + j) * np + p),
-                    })
-                })
-            })
-            .collect();
-        let fwd = base(format!("{name}_fwd"), n_in, n_out, groups, terms, n_out * n_in * np);
-        // Backward: groups (i, p) over the output gradient, terms (j, i, p) with weight
-        // (j*n_out + i)*P + p holding W_ijp^dagger.
-        let groups: Vec<(usize, usize)> =
-            (0..n_out).flat_map(|i| (0..np).map(move |p| (i, p))).collect();
-        let terms = (0..n_in)
-            .flat_map(|j| {
-                (0..n_out).flat_map(move |i| {
-                    (0..np).map(move |p| Term {
-                        out: j,
-                        group: i * np + p,
-                        weight: Some((j * n_out + i) * np + p),
-                    })
-                })
-            })
-            .collect();
-        let bwd = base(format!("{name}_bwd"), n_out, n_in, groups, terms, n_out * n_in * np);
-        (fwd, bwd)
-    } else {
-        let groups: Vec<(usize, usize)> = (0..np).map(|k| (k, k)).collect();
-        let terms: Vec<Term> = (0..np).map(|k| Term { out: k, group: k, weight: None }).collect();
-        let fwd = base(format!("{name}_fwd"), np, np, groups.clone(), terms.clone(), 0);
-        let bwd = base(format!("{name}_bwd"), np, np, groups, terms, 0);
-        (fwd, bwd)
-    }
-}
-
-impl<T: SimdReal> LatticeNet<T> {
+impl<T: Element> LatticeNet<T> {
     /// Compile every layer of `graph` for the gauge field `gauge` (which must match the model's
     /// lattice). Fails on non-gauge layers and on lattices without an extent divisible by the
     /// SIMD lanes (4 for f32, 2 for f64).
@@ -147,75 +74,20 @@ impl<T: SimdReal> LatticeNet<T> {
         opts: &LatticeNetOptions,
     ) -> Result<Self, RuntimeError> {
         check_graph(graph, gauge)?;
-        let mut disps = Vec::new();
-        for l in &graph.layers {
-            if let LayerKind::Ptc { paths, .. } | LayerKind::Transport { paths } = &l.kind {
-                for p in paths {
-                    let d = displacement(p);
-                    disps.push(d);
-                    disps.push(d.map(|x| -x));
-                }
-            }
-        }
-        let layout = SiteLayout::new(gauge.dims(), T::LANES, T::NAME, &disps)
-            .map_err(|e| RuntimeError::Shape(e.to_string()))?;
-        let ghosts = layout.ghost_sources();
-        let mut jit = Jit::new()?;
-        jit.keep_listings = opts.keep_listings;
-        let mut layers = Vec::new();
-        let mut plans = Vec::new();
+        let verified = ir::verify::verify(graph)?;
+        let program = codegen::lattice_net::lower(&verified, T::PRECISION, opts.keep_listings)?;
+        let layout = program.layout;
         let vol = layout.volume();
-        for l in &graph.layers {
-            let exec = match &l.kind {
-                LayerKind::Ptc { n_in, n_out, paths, local } => {
-                    let (f, b) = stencil_descs(
-                        &format!("{}_{}", l.name, T::NAME),
-                        *n_in,
-                        *n_out,
-                        paths,
-                        true,
-                        *local,
-                        &layout,
-                        T::vector_type(),
-                    );
-                    let fwd = define_stencil(&mut jit, &f)?;
-                    let bwd = define_stencil(&mut jit, &b)?;
-                    let wgrad = define_weight_grad(&mut jit, &f)?;
-                    let what = if *local {
-                        "local PTC"
-                    } else if paths.len() == 1 {
-                        "linear (zero-hop PTC)"
-                    } else {
-                        "PTC"
-                    };
-                    plans.push(stencil_plan(&l.name, &f, Pass::Forward, f.name.clone(), what));
-                    plans.push(stencil_plan(
-                        &l.name,
-                        &b,
-                        Pass::BackwardInput,
-                        b.name.clone(),
-                        &format!("{what}: inverse paths, W^dagger"),
-                    ));
-                    plans.push(stencil_plan(
-                        &l.name,
-                        &f,
-                        Pass::BackwardParams,
-                        format!("{}_wgrad", f.name),
-                        &format!("{what}: colour-traced outer products"),
-                    ));
-                    let back_site = if *local {
-                        paths
+        let mut layers = Vec::with_capacity(program.layers.len());
+        for (l, k) in graph.layers.iter().zip(program.layers) {
+            layers.push(match k {
+                LayerKernels::Stencil(s) => {
+                    let back_site = if s.local {
+                        s.paths
                             .iter()
                             .map(|p| {
                                 (0..vol)
-                                    .map(|y| {
-                                        super::super::codegen::lattice_layout::path_matrix(
-                                            gauge,
-                                            &inverse_path(p),
-                                            y,
-                                        )
-                                        .1
-                                    })
+                                    .map(|y| path_matrix(gauge, &inverse_path(p), y).1)
                                     .collect()
                             })
                             .collect()
@@ -223,107 +95,24 @@ impl<T: SimdReal> LatticeNet<T> {
                         Vec::new()
                     };
                     LayerExec::Stencil(Box::new(StencilLayer {
-                        fwd,
-                        bwd,
-                        wgrad: Some(wgrad),
-                        fwd_tab: PathTables::new(gauge, &layout, paths, false),
-                        bwd_tab: PathTables::new(gauge, &layout, paths, true),
-                        fwd_desc: f,
-                        param: l.params.first().copied(),
-                        n_in: *n_in,
-                        n_out: *n_out,
-                        n_paths: paths.len(),
-                        local: *local,
+                        fwd_tab: PathTables::new(gauge, &layout, &s.paths, false)?,
+                        bwd_tab: PathTables::new(gauge, &layout, &s.paths, true)?,
+                        param: if s.wgrad.is_some() { l.params.first().copied() } else { None },
                         back_site,
+                        kernels: *s,
                     }))
                 }
-                LayerKind::Transport { paths } => {
-                    let (f, b) = stencil_descs(
-                        &format!("{}_{}", l.name, T::NAME),
-                        paths.len(),
-                        paths.len(),
-                        paths,
-                        false,
-                        false,
-                        &layout,
-                        T::vector_type(),
-                    );
-                    let fwd = define_stencil(&mut jit, &f)?;
-                    let bwd = define_stencil(&mut jit, &b)?;
-                    plans.push(stencil_plan(
-                        &l.name,
-                        &f,
-                        Pass::Forward,
-                        f.name.clone(),
-                        "parallel transport",
-                    ));
-                    plans.push(stencil_plan(
-                        &l.name,
-                        &b,
-                        Pass::BackwardInput,
-                        b.name.clone(),
-                        "parallel transport along inverse paths",
-                    ));
-                    LayerExec::Stencil(Box::new(StencilLayer {
-                        fwd,
-                        bwd,
-                        wgrad: None,
-                        fwd_tab: PathTables::new(gauge, &layout, paths, false),
-                        bwd_tab: PathTables::new(gauge, &layout, paths, true),
-                        fwd_desc: f,
-                        param: None,
-                        n_in: paths.len(),
-                        n_out: paths.len(),
-                        n_paths: paths.len(),
-                        local: false,
-                        back_site: Vec::new(),
-                    }))
-                }
-                LayerKind::Add => {
-                    let n = features(graph, l.output);
-                    let name = format!("{}_{}_add", l.name, T::NAME);
-                    let k = crate::codegen::ptc::define_add(
-                        &mut jit,
-                        &name,
-                        n * layout.ext_slots,
-                        layout.lanes,
-                        T::vector_type(),
-                    )?;
-                    let sz = std::mem::size_of::<T>() as f64;
-                    let len = (n * layout.field_len()) as f64;
-                    plans.push(KernelPlan {
-                        layer: l.name.clone(),
-                        pass: Pass::Forward,
-                        strategy: crate::codegen::plan::Strategy::Jit,
-                        reason: "residual connection (the backward pass passes the gradient to both inputs)".into(),
-                        loops: vec![format!("for slot in 0..{} (rayon): 24 vector adds", n * layout.ext_slots)],
-                        layout: format!("AoSoA-{} over sites incl. ghost slabs", layout.lanes),
-                        fused: vec![],
-                        flops: (n * layout.volume() * 24) as f64,
-                        bytes: 3.0 * len * sz,
-                        kernels: vec![name],
-                        compile_time: Default::default(),
-                    });
-                    LayerExec::Add(k)
-                }
-                LayerKind::NormGate => LayerExec::NormGate,
-                _ => unreachable!("rejected by check_graph"),
-            };
-            layers.push(exec);
-        }
-        let kernels = jit.finish()?;
-        for p in plans.iter_mut() {
-            if let Some(r) = kernels.records.iter().find(|r| p.kernels.contains(&r.name)) {
-                p.compile_time = r.compile_time;
-            }
+                LayerKernels::Add(k) => LayerExec::Add(k),
+                LayerKernels::NormGate => LayerExec::NormGate,
+            });
         }
         Ok(LatticeNet {
             graph: graph.clone(),
+            ghosts: layout.ghost_sources(),
             layout,
-            ghosts,
-            kernels,
+            kernels: program.kernels,
             layers,
-            plans,
+            plans: program.plans,
             pool: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -406,22 +195,23 @@ impl<T: SimdReal> LatticeNet<T> {
         let l = self.layout.lanes;
         let vo = self.layout.outer_volume;
         let vol = self.layout.volume();
-        let np = s.n_paths;
-        let nw = s.n_in * s.n_out * np;
+        let s_k = &s.kernels;
+        let (n_in, n_out, np) = (s_k.n_in, s_k.n_out, s_k.paths.len());
+        let nw = n_in * n_out * np;
         let per = 32 * l;
-        let mut buf = vec![T::zero(); nw * per * if s.local { vo } else { 1 }];
-        for i in 0..s.n_out {
-            for j in 0..s.n_in {
+        let mut buf = vec![T::zero(); nw * per * if s_k.local { vo } else { 1 }];
+        for i in 0..n_out {
+            for j in 0..n_in {
                 for p in 0..np {
-                    let wf = (i * s.n_in + j) * np + p;
-                    let wb = if backward { (j * s.n_out + i) * np + p } else { wf };
+                    let wf = ptc_weight_index(n_in, np, i, j, p);
+                    let wb = if backward { ptc_weight_index(n_out, np, j, i, p) } else { wf };
                     for a in 0..4 {
                         for b in 0..4 {
                             // Backward entry [a][b] is conj(W[b][a]).
                             let (ra, rb) = if backward { (b, a) } else { (a, b) };
                             let sign = if backward { -T::one() } else { T::one() };
                             let dst_ab = a * 4 + b;
-                            if s.local {
+                            if s_k.local {
                                 for o in 0..vo {
                                     for k in 0..l {
                                         let y = self.layout.site(o, k);
@@ -461,11 +251,11 @@ impl<T: SimdReal> LatticeNet<T> {
         let k = self.kernels.kernel(id);
         k.call_parallel(
             &mut [
-                T::arg(input),
-                T::arg_mut(&mut out),
-                T::arg(&tab.matrices),
-                Arg::i32(&tab.neighbours),
-                T::arg(weights),
+                Arg::ro(input),
+                Arg::rw(&mut out),
+                Arg::ro(&tab.matrices),
+                Arg::ro(&tab.neighbours),
+                Arg::ro(weights),
             ],
             16,
         )?;
@@ -492,7 +282,7 @@ impl<T: SimdReal> LatticeNet<T> {
         len: usize,
         v: crate::ir::ValueId,
     ) -> Result<(), RuntimeError> {
-        let want = features(&self.graph, v) * self.layout.volume() * 12;
+        let want = self.graph.features(v) * self.layout.volume() * 12;
         if len != want {
             return Err(RuntimeError::Shape(format!(
                 "{what}: expected {want} complex numbers, got {len}"
@@ -521,14 +311,14 @@ impl<T: SimdReal> LatticeNet<T> {
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), false);
                     // The network's output is read by no stencil: its ghosts stay unfilled.
                     let ghosts = l.output != self.graph.output;
-                    self.run_stencil(s.fwd, &s.fwd_tab, x, s.n_out, &w, ghosts)?
+                    self.run_stencil(s.kernels.fwd, &s.fwd_tab, x, s.kernels.n_out, &w, ghosts)?
                 }
                 LayerExec::Add(k) => {
                     let b = get(l.inputs[1].index());
-                    let mut out = self.field_buffer(features(&self.graph, l.output));
+                    let mut out = self.field_buffer(self.graph.features(l.output));
                     self.kernels
                         .kernel(*k)
-                        .call_parallel(&mut [T::arg(x), T::arg(b), T::arg_mut(&mut out)], 64)?;
+                        .call_parallel(&mut [Arg::ro(x), Arg::ro(b), Arg::rw(&mut out)], 64)?;
                     out
                 }
                 LayerExec::NormGate => norm_gate_aosoa(x, self.layout.lanes, false, None),
@@ -551,10 +341,8 @@ impl<T: SimdReal> LatticeNet<T> {
         self.check_params(params.len())?;
         let len = self.layout.field_len();
         let main = self.layout.outer_volume * FIELD_COMPONENTS * self.layout.lanes;
-        let (fin, fout) = (
-            features(&self.graph, crate::ir::ValueId(0)),
-            features(&self.graph, self.graph.output),
-        );
+        let (fin, fout) =
+            (self.graph.features(crate::ir::ValueId(0)), self.graph.features(self.graph.output));
         if fin != 1 || fout != 1 || input.len() < len || output.len() < main {
             return Err(RuntimeError::Shape(format!(
                 "forward_aosoa: model `{}` maps {fin} -> {fout} features; buffers of {} and {} \
@@ -630,7 +418,7 @@ impl<T: SimdReal> LatticeNet<T> {
         if let Some(g) = &grad_input {
             self.check_field("grad_input", g.len(), crate::ir::ValueId(0))?;
         }
-        let out_len = features(&self.graph, self.graph.output) * self.layout.volume() * 12;
+        let out_len = self.graph.features(self.graph.output) * self.layout.volume() * 12;
         let vals = self.run_forward(params, input)?;
         let mut out = vec![Complex::new(T::zero(), T::zero()); out_len];
         self.layout.from_aosoa(&vals[self.graph.output.index()], &mut out);
@@ -644,7 +432,7 @@ impl<T: SimdReal> LatticeNet<T> {
         grads[self.graph.output.index()] = Some(self.import(&gout));
         grad_params.iter_mut().for_each(|g| *g = T::zero());
         /// Accumulate `g` into the gradient of value `v`; returns `g` when it was only added.
-        fn add_grad<T: SimdReal>(
+        fn add_grad<T: Element>(
             grads: &mut [Option<Vec<T>>],
             v: usize,
             g: Vec<T>,
@@ -668,7 +456,7 @@ impl<T: SimdReal> LatticeNet<T> {
             let x = &vals[l.inputs[0].index()];
             match exec {
                 LayerExec::Stencil(s) => {
-                    if let (Some(wk), Some(pid)) = (s.wgrad, s.param) {
+                    if let (Some(wk), Some(pid)) = (s.kernels.wgrad, s.param) {
                         self.weight_grad(s, wk, x, &gout, pid, grad_params)?;
                     }
                     // The network input's gradient is only computed when asked for: training
@@ -679,7 +467,14 @@ impl<T: SimdReal> LatticeNet<T> {
                         continue;
                     }
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), true);
-                    let gi = self.run_stencil(s.bwd, &s.bwd_tab, &gout, s.n_in, &w, true)?;
+                    let gi = self.run_stencil(
+                        s.kernels.bwd,
+                        &s.bwd_tab,
+                        &gout,
+                        s.kernels.n_in,
+                        &w,
+                        true,
+                    )?;
                     self.recycle(gout);
                     if let Some(spent) = add_grad(&mut grads, l.inputs[0].index(), gi) {
                         self.recycle(spent);
@@ -714,17 +509,17 @@ impl<T: SimdReal> LatticeNet<T> {
         pid: ParamId,
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
-        let d = &s.fwd_desc;
+        let d = &s.kernels.fwd_desc;
         let sz = std::mem::size_of::<T>();
         let mut part = self.zeroed(d.grad_bytes() / sz);
         let k = self.kernels.kernel(kernel);
         k.call_parallel(
             &mut [
-                T::arg(x),
-                T::arg(left),
-                T::arg(&s.fwd_tab.matrices),
-                Arg::i32(&s.fwd_tab.neighbours),
-                T::arg_mut(&mut part),
+                Arg::ro(x),
+                Arg::ro(left),
+                Arg::ro(&s.fwd_tab.matrices),
+                Arg::ro(&s.fwd_tab.neighbours),
+                Arg::rw(&mut part),
             ],
             1,
         )?;
@@ -732,7 +527,7 @@ impl<T: SimdReal> LatticeNet<T> {
         let g = &mut grad_params[p.offset..p.offset + p.scalar_len()];
         let l = self.layout.lanes;
         let nw = d.n_weights;
-        if s.local {
+        if s.kernels.local {
             let vo = self.layout.outer_volume;
             let vol = self.layout.volume();
             for w in 0..nw {
@@ -768,9 +563,50 @@ impl<T: SimdReal> LatticeNet<T> {
     }
 }
 
+impl<T: Element> FermionNet<T> for LatticeNet<T> {
+    fn graph(&self) -> &Graph {
+        LatticeNet::graph(self)
+    }
+    fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
+        LatticeNet::forward(self, params, input, output)
+    }
+    fn forward_backward_seeded(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        LatticeNet::forward_backward(self, params, input, None, seed, None, grad_params)
+    }
+    fn forward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        output: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        if !self.layout().same_sites(layout) {
+            return Err(RuntimeError::Shape(format!(
+                "network `{}` lays out its sites differently from the solver's vectors",
+                self.graph().name
+            )));
+        }
+        self.forward_aosoa(params, input, output)
+    }
+    fn native_buffer_len(&self) -> usize {
+        self.layout().field_len()
+    }
+}
+
 /// Norm gate on AoSoA buffers (ghost slots included, so ghosts stay consistent): forward
 /// psi sigmoid(n) or, with `grad`, the input gradient g sigmoid(n) + 2 sigmoid'(n) Re<psi,g> psi.
-fn norm_gate_aosoa<T: SimdReal>(
+fn norm_gate_aosoa<T: Element>(
     x: &[T],
     lanes: usize,
     backward: bool,

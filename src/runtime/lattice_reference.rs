@@ -14,13 +14,13 @@
 //! `grad W = sum_x tr_colour[grad_out(x) chi(x)^dagger]` and `grad chi = W^dagger grad_out`,
 //! with no factor 2 anywhere, so an optimiser on (Re W, Im W) sees the true gradient.
 
-use crate::ir::{Graph, LayerKind, Path, ValueType};
+use crate::ir::{Graph, LayerKind, Path, inverse_path, ptc_weight_index};
 use crate::lattice::Real;
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::su3::Su3;
 use num_complex::Complex;
 
-use super::RuntimeError;
+use super::{RuntimeError, check_graph};
 
 fn zero<T: Real>() -> Complex<T> {
     Complex::new(T::zero(), T::zero())
@@ -61,11 +61,6 @@ pub fn transport<T: Real>(gauge: &GaugeField, path: &Path, psi: &[Complex<T>]) -
         f = hop_field(gauge, h.mu as usize, h.forward, &f);
     }
     f
-}
-
-/// The inverse path: steps reversed, signs flipped (T_{p^-1} = T_p^dagger).
-pub fn inverse_path(path: &Path) -> Path {
-    path.iter().rev().map(|h| crate::ir::Hop { mu: h.mu, forward: !h.forward }).collect()
 }
 
 /// Apply a complex 4x4 spin matrix (row-major, 16 entries) to every site of a field.
@@ -114,7 +109,7 @@ impl PtcShape<'_> {
         a: usize,
         b: usize,
     ) -> usize {
-        let ijp = (i * self.n_in + j) * self.paths.len() + p;
+        let ijp = ptc_weight_index(self.n_in, self.paths.len(), i, j, p);
         let site = if self.local { ijp * vol + x } else { ijp };
         2 * (site * 16 + a * 4 + b)
     }
@@ -289,58 +284,6 @@ pub struct ReferenceLatticeNet {
     gauge: GaugeField,
 }
 
-/// Checks that a graph only uses layers the lattice runtimes support and that its lattice
-/// matches the gauge field; shared by the reference and the JIT network.
-pub(crate) fn check_graph(graph: &Graph, gauge: &GaugeField) -> Result<(), RuntimeError> {
-    let lat = graph.lattice.ok_or_else(|| {
-        RuntimeError::Shape(format!("model `{}` declares no lattice", graph.name))
-    })?;
-    if lat.dims != gauge.dims() {
-        return Err(RuntimeError::Shape(format!(
-            "model `{}` is declared on a {:?} lattice but the gauge field is {:?}",
-            graph.name,
-            lat.dims,
-            gauge.dims()
-        )));
-    }
-    for v in &graph.values {
-        if !matches!(v, ValueType::Fermion { .. }) {
-            return Err(RuntimeError::Shape(format!(
-                "model `{}` has a non-fermion value; lattice networks take fermion fields only",
-                graph.name
-            )));
-        }
-    }
-    for l in &graph.layers {
-        match &l.kind {
-            LayerKind::Ptc { paths, .. } | LayerKind::Transport { paths } => {
-                if paths.iter().any(|p| p.iter().any(|h| h.mu > 3)) {
-                    return Err(RuntimeError::Shape(format!(
-                        "layer `{}`: path direction out of range",
-                        l.name
-                    )));
-                }
-            }
-            LayerKind::Add | LayerKind::NormGate => {}
-            other => {
-                return Err(RuntimeError::Shape(format!(
-                    "layer `{}` ({other:?}) is not a gauge layer",
-                    l.name
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Feature count of a value.
-pub(crate) fn features(graph: &Graph, v: crate::ir::ValueId) -> usize {
-    match graph.value(v) {
-        ValueType::Fermion { features, .. } => *features,
-        ValueType::Real { .. } => 0,
-    }
-}
-
 impl ReferenceLatticeNet {
     pub fn new(graph: &Graph, gauge: &GaugeField) -> Result<Self, RuntimeError> {
         check_graph(graph, gauge)?;
@@ -391,8 +334,8 @@ impl ReferenceLatticeNet {
         out_v: crate::ir::ValueId,
     ) -> Result<(), RuntimeError> {
         let vol = self.gauge.geom.volume() * 12;
-        let want_in = features(&self.graph, crate::ir::ValueId(0)) * vol;
-        let want_out = features(&self.graph, out_v) * vol;
+        let want_in = self.graph.features(crate::ir::ValueId(0)) * vol;
+        let want_out = self.graph.features(out_v) * vol;
         if input != want_in || output != want_out {
             return Err(RuntimeError::Shape(format!(
                 "expected input of {want_in} and output of {want_out} complex numbers, got {input} and {output}"

@@ -1,7 +1,17 @@
-//! Runtime: executing a compiled network on buffers, and the plain-Rust reference evaluator
-//! (the oracle every JIT kernel is tested against).
+//! Runtime: the executors. Code generation (`codegen`) turns a verified IR into kernels; this
+//! module runs them — buffers, threads, data layouts, the tables a gauge field gives the kernels
+//! — behind small traits the rest of symc uses: [`Classifier`] for image classifiers,
+//! [`FermionNet`] for networks on fermion fields, and the solver traits of `solve` for the Dirac
+//! operator and trained preconditioners. The plain-Rust reference evaluators (`reference.rs`,
+//! `lattice_reference.rs`), the oracles every kernel is tested against, implement the same
+//! traits and share no code with codegen.
 
-use crate::ir::Graph;
+use crate::codegen::lattice_layout::SiteLayout;
+use crate::codegen::simd::Element;
+use crate::ir::{Graph, LayerKind, ValueType};
+use crate::lattice::Real;
+use crate::lattice::gauge::GaugeField;
+use num_complex::Complex;
 
 /// Errors while running a network (wrong buffer sizes, kernel call failures).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -12,6 +22,10 @@ pub enum RuntimeError {
     #[error(transparent)]
     #[diagnostic(code(symc::runtime::jit))]
     Jit(#[from] crate::codegen::jit::JitError),
+    /// A graph that fails the IR verifier reached an executor: a bug in whatever built it.
+    #[error("internal compiler error: {0}")]
+    #[diagnostic(code(symc::runtime::verify))]
+    Verify(#[from] crate::ir::verify::VerifyError),
 }
 
 /// Loss and accuracy of one batch.
@@ -42,9 +56,121 @@ pub trait Classifier: Send + Sync {
     -> Result<(), RuntimeError>;
 }
 
+/// What the trainer and the preconditioner wrapper need from a network on fermion fields: the
+/// gauge-equivariant JIT network ([`lattice_net::LatticeNet`]) and the unconstrained complex dense chain
+/// ([`dense_lattice::DenseLatticeNet`]) both provide it.
+pub trait FermionNet<T: Real>: Send + Sync {
+    fn graph(&self) -> &Graph;
+    /// output = M input (reference layout).
+    fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError>;
+    /// Forward pass, `seed(output, grad_output)`, then the weight gradients (overwritten) with
+    /// respect to the (re, im) pairs.
+    fn forward_backward_seeded(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError>;
+    /// output = M input on one-feature buffers in the JIT layout `layout` (main part; the tail
+    /// is scratch). The default converts through the reference layout; the JIT network
+    /// overrides it to run on the buffers directly.
+    fn forward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        output: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let n = layout.volume() * 12;
+        let zero = Complex::new(T::zero(), T::zero());
+        let mut a = vec![zero; n];
+        let mut b = vec![zero; n];
+        layout.from_aosoa(input, &mut a);
+        self.forward(params, &a, &mut b)?;
+        layout.to_aosoa(&b, output);
+        Ok(())
+    }
+    /// Scalars a buffer needs for [`FermionNet::forward_native`] beyond `layout`'s own.
+    fn native_buffer_len(&self) -> usize {
+        0
+    }
+}
+
+/// Compiles `graph` for `gauge`: networks made only of complex dense layers (no symmetry) run
+/// on [`dense_lattice::DenseLatticeNet`], everything else on the gauge-equivariant [`lattice_net::LatticeNet`].
+pub fn compile_fermion_net<T: Element>(
+    graph: &Graph,
+    gauge: &GaugeField,
+) -> Result<Box<dyn FermionNet<T>>, RuntimeError> {
+    let dense = !graph.layers.is_empty()
+        && graph.layers.iter().all(|l| matches!(l.kind, LayerKind::Dense { complex: true, .. }));
+    if dense {
+        Ok(Box::new(dense_lattice::DenseLatticeNet::compile(graph)?))
+    } else {
+        Ok(Box::new(lattice_net::LatticeNet::<T>::compile(
+            graph,
+            gauge,
+            &lattice_net::LatticeNetOptions::default(),
+        )?))
+    }
+}
+
+/// Checks that a graph only uses layers the lattice runtimes support and that its lattice
+/// matches the gauge field; shared by the reference and the JIT network.
+pub fn check_graph(graph: &Graph, gauge: &GaugeField) -> Result<(), RuntimeError> {
+    let lat = graph.lattice.ok_or_else(|| {
+        RuntimeError::Shape(format!("model `{}` declares no lattice", graph.name))
+    })?;
+    if lat.dims != gauge.dims() {
+        return Err(RuntimeError::Shape(format!(
+            "model `{}` is declared on a {:?} lattice but the gauge field is {:?}",
+            graph.name,
+            lat.dims,
+            gauge.dims()
+        )));
+    }
+    for v in &graph.values {
+        if !matches!(v, ValueType::Fermion { .. }) {
+            return Err(RuntimeError::Shape(format!(
+                "model `{}` has a non-fermion value; lattice networks take fermion fields only",
+                graph.name
+            )));
+        }
+    }
+    for l in &graph.layers {
+        match &l.kind {
+            LayerKind::Ptc { paths, .. } | LayerKind::Transport { paths } => {
+                if paths.iter().any(|p| p.iter().any(|h| h.mu > 3)) {
+                    return Err(RuntimeError::Shape(format!(
+                        "layer `{}`: path direction out of range",
+                        l.name
+                    )));
+                }
+            }
+            LayerKind::Add | LayerKind::NormGate => {}
+            other => {
+                return Err(RuntimeError::Shape(format!(
+                    "layer `{}` ({other:?}) is not a gauge layer",
+                    l.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub mod classifier;
 pub mod dense_lattice;
+pub mod dirac;
 pub mod init;
 pub mod lattice_net;
 pub mod lattice_reference;
-pub mod native;
+pub mod preconditioner;
 pub mod reference;
+pub mod transport;

@@ -11,7 +11,7 @@
 use num_traits::Float;
 
 use super::{BatchStats, Classifier, RuntimeError};
-use crate::ir::{Activation, Graph, LayerKind, Padding, ValueType};
+use crate::ir::{Activation, Graph, LayerKind, ValueType};
 
 fn unsupported(kind: &LayerKind, layer: &str) -> RuntimeError {
     RuntimeError::Shape(format!(
@@ -28,14 +28,6 @@ fn real_len(graph: &Graph, v: crate::ir::ValueId) -> Result<usize, RuntimeError>
 
 fn c<T: Float>(x: f64) -> T {
     T::from(x).unwrap_or_else(T::nan)
-}
-
-/// Low padding of a convolution along one axis (PyTorch "same": the extra row goes after).
-pub fn pad_lo(padding: Padding, window: usize) -> usize {
-    match padding {
-        Padding::Valid => 0,
-        Padding::Same => (window - 1) / 2,
-    }
 }
 
 /// Every multi-index of `shape`, row-major (last index fastest).
@@ -152,7 +144,7 @@ pub fn forward<T: Float>(
                 out_spatial,
             } => {
                 let w = graph.param(layer.params[0]).offset;
-                let pad: Vec<usize> = window.iter().map(|&k| pad_lo(*padding, k)).collect();
+                let pad: Vec<usize> = window.iter().map(|&k| padding.lo(k)).collect();
                 let wsize: usize = window.iter().product();
                 let isz: usize = in_spatial.iter().product();
                 let osz: usize = out_spatial.iter().product();
@@ -261,7 +253,7 @@ pub fn backward<T: Float>(
                 out_spatial,
             } => {
                 let w = graph.param(layer.params[0]).offset;
-                let pad: Vec<usize> = window.iter().map(|&k| pad_lo(*padding, k)).collect();
+                let pad: Vec<usize> = window.iter().map(|&k| padding.lo(k)).collect();
                 let wsize: usize = window.iter().product();
                 let isz: usize = in_spatial.iter().product();
                 let osz: usize = out_spatial.iter().product();

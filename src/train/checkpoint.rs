@@ -7,7 +7,6 @@
 //! a resumed run needs (epoch, step counters, the shuffling RNG position, the history) goes
 //! into the `__metadata__` string map. Files are written atomically.
 
-use crate::codegen::jit::bytes_of;
 use crate::ir::Graph;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -131,14 +130,15 @@ pub fn save(
         let slice = &params[p.offset..p.offset + p.scalar_len()];
         views.push((
             param_key(graph, i),
-            TensorView::new(Dtype::F32, param_shape(graph, i), bytes_of(slice))
+            TensorView::new(Dtype::F32, param_shape(graph, i), bytemuck::cast_slice(slice))
                 .map_err(format_err)?,
         ));
     }
     for (name, buf) in optimizer {
         views.push((
             format!("optimizer.{name}"),
-            TensorView::new(Dtype::F32, vec![buf.len()], bytes_of(buf)).map_err(format_err)?,
+            TensorView::new(Dtype::F32, vec![buf.len()], bytemuck::cast_slice(buf))
+                .map_err(format_err)?,
         ));
     }
     let mut info: HashMap<String, String> = meta.clone().into_iter().collect();

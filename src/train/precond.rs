@@ -16,24 +16,21 @@
 //! [`load_run`] rebuilds the trained network from such a folder for any other gauge field or
 //! volume (`symc solve --precond RUN_DIR`).
 
-use crate::codegen::dirac::{DiracOptions, JitWilsonClover};
-use crate::codegen::lattice_layout::{SimdReal, SiteLayout};
 use crate::ir::{
     EvalSpec, GaugeSource, Graph, LayerKind, LossSpec, OperatorSpec, Schedule, TrainLength,
     TrainSpec, ValueType,
 };
 use crate::lattice::Real;
-use crate::lattice::fermion::{self, FermionField, cast_into, cast_slice};
+use crate::lattice::fermion::{self, FermionField, cast_slice};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::heatbath::{self, HeatbathError};
 use crate::lattice::io::{GaugeIoError, read_gauge};
 use crate::lattice::wilson::DiracParams;
-use crate::runtime::RuntimeError;
-use crate::runtime::dense_lattice::DenseLatticeNet;
-use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
-use crate::solve::{
-    self, LinearOperator, NativePreconditioner, Preconditioner, SolveParams, SolveReport,
-};
+use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
+use crate::runtime::init::init_params;
+use crate::runtime::preconditioner::NetPreconditioner;
+use crate::runtime::{FermionNet, RuntimeError, compile_fermion_net};
+use crate::solve::{self, LinearOperator, SolveParams, SolveReport};
 use crate::train::checkpoint::{self, CheckpointError};
 use crate::train::optim::{self, Optimizer};
 use crate::train::plot::{self, Curve};
@@ -41,7 +38,7 @@ use crate::train::runlog::EpochRow;
 use num_complex::{Complex, Complex64};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -302,61 +299,6 @@ pub fn training_gauge(
     }
 }
 
-/// Initial weights: 1e-3·N(0,1) on the real and imaginary part of every weight, plus the
-/// identity on the zero-hop spin matrix of every (out = in) feature pair, so that the untrained
-/// network is close to a (scaled) identity map, as in Lehner & Wettig's training.
-/// Complex dense layers get the identity on their diagonal; biases start at zero.
-pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_1a77_1ce5_u64);
-    let mut p = vec![0.0f32; graph.param_scalars()];
-    for l in &graph.layers {
-        match &l.kind {
-            LayerKind::Ptc { n_in, n_out, paths, local } => {
-                let Some(&pid) = l.params.first() else {
-                    continue;
-                };
-                let prm = graph.param(pid);
-                let w = &mut p[prm.offset..prm.offset + prm.scalar_len()];
-                for x in w.iter_mut() {
-                    let z: f64 = StandardNormal.sample(&mut rng);
-                    *x = (1e-3 * z) as f32;
-                }
-                let vol = if *local { graph.lattice.as_ref().map_or(1, |l| l.volume()) } else { 1 };
-                let np = paths.len();
-                let id = paths.iter().position(|q| q.is_empty());
-                if let Some(p0) = id {
-                    for i in 0..(*n_in).min(*n_out) {
-                        for x in 0..vol {
-                            let ijp = (i * n_in + i) * np + p0;
-                            let site = ijp * vol + x;
-                            for a in 0..4 {
-                                w[2 * (site * 16 + a * 4 + a)] += 1.0;
-                            }
-                        }
-                    }
-                }
-            }
-            LayerKind::Dense { in_features, out_features, complex, .. } => {
-                let Some(&pid) = l.params.first() else {
-                    continue;
-                };
-                let prm = graph.param(pid);
-                let c = if *complex { 2 } else { 1 };
-                let w = &mut p[prm.offset..prm.offset + prm.scalar_len()];
-                for x in w.iter_mut() {
-                    let z: f64 = StandardNormal.sample(&mut rng);
-                    *x = (1e-3 * z) as f32;
-                }
-                for i in 0..(*in_features).min(*out_features) {
-                    w[c * (i * in_features + i)] += 1.0;
-                }
-            }
-            _ => {}
-        }
-    }
-    p
-}
-
 fn zero<T: Real>() -> Complex<T> {
     Complex::new(T::zero(), T::zero())
 }
@@ -407,130 +349,6 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
     }
 }
 
-/// What the trainer and the preconditioner wrapper need from a network on fermion fields: the
-/// gauge-equivariant JIT network ([`LatticeNet`]) and the unconstrained complex dense chain
-/// ([`DenseLatticeNet`]) both provide it.
-pub trait FermionNet<T: Real>: Send + Sync {
-    fn graph(&self) -> &Graph;
-    /// output = M input (reference layout).
-    fn forward(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        output: &mut [Complex<T>],
-    ) -> Result<(), RuntimeError>;
-    /// Forward pass, `seed(output, grad_output)`, then the weight gradients (overwritten) with
-    /// respect to the (re, im) pairs.
-    fn forward_backward_seeded(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError>;
-    /// output = M input on one-feature buffers in the JIT layout `layout` (main part; the tail
-    /// is scratch). The default converts through the reference layout; the JIT network
-    /// overrides it to run on the buffers directly.
-    fn forward_native(
-        &self,
-        params: &[T],
-        layout: &SiteLayout,
-        input: &mut [T],
-        output: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        let n = layout.volume() * 12;
-        let mut a = vec![zero::<T>(); n];
-        let mut b = vec![zero::<T>(); n];
-        layout.from_aosoa(input, &mut a);
-        self.forward(params, &a, &mut b)?;
-        layout.to_aosoa(&b, output);
-        Ok(())
-    }
-    /// Scalars a buffer needs for [`FermionNet::forward_native`] beyond `layout`'s own.
-    fn native_buffer_len(&self) -> usize {
-        0
-    }
-}
-
-impl<T: SimdReal> FermionNet<T> for LatticeNet<T> {
-    fn graph(&self) -> &Graph {
-        LatticeNet::graph(self)
-    }
-    fn forward(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        output: &mut [Complex<T>],
-    ) -> Result<(), RuntimeError> {
-        LatticeNet::forward(self, params, input, output)
-    }
-    fn forward_backward_seeded(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        LatticeNet::forward_backward(self, params, input, None, seed, None, grad_params)
-    }
-    fn forward_native(
-        &self,
-        params: &[T],
-        layout: &SiteLayout,
-        input: &mut [T],
-        output: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        if !self.layout().same_sites(layout) {
-            return Err(RuntimeError::Shape(format!(
-                "network `{}` lays out its sites differently from the solver's vectors",
-                self.graph().name
-            )));
-        }
-        self.forward_aosoa(params, input, output)
-    }
-    fn native_buffer_len(&self) -> usize {
-        self.layout().field_len()
-    }
-}
-
-impl<T: Real> FermionNet<T> for DenseLatticeNet {
-    fn graph(&self) -> &Graph {
-        DenseLatticeNet::graph(self)
-    }
-    fn forward(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        output: &mut [Complex<T>],
-    ) -> Result<(), RuntimeError> {
-        DenseLatticeNet::forward(self, params, input, output)
-    }
-    fn forward_backward_seeded(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        DenseLatticeNet::forward_backward(self, params, input, seed, grad_params)
-    }
-}
-
-/// Compiles `graph` for `gauge`: networks made only of complex dense layers (no symmetry) run
-/// on [`DenseLatticeNet`], everything else on the gauge-equivariant [`LatticeNet`].
-pub fn compile_net<T: SimdReal>(
-    graph: &Graph,
-    gauge: &GaugeField,
-) -> Result<Box<dyn FermionNet<T>>, RuntimeError> {
-    let dense = !graph.layers.is_empty()
-        && graph.layers.iter().all(|l| matches!(l.kind, LayerKind::Dense { complex: true, .. }));
-    if dense {
-        Ok(Box::new(DenseLatticeNet::compile(graph)?))
-    } else {
-        Ok(Box::new(LatticeNet::<T>::compile(graph, gauge, &LatticeNetOptions::default())?))
-    }
-}
-
 /// The loss ‖M input − target‖² (accumulated in f64).
 pub fn pair_loss<T: Real, N: FermionNet<T> + ?Sized>(
     net: &N,
@@ -574,87 +392,6 @@ pub fn pair_loss_grad<T: Real, N: FermionNet<T> + ?Sized>(
         grad,
     )?;
     Ok(loss)
-}
-
-/// A trained f32 network as the right preconditioner of an f64 solver: the input is rounded
-/// to f32, the network applied, the output widened. The network is linear (PTC layers have no
-/// bias), so no scaling is needed. It owns the network so that it can be boxed
-/// (`symc solve --precond`).
-pub struct NetPreconditioner {
-    net: Box<dyn FermionNet<f32>>,
-    params: Vec<f32>,
-    inp: Vec<Complex<f32>>,
-    out: Vec<Complex<f32>>,
-    /// Applications so far.
-    pub applications: usize,
-    /// Set when a network call failed (then the output was NaN and the solve fails visibly).
-    pub error: Option<String>,
-}
-
-impl NetPreconditioner {
-    /// Wraps `net` with `params`; checks the shapes once with a trial application.
-    pub fn new(net: Box<dyn FermionNet<f32>>, params: Vec<f32>) -> Result<Self, RuntimeError> {
-        let n = net.graph().lattice.as_ref().map_or(0, |l| l.volume() * 12);
-        let mut p = NetPreconditioner {
-            net,
-            params,
-            inp: vec![zero(); n],
-            out: vec![zero(); n],
-            applications: 0,
-            error: None,
-        };
-        p.net.forward(&p.params, &p.inp, &mut p.out)?;
-        Ok(p)
-    }
-
-    /// The wrapped network.
-    pub fn net(&self) -> &dyn FermionNet<f32> {
-        self.net.as_ref()
-    }
-
-    /// The weights.
-    pub fn params(&self) -> &[f32] {
-        &self.params
-    }
-}
-
-impl Preconditioner<f64> for NetPreconditioner {
-    fn apply(&mut self, out: &mut [Complex64], inp: &[Complex64]) {
-        self.applications += 1;
-        cast_into(&mut self.inp, inp);
-        match self.net.forward(&self.params, &self.inp, &mut self.out) {
-            Ok(()) => cast_into(out, &self.out),
-            Err(e) => {
-                self.error = Some(e.to_string());
-                out.iter_mut().for_each(|o| *o = Complex64::new(f64::NAN, f64::NAN));
-            }
-        }
-    }
-}
-
-/// A [`NetPreconditioner`] seen by the mixed-precision solver: the network runs on the f32
-/// Krylov vectors in the operator's layout `layout`.
-pub struct NativeNet<'a> {
-    prec: &'a mut NetPreconditioner,
-    layout: &'a SiteLayout,
-}
-
-impl NetPreconditioner {
-    /// The network as a preconditioner on vectors in `layout` (the f32 operator's).
-    pub fn native<'a>(&'a mut self, layout: &'a SiteLayout) -> NativeNet<'a> {
-        NativeNet { prec: self, layout }
-    }
-}
-
-impl NativePreconditioner for NativeNet<'_> {
-    fn buffer_len(&self) -> usize {
-        self.prec.net.native_buffer_len().max(self.layout.field_len())
-    }
-    fn apply(&mut self, out: &mut [f32], inp: &mut [f32]) -> Result<(), String> {
-        self.prec.applications += 1;
-        let p = &mut *self.prec;
-        p.net.forward_native(&p.params, self.layout, inp, out).map_err(|e| e.to_string())
-    }
 }
 
 /// One solve as recorded in `summary.json` (no residual history).
@@ -1046,7 +783,7 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
     // D in f32 for the training pairs: the JIT kernel (the reference operator is the oracle of
     // its tests).
     let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
-    let net = compile_net::<f32>(graph, &gauge.field)?;
+    let net = compile_fermion_net::<f32>(graph, &gauge.field)?;
     let n = graph.param_scalars();
     let ckpt_path = out.join(CHECKPOINT_FILE);
     let loss_path = out.join(LOSS_FILE);
@@ -1332,7 +1069,7 @@ pub fn load_run(dir: &Path, gauge: &GaugeField) -> Result<LoadedRun, PrecondErro
         });
     }
     let graph = retarget(&graph, gauge.dims())?;
-    let net = compile_net::<f32>(&graph, gauge)?;
+    let net = compile_fermion_net::<f32>(&graph, gauge)?;
     Ok(LoadedRun { graph, net, params: ck.params, summary: read_summary(dir).ok() })
 }
 
