@@ -25,6 +25,27 @@ pub enum Pass {
     BackwardParams,
 }
 
+impl Strategy {
+    /// The word `symc inspect` shows.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Jit => "JIT",
+            Strategy::Gemm => "GEMM",
+        }
+    }
+}
+
+impl Pass {
+    /// The word `symc inspect` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::BackwardInput => "backward-input",
+            Pass::BackwardParams => "backward-params",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KernelPlan {
     /// Layer name as in the IR (e.g. `linear2`).

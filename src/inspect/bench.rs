@@ -72,7 +72,7 @@ pub fn bench_plan(
     let p = place(plan, m);
     Ok(BenchResult {
         layer: plan.layer.clone(),
-        pass: crate::inspect::views::pass_name(plan.pass).to_string(),
+        pass: plan.pass.name().to_string(),
         kernels: plan.kernels.clone(),
         seconds,
         flops: plan.flops,

@@ -7,7 +7,7 @@
 //! instruction-count views can be pinned by snapshot tests.
 
 use crate::codegen::jit::KernelRecord;
-use crate::codegen::plan::{KernelPlan, Pass, Strategy};
+use crate::codegen::plan::KernelPlan;
 use crate::inspect::bench::BenchResult;
 use crate::inspect::isa_stats::{Bound, KernelStats, Placement, kernel_stats, place};
 use crate::inspect::roofline::Machine;
@@ -40,20 +40,6 @@ impl Style {
 }
 
 /// Lower-case name of a pass, as printed everywhere.
-pub fn pass_name(p: Pass) -> &'static str {
-    match p {
-        Pass::Forward => "forward",
-        Pass::BackwardInput => "backward-input",
-        Pass::BackwardParams => "backward-params",
-    }
-}
-
-pub fn strategy_name(s: &Strategy) -> &'static str {
-    match s {
-        Strategy::Jit => "JIT",
-        Strategy::Gemm => "GEMM",
-    }
-}
 
 /// `12.3 M`-style number with an SI prefix (decimal), 3 significant digits.
 pub fn si(x: f64) -> String {
@@ -145,13 +131,8 @@ fn wrap(text: &str, first: usize, width: usize, indent: usize) -> String {
 pub fn plan_view(plans: &[KernelPlan], st: Style) -> String {
     let mut o = String::new();
     for p in plans {
-        let _ = writeln!(
-            o,
-            "{} {}  {}",
-            st.bold(&p.layer),
-            pass_name(p.pass),
-            st.bold(strategy_name(&p.strategy))
-        );
+        let _ =
+            writeln!(o, "{} {}  {}", st.bold(&p.layer), p.pass.name(), st.bold(p.strategy.name()));
         if !p.reason.is_empty() {
             let _ = writeln!(o, "  why      {}", wrap(&p.reason, 11, 100, 11));
         }
@@ -309,7 +290,7 @@ pub fn stats_view(
             o,
             "{:<16}{:<16}{:>10}{:>10}{:>9.2}{:>14}  {}",
             fit(&p.layer, 15),
-            pass_name(p.pass),
+            p.pass.name(),
             si(p.flops),
             si_unit(p.bytes, "B"),
             pl.intensity,
@@ -412,8 +393,8 @@ impl PlanJson {
     pub fn new(p: &KernelPlan, m: Option<&Machine>) -> Self {
         PlanJson {
             layer: p.layer.clone(),
-            pass: pass_name(p.pass),
-            strategy: strategy_name(&p.strategy),
+            pass: p.pass.name(),
+            strategy: p.strategy.name(),
             reason: p.reason.clone(),
             loops: p.loops.clone(),
             layout: p.layout.clone(),

@@ -11,6 +11,7 @@
 
 pub mod cost;
 pub mod print;
+pub mod retarget;
 pub mod verify;
 
 use std::fmt;

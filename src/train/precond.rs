@@ -17,8 +17,8 @@
 //! volume (`symc solve --precond RUN_DIR`).
 
 use crate::ir::{
-    EvalSpec, GaugeSource, Graph, LayerKind, LossSpec, OperatorSpec, Schedule, TrainLength,
-    TrainSpec, ValueType,
+    EvalSpec, GaugeSource, Graph, LossSpec, OperatorSpec, Schedule, TrainLength, TrainSpec,
+    ValueType,
 };
 use crate::lattice::Real;
 use crate::lattice::fermion::{self, FermionField, cast_slice};
@@ -1017,34 +1017,10 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
 /// Replaces the lattice of every fermion value of `graph` by `dims` (weights of global PTC
 /// layers do not depend on the volume). Fails for site-dependent (local) weights.
 pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, PrecondError> {
-    let mut g = graph.clone();
-    if g.lattice.as_ref().map(|l| l.dims) == Some(dims) {
-        return Ok(g);
-    }
-    for l in &g.layers {
-        match &l.kind {
-            LayerKind::Ptc { local: true, .. } | LayerKind::Dense { .. } => {
-                return Err(PrecondError::NotPreconditioner {
-                    model: g.name.clone(),
-                    what: format!(
-                        "layer `{}` has site-dependent weights, so it cannot be applied to \
-                         another volume",
-                        l.name
-                    ),
-                });
-            }
-            _ => {}
-        }
-    }
-    if let Some(l) = g.lattice.as_mut() {
-        l.dims = dims;
-    }
-    for v in &mut g.values {
-        if let ValueType::Fermion { lattice, .. } = v {
-            lattice.dims = dims;
-        }
-    }
-    Ok(g)
+    crate::ir::retarget::retarget(graph, dims).map_err(|e| PrecondError::NotPreconditioner {
+        model: graph.name.clone(),
+        what: e.to_string(),
+    })
 }
 
 /// A trained network loaded from a run folder, compiled for a given gauge field.

@@ -1,0 +1,45 @@
+//! The IR pass that moves a network to another lattice volume: a translation-equivariant gauge
+//! network (global weights only) means the same map on any lattice, so applying a trained
+//! preconditioner to another gauge field is a rewrite of the value types, not a retraining.
+//! Like every pass that rewrites the IR, it verifies its result before handing it on.
+
+use super::verify::{VerifyError, verify};
+use super::{Graph, LayerKind, ValueType};
+
+/// Why a graph cannot be moved to another lattice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetargetError {
+    /// A layer whose weights depend on the site (local PTC, dense maps of whole fields).
+    #[error(
+        "layer `{layer}` has site-dependent weights, so it cannot be applied to another volume"
+    )]
+    SiteDependent { layer: String },
+    /// The rewritten graph broke an IR invariant: a bug in this pass.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+/// `graph` on a lattice of extents `dims` (unchanged if it already is).
+pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
+    let mut g = graph.clone();
+    if g.lattice.as_ref().map(|l| l.dims) == Some(dims) {
+        return Ok(g);
+    }
+    if let Some(l) = g
+        .layers
+        .iter()
+        .find(|l| matches!(l.kind, LayerKind::Ptc { local: true, .. } | LayerKind::Dense { .. }))
+    {
+        return Err(RetargetError::SiteDependent { layer: l.name.clone() });
+    }
+    if let Some(l) = g.lattice.as_mut() {
+        l.dims = dims;
+    }
+    for v in &mut g.values {
+        if let ValueType::Fermion { lattice, .. } = v {
+            lattice.dims = dims;
+        }
+    }
+    verify(&g)?;
+    Ok(g)
+}
