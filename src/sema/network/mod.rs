@@ -4,6 +4,7 @@
 //! after a layer whose output cannot be known, later shape checks are skipped rather than
 //! reporting consequences of the first mistake.
 
+mod names;
 mod types;
 
 use super::Options;
@@ -82,80 +83,13 @@ impl<'o> Checker<'o> {
     /// Check one network; returns the graph without its train spec (`None` if any problem).
     pub fn network(mut self, net: &ast::Network) -> (Option<Graph>, Vec<Problem>) {
         // Declarations first, wherever they appear; layers run in order after them.
-        let mut input: Option<(&ast::Ident, &ast::TypeExpr, Span)> = None;
-        let mut lattice: Option<(&[(u64, Span)], Span)> = None;
-        let mut symmetry: Option<(&[Call], Span)> = None;
-        let mut output: Option<(&ast::Ident, Option<&ast::Ident>, Span)> = None;
-        for stmt in &net.body {
-            match stmt {
-                Stmt::Input { name, ty, span } => {
-                    if let Some((_, _, first)) = input {
-                        self.duplicate_decl("input", *span, first);
-                    } else {
-                        input = Some((name, ty, *span));
-                    }
-                }
-                Stmt::Lattice { dims, span } => {
-                    if let Some((_, first)) = lattice {
-                        self.duplicate_decl("lattice", *span, first);
-                    } else {
-                        lattice = Some((dims, *span));
-                    }
-                }
-                Stmt::Symmetry { items, span } => {
-                    if let Some((_, first)) = symmetry {
-                        self.duplicate_decl("symmetry", *span, first);
-                    } else {
-                        symmetry = Some((items, *span));
-                    }
-                }
-                Stmt::Output { name, kind, span } => {
-                    if let Some((_, _, first)) = output {
-                        self.duplicate_decl("output", *span, first);
-                    } else {
-                        output = Some((name, kind.as_ref(), *span));
-                    }
-                }
-                Stmt::Residual { .. } | Stmt::Op { .. } => {}
-            }
-        }
-        self.collect_user_names(&net.body, output.map(|o| o.0));
-
-        let lattice_span = lattice.map(|l| l.1);
-        if let Some((dims, span)) = lattice {
-            self.lattice = self.lattice(dims, span);
-        }
-        let Some((in_name, in_ty, in_span)) = input else {
-            self.err(
-                Problem::new(
-                    Code::MissingInput,
-                    net.name.span,
-                    format!("network `{}` has no input", net.name.name),
-                    "declared here",
-                )
-                .help("declare it first in the block, e.g. `input image: real[1, 28, 28]` or `input v: fermion`"),
-            );
+        let decls = self.declarations(&net.body);
+        self.collect_user_names(&net.body, decls.output.map(|o| o.0));
+        let Some((in_name, in_type)) = self.input(net, &decls) else {
             return (None, self.problems);
         };
-        self.define_name(in_name);
-        let in_type = self.input_type(in_ty, lattice_span);
-        if let Some(ty) = &in_type
-            && let ValueType::Real { .. } = ty
-            && let Some(ls) = lattice_span
-        {
-            self.err(
-                Problem::new(
-                    Code::MisplacedDecl,
-                    ls,
-                    "a lattice is only used by fermion inputs",
-                    "this lattice is not used",
-                )
-                .note(in_span, "the input is a real tensor")
-                .help("remove the lattice, or declare the input as `fermion`"),
-            );
-        }
         let before_symmetry = self.problems.len();
-        self.sym = match symmetry {
+        self.sym = match decls.symmetry {
             Some((items, span)) => self.symmetry(items, span, in_type.as_ref()),
             None => Sym { ir: Symmetry::None, local: false, span: net.name.span },
         };
@@ -167,7 +101,7 @@ impl<'o> Checker<'o> {
         let mut cur_id = ValueId(0);
         self.body(&net.body, &mut cur, &mut cur_id, true);
 
-        match output {
+        match decls.output {
             Some((name, kind, span)) => self.output(name, kind, span, &mut cur, &mut cur_id),
             None => {
                 self.err(
@@ -196,67 +130,6 @@ impl<'o> Checker<'o> {
             train: None,
         };
         (Some(graph), self.problems)
-    }
-
-    fn duplicate_decl(&mut self, what: &str, span: Span, first: Span) {
-        self.err(
-            Problem::new(
-                Code::DuplicateDecl,
-                span,
-                format!("the network declares `{what}` twice"),
-                "second declaration",
-            )
-            .note(first, "first declared here")
-            .help(format!("a network has one `{what}` declaration; remove one of them")),
-        );
-    }
-
-    fn collect_user_names(&mut self, body: &[Stmt], output: Option<&ast::Ident>) {
-        for s in body {
-            match s {
-                Stmt::Op { label: Some(l), .. } => {
-                    self.taken.insert(l.name.clone(), ());
-                }
-                Stmt::Residual { body, .. } => self.collect_user_names(body, None),
-                Stmt::Input { name, .. } => {
-                    self.taken.insert(name.name.clone(), ());
-                }
-                _ => {}
-            }
-        }
-        if let Some(o) = output {
-            self.taken.insert(o.name.clone(), ());
-        }
-    }
-
-    fn define_name(&mut self, id: &ast::Ident) {
-        if let Some(first) = self.names.get(&id.name) {
-            let first = *first;
-            self.err(
-                Problem::new(
-                    Code::DuplicateName,
-                    id.span,
-                    format!("the name `{}` is used twice", id.name),
-                    "used again here",
-                )
-                .note(first, "first used here")
-                .help("give every input, layer and output its own name"),
-            );
-        } else {
-            self.names.insert(id.name.clone(), id.span);
-        }
-    }
-
-    fn generated_name(&mut self, word: &str) -> String {
-        loop {
-            let n = self.counters.entry(word.to_string()).or_insert(0);
-            *n += 1;
-            let name = format!("{word}{n}");
-            if !self.taken.contains_key(&name) {
-                self.taken.insert(name.clone(), ());
-                return name;
-            }
-        }
     }
 
     fn symmetry(&mut self, items: &[Call], span: Span, input: Option<&ValueType>) -> Sym {
@@ -530,18 +403,6 @@ impl<'o> Checker<'o> {
                 Stmt::Input { .. } | Stmt::Lattice { .. } | Stmt::Symmetry { .. } => {}
             }
         }
-    }
-
-    fn misplaced(&mut self, what: &str, span: Span) {
-        self.err(
-            Problem::new(
-                Code::MisplacedDecl,
-                span,
-                format!("`{what}` cannot appear inside a residual block"),
-                "inside `residual`",
-            )
-            .help(format!("declare `{what}` at the top level of the network")),
-        );
     }
 
     #[allow(clippy::too_many_arguments)]

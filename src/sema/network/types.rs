@@ -4,11 +4,56 @@
 //! machine's memory here, before any later step multiplies or allocates with it.
 
 use super::Checker;
+use super::names::Decls;
 use crate::diagnostics::{Code, Problem};
 use crate::ir::{Lattice, Span, ValueType};
 use crate::syntax::ast;
 
 impl Checker<'_> {
+    /// The input declaration and the lattice it may live on: the network's first value.
+    /// `None` when there is no input, which leaves nothing to check the layers against.
+    pub(super) fn input<'a>(
+        &mut self,
+        net: &'a ast::Network,
+        decls: &Decls<'a>,
+    ) -> Option<(&'a ast::Ident, Option<ValueType>)> {
+        let (input, lattice) = (decls.input, decls.lattice);
+        let lattice_span = lattice.map(|l| l.1);
+        if let Some((dims, span)) = lattice {
+            self.lattice = self.lattice(dims, span);
+        }
+        let Some((in_name, in_ty, in_span)) = input else {
+            self.err(
+                Problem::new(
+                    Code::MissingInput,
+                    net.name.span,
+                    format!("network `{}` has no input", net.name.name),
+                    "declared here",
+                )
+                .help("declare it first in the block, e.g. `input image: real[1, 28, 28]` or `input v: fermion`"),
+            );
+            return None;
+        };
+        self.define_name(in_name);
+        let in_type = self.input_type(in_ty, lattice_span);
+        if let Some(ty) = &in_type
+            && let ValueType::Real { .. } = ty
+            && let Some(ls) = lattice_span
+        {
+            self.err(
+                Problem::new(
+                    Code::MisplacedDecl,
+                    ls,
+                    "a lattice is only used by fermion inputs",
+                    "this lattice is not used",
+                )
+                .note(in_span, "the input is a real tensor")
+                .help("remove the lattice, or declare the input as `fermion`"),
+            );
+        }
+        Some((in_name, in_type))
+    }
+
     pub(super) fn lattice(&mut self, dims: &[(u64, Span)], span: Span) -> Option<Lattice> {
         if dims.len() != 4 {
             self.err(
