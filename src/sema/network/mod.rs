@@ -5,6 +5,7 @@
 //! reporting consequences of the first mistake.
 
 mod names;
+mod symmetry;
 mod types;
 
 use super::Options;
@@ -17,6 +18,7 @@ use crate::ir::{
 };
 use crate::syntax::ast::{self, Call, Stmt, ValueKind};
 use std::collections::HashMap;
+use symmetry::Sym;
 use types::{bytes, bytes_u128, describe, group, zero_size};
 
 /// Every layer word the language knows, for "did you mean" help.
@@ -32,14 +34,6 @@ const LAYERS: &[&str] = &[
     "transport",
 ];
 const OUTPUT_KINDS: &[&str] = &["flatten", "log_softmax", "real", "fermion"];
-
-/// The symmetry as sema uses it: the IR symmetry plus whether weights are site-local.
-struct Sym {
-    ir: Symmetry,
-    /// `gauge(SU3)` without `translation`: weights may depend on the site.
-    local: bool,
-    span: Span,
-}
 
 pub struct Checker<'o> {
     opts: &'o Options,
@@ -71,7 +65,7 @@ impl<'o> Checker<'o> {
             taken: HashMap::new(),
             counters: HashMap::new(),
             lattice: None,
-            sym: Sym { ir: Symmetry::None, local: false, span: Span::default() },
+            sym: Sym::none(Span::default()),
             output_seen: None,
         }
     }
@@ -91,7 +85,7 @@ impl<'o> Checker<'o> {
         let before_symmetry = self.problems.len();
         self.sym = match decls.symmetry {
             Some((items, span)) => self.symmetry(items, span, in_type.as_ref()),
-            None => Sym { ir: Symmetry::None, local: false, span: net.name.span },
+            None => Sym::none(net.name.span),
         };
         // With a wrong symmetry, every layer kind would be a guess: check names only.
         let symmetry_ok = self.problems.len() == before_symmetry;
@@ -130,176 +124,6 @@ impl<'o> Checker<'o> {
             train: None,
         };
         (Some(graph), self.problems)
-    }
-
-    fn symmetry(&mut self, items: &[Call], span: Span, input: Option<&ValueType>) -> Sym {
-        let mut none = None;
-        let mut translation: Option<(Option<Vec<usize>>, Span)> = None;
-        let mut gauge = None;
-        for item in items {
-            match item.name.name.as_str() {
-                "none" => {
-                    self.no_args(item);
-                    none = Some(item.span);
-                }
-                "translation" => {
-                    let a = ArgSet::read(item, &["axes"], &["axes"], &[], &mut self.problems);
-                    let axes = a.get("axes").and_then(|v| self.axes(v));
-                    translation = Some((axes, item.span));
-                }
-                "gauge" => {
-                    let a = ArgSet::read(item, &["group"], &["group"], &[], &mut self.problems);
-                    if let Some(g) = a.get("group")
-                        && !matches!(args::word(g), Some("SU3" | "su3"))
-                    {
-                        self.err(
-                            Problem::new(
-                                Code::UnknownSymmetry,
-                                g.span,
-                                "only the gauge group SU(3) is supported",
-                                format!("found {}", g.kind.describe()),
-                            )
-                            .help("write `gauge(SU3)`"),
-                        );
-                    }
-                    gauge = Some(item.span);
-                }
-                other => {
-                    let help = args::suggest_help(
-                        other,
-                        &["none", "translation", "gauge"],
-                        "symmetries are",
-                    );
-                    self.err(
-                        Problem::new(
-                            Code::UnknownSymmetry,
-                            item.name.span,
-                            format!("unknown symmetry `{other}`"),
-                            "unknown symmetry",
-                        )
-                        .help(help),
-                    );
-                }
-            }
-        }
-        if let Some(n) = none
-            && items.len() > 1
-        {
-            self.err(
-                Problem::new(
-                    Code::BadSymmetry,
-                    n,
-                    "`none` cannot be combined with other symmetries",
-                    "here",
-                )
-                .help("declare either `symmetry none` or the symmetries the data has"),
-            );
-        }
-        let Some(input) = input else {
-            return Sym { ir: Symmetry::None, local: false, span };
-        };
-        match (gauge, translation, input) {
-            (Some(g), _, ValueType::Real { .. }) => {
-                self.err(
-                    Problem::new(
-                        Code::BadSymmetry,
-                        g,
-                        "gauge symmetry needs a fermion input",
-                        "gauge symmetry declared here",
-                    )
-                    .help("gauge transformations act on lattice fermion fields: declare `input v: fermion` and a `lattice`, or use `symmetry translation` for images"),
-                );
-                Sym { ir: Symmetry::None, local: false, span }
-            }
-            (Some(_), t, ValueType::Fermion { .. }) => {
-                if let Some((Some(_), tsp)) = &t {
-                    self.err(
-                        Problem::new(
-                            Code::BadSymmetry,
-                            *tsp,
-                            "on a lattice, translations act on all four axes",
-                            "axes given here",
-                        )
-                        .help("write `translation` without axes next to `gauge(SU3)`"),
-                    );
-                }
-                Sym { ir: Symmetry::GaugeSu3, local: t.is_none(), span }
-            }
-            (None, Some((_, tsp)), ValueType::Fermion { .. }) => {
-                self.err(
-                    Problem::new(
-                        Code::BadSymmetry,
-                        tsp,
-                        "translation symmetry alone on a fermion field is not supported",
-                        "here",
-                    )
-                    .help("lattice networks are either gauge equivariant (`symmetry gauge(SU3), translation`) or unconstrained (`symmetry none`)"),
-                );
-                Sym { ir: Symmetry::None, local: false, span }
-            }
-            (None, Some((axes, tsp)), ValueType::Real { shape }) => {
-                let spatial: Vec<usize> = (1..shape.len()).collect();
-                if spatial.is_empty() {
-                    self.err(
-                        Problem::new(
-                            Code::BadSymmetry,
-                            tsp,
-                            format!("the input `real[{}]` has no spatial axes to translate", shape[0]),
-                            "translation declared here",
-                        )
-                        .help("an image input is `real[channels, height, width]`; axis 0 is the channel axis"),
-                    );
-                    return Sym { ir: Symmetry::None, local: false, span };
-                }
-                let axes = axes.unwrap_or_else(|| spatial.clone());
-                if axes != spatial {
-                    self.err(
-                        Problem::new(
-                            Code::BadSymmetry,
-                            tsp,
-                            format!(
-                                "translations must act on all spatial axes of the input ({}..{})",
-                                1,
-                                shape.len() - 1
-                            ),
-                            "axes given here",
-                        )
-                        .help(format!(
-                            "axis 0 is the channel axis; write `translation(axes = 1..{})`",
-                            shape.len() - 1
-                        )),
-                    );
-                }
-                Sym { ir: Symmetry::Translation { axes }, local: false, span }
-            }
-            (None, None, _) => Sym { ir: Symmetry::None, local: false, span },
-        }
-    }
-
-    fn axes(&mut self, v: &ast::Value) -> Option<Vec<usize>> {
-        match &v.kind {
-            ValueKind::Range(a, b) if a <= b && *b < 8 => {
-                Some((*a as usize..=*b as usize).collect())
-            }
-            ValueKind::Int(i) if (0..8).contains(i) => Some(vec![*i as usize]),
-            ValueKind::List(items) => {
-                let mut out = Vec::new();
-                for it in items {
-                    match it.kind {
-                        ValueKind::Int(i) if (0..8).contains(&i) => out.push(i as usize),
-                        _ => {
-                            self.err(args::mistyped(it, "an axis", "an axis number such as 1"));
-                            return None;
-                        }
-                    }
-                }
-                Some(out)
-            }
-            _ => {
-                self.err(args::mistyped(v, "`axes`", "an axis range such as `1..2`"));
-                None
-            }
-        }
     }
 
     fn no_args(&mut self, call: &Call) {
@@ -569,22 +393,7 @@ impl<'o> Checker<'o> {
                 Some((LayerKind::Activation(act), t.clone(), vec![]))
             }
             ValueType::Fermion { .. } if self.sym.ir == Symmetry::GaugeSu3 => {
-                let w = &call.name.name;
-                self.err(
-                    Problem::new(
-                        Code::BreaksGauge,
-                        call.span,
-                        format!("`{w}` on a fermion field breaks the declared gauge symmetry"),
-                        "componentwise nonlinearity",
-                    )
-                    .note(self.sym.span, "gauge symmetry declared here")
-                    .help(format!(
-                        "a gauge transformation rotates the colour components of ψ(x) by a site-dependent \
-SU(3) matrix Ω(x); applying `{w}` to each component separately does not commute with that rotation, so \
-the network would no longer be gauge equivariant. Use `norm_gate`, which computes ψ·σ(|ψ|²): |ψ|² is gauge \
-invariant, so the gate keeps the symmetry"
-                    )),
-                );
+                self.nonlinearity_breaks_gauge(call);
                 None
             }
             t => {
@@ -741,20 +550,7 @@ invariant, so the gate keeps the symmetry"
                     if bias == Some(true)
                         && let Some(b) = bias_arg
                     {
-                        self.err(
-                            Problem::new(
-                                Code::BreaksGauge,
-                                b.span,
-                                "a bias on a fermion field breaks the declared gauge symmetry",
-                                "bias requested here",
-                            )
-                            .note(self.sym.span, "gauge symmetry declared here")
-                            .help(
-                                "a gauge transformation maps ψ(x) to Ω(x)ψ(x); a constant added to every site \
-would have to rotate with Ω(x), which no fixed bias can do. Gauge-equivariant layers are linear in ψ: \
-remove the bias (use `norm_gate`, ψ·σ(|ψ|²), for a nonlinearity)",
-                            ),
-                        );
+                        self.bias_breaks_gauge(b);
                         return None;
                     }
                     let paths = self.path_set(&reach, &lattice)?;
