@@ -13,12 +13,12 @@
 //! It also lays out the parameters: each weight tensor is appended to the parameter vector
 //! after a check that it fits in memory, since its size comes from the program.
 
-use super::args::{self, ArgSet};
 use super::reach::Reach;
 use super::types::{bytes, bytes_u128, describe, group, zero_size};
 use super::{Checker, Lowered};
 use crate::diagnostics::{Code, Problem};
 use crate::ir::{Lattice, LayerKind, Padding, Param, ParamId, Span, Symmetry, ValueType};
+use crate::sema::args::{self, ArgSet};
 use crate::syntax::ast::{self, Call, ValueKind};
 
 /// The arguments of one `linear` call, read and checked before the value is looked at, so

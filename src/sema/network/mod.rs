@@ -4,41 +4,24 @@
 //! after a layer whose output cannot be known, later shape checks are skipped rather than
 //! reporting consequences of the first mistake.
 
+mod layers;
 mod linear;
 mod names;
+mod output;
 mod reach;
 mod symmetry;
 mod types;
 
 use super::Options;
-use super::args::{self, ArgSet};
-use super::paths;
 use crate::diagnostics::{Code, Problem};
-use crate::ir::{
-    Activation, Graph, Lattice, Layer, LayerKind, Param, ParamId, Span, Symmetry, ValueId,
-    ValueType,
-};
-use crate::syntax::ast::{self, Call, Stmt};
+use crate::ir::{Graph, Lattice, Layer, LayerKind, Param, ParamId, Span, ValueId, ValueType};
+use crate::syntax::ast::{self, Stmt};
 use std::collections::HashMap;
 use symmetry::Sym;
 use types::describe;
 
 /// A layer as checked, before it is pushed: its kind, its output type and its parameters.
 type Lowered = (LayerKind, ValueType, Vec<ParamId>);
-
-/// Every layer word the language knows, for "did you mean" help.
-const LAYERS: &[&str] = &[
-    "linear",
-    "relu",
-    "tanh",
-    "sigmoid",
-    "identity",
-    "norm_gate",
-    "flatten",
-    "log_softmax",
-    "transport",
-];
-const OUTPUT_KINDS: &[&str] = &["flatten", "log_softmax", "real", "fermion"];
 
 pub struct Checker<'o> {
     opts: &'o Options,
@@ -129,22 +112,6 @@ impl<'o> Checker<'o> {
             train: None,
         };
         (Some(graph), self.problems)
-    }
-
-    fn no_args(&mut self, call: &Call) {
-        if let Some(a) = &call.args {
-            let what = &call.name.name;
-            let sp = a.first().map_or(call.span, |x| x.span.join(a[a.len() - 1].span));
-            self.err(
-                Problem::new(
-                    Code::UnknownArgument,
-                    if a.is_empty() { call.span } else { sp },
-                    format!("`{what}` takes no arguments"),
-                    "unexpected arguments",
-                )
-                .help(format!("write just `{what}`")),
-            );
-        }
     }
 
     /// Walk a statement list; `cur` is the current value type (`None` once unknowable).
@@ -251,305 +218,5 @@ impl<'o> Checker<'o> {
         self.layers.push(Layer { kind, inputs, output: id, params, name, span });
         *cur = Some(out);
         *cur_id = id;
-    }
-
-    fn op(
-        &mut self,
-        label: Option<&ast::Ident>,
-        call: &Call,
-        span: Span,
-        cur: &mut Option<ValueType>,
-        cur_id: &mut ValueId,
-    ) {
-        let word = call.name.name.as_str();
-        if let Some(l) = label {
-            self.define_name(l);
-        }
-        if !LAYERS.contains(&word) {
-            let help = args::suggest_help(word, LAYERS, "layers are");
-            self.err(
-                Problem::new(
-                    Code::UnknownLayer,
-                    call.name.span,
-                    format!("unknown layer `{word}`"),
-                    "unknown layer",
-                )
-                .help(help),
-            );
-            *cur = None;
-            return;
-        }
-        let name = match label {
-            Some(l) => l.name.clone(),
-            None => self.generated_name(word),
-        };
-        let lowered = match word {
-            "linear" => self.linear(call, &name, cur.as_ref()),
-            "transport" => self.transport(call, cur.as_ref()),
-            "relu" | "tanh" | "sigmoid" | "identity" => {
-                self.no_args(call);
-                let act = match word {
-                    "relu" => Activation::Relu,
-                    "tanh" => Activation::Tanh,
-                    "sigmoid" => Activation::Sigmoid,
-                    _ => Activation::Identity,
-                };
-                self.activation(call, act, cur.as_ref())
-            }
-            "norm_gate" => {
-                self.no_args(call);
-                match cur.as_ref() {
-                    Some(t @ ValueType::Fermion { .. }) => {
-                        Some((LayerKind::NormGate, t.clone(), vec![]))
-                    }
-                    Some(t) => {
-                        self.err(
-                            Problem::new(
-                                Code::NotFermion,
-                                call.span,
-                                format!(
-                                    "`norm_gate` acts on fermion fields, but it receives {}",
-                                    describe(t)
-                                ),
-                                "here",
-                            )
-                            .help("on real values use `relu`, `tanh` or `sigmoid`"),
-                        );
-                        None
-                    }
-                    None => None,
-                }
-            }
-            "flatten" => {
-                self.no_args(call);
-                match cur.as_ref() {
-                    Some(ValueType::Real { shape }) => {
-                        let n = shape.iter().product();
-                        Some((LayerKind::Flatten, ValueType::Real { shape: vec![n] }, vec![]))
-                    }
-                    Some(t) => {
-                        self.not_real(call, "flatten", t);
-                        None
-                    }
-                    None => None,
-                }
-            }
-            _ => {
-                // log_softmax
-                self.no_args(call);
-                match cur.as_ref() {
-                    Some(ValueType::Real { shape }) if shape.len() == 1 => Some((
-                        LayerKind::LogSoftmax,
-                        ValueType::Real { shape: shape.clone() },
-                        vec![],
-                    )),
-                    Some(t @ ValueType::Real { .. }) => {
-                        self.err(
-                            Problem::new(
-                                Code::ShapeMismatch,
-                                call.span,
-                                format!(
-                                    "`log_softmax` needs a vector, but it receives {}",
-                                    describe(t)
-                                ),
-                                "here",
-                            )
-                            .help("add `flatten` before it"),
-                        );
-                        None
-                    }
-                    Some(t) => {
-                        self.not_real(call, "log_softmax", t);
-                        None
-                    }
-                    None => None,
-                }
-            }
-        };
-        match lowered {
-            Some((kind, out, params)) => {
-                self.push_layer(kind, vec![*cur_id], out, params, name, span, cur, cur_id)
-            }
-            None => *cur = None,
-        }
-    }
-
-    fn not_real(&mut self, call: &Call, what: &str, t: &ValueType) {
-        self.err(
-            Problem::new(
-                Code::NotReal,
-                call.span,
-                format!("`{what}` acts on real tensors, but it receives {}", describe(t)),
-                "here",
-            )
-            .help("fermion fields keep their lattice structure to the output: end with `output fermion`"),
-        );
-    }
-
-    fn activation(
-        &mut self,
-        call: &Call,
-        act: Activation,
-        cur: Option<&ValueType>,
-    ) -> Option<Lowered> {
-        match cur? {
-            t @ ValueType::Real { .. } => Some((LayerKind::Activation(act), t.clone(), vec![])),
-            t @ ValueType::Fermion { .. } if act == Activation::Identity => {
-                Some((LayerKind::Activation(act), t.clone(), vec![]))
-            }
-            ValueType::Fermion { .. } if self.sym.ir == Symmetry::GaugeSu3 => {
-                self.nonlinearity_breaks_gauge(call);
-                None
-            }
-            t => {
-                let w = &call.name.name;
-                self.err(
-                    Problem::new(
-                        Code::NotReal,
-                        call.span,
-                        format!("`{w}` acts on real values, but it receives {}", describe(t)),
-                        "complex values here",
-                    )
-                    .help("fermion fields are complex; use `norm_gate` (ψ·σ(|ψ|²)) as their nonlinearity"),
-                );
-                None
-            }
-        }
-    }
-
-    fn transport(&mut self, call: &Call, cur: Option<&ValueType>) -> Option<Lowered> {
-        let a = ArgSet::read(call, &["hops", "paths"], &["paths"], &["long"], &mut self.problems);
-        let reach = self.reach(&a);
-        if self.sym.ir != Symmetry::GaugeSu3 {
-            self.err(
-                Problem::new(Code::BadSymmetry, call.span, "`transport` needs the gauge symmetry", "parallel transport")
-                    .note(self.sym.span, "the network's symmetry")
-                    .help("parallel transport moves fermion fields along gauge links: declare `symmetry gauge(SU3), translation`"),
-            );
-            return None;
-        }
-        if reach.local.is_some() {
-            self.err(
-                Problem::new(
-                    Code::BadArgument,
-                    call.span,
-                    "`transport` has no weights, so `local` has no meaning",
-                    "here",
-                )
-                .help("remove `local`"),
-            );
-        }
-        let cur = cur?;
-        let ValueType::Fermion { features, lattice } = cur else {
-            return None;
-        };
-        let paths = self.path_set(&reach, lattice)?;
-        if paths.len() != *features {
-            self.err(
-                Problem::new(
-                    Code::ShapeMismatch,
-                    call.span,
-                    format!(
-                        "`transport` moves field k along path k: {} paths (the identity included) need {} fields, but it receives {features}",
-                        paths.len(),
-                        paths.len()
-                    ),
-                    format!("{} paths", paths.len()),
-                )
-                .help(format!("make the layer before it produce {} fields, e.g. `linear({features} -> {})`", paths.len(), paths.len())),
-            );
-            return None;
-        }
-        Some((LayerKind::Transport { paths }, cur.clone(), vec![]))
-    }
-
-    fn output(
-        &mut self,
-        name: &ast::Ident,
-        kind: Option<&ast::Ident>,
-        span: Span,
-        cur: &mut Option<ValueType>,
-        cur_id: &mut ValueId,
-    ) {
-        // `output fermion` names no value: the single word is the kind.
-        let (name, kind) = match kind {
-            None if OUTPUT_KINDS.contains(&name.name.as_str()) => (None, Some(name)),
-            k => (Some(name), k),
-        };
-        if let Some(n) = name {
-            self.define_name(n);
-        }
-        let Some(kind) = kind else { return };
-        let Some(t) = cur.clone() else { return };
-        let mismatch = |want: &str| {
-            Problem::new(
-                Code::OutputMismatch,
-                kind.span,
-                format!(
-                    "the output is declared `{}`, but the network produces {}",
-                    kind.name,
-                    describe(&t)
-                ),
-                format!("{want} expected"),
-            )
-        };
-        match (kind.name.as_str(), &t) {
-            ("fermion", ValueType::Fermion { .. }) | ("real", ValueType::Real { .. }) => {}
-            ("fermion", _) => {
-                let p = mismatch("fermion")
-                    .help("declare the output as `real`, `flatten` or `log_softmax`");
-                self.err(p)
-            }
-            ("real" | "flatten" | "log_softmax", ValueType::Fermion { .. }) => {
-                let p =
-                    mismatch("a real tensor").help("a lattice network ends with `output fermion`");
-                self.err(p)
-            }
-            ("flatten", ValueType::Real { shape }) | ("log_softmax", ValueType::Real { shape }) => {
-                let mut shape = shape.clone();
-                if shape.len() > 1 {
-                    let n = shape.iter().product();
-                    shape = vec![n];
-                    let lname = self.generated_name("flatten");
-                    self.push_layer(
-                        LayerKind::Flatten,
-                        vec![*cur_id],
-                        ValueType::Real { shape: shape.clone() },
-                        vec![],
-                        lname,
-                        kind.span,
-                        cur,
-                        cur_id,
-                    );
-                }
-                let already = self.layers.last().is_some_and(|l| l.kind == LayerKind::LogSoftmax);
-                if kind.name == "log_softmax" && !already {
-                    let lname = self.generated_name("log_softmax");
-                    self.push_layer(
-                        LayerKind::LogSoftmax,
-                        vec![*cur_id],
-                        ValueType::Real { shape },
-                        vec![],
-                        lname,
-                        kind.span,
-                        cur,
-                        cur_id,
-                    );
-                }
-            }
-            (other, _) => {
-                let help = args::suggest_help(other, OUTPUT_KINDS, "outputs are");
-                self.err(
-                    Problem::new(
-                        Code::UnknownType,
-                        kind.span,
-                        format!("unknown output kind `{other}`"),
-                        "unknown",
-                    )
-                    .help(help),
-                );
-            }
-        }
-        let _ = span;
     }
 }

@@ -5,10 +5,10 @@
 //! because each path gets its own weights.
 
 use super::Checker;
-use super::args::{self, ArgSet};
-use super::paths;
 use crate::diagnostics::{Code, Problem};
 use crate::ir::{self, Lattice, Path, Span};
+use crate::sema::args::{self, ArgSet};
+use crate::sema::paths;
 use crate::syntax::ast::{self, ValueKind};
 
 /// The reach arguments of one layer call, read but not yet checked against a lattice.

@@ -5,9 +5,9 @@
 //! place, rather than compiled into a network that is silently not equivariant.
 
 use super::Checker;
-use super::args::{self, ArgSet};
 use crate::diagnostics::{Code, Problem};
 use crate::ir::{Span, Symmetry, ValueType};
+use crate::sema::args::{self, ArgSet};
 use crate::syntax::ast::{self, Call, ValueKind};
 
 /// The symmetry as sema uses it: the IR symmetry plus whether weights are site-local.
