@@ -3,6 +3,17 @@
 //! honest. Every check records its problems and carries on, so one run reports them all;
 //! after a layer whose output cannot be known, later shape checks are skipped rather than
 //! reporting consequences of the first mistake.
+//!
+//! This file holds the `Checker` and the driver, in the order a network is checked; each
+//! step lives in its own file:
+//!
+//! - `names.rs`: the declarations (found wherever they are), user and generated names;
+//! - `types.rs`: the input and its lattice, memory checks, how types and sizes are spelled;
+//! - `symmetry.rs`: the symmetry declaration and the gauge-breaking rules;
+//! - `layers.rs`: layer words → checks, and the layers without weights;
+//! - `linear.rs`: `linear` → dense, convolution or PTC, and the parameter layout;
+//! - `reach.rs`: `hops`/`paths`/`long`/`local` → the path set of a lattice layer;
+//! - `output.rs`: the `output` declaration and the layers it implies.
 
 mod layers;
 mod linear;
@@ -23,25 +34,30 @@ use types::describe;
 /// A layer as checked, before it is pushed: its kind, its output type and its parameters.
 type Lowered = (LayerKind, ValueType, Vec<ParamId>);
 
-pub struct Checker<'o> {
+/// The state of checking one network: the IR built so far and every problem found.
+pub(super) struct Checker<'o> {
     opts: &'o Options,
-    pub problems: Vec<Problem>,
+    problems: Vec<Problem>,
     values: Vec<ValueType>,
     layers: Vec<Layer>,
     params: Vec<Param>,
+    /// Scalars allocated in the parameter vector so far: where the next tensor starts.
     offset: usize,
     /// Names given by the user: input, layer labels, output.
     names: HashMap<String, Span>,
     /// Every name in use (user and generated), so generated names never collide.
     taken: HashMap<String, ()>,
+    /// The last number given to each layer word's generated names (`relu3`).
     counters: HashMap<String, usize>,
+    /// The declared lattice, if it was valid.
     lattice: Option<Lattice>,
     sym: Sym,
+    /// The `output` statement once the walk has passed it: a layer after it is an error.
     output_seen: Option<Span>,
 }
 
 impl<'o> Checker<'o> {
-    pub fn new(opts: &'o Options) -> Self {
+    pub(super) fn new(opts: &'o Options) -> Self {
         Checker {
             opts,
             problems: Vec::new(),
@@ -58,12 +74,13 @@ impl<'o> Checker<'o> {
         }
     }
 
+    /// Records a problem; checking carries on.
     fn err(&mut self, p: Problem) {
         self.problems.push(p);
     }
 
     /// Check one network; returns the graph without its train spec (`None` if any problem).
-    pub fn network(mut self, net: &ast::Network) -> (Option<Graph>, Vec<Problem>) {
+    pub(super) fn network(mut self, net: &ast::Network) -> (Option<Graph>, Vec<Problem>) {
         // Declarations first, wherever they appear; layers run in order after them.
         let decls = self.declarations(&net.body);
         self.collect_user_names(&net.body, decls.output.map(|o| o.0));
@@ -141,51 +158,7 @@ impl<'o> Checker<'o> {
             }
             match stmt {
                 Stmt::Op { label, call, span } => self.op(label.as_ref(), call, *span, cur, cur_id),
-                Stmt::Residual { body, span } => {
-                    let before = cur.clone();
-                    let in_id = *cur_id;
-                    self.body(body, cur, cur_id, false);
-                    if body.iter().all(|s| !matches!(s, Stmt::Op { .. } | Stmt::Residual { .. })) {
-                        self.err(
-                            Problem::new(Code::ResidualMismatch, *span, "this residual block has no layers", "empty")
-                                .help("put the layers of the residual branch inside: `residual { linear(2 -> 2, hops = 1) }`"),
-                        );
-                        continue;
-                    }
-                    match (&before, &*cur) {
-                        (Some(a), Some(b)) if a != b => {
-                            self.err(
-                                Problem::new(
-                                    Code::ResidualMismatch,
-                                    *span,
-                                    format!(
-                                        "a residual block must keep its value's type: it takes {} and gives {}",
-                                        describe(a),
-                                        describe(b)
-                                    ),
-                                    "out = body(in) + in needs equal types",
-                                )
-                                .help("make the last layer inside produce what the block receives"),
-                            );
-                            *cur = None;
-                        }
-                        (Some(a), Some(_)) => {
-                            let t = a.clone();
-                            let name = self.generated_name("residual");
-                            self.push_layer(
-                                LayerKind::Add,
-                                vec![*cur_id, in_id],
-                                t,
-                                vec![],
-                                name,
-                                *span,
-                                cur,
-                                cur_id,
-                            );
-                        }
-                        _ => *cur = None,
-                    }
-                }
+                Stmt::Residual { body, span } => self.residual(body, *span, cur, cur_id),
                 Stmt::Output { span, .. } => {
                     if top {
                         self.output_seen = Some(*span);
@@ -201,6 +174,60 @@ impl<'o> Checker<'o> {
         }
     }
 
+    /// `residual { ... }`: out = body(in) + in, so the body must give back the type it takes.
+    fn residual(
+        &mut self,
+        body: &[Stmt],
+        span: Span,
+        cur: &mut Option<ValueType>,
+        cur_id: &mut ValueId,
+    ) {
+        let before = cur.clone();
+        let in_id = *cur_id;
+        self.body(body, cur, cur_id, false);
+        if body.iter().all(|s| !matches!(s, Stmt::Op { .. } | Stmt::Residual { .. })) {
+            self.err(
+                Problem::new(Code::ResidualMismatch, span, "this residual block has no layers", "empty")
+                    .help("put the layers of the residual branch inside: `residual { linear(2 -> 2, hops = 1) }`"),
+            );
+            return;
+        }
+        match (&before, &*cur) {
+            (Some(a), Some(b)) if a != b => {
+                self.err(
+                    Problem::new(
+                        Code::ResidualMismatch,
+                        span,
+                        format!(
+                            "a residual block must keep its value's type: it takes {} and gives {}",
+                            describe(a),
+                            describe(b)
+                        ),
+                        "out = body(in) + in needs equal types",
+                    )
+                    .help("make the last layer inside produce what the block receives"),
+                );
+                *cur = None;
+            }
+            (Some(a), Some(_)) => {
+                let t = a.clone();
+                let name = self.generated_name("residual");
+                self.push_layer(
+                    LayerKind::Add,
+                    vec![*cur_id, in_id],
+                    t,
+                    vec![],
+                    name,
+                    span,
+                    cur,
+                    cur_id,
+                );
+            }
+            _ => *cur = None,
+        }
+    }
+
+    /// Appends a layer and its output value, which becomes the current value.
     #[allow(clippy::too_many_arguments)]
     fn push_layer(
         &mut self,
