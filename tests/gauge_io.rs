@@ -6,8 +6,8 @@ use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::io::{
-    GaugeFile, GaugeFormat, GaugeIoError, Precision, ReadOptions, WriteOptions, read_gauge,
-    read_gauge_with, write_gauge,
+    GaugeFile, GaugeFormat, GaugeIoError, Precision, ReadOptions, TimestampStyle, WriteOptions,
+    read_gauge, read_gauge_with, utc_timestamp, write_gauge,
 };
 
 /// `../shared/data/gauge` next to the repository (CI layout), or `$SYMC_DATA/gauge` when set
@@ -532,6 +532,38 @@ fn unit_field_headers() {
     let f = read_gauge(&p).unwrap();
     assert_eq!(f.header_plaquette, Some(1.0));
     assert_eq!(f.header_link_trace, Some(1.0));
+}
+
+/// The header and run-folder time formats, against `date -u` (an independent calendar).
+#[test]
+fn timestamps_keep_their_formats() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let cases: [(i64, &str, &str); 6] = [
+        (1_796_460_112, "Sat Dec  5 08:41:52 2026 UTC", "20261205-084152"),
+        (1_709_251_199, "Thu Feb 29 23:59:59 2024 UTC", "20240229-235959"),
+        (951_782_400, "Tue Feb 29 00:00:00 2000 UTC", "20000229-000000"),
+        (946_598_407, "Fri Dec 31 00:00:07 1999 UTC", "19991231-000007"),
+        (0, "Thu Jan  1 00:00:00 1970 UTC", "19700101-000000"),
+        (-86_400, "Wed Dec 31 00:00:00 1969 UTC", "19691231-000000"),
+    ];
+    for (secs, header, compact) in cases {
+        let at = if secs >= 0 {
+            UNIX_EPOCH + Duration::from_secs(secs as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        };
+        assert_eq!(utc_timestamp(at, TimestampStyle::Header), header);
+        assert_eq!(utc_timestamp(at, TimestampStyle::Compact), compact);
+    }
+    // What the writers put in a header today has the same shape.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("t.nersc");
+    write_gauge(&p, &GaugeField::unit([2, 2, 2, 2]), GaugeFormat::Nersc, &WriteOptions::default())
+        .unwrap();
+    let f = read_gauge(&p).unwrap();
+    let date = &f.metadata.iter().find(|(k, _)| k == "CREATION_DATE").unwrap().1;
+    let now = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Header);
+    assert_eq!((date.len(), &date[date.len() - 4..]), (now.len(), " UTC"), "{date}");
 }
 
 // ---- the `symc gauge` command line -------------------------------------------------------

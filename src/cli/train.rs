@@ -8,6 +8,7 @@
 use super::Failure;
 use crate::codegen::classifier::{CompileOptions, JitClassifier};
 use crate::ir::{DataSource, Graph, LossSpec, TrainLength};
+use crate::lattice::io::{TimestampStyle, utc_timestamp};
 use crate::runtime::Classifier;
 use crate::runtime::reference::ReferenceClassifier;
 use crate::train::classify::{self, ClassifyOptions, RunInfo};
@@ -145,26 +146,6 @@ pub fn init_threads(threads: Option<usize>) -> usize {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
     }
     rayon::current_num_threads()
-}
-
-/// `YYYYMMDD-HHMMSS` in UTC, for default run folder names.
-fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// What a previous run recorded, for `--resume`.
@@ -313,7 +294,8 @@ fn train_classifier(
         (None, None) => {
             let stem = model_path.file_stem().map(|s| s.to_string_lossy().into_owned());
             let name = stem.unwrap_or_else(|| graph.name.clone());
-            PathBuf::from("runs").join(format!("{name}-{}", utc_timestamp()))
+            let now = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Compact);
+            PathBuf::from("runs").join(format!("{name}-{now}"))
         }
     };
     if args.resume.is_none() && out_dir.join(checkpoint::FILE_NAME).exists() {

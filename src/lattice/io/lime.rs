@@ -11,8 +11,8 @@
 
 use super::bytes::{decode_floats, push_float};
 use super::{
-    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, WriteOptions, check_unitarity,
-    checked_dims, field_from_links, hex32, su3_from_18, su3_to_18, utc_timestamp,
+    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, TimestampStyle, WriteOptions,
+    check_unitarity, checked_dims, field_from_links, hex32, su3_from_18, su3_to_18, utc_timestamp,
 };
 use crate::lattice::gauge::GaugeField;
 
@@ -354,7 +354,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
         FLAG_MB,
         &with_nul(format!(
             "{xml}<scidacRecord><version>1.0</version><date>{}</date><globaldata>0</globaldata><datatype>QDP_{p}3_ColorMatrix</datatype><precision>{p}</precision><colors>3</colors><typesize>{ts}</typesize><datacount>4</datacount></scidacRecord>",
-            utc_timestamp()
+            utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Header)
         )),
     );
     push_record(&mut out, "scidac-record-xml", 0, &with_nul(format!("{xml}<info>{label}</info>")));

@@ -8,8 +8,8 @@
 
 use super::bytes::{decode_floats, host_words, push_float, push_u32, u32_at};
 use super::{
-    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, WriteOptions, check_unitarity,
-    checked_dims, field_from_links, hex32, su3_from_18, su3_to_18, utc_timestamp,
+    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, TimestampStyle, WriteOptions,
+    check_unitarity, checked_dims, field_from_links, hex32, su3_from_18, su3_to_18, utc_timestamp,
 };
 use crate::lattice::gauge::GaugeField;
 use std::path::Path;
@@ -124,7 +124,7 @@ pub(crate) fn encode(
         push_u32(&mut out, n as u32, big);
     }
     let mut stamp = [0u8; 64];
-    let ts = utc_timestamp();
+    let ts = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Header);
     let n = ts.len().min(63);
     stamp[..n].copy_from_slice(&ts.as_bytes()[..n]);
     out.extend_from_slice(&stamp);

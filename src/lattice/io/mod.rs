@@ -599,35 +599,36 @@ pub(crate) fn hex32(x: u32) -> String {
     format!("{x:x}")
 }
 
-/// A UTC timestamp such as `Fri Nov 27 18:31:21 2026 UTC` (for headers; no chrono dependency).
-pub(crate) fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86400);
-    let tod = secs.rem_euclid(86400);
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MO: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {} UTC",
-        WD[days.rem_euclid(7) as usize],
-        MO[(m - 1) as usize],
-        d,
-        tod / 3600,
-        (tod / 60) % 60,
-        tod % 60,
-        y
-    )
+/// The two ways symc writes a UTC time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampStyle {
+    /// `Sat Dec  5 08:41:52 2026 UTC`: C's `asctime` layout (day padded with a space) plus the
+    /// zone, as NERSC `CREATION_DATE`, MILC's 64-byte time stamp and SciDAC `<date>` carry it.
+    Header,
+    /// `20261205-084152`: sorts by time and is safe in a file name (default run folders).
+    Compact,
+}
+
+/// `at` in UTC, formatted in `style`. The one place symc turns a clock into a calendar date,
+/// through the `time` crate rather than hand-written civil-date arithmetic. Times the crate
+/// cannot represent (before 1970 is fine; beyond year 9999 is not) print as the Unix epoch:
+/// a header date is informational and must never make a write fail.
+pub fn utc_timestamp(at: std::time::SystemTime, style: TimestampStyle) -> String {
+    use time::macros::format_description;
+    let secs = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    };
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let formatted = match style {
+        TimestampStyle::Header => t.format(format_description!(
+            "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year] UTC"
+        )),
+        TimestampStyle::Compact => {
+            t.format(format_description!("[year][month][day]-[hour][minute][second]"))
+        }
+    };
+    // Formatting an OffsetDateTime into a String has every component it needs and cannot fail.
+    formatted.unwrap_or_default()
 }
