@@ -323,7 +323,8 @@ fn summarize<'a>(path: &Path, f: &'a GaugeFile) -> Info<'a> {
 }
 
 fn info(a: InfoArgs) -> Result<(), Failure> {
-    let f = read_gauge_with(&a.file, &ReadOptions { verify: !a.no_verify }).map_err(Failure::io)?;
+    let f = read_gauge_with(&a.file, &ReadOptions { verify: !a.no_verify, ..Default::default() })
+        .map_err(Failure::io)?;
     let s = summarize(&a.file, &f);
     match a.format {
         OutputStyle::Json => {

@@ -7,9 +7,9 @@
 
 use super::bytes::{decode_floats, host_words, push_float};
 use super::{
-    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, TimestampStyle, WriteOptions,
-    as_stored, check_unitarity, checked_dims, field_from_links, hex32, su3_from_12, su3_from_18,
-    su3_to_18, utc_timestamp, value_check,
+    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, Provenance, TimestampStyle,
+    WriteOptions, as_stored, check_unitarity, checked_dims, field_from_links, hex32, su3_from_12,
+    su3_from_18, su3_to_18, utc_timestamp, value_check,
 };
 use crate::lattice::gauge::GaugeField;
 
@@ -170,6 +170,8 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         header_plaquette,
         header_link_trace,
         metadata: kv,
+        dims_from: Provenance::Header,
+        precision_from: Provenance::Header,
     })
 }
 
