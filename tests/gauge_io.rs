@@ -953,3 +953,171 @@ fn cli_convert_and_generate() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `symc gauge info`, `convert`, `solve` and `train` on LIME files that hold only the binary
+/// record: the hint flags, what the diagnostics tell the user to pass, exit codes.
+#[test]
+fn cli_bare_lime_hints() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let b4444 = tmp.path().join("b4444.lime");
+    let b4448 = tmp.path().join("b4448.lime");
+    write_bare(&std::fs::read(dir.join("milc/lat.sample.l4444.ildg")).unwrap(), &b4444, |_| {});
+    write_bare(&std::fs::read(dir.join("milc/lat.sample.l4448.scidac")).unwrap(), &b4448, |_| {});
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let failed = |out: &std::process::Output| -> String {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    // Inferred: loads, and says so in text and JSON.
+    let j = json(&symc().args(["gauge", "info", "--format", "json"]).arg(&b4444).output().unwrap());
+    assert!((j["plaquette"].as_f64().unwrap() - 0.5948502).abs() <= 2e-6, "{j}");
+    assert_eq!(
+        (j["dims_from"].as_str(), j["precision_from"].as_str()),
+        (Some("payload_size"), Some("payload_size"))
+    );
+    let out = symc().args(["gauge", "info"]).arg(&b4444).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("inferred from the payload size"), "{text}");
+    // 4^3 x 8: exit 2 and the exact flags to pass; then with them.
+    let err = failed(&symc().args(["gauge", "info"]).arg(&b4448).output().unwrap());
+    assert!(
+        err.contains("b4448.lime")
+            && err.contains("147456 bytes")
+            && err.contains("--dims 4x4x4x8 --precision f32"),
+        "{err}"
+    );
+    let j = json(
+        &symc()
+            .args(["gauge", "info", "--format", "json", "--dims", "4x4x4x8", "--precision", "f32"])
+            .arg(&b4448)
+            .output()
+            .unwrap(),
+    );
+    assert!((j["plaquette"].as_f64().unwrap() - 0.5690557).abs() <= 2e-6, "{j}");
+    assert_eq!(j["dims"], serde_json::json!([4, 4, 4, 8]));
+    assert_eq!(
+        (j["dims_from"].as_str(), j["precision_from"].as_str()),
+        (Some("hint"), Some("hint"))
+    );
+    // A contradicting hint, and malformed hints.
+    let err = failed(
+        &symc()
+            .args(["gauge", "info", "--dims", "4x4x4x8"])
+            .arg(dir.join("milc/lat.sample.l4444.ildg"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("contradicts") && err.contains("4x4x4x4"), "{err}");
+    failed(&symc().args(["gauge", "info", "--dims", "4x4x4"]).arg(&b4448).output().unwrap());
+    failed(&symc().args(["gauge", "info", "--precision", "f16"]).arg(&b4448).output().unwrap());
+    // A truncated record.
+    let cut = tmp.path().join("cut.lime");
+    write_bare(&std::fs::read(dir.join("milc/lat.sample.l4444.ildg")).unwrap(), &cut, |b| {
+        b.truncate(b.len() - 100)
+    });
+    let err = failed(&symc().args(["gauge", "info"]).arg(&cut).output().unwrap());
+    assert!(err.contains("not a whole number of sites"), "{err}");
+
+    // convert: --dims and --input-precision describe the input, --precision the output.
+    let out_path = tmp.path().join("c.lime");
+    let err = failed(
+        &symc()
+            .args(["gauge", "convert"])
+            .arg(&b4448)
+            .arg(&out_path)
+            .args(["--to", "nersc"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--dims 4x4x4x8 --input-precision f32"), "{err}");
+    assert!(!out_path.exists());
+    let out = symc()
+        .args(["gauge", "convert"])
+        .arg(&b4448)
+        .arg(&out_path)
+        .args([
+            "--to",
+            "ildg",
+            "--dims",
+            "4x4x4x8",
+            "--input-precision",
+            "f32",
+            "--precision",
+            "32",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The converted file states its layout: no hints needed any more.
+    let f = read_gauge(&out_path).unwrap();
+    assert_eq!((f.field.dims(), f.precision_bits), ([4, 4, 4, 8], 32));
+    assert_eq!((f.dims_from, f.precision_from), (Provenance::Header, Provenance::Header));
+    assert!((f.field.plaquette() - 0.5690557).abs() <= 2e-6);
+
+    // solve: --gauge-dims / --gauge-precision (its --precision is the solver's).
+    let solve = |extra: &[&str]| {
+        symc()
+            .args(["solve", "--mass", "-0.5", "--csw", "1", "--format", "json", "--gauge"])
+            .arg(&b4448)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let err = failed(&solve(&[]));
+    assert!(err.contains("--gauge-dims 4x4x4x8 --gauge-precision f32"), "{err}");
+    let out = solve(&["--gauge-dims", "4x4x4x8"]);
+    let j = json(&out);
+    assert!((j["plaquette"].as_f64().unwrap() - 0.5690557).abs() <= 2e-6, "{j}");
+    assert!(j["true_residual"].as_f64().unwrap() <= 1e-8, "{j}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("given on the command line"));
+
+    // train: a model whose `gauge load(...)` is the bare file.
+    let model = tmp.path().join("tiny.sym");
+    std::fs::write(
+        &model,
+        "network tiny {
+    lattice  4 x 4 x 4 x 8
+    input    v: fermion
+    symmetry gauge(SU3), translation
+    linear(1 -> 1, hops = 1)
+    output fermion
+}
+train tiny {
+    gauge     load(\"b4448.lime\")
+    operator  wilson_clover(mass = -0.3, csw = 1.0)
+    loss      preconditioner
+    optimizer adam(lr = 1e-2)
+    steps     2
+    evaluate  fgmres(tol = 1e-8, restart = 30, rhs = 1)
+}
+",
+    )
+    .unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        symc()
+            .arg("train")
+            .arg(&model)
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .arg("--no-evaluate")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let err = failed(&train("run0", &[]));
+    assert!(err.contains("--gauge-dims 4x4x4x8 --gauge-precision f32"), "{err}");
+    let out = train("run1", &["--gauge-dims", "4x4x4x8", "--gauge-precision", "f32"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("run1/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!((s["gauge"]["plaquette"].as_f64().unwrap() - 0.5690557).abs() <= 2e-6, "{s}");
+    assert!(s["gauge"]["source"].as_str().unwrap().contains("given on the command line"), "{s}");
+}

@@ -71,6 +71,13 @@ pub struct TrainArgs {
     /// Preconditioners: skip the final FGMRES comparison.
     #[arg(long)]
     pub no_evaluate: bool,
+    /// Preconditioners: lattice extents XxYxZxT of the `gauge load(...)` file, for a LIME file
+    /// that does not state them.
+    #[arg(long, value_name = "XxYxZxT", value_parser = super::gauge::parse_hint_dims)]
+    pub gauge_dims: Option<[usize; 4]>,
+    /// Preconditioners: stored precision (f32 or f64) of the `gauge load(...)` file.
+    #[arg(long, value_name = "f32|f64", value_parser = super::gauge::parse_hint_precision)]
+    pub gauge_precision: Option<crate::lattice::io::Precision>,
 }
 
 /// A compiled classifier and how each layer is executed.
@@ -181,6 +188,13 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
     };
     match spec.loss {
         LossSpec::Nll => {
+            if args.gauge_dims.is_some() || args.gauge_precision.is_some() {
+                eprintln!(
+                    "warning: --gauge-dims/--gauge-precision describe the gauge file of a \
+                     preconditioner model; the classifier `{}` loads none, so they are ignored",
+                    graph.name
+                );
+            }
             let previous = match &args.resume {
                 Some(dir) => {
                     Some(Previous { summary: runlog::read_summary(dir).map_err(Failure::io)? })
@@ -220,6 +234,8 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     opts.model_file = Some(model_path.to_path_buf());
     opts.source = Some(source);
     opts.progress = true;
+    let flags = super::gauge::GAUGE_HINT_FLAGS;
+    opts.gauge_read = super::gauge::hinted_read(true, args.gauge_dims, args.gauge_precision, flags);
     let summary = precond::run(graph, &opts)
         .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
     println!("run folder: {}", out.display());
