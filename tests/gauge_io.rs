@@ -6,8 +6,8 @@ use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::io::{
-    GaugeFile, GaugeFormat, GaugeIoError, Precision, ReadOptions, WriteOptions, read_gauge,
-    read_gauge_with, write_gauge,
+    GaugeFile, GaugeFormat, GaugeIoError, LayoutHints, Precision, Provenance, ReadOptions,
+    TimestampStyle, WriteOptions, read_gauge, read_gauge_with, utc_timestamp, write_gauge,
 };
 
 /// `../shared/data/gauge` next to the repository (CI layout), or `$SYMC_DATA/gauge` when set
@@ -323,7 +323,7 @@ fn formats_without_checksums_catch_damaged_numbers() {
     bytes[i - (i % 4)] ^= 0x20;
     let p = tmp.path().join("lenient");
     std::fs::write(&p, &bytes).unwrap();
-    let f = read_gauge_with(&p, &ReadOptions { verify: false }).unwrap();
+    let f = read_gauge_with(&p, &ReadOptions { verify: false, ..Default::default() }).unwrap();
     assert!(!f.all_ok());
 }
 
@@ -534,6 +534,299 @@ fn unit_field_headers() {
     assert_eq!(f.header_link_trace, Some(1.0));
 }
 
+/// The header and run-folder time formats, against `date -u` (an independent calendar).
+#[test]
+fn timestamps_keep_their_formats() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let cases: [(i64, &str, &str); 6] = [
+        (1_796_460_112, "Sat Dec  5 08:41:52 2026 UTC", "20261205-084152"),
+        (1_709_251_199, "Thu Feb 29 23:59:59 2024 UTC", "20240229-235959"),
+        (951_782_400, "Tue Feb 29 00:00:00 2000 UTC", "20000229-000000"),
+        (946_598_407, "Fri Dec 31 00:00:07 1999 UTC", "19991231-000007"),
+        (0, "Thu Jan  1 00:00:00 1970 UTC", "19700101-000000"),
+        (-86_400, "Wed Dec 31 00:00:00 1969 UTC", "19691231-000000"),
+    ];
+    for (secs, header, compact) in cases {
+        let at = if secs >= 0 {
+            UNIX_EPOCH + Duration::from_secs(secs as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        };
+        assert_eq!(utc_timestamp(at, TimestampStyle::Header), header);
+        assert_eq!(utc_timestamp(at, TimestampStyle::Compact), compact);
+    }
+    // What the writers put in a header today has the same shape.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("t.nersc");
+    write_gauge(&p, &GaugeField::unit([2, 2, 2, 2]), GaugeFormat::Nersc, &WriteOptions::default())
+        .unwrap();
+    let f = read_gauge(&p).unwrap();
+    let date = &f.metadata.iter().find(|(k, _)| k == "CREATION_DATE").unwrap().1;
+    let now = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Header);
+    assert_eq!((date.len(), &date[date.len() - 4..]), (now.len(), " UTC"), "{date}");
+}
+
+// ---- LIME files whose only record is the binary data ---------------------------------------
+
+/// The (type, payload) records of a LIME file (144-byte big-endian headers, 8-byte padding).
+fn lime_records(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < bytes.len() {
+        let h = &bytes[off..off + 144];
+        let len = u64::from_be_bytes(h[8..16].try_into().unwrap()) as usize;
+        let kind = String::from_utf8_lossy(&h[16..]).trim_end_matches('\0').to_string();
+        out.push((kind, bytes[off + 144..off + 144 + len].to_vec()));
+        off = (off + 144 + len).div_ceil(8) * 8;
+    }
+    out
+}
+
+/// One LIME record (message begin and end set: it is the whole file), payload padded to 8.
+fn lime_record(kind: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0x4567_89abu32.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&0xc000u16.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    let mut t = [0u8; 128];
+    t[..kind.len()].copy_from_slice(kind.as_bytes());
+    out.extend_from_slice(&t);
+    out.extend_from_slice(payload);
+    out.resize(out.len().div_ceil(8) * 8, 0);
+    out
+}
+
+/// The binary record of a LIME file (`ildg-binary-data` or `scidac-binary-data`): its type and
+/// payload, with every XML record dropped.
+fn binary_record(lime: &[u8]) -> (String, Vec<u8>) {
+    lime_records(lime)
+        .into_iter()
+        .find(|(k, _)| k == "ildg-binary-data" || k == "scidac-binary-data")
+        .expect("a binary record")
+}
+
+/// Writes a copy of `lime` that holds only its binary record (payload edited by `edit`).
+fn write_bare(lime: &[u8], path: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let (kind, mut payload) = binary_record(lime);
+    edit(&mut payload);
+    std::fs::write(path, lime_record(&kind, &payload)).unwrap();
+}
+
+fn hinted(dims: Option<[usize; 4]>, precision: Option<Precision>) -> ReadOptions {
+    ReadOptions {
+        hints: LayoutHints { dims, precision, ..Default::default() },
+        ..Default::default()
+    }
+}
+
+fn help_of(e: &GaugeIoError) -> String {
+    use miette::Diagnostic;
+    e.help().map(|h| h.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn bare_lime_of_a_hypercubic_lattice_loads_with_inferred_layout() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["milc/lat.sample.l4444.ildg", "milc/lat.sample.l4444.scidac"] {
+        let full = read_gauge(&dir.join(name)).unwrap();
+        let p = tmp.path().join("bare.lime");
+        write_bare(&std::fs::read(dir.join(name)).unwrap(), &p, |_| {});
+        let f = read_gauge(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((f.field.dims(), f.precision_bits), ([4, 4, 4, 4], 32), "{name}");
+        assert!((f.field.plaquette() - 0.5948502).abs() <= 2e-6, "{name}");
+        assert_eq!(max_dist(&f.field, &full.field), 0.0, "{name}");
+        assert_eq!(
+            (f.dims_from, f.precision_from),
+            (Provenance::PayloadSize, Provenance::PayloadSize)
+        );
+        let note = f.layout_note().expect("an inferred layout is reported");
+        assert!(
+            note.contains("4x4x4x4") && note.contains("inferred from the payload size"),
+            "{note}"
+        );
+        assert!(f.all_ok() && f.checks.iter().any(|c| c.name.contains("unitarity")));
+        // Hints that agree with the inference change nothing but the provenance.
+        let g = read_gauge_with(&p, &hinted(Some([4, 4, 4, 4]), Some(Precision::F32))).unwrap();
+        assert_eq!(max_dist(&g.field, &full.field), 0.0);
+        assert_eq!((g.dims_from, g.precision_from), (Provenance::Hint, Provenance::Hint));
+    }
+    // Files that state their layout say so.
+    let f = read_gauge(&dir.join("milc/lat.sample.l4444.ildg")).unwrap();
+    assert_eq!(
+        (f.dims_from, f.precision_from, f.layout_note()),
+        (Provenance::Header, Provenance::Header, None)
+    );
+}
+
+#[test]
+fn bare_lime_of_4x4x4x8_needs_dims_and_says_what_to_pass() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bare4448.lime");
+    let full = read_gauge(&dir.join("milc/lat.sample.l4448.scidac")).unwrap();
+    write_bare(&std::fs::read(dir.join("milc/lat.sample.l4448.scidac")).unwrap(), &p, |_| {});
+    // 147456 bytes are 4^4 sites at f64 (the one hypercubic reading) or 512 sites at f32: the
+    // f64 guess gives non-unitary links, and the error says so and what to pass instead.
+    let e = read_gauge(&p).unwrap_err();
+    let (msg, help) = (e.to_string(), help_of(&e));
+    assert!(matches!(e, GaugeIoError::Layout { .. }), "{e}");
+    assert!(
+        msg.contains("bare4448.lime") && msg.contains("f64") && msg.contains("not SU(3)"),
+        "{msg}"
+    );
+    assert!(
+        help.contains("512 sites at f32") && help.contains("`--dims 4x4x4x8 --precision f32`"),
+        "{help}"
+    );
+    // With --no-verify the same reading is returned, flagged.
+    let f = read_gauge_with(&p, &ReadOptions { verify: false, ..Default::default() }).unwrap();
+    assert!(!f.all_ok());
+    assert!(f.metadata.iter().any(|(k, _)| k == "layout warning"));
+
+    // --dims alone settles it (the size leaves only f32), as does --dims with --precision.
+    for prec in [None, Some(Precision::F32)] {
+        let f = read_gauge_with(&p, &hinted(Some([4, 4, 4, 8]), prec)).unwrap();
+        assert_eq!((f.field.dims(), f.precision_bits), ([4, 4, 4, 8], 32));
+        assert!((f.field.plaquette() - 0.5690557).abs() <= 2e-6);
+        assert_eq!(max_dist(&f.field, &full.field), 0.0);
+        assert_eq!(f.dims_from, Provenance::Hint);
+        let want = if prec.is_some() { Provenance::Hint } else { Provenance::PayloadSize };
+        assert_eq!(f.precision_from, want);
+    }
+    // --precision alone: 512 sites is no L^4, so the extents must be given.
+    let e = read_gauge_with(&p, &hinted(None, Some(Precision::F32))).unwrap_err();
+    assert!(matches!(e, GaugeIoError::Layout { .. }), "{e}");
+    assert!(e.to_string().contains("512 sites"), "{e}");
+    assert!(help_of(&e).contains("`--dims 4x4x4x8 --precision f32`"), "{}", help_of(&e));
+    // A wrong precision given by hand is caught the same way as a wrong guess.
+    let e = read_gauge_with(&p, &hinted(Some([4, 4, 4, 4]), Some(Precision::F64))).unwrap_err();
+    assert!(
+        e.to_string().contains("given on the command line") && e.to_string().contains("not SU(3)"),
+        "{e}"
+    );
+    assert!(help_of(&e).contains("f32"), "{}", help_of(&e));
+    // Extents that fit neither precision.
+    let e = read_gauge_with(&p, &hinted(Some([4, 4, 4, 6]), None)).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("--dims 4x4x4x6") && msg.contains("147456"), "{msg}");
+    // The flag names in the diagnostics are the calling command's.
+    let mut opts = hinted(None, Some(Precision::F32));
+    opts.hints.flags =
+        symc::lattice::io::HintFlags { dims: "--gauge-dims", precision: "--gauge-precision" };
+    let e = read_gauge_with(&p, &opts).unwrap_err();
+    assert!(
+        help_of(&e).contains("`--gauge-dims 4x4x4x8 --gauge-precision f32`"),
+        "{}",
+        help_of(&e)
+    );
+}
+
+#[test]
+fn hints_that_contradict_a_file_are_errors() {
+    let Some(dir) = data_dir() else { return };
+    let ildg = dir.join("milc/lat.sample.l4444.ildg");
+    let e = read_gauge_with(&ildg, &hinted(Some([4, 4, 4, 8]), None)).unwrap_err();
+    assert!(matches!(e, GaugeIoError::HintConflict { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("--dims 4x4x4x8") && msg.contains("4x4x4x4") && msg.contains("ildg-format"),
+        "{msg}"
+    );
+    let e = read_gauge_with(&ildg, &hinted(None, Some(Precision::F64))).unwrap_err();
+    assert!(e.to_string().contains("--precision f64") && e.to_string().contains("f32"), "{e}");
+    // SciDAC-only files state theirs in other records; other formats in their headers.
+    let e = read_gauge_with(
+        &dir.join("milc/lat.sample.l4448.scidac"),
+        &hinted(Some([4, 4, 4, 4]), None),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("scidac-private-file-xml"), "{e}");
+    for name in ["milc/lat.sample.l4444", "chroma/t_nersc.cfg", "ddalphaamg/4x4x4x4b6.0000id3n1"] {
+        let e = read_gauge_with(&dir.join(name), &hinted(Some([4, 4, 4, 8]), None)).unwrap_err();
+        assert!(matches!(e, GaugeIoError::HintConflict { .. }), "{name}: {e}");
+        assert!(e.to_string().contains("header"), "{name}: {e}");
+    }
+    let e = read_gauge_with(
+        &dir.join("ddalphaamg/4x4x4x4b6.0000id3n1"),
+        &hinted(None, Some(Precision::F32)),
+    )
+    .unwrap_err();
+    assert!(matches!(e, GaugeIoError::HintConflict { .. }), "{e}");
+    // Hints that agree are harmless.
+    let f = read_gauge_with(&ildg, &hinted(Some([4, 4, 4, 4]), Some(Precision::F32))).unwrap();
+    assert_eq!((f.dims_from, f.precision_from), (Provenance::Header, Provenance::Header));
+}
+
+#[test]
+fn truncated_bare_lime_is_rejected() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = std::fs::read(dir.join("milc/lat.sample.l4444.ildg")).unwrap();
+    let p = tmp.path().join("cut.lime");
+    // The file ends before the record header says it does.
+    write_bare(&src, &p, |_| {});
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes.truncate(bytes.len() - 5000);
+    std::fs::write(&p, &bytes).unwrap();
+    let e = read_gauge(&p).unwrap_err();
+    assert!(matches!(e, GaugeIoError::Truncated { .. }), "{e}");
+    assert_names_file(&e, "cut.lime");
+    // A record that is consistent but short of a whole site.
+    write_bare(&src, &p, |b| b.truncate(b.len() - 100));
+    let e = read_gauge(&p).unwrap_err();
+    assert!(matches!(e, GaugeIoError::Layout { .. }), "{e}");
+    assert!(
+        e.to_string().contains("73628 bytes")
+            && e.to_string().contains("not a whole number of sites"),
+        "{e}"
+    );
+    assert!(help_of(&e).contains("truncated"), "{}", help_of(&e));
+    // One site short: 255 sites at f32 is no L^4 lattice, and hints that fit 256 sites say so.
+    write_bare(&src, &p, |b| b.truncate(b.len() - 288));
+    let e = read_gauge(&p).unwrap_err();
+    assert!(e.to_string().contains("255 sites at f32"), "{e}");
+    let e = read_gauge_with(&p, &hinted(Some([4, 4, 4, 4]), Some(Precision::F32))).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("needs 73728 bytes") && msg.contains("73440"), "{msg}");
+    // An empty record.
+    write_bare(&src, &p, |b| b.clear());
+    assert!(matches!(read_gauge(&p), Err(GaugeIoError::Layout { .. })));
+}
+
+/// The same without the shared data: symc's own ILDG writer, XML records stripped.
+#[test]
+fn bare_lime_from_our_writer_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full.lime");
+    let bare = tmp.path().join("bare.lime");
+    // 3^4 at f64 is inferred (its size is no whole L^4 at f32).
+    let field = random_field([3, 3, 3, 3], 21);
+    let opts = WriteOptions { precision: Precision::F64, ..Default::default() };
+    write_gauge(&full, &field, GaugeFormat::Ildg, &opts).unwrap();
+    write_bare(&std::fs::read(&full).unwrap(), &bare, |_| {});
+    let f = read_gauge(&bare).unwrap();
+    assert_eq!(
+        (f.field.dims(), f.precision_bits, f.dims_from),
+        ([3; 4], 64, Provenance::PayloadSize)
+    );
+    assert_eq!(max_dist(&f.field, &field), 0.0);
+    // 4x2x2x6 at f32 (96 sites) needs its extents; the example has the right volume.
+    let field = random_field([4, 2, 2, 6], 22);
+    let opts = WriteOptions { precision: Precision::F32, ..Default::default() };
+    write_gauge(&full, &field, GaugeFormat::Ildg, &opts).unwrap();
+    write_bare(&std::fs::read(&full).unwrap(), &bare, |_| {});
+    let e = read_gauge(&bare).unwrap_err();
+    assert!(e.to_string().contains("96 sites at f32 or 48 sites at f64"), "{e}");
+    assert!(help_of(&e).contains("`--dims 2x2x2x12 --precision f32`"), "{}", help_of(&e));
+    let f = read_gauge_with(&bare, &hinted(Some([4, 2, 2, 6]), None)).unwrap();
+    assert_eq!(max_dist(&f.field, &read_gauge(&full).unwrap().field), 0.0);
+    // Hints beyond what symc can hold are refused before anything is allocated.
+    let e = read_gauge_with(&bare, &hinted(Some([1 << 13, 1, 1, 1]), None)).unwrap_err();
+    assert!(matches!(e, GaugeIoError::Layout { .. }), "{e}");
+}
+
 // ---- the `symc gauge` command line -------------------------------------------------------
 
 fn symc() -> assert_cmd::Command {
@@ -659,4 +952,172 @@ fn cli_convert_and_generate() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `symc gauge info`, `convert`, `solve` and `train` on LIME files that hold only the binary
+/// record: the hint flags, what the diagnostics tell the user to pass, exit codes.
+#[test]
+fn cli_bare_lime_hints() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let b4444 = tmp.path().join("b4444.lime");
+    let b4448 = tmp.path().join("b4448.lime");
+    write_bare(&std::fs::read(dir.join("milc/lat.sample.l4444.ildg")).unwrap(), &b4444, |_| {});
+    write_bare(&std::fs::read(dir.join("milc/lat.sample.l4448.scidac")).unwrap(), &b4448, |_| {});
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let failed = |out: &std::process::Output| -> String {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    // Inferred: loads, and says so in text and JSON.
+    let j = json(&symc().args(["gauge", "info", "--format", "json"]).arg(&b4444).output().unwrap());
+    assert!((j["plaquette"].as_f64().unwrap() - 0.5948502).abs() <= 2e-6, "{j}");
+    assert_eq!(
+        (j["dims_from"].as_str(), j["precision_from"].as_str()),
+        (Some("payload_size"), Some("payload_size"))
+    );
+    let out = symc().args(["gauge", "info"]).arg(&b4444).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("inferred from the payload size"), "{text}");
+    // 4^3 x 8: exit 2 and the exact flags to pass; then with them.
+    let err = failed(&symc().args(["gauge", "info"]).arg(&b4448).output().unwrap());
+    assert!(
+        err.contains("b4448.lime")
+            && err.contains("147456 bytes")
+            && err.contains("--dims 4x4x4x8 --precision f32"),
+        "{err}"
+    );
+    let j = json(
+        &symc()
+            .args(["gauge", "info", "--format", "json", "--dims", "4x4x4x8", "--precision", "f32"])
+            .arg(&b4448)
+            .output()
+            .unwrap(),
+    );
+    assert!((j["plaquette"].as_f64().unwrap() - 0.5690557).abs() <= 2e-6, "{j}");
+    assert_eq!(j["dims"], serde_json::json!([4, 4, 4, 8]));
+    assert_eq!(
+        (j["dims_from"].as_str(), j["precision_from"].as_str()),
+        (Some("hint"), Some("hint"))
+    );
+    // A contradicting hint, and malformed hints.
+    let err = failed(
+        &symc()
+            .args(["gauge", "info", "--dims", "4x4x4x8"])
+            .arg(dir.join("milc/lat.sample.l4444.ildg"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("contradicts") && err.contains("4x4x4x4"), "{err}");
+    failed(&symc().args(["gauge", "info", "--dims", "4x4x4"]).arg(&b4448).output().unwrap());
+    failed(&symc().args(["gauge", "info", "--precision", "f16"]).arg(&b4448).output().unwrap());
+    // A truncated record.
+    let cut = tmp.path().join("cut.lime");
+    write_bare(&std::fs::read(dir.join("milc/lat.sample.l4444.ildg")).unwrap(), &cut, |b| {
+        b.truncate(b.len() - 100)
+    });
+    let err = failed(&symc().args(["gauge", "info"]).arg(&cut).output().unwrap());
+    assert!(err.contains("not a whole number of sites"), "{err}");
+
+    // convert: --dims and --input-precision describe the input, --precision the output.
+    let out_path = tmp.path().join("c.lime");
+    let err = failed(
+        &symc()
+            .args(["gauge", "convert"])
+            .arg(&b4448)
+            .arg(&out_path)
+            .args(["--to", "nersc"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--dims 4x4x4x8 --input-precision f32"), "{err}");
+    assert!(!out_path.exists());
+    let out = symc()
+        .args(["gauge", "convert"])
+        .arg(&b4448)
+        .arg(&out_path)
+        .args([
+            "--to",
+            "ildg",
+            "--dims",
+            "4x4x4x8",
+            "--input-precision",
+            "f32",
+            "--precision",
+            "32",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The converted file states its layout: no hints needed any more.
+    let f = read_gauge(&out_path).unwrap();
+    assert_eq!((f.field.dims(), f.precision_bits), ([4, 4, 4, 8], 32));
+    assert_eq!((f.dims_from, f.precision_from), (Provenance::Header, Provenance::Header));
+    assert!((f.field.plaquette() - 0.5690557).abs() <= 2e-6);
+
+    // solve: --gauge-dims / --gauge-precision (its --precision is the solver's).
+    let solve = |extra: &[&str]| {
+        symc()
+            .args(["solve", "--mass", "-0.5", "--csw", "1", "--format", "json", "--gauge"])
+            .arg(&b4448)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let err = failed(&solve(&[]));
+    assert!(err.contains("--gauge-dims 4x4x4x8 --gauge-precision f32"), "{err}");
+    let out = solve(&["--gauge-dims", "4x4x4x8"]);
+    let j = json(&out);
+    assert!((j["plaquette"].as_f64().unwrap() - 0.5690557).abs() <= 2e-6, "{j}");
+    assert!(j["true_residual"].as_f64().unwrap() <= 1e-8, "{j}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("given on the command line"));
+
+    // train: a model whose `gauge load(...)` is the bare file.
+    let model = tmp.path().join("tiny.sym");
+    std::fs::write(
+        &model,
+        "network tiny {
+    lattice  4 x 4 x 4 x 8
+    input    v: fermion
+    symmetry gauge(SU3), translation
+    linear(1 -> 1, hops = 1)
+    output fermion
+}
+train tiny {
+    gauge     load(\"b4448.lime\")
+    operator  wilson_clover(mass = -0.3, csw = 1.0)
+    loss      preconditioner
+    optimizer adam(lr = 1e-2)
+    steps     2
+    evaluate  fgmres(tol = 1e-8, restart = 30, rhs = 1)
+}
+",
+    )
+    .unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        symc()
+            .arg("train")
+            .arg(&model)
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .arg("--no-evaluate")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let err = failed(&train("run0", &[]));
+    assert!(err.contains("--gauge-dims 4x4x4x8 --gauge-precision f32"), "{err}");
+    let out = train("run1", &["--gauge-dims", "4x4x4x8", "--gauge-precision", "f32"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("run1/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!((s["gauge"]["plaquette"].as_f64().unwrap() - 0.5690557).abs() <= 2e-6, "{s}");
+    assert!(s["gauge"]["source"].as_str().unwrap().contains("given on the command line"), "{s}");
 }

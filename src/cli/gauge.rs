@@ -4,7 +4,8 @@
 use super::Failure;
 use crate::lattice::heatbath::{self, HeatbathParams, Start, chain_estimate};
 use crate::lattice::io::{
-    self, GaugeFile, GaugeFormat, Precision, ReadOptions, WriteOptions, read_gauge_with,
+    self, GaugeFile, GaugeFormat, HintFlags, LayoutHints, Precision, Provenance, ReadOptions,
+    WriteOptions, read_gauge_with,
 };
 use std::path::{Path, PathBuf};
 
@@ -19,14 +20,21 @@ depends only on (β, dims, seed, start, overrelax, reunitarize-every), not on th
     Generate(GenerateArgs),
     /// Print dims, format, precision, plaquette, link trace and checksum status of a file.
     #[command(after_help = "Examples:\n  symc gauge info conf.nersc\n  \
-symc gauge info conf.lime --format json\n  symc gauge info damaged.cfg --no-verify\n\n\
+symc gauge info conf.lime --format json\n  symc gauge info damaged.cfg --no-verify\n  \
+symc gauge info bare.lime --dims 4x4x4x8 --precision f32\n\n\
 The format is detected from the content (NERSC, ILDG/SciDAC LIME, MILC v5, DDalphaAMG). A file \
-that fails a check (checksum, header plaquette, size, unitarity) exits with status 2.")]
+that fails a check (checksum, header plaquette, size, unitarity) exits with status 2. A LIME file \
+whose only record is the binary data states neither extents nor precision: a hypercubic L^4 \
+lattice is inferred from the payload size (and reported as inferred), any other needs --dims \
+(and --precision where the size leaves both open). A hint that contradicts a file is an error.")]
     Info(InfoArgs),
     /// Convert a configuration to another format or precision.
     #[command(
         after_help = "Examples:\n  symc gauge convert lat.sample.l4444 conf.nersc --to nersc\n  \
-symc gauge convert conf.nersc conf.lime --to ildg --precision 32"
+symc gauge convert conf.nersc conf.lime --to ildg --precision 32\n  \
+symc gauge convert bare.lime conf.nersc --to nersc --dims 4x4x4x8 --input-precision f32\n\n\
+--precision is the precision written; --dims and --input-precision describe an input LIME file \
+that states neither (see `symc gauge info --help`)."
     )]
     Convert(ConvertArgs),
 }
@@ -107,6 +115,12 @@ pub struct InfoArgs {
     /// Report failed checks instead of refusing the file.
     #[arg(long)]
     pub no_verify: bool,
+    /// Lattice extents XxYxZxT of a LIME file that does not state them.
+    #[arg(long, value_name = "XxYxZxT", value_parser = parse_hint_dims)]
+    pub dims: Option<[usize; 4]>,
+    /// Stored precision (f32 or f64) of a LIME file that does not state it.
+    #[arg(long, value_name = "f32|f64", value_parser = parse_hint_precision)]
+    pub precision: Option<Precision>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -127,6 +141,13 @@ pub struct ConvertArgs {
     /// NERSC and MILC: write little-endian instead of big-endian.
     #[arg(long)]
     pub little_endian: bool,
+    /// Lattice extents XxYxZxT of an input LIME file that does not state them.
+    #[arg(long, value_name = "XxYxZxT", value_parser = parse_hint_dims)]
+    pub dims: Option<[usize; 4]>,
+    /// Stored precision (f32 or f64) of an input LIME file that does not state it (--precision
+    /// is the output's).
+    #[arg(long, value_name = "f32|f64", value_parser = parse_hint_precision)]
+    pub input_precision: Option<Precision>,
 }
 
 /// Parses `8x8x8x16` into four extents.
@@ -143,6 +164,56 @@ fn parse_dims(s: &str) -> Result<[usize; 4], String> {
         }
     }
     Ok(d)
+}
+
+/// Parses a layout hint `4x4x4x8`. Unlike `generate --dims`, extents of 1 are allowed: a file
+/// may hold a lower-dimensional slice, and the reader bounds the rest.
+pub(crate) fn parse_hint_dims(s: &str) -> Result<[usize; 4], String> {
+    let parts: Vec<&str> = s.split(['x', 'X']).collect();
+    if parts.len() != 4 {
+        return Err(format!("expected four extents XxYxZxT like 4x4x4x8, found `{s}`"));
+    }
+    let mut d = [0usize; 4];
+    for (i, p) in parts.iter().enumerate() {
+        d[i] = match p.trim().parse() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(format!("`{p}` in `{s}` is not a positive integer")),
+        };
+    }
+    Ok(d)
+}
+
+/// Parses a precision hint: `f32` or `f64` (`32` and `64` are accepted too, as `--precision`
+/// of `convert` and `generate` spell it).
+pub(crate) fn parse_hint_precision(s: &str) -> Result<Precision, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "f32" | "32" => Ok(Precision::F32),
+        "f64" | "64" => Ok(Precision::F64),
+        _ => Err(format!("expected f32 or f64, found `{s}`")),
+    }
+}
+
+/// The hint flags of `symc solve` and `symc train`, where `--dims`/`--precision` would read as
+/// the solve's or the model's own settings.
+pub(crate) const GAUGE_HINT_FLAGS: HintFlags =
+    HintFlags { dims: "--gauge-dims", precision: "--gauge-precision" };
+
+/// The read options of a command whose layout-hint flags are spelled as `flags` says.
+pub(crate) fn hinted_read(
+    verify: bool,
+    dims: Option<[usize; 4]>,
+    precision: Option<Precision>,
+    flags: HintFlags,
+) -> ReadOptions {
+    ReadOptions { verify, hints: LayoutHints { dims, precision, flags } }
+}
+
+/// `lattice ...` / `precision ...` suffix for `gauge info` when the file did not state it.
+fn provenance_suffix(p: Provenance) -> String {
+    match p {
+        Provenance::Header => String::new(),
+        other => format!(", {}", other.describe()),
+    }
 }
 
 fn parse_precision(s: &str) -> Result<u32, String> {
@@ -287,6 +358,10 @@ struct Info<'a> {
     all_checks_ok: bool,
     checks: &'a [io::Check],
     metadata: serde_json::Map<String, serde_json::Value>,
+    /// `header`, `payload_size` (inferred) or `hint` (--dims).
+    dims_from: Provenance,
+    /// `header`, `payload_size` (inferred) or `hint` (--precision).
+    precision_from: Provenance,
 }
 
 fn summarize<'a>(path: &Path, f: &'a GaugeFile) -> Info<'a> {
@@ -319,11 +394,14 @@ fn summarize<'a>(path: &Path, f: &'a GaugeFile) -> Info<'a> {
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
+        dims_from: f.dims_from,
+        precision_from: f.precision_from,
     }
 }
 
 fn info(a: InfoArgs) -> Result<(), Failure> {
-    let f = read_gauge_with(&a.file, &ReadOptions { verify: !a.no_verify }).map_err(Failure::io)?;
+    let opts = hinted_read(!a.no_verify, a.dims, a.precision, HintFlags::default());
+    let f = read_gauge_with(&a.file, &opts).map_err(Failure::io)?;
     let s = summarize(&a.file, &f);
     match a.format {
         OutputStyle::Json => {
@@ -335,10 +413,15 @@ fn info(a: InfoArgs) -> Result<(), Failure> {
             println!("file        {}", s.file);
             println!("format      {} ({})", s.format, s.variant);
             println!(
-                "lattice     {}x{}x{}x{} ({} sites)",
-                s.dims[0], s.dims[1], s.dims[2], s.dims[3], s.volume
+                "lattice     {}x{}x{}x{} ({} sites){}",
+                s.dims[0],
+                s.dims[1],
+                s.dims[2],
+                s.dims[3],
+                s.volume,
+                provenance_suffix(s.dims_from)
             );
-            println!("precision   {}-bit", s.precision_bits);
+            println!("precision   {}-bit{}", s.precision_bits, provenance_suffix(s.precision_from));
             println!(
                 "plaquette   {:.10} (spatial {:.10}, temporal {:.10})",
                 s.plaquette, s.plaquette_spatial, s.plaquette_temporal
@@ -366,7 +449,12 @@ fn info(a: InfoArgs) -> Result<(), Failure> {
 }
 
 fn convert(a: ConvertArgs) -> Result<(), Failure> {
-    let src = io::read_gauge(&a.input).map_err(Failure::io)?;
+    let flags = HintFlags { precision: "--input-precision", ..HintFlags::default() };
+    let opts = hinted_read(true, a.dims, a.input_precision, flags);
+    let src = read_gauge_with(&a.input, &opts).map_err(Failure::io)?;
+    if let Some(note) = src.layout_note() {
+        eprintln!("note: {}: {note}", a.input.display());
+    }
     let format = GaugeFormat::from(a.to);
     let precision = output_precision(format, a.precision, src.precision_bits);
     if precision.bits() < src.precision_bits {

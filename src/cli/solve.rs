@@ -29,7 +29,8 @@ use thiserror::Error;
 symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.5 --csw 1.0\n  \
 symc solve --gauge b6.nersc --mass -0.55 --csw 1 --solver gmres --restart 30 --rhs 4 --format json\n  \
 symc solve --gauge b6.nersc --mass -0.58 --csw 1 --history res.csv --plot res.svg\n  \
-symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --restart 30 --precond runs/ptc_precond\n\n\
+symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --restart 30 --precond runs/ptc_precond\n  \
+symc solve --gauge bare.lime --gauge-dims 4x4x4x8 --gauge-precision f32 --mass -0.5 --csw 1\n\n\
 The operator is D = (4+m) - 1/2 sum_mu [(1-g_mu) U_mu(x) d_{x+mu} + (1+g_mu) U_mu(x-mu)^+ d_{x-mu}] \
 + clover (Grid/GPT conventions, DeGrand-Rossi gammas). Sources are complex Gaussian, normalised, \
 drawn from --seed. The reported true residual |b - D x|/|b| is recomputed in f64 from the \
@@ -42,6 +43,12 @@ pub struct SolveArgs {
     /// Gauge configuration (NERSC, ILDG/SciDAC LIME, MILC v5 or DDalphaAMG; detected).
     #[arg(long)]
     pub gauge: PathBuf,
+    /// Lattice extents XxYxZxT of a --gauge LIME file that does not state them.
+    #[arg(long, value_name = "XxYxZxT", value_parser = super::gauge::parse_hint_dims)]
+    pub gauge_dims: Option<[usize; 4]>,
+    /// Stored precision (f32 or f64) of a --gauge LIME file that does not state it.
+    #[arg(long, value_name = "f32|f64", value_parser = super::gauge::parse_hint_precision)]
+    pub gauge_precision: Option<io::Precision>,
     /// Bare quark mass m0 (kappa = 1/(2(m0+4))); negative values are usual.
     #[arg(long, allow_negative_numbers = true)]
     pub mass: f64,
@@ -339,10 +346,22 @@ pub fn run_solves(
     Ok(SolveOutcome { reports })
 }
 
+/// Reads `--gauge` with the `--gauge-dims`/`--gauge-precision` hints, noting on stderr when
+/// the layout was not stated by the file.
+fn read_solve_gauge(args: &SolveArgs) -> Result<io::GaugeFile, Failure> {
+    let flags = super::gauge::GAUGE_HINT_FLAGS;
+    let opts = super::gauge::hinted_read(true, args.gauge_dims, args.gauge_precision, flags);
+    let file = io::read_gauge_with(&args.gauge, &opts).map_err(Failure::io)?;
+    if let Some(note) = file.layout_note() {
+        eprintln!("note: {}: {note}", args.gauge.display());
+    }
+    Ok(file)
+}
+
 /// `symc solve` without preconditioner.
 pub fn run(args: SolveArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.precond {
-        let gauge = read_gauge(&args.gauge).map_err(Failure::io)?.field;
+        let gauge = read_solve_gauge(&args)?.field;
         let prec = crate::train::precond::preconditioner_from_run(dir, &gauge)
             .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
         return run_with(args, Preconditioning::Network(Box::new(prec)));
@@ -364,7 +383,7 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
             args.tol
         );
     }
-    let file = read_gauge(&args.gauge).map_err(Failure::io)?;
+    let file = read_solve_gauge(&args)?;
     let gauge = file.field;
     let dims = gauge.dims();
     let plaquette = gauge.plaquette();

@@ -7,6 +7,7 @@
 
 use super::Failure;
 use crate::ir::{DataSource, Graph, LossSpec, TrainLength};
+use crate::lattice::io::{TimestampStyle, utc_timestamp};
 use crate::runtime::Classifier;
 use crate::runtime::classifier::{CompileOptions, JitClassifier};
 use crate::runtime::reference::ReferenceClassifier;
@@ -70,6 +71,13 @@ pub struct TrainArgs {
     /// Preconditioners: skip the final FGMRES comparison.
     #[arg(long)]
     pub no_evaluate: bool,
+    /// Preconditioners: lattice extents XxYxZxT of the `gauge load(...)` file, for a LIME file
+    /// that does not state them.
+    #[arg(long, value_name = "XxYxZxT", value_parser = super::gauge::parse_hint_dims)]
+    pub gauge_dims: Option<[usize; 4]>,
+    /// Preconditioners: stored precision (f32 or f64) of the `gauge load(...)` file.
+    #[arg(long, value_name = "f32|f64", value_parser = super::gauge::parse_hint_precision)]
+    pub gauge_precision: Option<crate::lattice::io::Precision>,
 }
 
 /// A compiled classifier and how each layer is executed.
@@ -147,26 +155,6 @@ pub fn init_threads(threads: Option<usize>) -> usize {
     rayon::current_num_threads()
 }
 
-/// `YYYYMMDD-HHMMSS` in UTC, for default run folder names.
-fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
-}
-
 /// What a previous run recorded, for `--resume`.
 struct Previous {
     summary: runlog::Summary,
@@ -200,6 +188,13 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
     };
     match spec.loss {
         LossSpec::Nll => {
+            if args.gauge_dims.is_some() || args.gauge_precision.is_some() {
+                eprintln!(
+                    "warning: --gauge-dims/--gauge-precision describe the gauge file of a \
+                     preconditioner model; the classifier `{}` loads none, so they are ignored",
+                    graph.name
+                );
+            }
             let previous = match &args.resume {
                 Some(dir) => {
                     Some(Previous { summary: runlog::read_summary(dir).map_err(Failure::io)? })
@@ -239,6 +234,8 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     opts.model_file = Some(model_path.to_path_buf());
     opts.source = Some(source);
     opts.progress = true;
+    let flags = super::gauge::GAUGE_HINT_FLAGS;
+    opts.gauge_read = super::gauge::hinted_read(true, args.gauge_dims, args.gauge_precision, flags);
     let summary = precond::run(graph, &opts)
         .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
     println!("run folder: {}", out.display());
@@ -313,7 +310,8 @@ fn train_classifier(
         (None, None) => {
             let stem = model_path.file_stem().map(|s| s.to_string_lossy().into_owned());
             let name = stem.unwrap_or_else(|| graph.name.clone());
-            PathBuf::from("runs").join(format!("{name}-{}", utc_timestamp()))
+            let now = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Compact);
+            PathBuf::from("runs").join(format!("{name}-{now}"))
         }
     };
     if args.resume.is_none() && out_dir.join(checkpoint::FILE_NAME).exists() {

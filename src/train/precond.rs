@@ -24,7 +24,7 @@ use crate::lattice::Real;
 use crate::lattice::fermion::{self, FermionField, cast_slice};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::heatbath::{self, HeatbathError};
-use crate::lattice::io::{GaugeIoError, read_gauge};
+use crate::lattice::io::{GaugeIoError, ReadOptions, read_gauge, read_gauge_with};
 use crate::lattice::wilson::DiracParams;
 use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
 use crate::runtime::init::init_params;
@@ -251,22 +251,37 @@ pub struct TrainingGauge {
 }
 
 /// Loads or generates the gauge field of a `train` block. A `load` path is used as it stands:
-/// `sema::load_model` has already resolved it against the .sym file's folder. `model_dir`
+/// `sema::load_model` has already resolved it against the .sym file's folder, and is read with
+/// `read` (its layout hints, for a LIME file that does not state its extents). `model_dir`
 /// holds the shipped configurations (`data/gauge/`) and the cache (`data/gauge/cache/`).
 pub fn training_gauge(
     spec: &GaugeSource,
     dims: [usize; 4],
     model_dir: &Path,
     progress: bool,
+    read: &ReadOptions,
 ) -> Result<TrainingGauge, PrecondError> {
+    let hinted = read.hints.dims.is_some() || read.hints.precision.is_some();
+    if hinted && !matches!(spec, GaugeSource::Load { .. }) {
+        eprintln!(
+            "warning: {}/{} describe a `gauge load(...)` file; this model's gauge field is not \
+             loaded from a file, so they are ignored",
+            read.hints.flags.dims, read.hints.flags.precision
+        );
+    }
     match spec {
         GaugeSource::Unit => {
             Ok(TrainingGauge { field: GaugeField::unit(dims), source: "unit".into(), file: None })
         }
         GaugeSource::Load { path } => {
             let p = PathBuf::from(path);
-            let f = read_gauge(&p)?;
-            Ok(TrainingGauge { field: f.field, source: format!("load({path})"), file: Some(p) })
+            let f = read_gauge_with(&p, read)?;
+            // A layout the file does not state is recorded with the source (summary.json).
+            let source = match f.layout_note() {
+                Some(note) => format!("load({path}); {note}"),
+                None => format!("load({path})"),
+            };
+            Ok(TrainingGauge { field: f.field, source, file: Some(p) })
         }
         &GaugeSource::Generate { beta, seed, sweeps } => {
             let source = format!("generate(beta = {beta}, seed = {seed}, sweeps = {sweeps})");
@@ -617,6 +632,8 @@ pub struct RunOptions {
     pub evaluate: bool,
     /// Override the number of right-hand sides of the evaluation.
     pub rhs: Option<usize>,
+    /// How to read a `gauge load(...)` file (layout hints from the command line).
+    pub gauge_read: ReadOptions,
 }
 
 impl RunOptions {
@@ -632,6 +649,7 @@ impl RunOptions {
             progress: false,
             evaluate: true,
             rhs: None,
+            gauge_read: ReadOptions::default(),
         }
     }
 }
@@ -731,10 +749,10 @@ pub fn loss_row_as_epoch(r: &LossRow) -> EpochRow {
 /// if it still reads with the recorded lattice and plaquette. A resumed run compiles the copy
 /// `model.sym` in the run folder, whose relative paths and generate cache would point into the
 /// run folder; the recorded file is the field the run actually used.
-fn recorded_gauge(dir: &Path, dims: [usize; 4]) -> Option<TrainingGauge> {
+fn recorded_gauge(dir: &Path, dims: [usize; 4], read: &ReadOptions) -> Option<TrainingGauge> {
     let rec = read_summary(dir).ok()?.gauge;
     let file = PathBuf::from(rec.file?);
-    let f = read_gauge(&file).ok()?;
+    let f = read_gauge_with(&file, read).ok()?;
     let same = f.field.dims() == dims
         && rec.dims == dims
         && (f.field.plaquette() - rec.plaquette).abs() <= 1e-12;
@@ -754,10 +772,13 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         .and_then(|p| p.parent())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let recorded = if opts.resume { recorded_gauge(out, spec.dims) } else { None };
+    let recorded =
+        if opts.resume { recorded_gauge(out, spec.dims, &opts.gauge_read) } else { None };
     let gauge = match recorded {
         Some(g) => g,
-        None => training_gauge(&spec.gauge, spec.dims, &model_dir, opts.progress)?,
+        None => {
+            training_gauge(&spec.gauge, spec.dims, &model_dir, opts.progress, &opts.gauge_read)?
+        }
     };
     if gauge.field.dims() != spec.dims {
         return Err(PrecondError::GaugeDims {

@@ -8,8 +8,8 @@
 
 use super::bytes::{decode_floats, push_float, push_u32, u32_at};
 use super::{
-    Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, WriteOptions, check_unitarity,
-    checked_dims, field_from_links, su3_from_18, su3_to_18, value_check,
+    Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, Provenance, WriteOptions,
+    check_unitarity, checked_dims, field_from_links, su3_from_18, su3_to_18, value_check,
 };
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::su3::Su3;
@@ -95,6 +95,8 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         header_plaquette: Some(p),
         header_link_trace: None,
         metadata: vec![("header plaquette (3P)".into(), format!("{plaq3:.16}"))],
+        dims_from: Provenance::Header,
+        precision_from: Provenance::Header,
     })
 }
 

@@ -8,11 +8,18 @@
 //! fastest, mu = x,y,z,t, 3x3 complex row-major. Checks: record structure, the payload size,
 //! the SciDAC checksum (per site crc32 c, global site index g: suma ^= rotl(c, g mod 29),
 //! sumb ^= rotl(c, g mod 31)) when a `scidac-checksum` record is present, and unitarity.
+//!
+//! Some codes write nothing but the binary record. Then the extents and precision come from
+//! the caller's [`super::LayoutHints`], else from the payload size when it is exactly one
+//! hypercubic L^4 lattice at f32 or f64 (never another shape: a volume has many). A layout that
+//! was not stated by the file is reported ([`super::Provenance`]), and if its links are not
+//! unitary the error says which reading failed and which other one the size allows.
 
 use super::bytes::{decode_floats, push_float};
 use super::{
-    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, WriteOptions, check_unitarity,
-    checked_dims, field_from_links, hex32, su3_from_18, su3_to_18, utc_timestamp,
+    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Hint, MAX_EXTENT, Precision, Provenance,
+    TimestampStyle, WriteOptions, checked_dims, describe_layout, dims_text, field_from_links,
+    hex32, su3_from_18, su3_to_18, unitarity_check, utc_timestamp,
 };
 use crate::lattice::gauge::GaugeField;
 
@@ -133,6 +140,9 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
     // Extents and precision from the ILDG format record, else from the SciDAC private XML.
     let mut dims: Option<[i64; 4]> = None;
     let mut prec_bits: Option<u32> = None;
+    // Which record stated them, for a hint that contradicts it.
+    let mut dims_by = "ildg-format record";
+    let mut prec_by = "ildg-format record";
     if let Some(r) = find("ildg-format") {
         let x = text(r.payload);
         if let Some(field) = xml_tag(&x, "field") {
@@ -179,7 +189,11 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
                         format!("{d:?}"),
                     ));
                 }
-                _ => dims = Some(d),
+                Some(_) => {}
+                None => {
+                    dims = Some(d);
+                    dims_by = "scidac-private-file-xml record";
+                }
             }
         }
     }
@@ -208,37 +222,50 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
                     ));
                 }
             }
+            if prec_bits.is_none() {
+                prec_by = "scidac-private-record-xml record";
+            }
             prec_bits = Some(bits);
         }
         if let Some(dt) = xml_tag(&x, "datatype") {
             metadata.push(("scidac datatype".into(), dt));
         }
     }
-    let dims = dims.ok_or_else(|| {
-        ctx.bad_header(
-            F,
-            "lattice extents",
-            "an ildg-format or scidac-private-file-xml record",
-            "neither",
-        )
-    })?;
-    let dims = checked_dims(ctx, F, dims)?;
-    let vol: usize = dims.iter().product();
-    let links_n = vol * 4 * 18;
-    let prec = match prec_bits {
-        Some(b) => Precision::from_bits(b).unwrap_or(Precision::F64),
-        // No metadata: the size decides (4 or 8 bytes per number).
-        None if bin.payload.len() == links_n * 4 => Precision::F32,
-        None => Precision::F64,
+    let stated_dims = match dims {
+        Some(d) => Some(checked_dims(ctx, F, d)?),
+        None => None,
     };
-    let need = links_n * prec.bytes();
-    if bin.payload.len() != need {
-        return Err(ctx.wrong_size(
-            F,
-            &format!("the `{}` record ({vol} sites, {}-bit)", bin.kind, prec.bits()),
-            need as u64,
-            bin.payload.len() as u64,
-        ));
+    if let (Some(d), Some(h)) = (stated_dims, ctx.hints.dims) {
+        ctx.hint_agrees(F, Hint::Dims(h), dims_by, &dims_text(d))?;
+    }
+    // Validated above: 32 or 64.
+    let stated_prec = prec_bits.and_then(Precision::from_bits);
+    if let (Some(p), Some(h)) = (stated_prec, ctx.hints.precision) {
+        ctx.hint_agrees(F, Hint::Precision(h), prec_by, &format!("f{}", p.bits()))?;
+    }
+    let layout = settle_layout(ctx, bin, stated_dims, stated_prec)?;
+    let (dims, prec) = (layout.dims, layout.precision);
+    // Decoded before the checksum: with a guessed layout a wrong site size would otherwise
+    // surface as a checksum mismatch, which hides what went wrong.
+    let nums = decode_floats(bin.payload, prec, true);
+    let field = field_from_links(dims, nums.chunks_exact(18).map(su3_from_18).collect());
+    let unitarity = unitarity_check(&field, prec.bits());
+    if !unitarity.ok && layout.dims_from != Provenance::Header {
+        // The extents (and so the precision) were a guess or a hint: non-unitary links mean the
+        // guess is wrong far more often than that the file is damaged. Say which reading failed
+        // and what else the payload size allows.
+        let what = format!(
+            "{}, but the links read that way are not SU(3) matrices (max|UU^dagger-1|, \
+             |det U-1| = {}, expected {}): that reading of the `{}` record is wrong",
+            layout.describe(),
+            unitarity.found,
+            unitarity.expected,
+            bin.kind
+        );
+        if ctx.verify {
+            return Err(ctx.layout(F, what, other_reading(ctx, bin, prec)));
+        }
+        metadata.push(("layout warning".into(), what));
     }
     let mut checks = Vec::new();
     match find("scidac-checksum") {
@@ -271,9 +298,10 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         }
         None => metadata.push(("scidac-checksum".into(), "absent (nothing to verify)".into())),
     }
-    let nums = decode_floats(bin.payload, prec, true);
-    let field = field_from_links(dims, nums.chunks_exact(18).map(su3_from_18).collect());
-    check_unitarity(ctx, F, &field, prec.bits(), &mut checks)?;
+    ctx.check(F, &mut checks, unitarity)?;
+    if layout.dims_from != Provenance::Header || layout.precision_from != Provenance::Header {
+        metadata.push(("layout".into(), layout.describe()));
+    }
     for r in &recs {
         if r.kind == "ildg-data-lfn" {
             metadata.push(("ildg-data-lfn".into(), text(r.payload)));
@@ -293,7 +321,298 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         header_plaquette: None,
         header_link_trace: None,
         metadata,
+        dims_from: layout.dims_from,
+        precision_from: layout.precision_from,
     })
+}
+
+/// Bytes of one site: four links of 3x3 complex numbers.
+fn site_bytes(p: Precision) -> usize {
+    4 * 18 * p.bytes()
+}
+
+/// `L` when `v = L^4`.
+fn fourth_root(v: usize) -> Option<usize> {
+    let guess = (v as f64).powf(0.25).round() as usize;
+    (guess.saturating_sub(1)..=guess + 1).find(|&l| l > 0 && l.checked_pow(4) == Some(v))
+}
+
+/// A plausible lattice of `v` sites for an example command line: L^4 if it is one, else the
+/// most cubic L^3 x T with T >= L (512 sites -> 4x4x4x8), else 1x1x1xV. Only an example: any
+/// extents with that volume fit the payload equally well.
+fn example_dims(v: usize) -> [usize; 4] {
+    if let Some(l) = fourth_root(v) {
+        return [l; 4];
+    }
+    let mut l = fourth_root_floor(v);
+    while l > 1 {
+        let c = l * l * l;
+        if v % c == 0 && v / c >= l {
+            return [l, l, l, v / c];
+        }
+        l -= 1;
+    }
+    [1, 1, 1, v]
+}
+
+fn fourth_root_floor(v: usize) -> usize {
+    let mut l = (v as f64).powf(0.25) as usize + 1;
+    while l > 0 && l.checked_pow(4).is_none_or(|x| x > v) {
+        l -= 1;
+    }
+    l
+}
+
+/// The (sites, precision) pairs a payload of `bytes` can hold.
+fn site_counts(bytes: usize) -> Vec<(usize, Precision)> {
+    [Precision::F32, Precision::F64]
+        .into_iter()
+        .filter(|&p| bytes > 0 && bytes % site_bytes(p) == 0)
+        .map(|p| (bytes / site_bytes(p), p))
+        .collect()
+}
+
+/// `512 sites at f32 or 256 sites at f64`.
+fn counts_text(counts: &[(usize, Precision)]) -> String {
+    let parts: Vec<String> =
+        counts.iter().map(|(v, p)| format!("{v} sites at f{}", p.bits())).collect();
+    parts.join(" or ")
+}
+
+/// The lattice extents and precision a binary record is read with, and where each came from.
+struct Layout {
+    dims: [usize; 4],
+    precision: Precision,
+    dims_from: Provenance,
+    precision_from: Provenance,
+}
+
+impl Layout {
+    fn describe(&self) -> String {
+        describe_layout(self.dims, self.precision.bits(), self.dims_from, self.precision_from)
+    }
+}
+
+/// Decides the extents and precision of `bin`: what the XML states, else the caller's hints,
+/// else the payload size when exactly one answer fits. Only hypercubic L^4 lattices are
+/// inferred: a volume such as 512 sites has many shapes (4^3 x 8, 8^3 x 1, 2^3 x 64, ...) and
+/// guessing one would silently permute the links.
+fn settle_layout(
+    ctx: &Ctx,
+    bin: &Record,
+    stated_dims: Option<[usize; 4]>,
+    stated_prec: Option<Precision>,
+) -> Result<Layout, GaugeIoError> {
+    use Provenance::{Header, Hint as Hinted, PayloadSize};
+    let hints = ctx.hints;
+    let flags = hints.flags;
+    let bytes = bin.payload.len();
+    let kind = &bin.kind;
+    if let (None, Some(d)) = (stated_dims, hints.dims)
+        && (d.iter().any(|&x| x == 0 || x as u64 > MAX_EXTENT)
+            || d.iter().map(|&x| x as u128).product::<u128>() > u32::MAX as u128 / 4)
+    {
+        return Err(ctx.layout(
+            F,
+            format!("{} {} is not a lattice symc can hold", flags.dims, dims_text(d)),
+            format!("give four extents in 1..={MAX_EXTENT} with fewer than 2^30 sites"),
+        ));
+    }
+    let dims = stated_dims.map(|d| (d, Header)).or(hints.dims.map(|d| (d, Hinted)));
+    let prec = stated_prec.map(|p| (p, Header)).or(hints.precision.map(|p| (p, Hinted)));
+    let counts = site_counts(bytes);
+    // What the payload could hold instead, for the help line of a layout that does not fit.
+    let fits = || match counts.as_slice() {
+        [] => format!(
+            "its {bytes} bytes are not a whole number of sites ({} bytes each at f32, {} at \
+             f64): the record is truncated or does not hold SU(3) links",
+            site_bytes(Precision::F32),
+            site_bytes(Precision::F64)
+        ),
+        [(v, p), ..] => format!(
+            "its {bytes} bytes hold {}; e.g. `{}`",
+            counts_text(&counts),
+            hints.example(example_dims(*v), *p)
+        ),
+    };
+    match (dims, prec) {
+        (Some((d, dims_from)), Some((p, precision_from))) => {
+            let vol: usize = d.iter().product();
+            let need = vol * site_bytes(p);
+            if bytes == need {
+                return Ok(Layout { dims: d, precision: p, dims_from, precision_from });
+            }
+            if dims_from == Header && precision_from == Header {
+                return Err(ctx.wrong_size(
+                    F,
+                    &format!("the `{kind}` record ({vol} sites, {}-bit)", p.bits()),
+                    need as u64,
+                    bytes as u64,
+                ));
+            }
+            let said = Layout { dims: d, precision: p, dims_from, precision_from };
+            Err(ctx.layout(
+                F,
+                format!(
+                    "{} needs {need} bytes of links, but the `{kind}` record holds {bytes}",
+                    said.describe()
+                ),
+                format!("check the hint: {}", fits()),
+            ))
+        }
+        (Some((d, dims_from)), None) => {
+            let vol: usize = d.iter().product();
+            let fitting = [Precision::F32, Precision::F64]
+                .into_iter()
+                .find(|&p| vol * site_bytes(p) == bytes);
+            match (fitting, dims_from) {
+                (Some(p), _) => {
+                    Ok(Layout { dims: d, precision: p, dims_from, precision_from: PayloadSize })
+                }
+                // The file states its extents and the payload fits neither precision.
+                (None, Header) => Err(ctx.wrong_size(
+                    F,
+                    &format!("the `{kind}` record ({vol} sites, 64-bit)"),
+                    (vol * site_bytes(Precision::F64)) as u64,
+                    bytes as u64,
+                )),
+                (None, _) => Err(ctx.layout(
+                    F,
+                    format!(
+                        "{} {} ({vol} sites) needs {} bytes at f32 or {} at f64, but the \
+                         `{kind}` record holds {bytes}",
+                        flags.dims,
+                        dims_text(d),
+                        vol * site_bytes(Precision::F32),
+                        vol * site_bytes(Precision::F64)
+                    ),
+                    format!("check {}: {}", flags.dims, fits()),
+                )),
+            }
+        }
+        (None, Some((p, precision_from))) => {
+            let by = match precision_from {
+                Header => "the file's precision".to_string(),
+                _ => format!("{} f{}", flags.precision, p.bits()),
+            };
+            if bytes == 0 || bytes % site_bytes(p) != 0 {
+                return Err(ctx.layout(
+                    F,
+                    format!(
+                        "the `{kind}` record holds {bytes} bytes, not a whole number of f{} \
+                         sites ({} bytes each; {by})",
+                        p.bits(),
+                        site_bytes(p)
+                    ),
+                    fits(),
+                ));
+            }
+            let vol = bytes / site_bytes(p);
+            match fourth_root(vol) {
+                Some(l) => Ok(Layout {
+                    dims: [l; 4],
+                    precision: p,
+                    dims_from: PayloadSize,
+                    precision_from,
+                }),
+                None => Err(ctx.layout(
+                    F,
+                    format!(
+                        "no record states the lattice extents, and the `{kind}` record's {bytes} \
+                         bytes at f{} ({by}) are {vol} sites, which is no hypercubic L^4 lattice",
+                        p.bits()
+                    ),
+                    format!(
+                        "pass the extents, e.g. `{}` (any XxYxZxT with {vol} sites fits)",
+                        hints.example(example_dims(vol), p)
+                    ),
+                )),
+            }
+        }
+        (None, None) => {
+            let hyper: Vec<(usize, Precision)> =
+                counts.iter().filter_map(|&(v, p)| fourth_root(v).map(|l| (l, p))).collect();
+            // L^4 = 2 M^4 has no integer solution, so at most one precision is hypercubic; the
+            // general branch below stays for clarity rather than by necessity.
+            if let [(l, p)] = hyper.as_slice() {
+                return Ok(Layout {
+                    dims: [*l; 4],
+                    precision: *p,
+                    dims_from: PayloadSize,
+                    precision_from: PayloadSize,
+                });
+            }
+            let start = format!(
+                "the file holds no ildg-format or SciDAC XML record with the lattice extents and \
+                 precision, only the `{kind}` record of {bytes} bytes"
+            );
+            let (why, help) = match (hyper.as_slice(), counts.as_slice()) {
+                (_, []) => (
+                    format!(
+                        "which is not a whole number of sites ({} bytes each at f32, {} at f64)",
+                        site_bytes(Precision::F32),
+                        site_bytes(Precision::F64)
+                    ),
+                    "the record is truncated or does not hold SU(3) gauge links; compare the \
+                     file with its source"
+                        .to_string(),
+                ),
+                ([], [(v, p), ..]) => (
+                    format!(
+                        "which holds {} but no hypercubic L^4 lattice, so the extents cannot \
+                         be inferred",
+                        counts_text(&counts)
+                    ),
+                    format!(
+                        "pass the extents and precision, e.g. `{}` (any XxYxZxT with {v} sites \
+                         fits at f{})",
+                        hints.example(example_dims(*v), *p),
+                        p.bits()
+                    ),
+                ),
+                (several, _) => {
+                    let lattices: Vec<String> =
+                        several.iter().map(|&(l, p)| format!("{l}^4 at f{}", p.bits())).collect();
+                    let lines: Vec<String> = several
+                        .iter()
+                        .map(|&(l, p)| format!("`{}`", hints.example([l; 4], p)))
+                        .collect();
+                    (
+                        format!("which fits several lattices: {}", lattices.join(", ")),
+                        format!("pass the one the file was written with: {}", lines.join(" or ")),
+                    )
+                }
+            };
+            Err(ctx.layout(F, format!("{start}, {why}"), help))
+        }
+    }
+}
+
+/// The help line when links read with a guessed or hinted layout are not unitary: the other
+/// precision, if the payload holds a whole number of its sites.
+fn other_reading(ctx: &Ctx, bin: &Record, tried: Precision) -> String {
+    let other = match tried {
+        Precision::F32 => Precision::F64,
+        Precision::F64 => Precision::F32,
+    };
+    let bytes = bin.payload.len();
+    if bytes % site_bytes(other) == 0 {
+        let v = bytes / site_bytes(other);
+        format!(
+            "try the other precision: the {bytes} bytes are also {v} sites at f{}, e.g. `{}` \
+             (any XxYxZxT with {v} sites fits)",
+            other.bits(),
+            ctx.hints.example(example_dims(v), other)
+        )
+    } else {
+        format!(
+            "the {bytes} bytes are no whole number of f{} sites either: check {} against the \
+             lattice the file was written for, or the file is damaged or not big-endian \
+             (ILDG stores big-endian)",
+            other.bits(),
+            ctx.hints.flags.dims
+        )
+    }
 }
 
 fn push_record(out: &mut Vec<u8>, kind: &str, flags: u16, payload: &[u8]) {
@@ -354,7 +673,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
         FLAG_MB,
         &with_nul(format!(
             "{xml}<scidacRecord><version>1.0</version><date>{}</date><globaldata>0</globaldata><datatype>QDP_{p}3_ColorMatrix</datatype><precision>{p}</precision><colors>3</colors><typesize>{ts}</typesize><datacount>4</datacount></scidacRecord>",
-            utc_timestamp()
+            utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Header)
         )),
     );
     push_record(&mut out, "scidac-record-xml", 0, &with_nul(format!("{xml}<info>{label}</info>")));
@@ -382,4 +701,34 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
         )),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{example_dims, fourth_root};
+
+    #[test]
+    fn fourth_roots_are_exact() {
+        assert_eq!(fourth_root(256), Some(4));
+        assert_eq!(fourth_root(1), Some(1));
+        assert_eq!(fourth_root(4096usize.pow(4)), Some(4096));
+        for v in [0, 2, 255, 257, 512, 4095usize.pow(4) + 1] {
+            assert_eq!(fourth_root(v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn example_dims_have_the_volume_and_are_near_cubic() {
+        for (v, d) in [
+            (256, [4, 4, 4, 4]),
+            (512, [4, 4, 4, 8]),
+            (8192, [8, 8, 8, 16]),
+            (96, [2, 2, 2, 12]),
+            (7, [1, 1, 1, 7]),
+            (1, [1, 1, 1, 1]),
+        ] {
+            assert_eq!(example_dims(v), d, "{v}");
+            assert_eq!(d.iter().product::<usize>(), v);
+        }
+    }
 }

@@ -8,8 +8,9 @@
 
 use super::bytes::{decode_floats, host_words, push_float, push_u32, u32_at};
 use super::{
-    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, WriteOptions, check_unitarity,
-    checked_dims, field_from_links, hex32, su3_from_18, su3_to_18, utc_timestamp,
+    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, Provenance, TimestampStyle,
+    WriteOptions, check_unitarity, checked_dims, field_from_links, hex32, su3_from_18, su3_to_18,
+    utc_timestamp,
 };
 use crate::lattice::gauge::GaugeField;
 use std::path::Path;
@@ -94,6 +95,8 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         header_plaquette: None,
         header_link_trace: None,
         metadata: vec![("time_stamp".into(), stamp), ("order".into(), order.to_string())],
+        dims_from: Provenance::Header,
+        precision_from: Provenance::Header,
     })
 }
 
@@ -124,7 +127,7 @@ pub(crate) fn encode(
         push_u32(&mut out, n as u32, big);
     }
     let mut stamp = [0u8; 64];
-    let ts = utc_timestamp();
+    let ts = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Header);
     let n = ts.len().min(63);
     stamp[..n].copy_from_slice(&ts.as_bytes()[..n]);
     out.extend_from_slice(&stamp);

@@ -106,6 +106,36 @@ pub struct GaugeFile {
     pub header_link_trace: Option<f64>,
     /// Header key/value pairs or XML records worth showing (`symc gauge info`).
     pub metadata: Vec<(String, String)>,
+    /// Where the lattice extents came from (the file itself, unless it does not state them).
+    pub dims_from: Provenance,
+    /// Where the stored precision came from.
+    pub precision_from: Provenance,
+}
+
+/// Where a reader learnt a file's lattice extents or precision. Most files state both; an
+/// ILDG/SciDAC LIME file may hold nothing but its binary record, and then symc infers them from
+/// the payload size or takes them from the user ([`LayoutHints`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// The file's header or metadata records.
+    Header,
+    /// The only layout the payload size allows (hypercubic L^4 lattice, or the one precision
+    /// that fits given extents).
+    PayloadSize,
+    /// A hint from the caller (`--dims`, `--precision` and their variants on the command line).
+    Hint,
+}
+
+impl Provenance {
+    /// How `symc gauge info` and the loaders' notes say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Provenance::Header => "stated by the file",
+            Provenance::PayloadSize => "inferred from the payload size",
+            Provenance::Hint => "given on the command line",
+        }
+    }
 }
 
 impl GaugeFile {
@@ -126,21 +156,100 @@ impl GaugeFile {
     pub fn all_ok(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
     }
+
+    /// A line for the user when the extents or the precision were not stated by the file, e.g.
+    /// `lattice 4x4x4x4 and precision f32 inferred from the payload size`; `None` otherwise.
+    /// Whoever loads a file reports it, so that a guess never passes unnoticed.
+    pub fn layout_note(&self) -> Option<String> {
+        if self.dims_from == Provenance::Header && self.precision_from == Provenance::Header {
+            return None;
+        }
+        Some(describe_layout(
+            self.field.dims(),
+            self.precision_bits,
+            self.dims_from,
+            self.precision_from,
+        ))
+    }
 }
 
-/// How strictly to read.
+/// `lattice 4x4x4x4 and precision f64 inferred from the payload size`, or with two sources
+/// `lattice 4x4x4x8 given on the command line, precision f32 inferred from the payload size`.
+pub(crate) fn describe_layout(
+    dims: [usize; 4],
+    bits: u32,
+    dims_from: Provenance,
+    precision_from: Provenance,
+) -> String {
+    let d = format!("lattice {}", dims_text(dims));
+    if dims_from == precision_from {
+        format!("{d} and precision f{bits} {}", dims_from.describe())
+    } else {
+        format!("{d} {}, precision f{bits} {}", dims_from.describe(), precision_from.describe())
+    }
+}
+
+/// How strictly to read, and what to assume where a file is silent.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadOptions {
     /// Fail on the first failed check (the default). With `false`, failed checks are recorded
     /// in [`GaugeFile::checks`] and the data is returned anyway; structural problems (truncation,
     /// unparsable headers) still fail.
     pub verify: bool,
+    /// Lattice extents and precision for files that do not state them.
+    pub hints: LayoutHints,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { verify: true }
+        ReadOptions { verify: true, hints: LayoutHints::default() }
     }
+}
+
+/// The caller's word on a file's layout, for LIME files whose only record is the binary data.
+/// A hint never overrides what a file states: one that contradicts the file's own header is an
+/// error ([`GaugeIoError::HintConflict`]), so a stale flag cannot silently misread a file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayoutHints {
+    /// Lattice extents x, y, z, t.
+    pub dims: Option<[usize; 4]>,
+    /// Stored precision.
+    pub precision: Option<Precision>,
+    /// The command-line flags that set the hints: the diagnostics name them.
+    pub flags: HintFlags,
+}
+
+/// The names of the flags that carry [`LayoutHints`] on the command that is reading. A reader's
+/// diagnostic has to say exactly what to pass, and the commands spell the flags differently
+/// (`symc solve` already has a `--precision` of its own, so it takes `--gauge-precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HintFlags {
+    pub dims: &'static str,
+    pub precision: &'static str,
+}
+
+impl Default for HintFlags {
+    fn default() -> Self {
+        HintFlags { dims: "--dims", precision: "--precision" }
+    }
+}
+
+impl LayoutHints {
+    /// `--dims 4x4x4x8 --precision f32` with this command's flag names.
+    pub fn example(&self, dims: [usize; 4], precision: Precision) -> String {
+        format!(
+            "{} {} {} f{}",
+            self.flags.dims,
+            dims_text(dims),
+            self.flags.precision,
+            precision.bits()
+        )
+    }
+}
+
+/// `4x4x4x8`.
+pub fn dims_text(d: [usize; 4]) -> String {
+    format!("{}x{}x{}x{}", d[0], d[1], d[2], d[3])
 }
 
 /// Stored precision.
@@ -266,6 +375,31 @@ pub enum GaugeIoError {
         found: String,
     },
 
+    #[error(
+        "`{path}` ({format}): {flag} {hint} contradicts the file, whose {stated_by} says {found}"
+    )]
+    #[diagnostic(
+        code(symc::gauge::hint_conflict),
+        help(
+            "drop {flag}: this file states its own layout; hints are for LIME files that hold \
+             nothing but the binary record"
+        )
+    )]
+    HintConflict {
+        path: PathBuf,
+        format: GaugeFormat,
+        flag: String,
+        hint: String,
+        stated_by: String,
+        found: String,
+    },
+
+    /// The extents or precision of a file that does not state them could not be settled, or
+    /// the settled layout does not fit the data; `help` says what to pass.
+    #[error("`{path}` ({format}): {what}")]
+    #[diagnostic(code(symc::gauge::layout), help("{help}"))]
+    Layout { path: PathBuf, format: GaugeFormat, what: String, help: String },
+
     #[error("`{path}` ({format}): {what}")]
     #[diagnostic(
         code(symc::gauge::unsupported),
@@ -283,8 +417,8 @@ pub fn read_gauge(path: &Path) -> Result<GaugeFile, GaugeIoError> {
 pub fn read_gauge_with(path: &Path, opts: &ReadOptions) -> Result<GaugeFile, GaugeIoError> {
     let data =
         std::fs::read(path).map_err(|source| GaugeIoError::Read { path: path.into(), source })?;
-    let ctx = Ctx { path, verify: opts.verify };
-    match detect(&data) {
+    let ctx = Ctx { path, verify: opts.verify, hints: opts.hints };
+    let file = match detect(&data) {
         Some(GaugeFormat::Nersc) => nersc::read(&ctx, &data),
         Some(GaugeFormat::Ildg) => lime::read(&ctx, &data),
         Some(GaugeFormat::Milc) => milc::read(&ctx, &data),
@@ -292,7 +426,25 @@ pub fn read_gauge_with(path: &Path, opts: &ReadOptions) -> Result<GaugeFile, Gau
         None => {
             Err(GaugeIoError::UnknownFormat { path: path.into(), found: describe_start(&data) })
         }
+    }?;
+    // The LIME reader compares hints with its XML records as it parses them; for every other
+    // format the header is the whole truth, compared here.
+    if file.dims_from == Provenance::Header
+        && let Some(d) = opts.hints.dims
+    {
+        ctx.hint_agrees(file.format, Hint::Dims(d), "header", &dims_text(file.field.dims()))?;
     }
+    if file.precision_from == Provenance::Header
+        && let Some(p) = opts.hints.precision
+    {
+        ctx.hint_agrees(
+            file.format,
+            Hint::Precision(p),
+            "header",
+            &format!("f{}", file.precision_bits),
+        )?;
+    }
+    Ok(file)
 }
 
 /// Detects the format from the first bytes (and, for DDalphaAMG, which has no magic number,
@@ -374,13 +526,61 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GaugeIoError> {
     Ok(())
 }
 
-/// Per-read context: the path for error messages and whether failed checks abort.
+/// Per-read context: the path for error messages, whether failed checks abort, and the
+/// caller's layout hints.
 pub(crate) struct Ctx<'a> {
     pub path: &'a Path,
     pub verify: bool,
+    pub hints: LayoutHints,
+}
+
+/// One layout hint, for comparing it with what a file states.
+pub(crate) enum Hint {
+    Dims([usize; 4]),
+    Precision(Precision),
 }
 
 impl Ctx<'_> {
+    /// Fails with [`GaugeIoError::HintConflict`] unless `hint` says what the file's `stated_by`
+    /// (`header`, `ildg-format record`, ...) says (`found`, formatted as the hint would be).
+    pub fn hint_agrees(
+        &self,
+        format: GaugeFormat,
+        hint: Hint,
+        stated_by: &str,
+        found: &str,
+    ) -> Result<(), GaugeIoError> {
+        let (flag, text) = match hint {
+            Hint::Dims(d) => (self.hints.flags.dims, dims_text(d)),
+            Hint::Precision(p) => (self.hints.flags.precision, format!("f{}", p.bits())),
+        };
+        if text == found {
+            return Ok(());
+        }
+        Err(GaugeIoError::HintConflict {
+            path: self.path.into(),
+            format,
+            flag: flag.into(),
+            hint: text,
+            stated_by: stated_by.into(),
+            found: found.into(),
+        })
+    }
+
+    pub fn layout(
+        &self,
+        format: GaugeFormat,
+        what: impl Into<String>,
+        help: impl Into<String>,
+    ) -> GaugeIoError {
+        GaugeIoError::Layout {
+            path: self.path.into(),
+            format,
+            what: what.into(),
+            help: help.into(),
+        }
+    }
+
     /// Records a check; with verification on, a failed check becomes an error.
     pub fn check(
         &self,
@@ -566,6 +766,18 @@ pub(crate) fn unitarity_tolerance(bits: u32) -> f64 {
     if bits == 32 { 2e-5 } else { 1e-9 }
 }
 
+/// The unitarity check of a field stored at `bits` precision (not yet recorded).
+pub(crate) fn unitarity_check(field: &GaugeField, bits: u32) -> Check {
+    let tol = unitarity_tolerance(bits);
+    let worst = unitarity_violation(field);
+    Check::new(
+        "SU(3) unitarity max|UU^dagger-1|, |det U-1|",
+        format!("<= {tol:.0e}"),
+        format!("{worst:.3e}"),
+        worst <= tol,
+    )
+}
+
 /// Runs the unitarity check and records it.
 pub(crate) fn check_unitarity(
     ctx: &Ctx,
@@ -574,18 +786,7 @@ pub(crate) fn check_unitarity(
     bits: u32,
     checks: &mut Vec<Check>,
 ) -> Result<(), GaugeIoError> {
-    let tol = unitarity_tolerance(bits);
-    let worst = unitarity_violation(field);
-    ctx.check(
-        format,
-        checks,
-        Check::new(
-            "SU(3) unitarity max|UU^dagger-1|, |det U-1|",
-            format!("<= {tol:.0e}"),
-            format!("{worst:.3e}"),
-            worst <= tol,
-        ),
-    )
+    ctx.check(format, checks, unitarity_check(field, bits))
 }
 
 /// A plaquette comparison check: `|expected - found| <= tol`.
@@ -599,35 +800,36 @@ pub(crate) fn hex32(x: u32) -> String {
     format!("{x:x}")
 }
 
-/// A UTC timestamp such as `Fri Nov 27 18:31:21 2026 UTC` (for headers; no chrono dependency).
-pub(crate) fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86400);
-    let tod = secs.rem_euclid(86400);
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MO: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {} UTC",
-        WD[days.rem_euclid(7) as usize],
-        MO[(m - 1) as usize],
-        d,
-        tod / 3600,
-        (tod / 60) % 60,
-        tod % 60,
-        y
-    )
+/// The two ways symc writes a UTC time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampStyle {
+    /// `Sat Dec  5 08:41:52 2026 UTC`: C's `asctime` layout (day padded with a space) plus the
+    /// zone, as NERSC `CREATION_DATE`, MILC's 64-byte time stamp and SciDAC `<date>` carry it.
+    Header,
+    /// `20261205-084152`: sorts by time and is safe in a file name (default run folders).
+    Compact,
+}
+
+/// `at` in UTC, formatted in `style`. The one place symc turns a clock into a calendar date,
+/// through the `time` crate rather than hand-written civil-date arithmetic. Times the crate
+/// cannot represent (before 1970 is fine; beyond year 9999 is not) print as the Unix epoch:
+/// a header date is informational and must never make a write fail.
+pub fn utc_timestamp(at: std::time::SystemTime, style: TimestampStyle) -> String {
+    use time::macros::format_description;
+    let secs = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    };
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let formatted = match style {
+        TimestampStyle::Header => t.format(format_description!(
+            "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year] UTC"
+        )),
+        TimestampStyle::Compact => {
+            t.format(format_description!("[year][month][day]-[hour][minute][second]"))
+        }
+    };
+    // Formatting an OffsetDateTime into a String has every component it needs and cannot fail.
+    formatted.unwrap_or_default()
 }

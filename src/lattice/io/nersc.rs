@@ -7,9 +7,9 @@
 
 use super::bytes::{decode_floats, host_words, push_float};
 use super::{
-    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, WriteOptions, as_stored,
-    check_unitarity, checked_dims, field_from_links, hex32, su3_from_12, su3_from_18, su3_to_18,
-    utc_timestamp, value_check,
+    Check, Ctx, GaugeFile, GaugeFormat, GaugeIoError, Precision, Provenance, TimestampStyle,
+    WriteOptions, as_stored, check_unitarity, checked_dims, field_from_links, hex32, su3_from_12,
+    su3_from_18, su3_to_18, utc_timestamp, value_check,
 };
 use crate::lattice::gauge::GaugeField;
 
@@ -170,6 +170,8 @@ pub(crate) fn read(ctx: &Ctx, data: &[u8]) -> Result<GaugeFile, GaugeIoError> {
         header_plaquette,
         header_link_trace,
         metadata: kv,
+        dims_from: Provenance::Header,
+        precision_from: Provenance::Header,
     })
 }
 
@@ -206,7 +208,7 @@ pub(crate) fn encode(field: &GaugeField, opts: &WriteOptions) -> Vec<u8> {
         (Precision::F64, false) => "IEEE64LITTLE",
     };
     let label: String = opts.label.chars().filter(|c| !c.is_control()).collect();
-    let now = utc_timestamp();
+    let now = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Header);
     let mut h = String::new();
     h.push_str("BEGIN_HEADER\n");
     h.push_str("HDR_VERSION = 1.0\n");
