@@ -228,16 +228,48 @@ impl<T: Real> WilsonClover<T> {
         });
     }
 
+    /// The hopping sum at one site, without the −½:
+    /// `Σ_μ [(1 − γ_μ) U_μ(x) ψ(x+μ̂) + (1 + γ_μ) U_μ†(x−μ̂) ψ(x−μ̂)]` (projector signs swapped
+    /// when `dagger`), as 12 numbers `spin * 3 + colour`. `neighbour(n)` returns the 12
+    /// components of ψ at full-lattice site `n`. This is what lets the even-odd operators
+    /// ([`evenodd`](super::evenodd)) hop between half-lattice vectors with exactly the links,
+    /// boundary phases and projectors of [`apply`](Self::apply), so the hopping physics has one
+    /// definition. Crate-private because it trusts its caller: `site < V` and `neighbour`
+    /// returning at least 12 numbers (it panics otherwise).
+    pub(crate) fn hopping_at<'a>(
+        &self,
+        site: usize,
+        dagger: bool,
+        neighbour: impl Fn(usize) -> &'a [Complex<T>],
+    ) -> [Complex<T>; 12] {
+        let acc = if dagger {
+            self.hop_sum::<true>(site, neighbour)
+        } else {
+            self.hop_sum::<false>(site, neighbour)
+        };
+        std::array::from_fn(|k| acc[k / 3][k % 3])
+    }
+
+    /// D: forward hop with (1 − γ), backward with (1 + γ); D† swaps them.
+    #[inline(always)]
+    fn hop_sum<'a, const DAG: bool>(
+        &self,
+        s: usize,
+        neighbour: impl Fn(usize) -> &'a [Complex<T>],
+    ) -> [[Complex<T>; 3]; 4] {
+        let z = Complex::new(T::zero(), T::zero());
+        let mut acc = [[z; 3]; 4];
+        self.hop::<0, DAG>(s, &mut acc, &neighbour);
+        self.hop::<1, DAG>(s, &mut acc, &neighbour);
+        self.hop::<2, DAG>(s, &mut acc, &neighbour);
+        self.hop::<3, DAG>(s, &mut acc, &neighbour);
+        acc
+    }
+
     /// D (or D†) at one site.
     #[inline(always)]
     fn site<const DAG: bool>(&self, s: usize, out: &mut [Complex<T>], inp: &[Complex<T>]) {
-        let z = Complex::new(T::zero(), T::zero());
-        let mut acc = [[z; 3]; 4];
-        // D: forward hop with (1 − γ), backward with (1 + γ); D† swaps them.
-        self.hop::<0, DAG>(s, &mut acc, inp);
-        self.hop::<1, DAG>(s, &mut acc, inp);
-        self.hop::<2, DAG>(s, &mut acc, inp);
-        self.hop::<3, DAG>(s, &mut acc, inp);
+        let acc = self.hop_sum::<DAG>(s, |n| &inp[n * 12..n * 12 + 12]);
         let psi = &inp[s * 12..s * 12 + 12];
         let half = T::from_f64(0.5);
         for b in 0..2 {
@@ -253,21 +285,21 @@ impl<T: Real> WilsonClover<T> {
     /// Adds (1 + σ_f γ_μ) U_μ(x) ψ(x+μ̂) + (1 + σ_b γ_μ) U_μ†(x−μ̂) ψ(x−μ̂) to `acc`, with
     /// σ_f = −1, σ_b = +1 for D and the opposite for D†.
     #[inline(always)]
-    fn hop<const MU: usize, const DAG: bool>(
+    fn hop<'a, const MU: usize, const DAG: bool>(
         &self,
         s: usize,
         acc: &mut [[Complex<T>; 3]; 4],
-        inp: &[Complex<T>],
+        neighbour: &impl Fn(usize) -> &'a [Complex<T>],
     ) {
         // Forward neighbour.
         let up = self.geom.up(s, MU);
-        let h = project::<T, MU>(&inp[up * 12..up * 12 + 12], !DAG);
+        let h = project::<T, MU>(neighbour(up), !DAG);
         let u = &self.links[s * 4 + MU];
         let uh = [u.mul_vec(&h[0]), u.mul_vec(&h[1])];
         accumulate::<T, MU>(acc, &uh, !DAG);
         // Backward neighbour.
         let dn = self.geom.dn(s, MU);
-        let h = project::<T, MU>(&inp[dn * 12..dn * 12 + 12], DAG);
+        let h = project::<T, MU>(neighbour(dn), DAG);
         let u = &self.links[dn * 4 + MU];
         let uh = [u.adj_mul_vec(&h[0]), u.adj_mul_vec(&h[1])];
         accumulate::<T, MU>(acc, &uh, DAG);
