@@ -84,7 +84,6 @@ use super::fermion::norm;
 use super::gauge::GaugeField;
 use super::geometry::Geometry;
 use super::wilson::{CloverBlock, DiracParams, WilsonClover};
-use crate::solve::{AdjointOperator, LinearOperator};
 use num_complex::Complex;
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -457,7 +456,7 @@ impl Default for SchurVariant {
 /// The Schur-complement operator on even half-lattice vectors, with the maps between the full
 /// system D x = b and the reduced one ([`prepare`](Self::prepare),
 /// [`reconstruct`](Self::reconstruct)). Implements [`LinearOperator`] and [`AdjointOperator`]
-/// so every solver of [`solve`](crate::solve) runs on it unchanged.
+/// so every solver of `solve` runs on it unchanged.
 #[derive(Debug)]
 pub struct Schur<T: Real> {
     eo: EvenOdd<T>,
@@ -634,27 +633,5 @@ impl<T: Real> Schur<T> {
             _ => 1.0,
         };
         tol * nb / (nbhat * scale)
-    }
-}
-
-/// The solver interface. The trait cannot return an error, and every solver in
-/// [`solve`](crate::solve) checks lengths against `len()` before applying; a caller that
-/// bypasses that contract gets a panic naming the lengths, as with [`WilsonClover`].
-impl<T: Real> LinearOperator<T> for Schur<T> {
-    fn len(&self) -> usize {
-        self.half_len()
-    }
-    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
-        if let Err(e) = self.try_apply(out, inp) {
-            panic!("Schur operator: {e}");
-        }
-    }
-}
-
-impl<T: Real> AdjointOperator<T> for Schur<T> {
-    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
-        if let Err(e) = self.try_apply_dagger(out, inp) {
-            panic!("Schur operator: {e}");
-        }
     }
 }

@@ -30,6 +30,7 @@ pub use mixed::{
 };
 
 use crate::lattice::Real;
+use crate::lattice::evenodd::Schur;
 use crate::lattice::fermion::cast_into;
 use crate::lattice::wilson::WilsonClover;
 use num_complex::Complex;
@@ -91,6 +92,28 @@ impl<T: Real> LinearOperator<T> for WilsonClover<T> {
 impl<T: Real> AdjointOperator<T> for WilsonClover<T> {
     fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
         WilsonClover::apply_dagger(self, out, inp)
+    }
+}
+
+/// The solver interface. The trait cannot return an error, and every solver in
+/// this module checks lengths against `len()` before applying; a caller that
+/// bypasses that contract gets a panic naming the lengths, as with `WilsonClover`.
+impl<T: Real> LinearOperator<T> for Schur<T> {
+    fn len(&self) -> usize {
+        self.half_len()
+    }
+    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        if let Err(e) = self.try_apply(out, inp) {
+            panic!("Schur operator: {e}");
+        }
+    }
+}
+
+impl<T: Real> AdjointOperator<T> for Schur<T> {
+    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        if let Err(e) = self.try_apply_dagger(out, inp) {
+            panic!("Schur operator: {e}");
+        }
     }
 }
 
