@@ -740,19 +740,20 @@ pub fn gemm_bias_act(
     }
     let kname = format!("{name}_bias_act");
     let args = vec![(Buf::Params, false), (y, true)];
-    let id = emit_bias_act(
-        lw.jit,
-        lw.prec,
-        &kname,
-        rows,
-        cols,
-        Operand { buf: 1, base: 0 },
-        bias.map(|b| Operand { buf: 0, base: b }),
-        act,
-        lw.specs(&args),
-    )?;
-    lw.named(id, &kname);
-    steps.push(Step::Kernel { id, args });
+    lw.call(steps, &kname, args, |j, p, specs| {
+        let c = Operand { buf: 1, base: 0 };
+        emit_bias_act(
+            j,
+            p,
+            &kname,
+            rows,
+            cols,
+            c,
+            bias.map(|b| Operand { buf: 0, base: b }),
+            act,
+            specs,
+        )
+    })?;
     Ok(Some(kname))
 }
 

@@ -139,9 +139,7 @@ pub fn lower(
                 dst: Buf|
      -> Result<String, JitError> {
         let args = vec![(src, false), (dst, true)];
-        let id = c.emit(lw.jit, prec, lw.specs(&args))?;
-        lw.named(id, &c.name);
-        steps.push(Step::Kernel { id, args });
+        lw.call(steps, &c.name, args, |j, p, specs| c.emit(j, p, specs))?;
         Ok(c.name)
     };
 
@@ -212,9 +210,7 @@ pub fn lower(
                 k_c: vec![],
             };
             let (br, bv) = nn.block();
-            let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
-            lw.named(id, &kname);
-            steps.forward.push(Step::Kernel { id, args });
+            lw.call(&mut steps.forward, &kname, args, |j, p, specs| nn.emit(j, p, specs))?;
             fwd_kernels.push(kname);
             plans.push(plan(
                 Pass::Forward,
@@ -317,9 +313,7 @@ pub fn lower(
                     k_c: spst.clone(),
                 };
                 let (br, bv) = nn.block();
-                let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
-                lw.named(id, &kname);
-                steps.backward.push(Step::Kernel { id, args });
+                lw.call(&mut steps.backward, &kname, args, |j, p, specs| nn.emit(j, p, specs))?;
                 kernels.push(kname);
                 if padded {
                     let mut d = vec![Dim::new(ci, plane_sp as i64, plane_s as i64)];
@@ -434,9 +428,7 @@ pub fn lower(
                 accumulate: false,
                 ones: false,
             };
-            let id = nt.emit(lw.jit, prec, lw.specs(&args))?;
-            lw.named(id, &kname);
-            steps.backward.push(Step::Kernel { id, args });
+            lw.call(&mut steps.backward, &kname, args, |j, p, specs| nt.emit(j, p, specs))?;
             kernels.push(kname);
             vec![
                 "for (co block of 2, ci, window rows) (threads)".to_string(),
@@ -462,9 +454,7 @@ pub fn lower(
             accumulate: false,
             ones: true,
         };
-        let id = nt.emit(lw.jit, prec, lw.specs(&args))?;
-        lw.named(id, &kname);
-        steps.backward.push(Step::Kernel { id, args });
+        lw.call(&mut steps.backward, &kname, args, |j, p, specs| nt.emit(j, p, specs))?;
         kernels.push(kname);
     }
     plans.push(plan(Pass::BackwardParams, kernels, loops, vec![]));

@@ -121,9 +121,7 @@ pub fn lower(
                 k_c: vec![],
             };
             let (br, bv) = nn.block();
-            let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
-            lw.named(id, &kname);
-            steps.forward.push(Step::Kernel { id, args });
+            lw.call(&mut steps.forward, &kname, args, |j, p, specs| nn.emit(j, p, specs))?;
             plans.push(plan(
                 Pass::Forward,
                 vec![kname],
@@ -190,9 +188,7 @@ pub fn lower(
                     k_c: vec![],
                 };
                 let (br, bv) = nn.block();
-                let id = nn.emit(lw.jit, prec, lw.specs(&args))?;
-                lw.named(id, &kname);
-                steps.backward.push(Step::Kernel { id, args });
+                lw.call(&mut steps.backward, &kname, args, |j, p, specs| nn.emit(j, p, specs))?;
                 let mut ks = bw_kernels.clone();
                 ks.push(kname);
                 plans.push(plan(
@@ -252,9 +248,7 @@ pub fn lower(
                 accumulate: false,
                 ones: false,
             };
-            let id = nt.emit(lw.jit, prec, lw.specs(&args))?;
-            lw.named(id, &kname);
-            steps.backward.push(Step::Kernel { id, args });
+            lw.call(&mut steps.backward, &kname, args, |j, p, specs| nt.emit(j, p, specs))?;
             kernels.push(kname);
         }
         Strategy::Gemm => steps.backward.push(Step::Gemm {
@@ -281,9 +275,7 @@ pub fn lower(
             accumulate: false,
             ones: true,
         };
-        let id = nt.emit(lw.jit, prec, lw.specs(&args))?;
-        lw.named(id, &kname);
-        steps.backward.push(Step::Kernel { id, args });
+        lw.call(&mut steps.backward, &kname, args, |j, p, specs| nt.emit(j, p, specs))?;
         kernels.push(kname);
     }
     let loops = match strategy {

@@ -4,7 +4,7 @@
 //! [`Lowering`]; `classifier.rs` drives them layer by layer; `runtime::classifier` executes the
 //! steps. Keeping these types here, apart from the driver, keeps the import graph a tree.
 
-use super::jit::{BufSpec, Jit, KernelId, MatView};
+use super::jit::{BufSpec, Jit, JitError, KernelId, MatView};
 use super::plan::KernelPlan;
 use super::simd::Precision;
 use crate::ir::Activation;
@@ -81,6 +81,20 @@ impl Lowering<'_> {
                 writable: w,
             })
             .collect()
+    }
+    /// Define a kernel over `args` with `emit` (given the JIT session, the precision and the
+    /// buffer specs of `args`), record its name and append its call to `steps`.
+    pub fn call(
+        &mut self,
+        steps: &mut Vec<Step>,
+        name: &str,
+        args: Vec<(Buf, bool)>,
+        emit: impl FnOnce(&mut Jit, Precision, Vec<BufSpec>) -> Result<KernelId, JitError>,
+    ) -> Result<KernelId, JitError> {
+        let id = emit(self.jit, self.prec, self.specs(&args))?;
+        self.named(id, name);
+        steps.push(Step::Kernel { id, args });
+        Ok(id)
     }
     /// Record a defined kernel's name (for plans).
     pub fn named(&mut self, id: KernelId, name: &str) -> KernelId {
