@@ -11,14 +11,14 @@
 //! - `spec.rs`: what the model must declare ([`precond_spec`]) and its Dirac parameters;
 //! - `gauge.rs`: the training gauge field (shipped, cached, generated or loaded);
 //! - `pairs.rs`: the training pairs and the loss ([`training_pair`], [`pair_loss_grad`]);
-//! - `training.rs`: set-up, resume, the step loop, checkpoints;
+//! - `training.rs`: set-up, resume, the step loop with its divergence rule, checkpoints;
 //! - `compare.rs`: the closing FGMRES comparison ([`compare_solves`], [`SolveComparison`]);
 //! - `rundir.rs`: the run folder's files ([`LOSS_FILE`], [`read_summary`], [`load_run`]).
 //!
 //! Every step draws its vectors from its own ChaCha stream (seed, step), so a resumed run sees
 //! exactly the vectors an uninterrupted one would, and its loss trajectory is identical. A run
-//! whose loss or gradient turns non-finite stops with [`PrecondError::Diverged`], keeps its last
-//! good checkpoint and says `"status": "diverged"` in its summary.
+//! whose loss diverges (see `train::divergence`) stops with [`PrecondError::Diverged`], keeps
+//! its last good checkpoint and says `"status": "diverged"` in its summary.
 
 mod compare;
 mod gauge;
@@ -97,18 +97,21 @@ pub enum PrecondError {
     )]
     RunFolder { path: PathBuf, message: String },
 
+    /// The loss diverged at `step` (see `train::divergence`); the checkpoint of step `kept`
+    /// is the one on disk.
     #[error(
-        "training diverged at step {step}: the loss is {loss} (non-finite loss or gradient); \
-         stopped, the last good checkpoint is kept in {}",
+        "training diverged at step {step}: {what}; stopped, the last good checkpoint (step \
+         {kept}) is kept in {}",
         dir.display()
     )]
     #[diagnostic(
         code(symc::precond::diverged),
         help(
-            "lower the learning rate in the `optimizer` line, or move the mass away from critical"
+            "lower the learning rate in the `optimizer` line (10 times smaller is a good first \
+             try), or move the mass away from critical"
         )
     )]
-    Diverged { step: u64, loss: f64, dir: PathBuf },
+    Diverged { step: u64, loss: f64, what: String, kept: u64, dir: PathBuf },
 
     #[error("cannot draw the loss plot: {0}")]
     #[diagnostic(code(symc::precond::plot))]

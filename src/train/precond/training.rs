@@ -19,6 +19,7 @@ use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
 use crate::runtime::init::init_params;
 use crate::runtime::{FermionNet, compile_fermion_net};
 use crate::train::checkpoint;
+use crate::train::divergence::DivergenceCheck;
 use crate::train::optim::{self, Optimizer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -260,8 +261,9 @@ fn progress_bar(show: bool, steps: u64, position: u64) -> ProgressBar {
 
 /// Runs the steps from `state.start_step` to the end of the run. Every `opts.checkpoint_every`
 /// steps (10 % of the run by default) and after the last step it writes the checkpoint, the
-/// loss CSV and the summary. A step whose loss or gradient is not finite stops the run before
-/// the weights are updated: see [`stop_diverged`].
+/// loss CSV and the summary. A step whose loss diverges (`train::divergence`), or whose
+/// gradient is not finite, stops the run before the weights are updated: see
+/// [`stop_diverged`].
 pub(super) fn train_steps(
     graph: &Graph,
     opts: &RunOptions,
@@ -276,6 +278,8 @@ pub(super) fn train_steps(
     let base_lr = optim::base_lr(&spec.train.optimizer);
     let decays = !matches!(spec.train.schedule, Schedule::Constant);
     let bar = progress_bar(opts.progress, steps, state.start_step);
+    // The reference loss of the divergence rule is the run's first step, also when resumed.
+    let mut divergence = DivergenceCheck::new(state.rows.first().map(|r| r.loss));
     let mut grad = vec![0.0f32; state.params.len()];
     state.clock = Instant::now();
     let mut rate_mark = (Instant::now(), state.start_step);
@@ -283,9 +287,16 @@ pub(super) fn train_steps(
         let lr = optim::lr_at(base_lr, &spec.train.schedule, step, steps, 0, decays) as f32;
         let (inp, tgt) = training_pair(&setup.d32, spec.dims, &spec.loss, spec.seed, step);
         let loss = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?;
-        if !(loss.is_finite() && grad.iter().all(|g| g.is_finite())) {
+        let verdict = match divergence.check(loss) {
+            Err(d) => Err(d.describe("the loss")),
+            Ok(()) if !grad.iter().all(|g| g.is_finite()) => {
+                Err("the gradient has NaN or infinite entries".to_string())
+            }
+            Ok(()) => Ok(()),
+        };
+        if let Err(what) = verdict {
             bar.abandon();
-            return Err(stop_diverged(opts, state, summary, step + 1, loss));
+            return Err(stop_diverged(graph, opts, setup, state, summary, step + 1, loss, what));
         }
         state.optimizer.step(&mut state.params, &grad, lr);
         let secs = state.seconds();
@@ -315,26 +326,42 @@ pub(super) fn train_steps(
     Ok(())
 }
 
-/// Stops a diverged run at `step`: the checkpoint on disk is left as it is, and the summary
-/// says `diverged` and which step was kept. Returns the error to report (or the write error
-/// that prevented recording it).
+/// Stops a diverged run at `step` and says so: the checkpoint on disk stays the last good one
+/// — a fresh run that diverges before its first checkpoint writes its start state (initial
+/// weights, fresh optimiser, step 0), so the folder always holds finite weights — and the
+/// summary says `diverged`, why, and which step was kept. Returns the error to report (or the
+/// write error that prevented recording it).
+#[allow(clippy::too_many_arguments)]
 fn stop_diverged(
+    graph: &Graph,
     opts: &RunOptions,
+    setup: &Setup,
     state: &State,
     summary: &mut PrecondSummary,
     step: u64,
     loss: f64,
+    what: String,
 ) -> PrecondError {
     let secs = state.seconds();
-    let kept = state.saved.unwrap_or(state.start_step);
-    let rows: Vec<LossRow> = state.rows.iter().copied().filter(|r| r.step <= kept).collect();
-    summary.record_progress(&rows, kept, secs);
-    summary.status = "diverged".into();
-    summary.message = Some(format!(
-        "non-finite loss or gradient at step {step} (loss {loss}); checkpoint of step {kept} kept"
-    ));
-    match write_summary(&opts.out, summary) {
-        Ok(()) => PrecondError::Diverged { step, loss, dir: opts.out.clone() },
+    let kept = match state.saved {
+        Some(s) => Ok(s),
+        None => {
+            let params = init_params(graph, setup.spec.seed);
+            let fresh = Optimizer::new(&setup.spec.train.optimizer, params.len());
+            save_checkpoint(graph, &opts.out, &params, &fresh, 0, 0.0)
+                .and_then(|()| write_file(&opts.out, LOSS_FILE, loss_csv(&[]).as_bytes()))
+                .map(|()| 0)
+        }
+    };
+    let recorded = kept.and_then(|kept| {
+        let rows: Vec<LossRow> = state.rows.iter().copied().filter(|r| r.step <= kept).collect();
+        summary.record_progress(&rows, kept, secs);
+        summary.status = "diverged".into();
+        summary.message = Some(format!("step {step}: {what}; checkpoint of step {kept} kept"));
+        write_summary(&opts.out, summary).map(|()| kept)
+    });
+    match recorded {
+        Ok(kept) => PrecondError::Diverged { step, loss, what, kept, dir: opts.out.clone() },
         Err(e) => e,
     }
 }
