@@ -1,6 +1,7 @@
 //! End to end through the binary: `symc train` on a small MNIST subset (JIT and reference
 //! back ends agree), `--resume`, refusing to overwrite a run, damaged data rejected with exit 2
-//! and a message naming the file, `symc eval` (JSON and text), and `symc plot`.
+//! and a message naming the file, `symc eval` (JSON and text), `symc plot`, and a diverging run
+//! stopped with exit 1 and finite weights kept.
 
 use assert_cmd::Command;
 use flate2::read::GzDecoder;
@@ -221,4 +222,54 @@ fn usage_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("summary.json"));
     let out = symc().args(["plot", "/nonexistent/run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// miette wraps long lines: stderr with the frame characters and line breaks removed.
+fn flat(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr).replace('│', " ");
+    err.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Issue 11 (item 7): a classifier run whose loss explodes (Adam with lr = 1e4 once ended with
+/// exit 0 at a loss of 7.9e14) stops at the step where the loss passes 1e4 times the first
+/// batch's, with exit 1, a message naming epoch, step and loss and suggesting a smaller learning
+/// rate, `"status": "diverged"` in the summary, and finite weights on disk: diverging in the
+/// first epoch, the checkpoint is the start state.
+#[test]
+fn issue11_a_diverging_classifier_run_stops_and_keeps_finite_weights() {
+    let data = tempfile::tempdir().unwrap();
+    subset(data.path(), 256, 64);
+    let runs = tempfile::tempdir().unwrap();
+    let model = runs.path().join("digits_lr1e4.sym");
+    let text = std::fs::read_to_string(root().join("models/digits_conv.sym")).unwrap();
+    assert!(text.contains("adam(lr = 1e-3)"), "the model's optimizer line changed");
+    std::fs::write(&model, text.replace("adam(lr = 1e-3)", "adam(lr = 1e4)")).unwrap();
+    let run = runs.path().join("run");
+    let out = symc()
+        .arg("train")
+        .arg(&model)
+        .args(["--epochs", "1", "--batch", "32", "--data", data.path().to_str().unwrap()])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = flat(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("training diverged in epoch 1, step 2: the mean batch loss"), "{err}");
+    assert!(err.contains("is more than 1e4 times the first step's"), "{err}");
+    assert!(err.contains("lower the learning rate"), "{err}");
+    assert!(out.stdout.is_empty(), "no result on stdout: {}", String::from_utf8_lossy(&out.stdout));
+
+    let s = json(&run.join("summary.json"));
+    assert_eq!(s["status"], "diverged");
+    assert_eq!(s["epochs"], 0);
+    assert!(s["message"].as_str().unwrap().contains("epoch 1, step 2"), "{s}");
+
+    let graph = symc::sema::load_model(&run.join("model.sym")).unwrap();
+    let ck = symc::train::checkpoint::load(&run.join("checkpoint.safetensors"), &graph).unwrap();
+    assert_eq!(ck.meta["epoch"], "0");
+    assert!(ck.params.iter().all(|p| p.is_finite()));
+    let seed = graph.train.as_ref().unwrap().seed;
+    assert_eq!(ck.params, symc::runtime::init::init_params(&graph, seed), "not the start state");
 }

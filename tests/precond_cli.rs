@@ -1,6 +1,7 @@
 //! End to end: `symc train` on a tiny gauge model (4^4, few steps) writes a complete run folder
 //! with the summary keys the acceptance script reads, and `symc solve --precond` applies the
-//! trained network to another configuration and rejects a damaged weights file cleanly.
+//! trained network to another configuration and rejects a damaged weights file cleanly; a run
+//! whose loss explodes stops with exit 1 and keeps finite weights.
 
 use assert_cmd::Command;
 
@@ -142,4 +143,50 @@ fn relative_load_paths_resolve_once_and_resume_finds_the_field() {
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["steps"], 8);
     assert_eq!(s["gauge"]["file"].as_str().unwrap(), recorded);
+}
+
+/// Issue 11 (item 7), for a preconditioner: with lr = 1e4 the loss of step 2 is about 1e10
+/// times the first step's. The run stops there with exit 1 and a message naming the step and
+/// the loss and suggesting a smaller learning rate; the summary says `diverged`; the checkpoint
+/// on disk holds finite weights (the start state: no checkpoint was due yet) and can be loaded.
+#[test]
+fn issue11_a_diverging_preconditioner_run_stops_and_keeps_finite_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny.sym");
+    assert!(MODEL.contains("adam(lr = 1e-2)"));
+    std::fs::write(&model, MODEL.replace("adam(lr = 1e-2)", "adam(lr = 1e4)")).unwrap();
+    let run = tmp.path().join("run");
+    let out = Command::cargo_bin("symc")
+        .unwrap()
+        .arg("train")
+        .arg(&model)
+        .args(["--steps", "20", "--no-evaluate", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    // miette wraps long lines: compare with the frame characters and line breaks removed.
+    let err = String::from_utf8_lossy(&out.stderr).replace('│', " ");
+    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("training diverged at step 2: the loss"), "{err}");
+    assert!(err.contains("is more than 1e4 times the first step's"), "{err}");
+    assert!(err.contains("the last good checkpoint (step 0) is kept"), "{err}");
+    assert!(err.contains("lower the learning rate"), "{err}");
+
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["status"], "diverged");
+    assert_eq!(s["steps"], 0);
+    assert!(s["message"].as_str().unwrap().starts_with("step 2: the loss"), "{s}");
+
+    let graph = symc::sema::load_model(&run.join("model.sym")).unwrap();
+    let ck = symc::train::checkpoint::load(&run.join("checkpoint.safetensors"), &graph).unwrap();
+    assert_eq!(ck.meta["step"], "0");
+    assert!(ck.params.iter().all(|p| p.is_finite()));
+    let seed = graph.train.as_ref().unwrap().seed;
+    assert_eq!(ck.params, symc::runtime::init::init_params(&graph, seed), "not the start state");
+    // The folder still loads as a preconditioner.
+    let gauge = symc::lattice::gauge::GaugeField::unit([4, 4, 4, 4]);
+    assert!(symc::train::precond::load_run(&run, &gauge).is_ok());
 }

@@ -2,26 +2,22 @@
 //! random normalised sources, and report what a preconditioner comparison needs (iterations,
 //! operator applications, seconds, recomputed true residual, residual history).
 //!
-//! The solve is split into three steps so that a preconditioner can be plugged in without
-//! touching the rest: [`build_operator`] (gauge file → operator), [`Preconditioning`] (what
-//! FGMRES uses as M; today only the identity) and [`run_solves`] (sources, solver, reports).
+//! This file parses and prints; the work happens in the library, on the path the evaluation of
+//! a trained preconditioner also takes: `runtime::operator` builds D in the requested precision,
+//! `lattice::fermion::random_sources` draws the sources, `solve::batch` runs the solver (with
+//! the network of `--precond` as FGMRES's right preconditioner) and summarises the reports.
 
 use super::Failure;
-use crate::lattice::fermion::{self, FermionField};
-use crate::lattice::gauge::GaugeField;
-use crate::lattice::io::{self, read_gauge};
-use crate::lattice::wilson::{DiracParams, WilsonClover};
-use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
+use crate::lattice::fermion::random_sources;
+use crate::lattice::io;
+use crate::lattice::wilson::DiracParams;
+use crate::runtime::operator::{DiracOperator, Precision};
 use crate::runtime::preconditioner::NetPreconditioner;
-use crate::solve::{
-    self, IdentityPreconditioner, LinearOperator, MixedPrecision, Preconditioner, SolveParams,
-    SolveReport,
-};
+use crate::solve::batch::{self, BatchError, BatchStats, RightPreconditioner, Setup};
+use crate::solve::{SolveParams, SolveReport};
 use miette::Diagnostic;
 use num_complex::Complex64;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use thiserror::Error;
 
 #[derive(clap::Args, Debug)]
@@ -155,40 +151,23 @@ pub enum SolveCliError {
     Plot { path: PathBuf, message: String },
 }
 
-/// What FGMRES uses as its right preconditioner M.
-pub enum Preconditioning {
-    /// No preconditioning (FGMRES is then GMRES).
-    Identity(IdentityPreconditioner),
-    /// A trained network (from a run folder); it also runs inside mixed-precision solves.
-    Network(Box<NetPreconditioner>),
-    /// Any other right preconditioner (f64 solves only).
-    Custom(Box<dyn Preconditioner<f64>>),
-}
-
-impl Preconditioning {
-    fn as_dyn(&mut self) -> &mut dyn Preconditioner<f64> {
-        match self {
-            Preconditioning::Identity(p) => p,
-            Preconditioning::Network(p) => p.as_mut(),
-            Preconditioning::Custom(p) => p.as_mut(),
-        }
+/// The solver of the batch for a `--solver` flag.
+fn solver_kind(k: SolverKind) -> batch::SolverKind {
+    match k {
+        SolverKind::Fgmres => batch::SolverKind::Fgmres,
+        SolverKind::Gmres => batch::SolverKind::Gmres,
+        SolverKind::Bicgstab => batch::SolverKind::Bicgstab,
+        SolverKind::Cgne => batch::SolverKind::Cgne,
     }
 }
 
-/// The operator in the chosen precision.
-pub enum Operator {
-    /// Double precision throughout.
-    F64(WilsonClover<f64>),
-    /// Single-precision operator run through [`MixedPrecision`] inside the f64 solver.
-    F32 { op32: WilsonClover<f32> },
-    /// f32 restart cycles on the JIT kernel in its own layout, f64 residuals with the f64 JIT
-    /// kernel ([`solve::gmres_mixed`]).
-    Mixed { d64: Box<JitWilsonClover<f64>>, d32: Box<JitWilsonClover<f32>> },
-}
-
-/// Per right-hand side results plus what they were computed with.
-pub struct SolveOutcome {
-    pub reports: Vec<SolveReport>,
+/// The operator precision for a `--precision` flag.
+fn precision(p: PrecisionArg) -> Precision {
+    match p {
+        PrecisionArg::Mixed => Precision::Mixed,
+        PrecisionArg::F32 => Precision::F32,
+        PrecisionArg::F64 => Precision::F64,
+    }
 }
 
 fn check_args(a: &SolveArgs) -> Result<(), SolveCliError> {
@@ -223,127 +202,34 @@ pub fn dirac_params(a: &SolveArgs) -> DiracParams {
     }
 }
 
-/// Builds the operator in the requested precision. Mixed precision needs the JIT kernels; where
-/// they cannot be built (no lattice extent divisible by the 4 SIMD lanes) it falls back to f64
-/// and says why on stderr.
-pub fn build_operator(
-    gauge: &GaugeField,
-    params: &DiracParams,
-    precision: PrecisionArg,
-) -> Operator {
-    match precision {
-        PrecisionArg::F64 => Operator::F64(WilsonClover::new(gauge, params)),
-        PrecisionArg::F32 => Operator::F32 { op32: WilsonClover::new(gauge, params) },
-        PrecisionArg::Mixed => {
-            let opts = DiracOptions::default();
-            match (
-                JitWilsonClover::<f64>::new(gauge, params, &opts),
-                JitWilsonClover::<f32>::new(gauge, params, &opts),
-            ) {
-                (Ok(d64), Ok(d32)) => Operator::Mixed { d64: Box::new(d64), d32: Box::new(d32) },
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("note: no JIT operator for this lattice ({e}); solving in f64");
-                    Operator::F64(WilsonClover::new(gauge, params))
-                }
-            }
-        }
-    }
-}
-
-/// Random complex Gaussian sources of unit norm, reproducible from `seed`.
-pub fn random_sources(dims: [usize; 4], n: usize, seed: u64) -> Vec<Vec<Complex64>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let mut b = FermionField::<f64>::random_gaussian(dims, &mut rng).data;
-            let nb = fermion::norm(&b);
-            fermion::scale(Complex64::new(1.0 / nb, 0.0), &mut b);
-            b
-        })
-        .collect()
-}
-
-fn solve_with<O: solve::AdjointOperator<f64> + ?Sized>(
-    op: &O,
-    kind: SolverKind,
-    prec: &mut Preconditioning,
-    b: &[Complex64],
-    params: &SolveParams,
-) -> (Vec<Complex64>, SolveReport) {
-    let mut x = vec![Complex64::new(0.0, 0.0); LinearOperator::len(op)];
-    let rep = match kind {
-        SolverKind::Fgmres => solve::fgmres(op, prec.as_dyn(), b, &mut x, params),
-        SolverKind::Gmres => solve::gmres(op, b, &mut x, params),
-        SolverKind::Bicgstab => solve::bicgstab(op, b, &mut x, params),
-        SolverKind::Cgne => solve::cgne(op, b, &mut x, params),
-    };
-    (x, rep)
-}
-
-/// Solves D x = b for every source. With an f32 operator the true residual is recomputed with
-/// the f64 operator, so that it measures the real Dirac equation. Mixed precision applies to
-/// GMRES and FGMRES; BiCGStab and CGNE then run in f64 on the f64 JIT kernel.
-pub fn run_solves(
-    gauge: &GaugeField,
-    dirac: &DiracParams,
-    operator: &Operator,
-    kind: SolverKind,
-    prec: &mut Preconditioning,
+/// Solves every source with the chosen solver (and the trained network as FGMRES's right
+/// preconditioner, if given) through `solve::batch`, one stderr line per source.
+fn solve_sources(
+    op: &DiracOperator,
+    kind: batch::SolverKind,
+    net: Option<&mut NetPreconditioner>,
     sources: &[Vec<Complex64>],
     params: &SolveParams,
-) -> Result<SolveOutcome, Failure> {
-    let mut reports = Vec::with_capacity(sources.len());
-    let mut ws = solve::MixedWorkspace::new();
-    let d64_for_check = match operator {
-        Operator::F32 { .. } => Some(WilsonClover::<f64>::new(gauge, dirac)),
-        _ => None,
-    };
-    for (k, b) in sources.iter().enumerate() {
-        let (x, mut rep) = match operator {
-            Operator::F64(d) => solve_with(d, kind, prec, b, params),
-            Operator::F32 { op32 } => solve_with(&MixedPrecision::new(op32), kind, prec, b, params),
-            Operator::Mixed { d64, d32 } => {
-                let mut x = vec![Complex64::new(0.0, 0.0); b.len()];
-                let d64 = d64.as_ref();
-                let d32 = d32.as_ref();
-                let rep = match (kind, &mut *prec) {
-                    (SolverKind::Fgmres, Preconditioning::Network(net)) => {
-                        let mut native = net.native(d32.layout());
-                        solve::fgmres_mixed(&mut ws, d64, d32, &mut native, b, &mut x, params)
-                    }
-                    (SolverKind::Fgmres, Preconditioning::Custom(_)) => {
-                        return Err(Failure::io(SolveCliError::Argument {
-                            flag: "precision",
-                            expected: "f64 or f32 with this preconditioner",
-                            found: "mixed".into(),
-                        }));
-                    }
-                    (SolverKind::Fgmres | SolverKind::Gmres, _) => {
-                        solve::gmres_mixed(&mut ws, d64, d32, b, &mut x, params)
-                    }
-                    _ => Ok(solve_with(d64, kind, prec, b, params).1),
-                };
-                match rep {
-                    Ok(r) => (x, r),
-                    Err(e) => return Err(Failure::model(miette::miette!("{e}"))),
-                }
-            }
-        };
-        if let Some(d64) = &d64_for_check {
-            let mut r = vec![Complex64::new(0.0, 0.0); b.len()];
-            d64.apply(&mut r, &x);
-            let mut diff = vec![Complex64::new(0.0, 0.0); b.len()];
-            fermion::sub(&mut diff, b, &r);
-            rep.true_residual = fermion::norm(&diff) / fermion::norm(b);
-            rep.converged = rep.true_residual <= params.tol;
-        }
+) -> Result<Vec<SolveReport>, Failure> {
+    let mut net = net.map(|n| op.preconditioner(n));
+    let preconditioner = net.as_mut().map(|n| n as &mut dyn RightPreconditioner);
+    let mut log = |k: usize, _: usize, r: &SolveReport| {
         eprintln!(
             "rhs {k}: {} iterations, {} operator applications, {:.3} s, true residual {:.3e}",
-            rep.iterations, rep.operator_applications, rep.seconds, rep.true_residual
-        );
-        reports.push(rep);
-    }
-    Ok(SolveOutcome { reports })
+            r.iterations, r.operator_applications, r.seconds, r.true_residual
+        )
+    };
+    let setup = Setup { solver: kind, preconditioner };
+    let mut reports = batch::solve_batch(op.system(), &mut [setup], sources, params, &mut log)
+        .map_err(|e| match e {
+            BatchError::Mixed(e) => Failure::model(miette::miette!("{e}")),
+            BatchError::NoNativePreconditioner => Failure::io(SolveCliError::Argument {
+                flag: "precision",
+                expected: "f64 or f32 with this preconditioner",
+                found: "mixed".into(),
+            }),
+        })?;
+    Ok(reports.pop().unwrap_or_default())
 }
 
 /// Reads `--gauge` with the `--gauge-dims`/`--gauge-precision` hints, noting on stderr when
@@ -358,21 +244,20 @@ fn read_solve_gauge(args: &SolveArgs) -> Result<io::GaugeFile, Failure> {
     Ok(file)
 }
 
-/// `symc solve` without preconditioner.
+/// `symc solve`: check the flags, build the operator (`runtime::operator`), solve the random
+/// sources (`solve::batch`) and print the reports.
 pub fn run(args: SolveArgs) -> Result<(), Failure> {
+    // A --precond run folder is loaded before the flags are checked (a damaged folder is
+    // reported first), on the configuration the solve uses.
+    let mut loaded = None;
     if let Some(dir) = &args.precond {
         let gauge = read_solve_gauge(&args)?.field;
         let prec = crate::train::precond::preconditioner_from_run(dir, &gauge)
             .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
-        return run_with(args, Preconditioning::Network(Box::new(prec)));
+        loaded = Some((gauge, prec));
     }
-    run_with(args, Preconditioning::Identity(IdentityPreconditioner))
-}
-
-/// `symc solve` with a given preconditioner (the entry point a `--precond` option extends).
-pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failure> {
     check_args(&args).map_err(Failure::io)?;
-    if !matches!(prec, Preconditioning::Identity(_)) && args.solver != SolverKind::Fgmres {
+    if args.precond.is_some() && args.solver != SolverKind::Fgmres {
         let solver = format!("{:?}", args.solver).to_lowercase();
         return Err(Failure::io(SolveCliError::PreconditionerNeedsFgmres { solver }));
     }
@@ -383,19 +268,21 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
             args.tol
         );
     }
-    let file = read_solve_gauge(&args)?;
-    let gauge = file.field;
+    let (gauge, mut net) = match loaded {
+        Some((gauge, prec)) => (gauge, Some(prec)),
+        None => (read_solve_gauge(&args)?.field, None),
+    };
     let dims = gauge.dims();
     let plaquette = gauge.plaquette();
     let dirac = dirac_params(&args);
-    let operator = build_operator(&gauge, &dirac, args.precision);
+    let operator = DiracOperator::new(&gauge, &dirac, precision(args.precision));
+    if let Some(why) = operator.fallback() {
+        eprintln!("note: no JIT operator for this lattice ({why}); solving in f64");
+    }
+    let kind = solver_kind(args.solver);
     // What actually runs: mixed precision applies to (F)GMRES only, and falls back to f64 where
     // no JIT kernel exists for the lattice.
-    let precision = match (&operator, args.solver) {
-        (Operator::Mixed { .. }, SolverKind::Gmres | SolverKind::Fgmres) => "mixed",
-        (Operator::F32 { .. }, _) => "f32",
-        _ => "f64",
-    };
+    let precision = operator.precision(kind);
     let sources = random_sources(dims, args.rhs, args.seed);
     let params =
         SolveParams { tol: args.tol, restart: args.restart, max_iterations: args.max_iterations };
@@ -411,11 +298,33 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         format!("{:?}", args.boundary).to_lowercase(),
         precision
     );
-    let out = run_solves(&gauge, &dirac, &operator, args.solver, &mut prec, &sources, &params)?;
+    let reports = solve_sources(&operator, kind, net.as_mut(), &sources, &params)?;
+    write_outputs(&args, precision, dims, plaquette, &reports)?;
+    let failed: Vec<&SolveReport> = reports.iter().filter(|r| !r.converged).collect();
+    if !failed.is_empty() {
+        let worst = failed.iter().map(|r| r.true_residual).fold(0.0, f64::max);
+        return Err(Failure::model(SolveCliError::NotConverged {
+            solver: kind.name().into(),
+            tol: args.tol,
+            failed: failed.len(),
+            total: reports.len(),
+            worst,
+        }));
+    }
+    Ok(())
+}
 
+/// The residual history (`--history`), its plot (`--plot`) and the report on stdout.
+fn write_outputs(
+    args: &SolveArgs,
+    precision: &str,
+    dims: [usize; 4],
+    plaquette: f64,
+    reports: &[SolveReport],
+) -> Result<(), Failure> {
     if let Some(path) = &args.history {
         let mut csv = String::from("rhs,iteration,relative_residual\n");
-        for (k, r) in out.reports.iter().enumerate() {
+        for (k, r) in reports.iter().enumerate() {
             for (i, h) in r.history.iter().enumerate() {
                 csv.push_str(&format!("{k},{i},{h:e}\n"));
             }
@@ -423,41 +332,20 @@ pub fn run_with(args: SolveArgs, mut prec: Preconditioning) -> Result<(), Failur
         io::write_atomic(path, csv.as_bytes()).map_err(Failure::io)?;
     }
     if let Some(path) = &args.plot {
-        let svg = plot_history(&out.reports, &args)
+        let svg = plot_history(reports, args)
             .map_err(|message| Failure::io(SolveCliError::Plot { path: path.clone(), message }))?;
         io::write_atomic(path, svg.as_bytes()).map_err(Failure::io)?;
     }
-
-    let summary = summarise(&args, precision, dims, plaquette, &out.reports);
     match args.format {
         Style::Json => {
+            let summary = summarise(args, precision, dims, plaquette, reports);
             let text = serde_json::to_string_pretty(&summary)
                 .map_err(|e| Failure::io(miette::miette!("cannot encode the JSON summary: {e}")))?;
             println!("{text}");
         }
-        Style::Text => print_text(&args, &out.reports),
-    }
-    let failed: Vec<&SolveReport> = out.reports.iter().filter(|r| !r.converged).collect();
-    if !failed.is_empty() {
-        let worst = failed.iter().map(|r| r.true_residual).fold(0.0, f64::max);
-        return Err(Failure::model(SolveCliError::NotConverged {
-            solver: solver_name(args.solver).into(),
-            tol: args.tol,
-            failed: failed.len(),
-            total: out.reports.len(),
-            worst,
-        }));
+        Style::Text => print_text(args, reports),
     }
     Ok(())
-}
-
-fn solver_name(k: SolverKind) -> &'static str {
-    match k {
-        SolverKind::Fgmres => "fgmres",
-        SolverKind::Gmres => "gmres",
-        SolverKind::Bicgstab => "bicgstab",
-        SolverKind::Cgne => "cgne",
-    }
 }
 
 /// The JSON document: means over right-hand sides at the top level (integers for a single
@@ -469,14 +357,9 @@ fn summarise(
     plaquette: f64,
     reports: &[SolveReport],
 ) -> serde_json::Value {
-    let n = reports.len() as f64;
-    let total_it: usize = reports.iter().map(|r| r.iterations).sum();
-    let total_ops: usize = reports.iter().map(|r| r.operator_applications).sum();
-    let total_prec: usize = reports.iter().map(|r| r.preconditioner_applications).sum();
-    let total_s: f64 = reports.iter().map(|r| r.seconds).sum();
-    let worst = reports.iter().map(|r| r.true_residual).fold(0.0, f64::max);
+    let stats = BatchStats::from_reports(reports);
     let mean = |t: usize| -> serde_json::Value {
-        if reports.len() == 1 { t.into() } else { (t as f64 / n).into() }
+        if reports.len() == 1 { t.into() } else { (t as f64 / reports.len() as f64).into() }
     };
     let per_rhs: Vec<serde_json::Value> = reports
         .iter()
@@ -499,31 +382,28 @@ fn summarise(
         "csw": args.csw,
         "boundary": format!("{:?}", args.boundary).to_lowercase(),
         "precision": precision,
-        "solver": solver_name(args.solver),
+        "solver": solver_kind(args.solver).name(),
         "restart": args.restart,
         "tol": args.tol,
         "rhs": reports.len(),
         "seed": args.seed,
-        "iterations": mean(total_it),
-        "operator_applications": mean(total_ops),
-        "preconditioner_applications": mean(total_prec),
-        "seconds": total_s / n,
-        "seconds_total": total_s,
-        "iterations_total": total_it,
-        "operator_applications_total": total_ops,
-        "true_residual": worst,
-        "converged": reports.iter().all(|r| r.converged),
+        "iterations": mean(stats.iterations),
+        "operator_applications": mean(stats.operator_applications),
+        "preconditioner_applications": mean(stats.preconditioner_applications),
+        "seconds": stats.mean_seconds(),
+        "seconds_total": stats.seconds,
+        "iterations_total": stats.iterations,
+        "operator_applications_total": stats.operator_applications,
+        "true_residual": stats.worst_true_residual,
+        "converged": stats.converged,
         "per_rhs": per_rhs,
     })
 }
 
 fn print_text(args: &SolveArgs, reports: &[SolveReport]) {
-    let name = solver_name(args.solver);
-    let restart = match args.solver {
-        SolverKind::Fgmres | SolverKind::Gmres => format!("({})", args.restart),
-        _ => String::new(),
-    };
-    println!("solver               {name}{restart}, tol {:e}", args.tol);
+    let kind = solver_kind(args.solver);
+    let restart = if kind.is_restarted() { format!("({})", args.restart) } else { String::new() };
+    println!("solver               {}{restart}, tol {:e}", kind.name(), args.tol);
     for (k, r) in reports.iter().enumerate() {
         println!(
             "rhs {k:<3}              {} iterations, {} operator applications, {:.3} s, true residual {:.3e}{}",
@@ -534,15 +414,11 @@ fn print_text(args: &SolveArgs, reports: &[SolveReport]) {
             if r.converged { "" } else { "  (NOT converged)" }
         );
     }
-    let n = reports.len() as f64;
-    let it: f64 = reports.iter().map(|r| r.iterations as f64).sum::<f64>() / n;
-    let ops: f64 = reports.iter().map(|r| r.operator_applications as f64).sum::<f64>() / n;
-    let s: f64 = reports.iter().map(|r| r.seconds).sum::<f64>();
-    let worst = reports.iter().map(|r| r.true_residual).fold(0.0, f64::max);
-    println!("iterations           {it:.1} (mean)");
-    println!("operator applications {ops:.1} (mean)");
-    println!("seconds              {s:.3} (total)");
-    println!("true residual        {worst:.3e} (worst)");
+    let stats = BatchStats::from_reports(reports);
+    println!("iterations           {:.1} (mean)", stats.mean_iterations());
+    println!("operator applications {:.1} (mean)", stats.mean_operator_applications());
+    println!("seconds              {:.3} (total)", stats.seconds);
+    println!("true residual        {:.3e} (worst)", stats.worst_true_residual);
 }
 
 /// The residual histories on a log scale, one line per source, as an SVG document.
@@ -562,7 +438,7 @@ fn plot_history(reports: &[SolveReport], args: &SolveArgs) -> Result<String, Str
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let caption = format!(
             "{} m = {} c_sw = {}: relative residual",
-            solver_name(args.solver),
+            solver_kind(args.solver).name(),
             args.mass,
             args.csw
         );
@@ -591,9 +467,4 @@ fn plot_history(reports: &[SolveReport], args: &SolveArgs) -> Result<String, Str
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
-}
-
-/// Loads a configuration the way `symc solve` does (for callers such as `symc train`).
-pub fn load_gauge(path: &Path) -> Result<GaugeField, Failure> {
-    read_gauge(path).map(|f| f.field).map_err(Failure::io)
 }

@@ -171,6 +171,7 @@ pub mod dirac;
 pub mod init;
 pub mod lattice_net;
 pub mod lattice_reference;
+pub mod operator;
 pub mod preconditioner;
 pub mod reference;
 pub mod transport;

@@ -2,11 +2,14 @@
 //! implements `solve`'s [`Preconditioner`] on f64 vectors in the reference layout (the input is
 //! rounded to f32, the network applied, the output widened), and its [`NativeNet`] view
 //! implements [`NativePreconditioner`] on the f32 Krylov vectors of the mixed-precision solver,
-//! in the Dirac kernel's own layout, so no conversion happens inside an iteration.
+//! in the Dirac kernel's own layout, so no conversion happens inside an iteration. Bound to an
+//! operator's layout ([`NetPreconditioner::right`]) it is a `solve::batch`
+//! [`RightPreconditioner`], which picks whichever of the two a solve needs.
 
 use super::{FermionNet, RuntimeError};
 use crate::codegen::lattice_layout::SiteLayout;
 use crate::lattice::fermion::cast_into;
+use crate::solve::batch::RightPreconditioner;
 use crate::solve::{NativePreconditioner, Preconditioner};
 use num_complex::{Complex, Complex64};
 
@@ -92,5 +95,30 @@ impl NativePreconditioner for NativeNet<'_> {
         self.prec.applications += 1;
         let p = &mut *self.prec;
         p.net.forward_native(&p.params, self.layout, inp, out).map_err(|e| e.to_string())
+    }
+}
+
+/// A [`NetPreconditioner`] bound to the layout of the f32 operator of a solve (if there is
+/// one), as `solve::batch` takes a right preconditioner.
+pub struct BoundNet<'a> {
+    prec: &'a mut NetPreconditioner,
+    layout: Option<&'a SiteLayout>,
+}
+
+impl NetPreconditioner {
+    /// The network as the right preconditioner of solves whose f32 operator, if any, uses
+    /// `layout` (`None`: f64 solves only).
+    pub fn right<'a>(&'a mut self, layout: Option<&'a SiteLayout>) -> BoundNet<'a> {
+        BoundNet { prec: self, layout }
+    }
+}
+
+impl RightPreconditioner for BoundNet<'_> {
+    fn reference(&mut self) -> &mut dyn Preconditioner<f64> {
+        &mut *self.prec
+    }
+    fn native(&mut self) -> Option<Box<dyn NativePreconditioner + '_>> {
+        let layout = self.layout?;
+        Some(Box::new(self.prec.native(layout)))
     }
 }

@@ -15,7 +15,11 @@
 //! `history[k]` is the relative residual after `k` iterations (`history[0]` is the start);
 //! one GMRES/FGMRES iteration is one Arnoldi step (one operator application), one BiCGStab
 //! iteration is two operator applications, one CGNE iteration is one D and one D†.
+//!
+//! [`batch`] runs many sources through one or more solver set-ups and summarises the reports:
+//! `symc solve` and the evaluation of a trained preconditioner both go through it.
 
+pub mod batch;
 mod bicgstab;
 mod cgne;
 mod gmres;
@@ -117,23 +121,41 @@ impl<T: Real> AdjointOperator<T> for Schur<T> {
     }
 }
 
-/// Runs an f32 operator on f64 vectors (rounding the input, widening the output), so that an
-/// f64 solver can use the faster f32 operator. Its precision bounds the reachable residual
-/// (~1e-6 relative).
-pub struct MixedPrecision<'a, O: LinearOperator<f32>> {
-    op: &'a O,
-    scratch: Mutex<(Vec<Complex<f32>>, Vec<Complex<f32>>)>,
-}
-
-impl<'a, O: LinearOperator<f32>> MixedPrecision<'a, O> {
-    /// Wraps `op` with scratch buffers for one input and one output vector.
-    pub fn new(op: &'a O) -> Self {
-        let z = Complex::new(0.0f32, 0.0);
-        MixedPrecision { op, scratch: Mutex::new((vec![z; op.len()], vec![z; op.len()])) }
+/// A borrowed operator is the operator (so wrappers such as [`MixedPrecision`] can hold either).
+impl<T: Real, O: LinearOperator<T> + ?Sized> LinearOperator<T> for &O {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        (**self).apply(out, inp)
     }
 }
 
-impl<O: LinearOperator<f32>> LinearOperator<f64> for MixedPrecision<'_, O> {
+impl<T: Real, O: AdjointOperator<T> + ?Sized> AdjointOperator<T> for &O {
+    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        (**self).apply_dagger(out, inp)
+    }
+}
+
+/// Runs an f32 operator on f64 vectors (rounding the input, widening the output), so that an
+/// f64 solver can use the faster f32 operator. Its precision bounds the reachable residual
+/// (~1e-6 relative). It owns or borrows the operator (`MixedPrecision::new(&d32)`), so an
+/// operator built for a solve can carry its f32 form along.
+pub struct MixedPrecision<O: LinearOperator<f32>> {
+    op: O,
+    scratch: Mutex<(Vec<Complex<f32>>, Vec<Complex<f32>>)>,
+}
+
+impl<O: LinearOperator<f32>> MixedPrecision<O> {
+    /// Wraps `op` with scratch buffers for one input and one output vector.
+    pub fn new(op: O) -> Self {
+        let z = Complex::new(0.0f32, 0.0);
+        let n = op.len();
+        MixedPrecision { op, scratch: Mutex::new((vec![z; n], vec![z; n])) }
+    }
+}
+
+impl<O: LinearOperator<f32>> LinearOperator<f64> for MixedPrecision<O> {
     fn len(&self) -> usize {
         self.op.len()
     }
@@ -148,7 +170,7 @@ impl<O: LinearOperator<f32>> LinearOperator<f64> for MixedPrecision<'_, O> {
     }
 }
 
-impl<O: AdjointOperator<f32>> AdjointOperator<f64> for MixedPrecision<'_, O> {
+impl<O: AdjointOperator<f32>> AdjointOperator<f64> for MixedPrecision<O> {
     fn apply_dagger(&self, out: &mut [Complex<f64>], inp: &[Complex<f64>]) {
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         let (i32, o32) = &mut *guard;

@@ -7,11 +7,14 @@
 //! the uninterrupted run would have drawn. With a deterministic classifier, `--resume` therefore
 //! reproduces the uninterrupted run bit for bit.
 //!
-//! **Divergence.** A non-finite batch loss or gradient (or test loss) stops the run at once with
-//! [`TrainError::Diverged`]; the checkpoint of the last completed epoch is left untouched and the
-//! summary says `"status": "diverged"` with the reason.
+//! **Divergence.** A non-finite batch loss or gradient (or test loss), or a mean batch loss that
+//! has grown past `train::divergence`'s limit (10⁴ times the first batch's), stops the run at
+//! once with [`TrainError::Diverged`]; the checkpoint of the last completed epoch is left
+//! untouched (a fresh run that diverges in its first epoch writes its start state, so the folder
+//! always holds finite weights) and the summary says `"status": "diverged"` with the reason.
 
 use super::checkpoint::{self, CheckpointError};
+use super::divergence::DivergenceCheck;
 use super::mnist::{Mnist, NORMALISATION, Split};
 use super::optim::{self, Optimizer};
 use super::runlog::{self, EpochRow, LayerStrategy, RunLogError, Summary};
@@ -36,8 +39,9 @@ pub enum TrainError {
     #[diagnostic(
         code(symc::train::diverged),
         help(
-            "lower the learning rate or add a schedule in the train block; the checkpoint of the \
-last completed epoch ({completed} so far) is kept in the run folder"
+            "lower the learning rate in the `optimizer` line (10 times smaller is a good first \
+try) or add a schedule; the checkpoint of the last completed epoch ({completed} so far; 0 = the \
+initial weights) is kept in the run folder"
         )
     )]
     Diverged { epoch: usize, step: u64, what: String, completed: usize },
@@ -248,6 +252,23 @@ struct LoopState {
     epochs_done: usize,
     global_step: u64,
     history: Vec<EpochRow>,
+    /// The divergence rule with the run's reference loss (kept in the checkpoint).
+    divergence: DivergenceCheck,
+}
+
+/// The state of a fresh run with weights `params`.
+fn fresh_state(opts: &ClassifyOptions, params: Vec<f32>) -> LoopState {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    rng.set_stream(SHUFFLE_STREAM);
+    LoopState {
+        opt: Optimizer::new(&opts.optimizer, params.len()),
+        params,
+        rng,
+        epochs_done: 0,
+        global_step: 0,
+        history: Vec::new(),
+        divergence: DivergenceCheck::default(),
+    }
 }
 
 fn resume_state(
@@ -299,7 +320,11 @@ fn resume_state(
         return Err(bad(format!("{} history rows for {epochs_done} epochs", history.len())));
     }
     let global_step = ck.meta_parse(&path, "global_step")?;
-    Ok(LoopState { params: ck.params, opt, rng, epochs_done, global_step, history })
+    // Absent in checkpoints written before the growth rule: the resumed run's first batch
+    // then becomes the reference.
+    let reference = ck.meta.get("reference_loss").and_then(|r| r.parse().ok());
+    let divergence = DivergenceCheck::new(reference);
+    Ok(LoopState { params: ck.params, opt, rng, epochs_done, global_step, history, divergence })
 }
 
 fn save_checkpoint(
@@ -316,6 +341,9 @@ fn save_checkpoint(
     meta.insert("batch".to_string(), opts.batch.to_string());
     meta.insert("validation".to_string(), opts.validation.to_string());
     meta.insert("rng_word_pos".to_string(), st.rng.get_word_pos().to_string());
+    if let Some(r) = st.divergence.reference() {
+        meta.insert("reference_loss".to_string(), format!("{r:e}"));
+    }
     meta.insert(
         "history".to_string(),
         serde_json::to_string(&st.history)
@@ -410,18 +438,12 @@ pub fn train(
                     ),
                 });
             }
-            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-            rng.set_stream(SHUFFLE_STREAM);
-            LoopState {
-                opt: Optimizer::new(&opts.optimizer, n_scalars),
-                params: init,
-                rng,
-                epochs_done: 0,
-                global_step: 0,
-                history: Vec::new(),
-            }
+            fresh_state(opts, init)
         }
     };
+    // The weights a fresh run starts from: what it keeps if it diverges before its first
+    // checkpoint.
+    let start = resume.is_none().then(|| st.params.clone());
 
     let (train_idx, val_idx) = split_indices(data.train.len(), opts.validation, opts.seed);
     if train_idx.is_empty() {
@@ -462,6 +484,22 @@ pub fn train(
             )?;
             Ok(())
         };
+    // Records a divergence and returns the error to report: the summary says why, and the
+    // checkpoint on disk stays the last good one.
+    let stop = |st: &LoopState, e: TrainError| -> TrainError {
+        let kept = match &start {
+            Some(p) if st.epochs_done == 0 => {
+                let mut first = fresh_state(opts, p.clone());
+                first.divergence = st.divergence.clone();
+                save_checkpoint(clf, opts, &first)
+            }
+            _ => Ok(()),
+        };
+        match kept.and_then(|()| write_logs(st, "diverged", Some(e.to_string()))) {
+            Ok(()) => e,
+            Err(w) => w,
+        }
+    };
 
     while st.epochs_done < opts.epochs {
         let epoch = st.epochs_done + 1;
@@ -496,14 +534,14 @@ pub fn train(
                 completed: st.epochs_done,
             };
             if !stats.loss_sum.is_finite() {
-                let e = diverged(format!("the batch loss is {}", stats.loss_sum));
-                write_logs(&st, "diverged", Some(e.to_string()))?;
-                return Err(e);
+                return Err(stop(&st, diverged(format!("the batch loss is {}", stats.loss_sum))));
+            }
+            let mean = stats.loss_sum / stats.samples.max(1) as f64;
+            if let Err(d) = st.divergence.check(mean) {
+                return Err(stop(&st, diverged(d.describe("the mean batch loss"))));
             }
             if !st.opt.step(&mut st.params, &grad, lr as f32).finite {
-                let e = diverged("the gradient has NaN or infinite entries".into());
-                write_logs(&st, "diverged", Some(e.to_string()))?;
-                return Err(e);
+                return Err(stop(&st, diverged("the gradient has NaN or infinite entries".into())));
             }
             st.global_step = step;
             loss_sum += stats.loss_sum;
@@ -536,8 +574,7 @@ pub fn train(
                 what: format!("the test loss is {}", test.loss),
                 completed: st.epochs_done,
             };
-            write_logs(&st, "diverged", Some(e.to_string()))?;
-            return Err(e);
+            return Err(stop(&st, e));
         }
         let row = EpochRow {
             epoch,

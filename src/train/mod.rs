@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod classify;
+pub mod divergence;
 pub mod mnist;
 pub mod optim;
 pub mod plot;

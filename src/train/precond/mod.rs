@@ -1,0 +1,195 @@
+//! Training a gauge network as a preconditioner for the Wilson-clover Dirac operator, and the
+//! run's self-evaluation (FGMRES with and without the trained network).
+//!
+//! This is the product's main job (`symc train models/ptc_precond.sym`). The network M is
+//! trained so that M D ≈ 1 on random vectors (models.md §2.3): each step draws a Gaussian v,
+//! forms b = D v and minimises ‖M b − v‖²/‖b‖² with Adam (on Re/Im) or SGD. The optional
+//! *filtered* loss (models.md §3.2) replaces v by ṽ = N GMRES iterations on D ṽ = 0 from a
+//! random start, which stresses the low modes that dominate the solve.
+//!
+//! The pipeline of a run, file by file:
+//! - `spec.rs`: what the model must declare ([`precond_spec`]) and its Dirac parameters;
+//! - `gauge.rs`: the training gauge field (shipped, cached, generated or loaded);
+//! - `pairs.rs`: the training pairs and the loss ([`training_pair`], [`pair_loss_grad`]);
+//! - `training.rs`: set-up, resume, the step loop with its divergence rule, checkpoints;
+//! - `compare.rs`: the closing FGMRES comparison ([`compare_solves`], [`SolveComparison`]);
+//! - `rundir.rs`: the run folder's files ([`LOSS_FILE`], [`read_summary`], [`load_run`]).
+//!
+//! Every step draws its vectors from its own ChaCha stream (seed, step), so a resumed run sees
+//! exactly the vectors an uninterrupted one would, and its loss trajectory is identical. A run
+//! whose loss diverges (see `train::divergence`) stops with [`PrecondError::Diverged`], keeps
+//! its last good checkpoint and says `"status": "diverged"` in its summary.
+
+mod compare;
+mod gauge;
+mod pairs;
+mod rundir;
+mod spec;
+mod training;
+
+pub use crate::lattice::fermion::random_sources as random_rhs;
+pub use compare::{SolveComparison, SolveRecord, SolveSide, compare_solves};
+pub use gauge::{TrainingGauge, gauge_cache_dir, shipped_gauge_name, training_gauge};
+pub use pairs::{cast, pair_loss, pair_loss_grad, params_as, training_pair};
+pub use rundir::{
+    CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LoadedRun, LossRow, MODEL_FILE, PrecondSummary,
+    SUMMARY_FILE, load_run, loss_csv, loss_row_as_epoch, preconditioner_from_run, read_loss_csv,
+    read_summary, retarget,
+};
+pub use spec::{PrecondSpec, dirac_params, is_fermion_network, precond_spec};
+
+use crate::ir::Graph;
+use crate::lattice::heatbath::HeatbathError;
+use crate::lattice::io::GaugeIoError;
+use crate::runtime::RuntimeError;
+use crate::runtime::preconditioner::NetPreconditioner;
+use crate::train::checkpoint::CheckpointError;
+use std::path::PathBuf;
+
+/// Problems of a preconditioner training run or of loading a trained one.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PrecondError {
+    #[error("model `{model}` is not a preconditioner: {what}")]
+    #[diagnostic(
+        code(symc::precond::model),
+        help(
+            "a preconditioner maps one fermion field to one fermion field and has a `train` \
+             block with `gauge`, `operator` and `loss preconditioner` (see models/ptc_precond.sym)"
+        )
+    )]
+    NotPreconditioner { model: String, what: String },
+
+    #[error("gauge field {source_desc} is {found:?}, the model `{model}` needs {expected:?}")]
+    #[diagnostic(
+        code(symc::precond::gauge_dims),
+        help("use a configuration of the model's lattice, or change the `lattice` line")
+    )]
+    GaugeDims { source_desc: String, model: String, expected: [usize; 4], found: [usize; 4] },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Gauge(#[from] GaugeIoError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Heatbath(#[from] HeatbathError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Runtime(#[from] RuntimeError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Checkpoint(#[from] CheckpointError),
+
+    #[error("cannot write {}: {source}", path.display())]
+    #[diagnostic(code(symc::precond::write), help("check that the run folder is writable"))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot read {}: {message}", path.display())]
+    #[diagnostic(
+        code(symc::precond::run_folder),
+        help("a run folder is written by `symc train MODEL.sym --out DIR`")
+    )]
+    RunFolder { path: PathBuf, message: String },
+
+    /// The loss diverged at `step` (see `train::divergence`); the checkpoint of step `kept`
+    /// is the one on disk.
+    #[error(
+        "training diverged at step {step}: {what}; stopped, the last good checkpoint (step \
+         {kept}) is kept in {}",
+        dir.display()
+    )]
+    #[diagnostic(
+        code(symc::precond::diverged),
+        help(
+            "lower the learning rate in the `optimizer` line (10 times smaller is a good first \
+             try), or move the mass away from critical"
+        )
+    )]
+    Diverged { step: u64, loss: f64, what: String, kept: u64, dir: PathBuf },
+
+    #[error("cannot draw the loss plot: {0}")]
+    #[diagnostic(code(symc::precond::plot))]
+    Plot(String),
+}
+
+impl PrecondError {
+    /// 1 for a problem of the model or run (divergence, unsuitable model), 2 for I/O.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PrecondError::NotPreconditioner { .. }
+            | PrecondError::GaugeDims { .. }
+            | PrecondError::Diverged { .. }
+            | PrecondError::Runtime(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Options of [`run`] beyond the model itself.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The run folder (created; with `resume` it must hold a previous run of the same model).
+    pub out: PathBuf,
+    /// Continue the run in `out` from its checkpoint.
+    pub resume: bool,
+    /// Override the number of steps of the `train` block.
+    pub steps: Option<usize>,
+    /// The `.sym` file (copied into the run folder; its folder resolves relative paths).
+    pub model_file: Option<PathBuf>,
+    /// The model source text (written as `model.sym`).
+    pub source: Option<String>,
+    /// Save the checkpoint, loss CSV and summary every this many steps (0 = 10 % of the run).
+    pub checkpoint_every: usize,
+    /// Progress bar and log lines on stderr.
+    pub progress: bool,
+    /// Run the FGMRES comparison at the end.
+    pub evaluate: bool,
+    /// Override the number of right-hand sides of the evaluation.
+    pub rhs: Option<usize>,
+    /// How to read a `gauge load(...)` file (layout hints from the command line).
+    pub gauge_read: crate::lattice::io::ReadOptions,
+}
+
+impl RunOptions {
+    /// Defaults for a run into `out`.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            out: out.into(),
+            resume: false,
+            steps: None,
+            model_file: None,
+            source: None,
+            checkpoint_every: 0,
+            progress: false,
+            evaluate: true,
+            rhs: None,
+            gauge_read: crate::lattice::io::ReadOptions::default(),
+        }
+    }
+}
+
+/// Trains the preconditioner described by `graph` (a fermion network with a `train` block)
+/// into `opts.out`, then evaluates it. Returns the summary (also written to the folder).
+pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondError> {
+    let setup = training::set_up(graph, opts)?;
+    let mut state = training::start(graph, opts, &setup)?;
+    let mut summary = training::new_summary(graph, opts, &setup, &state);
+    training::train_steps(graph, opts, &setup, &mut state, &mut summary)?;
+    training::finish(graph, opts, &setup, &state, &mut summary)?;
+    if opts.evaluate {
+        let eval = compare::Evaluation::new(setup.spec.eval, opts.rhs, setup.spec.seed);
+        let mut prec = NetPreconditioner::new(setup.net, state.params)?;
+        let cmp =
+            compare::evaluate(&eval, &setup.gauge.field, &setup.dirac, &mut prec, opts.progress)?;
+        summary.solve = Some(cmp);
+    }
+    summary.status = "completed".into();
+    rundir::write_summary(&opts.out, &summary)?;
+    Ok(summary)
+}

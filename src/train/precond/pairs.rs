@@ -1,0 +1,120 @@
+//! Training pairs and the loss a preconditioner minimises. Each step draws its own pair from a
+//! ChaCha stream (seed, step), so a resumed run sees exactly the vectors an uninterrupted one
+//! would. Preconditioner loss (models.md §2.3): M should map b = D v to v for Gaussian v, and
+//! the loss is ‖M b − v‖²/‖b‖². Filtered loss (models.md §3.2): v is replaced by ṽ, the result
+//! of a few GMRES iterations on D ṽ = 0 from a Gaussian start, which stresses the low modes that
+//! dominate the solve.
+
+use crate::ir::LossSpec;
+use crate::lattice::Real;
+use crate::lattice::fermion::{self, FermionField, cast_slice};
+use crate::runtime::{FermionNet, RuntimeError};
+use crate::solve::{self, LinearOperator, SolveParams};
+use num_complex::Complex;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn zero<T: Real>() -> Complex<T> {
+    Complex::new(T::zero(), T::zero())
+}
+
+/// One training pair (input, target) of step `step`: the network should map `input` to
+/// `target`. Preconditioner loss: input = D v/‖D v‖, target = v/‖D v‖ for Gaussian v (so that
+/// ‖M input − target‖² is the normalised loss). Filtered loss: ṽ from `iterations` GMRES steps
+/// on D ṽ = 0 from a Gaussian start, normalised; input = D ṽ, target = ṽ.
+pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
+    d: &O,
+    dims: [usize; 4],
+    loss: &LossSpec,
+    seed: u64,
+    step: u64,
+) -> (Vec<Complex<T>>, Vec<Complex<T>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(step);
+    let v = FermionField::<T>::random_gaussian(dims, &mut rng).data;
+    let n = v.len();
+    match *loss {
+        LossSpec::Filtered { iterations } if iterations > 0 => {
+            // GMRES on D x = 0 from x0 = v is GMRES on D e = D v from 0 with x = v − e.
+            let mut dv = vec![zero::<T>(); n];
+            d.apply(&mut dv, &v);
+            let mut e = vec![zero::<T>(); n];
+            let params =
+                SolveParams { tol: 1e-300, restart: iterations, max_iterations: iterations };
+            solve::gmres(d, &dv, &mut e, &params);
+            let mut vt = v;
+            for (x, ei) in vt.iter_mut().zip(&e) {
+                *x -= *ei;
+            }
+            let s = 1.0 / fermion::norm(&vt);
+            fermion::scale(Complex::new(T::from(s).unwrap_or(T::one()), T::zero()), &mut vt);
+            let mut b = vec![zero::<T>(); n];
+            d.apply(&mut b, &vt);
+            (b, vt)
+        }
+        _ => {
+            let mut b = vec![zero::<T>(); n];
+            d.apply(&mut b, &v);
+            let s = Complex::new(T::from(1.0 / fermion::norm(&b)).unwrap_or(T::one()), T::zero());
+            let mut v = v;
+            fermion::scale(s, &mut b);
+            fermion::scale(s, &mut v);
+            (b, v)
+        }
+    }
+}
+
+/// The loss ‖M input − target‖² (accumulated in f64).
+pub fn pair_loss<T: Real, N: FermionNet<T> + ?Sized>(
+    net: &N,
+    params: &[T],
+    input: &[Complex<T>],
+    target: &[Complex<T>],
+) -> Result<f64, RuntimeError> {
+    let mut out = vec![zero::<T>(); target.len()];
+    net.forward(params, input, &mut out)?;
+    Ok(out
+        .iter()
+        .zip(target)
+        .map(|(o, t)| {
+            let d = *o - *t;
+            d.re.to_f64().powi(2) + d.im.to_f64().powi(2)
+        })
+        .sum())
+}
+
+/// Loss and its gradient with respect to the (re, im) pairs of the weights: the backward pass
+/// is seeded with 2 (M input − target) (models.md §1.8).
+pub fn pair_loss_grad<T: Real, N: FermionNet<T> + ?Sized>(
+    net: &N,
+    params: &[T],
+    input: &[Complex<T>],
+    target: &[Complex<T>],
+    grad: &mut [T],
+) -> Result<f64, RuntimeError> {
+    let mut loss = 0.0f64;
+    let two = T::one() + T::one();
+    net.forward_backward_seeded(
+        params,
+        input,
+        &mut |out, g| {
+            for ((gi, o), t) in g.iter_mut().zip(out).zip(target) {
+                let d = *o - *t;
+                loss += d.norm_sqr().to_f64();
+                *gi = d * two;
+            }
+        },
+        grad,
+    )?;
+    Ok(loss)
+}
+
+/// Casts a weight vector (f32 storage) to another precision.
+pub fn params_as<T: Real>(p: &[f32]) -> Vec<T> {
+    p.iter().map(|&x| T::from(x).unwrap_or(T::nan())).collect()
+}
+
+/// Casts a fermion vector between precisions (re-exported for tests and benches).
+pub fn cast<T: Real, U: Real>(x: &[Complex<T>]) -> Vec<Complex<U>> {
+    cast_slice(x)
+}
