@@ -29,8 +29,9 @@ fn bench(c: &mut Criterion) {
             return;
         }
     };
-    let images = &data.images[..INFER_BATCH * 784];
-    let labels = &data.labels[..BATCH];
+    let images = &data.images.as_slice().expect("a loaded split is one contiguous array")
+        [..INFER_BATCH * 784];
+    let labels = &data.labels.as_slice().expect("a loaded split is one contiguous array")[..BATCH];
     for model in ["conv", "dense"] {
         let graph = symc::sema::load_model(&root.join(format!("models/digits_{model}.sym")))
             .expect("the shipped models load");

@@ -145,6 +145,15 @@ fn the_layers_below_do_not_reach_up() {
 }
 
 #[test]
+fn the_library_api_is_a_facade_nothing_inside_depends_on() {
+    never(
+        "src/",
+        &["model"],
+        "`model` wraps the compiler for library users; the compiler itself must not need it",
+    );
+}
+
+#[test]
 fn unsafe_lives_only_in_the_jit_module() {
     for (rel, code) in sources() {
         if rel == "src/codegen/jit.rs" {

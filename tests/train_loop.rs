@@ -3,6 +3,7 @@
 //! learning on separable data and on an MNIST subset, exact resume, divergence handling,
 //! the validation split, the run folder's files, and checkpoint round trips.
 
+use ndarray::{Array1, Array3, s};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -211,7 +212,8 @@ fn synthetic(n_train: usize, n_test: usize, seed: u64) -> Mnist {
             labels.push(c as u8);
             images.extend(protos[c].iter().map(|p| p + rng.random_range(-0.15f32..0.15)));
         }
-        Split { images, labels, rows: 4, cols: 4, images_path: "synthetic".into() }
+        let images = Array3::from_shape_vec((n, 4, 4), images).unwrap();
+        Split { images, labels: Array1::from(labels), images_path: "synthetic".into() }
     };
     Mnist { train: make(n_train), test: make(n_test) }
 }
@@ -496,10 +498,8 @@ fn logistic_regression_learns_an_mnist_subset() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/data/mnist");
     let full = mnist::load(&dir).unwrap();
     let take = |s: &Split, n: usize| Split {
-        images: s.images[..n * 784].to_vec(),
-        labels: s.labels[..n].to_vec(),
-        rows: 28,
-        cols: 28,
+        images: s.images.slice(s![..n, .., ..]).to_owned(),
+        labels: s.labels.slice(s![..n]).to_owned(),
         images_path: s.images_path.clone(),
     };
     let data = Mnist { train: take(&full.train, 3000), test: take(&full.test, 1000) };

@@ -151,7 +151,8 @@ pub fn displacement(path: &Path) -> [i64; 4] {
 /// Index of the spin matrix W_{i,j,p} among the `n_out * n_in * n_paths` matrices of a PTC
 /// layer's weight tensor `[n_out, n_in, n_paths, (V,) 4, 4]` (output feature i, input feature j,
 /// path p). Local weights repeat each matrix per site right after this index (`index * V + x`).
-/// The one statement of the parameter layout that sema, emitters, runtime and oracle share.
+/// The one statement of the parameter layout that sema, emitters and runtime share; the oracle
+/// (`runtime::lattice_reference`) reads the same row-major layout from the declared shape.
 pub fn ptc_weight_index(n_in: usize, n_paths: usize, i: usize, j: usize, p: usize) -> usize {
     (i * n_in + j) * n_paths + p
 }

@@ -4,8 +4,11 @@
 //!
 //! This is the oracle the JIT kernels of `codegen::ptc` are tested against, so it shares no code
 //! with them: paths are applied hop by hop as whole-field shifts (no precomputed path matrices,
-//! no SIMD layout, no neighbour tables beyond `Geometry`), fields are in the reference layout
-//! `site*12 + spin*3 + colour`, features back to back.
+//! no SIMD layout, no neighbour tables beyond `Geometry`). A fermion field is the ndarray
+//! `[site, spin, colour]` (shape `[V, 4, 3]`), a value of several features `[feature, site,
+//! spin, colour]`, and a PTC weight tensor the complex array of its declared shape
+//! `[n_out, n_in, path, site, 4, 4]` (the site axis has length 1 for global weights), so every
+//! formula below is written with the indices of the physics.
 //!
 //! **Gradient convention** (models.md §1.8). Every gradient here is the plain gradient of a real
 //! loss with respect to the real vector of (re, im) pairs: for a complex quantity z the gradient
@@ -14,30 +17,33 @@
 //! `grad W = sum_x tr_colour[grad_out(x) chi(x)^dagger]` and `grad chi = W^dagger grad_out`,
 //! with no factor 2 anywhere, so an optimiser on (Re W, Im W) sees the true gradient.
 
-use crate::ir::{Graph, LayerKind, Path, inverse_path, ptc_weight_index};
+use crate::ir::{Graph, Layer, LayerKind, ParamId, Path, ValueId, inverse_path};
 use crate::lattice::Real;
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::su3::Su3;
+use ndarray::{Array3, Array4, Array6, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Ix6, Zip};
 use num_complex::Complex;
 
 use super::{RuntimeError, check_graph};
+
+/// Values of a network: `[feature, site, spin, colour]`.
+type Fields<T> = Array4<Complex<T>>;
 
 fn zero<T: Real>() -> Complex<T> {
     Complex::new(T::zero(), T::zero())
 }
 
-/// Apply one hop to a single fermion field (V*12 complex numbers).
+/// One hop applied to a single fermion field `[V, 4, 3]`.
 /// Forward mu: out(x) = U_mu(x) psi(x+mu); backward: out(x) = U_mu(x-mu)^dagger psi(x-mu).
-pub fn hop_field<T: Real>(
+fn hop_field<T: Real>(
     gauge: &GaugeField,
     mu: usize,
     forward: bool,
-    psi: &[Complex<T>],
-) -> Vec<Complex<T>> {
+    psi: ArrayView3<Complex<T>>,
+) -> Array3<Complex<T>> {
     let g = &gauge.geom;
-    let vol = g.volume();
-    let mut out = vec![zero::<T>(); vol * 12];
-    for x in 0..vol {
+    let mut out = Array3::zeros(psi.raw_dim());
+    for x in 0..g.volume() {
         let (u, src, dagger) = if forward {
             (gauge.link(x, mu).cast::<T>(), g.up(x, mu), false)
         } else {
@@ -45,9 +51,11 @@ pub fn hop_field<T: Real>(
             (gauge.link(y, mu).cast::<T>(), y, true)
         };
         for s in 0..4 {
-            let v = [psi[src * 12 + s * 3], psi[src * 12 + s * 3 + 1], psi[src * 12 + s * 3 + 2]];
+            let v = [psi[[src, s, 0]], psi[[src, s, 1]], psi[[src, s, 2]]];
             let w = if dagger { u.adj_mul_vec(&v) } else { u.mul_vec(&v) };
-            out[x * 12 + s * 3..x * 12 + s * 3 + 3].copy_from_slice(&w);
+            for c in 0..3 {
+                out[[x, s, c]] = w[c];
+            }
         }
     }
     out
@@ -55,95 +63,112 @@ pub fn hop_field<T: Real>(
 
 /// T_p psi for a path of hops (gpt semantics: links multiplied left to right, the field read at
 /// the end point), i.e. T_{h1} T_{h2} ... T_{hn} psi: the last hop is applied first.
-pub fn transport<T: Real>(gauge: &GaugeField, path: &Path, psi: &[Complex<T>]) -> Vec<Complex<T>> {
-    let mut f = psi.to_vec();
+fn transport<T: Real>(
+    gauge: &GaugeField,
+    path: &Path,
+    psi: ArrayView3<Complex<T>>,
+) -> Array3<Complex<T>> {
+    let mut f = psi.to_owned();
     for h in path.iter().rev() {
-        f = hop_field(gauge, h.mu as usize, h.forward, &f);
+        f = hop_field(gauge, h.mu as usize, h.forward, f.view());
     }
     f
 }
 
-/// Apply a complex 4x4 spin matrix (row-major, 16 entries) to every site of a field.
+/// The weights of one PTC layer, `W[i, j, p, x][a, b]` for output feature i, input feature j,
+/// path p, site x and spins a, b.
+struct PtcWeights<T> {
+    /// `[n_out, n_in, path, site, 4, 4]`; the site axis has length 1 for global weights.
+    w: Array6<Complex<T>>,
+}
+
+impl<T: Real> PtcWeights<T> {
+    /// The layer's weights from the flat (re, im) parameter vector, in the declared shape
+    /// `[n_out, n_in, n_paths, (V,) 4, 4]` of its parameter.
+    fn new(graph: &Graph, id: ParamId, params: &[T]) -> Result<Self, RuntimeError> {
+        let p = graph.param(id);
+        let flat = params.get(p.offset..p.offset + p.scalar_len()).ok_or_else(|| {
+            RuntimeError::Shape(format!(
+                "parameter `{}` lies outside the {} given",
+                p.name,
+                params.len()
+            ))
+        })?;
+        let (pairs, _) = flat.as_chunks::<2>();
+        let z: Vec<Complex<T>> = pairs.iter().map(|&[re, im]| Complex::new(re, im)).collect();
+        let mut dims = p.shape.clone();
+        if dims.len() == 5 {
+            dims.insert(3, 1); // a global weight: one "site" shared by all
+        }
+        let w = ndarray::ArrayD::from_shape_vec(dims, z)
+            .and_then(|w| w.into_dimensionality::<Ix6>())
+            .map_err(|e| RuntimeError::Shape(format!("parameter `{}`: {e}", p.name)))?;
+        Ok(PtcWeights { w })
+    }
+
+    fn zeros_like(&self) -> Self {
+        PtcWeights { w: Array6::zeros(self.w.raw_dim()) }
+    }
+
+    /// Which entry of the site axis holds the weights of site `x`.
+    fn site(&self, x: usize) -> usize {
+        if self.w.len_of(Axis(3)) == 1 { 0 } else { x }
+    }
+
+    fn n_out(&self) -> usize {
+        self.w.len_of(Axis(0))
+    }
+
+    fn n_in(&self) -> usize {
+        self.w.len_of(Axis(1))
+    }
+
+    /// W[i, j, p, x][a, b].
+    fn at(&self, i: usize, j: usize, p: usize, x: usize, a: usize, b: usize) -> Complex<T> {
+        self.w[[i, j, p, self.site(x), a, b]]
+    }
+
+    /// The flat (re, im) layout of the parameter vector.
+    fn into_flat(self) -> Vec<T> {
+        self.w.iter().flat_map(|z| [z.re, z.im]).collect()
+    }
+}
+
+/// acc(x)[a, c] += sum_b M(x)[a, b] f(x)[b, c] for every site, with M = W_ijp or, when
+/// `dagger`, its conjugate transpose.
 fn spin_mix<T: Real>(
-    w: impl Fn(usize, usize, usize) -> Complex<T>,
+    w: &PtcWeights<T>,
+    (i, j, p): (usize, usize, usize),
     dagger: bool,
-    f: &[Complex<T>],
-    acc: &mut [Complex<T>],
+    f: ArrayView3<Complex<T>>,
+    mut acc: ArrayViewMut3<Complex<T>>,
 ) {
-    let vol = f.len() / 12;
-    for x in 0..vol {
-        for so in 0..4 {
-            for si in 0..4 {
-                let m = if dagger { w(x, si, so).conj() } else { w(x, so, si) };
+    for x in 0..f.len_of(Axis(0)) {
+        for a in 0..4 {
+            for b in 0..4 {
+                let m = if dagger { w.at(i, j, p, x, b, a).conj() } else { w.at(i, j, p, x, a, b) };
                 for c in 0..3 {
-                    acc[x * 12 + so * 3 + c] += m * f[x * 12 + si * 3 + c];
+                    acc[[x, a, c]] += m * f[[x, b, c]];
                 }
             }
         }
     }
 }
 
-/// Shape of a PTC layer for the reference functions.
-#[derive(Clone, Debug)]
-pub struct PtcShape<'a> {
-    pub n_in: usize,
-    pub n_out: usize,
-    /// Path 0 must be the identity (empty path), as in the IR.
-    pub paths: &'a [Path],
-    pub local: bool,
-}
-
-impl PtcShape<'_> {
-    /// Number of real scalars of the layer's weights.
-    pub fn weight_scalars(&self, vol: usize) -> usize {
-        self.n_out * self.n_in * self.paths.len() * 16 * 2 * if self.local { vol } else { 1 }
-    }
-    /// Index of the real part of W_{i,j,p}(x)[a][b] in the flat weight slice.
-    fn widx(
-        &self,
-        vol: usize,
-        i: usize,
-        j: usize,
-        p: usize,
-        x: usize,
-        a: usize,
-        b: usize,
-    ) -> usize {
-        let ijp = ptc_weight_index(self.n_in, self.paths.len(), i, j, p);
-        let site = if self.local { ijp * vol + x } else { ijp };
-        2 * (site * 16 + a * 4 + b)
-    }
-}
-
-fn weight<T: Real>(
-    shape: &PtcShape,
-    w: &[T],
-    vol: usize,
-    i: usize,
-    j: usize,
-    p: usize,
-) -> impl Fn(usize, usize, usize) -> Complex<T> {
-    move |x, a, b| {
-        let k = shape.widx(vol, i, j, p, x, a, b);
-        Complex::new(w[k], w[k + 1])
-    }
-}
-
 /// PTC forward: out_i = sum_j sum_p W_ijp T_p in_j.
-pub fn ptc_forward<T: Real>(
+fn ptc_forward<T: Real>(
     gauge: &GaugeField,
-    shape: &PtcShape,
-    w: &[T],
-    input: &[Complex<T>],
-) -> Vec<Complex<T>> {
+    paths: &[Path],
+    w: &PtcWeights<T>,
+    input: ArrayView4<Complex<T>>,
+) -> Fields<T> {
     let vol = gauge.geom.volume();
-    let n = vol * 12;
-    let mut out = vec![zero::<T>(); shape.n_out * n];
-    for j in 0..shape.n_in {
-        for (p, path) in shape.paths.iter().enumerate() {
-            let chi = transport(gauge, path, &input[j * n..(j + 1) * n]);
-            for i in 0..shape.n_out {
-                spin_mix(weight(shape, w, vol, i, j, p), false, &chi, &mut out[i * n..(i + 1) * n]);
+    let mut out = Array4::zeros((w.n_out(), vol, 4, 3));
+    for j in 0..w.n_in() {
+        for (p, path) in paths.iter().enumerate() {
+            let chi = transport(gauge, path, input.index_axis(Axis(0), j));
+            for i in 0..w.n_out() {
+                spin_mix(w, (i, j, p), false, chi.view(), out.index_axis_mut(Axis(0), i));
             }
         }
     }
@@ -151,61 +176,50 @@ pub fn ptc_forward<T: Real>(
 }
 
 /// PTC input gradient: grad_in_j = sum_i sum_p T_{p^-1}(W_ijp^dagger grad_out_i).
-pub fn ptc_backward_input<T: Real>(
+fn ptc_backward_input<T: Real>(
     gauge: &GaugeField,
-    shape: &PtcShape,
-    w: &[T],
-    grad_out: &[Complex<T>],
-) -> Vec<Complex<T>> {
+    paths: &[Path],
+    w: &PtcWeights<T>,
+    grad_out: ArrayView4<Complex<T>>,
+) -> Fields<T> {
     let vol = gauge.geom.volume();
-    let n = vol * 12;
-    let mut gin = vec![zero::<T>(); shape.n_in * n];
-    for j in 0..shape.n_in {
-        for (p, path) in shape.paths.iter().enumerate() {
-            let mut mixed = vec![zero::<T>(); n];
-            for i in 0..shape.n_out {
-                spin_mix(
-                    weight(shape, w, vol, i, j, p),
-                    true,
-                    &grad_out[i * n..(i + 1) * n],
-                    &mut mixed,
-                );
+    let mut gin = Array4::zeros((w.n_in(), vol, 4, 3));
+    for j in 0..w.n_in() {
+        for (p, path) in paths.iter().enumerate() {
+            let mut mixed = Array3::zeros((vol, 4, 3));
+            for i in 0..w.n_out() {
+                spin_mix(w, (i, j, p), true, grad_out.index_axis(Axis(0), i), mixed.view_mut());
             }
-            let back = transport(gauge, &inverse_path(path), &mixed);
-            for (a, b) in gin[j * n..(j + 1) * n].iter_mut().zip(&back) {
-                *a += *b;
-            }
+            let back = transport(gauge, &inverse_path(path), mixed.view());
+            let mut g = gin.index_axis_mut(Axis(0), j);
+            g += &back;
         }
     }
     gin
 }
 
 /// PTC weight gradient: grad W_ijp[a][b] = sum_x sum_c grad_out_i(x)[a,c] conj((T_p in_j)(x)[b,c])
-/// (no sum over x for local weights). Same flat layout as the weights.
-pub fn ptc_weight_grad<T: Real>(
+/// (no sum over x for local weights), in the weights' shape.
+fn ptc_weight_grad<T: Real>(
     gauge: &GaugeField,
-    shape: &PtcShape,
-    input: &[Complex<T>],
-    grad_out: &[Complex<T>],
-) -> Vec<T> {
-    let vol = gauge.geom.volume();
-    let n = vol * 12;
-    let mut g = vec![T::zero(); shape.weight_scalars(vol)];
-    for j in 0..shape.n_in {
-        for (p, path) in shape.paths.iter().enumerate() {
-            let chi = transport(gauge, path, &input[j * n..(j + 1) * n]);
-            for i in 0..shape.n_out {
-                let left = &grad_out[i * n..(i + 1) * n];
-                for x in 0..vol {
+    paths: &[Path],
+    w: &PtcWeights<T>,
+    input: ArrayView4<Complex<T>>,
+    grad_out: ArrayView4<Complex<T>>,
+) -> PtcWeights<T> {
+    let mut g = w.zeros_like();
+    for j in 0..w.n_in() {
+        for (p, path) in paths.iter().enumerate() {
+            let chi = transport(gauge, path, input.index_axis(Axis(0), j));
+            for i in 0..w.n_out() {
+                let left = grad_out.index_axis(Axis(0), i);
+                for x in 0..chi.len_of(Axis(0)) {
+                    let sx = g.site(x);
                     for a in 0..4 {
                         for b in 0..4 {
-                            let mut z = zero::<T>();
                             for c in 0..3 {
-                                z += left[x * 12 + a * 3 + c] * chi[x * 12 + b * 3 + c].conj();
+                                g.w[[i, j, p, sx, a, b]] += left[[x, a, c]] * chi[[x, b, c]].conj();
                             }
-                            let k = shape.widx(vol, i, j, p, x, a, b);
-                            g[k] += z.re;
-                            g[k + 1] += z.im;
                         }
                     }
                 }
@@ -216,65 +230,66 @@ pub fn ptc_weight_grad<T: Real>(
 }
 
 /// Weightless parallel transport: out_k = T_{paths[k]} in_k.
-pub fn transport_forward<T: Real>(
+fn transport_forward<T: Real>(
     gauge: &GaugeField,
     paths: &[Path],
-    input: &[Complex<T>],
-) -> Vec<Complex<T>> {
-    let n = gauge.geom.volume() * 12;
-    paths
-        .iter()
-        .enumerate()
-        .flat_map(|(k, p)| transport(gauge, p, &input[k * n..(k + 1) * n]))
-        .collect()
+    input: ArrayView4<Complex<T>>,
+) -> Fields<T> {
+    let mut out = Array4::zeros(input.raw_dim());
+    for (k, p) in paths.iter().enumerate() {
+        out.index_axis_mut(Axis(0), k).assign(&transport(gauge, p, input.index_axis(Axis(0), k)));
+    }
+    out
 }
 
 /// Input gradient of the transport layer: grad_in_k = T_{paths[k]^-1} grad_out_k.
-pub fn transport_backward<T: Real>(
+fn transport_backward<T: Real>(
     gauge: &GaugeField,
     paths: &[Path],
-    grad_out: &[Complex<T>],
-) -> Vec<Complex<T>> {
-    let n = gauge.geom.volume() * 12;
-    paths
-        .iter()
-        .enumerate()
-        .flat_map(|(k, p)| transport(gauge, &inverse_path(p), &grad_out[k * n..(k + 1) * n]))
-        .collect()
+    grad_out: ArrayView4<Complex<T>>,
+) -> Fields<T> {
+    let inverse: Vec<Path> = paths.iter().map(inverse_path).collect();
+    transport_forward(gauge, &inverse, grad_out)
 }
 
 fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
+/// The 4x3 spin-colour block of every feature and site: what the norm gate acts on.
+const SITE: (usize, usize, usize, usize) = (1, 1, 4, 3);
+
 /// Norm gate: out(x) = psi(x) sigmoid(|psi(x)|^2), per site and feature (|.|^2 over spin and colour).
-pub fn norm_gate_forward<T: Real>(input: &[Complex<T>]) -> Vec<Complex<T>> {
-    input
-        .chunks(12)
-        .flat_map(|s| {
-            let n: T = s.iter().map(|z| z.norm_sqr()).sum();
-            let g = sigmoid(n);
-            s.iter().map(move |z| z * g).collect::<Vec<_>>()
-        })
-        .collect()
+fn norm_gate_forward<T: Real>(input: ArrayView4<Complex<T>>) -> Fields<T> {
+    let mut out = input.to_owned();
+    for mut psi in out.exact_chunks_mut(SITE) {
+        let n: T = psi.iter().map(|z| z.norm_sqr()).sum();
+        let g = sigmoid(n);
+        psi.mapv_inplace(|z| z * g);
+    }
+    out
 }
 
 /// Norm gate input gradient: g sigma(n) + 2 sigma'(n) Re<psi, g> psi.
-pub fn norm_gate_backward<T: Real>(
-    input: &[Complex<T>],
-    grad_out: &[Complex<T>],
-) -> Vec<Complex<T>> {
-    let mut out = Vec::with_capacity(input.len());
-    for (s, g) in input.chunks(12).zip(grad_out.chunks(12)) {
-        let n: T = s.iter().map(|z| z.norm_sqr()).sum();
-        let sg = sigmoid(n);
-        let d = sg * (T::one() - sg);
-        let re: T = s.iter().zip(g).map(|(a, b)| a.re * b.re + a.im * b.im).sum();
-        let two = T::one() + T::one();
-        for (a, b) in s.iter().zip(g) {
-            out.push(b * sg + a * (two * d * re));
-        }
-    }
+fn norm_gate_backward<T: Real>(
+    input: ArrayView4<Complex<T>>,
+    grad_out: ArrayView4<Complex<T>>,
+) -> Fields<T> {
+    let mut out = Array4::zeros(input.raw_dim());
+    Zip::from(out.exact_chunks_mut(SITE))
+        .and(input.exact_chunks(SITE))
+        .and(grad_out.exact_chunks(SITE))
+        .for_each(|mut o, psi, g| {
+            let n: T = psi.iter().map(|z| z.norm_sqr()).sum();
+            let sg = sigmoid(n);
+            let d = sg * (T::one() - sg);
+            let re: T = psi.iter().zip(g.iter()).map(|(a, b)| a.re * b.re + a.im * b.im).sum();
+            let two = T::one() + T::one();
+            Zip::from(&mut o)
+                .and(&psi)
+                .and(&g)
+                .for_each(|o, a, b| *o = b * sg + a * (two * d * re));
+        });
     out
 }
 
@@ -285,8 +300,10 @@ pub struct ReferenceLatticeNet {
 }
 
 impl ReferenceLatticeNet {
+    /// Accepts a verified graph of gauge layers on the gauge field's lattice.
     pub fn new(graph: &Graph, gauge: &GaugeField) -> Result<Self, RuntimeError> {
         check_graph(graph, gauge)?;
+        crate::ir::verify::verify(graph)?;
         Ok(ReferenceLatticeNet { graph: graph.clone(), gauge: gauge.clone() })
     }
 
@@ -294,54 +311,65 @@ impl ReferenceLatticeNet {
         &self.graph
     }
 
-    fn layer_weights<'a, T: Real>(&self, l: &crate::ir::Layer, params: &'a [T]) -> &'a [T] {
-        match l.params.first() {
-            Some(&p) => {
-                let p = self.graph.param(p);
-                &params[p.offset..p.offset + p.scalar_len()]
-            }
-            None => &[],
+    /// The flat buffer of value `v` (features x sites x 12) as `[feature, site, spin, colour]`.
+    fn fields<'a, T: Real>(
+        &self,
+        v: ValueId,
+        what: &str,
+        data: &'a [Complex<T>],
+    ) -> Result<ArrayView4<'a, Complex<T>>, RuntimeError> {
+        let dim = (self.graph.features(v), self.gauge.geom.volume(), 4, 3);
+        let want = dim.0 * dim.1 * 12;
+        if data.len() != want {
+            return Err(RuntimeError::Shape(format!(
+                "{what}: expected {want} complex numbers ({} features x {} sites x 12), got {}",
+                dim.0,
+                dim.1,
+                data.len()
+            )));
         }
+        ArrayView4::from_shape(dim, data).map_err(|e| RuntimeError::Shape(format!("{what}: {e}")))
     }
 
-    fn run_forward<T: Real>(&self, params: &[T], input: &[Complex<T>]) -> Vec<Vec<Complex<T>>> {
-        let mut vals: Vec<Vec<Complex<T>>> = vec![Vec::new(); self.graph.values.len()];
-        vals[0] = input.to_vec();
+    fn check_params<T>(&self, what: &str, params: &[T]) -> Result<(), RuntimeError> {
+        if params.len() != self.graph.param_scalars() {
+            return Err(RuntimeError::Shape(format!(
+                "{what}: expected {} parameters, got {}",
+                self.graph.param_scalars(),
+                params.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn weights<T: Real>(&self, l: &Layer, params: &[T]) -> Result<PtcWeights<T>, RuntimeError> {
+        let id = l.params.first().copied().ok_or_else(|| {
+            RuntimeError::Shape(format!("layer `{}` has no weight parameter", l.name))
+        })?;
+        PtcWeights::new(&self.graph, id, params)
+    }
+
+    fn run_forward<T: Real>(
+        &self,
+        params: &[T],
+        input: ArrayView4<Complex<T>>,
+    ) -> Result<Vec<Fields<T>>, RuntimeError> {
+        let mut vals: Vec<Fields<T>> = vec![Array4::zeros((0, 0, 4, 3)); self.graph.values.len()];
+        vals[0] = input.to_owned();
         for l in &self.graph.layers {
-            let x = &vals[l.inputs[0].index()];
+            let x = vals[l.inputs[0].index()].view();
             let y = match &l.kind {
-                LayerKind::Ptc { n_in, n_out, paths, local } => {
-                    let shape = PtcShape { n_in: *n_in, n_out: *n_out, paths, local: *local };
-                    ptc_forward(&self.gauge, &shape, self.layer_weights(l, params), x)
+                LayerKind::Ptc { paths, .. } => {
+                    ptc_forward(&self.gauge, paths, &self.weights(l, params)?, x)
                 }
                 LayerKind::Transport { paths } => transport_forward(&self.gauge, paths, x),
-                LayerKind::Add => {
-                    let b = &vals[l.inputs[1].index()];
-                    x.iter().zip(b).map(|(a, b)| a + b).collect()
-                }
+                LayerKind::Add => &x + &vals[l.inputs[1].index()],
                 LayerKind::NormGate => norm_gate_forward(x),
                 _ => unreachable!("rejected by check_graph"),
             };
             vals[l.output.index()] = y;
         }
-        vals
-    }
-
-    fn check_io(
-        &self,
-        input: usize,
-        output: usize,
-        out_v: crate::ir::ValueId,
-    ) -> Result<(), RuntimeError> {
-        let vol = self.gauge.geom.volume() * 12;
-        let want_in = self.graph.features(crate::ir::ValueId(0)) * vol;
-        let want_out = self.graph.features(out_v) * vol;
-        if input != want_in || output != want_out {
-            return Err(RuntimeError::Shape(format!(
-                "expected input of {want_in} and output of {want_out} complex numbers, got {input} and {output}"
-            )));
-        }
-        Ok(())
+        Ok(vals)
     }
 
     /// Evaluate the network.
@@ -351,16 +379,13 @@ impl ReferenceLatticeNet {
         input: &[Complex<T>],
         output: &mut [Complex<T>],
     ) -> Result<(), RuntimeError> {
-        self.check_io(input.len(), output.len(), self.graph.output)?;
-        if params.len() != self.graph.param_scalars() {
-            return Err(RuntimeError::Shape(format!(
-                "expected {} parameters, got {}",
-                self.graph.param_scalars(),
-                params.len()
-            )));
+        let x = self.fields(ValueId(0), "input", input)?;
+        self.fields(self.graph.output, "output", output)?;
+        self.check_params("forward", params)?;
+        let vals = self.run_forward(params, x)?;
+        for (o, y) in output.iter_mut().zip(vals[self.graph.output.index()].iter()) {
+            *o = *y;
         }
-        let vals = self.run_forward(params, input);
-        output.copy_from_slice(&vals[self.graph.output.index()]);
         Ok(())
     }
 
@@ -374,63 +399,62 @@ impl ReferenceLatticeNet {
         grad_input: &mut [Complex<T>],
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
-        self.check_io(input.len(), grad_output.len(), self.graph.output)?;
-        if grad_input.len() != input.len()
-            || params.len() != self.graph.param_scalars()
-            || grad_params.len() != params.len()
-        {
-            return Err(RuntimeError::Shape(
-                "gradient buffers do not match the input and parameter sizes".into(),
-            ));
-        }
-        let vals = self.run_forward(params, input);
-        let mut grads: Vec<Option<Vec<Complex<T>>>> = vec![None; self.graph.values.len()];
-        grads[self.graph.output.index()] = Some(grad_output.to_vec());
+        let x = self.fields(ValueId(0), "input", input)?;
+        let gout = self.fields(self.graph.output, "output gradient", grad_output)?;
+        self.fields(ValueId(0), "input gradient", grad_input)?;
+        self.check_params("backward", params)?;
+        self.check_params("parameter gradient", grad_params)?;
+        let vals = self.run_forward(params, x)?;
+        let mut grads: Vec<Option<Fields<T>>> = vec![None; self.graph.values.len()];
+        grads[self.graph.output.index()] = Some(gout.to_owned());
         grad_params.iter_mut().for_each(|g| *g = T::zero());
-        let add_grad = |grads: &mut Vec<Option<Vec<Complex<T>>>>, v: usize, g: Vec<Complex<T>>| {
-            match &mut grads[v] {
-                Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+        let add_grad =
+            |grads: &mut Vec<Option<Fields<T>>>, v: ValueId, g: Fields<T>| match &mut grads
+                [v.index()]
+            {
+                Some(acc) => *acc += &g,
                 slot @ None => *slot = Some(g),
-            }
-        };
+            };
         for l in self.graph.layers.iter().rev() {
             let Some(gout) = grads[l.output.index()].take() else {
                 continue;
             };
-            let x = &vals[l.inputs[0].index()];
+            let x = vals[l.inputs[0].index()].view();
             match &l.kind {
-                LayerKind::Ptc { n_in, n_out, paths, local } => {
-                    let shape = PtcShape { n_in: *n_in, n_out: *n_out, paths, local: *local };
-                    let w = self.layer_weights(l, params);
-                    let gw = ptc_weight_grad(&self.gauge, &shape, x, &gout);
+                LayerKind::Ptc { paths, .. } => {
+                    let w = self.weights(l, params)?;
+                    let gw = ptc_weight_grad(&self.gauge, paths, &w, x, gout.view()).into_flat();
                     let p = self.graph.param(l.params[0]);
                     for (a, b) in
                         grad_params[p.offset..p.offset + p.scalar_len()].iter_mut().zip(&gw)
                     {
                         *a += *b;
                     }
-                    let gi = ptc_backward_input(&self.gauge, &shape, w, &gout);
-                    add_grad(&mut grads, l.inputs[0].index(), gi);
+                    add_grad(
+                        &mut grads,
+                        l.inputs[0],
+                        ptc_backward_input(&self.gauge, paths, &w, gout.view()),
+                    );
                 }
                 LayerKind::Transport { paths } => {
                     add_grad(
                         &mut grads,
-                        l.inputs[0].index(),
-                        transport_backward(&self.gauge, paths, &gout),
+                        l.inputs[0],
+                        transport_backward(&self.gauge, paths, gout.view()),
                     );
                 }
                 LayerKind::Add => {
-                    add_grad(&mut grads, l.inputs[0].index(), gout.clone());
-                    add_grad(&mut grads, l.inputs[1].index(), gout);
+                    add_grad(&mut grads, l.inputs[0], gout.clone());
+                    add_grad(&mut grads, l.inputs[1], gout);
                 }
                 LayerKind::NormGate => {
-                    add_grad(&mut grads, l.inputs[0].index(), norm_gate_backward(x, &gout))
+                    add_grad(&mut grads, l.inputs[0], norm_gate_backward(x, gout.view()))
                 }
                 _ => unreachable!("rejected by check_graph"),
             }
         }
         match grads[0].take() {
-            Some(g) => grad_input.copy_from_slice(&g),
+            Some(g) => grad_input.iter_mut().zip(g.iter()).for_each(|(o, v)| *o = *v),
             None => grad_input.iter_mut().for_each(|g| *g = zero()),
         }
         Ok(())

@@ -161,8 +161,8 @@ pub fn check_shapes(clf: &dyn Classifier, split: &Split) -> Result<(), TrainErro
             message: format!(
                 "model `{}` takes {input} values per sample, the images have {}x{} = {}",
                 g.name,
-                split.rows,
-                split.cols,
+                split.rows(),
+                split.cols(),
                 split.image_len()
             ),
         });
@@ -202,7 +202,7 @@ pub fn evaluate(
     for chunk in idx.chunks(batch) {
         images.clear();
         for &i in chunk {
-            images.extend_from_slice(split.image(i));
+            images.extend(split.image(i));
         }
         let out = &mut logp[..chunk.len() * c];
         clf.predict(params, &images, out)?;
@@ -514,7 +514,7 @@ pub fn train(
             images.clear();
             labels.clear();
             for &i in chunk {
-                images.extend_from_slice(data.train.image(i));
+                images.extend(data.train.image(i));
                 labels.push(data.train.labels[i]);
             }
             lr = optim::lr_at(

@@ -4,7 +4,8 @@
 //! the data. MNIST uses unsigned bytes (`type = 0x08`): images have `ndim = 3`
 //! (`count x rows x cols`), labels `ndim = 1`. Files may be raw or gzip-compressed; which one is
 //! decided by the gzip magic bytes (`1f 8b`), not by the file name, so a renamed file still
-//! loads.
+//! loads. A split is handed out as arrays — images `[count, rows, cols]`, labels `[count]` — so
+//! that a batch is a view of it, to the training loop and to library users alike.
 //!
 //! **Guarantees:** every header field is validated (magic, element type, rank, extents), the
 //! payload length must equal the product of the extents exactly (a truncated or padded file is
@@ -13,6 +14,7 @@
 //! header cannot make the reader allocate more than the file actually holds.
 
 use flate2::read::GzDecoder;
+use ndarray::{Array1, Array3, ArrayView2, Axis};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -98,13 +100,13 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
-/// One split of MNIST: standardised images (`count * rows * cols`, row-major) and labels.
+/// One split of MNIST: standardised images and their labels, as arrays.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
-    pub images: Vec<f32>,
-    pub labels: Vec<u8>,
-    pub rows: usize,
-    pub cols: usize,
+    /// Standardised pixels (see [`NORMALISATION`]), shape `[count, rows, cols]`.
+    pub images: Array3<f32>,
+    /// The digit 0..=9 of every image, shape `[count]`.
+    pub labels: Array1<u8>,
     /// Where the images came from (for messages).
     pub images_path: PathBuf,
 }
@@ -118,14 +120,21 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+    /// Pixel rows of every image.
+    pub fn rows(&self) -> usize {
+        self.images.len_of(Axis(1))
+    }
+    /// Pixel columns of every image.
+    pub fn cols(&self) -> usize {
+        self.images.len_of(Axis(2))
+    }
     /// Scalars per image.
     pub fn image_len(&self) -> usize {
-        self.rows * self.cols
+        self.rows() * self.cols()
     }
-    /// The standardised pixels of sample `i`.
-    pub fn image(&self, i: usize) -> &[f32] {
-        let n = self.image_len();
-        &self.images[i * n..(i + 1) * n]
+    /// The standardised pixels of sample `i`, `[rows, cols]`.
+    pub fn image(&self, i: usize) -> ArrayView2<'_, f32> {
+        self.images.index_axis(Axis(0), i)
     }
 }
 
@@ -261,14 +270,11 @@ pub fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf, MnistError> {
 pub fn load_split(dir: &Path, prefix: &str) -> Result<Split, MnistError> {
     let images_path = find_idx(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let labels_path = find_idx(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let images = read_idx(&images_path)?;
-    if images.dims.len() != 3 {
+    let raw = read_idx(&images_path)?;
+    if raw.dims.len() != 3 {
         return Err(MnistError::Header {
             path: images_path,
-            what: format!(
-                "rank {}, expected 3 (count x rows x cols) for images",
-                images.dims.len()
-            ),
+            what: format!("rank {}, expected 3 (count x rows x cols) for images", raw.dims.len()),
         });
     }
     let labels = read_idx(&labels_path)?;
@@ -278,7 +284,7 @@ pub fn load_split(dir: &Path, prefix: &str) -> Result<Split, MnistError> {
             what: format!("rank {}, expected 1 (count) for labels", labels.dims.len()),
         });
     }
-    let (count, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
+    let (count, rows, cols) = (raw.dims[0], raw.dims[1], raw.dims[2]);
     if count != labels.dims[0] {
         return Err(MnistError::Count {
             images_path,
@@ -290,21 +296,30 @@ pub fn load_split(dir: &Path, prefix: &str) -> Result<Split, MnistError> {
     if let Some((index, &value)) = labels.data.iter().enumerate().find(|(_, v)| **v > 9) {
         return Err(MnistError::Label { path: labels_path, index, value });
     }
-    let images_f =
-        images.data.iter().map(|&p| (p as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD).collect();
-    Ok(Split { images: images_f, labels: labels.data, rows, cols, images_path })
+    let pixels = raw.data.iter().map(|&p| (p as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD).collect();
+    // The payload length was checked against the extents, so the shape always fits; the error
+    // is mapped all the same rather than trusted.
+    let images =
+        Array3::from_shape_vec((count, rows, cols), pixels).map_err(|e| MnistError::Header {
+            path: images_path.clone(),
+            what: format!("extents {:?}: {e}", raw.dims),
+        })?;
+    Ok(Split { images, labels: Array1::from(labels.data), images_path })
 }
 
 /// Loads both splits of an MNIST-format folder.
 pub fn load(dir: &Path) -> Result<Mnist, MnistError> {
     let train = load_split(dir, "train")?;
     let test = load_split(dir, "t10k")?;
-    if (train.rows, train.cols) != (test.rows, test.cols) {
+    if (train.rows(), train.cols()) != (test.rows(), test.cols()) {
         return Err(MnistError::Header {
             path: test.images_path.clone(),
             what: format!(
                 "images are {}x{}, but the training images are {}x{}",
-                test.rows, test.cols, train.rows, train.cols
+                test.rows(),
+                test.cols(),
+                train.rows(),
+                train.cols()
             ),
         });
     }
