@@ -176,11 +176,13 @@ impl EvenOddSolver {
         let eo = EvenOdd::<f64>::new(gauge, params).map_err(JitSchurError::from)?;
         let opts = DiracOptions::default();
         let d64 = JitSchur::<f64>::from_even_odd(&eo, options.variant, &opts)?;
+        // Only (F)GMRES has f32 cycles; mixed BiCGStab and CGNE run in f64.
+        let cycles = matches!(options.solver, ReducedSolver::Gmres | ReducedSolver::Fgmres);
         let d32 = match options.precision {
-            SolvePrecision::Mixed => {
+            SolvePrecision::Mixed if cycles => {
                 Some(JitSchur::<f32>::from_even_odd(&eo, options.variant, &opts)?)
             }
-            SolvePrecision::F64 => None,
+            _ => None,
         };
         let full = JitWilsonClover::<f64>::new(gauge, params, &opts)
             .map_err(|e| EvenOddSolveError::FullOperator(e.to_string()))?;
@@ -197,7 +199,7 @@ impl EvenOddSolver {
         &self.d64
     }
 
-    /// The f32 Schur operator of mixed solves, whose layout a native preconditioner works in.
+    /// The f32 Schur operator of mixed (F)GMRES, whose layout a native preconditioner works in.
     pub fn schur32(&self) -> Option<&JitSchur<f32>> {
         self.d32.as_ref()
     }

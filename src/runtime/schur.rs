@@ -221,8 +221,8 @@ impl<T: Element> JitSchur<T> {
         let layout = HalfLayout::new(board.dims(), T::PRECISION, sites)?;
         let (vo, l) = (layout.outer_volume, layout.lanes);
         let mut rotation = [0usize; 8];
-        let mut tables = Vec::with_capacity(2);
-        for p in [EVEN, ODD] {
+        // Per output parity: the hop tables (neighbours in the other parity) and A⁻¹.
+        let [even, odd] = [EVEN, ODD].map(|p| {
             let neighbour = |o: usize, disp: [i64; 4]| {
                 let (q, o2, rot) = layout.neighbour(p, o, disp);
                 if q == p {
@@ -236,8 +236,9 @@ impl<T: Element> JitSchur<T> {
             let site = |o: usize, k: usize| layout.site(p, o, k);
             let t: HopTables<T> = hop_tables(wilson, (vo, l), site, neighbour, &mut rotation)?;
             let inv = block_table(eo.clover_inverse().blocks(), (vo, l), site);
-            tables.push((t, inv));
-        }
+            Ok::<_, RuntimeError>((t, inv))
+        });
+        let ((t0, i0), (t1, i1)) = (even?, odd?);
         let clover_even = if variant == SchurVariant::Plain {
             block_table(wilson.clover_packed(), (vo, l), |o, k| layout.site(EVEN, o, k))
         } else {
@@ -253,8 +254,6 @@ impl<T: Element> JitSchur<T> {
         let desc = DiracDesc { outer_volume: vo, rotation, ext_slots: vo, precision: T::PRECISION };
         let compiled = dirac::compile_site_kernels(&desc, "schur", &list, opts.keep_listings)
             .map_err(RuntimeError::from)?;
-        let [(t0, i0), (t1, i1)]: [(HopTables<T>, Vec<T>); 2] =
-            tables.try_into().unwrap_or_else(|_| unreachable!("two parities"));
         let n = layout.main_len();
         Ok(JitSchur {
             layout,
