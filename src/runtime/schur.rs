@@ -1,5 +1,5 @@
 //! The even-odd Schur operator D̂ (and D̂†) of the Wilson-clover operator on JIT kernels: the
-//! compiled counterpart of the plain-Rust reference [`lattice::evenodd::Schur`], which is its
+//! compiled counterpart of the plain-Rust reference [`Schur`] (`lattice::evenodd`), which is its
 //! oracle (`tests/evenodd_jit.rs`). Why: an even-odd solve needs about 2.5× fewer iterations
 //! on vectors of half the length, but only pays off if one D̂ costs about one D — which takes
 //! the same SIMD kernels as D, on a half-lattice layout.
@@ -334,6 +334,18 @@ impl<T: Element> JitSchur<T> {
     /// out = D̂ inp (D̂† when `dagger`) on even AoSoA buffers of [`HalfLayout::main_len`]
     /// scalars; `odd` is scratch of the same size. No layout conversion.
     pub fn apply_native(
+        &self,
+        dagger: bool,
+        out: &mut [T],
+        inp: &[T],
+        odd: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        // All passes from one pool thread: each pass forks and joins over the rayon pool, and
+        // from a thread outside the pool each would be a separate injection and wake-up.
+        rayon::scope(|_| self.passes(dagger, out, inp, odd))
+    }
+
+    fn passes(
         &self,
         dagger: bool,
         out: &mut [T],
