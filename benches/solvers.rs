@@ -5,7 +5,16 @@
 //! Whole solves to 1e-8 take seconds and are measured in benches/results/lattice.md with
 //! `symc solve`.
 //!
-//! Run: `cargo bench --bench solvers` (criterion "elem/s" = solver iterations per second).
+//! Whole solves, full system against even-odd: mixed-precision GMRES(30) to a full-system
+//! residual of 1e-8 on the 8⁴ DDalphaAMG configuration at m = −0.5 and −0.555, c_sw = 1, one
+//! normalised random source: the full operator (`symc solve`'s default, f32 cycles on the JIT
+//! kernel) against the even-odd solve (`runtime::evenodd_solve`, default Schur variant, f32
+//! cycles on the compiled Schur operator, preparation, reconstruction and the full residual
+//! included), and even-odd BiCGStab in f64. Operators are built outside the timing. Skipped
+//! (with a message) without `../shared/data` or `$SYMC_DATA`.
+//!
+//! Run: `cargo bench --bench solvers` (criterion "elem/s" = solver iterations per second; for
+//! the whole solves, solves per second).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use num_complex::Complex64;
@@ -16,6 +25,7 @@ use symc::lattice::fermion::FermionField;
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::{DiracParams, WilsonClover};
 use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
+use symc::runtime::evenodd_solve::{EvenOddOptions, EvenOddSolver, ReducedSolver, SolvePrecision};
 use symc::solve::{self, IdentityPreconditioner, SolveParams};
 
 fn benches(c: &mut Criterion) {
@@ -85,5 +95,73 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(solvers, benches);
+/// The 8⁴ DDalphaAMG file from `../shared/data` (or `$SYMC_DATA`), read with the production
+/// reader, or `None` with a message.
+fn ddalpha_8x8x8x8() -> Option<GaugeField> {
+    let data = std::env::var_os("SYMC_DATA").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    });
+    let path = data.join("gauge/ddalphaamg/8x8x8x8b6.0000id3n1");
+    match symc::lattice::io::read_gauge(&path) {
+        Ok(f) => Some(f.field),
+        Err(e) => {
+            eprintln!("SKIPPED: full vs even-odd solves: {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn full_vs_evenodd(c: &mut Criterion) {
+    let Some(gauge) = ddalpha_8x8x8x8() else {
+        return;
+    };
+    let dims = gauge.dims();
+    let mut rng = ChaCha8Rng::seed_from_u64(555);
+    let mut b = FermionField::<f64>::random_gaussian(dims, &mut rng).data;
+    let nb = symc::lattice::fermion::norm(&b);
+    symc::lattice::fermion::scale(Complex64::new(1.0 / nb, 0.0), &mut b);
+    let params = SolveParams { tol: 1e-8, restart: 30, max_iterations: 20_000 };
+    for mass in [-0.555, -0.5] {
+        let p = DiracParams::periodic(mass, 1.0);
+        let opts = DiracOptions::default();
+        let d64 = JitWilsonClover::<f64>::new(&gauge, &p, &opts).unwrap();
+        let d32 = JitWilsonClover::<f32>::new(&gauge, &p, &opts).unwrap();
+        let mut eo =
+            EvenOddSolver::new(&gauge, &p, EvenOddOptions { params, ..Default::default() })
+                .unwrap();
+        let bicg = EvenOddOptions {
+            solver: ReducedSolver::Bicgstab,
+            precision: SolvePrecision::F64,
+            params,
+            ..Default::default()
+        };
+        let mut eo_bicg = EvenOddSolver::new(&gauge, &p, bicg).unwrap();
+        let mut ws = solve::MixedWorkspace::new();
+        let mut g = c.benchmark_group(format!("solve/ddalpha_8x8x8x8/m{mass}"));
+        g.warm_up_time(Duration::from_millis(500));
+        g.measurement_time(Duration::from_secs(8));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("full gmres30 mixed", |bch| {
+            bch.iter(|| {
+                let mut x = zero_like(&b);
+                let rep = solve::gmres_mixed(&mut ws, &d64, &d32, &b, &mut x, &params).unwrap();
+                assert!(rep.converged);
+            })
+        });
+        g.bench_function("evenodd gmres30 mixed", |bch| {
+            bch.iter(|| assert!(eo.solve(&b).unwrap().1.converged))
+        });
+        g.bench_function("evenodd bicgstab f64", |bch| {
+            bch.iter(|| assert!(eo_bicg.solve(&b).unwrap().1.converged))
+        });
+        g.finish();
+    }
+}
+
+fn zero_like(b: &[Complex64]) -> Vec<Complex64> {
+    vec![Complex64::new(0.0, 0.0); b.len()]
+}
+
+criterion_group!(solvers, benches, full_vs_evenodd);
 criterion_main!(solvers);

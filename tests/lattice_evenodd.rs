@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{residual, zeros};
+use common::{random_gauge, random_vec, rel_diff, residual, twisted, zeros};
 use num_complex::{Complex, Complex64};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -27,33 +27,6 @@ const VARIANTS: [SchurVariant; 3] =
 
 fn c(re: f64, im: f64) -> C {
     C::new(re, im)
-}
-
-fn rel_diff(a: &[C], b: &[C]) -> f64 {
-    let mut d = zeros(a.len());
-    fermion::sub(&mut d, a, b);
-    fermion::norm(&d) / fermion::norm(b)
-}
-
-fn random_vec(n: usize, rng: &mut ChaCha8Rng) -> Vec<C> {
-    // A half-lattice vector is a fermion field on a lattice of n/12 sites as far as the
-    // generator is concerned.
-    FermionField::<f64>::random_gaussian([n / 12, 1, 1, 1], rng).data
-}
-
-/// GPT's boundary-bug catcher: a different complex phase in every direction.
-fn twisted() -> DiracParams {
-    DiracParams {
-        mass: -0.31,
-        csw: 1.3,
-        boundary_phases: std::array::from_fn(|mu| C::from_polar(1.0, mu as f64 + 1.0)),
-    }
-}
-
-fn random_gauge(dims: [usize; 4], seed: u64) -> (GaugeField, ChaCha8Rng) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let gauge = GaugeField::random(dims, &mut rng);
-    (gauge, rng)
 }
 
 /// max_ij |(X A)_ij − δ_ij| and the same for A X, from the dense blocks.

@@ -19,6 +19,15 @@
 //! are re/im swaps); then the clover rows of that colour and `out = A psi - acc/2`. Loads are
 //! arranged to fold into the arithmetic (see the comments in `define_dirac`); the benchmark
 //! notes are in `benches/results/ptc.md`. Flops are counted with the conventional 1872 per site.
+//!
+//! **Site terms.** The same emitter builds the kernels of the even-odd (Schur) operator
+//! (`runtime::schur`): what a kernel does after the hop sum is a [`SiteTerm`] — the full D's
+//! `A psi - h/2`, the hop alone followed by a 6x6 block (`c B h`, e.g. A_oo^-1 D_oe), the hop
+//! added to the site's own input (`chi + c h`, the fused axpy of `1 - D_eo ...`), or a block on
+//! the own input without any hop (`B chi`). The hop input, the own input `chi` and the output
+//! are separate buffers, so a kernel can hop from one parity's buffer and add another's; the
+//! full D passes its input as both. Neighbour tables decide which sites are read, so the
+//! kernels do not know whether a layout is the full lattice or one parity of it.
 
 use super::complex::{Cx, Emit};
 use super::jit::{BufSpec, CompiledKernels, HostFeatures, Jit, JitError, KernelId, KernelSpec};
@@ -75,6 +84,124 @@ pub fn hops() -> [(usize, bool); 8] {
     std::array::from_fn(|h| (h / 2, h % 2 == 0))
 }
 
+/// What a kernel computes at each output site x from the hop sum
+/// `h(x) = sum_mu [(1 -/+ gamma_mu) U_mu(x) psi(x+mu) + (1 +/- gamma_mu) U_mu(x-mu)^dagger psi(x-mu)]`
+/// (upper signs for D, lower for D†) over the `input` buffer, the site's own input `chi(x)`
+/// (buffer `self`) and its two packed Hermitian 6x6 blocks `B(x)` (buffer `blocks`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SiteTerm {
+    /// `B chi + c h`: the full D (B = A, chi = psi, c = -1/2); the even half of the plain Schur
+    /// operator A_ee - D_eo A_oo^-1 D_oe (B = A_ee, c = +1/2).
+    BlockSelfPlusHop(f64),
+    /// `chi + c h`: the fused `x - D_eo u` (c = +1/2).
+    SelfPlusHop(f64),
+    /// `chi + c B h`: the fused `x - A_ee^-1 D_eo u`.
+    SelfPlusBlockHop(f64),
+    /// `c B h`: hop then block, e.g. `A_oo^-1 D_oe x` (c = -1/2).
+    BlockHop(f64),
+    /// `B chi`: the block alone (no hop; `input`, `links` and `neighbours` are not read).
+    BlockSelf,
+}
+
+impl SiteTerm {
+    fn hops(self) -> bool {
+        !matches!(self, SiteTerm::BlockSelf)
+    }
+    fn reads_self(self) -> bool {
+        !matches!(self, SiteTerm::BlockHop(_))
+    }
+    /// Whether the block multiplies the hop sum (which then goes through a stack buffer: a
+    /// block row needs all 6 components of a chirality, the hop produces one colour at a time).
+    fn block_on_hop(self) -> bool {
+        matches!(self, SiteTerm::SelfPlusBlockHop(_) | SiteTerm::BlockHop(_))
+    }
+    fn coefficient(self) -> f64 {
+        match self {
+            SiteTerm::BlockSelfPlusHop(c)
+            | SiteTerm::SelfPlusHop(c)
+            | SiteTerm::SelfPlusBlockHop(c)
+            | SiteTerm::BlockHop(c) => c,
+            SiteTerm::BlockSelf => 0.0,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            SiteTerm::BlockSelfPlusHop(_) => "block_self_plus_hop",
+            SiteTerm::SelfPlusHop(_) => "self_plus_hop",
+            SiteTerm::SelfPlusBlockHop(_) => "self_plus_block_hop",
+            SiteTerm::BlockHop(_) => "block_hop",
+            SiteTerm::BlockSelf => "block_self",
+        }
+    }
+    /// Flops per output site as conventionally counted (physics.md §1.5): 1320 for the hop sum
+    /// (8 x (12 projection + 132 SU(3) on a half spinor) + 7 x 24 accumulation), 504 for the two
+    /// Hermitian 6x6 blocks, 48 for `c h` fused into an addition (24 FMAs), 24 for a bare scale.
+    /// `BlockSelfPlusHop` is the full D's 1872 ([`FLOPS_PER_SITE`], checked at compile time).
+    pub const fn flops_per_site(self) -> u64 {
+        match self {
+            SiteTerm::BlockSelfPlusHop(_) | SiteTerm::SelfPlusBlockHop(_) => 1320 + 504 + 48,
+            SiteTerm::SelfPlusHop(_) => 1320 + 48,
+            SiteTerm::BlockHop(_) => 1320 + 504 + 24,
+            SiteTerm::BlockSelf => 504,
+        }
+    }
+    /// Reals read and written per output site with perfect reuse of nothing: 8 neighbour
+    /// spinors and 8 links for the hop, 24 for `chi`, 72 for the blocks, 24 written.
+    fn reals_per_site(self) -> f64 {
+        let hop = if self.hops() { 8.0 * 24.0 + 8.0 * 18.0 } else { 0.0 };
+        let own = if self.reads_self() { 24.0 } else { 0.0 };
+        let block = if matches!(self, SiteTerm::SelfPlusHop(_)) { 0.0 } else { 72.0 };
+        hop + own + block + 24.0
+    }
+}
+
+const _: () = assert!(SiteTerm::BlockSelfPlusHop(-0.5).flops_per_site() == FLOPS_PER_SITE);
+
+/// One kernel: a site term, with D's or D†'s projectors in the hop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SiteKernel {
+    pub term: SiteTerm,
+    pub dagger: bool,
+}
+
+/// Row `k` (0..6) of chirality block `blk` of the packed Hermitian blocks at `blocks` times
+/// the 6 components of that chirality (spins 2 blk and 2 blk + 1, `comp` gives their byte
+/// offsets) of the spinor at `src`. Packed rows: the real diagonal, the upper entries, the
+/// conjugated lower ones; a barrier after every entry keeps the register pressure low.
+fn block_row(
+    e: &mut Emit,
+    blocks: Value,
+    blk: usize,
+    k: usize,
+    src: Value,
+    comp: impl Fn(usize, usize) -> i32,
+) -> Cx {
+    let vb = e.vbytes;
+    let base = (blk * 36) as i32;
+    let at = |q: usize| (base + q as i32) * vb;
+    let dg = e.load(blocks, at(k));
+    let pk = e.load_cx(src, comp(2 * blk + k / 3, k % 3));
+    let mut re = e.mul(dg, pk.re);
+    let mut im = e.mul(dg, pk.im);
+    for k2 in 0..6 {
+        if k2 == k {
+            continue;
+        }
+        let (i, j) = if k < k2 { (k, k2) } else { (k2, k) };
+        let u = CloverBlock::<f64>::upper_index(i, j);
+        let m = e.load_cx(blocks, at(6 + 2 * u));
+        let x = e.load_cx(src, comp(2 * blk + k2 / 3, k2 % 3));
+        let z = if k < k2 {
+            e.cmac(Some(Cx { re, im }), m, x)
+        } else {
+            e.cmac_conj(Some(Cx { re, im }), m, x)
+        };
+        let v = e.barrier_cx(&[z]);
+        (re, im) = (v[0].re, v[0].im);
+    }
+    Cx { re, im }
+}
+
 /// `a + phase(p) * b` with phase index 0 = 1, 1 = i, 2 = -1, 3 = -i: adds and subtracts only.
 fn add_phase(e: &mut Emit, a: Cx, p: u8, b: Cx) -> Cx {
     match p & 3 {
@@ -85,16 +212,18 @@ fn add_phase(e: &mut Emit, a: Cx, p: u8, b: Cx) -> Cx {
     }
 }
 
-/// Everything the Dirac kernel is specialised for: the layout's shape and, per hop, how its
+/// Everything the Dirac kernels are specialised for: the layout's shape and, per hop, how its
 /// lane-crossing neighbours are rotated. The runtime derives it from a
-/// [`SiteLayout`](super::lattice_layout::SiteLayout) and fills
-/// the tables the kernel reads (links, neighbour offsets, clover blocks) to match.
+/// [`SiteLayout`](super::lattice_layout::SiteLayout) (the full lattice) or a
+/// [`HalfLayout`](super::lattice_layout::HalfLayout) (one parity; `ext_slots` = `outer_volume`)
+/// and fills the tables the kernels read (links, neighbour offsets, blocks) to match.
 #[derive(Clone, Debug)]
 pub struct DiracDesc {
     pub outer_volume: usize,
     /// Per hop (in [`hops`] order): the lane rotation of its lane-crossing neighbours (0: the
     /// hop never crosses).
     pub rotation: [usize; 8],
+    /// Slots of every field buffer (`input`, `self`, `output`): main outer sites and ghosts.
     pub ext_slots: usize,
     pub precision: Precision,
 }
@@ -117,252 +246,306 @@ impl DiracDesc {
     }
 }
 
-fn define_dirac(
+fn define_kernel(
     jit: &mut Jit,
     d: &DiracDesc,
     name: &str,
-    dagger: bool,
+    kernel: SiteKernel,
 ) -> Result<KernelId, JitError> {
+    let SiteKernel { term, dagger } = kernel;
     let vo = d.outer_volume;
+    let field = d.ext_slots * d.slot_bytes();
+    // Buffers a term does not read need no size (callers may pass anything there).
+    let need = |used: bool, bytes: usize| if used { bytes } else { 0 };
     let spec = KernelSpec {
         name: name.to_string(),
         buffers: vec![
-            BufSpec { name: "input".into(), bytes: d.ext_slots * d.slot_bytes(), writable: false },
-            BufSpec { name: "output".into(), bytes: d.ext_slots * d.slot_bytes(), writable: true },
-            BufSpec { name: "links".into(), bytes: 8 * vo * d.matrix_bytes(), writable: false },
-            BufSpec { name: "neighbours".into(), bytes: vo * 8 * 4, writable: false },
-            BufSpec { name: "clover".into(), bytes: vo * d.clover_bytes(), writable: false },
+            BufSpec { name: "input".into(), bytes: need(term.hops(), field), writable: false },
+            BufSpec { name: "self".into(), bytes: need(term.reads_self(), field), writable: false },
+            BufSpec { name: "output".into(), bytes: field, writable: true },
+            BufSpec {
+                name: "links".into(),
+                bytes: need(term.hops(), 8 * vo * d.matrix_bytes()),
+                writable: false,
+            },
+            BufSpec {
+                name: "neighbours".into(),
+                bytes: need(term.hops(), vo * 8 * 4),
+                writable: false,
+            },
+            BufSpec {
+                name: "blocks".into(),
+                bytes: need(!matches!(term, SiteTerm::SelfPlusHop(_)), vo * d.clover_bytes()),
+                writable: false,
+            },
         ],
         items: vo,
         parallel: true,
     };
     let ptr_ty = jit.ptr_type();
     jit.define(spec, |b, [args, start, end], host: HostFeatures| {
-        let a: Vec<Value> = (0..5)
+        let a: Vec<Value> = (0..6)
             .map(|k| b.ins().load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32))
             .collect();
-        let (input, output, links, nbr, clover) = (a[0], a[1], a[2], a[3], a[4]);
+        let (input, own, output, links, nbr, blocks) = (a[0], a[1], a[2], a[3], a[4], a[5]);
         // The 8 projected half spinors (2 spins x 3 colours, re/im vectors) of the current
         // site, followed by a second region of the same size that only the never-taken edges
-        // of the barriers point at (see `Emit::barrier_with`).
+        // of the barriers point at (see `Emit::barrier_with`), then (for a block on the hop
+        // sum) the hop sum of the site, 12 complex in the layout of a spinor slot.
         let half_bytes = 6 * 2 * d.lanes() * d.sz();
         let proj_bytes = 8 * half_bytes;
+        let acc_bytes = if term.block_on_hop() { d.slot_bytes() } else { 0 };
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            (2 * proj_bytes) as u32,
+            (2 * proj_bytes + acc_bytes) as u32,
             4,
         ));
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
         let decoy = b.ins().stack_addr(ptr_ty, ss, proj_bytes as i32);
+        let acc_buf = b.ins().stack_addr(ptr_ty, ss, (2 * proj_bytes) as i32);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.precision.vector(), host);
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
             let vb = e.vbytes;
             let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
-            // Offset of half-spinor component (hop, spin r < 2, colour) in the stack buffer.
-            let hs_off = |h: usize, r: usize, c: usize| {
-                let off = (h * half_bytes) as i32 + comp(r, c);
-                // The stack is outside the kernel spec's bounds proof: check every offset here.
-                assert!(
-                    off as usize + 2 * vb as usize <= proj_bytes,
-                    "half spinor outside the stack slot"
-                );
-                off
-            };
-            let nbr_row = {
-                let off = e.b.ins().imul_imm_s(o, 32);
-                e.b.ins().iadd(nbr, off)
-            };
-            // Pass 1: half spinors h = (1 -/+ gamma_mu) psi(x +/- mu) of the 8 neighbours.
-            // A neighbour across the lane boundary is the main slot of the other sub-lattice
-            // with its lanes rotated: the table marks it in bit 0 of the byte offset (offsets
-            // are multiples of the slot size), and the rotation is one `pshufd` per loaded
-            // vector. No ghost slabs are read, so callers need not refresh them.
-            for (h, &(mu, fwd)) in hops().iter().enumerate() {
-                // D: forward hop (1 - gamma), backward (1 + gamma); D^dagger the opposite.
-                let minus = fwd != dagger;
-                let flip = if minus { 2 } else { 0 };
-                let noff = e.b.ins().sload32(MemFlagsData::trusted(), nbr_row, (h * 4) as i32);
-                let project = |e: &mut Emit, src: Value, rot: usize| {
-                    for r in 0..2 {
-                        let (col, p) = HOP_TABLE[mu][r];
-                        for c in 0..3 {
-                            let mut ld = |off: i32| {
-                                let v = e.load(src, off);
-                                if rot == 0 { v } else { rotate_lanes(e, v, d.lanes(), rot) }
-                            };
-                            let x = Cx { re: ld(comp(r, c)), im: ld(comp(r, c) + vb) };
-                            let y = Cx { re: ld(comp(col, c)), im: ld(comp(col, c) + vb) };
-                            let z = add_phase(e, x, p + flip, y);
-                            e.store_cx(z, stack, hs_off(h, r, c));
-                        }
-                    }
-                };
-                match d.rotation[h] {
-                    0 => {
-                        let src = e.b.ins().iadd(input, noff);
-                        project(&mut e, src, 0);
-                    }
-                    rot => {
-                        let flag = e.b.ins().band_imm_s(noff, 1);
-                        let clean = e.b.ins().band_imm_s(noff, -2);
-                        let src = e.b.ins().iadd(input, clean);
-                        let (rotated, plain, merge) =
-                            (e.b.create_block(), e.b.create_block(), e.b.create_block());
-                        e.b.ins().brif(flag, rotated, &[], plain, &[]);
-                        e.b.switch_to_block(rotated);
-                        project(&mut e, src, rot);
-                        e.b.ins().jump(merge, &[]);
-                        e.b.switch_to_block(plain);
-                        project(&mut e, src, 0);
-                        e.b.ins().jump(merge, &[]);
-                        e.b.switch_to_block(merge);
+            let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
+            let chi = e.b.ins().iadd(own, o_slot);
+            let out = e.b.ins().iadd(output, o_slot);
+            let o_blk = e.b.ins().imul_imm_s(o, d.clover_bytes() as i64);
+            let blk = e.b.ins().iadd(blocks, o_blk);
+            if !term.hops() {
+                // B chi, row by row.
+                for s in 0..4 {
+                    for c in 0..3 {
+                        let z = block_row(&mut e, blk, s / 2, (s % 2) * 3 + c, chi, comp);
+                        e.store_cx(z, out, comp(s, c));
                     }
                 }
+                return;
             }
-            // The 8 links of a site are contiguous: one stream for the prefetcher, not 8.
-            let o_mat = e.b.ins().imul_imm_s(o, (8 * d.matrix_bytes()) as i64);
-            let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
-            let psi = e.b.ins().iadd(input, o_slot);
-            let out = e.b.ins().iadd(output, o_slot);
-            let o_clov = e.b.ins().imul_imm_s(o, d.clover_bytes() as i64);
-            let clov = e.b.ins().iadd(clover, o_clov);
-            let half = {
-                let s =
-                    if d.lanes() == 4 { e.b.ins().f32const(0.5) } else { e.b.ins().f64const(0.5) };
+            let coef = {
+                let c = term.coefficient();
+                let s = if d.lanes() == 4 {
+                    e.b.ins().f32const(c as f32)
+                } else {
+                    e.b.ins().f64const(c)
+                };
                 e.b.ins().splat(d.precision.vector(), s)
             };
-            let zero = e.zero();
-            // Pass 2, one output colour at a time: the 4 spin accumulators (8 vectors) stay in
-            // registers over the 8 hops. Per hop, row `c` of U (or U^dagger) times the two
-            // half-spinor colour vectors, one matrix entry at a time (2 vectors live; each
-            // half-spinor vector is read straight from the stack by the FMA that uses it, once
-            // through each of the two opaque copies `q` of the stack pointer), then the lower
-            // spins are rebuilt from the gamma structure (adds only). A barrier after every
-            // entry keeps at most acc + partial products + one entry live: 14 vectors.
-            // The copies are block parameters from the first barrier on, defined inside the
-            // loop after pass 1's stores: a pure load through them can neither be hoisted out
-            // of the loop nor above those stores (through `stack` itself, a loop-invariant
-            // address, it could be).
-            let mut q = {
-                let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
-                [v[0], v[1]]
-            };
-            for c in 0..3 {
-                let mut acc: Option<[Cx; 4]> = None;
-                for (h, &(mu, fwd)) in hops().iter().enumerate() {
-                    let mat = e.b.ins().iadd_imm_s(links, (h * d.matrix_bytes()) as i64);
-                    let mat = e.b.ins().iadd(mat, o_mat);
-                    let mut t: Option<[Cx; 2]> = None;
-                    for bb in 0..3 {
-                        // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
-                        let idx = if fwd { c * 3 + bb } else { bb * 3 + c } as i32;
-                        let u = Cx {
-                            re: e.load_pure(mat, 2 * idx * vb),
-                            im: e.load_pure(mat, (2 * idx + 1) * vb),
-                        };
-                        let tt: [Cx; 2] = std::array::from_fn(|r| {
-                            let off = hs_off(h, r, bb);
-                            // The real part of u*x reads x.re and x.im through q[0], the
-                            // imaginary part through q[1]: four single-use loads.
-                            let xr0 = e.load_pure(q[0], off);
-                            let xi0 = e.load_pure(q[0], off + vb);
-                            let xr1 = e.load_pure(q[1], off);
-                            let xi1 = e.load_pure(q[1], off + vb);
-                            let prev = t.map(|t| t[r]);
-                            // Each product term as its own instruction (fma for the u.re term
-                            // into the running sum, mul + add/sub for the u.im term): every
-                            // load is then elaborated right before the one instruction that
-                            // reads it and folds into it, and the non-destructive vmulps needs
-                            // no register copy of u.im.
-                            let re = match prev {
-                                None => e.mul(u.re, xr0),
-                                Some(p) => e.fma(u.re, xr0, p.re),
-                            };
-                            let re2 = e.mul(u.im, xi0);
-                            let im = match prev {
-                                None => e.mul(u.re, xi1),
-                                Some(p) => e.fma(u.re, xi1, p.im),
-                            };
-                            let im2 = e.mul(u.im, xr1);
-                            // conj(u) for U^dagger: the signs of the u.im terms flip.
-                            if fwd {
-                                Cx { re: e.sub(re, re2), im: e.add(im, im2) }
-                            } else {
-                                Cx { re: e.add(re, re2), im: e.sub(im, im2) }
-                            }
-                        });
-                        // Also after the last entry: a partial product with two uses (upper
-                        // and lower spin) would stop its loads from folding, a block parameter
-                        // does not. The accumulator update is emitted in the next block.
-                        // Accumulators first: the elaborator emits the operands in order, so
-                        // the previous hop's update (freeing its partial products) comes before
-                        // this entry's products.
-                        let mut vals: Vec<Cx> = acc.iter().flatten().copied().collect();
-                        let na = vals.len();
-                        vals.extend(tt);
-                        let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
-                        q = nq;
-                        t = Some([v[na], v[na + 1]]);
-                        if let Some(a) = acc.as_mut() {
-                            a.copy_from_slice(&v[..na]);
-                        }
-                    }
-                    let t = t.expect("3 colour terms");
-                    let minus = fwd != dagger;
-                    let flip = if minus { 2 } else { 0 };
-                    let lower: [Cx; 2] = std::array::from_fn(|k| {
-                        let (col, p) = HOP_TABLE[mu][2 + k];
-                        let base = acc.map(|a| a[2 + k]).unwrap_or(Cx { re: zero, im: zero });
-                        add_phase(&mut e, base, p + flip, t[col])
-                    });
-                    let upper = match acc {
-                        None => t,
-                        Some(a) => [e.cadd(a[0], t[0]), e.cadd(a[1], t[1])],
-                    };
-                    // The update in a block of its own: folded into the next hop's first
-                    // block it would overlap that block's products (18 vectors live).
-                    let vals = [upper[0], upper[1], lower[0], lower[1]];
-                    let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
-                    q = nq;
-                    acc = Some([v[0], v[1], v[2], v[3]]);
-                }
-                let acc = acc.expect("8 hops");
-                // The clover rows of this colour, then out = A psi - acc/2.
+            // The site term, one output colour at a time while that colour's hop sum is in
+            // registers; a block on the hop sum first parks it on the stack.
+            let scratch = [stack, decoy];
+            hop_sum(&mut e, d, dagger, o, [input, links, nbr], scratch, |e, c, acc| {
                 for (s, &a) in acc.iter().enumerate() {
-                    let (blk, sl) = (s / 2, s % 2);
-                    let k = sl * 3 + c;
-                    let base = (blk * 36) as i32;
-                    let at = |q: usize| (base + q as i32) * vb;
-                    // Row k of the Hermitian block: diag (real), upper entries, conjugated lower.
-                    let dg = e.load(clov, at(k));
-                    let pk = e.load_cx(psi, comp(2 * blk + sl, c));
-                    let mut re = e.mul(dg, pk.re);
-                    let mut im = e.mul(dg, pk.im);
-                    for k2 in 0..6 {
-                        if k2 == k {
+                    let base = match term {
+                        SiteTerm::BlockSelfPlusHop(_) => {
+                            block_row(e, blk, s / 2, (s % 2) * 3 + c, chi, comp)
+                        }
+                        SiteTerm::SelfPlusHop(_) => e.load_cx(chi, comp(s, c)),
+                        _ => {
+                            e.store_cx(a, acc_buf, comp(s, c));
                             continue;
                         }
-                        let (i, j) = if k < k2 { (k, k2) } else { (k2, k) };
-                        let u = CloverBlock::<f64>::upper_index(i, j);
-                        let m = e.load_cx(clov, at(6 + 2 * u));
-                        let x = e.load_cx(psi, comp(2 * blk + k2 / 3, k2 % 3));
-                        let z = if k < k2 {
-                            e.cmac(Some(Cx { re, im }), m, x)
-                        } else {
-                            e.cmac_conj(Some(Cx { re, im }), m, x)
-                        };
-                        let v = e.barrier_cx(&[z]);
-                        (re, im) = (v[0].re, v[0].im);
-                    }
-                    let re = e.fnma(half, a.re, re);
-                    let im = e.fnma(half, a.im, im);
+                    };
+                    let re = e.fma(coef, a.re, base.re);
+                    let im = e.fma(coef, a.im, base.im);
                     e.store_cx(Cx { re, im }, out, comp(s, c));
+                }
+            });
+            if term.block_on_hop() {
+                for s in 0..4 {
+                    for c in 0..3 {
+                        let z = block_row(&mut e, blk, s / 2, (s % 2) * 3 + c, acc_buf, comp);
+                        let v = if let SiteTerm::BlockHop(_) = term {
+                            Cx { re: e.mul(coef, z.re), im: e.mul(coef, z.im) }
+                        } else {
+                            let x = e.load_cx(chi, comp(s, c));
+                            Cx { re: e.fma(coef, z.re, x.re), im: e.fma(coef, z.im, x.im) }
+                        };
+                        e.store_cx(v, out, comp(s, c));
+                    }
                 }
             }
         });
         b.ins().return_(&[]);
     })
+}
+
+/// The hop sum h of outer site `o` (module doc) from the `[input, links, neighbours]`
+/// buffers; `per_colour(e, c, h_c)` receives the 4 spin components of colour c while they are
+/// in registers and emits what uses them. `scratch` is the stack region for the 8 projected
+/// half spinors and its decoy twin (`proj_bytes` each).
+fn hop_sum(
+    e: &mut Emit,
+    d: &DiracDesc,
+    dagger: bool,
+    o: Value,
+    [input, links, nbr]: [Value; 3],
+    scratch: [Value; 2],
+    mut per_colour: impl FnMut(&mut Emit, usize, [Cx; 4]),
+) {
+    let [stack, decoy] = scratch;
+    let vb = e.vbytes;
+    let half_bytes = 6 * 2 * d.lanes() * d.sz();
+    let proj_bytes = 8 * half_bytes;
+    let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
+    // Offset of half-spinor component (hop, spin r < 2, colour) in the stack buffer.
+    let hs_off = |h: usize, r: usize, c: usize| {
+        let off = (h * half_bytes) as i32 + comp(r, c);
+        // The stack is outside the kernel spec's bounds proof: check every offset here.
+        assert!(off as usize + 2 * vb as usize <= proj_bytes, "half spinor outside the stack slot");
+        off
+    };
+    let nbr_row = {
+        let off = e.b.ins().imul_imm_s(o, 32);
+        e.b.ins().iadd(nbr, off)
+    };
+    // Pass 1: half spinors h = (1 -/+ gamma_mu) psi(x +/- mu) of the 8 neighbours.
+    // A neighbour across the lane boundary is the main slot of the other sub-lattice
+    // with its lanes rotated: the table marks it in bit 0 of the byte offset (offsets
+    // are multiples of the slot size), and the rotation is one `pshufd` per loaded
+    // vector. No ghost slabs are read, so callers need not refresh them.
+    for (h, &(mu, fwd)) in hops().iter().enumerate() {
+        // D: forward hop (1 - gamma), backward (1 + gamma); D^dagger the opposite.
+        let minus = fwd != dagger;
+        let flip = if minus { 2 } else { 0 };
+        let noff = e.b.ins().sload32(MemFlagsData::trusted(), nbr_row, (h * 4) as i32);
+        let project = |e: &mut Emit, src: Value, rot: usize| {
+            for r in 0..2 {
+                let (col, p) = HOP_TABLE[mu][r];
+                for c in 0..3 {
+                    let mut ld = |off: i32| {
+                        let v = e.load(src, off);
+                        if rot == 0 { v } else { rotate_lanes(e, v, d.lanes(), rot) }
+                    };
+                    let x = Cx { re: ld(comp(r, c)), im: ld(comp(r, c) + vb) };
+                    let y = Cx { re: ld(comp(col, c)), im: ld(comp(col, c) + vb) };
+                    let z = add_phase(e, x, p + flip, y);
+                    e.store_cx(z, stack, hs_off(h, r, c));
+                }
+            }
+        };
+        match d.rotation[h] {
+            0 => {
+                let src = e.b.ins().iadd(input, noff);
+                project(e, src, 0);
+            }
+            rot => {
+                let flag = e.b.ins().band_imm_s(noff, 1);
+                let clean = e.b.ins().band_imm_s(noff, -2);
+                let src = e.b.ins().iadd(input, clean);
+                let (rotated, plain, merge) =
+                    (e.b.create_block(), e.b.create_block(), e.b.create_block());
+                e.b.ins().brif(flag, rotated, &[], plain, &[]);
+                e.b.switch_to_block(rotated);
+                project(e, src, rot);
+                e.b.ins().jump(merge, &[]);
+                e.b.switch_to_block(plain);
+                project(e, src, 0);
+                e.b.ins().jump(merge, &[]);
+                e.b.switch_to_block(merge);
+            }
+        }
+    }
+    // The 8 links of a site are contiguous: one stream for the prefetcher, not 8.
+    let o_mat = e.b.ins().imul_imm_s(o, (8 * d.matrix_bytes()) as i64);
+    let zero = e.zero();
+    // Pass 2, one output colour at a time: the 4 spin accumulators (8 vectors) stay in
+    // registers over the 8 hops. Per hop, row `c` of U (or U^dagger) times the two
+    // half-spinor colour vectors, one matrix entry at a time (2 vectors live; each
+    // half-spinor vector is read straight from the stack by the FMA that uses it, once
+    // through each of the two opaque copies `q` of the stack pointer), then the lower
+    // spins are rebuilt from the gamma structure (adds only). A barrier after every
+    // entry keeps at most acc + partial products + one entry live: 14 vectors.
+    // The copies are block parameters from the first barrier on, defined inside the
+    // loop after pass 1's stores: a pure load through them can neither be hoisted out
+    // of the loop nor above those stores (through `stack` itself, a loop-invariant
+    // address, it could be).
+    let mut q = {
+        let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
+        [v[0], v[1]]
+    };
+    for c in 0..3 {
+        let mut acc: Option<[Cx; 4]> = None;
+        for (h, &(mu, fwd)) in hops().iter().enumerate() {
+            let mat = e.b.ins().iadd_imm_s(links, (h * d.matrix_bytes()) as i64);
+            let mat = e.b.ins().iadd(mat, o_mat);
+            let mut t: Option<[Cx; 2]> = None;
+            for bb in 0..3 {
+                // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
+                let idx = if fwd { c * 3 + bb } else { bb * 3 + c } as i32;
+                let u = Cx {
+                    re: e.load_pure(mat, 2 * idx * vb),
+                    im: e.load_pure(mat, (2 * idx + 1) * vb),
+                };
+                let tt: [Cx; 2] = std::array::from_fn(|r| {
+                    let off = hs_off(h, r, bb);
+                    // The real part of u*x reads x.re and x.im through q[0], the
+                    // imaginary part through q[1]: four single-use loads.
+                    let xr0 = e.load_pure(q[0], off);
+                    let xi0 = e.load_pure(q[0], off + vb);
+                    let xr1 = e.load_pure(q[1], off);
+                    let xi1 = e.load_pure(q[1], off + vb);
+                    let prev = t.map(|t| t[r]);
+                    // Each product term as its own instruction (fma for the u.re term
+                    // into the running sum, mul + add/sub for the u.im term): every
+                    // load is then elaborated right before the one instruction that
+                    // reads it and folds into it, and the non-destructive vmulps needs
+                    // no register copy of u.im.
+                    let re = match prev {
+                        None => e.mul(u.re, xr0),
+                        Some(p) => e.fma(u.re, xr0, p.re),
+                    };
+                    let re2 = e.mul(u.im, xi0);
+                    let im = match prev {
+                        None => e.mul(u.re, xi1),
+                        Some(p) => e.fma(u.re, xi1, p.im),
+                    };
+                    let im2 = e.mul(u.im, xr1);
+                    // conj(u) for U^dagger: the signs of the u.im terms flip.
+                    if fwd {
+                        Cx { re: e.sub(re, re2), im: e.add(im, im2) }
+                    } else {
+                        Cx { re: e.add(re, re2), im: e.sub(im, im2) }
+                    }
+                });
+                // Also after the last entry: a partial product with two uses (upper
+                // and lower spin) would stop its loads from folding, a block parameter
+                // does not. The accumulator update is emitted in the next block.
+                // Accumulators first: the elaborator emits the operands in order, so
+                // the previous hop's update (freeing its partial products) comes before
+                // this entry's products.
+                let mut vals: Vec<Cx> = acc.iter().flatten().copied().collect();
+                let na = vals.len();
+                vals.extend(tt);
+                let (v, nq) = barrier_state(e, &vals, q, stack, decoy, zero);
+                q = nq;
+                t = Some([v[na], v[na + 1]]);
+                if let Some(a) = acc.as_mut() {
+                    a.copy_from_slice(&v[..na]);
+                }
+            }
+            let t = t.expect("3 colour terms");
+            let minus = fwd != dagger;
+            let flip = if minus { 2 } else { 0 };
+            let lower: [Cx; 2] = std::array::from_fn(|k| {
+                let (col, p) = HOP_TABLE[mu][2 + k];
+                let base = acc.map(|a| a[2 + k]).unwrap_or(Cx { re: zero, im: zero });
+                add_phase(e, base, p + flip, t[col])
+            });
+            let upper = match acc {
+                None => t,
+                Some(a) => [e.cadd(a[0], t[0]), e.cadd(a[1], t[1])],
+            };
+            // The update in a block of its own: folded into the next hop's first
+            // block it would overlap that block's products (18 vectors live).
+            let vals = [upper[0], upper[1], lower[0], lower[1]];
+            let (v, nq) = barrier_state(e, &vals, q, stack, decoy, zero);
+            q = nq;
+            acc = Some([v[0], v[1], v[2], v[3]]);
+        }
+        per_colour(e, c, acc.expect("8 hops"));
+    }
 }
 
 /// The compiled D and D† kernels of one layout, with their plans for `symc inspect`.
@@ -375,52 +558,98 @@ pub struct DiracKernels {
 
 /// Emit D and D† for `desc` (listings kept when `keep_listings`, for `symc inspect --asm`).
 pub fn compile(desc: &DiracDesc, keep_listings: bool) -> Result<DiracKernels, JitError> {
+    let term = SiteTerm::BlockSelfPlusHop(-0.5);
+    let list = [SiteKernel { term, dagger: false }, SiteKernel { term, dagger: true }];
+    let SiteKernels { kernels, ids, plans } =
+        compile_site_kernels(desc, "wilson_clover", &list, keep_listings)?;
+    Ok(DiracKernels { kernels, d: ids[0], ddag: ids[1], plans })
+}
+
+/// A set of site kernels of one layout, in the order they were asked for.
+pub struct SiteKernels {
+    pub kernels: CompiledKernels,
+    pub ids: Vec<KernelId>,
+    pub plans: Vec<KernelPlan>,
+}
+
+/// The name of a site kernel: the full D keeps its historical name (`wilson_clover_f32`,
+/// `..._dagger`); other terms are `{layer}_{term}_{precision}[_dagger]`.
+fn kernel_name(layer: &str, k: SiteKernel, prec: Precision) -> String {
+    let dag = if k.dagger { "_dagger" } else { "" };
+    if k.term == SiteTerm::BlockSelfPlusHop(-0.5) && layer == "wilson_clover" {
+        format!("wilson_clover_{}{dag}", prec.name())
+    } else {
+        format!("{layer}_{}_{}{dag}", k.term.name(), prec.name())
+    }
+}
+
+/// Emit every kernel of `list` for `desc` in one JIT session; `layer` names them and their
+/// plans.
+pub fn compile_site_kernels(
+    desc: &DiracDesc,
+    layer: &str,
+    list: &[SiteKernel],
+    keep_listings: bool,
+) -> Result<SiteKernels, JitError> {
     let mut jit = Jit::new()?;
     jit.keep_listings = keep_listings;
     let prec = desc.precision;
-    let dn = format!("wilson_clover_{}", prec.name());
-    let d = define_dirac(&mut jit, desc, &dn, false)?;
-    let ddag = define_dirac(&mut jit, desc, &format!("{dn}_dagger"), true)?;
+    let names: Vec<String> = list.iter().map(|&k| kernel_name(layer, k, prec)).collect();
+    let ids = list
+        .iter()
+        .zip(&names)
+        .map(|(&k, name)| define_kernel(&mut jit, desc, name, k))
+        .collect::<Result<Vec<_>, _>>()?;
     let kernels = jit.finish()?;
     let (vo, l) = (desc.outer_volume, prec.lanes());
     let vol = (vo * l) as f64;
     let sz = prec.bytes() as f64;
-    let plan = |name: String, what: &str| {
-        KernelPlan {
-        layer: "wilson_clover".into(),
-        pass: Pass::Forward,
-        strategy: Strategy::Jit,
-        reason: what.into(),
-        loops: vec![
-            format!("for outer site in 0..{vo} (rayon, {l} sites per vector)"),
-            "  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack (lane-crossing: pshufd)".into(),
-            "  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers); clover rows; out = A psi - acc/2".into(),
-        ],
-        layout: format!(
-            "AoSoA-{l} over sites (virtual nodes, ghost slabs), re/im split, {}x{l}",
-            prec.name()
-        ),
-        fused: vec![
-            "spin projection".into(),
-            "SU(3) on half spinors".into(),
-            "spin reconstruction".into(),
-            "clover 2x Hermitian 6x6".into(),
-            "4+m diagonal".into(),
-        ],
-        flops: FLOPS_PER_SITE as f64 * vol,
-        bytes: (8.0 * 24.0 + 8.0 * 18.0 + 72.0 + 24.0) * sz * vol,
-        compile_time: kernels
-            .records
-            .iter()
-            .find(|r| r.name == name)
-            .map(|r| r.compile_time)
-            .unwrap_or_default(),
-        kernels: vec![name],
-    }
-    };
-    let plans = vec![
-        plan(dn.clone(), "Wilson-clover D"),
-        plan(format!("{dn}_dagger"), "Wilson-clover D^dagger"),
-    ];
-    Ok(DiracKernels { kernels, d, ddag, plans })
+    let plans = list
+        .iter()
+        .zip(&names)
+        .map(|(&k, name)| {
+            let mut loops = vec![format!("for outer site in 0..{vo} (rayon, {l} sites per vector)")];
+            if k.term.hops() {
+                loops.push("  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack (lane-crossing: pshufd)".into());
+                loops.push("  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers)".into());
+            }
+            loops.push(format!("  site term {:?}", k.term));
+            let mut fused = Vec::new();
+            if k.term.hops() {
+                fused.extend(["spin projection", "SU(3) on half spinors", "spin reconstruction"]);
+            }
+            if !matches!(k.term, SiteTerm::SelfPlusHop(_)) {
+                fused.push("2x Hermitian 6x6 block");
+            }
+            if k.term.hops() && k.term.reads_self() {
+                fused.push("axpy with the own input");
+            }
+            KernelPlan {
+                layer: layer.into(),
+                pass: Pass::Forward,
+                strategy: Strategy::Jit,
+                reason: format!(
+                    "{layer}: {:?}{}",
+                    k.term,
+                    if k.dagger { " (dagger projectors)" } else { "" }
+                ),
+                loops,
+                layout: format!(
+                    "AoSoA-{l} over sites (virtual nodes), re/im split, {}x{l}",
+                    prec.name()
+                ),
+                fused: fused.into_iter().map(String::from).collect(),
+                flops: k.term.flops_per_site() as f64 * vol,
+                bytes: k.term.reals_per_site() * sz * vol,
+                compile_time: kernels
+                    .records
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .map(|r| r.compile_time)
+                    .unwrap_or_default(),
+                kernels: vec![name.clone()],
+            }
+        })
+        .collect();
+    Ok(SiteKernels { kernels, ids, plans })
 }

@@ -21,6 +21,16 @@
 //! - 3x3 transport matrix per path and outer site: `[path][outer][9 entries][re/im][lane]`;
 //! - spin weights: global `[w][16][re/im][lane]` (value splatted over lanes so the kernel does
 //!   vector loads that fold into FMAs), local `[w][outer][16][re/im][lane]`.
+//!
+//! **Half lattice** ([`HalfLayout`], for the even-odd Schur kernels): the same virtual nodes,
+//! restricted to the sites of one parity. It needs the split translation to map every site to
+//! a site of the same parity, i.e. an *even* sub-lattice extent along the split direction, so
+//! an extent divisible by 2 × lanes. Then all lanes of an outer site share the parity and,
+//! for every hop, the same neighbour structure; neighbours sit in the other parity's buffer,
+//! in one outer slot, lane-rotated when the hop crosses a sub-lattice edge (rotated in
+//! registers by the kernels, so half-lattice buffers have no ghost slots). The order of the
+//! outer sites within a parity is arbitrary (the kernels go through neighbour tables), so it
+//! is simply lexicographic in sub-lattice 0; Grid's "compress x by 2" is one such order.
 
 use super::simd::Precision;
 use crate::lattice::Real;
@@ -64,10 +74,62 @@ pub struct SiteLayout {
     ghost_coords: Vec<i64>,
     /// Main + ghost slots.
     pub ext_slots: usize,
-    /// `sites[o * lanes + k]` = global site of lane k of outer site o (conversions use it).
+    /// Global site of every lane of every main outer site, and back (conversions use it).
+    map: LaneMap,
+}
+
+/// Which reference-layout site (full lattice: the global site; half lattice: the position in
+/// the half-lattice vector) every lane of every outer site holds, and back: the one place that
+/// converts between reference vectors and AoSoA buffers, for both layouts.
+#[derive(Clone, Debug)]
+struct LaneMap {
+    lanes: usize,
+    /// `sites[o * lanes + k]` = reference index held by lane k of outer site o.
     sites: Vec<u32>,
-    /// Inverse of `sites`: `position[site] = o * lanes + k`.
+    /// Inverse of `sites`: `position[index] = o * lanes + k`.
     position: Vec<u32>,
+}
+
+impl LaneMap {
+    fn new(lanes: usize, sites: Vec<u32>) -> Self {
+        let mut position = vec![0; sites.len()];
+        for (i, &x) in sites.iter().enumerate() {
+            position[x as usize] = i as u32;
+        }
+        LaneMap { lanes, sites, position }
+    }
+
+    /// One reference vector (12 complex per site) into the main slots of `dst`.
+    fn scatter<T: Real, U: Real>(&self, src: &[Complex<T>], dst: &mut [U]) {
+        let l = self.lanes;
+        let slot = FIELD_COMPONENTS * l;
+        dst[..self.sites.len() * FIELD_COMPONENTS].par_chunks_mut(slot).enumerate().for_each(
+            |(o, d)| {
+                for k in 0..l {
+                    let x = self.sites[o * l + k] as usize;
+                    for c in 0..12 {
+                        let z = src[x * 12 + c];
+                        d[2 * c * l + k] = U::from_f64(z.re.to_f64());
+                        d[(2 * c + 1) * l + k] = U::from_f64(z.im.to_f64());
+                    }
+                }
+            },
+        );
+    }
+
+    /// The main slots of `src` back into one reference vector.
+    fn gather<T: Real, U: Real>(&self, src: &[U], dst: &mut [Complex<T>]) {
+        let l = self.lanes;
+        dst[..self.sites.len() * 12].par_chunks_mut(12).enumerate().for_each(|(x, d)| {
+            let p = self.position[x] as usize;
+            let (o, k) = (p / l, p % l);
+            for (c, z) in d.iter_mut().enumerate() {
+                let re = src[(o * FIELD_COMPONENTS + 2 * c) * l + k].to_f64();
+                let im = src[(o * FIELD_COMPONENTS + 2 * c + 1) * l + k].to_f64();
+                *z = Complex::new(T::from_f64(re), T::from_f64(im));
+            }
+        });
+    }
 }
 
 impl SiteLayout {
@@ -116,16 +178,12 @@ impl SiteLayout {
             slab,
             ghost_coords,
             ext_slots,
-            sites: Vec::new(),
-            position: Vec::new(),
+            map: LaneMap::new(lanes, Vec::new()),
         };
-        layout.sites = (0..outer_volume * lanes)
+        let sites = (0..outer_volume * lanes)
             .map(|i| layout.site_of(i / lanes, i % lanes) as u32)
             .collect();
-        layout.position = vec![0; outer_volume * lanes];
-        for (i, &x) in layout.sites.iter().enumerate() {
-            layout.position[x as usize] = i as u32;
-        }
+        layout.map = LaneMap::new(lanes, sites);
         Ok(layout)
     }
 
@@ -174,7 +232,7 @@ impl SiteLayout {
     /// The global lexicographic site held by lane `k` of main outer site `o`.
     #[inline]
     pub fn site(&self, o: usize, k: usize) -> usize {
-        self.sites[o * self.lanes + k] as usize
+        self.map.sites[o * self.lanes + k] as usize
     }
 
     fn site_of(&self, o: usize, k: usize) -> usize {
@@ -284,44 +342,207 @@ impl SiteLayout {
 
     /// Reference layout (`n` features of V*12 complex) to AoSoA buffers (ghosts not filled).
     pub fn to_aosoa<T: Real, U: Real>(&self, src: &[Complex<T>], dst: &mut [U]) {
-        let l = self.lanes;
         let vol = self.volume();
-        let slot = FIELD_COMPONENTS * l;
         let n = src.len() / (vol * 12);
         for f in 0..n {
-            let fs = &src[f * vol * 12..(f + 1) * vol * 12];
-            let fd =
-                &mut dst[f * self.field_len()..f * self.field_len() + self.outer_volume * slot];
-            fd.par_chunks_mut(slot).enumerate().for_each(|(o, d)| {
-                for k in 0..l {
-                    let x = self.site(o, k);
-                    for c in 0..12 {
-                        let z = fs[x * 12 + c];
-                        d[2 * c * l + k] = U::from_f64(z.re.to_f64());
-                        d[(2 * c + 1) * l + k] = U::from_f64(z.im.to_f64());
-                    }
-                }
-            });
+            let at = f * self.field_len();
+            let fd = &mut dst[at..at + self.main_len()];
+            self.map.scatter(&src[f * vol * 12..(f + 1) * vol * 12], fd);
         }
     }
 
     /// AoSoA buffers back to the reference layout.
     pub fn from_aosoa<T: Real, U: Real>(&self, src: &[U], dst: &mut [Complex<T>]) {
-        let l = self.lanes;
         let vol = self.volume();
         let n = dst.len() / (vol * 12);
         for f in 0..n {
             let fs = &src[f * self.field_len()..(f + 1) * self.field_len()];
-            let fd = &mut dst[f * vol * 12..(f + 1) * vol * 12];
-            fd.par_chunks_mut(12).enumerate().for_each(|(x, d)| {
-                let p = self.position[x] as usize;
-                let (o, k) = (p / l, p % l);
-                for (c, z) in d.iter_mut().enumerate() {
-                    let re = fs[(o * FIELD_COMPONENTS + 2 * c) * l + k].to_f64();
-                    let im = fs[(o * FIELD_COMPONENTS + 2 * c + 1) * l + k].to_f64();
-                    *z = Complex::new(T::from_f64(re), T::from_f64(im));
-                }
-            });
+            self.map.gather(fs, &mut dst[f * vol * 12..(f + 1) * vol * 12]);
         }
+    }
+
+    /// The main slot and lane rotation holding `x + disp` for every lane of main outer site
+    /// `o`: lane k's neighbour is lane `(k + rot) mod lanes` of that slot. This is what a
+    /// kernel that rotates lanes in registers (instead of reading ghost slabs) needs; it works
+    /// without ghost slabs for any displacement.
+    pub fn neighbour_lane(&self, o: usize, disp: [i64; 4]) -> (usize, usize) {
+        let mut c = self.outer_coords(o);
+        let mut rot = 0;
+        for mu in 0..4 {
+            let l = self.dims[mu] as i64;
+            let y = (c[mu] as i64 + disp[mu]).rem_euclid(l) as usize;
+            if mu == self.split {
+                rot = y / self.chunk;
+                c[mu] = y % self.chunk;
+            } else {
+                c[mu] = y;
+            }
+        }
+        (self.outer_index(c), rot)
+    }
+}
+
+/// Why a lattice has no half-lattice (checkerboarded) SIMD layout.
+#[derive(Debug, thiserror::Error)]
+pub enum HalfLayoutError {
+    #[error(
+        "no lattice extent of {}x{}x{}x{} is a multiple of {} (2 x the {lanes} SIMD lanes of {ty}); \
+         the even-odd JIT layout splits one direction into {lanes} sub-lattices of even extent, \
+         so that all lanes of a vector hold sites of one parity",
+        dims[0], dims[1], dims[2], dims[3], 2 * lanes
+    )]
+    NoSplit { dims: [usize; 4], lanes: usize, ty: &'static str },
+    #[error("the two parities do not partition the {volume} sites of the lattice: {what}")]
+    NotAPartition { volume: usize, what: String },
+}
+
+/// The virtual-node layout of the two parities of a lattice (module doc): outer site `o` of
+/// parity `p` holds `lanes` sites of parity `p`, one per sub-lattice. Buffers of both parities
+/// have the same size, [`HalfLayout::main_len`] scalars (no ghost slots).
+#[derive(Clone, Debug)]
+pub struct HalfLayout {
+    pub dims: [usize; 4],
+    pub lanes: usize,
+    /// Direction cut into `lanes` sub-lattices of even extent (the last one that allows it).
+    pub split: usize,
+    /// Extent of one sub-lattice along `split` (even).
+    pub chunk: usize,
+    /// Outer sites of one parity (V / (2 lanes)): the work items of every half-lattice kernel.
+    pub outer_volume: usize,
+    /// Per parity: the global site of lane k of outer site o at `[o * lanes + k]`.
+    sites: [Vec<u32>; 2],
+    /// Per parity: position in the reference half-lattice vector of each lane, and back.
+    maps: [LaneMap; 2],
+    /// Parity and outer index of every global site of sub-lattice 0 (`None` elsewhere).
+    outer_of: Vec<Option<(u8, u32)>>,
+}
+
+impl HalfLayout {
+    /// Lays out the two parities for the lanes of `precision`. `parity_sites[p]` lists the
+    /// global sites of parity `p` in the order of the reference half-lattice vectors (the
+    /// checkerboard's; the layout takes the partition and its order from the caller instead
+    /// of defining its own).
+    pub fn new(
+        dims: [usize; 4],
+        precision: Precision,
+        parity_sites: [&[u32]; 2],
+    ) -> Result<Self, HalfLayoutError> {
+        let lanes = precision.lanes();
+        let volume: usize = dims.iter().product();
+        let split = (0..4)
+            .rev()
+            .find(|&mu| dims[mu] % (2 * lanes) == 0)
+            .ok_or(HalfLayoutError::NoSplit { dims, lanes, ty: precision.name() })?;
+        let bad = |what: String| HalfLayoutError::NotAPartition { volume, what };
+        // member[x] = (parity, position in its half-lattice vector).
+        let mut member: Vec<Option<(u8, u32)>> = vec![None; volume];
+        for (p, list) in parity_sites.iter().enumerate() {
+            if list.len() * 2 != volume {
+                return Err(bad(format!("parity {p} has {} sites", list.len())));
+            }
+            for (i, &x) in list.iter().enumerate() {
+                let slot = member.get_mut(x as usize).ok_or_else(|| bad(format!("site {x}")))?;
+                if slot.is_some() {
+                    return Err(bad(format!("site {x} is listed twice")));
+                }
+                *slot = Some((p as u8, i as u32));
+            }
+        }
+        let chunk = dims[split] / lanes;
+        let step: usize = dims[..split].iter().product::<usize>() * chunk;
+        let mut sites: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        let mut refs: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        let mut outer_of = vec![None; volume];
+        for x in 0..volume {
+            let xs = (x / dims[..split].iter().product::<usize>()) % dims[split];
+            if xs >= chunk {
+                continue;
+            }
+            let (p, _) = member[x].ok_or_else(|| bad(format!("site {x} has no parity")))?;
+            outer_of[x] = Some((p, (sites[p as usize].len() / lanes) as u32));
+            for k in 0..lanes {
+                // Lane k: the same site translated by k sub-lattice extents along `split`.
+                let y = x + k * step;
+                match member[y] {
+                    Some((q, i)) if q == p => {
+                        sites[p as usize].push(y as u32);
+                        refs[p as usize].push(i);
+                    }
+                    _ => return Err(bad(format!("sites {x} and {y} share a vector"))),
+                }
+            }
+        }
+        if sites[0].len() != sites[1].len() {
+            return Err(bad("the parities split sub-lattice 0 unevenly".into()));
+        }
+        let outer_volume = sites[0].len() / lanes;
+        let [r0, r1] = refs;
+        Ok(HalfLayout {
+            dims,
+            lanes,
+            split,
+            chunk,
+            outer_volume,
+            sites,
+            maps: [LaneMap::new(lanes, r0), LaneMap::new(lanes, r1)],
+            outer_of,
+        })
+    }
+
+    pub fn volume(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Scalars of one half-lattice buffer (main slots only; there are no ghosts).
+    pub fn main_len(&self) -> usize {
+        self.outer_volume * FIELD_COMPONENTS * self.lanes
+    }
+
+    /// Complex numbers of a reference half-lattice vector (12 V / 2).
+    pub fn half_len(&self) -> usize {
+        self.volume() * 6
+    }
+
+    /// The global site held by lane `k` of outer site `o` of parity `p`.
+    #[inline]
+    pub fn site(&self, p: usize, o: usize, k: usize) -> usize {
+        self.sites[p][o * self.lanes + k] as usize
+    }
+
+    /// Where `x + disp` lies for every lane of outer site `o` of parity `p`: (its parity,
+    /// outer site, lane rotation); lane k's neighbour is lane `(k + rot) mod lanes`.
+    pub fn neighbour(&self, p: usize, o: usize, disp: [i64; 4]) -> (usize, usize, usize) {
+        let x = self.site(p, o, 0);
+        let mut c = [0usize; 4];
+        let mut s = x;
+        for mu in 0..4 {
+            c[mu] = s % self.dims[mu];
+            s /= self.dims[mu];
+        }
+        let mut rot = 0;
+        for mu in 0..4 {
+            let y = (c[mu] as i64 + disp[mu]).rem_euclid(self.dims[mu] as i64) as usize;
+            if mu == self.split {
+                rot = y / self.chunk;
+                c[mu] = y % self.chunk;
+            } else {
+                c[mu] = y;
+            }
+        }
+        let d = &self.dims;
+        let y0 = c[0] + d[0] * (c[1] + d[1] * (c[2] + d[2] * c[3]));
+        // Every site of sub-lattice 0 has an entry (`new` visited them all).
+        let (q, o2) = self.outer_of[y0].expect("sub-lattice 0 site");
+        (q as usize, o2 as usize, rot)
+    }
+
+    /// A reference half-lattice vector of parity `p` into the AoSoA buffer `dst`.
+    pub fn to_aosoa<T: Real, U: Real>(&self, p: usize, src: &[Complex<T>], dst: &mut [U]) {
+        self.maps[p].scatter(src, dst);
+    }
+
+    /// An AoSoA buffer of parity `p` back to a reference half-lattice vector.
+    pub fn from_aosoa<T: Real, U: Real>(&self, p: usize, src: &[U], dst: &mut [Complex<T>]) {
+        self.maps[p].gather(src, dst);
     }
 }

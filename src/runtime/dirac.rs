@@ -17,10 +17,9 @@ use crate::codegen::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS, SiteLa
 use crate::codegen::plan::KernelPlan;
 use crate::codegen::simd::Element;
 use crate::lattice::gauge::GaugeField;
-use crate::lattice::wilson::{DiracParams, WilsonClover};
+use crate::lattice::wilson::{CloverBlock, DiracParams, WilsonClover};
 use crate::solve::{AdjointOperator, LinearOperator, NativeOperator};
 use num_complex::{Complex, Complex64};
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Compile options of the Dirac operator.
@@ -49,77 +48,22 @@ impl<T: Element> JitWilsonClover<T> {
         opts: &DiracOptions,
     ) -> Result<Self, RuntimeError> {
         let reference = WilsonClover::<f64>::new(gauge, params);
-        let disps: Vec<[i64; 4]> = hops()
-            .iter()
-            .map(|&(mu, fwd)| {
-                let mut d = [0i64; 4];
-                d[mu] = if fwd { 1 } else { -1 };
-                d
-            })
-            .collect();
+        // Ghost slabs for the 8 hops: the kernel does not read them (it rotates lanes in
+        // registers), but callers that share this layout with networks (which do) get them.
+        let disps: Vec<[i64; 4]> = (0..8).map(hop_displacement).collect();
         let layout = SiteLayout::new(gauge.dims(), T::PRECISION, &disps)
             .map_err(|e| RuntimeError::Shape(e.to_string()))?;
-        let ghost_of: HashMap<usize, (usize, usize)> =
-            layout.ghost_sources().into_iter().map(|(g, src, rot)| (g, (src, rot))).collect();
-        let mut rotation = [0usize; 8];
         let (l, vo) = (layout.lanes, layout.outer_volume);
-        let geom = &gauge.geom;
-        let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
-        let mut links = vec![T::zero(); 8 * vo * MATRIX_COMPONENTS * l];
-        let mut neighbours = vec![0i32; vo * 8];
-        let mut clover = vec![T::zero(); vo * CLOVER_COMPONENTS * l];
-        for o in 0..vo {
-            for (h, (&(mu, fwd), disp)) in hops().iter().zip(&disps).enumerate() {
-                let slot = layout
-                    .neighbour_slot(o, *disp)
-                    .ok_or_else(|| RuntimeError::Shape("layout lacks a ghost slab".into()))?;
-                // A ghost slot stands for a main slot with rotated lanes: point at the main
-                // slot, flag bit 0, and let the kernel rotate (one rotation per hop).
-                let (main, flag) = match ghost_of.get(&slot) {
-                    None => (slot, 0),
-                    Some(&(src, rot)) => {
-                        if rotation[h] != 0 && rotation[h] != rot {
-                            return Err(RuntimeError::Shape(format!(
-                                "hop {h} crosses lanes with two rotations ({} and {rot})",
-                                rotation[h]
-                            )));
-                        }
-                        rotation[h] = rot;
-                        (src, 1)
-                    }
-                };
-                neighbours[o * 8 + h] = neighbour_offset(main, slot_bytes)? | flag;
-                for k in 0..l {
-                    let x = layout.site(o, k);
-                    let u = if fwd {
-                        reference.links()[x * 4 + mu]
-                    } else {
-                        reference.links()[geom.dn(x, mu) * 4 + mu]
-                    };
-                    for a in 0..3 {
-                        for b in 0..3 {
-                            let base = ((o * 8 + h) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
-                            links[base] = T::from_f64(u.m[a][b].re);
-                            links[base + l] = T::from_f64(u.m[a][b].im);
-                        }
-                    }
-                }
-            }
-            for k in 0..l {
-                let x = layout.site(o, k);
-                for blk in 0..2 {
-                    let cb = &reference.clover_packed()[x * 2 + blk];
-                    let base = o * CLOVER_COMPONENTS * l + blk * 36 * l;
-                    for i in 0..6 {
-                        clover[base + i * l + k] = T::from_f64(cb.diag[i]);
-                    }
-                    for u in 0..15 {
-                        clover[base + (6 + 2 * u) * l + k] = T::from_f64(cb.upper[u].re);
-                        clover[base + (7 + 2 * u) * l + k] = T::from_f64(cb.upper[u].im);
-                    }
-                }
-            }
-        }
+        let mut rotation = [0usize; 8];
+        let site = |o: usize, k: usize| layout.site(o, k);
+        let HopTables { links, neighbours } = hop_tables(
+            &reference,
+            (vo, l),
+            site,
+            |o, disp| Ok(layout.neighbour_lane(o, disp)),
+            &mut rotation,
+        )?;
+        let clover = block_table(reference.clover_packed(), (vo, l), site);
         let desc = DiracDesc {
             outer_volume: vo,
             rotation,
@@ -165,6 +109,7 @@ impl<T: Element> JitWilsonClover<T> {
         k.call_parallel(
             &mut [
                 Arg::ro(inp),
+                Arg::ro(inp),
                 Arg::rw(out),
                 Arg::ro(&self.links),
                 Arg::ro(&self.neighbours),
@@ -192,6 +137,104 @@ impl<T: Element> JitWilsonClover<T> {
         }
         self.layout.from_aosoa(b, out);
     }
+}
+
+/// The displacement of hop `h` (in [`hops`] order).
+pub(crate) fn hop_displacement(h: usize) -> [i64; 4] {
+    let (mu, fwd) = hops()[h];
+    let mut d = [0i64; 4];
+    d[mu] = if fwd { 1 } else { -1 };
+    d
+}
+
+/// What the site kernels read about the hops of a layout's output sites.
+pub(crate) struct HopTables<T> {
+    /// `[outer][hop][9 entries][re/im][lane]`, boundary phases folded in: U_mu(x) for a
+    /// forward hop, U_mu(x - mu) untransposed for a backward one (the kernel conjugates).
+    pub links: Vec<T>,
+    /// `[outer][hop]` byte offset of the neighbour slot in the input buffer, bit 0 set when
+    /// the neighbour's lanes must be rotated.
+    pub neighbours: Vec<i32>,
+}
+
+/// Hop tables for the `(outer volume, lanes)` output sites `site(o, k)` (global sites) of a
+/// layout whose `neighbour(o, disp)` gives the main slot and lane rotation of `x + disp`.
+/// Every hop crosses lanes with one rotation, whatever the site (the kernels bake it in):
+/// `rotation` collects it, and may already hold the rotations of another layout (the other
+/// parity) that the same kernels serve; a contradiction is an error.
+pub(crate) fn hop_tables<T: Element>(
+    reference: &WilsonClover<f64>,
+    (vo, l): (usize, usize),
+    site: impl Fn(usize, usize) -> usize,
+    neighbour: impl Fn(usize, [i64; 4]) -> Result<(usize, usize), RuntimeError>,
+    rotation: &mut [usize; 8],
+) -> Result<HopTables<T>, RuntimeError> {
+    let geom = reference.geometry();
+    let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
+    let mut links = vec![T::zero(); 8 * vo * MATRIX_COMPONENTS * l];
+    let mut neighbours = vec![0i32; vo * 8];
+    for o in 0..vo {
+        for (h, &(mu, fwd)) in hops().iter().enumerate() {
+            let (main, rot) = neighbour(o, hop_displacement(h))?;
+            // A rotated neighbour: point at its main slot, flag bit 0, let the kernel rotate.
+            let flag = if rot == 0 {
+                0
+            } else {
+                if rotation[h] != 0 && rotation[h] != rot {
+                    return Err(RuntimeError::Shape(format!(
+                        "hop {h} crosses lanes with two rotations ({} and {rot})",
+                        rotation[h]
+                    )));
+                }
+                rotation[h] = rot;
+                1
+            };
+            neighbours[o * 8 + h] = neighbour_offset(main, slot_bytes)? | flag;
+            for k in 0..l {
+                let x = site(o, k);
+                let u = if fwd {
+                    reference.links()[x * 4 + mu]
+                } else {
+                    reference.links()[geom.dn(x, mu) * 4 + mu]
+                };
+                for a in 0..3 {
+                    for b in 0..3 {
+                        let base = ((o * 8 + h) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
+                        links[base] = T::from_f64(u.m[a][b].re);
+                        links[base + l] = T::from_f64(u.m[a][b].im);
+                    }
+                }
+            }
+        }
+    }
+    Ok(HopTables { links, neighbours })
+}
+
+/// Both packed Hermitian 6x6 blocks (`blocks[site * 2 + chirality]`: the clover term or its
+/// inverse) of the `(outer volume, lanes)` sites `site(o, k)`, `[outer][2][36][lane]`.
+pub(crate) fn block_table<T: Element>(
+    blocks: &[CloverBlock<f64>],
+    (vo, l): (usize, usize),
+    site: impl Fn(usize, usize) -> usize,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); vo * CLOVER_COMPONENTS * l];
+    for o in 0..vo {
+        for k in 0..l {
+            let x = site(o, k);
+            for blk in 0..2 {
+                let cb = &blocks[x * 2 + blk];
+                let base = o * CLOVER_COMPONENTS * l + blk * 36 * l;
+                for i in 0..6 {
+                    out[base + i * l + k] = T::from_f64(cb.diag[i]);
+                }
+                for u in 0..15 {
+                    out[base + (6 + 2 * u) * l + k] = T::from_f64(cb.upper[u].re);
+                    out[base + (7 + 2 * u) * l + k] = T::from_f64(cb.upper[u].im);
+                }
+            }
+        }
+    }
+    out
 }
 
 impl<T: Element> LinearOperator<T> for JitWilsonClover<T> {

@@ -219,9 +219,10 @@ pub struct SolveReport {
 }
 
 impl SolveReport {
-    /// The exact answer for b = 0 (x = 0, nothing applied), shared by every solver so that
-    /// they agree on what a zero right-hand side reports.
-    fn zero_rhs(solver: &str, start: std::time::Instant) -> Self {
+    /// The exact answer for b = 0 (x = 0, nothing applied), shared by every solver (and the
+    /// even-odd solve of `runtime::evenodd_solve`) so that they agree on what a zero
+    /// right-hand side reports.
+    pub fn zero_rhs(solver: &str, start: std::time::Instant) -> Self {
         SolveReport {
             solver: solver.into(),
             iterations: 0,

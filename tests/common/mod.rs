@@ -5,16 +5,48 @@
 #![allow(dead_code)]
 
 use num_complex::Complex64;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
-use symc::lattice::fermion;
+use symc::lattice::fermion::{self, FermionField};
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::geometry::Geometry;
 use symc::lattice::su3::Su3;
-use symc::lattice::wilson::WilsonClover;
+use symc::lattice::wilson::{DiracParams, WilsonClover};
 
 /// A zero fermion vector of `n` complex numbers.
 pub fn zeros(n: usize) -> Vec<Complex64> {
     vec![Complex64::new(0.0, 0.0); n]
+}
+
+/// ‖a − b‖/‖b‖.
+pub fn rel_diff(a: &[Complex64], b: &[Complex64]) -> f64 {
+    let mut d = zeros(a.len());
+    fermion::sub(&mut d, a, b);
+    fermion::norm(&d) / fermion::norm(b)
+}
+
+/// A random complex Gaussian vector of `n` complex numbers (n a multiple of 12; a half-lattice
+/// vector is a fermion field on a lattice of n/12 sites as far as the generator is concerned).
+pub fn random_vec(n: usize, rng: &mut ChaCha8Rng) -> Vec<Complex64> {
+    FermionField::<f64>::random_gaussian([n / 12, 1, 1, 1], rng).data
+}
+
+/// GPT's boundary-bug catcher: a different complex phase in every direction (and a clover
+/// coefficient other than 1).
+pub fn twisted() -> DiracParams {
+    DiracParams {
+        mass: -0.31,
+        csw: 1.3,
+        boundary_phases: std::array::from_fn(|mu| Complex64::from_polar(1.0, mu as f64 + 1.0)),
+    }
+}
+
+/// A random (hot) gauge field from `seed`, and the generator to draw more from.
+pub fn random_gauge(dims: [usize; 4], seed: u64) -> (GaugeField, ChaCha8Rng) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let gauge = GaugeField::random(dims, &mut rng);
+    (gauge, rng)
 }
 
 /// ‖b − D x‖/‖b‖ with the plain reference operator, computed here and not by any solver.
