@@ -43,6 +43,7 @@ use crate::lattice::fermion::{dot_serial, norm, norm_sqr_serial};
 use num_complex::{Complex, Complex64};
 use serde::Serialize;
 use std::time::Instant;
+use wide::f32x4;
 
 /// Restriction and prolongation on vectors in the reference layout (fine: 12 V complex;
 /// coarse: coarse volume × n_basis complex).
@@ -184,7 +185,7 @@ impl CycleStats {
 /// Serial, allocation-free restarted GMRES for coarse vectors. It keeps its Krylov vectors
 /// between calls. Convergence is relative to ‖b‖ with the estimate of the least-squares
 /// problem; at every restart (and at the end) the residual is recomputed.
-pub struct CoarseGmres<T: Real> {
+pub struct CoarseGmres<T: CoarseScalar> {
     v: Vec<Vec<Complex<T>>>,
     w: Vec<Complex<T>>,
     r: Vec<Complex<T>>,
@@ -204,7 +205,7 @@ fn czero<T: Real>() -> Complex<T> {
     Complex::new(T::zero(), T::zero())
 }
 
-impl<T: Real> CoarseGmres<T> {
+impl<T: CoarseScalar> CoarseGmres<T> {
     /// Workspace for vectors of `n` complex numbers and restart length `restart`.
     pub fn new(n: usize, restart: usize) -> Self {
         let m = restart.max(1);
@@ -234,7 +235,7 @@ impl<T: Real> CoarseGmres<T> {
             b.len(),
             x.len()
         );
-        let bnorm = norm_sqr_serial(b).sqrt();
+        let bnorm = T::norm_sqr(b).sqrt();
         let mut out = CoarseSolve { iterations: 0, applications: 0, residual: 0.0 };
         if bnorm == 0.0 {
             x.iter_mut().for_each(|z| *z = czero());
@@ -246,7 +247,7 @@ impl<T: Real> CoarseGmres<T> {
             for (ri, bi) in r.iter_mut().zip(b) {
                 *ri = *bi - *ri;
             }
-            norm_sqr_serial(r).sqrt()
+            T::norm_sqr(r).sqrt()
         };
         let mut beta = residual(&mut self.r, x, &mut out.applications);
         while beta / bnorm > params.tol && out.iterations < params.max_iterations {
@@ -280,11 +281,8 @@ impl<T: Real> CoarseGmres<T> {
                 }
             }
             let y = self.ls.solve(k);
-            for (i, yi) in y.iter().enumerate() {
-                let c = from_c64::<T>(*yi);
-                for (xj, vj) in x.iter_mut().zip(&self.v[i]) {
-                    *xj += c * *vj;
-                }
+            for (yi, v) in y.iter().zip(&self.v) {
+                T::axpy(x, *yi, v);
             }
             beta = residual(&mut self.r, x, &mut out.applications);
             if !beta.is_finite() {
@@ -296,27 +294,116 @@ impl<T: Real> CoarseGmres<T> {
     }
 }
 
+/// The vector kernels of the coarse GMRES: serial (coarse vectors are a few hundred entries),
+/// and for f32 in explicit SIMD on the interleaved complex numbers (two per f32x4). The generic
+/// f64-accumulating loop spent two thirds of a coarse iteration here, more than the coarse
+/// operator itself (`benches/multigrid.rs`, `coarse_gmres50`).
+pub trait CoarseScalar: Real {
+    /// ⟨a, b⟩ (f64 result).
+    fn dot(a: &[Complex<Self>], b: &[Complex<Self>]) -> Complex64;
+    /// ‖a‖².
+    fn norm_sqr(a: &[Complex<Self>]) -> f64;
+    /// y += c x.
+    fn axpy(y: &mut [Complex<Self>], c: Complex64, x: &[Complex<Self>]);
+}
+
+impl CoarseScalar for f64 {
+    fn dot(a: &[Complex64], b: &[Complex64]) -> Complex64 {
+        dot_serial(a, b)
+    }
+    fn norm_sqr(a: &[Complex64]) -> f64 {
+        norm_sqr_serial(a)
+    }
+    fn axpy(y: &mut [Complex64], c: Complex64, x: &[Complex64]) {
+        for (yi, xi) in y.iter_mut().zip(x) {
+            *yi += c * xi;
+        }
+    }
+}
+
+/// Lanes (re0, im0, re1, im1) → (im0, re0, im1, re1).
+#[inline(always)]
+fn swap_pairs(v: &[f32; 4]) -> f32x4 {
+    f32x4::new([v[1], v[0], v[3], v[2]])
+}
+
+impl CoarseScalar for f32 {
+    fn dot(a: &[Complex<f32>], b: &[Complex<f32>]) -> Complex64 {
+        let (af, bf): (&[f32], &[f32]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+        let (ac, at) = af.as_chunks::<4>();
+        let (bc, bt) = bf.as_chunks::<4>();
+        // p accumulates (ar br, ai bi), q (ar bi, ai br): re = Σ p, im = Σ (q_even − q_odd).
+        let (mut p, mut q) = (f32x4::ZERO, f32x4::ZERO);
+        for (x, y) in ac.iter().zip(bc) {
+            let xv = f32x4::new(*x);
+            p = xv.mul_add(f32x4::new(*y), p);
+            q = xv.mul_add(swap_pairs(y), q);
+        }
+        let (p, q) = (p.to_array(), q.to_array());
+        let mut re = (p[0] as f64 + p[1] as f64) + (p[2] as f64 + p[3] as f64);
+        let mut im = (q[0] as f64 - q[1] as f64) + (q[2] as f64 - q[3] as f64);
+        for (x, y) in at.chunks_exact(2).zip(bt.chunks_exact(2)) {
+            let (ar, ai, br, bi) = (x[0] as f64, x[1] as f64, y[0] as f64, y[1] as f64);
+            re += ar * br + ai * bi;
+            im += ar * bi - ai * br;
+        }
+        Complex64::new(re, im)
+    }
+    fn norm_sqr(a: &[Complex<f32>]) -> f64 {
+        let af: &[f32] = bytemuck::cast_slice(a);
+        let (ac, at) = af.as_chunks::<4>();
+        let mut p = f32x4::ZERO;
+        for x in ac {
+            let xv = f32x4::new(*x);
+            p = xv.mul_add(xv, p);
+        }
+        let p = p.to_array();
+        (p[0] as f64 + p[1] as f64)
+            + (p[2] as f64 + p[3] as f64)
+            + at.iter().map(|&e| e as f64 * e as f64).sum::<f64>()
+    }
+    fn axpy(y: &mut [Complex<f32>], c: Complex64, x: &[Complex<f32>]) {
+        let (cr, ci) = (c.re as f32, c.im as f32);
+        let yf: &mut [f32] = bytemuck::cast_slice_mut(y);
+        let xf: &[f32] = bytemuck::cast_slice(x);
+        let (yc, yt) = yf.as_chunks_mut::<4>();
+        let (xc, xt) = xf.as_chunks::<4>();
+        // y += cr x + ci (−xi, xr, …).
+        let sr = f32x4::splat(cr);
+        let si = f32x4::new([-ci, ci, -ci, ci]);
+        for (yv, xv) in yc.iter_mut().zip(xc) {
+            let r = f32x4::new(*yv) + sr * f32x4::new(*xv) + si * swap_pairs(xv);
+            *yv = r.to_array();
+        }
+        for (yp, xp) in yt.chunks_exact_mut(2).zip(xt.chunks_exact(2)) {
+            yp[0] += cr * xp[0] - ci * xp[1];
+            yp[1] += cr * xp[1] + ci * xp[0];
+        }
+    }
+}
+
 /// [⟨v_0, w⟩, …, ⟨v_{k−1}, w⟩, ‖w‖²] on one thread.
-fn serial_dots<T: Real>(vs: &[Vec<Complex<T>>], k: usize, w: &[Complex<T>]) -> Vec<Complex64> {
-    let mut out: Vec<Complex64> = vs[..k].iter().map(|v| dot_serial(v, w)).collect();
-    out.push(Complex64::new(norm_sqr_serial(w), 0.0));
+fn serial_dots<T: CoarseScalar>(
+    vs: &[Vec<Complex<T>>],
+    k: usize,
+    w: &[Complex<T>],
+) -> Vec<Complex64> {
+    let mut out: Vec<Complex64> = vs[..k].iter().map(|v| T::dot(v, w)).collect();
+    out.push(Complex64::new(T::norm_sqr(w), 0.0));
     out
 }
 
 /// w −= Σ h_i v_i on one thread; returns [‖w‖²] or, with `dots`, [⟨v_i, w⟩…, ‖w‖²].
-fn serial_sub<T: Real>(
+fn serial_sub<T: CoarseScalar>(
     w: &mut [Complex<T>],
     h: &[Complex64],
     vs: &[Vec<Complex<T>>],
     dots: bool,
 ) -> Vec<Complex64> {
     for (hi, v) in h.iter().zip(vs) {
-        let c = from_c64::<T>(*hi);
-        for (wj, vj) in w.iter_mut().zip(v) {
-            *wj -= c * *vj;
-        }
+        T::axpy(w, -*hi, v);
     }
-    if dots { serial_dots(vs, h.len(), w) } else { vec![Complex64::new(norm_sqr_serial(w), 0.0)] }
+    if dots { serial_dots(vs, h.len(), w) } else { vec![Complex64::new(T::norm_sqr(w), 0.0)] }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +412,7 @@ fn serial_sub<T: Real>(
 /// The two-level cycle's state on reference-layout vectors of precision `T`: parameters,
 /// statistics and reused buffers. The operators are passed to [`apply`](Self::apply), so that
 /// one owner can keep the executors and the cycle side by side.
-pub struct TwoLevelCycle<T: Real> {
+pub struct TwoLevelCycle<T: CoarseScalar> {
     pub params: CycleParams,
     pub stats: CycleStats,
     coarse_solver: CoarseGmres<T>,
@@ -337,7 +424,7 @@ pub struct TwoLevelCycle<T: Real> {
     ls: LeastSquares,
 }
 
-impl<T: Real> TwoLevelCycle<T> {
+impl<T: CoarseScalar> TwoLevelCycle<T> {
     pub fn new(params: CycleParams, fine_len: usize, coarse_len: usize) -> Self {
         let m = smoother_restart(&params);
         TwoLevelCycle {
@@ -514,14 +601,14 @@ fn smoother_restart(p: &CycleParams) -> usize {
 }
 
 /// A two-level cycle with borrowed operators, as a [`Preconditioner`] for `fgmres`.
-pub struct TwoLevel<'a, T: Real> {
+pub struct TwoLevel<'a, T: CoarseScalar> {
     pub fine: &'a dyn LinearOperator<T>,
     pub space: &'a dyn CoarseSpace<T>,
     pub coarse: &'a dyn LinearOperator<T>,
     pub cycle: &'a mut TwoLevelCycle<T>,
 }
 
-impl<T: Real> Preconditioner<T> for TwoLevel<'_, T> {
+impl<T: CoarseScalar> Preconditioner<T> for TwoLevel<'_, T> {
     fn apply(&mut self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
         self.cycle.apply(self.fine, self.space, self.coarse, out, inp)
     }
