@@ -3,7 +3,9 @@
 //! One emitter file per layer kind; [`jit`] owns the JIT module and the only `unsafe` calls.
 
 pub mod activation;
+pub mod block;
 pub mod classifier;
+pub mod coarse;
 pub mod complex;
 pub mod contraction;
 pub mod conv;

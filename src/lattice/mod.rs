@@ -1,12 +1,15 @@
 //! Lattice QCD substrate: geometry, SU(3) algebra, gauge and fermion fields, the Wilson-clover
 //! operator (plain reference) with its clover inverse and even-odd (Schur) decomposition, the
-//! quenched heatbath and the gauge-file formats.
+//! multigrid coarse space (blocks, near-null basis, Galerkin coarse operator), the quenched
+//! heatbath and the gauge-file formats.
 //!
 //! Everything here is deliberately plain Rust: these are the references the JIT kernels of
 //! `codegen` are checked against. Conventions follow Grid/GPT (physics.md): DeGrand–Rossi gamma
 //! basis, directions x, y, z, t = 0..4, sites lexicographic with x fastest and t last.
 
+pub mod blocks;
 pub mod clover;
+pub mod coarse;
 pub mod evenodd;
 pub mod fermion;
 pub mod gamma;

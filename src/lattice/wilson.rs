@@ -250,6 +250,46 @@ impl<T: Real> WilsonClover<T> {
         std::array::from_fn(|k| acc[k / 3][k % 3])
     }
 
+    /// One hop of D at `site`, without the −½: `(1 − γ_μ) U_μ(x) ψ(x+μ̂)` when `forward`,
+    /// `(1 + γ_μ) U_μ†(x−μ̂) ψ(x−μ̂)` otherwise, where `neighbour` holds the 12 components of ψ
+    /// at that neighbour. The eight of them sum to [`hopping_at`](Self::hopping_at); the
+    /// Galerkin coarse operator (`lattice::coarse`) needs them one by one, because on a coarse
+    /// lattice of extent 2 the +μ and −μ neighbours are the same block and only the fine hop
+    /// tells the two stencil terms apart. Crate-private for the same reason as `hopping_at`.
+    pub(crate) fn hop_term_at(
+        &self,
+        site: usize,
+        mu: usize,
+        forward: bool,
+        neighbour: &[Complex<T>],
+    ) -> [Complex<T>; 12] {
+        let z = Complex::new(T::zero(), T::zero());
+        let mut acc = [[z; 3]; 4];
+        let (minus, u) = if forward {
+            (true, self.links[site * 4 + mu])
+        } else {
+            (false, self.links[self.geom.dn(site, mu) * 4 + mu])
+        };
+        macro_rules! hop {
+            ($mu:literal) => {{
+                let h = project::<T, $mu>(neighbour, minus);
+                let uh = if forward {
+                    [u.mul_vec(&h[0]), u.mul_vec(&h[1])]
+                } else {
+                    [u.adj_mul_vec(&h[0]), u.adj_mul_vec(&h[1])]
+                };
+                accumulate::<T, $mu>(&mut acc, &uh, minus);
+            }};
+        }
+        match mu {
+            0 => hop!(0),
+            1 => hop!(1),
+            2 => hop!(2),
+            _ => hop!(3),
+        }
+        std::array::from_fn(|k| acc[k / 3][k % 3])
+    }
+
     /// D: forward hop with (1 − γ), backward with (1 + γ); D† swaps them.
     #[inline(always)]
     fn hop_sum<'a, const DAG: bool>(

@@ -166,12 +166,14 @@ pub fn check_graph(graph: &Graph, gauge: &GaugeField) -> Result<(), RuntimeError
 }
 
 pub mod classifier;
+pub mod coarse;
 pub mod dense_lattice;
 pub mod dirac;
 pub mod evenodd_solve;
 pub mod init;
 pub mod lattice_net;
 pub mod lattice_reference;
+pub mod multigrid;
 pub mod operator;
 pub mod preconditioner;
 pub mod reference;

@@ -25,6 +25,7 @@ mod cgne;
 mod gmres;
 mod linalg;
 mod mixed;
+pub mod multigrid;
 
 pub use bicgstab::bicgstab;
 pub use cgne::cgne;

@@ -8,6 +8,7 @@
 //! compute the same header values from the field exactly as a reader will see it (after rounding
 //! to the stored precision), and replace the output file atomically.
 
+pub mod basis;
 mod bytes;
 pub mod ddalphaamg;
 pub mod lime;
