@@ -5,19 +5,24 @@
 //! This file parses and prints; the work happens in the library, on the path the evaluation of
 //! a trained preconditioner also takes: `runtime::operator` builds D in the requested precision,
 //! `lattice::fermion::random_sources` draws the sources, `solve::batch` runs the solver (with
-//! the network of `--precond` as FGMRES's right preconditioner) and summarises the reports.
+//! the network of `--precond RUN`, or the classical multigrid of `--precond mg`
+//! (`runtime::multigrid`), as FGMRES's right preconditioner) and summarises the reports.
+//! `--evenodd` solves the Schur-reduced system instead (`runtime::evenodd_solve`).
 
 use super::Failure;
+use crate::lattice::evenodd::SchurVariant;
 use crate::lattice::fermion::random_sources;
+use crate::lattice::gauge::GaugeField;
 use crate::lattice::io;
 use crate::lattice::wilson::DiracParams;
+use crate::runtime::evenodd_solve::{EvenOddOptions, EvenOddSolver, ReducedSolver, SolvePrecision};
+use crate::runtime::multigrid::{Multigrid, MultigridParams};
 use crate::runtime::operator::{DiracOperator, Precision};
-use crate::runtime::preconditioner::NetPreconditioner;
 use crate::solve::batch::{self, BatchError, BatchStats, RightPreconditioner, Setup};
 use crate::solve::{SolveParams, SolveReport};
 use miette::Diagnostic;
 use num_complex::Complex64;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 #[derive(clap::Args, Debug)]
@@ -26,6 +31,8 @@ symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.5 --csw 1.0\n  \
 symc solve --gauge b6.nersc --mass -0.55 --csw 1 --solver gmres --restart 30 --rhs 4 --format json\n  \
 symc solve --gauge b6.nersc --mass -0.58 --csw 1 --history res.csv --plot res.svg\n  \
 symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --restart 30 --precond runs/ptc_precond\n  \
+symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --solver gmres --evenodd\n  \
+symc solve --gauge conf/8x8x8x8b6.0000id3n1 --mass -0.555 --csw 1 --precond mg --mg-blocks 4x4x4x4\n  \
 symc solve --gauge bare.lime --gauge-dims 4x4x4x8 --gauge-precision f32 --mass -0.5 --csw 1\n\n\
 The operator is D = (4+m) - 1/2 sum_mu [(1-g_mu) U_mu(x) d_{x+mu} + (1+g_mu) U_mu(x-mu)^+ d_{x-mu}] \
 + clover (Grid/GPT conventions, DeGrand-Rossi gammas). Sources are complex Gaussian, normalised, \
@@ -34,7 +41,11 @@ returned solution. --precision mixed (the default for gmres and fgmres) runs eve
 cycle in f32 on the JIT kernels' own layout and recomputes the residual in f64 at every restart \
 (iterative refinement): full f64 accuracy at f32 speed. --precision f64 runs the whole solve in \
 double precision on the plain reference operator; --precision f32 puts an f32 operator inside \
-the f64 solver, which limits the reachable residual to about 1e-6.")]
+the f64 solver, which limits the reachable residual to about 1e-6. --evenodd solves the \
+even-odd Schur complement on the even sites (clover blocks of the odd sites inverted site by \
+site) on compiled kernels and reconstructs the odd sites: about 2.5x fewer iterations on vectors \
+of half the length; it is not the default because trained networks and the multigrid \
+precondition the full operator, and a solve should measure the system it is compared with.")]
 pub struct SolveArgs {
     /// Gauge configuration (NERSC, ILDG/SciDAC LIME, MILC v5 or DDalphaAMG; detected).
     #[arg(long)]
@@ -85,10 +96,26 @@ pub struct SolveArgs {
     /// Output style on stdout.
     #[arg(long, value_enum, default_value_t = Style::Text)]
     pub format: Style,
-    /// Right preconditioner: a run folder written by `symc train` (its model.sym and
-    /// checkpoint.safetensors); the network is recompiled for this gauge field's volume.
-    #[arg(long, value_name = "RUN_DIR")]
+    /// Right preconditioner of FGMRES: a run folder written by `symc train` (its model.sym and
+    /// checkpoint.safetensors; the network is recompiled for this gauge field's volume), or the
+    /// word `mg` for the classical two-level multigrid (near-null vectors, Galerkin coarse
+    /// operator; write `./mg` for a run folder named mg).
+    #[arg(long, value_name = "RUN_DIR|mg")]
     pub precond: Option<PathBuf>,
+    /// Solve the even-odd (Schur) reduced system and reconstruct the full solution; the true
+    /// residual is the full system's, recomputed in f64.
+    #[arg(long)]
+    pub evenodd: bool,
+    /// Multigrid blocks XxYxZxT (`--precond mg`); they must tile the lattice.
+    #[arg(long, value_name = "XxYxZxT", value_parser = super::gauge::parse_hint_dims, default_value = "4x4x4x4")]
+    pub mg_blocks: [usize; 4],
+    /// Near-null basis vectors per block (`--precond mg`).
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub mg_basis: usize,
+    /// Cache file of the near-null basis (`--precond mg`): reused when it was made for this
+    /// configuration, mass and set-up, (re)written otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub mg_cache: Option<PathBuf>,
 }
 
 /// Solvers selectable on the command line.
@@ -128,6 +155,19 @@ pub enum SolveCliError {
     #[error("invalid --{flag}: expected {expected}, found {found}")]
     #[diagnostic(code(symc::solve::argument), help("see `symc solve --help`"))]
     Argument { flag: &'static str, expected: &'static str, found: String },
+
+    #[error(
+        "--evenodd solves the reduced system, but --precond {what} preconditions the full operator"
+    )]
+    #[diagnostic(
+        code(symc::solve::evenodd_preconditioner),
+        help(
+            "a trained network (and the multigrid) approximates the inverse of the full \
+             Wilson-clover operator, not of the Schur complement; drop --evenodd to use it, or \
+             drop --precond for an even-odd solve"
+        )
+    )]
+    EvenOddPreconditioner { what: String },
 
     #[error("the preconditioner needs --solver fgmres, found --solver {solver}")]
     #[diagnostic(
@@ -202,23 +242,24 @@ pub fn dirac_params(a: &SolveArgs) -> DiracParams {
     }
 }
 
-/// Solves every source with the chosen solver (and the trained network as FGMRES's right
-/// preconditioner, if given) through `solve::batch`, one stderr line per source.
+/// The stderr line of one finished solve.
+fn log_solve(k: usize, r: &SolveReport) {
+    eprintln!(
+        "rhs {k}: {} iterations, {} operator applications, {:.3} s, true residual {:.3e}",
+        r.iterations, r.operator_applications, r.seconds, r.true_residual
+    )
+}
+
+/// Solves every source with the chosen solver (and FGMRES's right preconditioner, if given)
+/// through `solve::batch`, one stderr line per source.
 fn solve_sources(
     op: &DiracOperator,
     kind: batch::SolverKind,
-    net: Option<&mut NetPreconditioner>,
+    preconditioner: Option<&mut dyn RightPreconditioner>,
     sources: &[Vec<Complex64>],
     params: &SolveParams,
 ) -> Result<Vec<SolveReport>, Failure> {
-    let mut net = net.map(|n| op.preconditioner(n));
-    let preconditioner = net.as_mut().map(|n| n as &mut dyn RightPreconditioner);
-    let mut log = |k: usize, _: usize, r: &SolveReport| {
-        eprintln!(
-            "rhs {k}: {} iterations, {} operator applications, {:.3} s, true residual {:.3e}",
-            r.iterations, r.operator_applications, r.seconds, r.true_residual
-        )
-    };
+    let mut log = |k: usize, _: usize, r: &SolveReport| log_solve(k, r);
     let setup = Setup { solver: kind, preconditioner };
     let mut reports = batch::solve_batch(op.system(), &mut [setup], sources, params, &mut log)
         .map_err(|e| match e {
@@ -244,22 +285,51 @@ fn read_solve_gauge(args: &SolveArgs) -> Result<io::GaugeFile, Failure> {
     Ok(file)
 }
 
-/// `symc solve`: check the flags, build the operator (`runtime::operator`), solve the random
-/// sources (`solve::batch`) and print the reports.
+/// Whether `--precond` names the classical multigrid rather than a run folder.
+fn wants_multigrid(args: &SolveArgs) -> bool {
+    args.precond.as_deref() == Some(Path::new("mg"))
+}
+
+/// What ran, for the report: the system, the precision, the preconditioner and its extras.
+struct Ran {
+    /// `full` or `evenodd`.
+    system: &'static str,
+    precision: &'static str,
+    /// `none`, `network` or `multigrid`.
+    preconditioner: &'static str,
+    /// Keys merged into the JSON summary (the Schur variant, the multigrid set-up, ...).
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `symc solve`: check the flags, build the operator (`runtime::operator`) or the even-odd
+/// solver (`runtime::evenodd_solve`), solve the random sources (`solve::batch`) and print the
+/// reports.
 pub fn run(args: SolveArgs) -> Result<(), Failure> {
+    let multigrid = wants_multigrid(&args);
     // A --precond run folder is loaded before the flags are checked (a damaged folder is
     // reported first), on the configuration the solve uses.
     let mut loaded = None;
-    if let Some(dir) = &args.precond {
+    if let Some(dir) = args.precond.as_ref().filter(|_| !multigrid) {
         let gauge = read_solve_gauge(&args)?.field;
         let prec = crate::train::precond::preconditioner_from_run(dir, &gauge)
             .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
         loaded = Some((gauge, prec));
     }
     check_args(&args).map_err(Failure::io)?;
+    if let (true, Some(p)) = (args.evenodd, &args.precond) {
+        let what = p.display().to_string();
+        return Err(Failure::io(SolveCliError::EvenOddPreconditioner { what }));
+    }
     if args.precond.is_some() && args.solver != SolverKind::Fgmres {
         let solver = format!("{:?}", args.solver).to_lowercase();
         return Err(Failure::io(SolveCliError::PreconditionerNeedsFgmres { solver }));
+    }
+    if multigrid && args.mg_basis == 0 {
+        return Err(Failure::io(SolveCliError::Argument {
+            flag: "mg-basis",
+            expected: "at least 1",
+            found: "0".into(),
+        }));
     }
     if args.precision == PrecisionArg::F32 && args.tol < 1e-6 {
         eprintln!(
@@ -275,31 +345,51 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
     let dims = gauge.dims();
     let plaquette = gauge.plaquette();
     let dirac = dirac_params(&args);
-    let operator = DiracOperator::new(&gauge, &dirac, precision(args.precision));
-    if let Some(why) = operator.fallback() {
-        eprintln!("note: no JIT operator for this lattice ({why}); solving in f64");
-    }
     let kind = solver_kind(args.solver);
-    // What actually runs: mixed precision applies to (F)GMRES only, and falls back to f64 where
-    // no JIT kernel exists for the lattice.
-    let precision = operator.precision(kind);
     let sources = random_sources(dims, args.rhs, args.seed);
     let params =
         SolveParams { tol: args.tol, restart: args.restart, max_iterations: args.max_iterations };
-    eprintln!(
-        "{}: {}x{}x{}x{}, plaquette {plaquette:.8}; m = {}, c_sw = {}, {} time, {} operator",
-        args.gauge.display(),
-        dims[0],
-        dims[1],
-        dims[2],
-        dims[3],
-        args.mass,
-        args.csw,
-        format!("{:?}", args.boundary).to_lowercase(),
-        precision
-    );
-    let reports = solve_sources(&operator, kind, net.as_mut(), &sources, &params)?;
-    write_outputs(&args, precision, dims, plaquette, &reports)?;
+    let header = |system: &str, precision: &str| {
+        eprintln!(
+            "{}: {}x{}x{}x{}, plaquette {plaquette:.8}; m = {}, c_sw = {}, {} time, {system}, \
+             {precision} operator",
+            args.gauge.display(),
+            dims[0],
+            dims[1],
+            dims[2],
+            dims[3],
+            args.mass,
+            args.csw,
+            format!("{:?}", args.boundary).to_lowercase(),
+        )
+    };
+    let (reports, ran) = if args.evenodd {
+        solve_evenodd(&args, &gauge, &dirac, &sources, &params, &header)?
+    } else {
+        let operator = DiracOperator::new(&gauge, &dirac, precision(args.precision));
+        if let Some(why) = operator.fallback() {
+            eprintln!("note: no JIT operator for this lattice ({why}); solving in f64");
+        }
+        // What actually runs: mixed precision applies to (F)GMRES only, and falls back to f64
+        // where no JIT kernel exists for the lattice.
+        let precision = operator.precision(kind);
+        header("full system", precision);
+        let mut extra = serde_json::Map::new();
+        let (reports, preconditioner) = if multigrid {
+            let mut mg = build_multigrid(&args, &gauge, &dirac)?;
+            mg.reset_stats();
+            let reports = solve_sources(&operator, kind, Some(&mut mg), &sources, &params)?;
+            extra.insert("multigrid".into(), multigrid_json(&mg, precision));
+            (reports, "multigrid")
+        } else if let Some(net) = net.as_mut() {
+            let mut bound = operator.preconditioner(net);
+            (solve_sources(&operator, kind, Some(&mut bound), &sources, &params)?, "network")
+        } else {
+            (solve_sources(&operator, kind, None, &sources, &params)?, "none")
+        };
+        (reports, Ran { system: "full", precision, preconditioner, extra })
+    };
+    write_outputs(&args, &ran, dims, plaquette, &reports)?;
     let failed: Vec<&SolveReport> = reports.iter().filter(|r| !r.converged).collect();
     if !failed.is_empty() {
         let worst = failed.iter().map(|r| r.true_residual).fold(0.0, f64::max);
@@ -314,10 +404,107 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `--evenodd`: the Schur-reduced solve of every source on compiled kernels, with the
+/// full-system true residual.
+fn solve_evenodd(
+    args: &SolveArgs,
+    gauge: &GaugeField,
+    dirac: &crate::lattice::wilson::DiracParams,
+    sources: &[Vec<Complex64>],
+    params: &SolveParams,
+    header: &dyn Fn(&str, &str),
+) -> Result<(Vec<SolveReport>, Ran), Failure> {
+    let solver = match args.solver {
+        SolverKind::Fgmres => ReducedSolver::Fgmres,
+        SolverKind::Gmres => ReducedSolver::Gmres,
+        SolverKind::Bicgstab => ReducedSolver::Bicgstab,
+        SolverKind::Cgne => ReducedSolver::Cgne,
+    };
+    // Mixed precision has f32 cycles only in the restarted solvers (as for the full system).
+    let (solve_precision, precision) = match args.precision {
+        PrecisionArg::Mixed if solver_kind(args.solver).is_restarted() => {
+            (SolvePrecision::Mixed, "mixed")
+        }
+        PrecisionArg::Mixed | PrecisionArg::F64 => (SolvePrecision::F64, "f64"),
+        PrecisionArg::F32 => (SolvePrecision::F32, "f32"),
+    };
+    let variant = SchurVariant::default();
+    let options = EvenOddOptions { variant, solver, precision: solve_precision, params: *params };
+    let t = std::time::Instant::now();
+    let mut eo = EvenOddSolver::new(gauge, dirac, options).map_err(Failure::model)?;
+    let setup = t.elapsed().as_secs_f64();
+    header(&format!("even-odd system ({variant:?} Schur complement)"), precision);
+    let mut reports = Vec::with_capacity(sources.len());
+    for (k, b) in sources.iter().enumerate() {
+        let (_, report) = eo.solve(b).map_err(Failure::model)?;
+        log_solve(k, &report);
+        reports.push(report);
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("schur".into(), format!("{variant:?}").into());
+    extra.insert("setup_seconds".into(), setup.into());
+    Ok((reports, Ran { system: "evenodd", precision, preconditioner: "none", extra }))
+}
+
+/// `--precond mg`: the classical two-level multigrid of `runtime::multigrid` with the
+/// reference cycle and the blocks and basis size of the flags; the set-up is reported on
+/// stderr.
+fn build_multigrid(
+    args: &SolveArgs,
+    gauge: &GaugeField,
+    dirac: &crate::lattice::wilson::DiracParams,
+) -> Result<Multigrid, Failure> {
+    let params = MultigridParams {
+        blocks: args.mg_blocks,
+        n_basis: args.mg_basis,
+        ..MultigridParams::reference()
+    };
+    let mg = match &args.mg_cache {
+        Some(path) => Multigrid::build_cached(gauge, dirac, &params, path),
+        None => Multigrid::build(gauge, dirac, &params),
+    }
+    .map_err(Failure::model)?;
+    let r = mg.setup_report();
+    let its: usize = r.near_null_iterations.iter().sum();
+    eprintln!(
+        "multigrid: blocks {}x{}x{}x{}, {} basis vectors; set-up {:.3} s ({} near-null \
+         iterations, {:.3} s; basis {}; coarse check {} iterations)",
+        params.blocks[0],
+        params.blocks[1],
+        params.blocks[2],
+        params.blocks[3],
+        params.n_basis,
+        r.total_seconds,
+        its,
+        r.near_null_seconds,
+        match &r.source {
+            crate::runtime::multigrid::BasisSource::Generated => "generated".to_string(),
+            crate::runtime::multigrid::BasisSource::Cached { path } =>
+                format!("from {}", path.display()),
+            crate::runtime::multigrid::BasisSource::Regenerated { reason, .. } =>
+                format!("regenerated: {reason}"),
+        },
+        r.coarse_check_iterations,
+    );
+    Ok(mg)
+}
+
+/// The multigrid's set-up and the work inside its cycles (of the precision that ran).
+fn multigrid_json(mg: &Multigrid, precision: &str) -> serde_json::Value {
+    let (c64, c32) = mg.stats();
+    let cycles = if precision == "mixed" { c32 } else { c64 };
+    serde_json::json!({
+        "params": mg.params(),
+        "setup": mg.setup_report(),
+        "setup_seconds": mg.setup_report().total_seconds,
+        "cycles": cycles,
+    })
+}
+
 /// The residual history (`--history`), its plot (`--plot`) and the report on stdout.
 fn write_outputs(
     args: &SolveArgs,
-    precision: &str,
+    ran: &Ran,
     dims: [usize; 4],
     plaquette: f64,
     reports: &[SolveReport],
@@ -338,12 +525,12 @@ fn write_outputs(
     }
     match args.format {
         Style::Json => {
-            let summary = summarise(args, precision, dims, plaquette, reports);
+            let summary = summarise(args, ran, dims, plaquette, reports);
             let text = serde_json::to_string_pretty(&summary)
                 .map_err(|e| Failure::io(miette::miette!("cannot encode the JSON summary: {e}")))?;
             println!("{text}");
         }
-        Style::Text => print_text(args, reports),
+        Style::Text => print_text(args, ran, reports),
     }
     Ok(())
 }
@@ -352,7 +539,7 @@ fn write_outputs(
 /// source), totals, the worst true residual, and every per-source report without its history.
 fn summarise(
     args: &SolveArgs,
-    precision: &str,
+    ran: &Ran,
     dims: [usize; 4],
     plaquette: f64,
     reports: &[SolveReport],
@@ -374,14 +561,16 @@ fn summarise(
             })
         })
         .collect();
-    serde_json::json!({
+    let mut doc = serde_json::json!({
         "gauge": args.gauge.display().to_string(),
         "dims": dims,
         "plaquette": plaquette,
         "mass": args.mass,
         "csw": args.csw,
         "boundary": format!("{:?}", args.boundary).to_lowercase(),
-        "precision": precision,
+        "system": ran.system,
+        "precision": ran.precision,
+        "preconditioner": ran.preconditioner,
         "solver": solver_kind(args.solver).name(),
         "restart": args.restart,
         "tol": args.tol,
@@ -397,13 +586,21 @@ fn summarise(
         "true_residual": stats.worst_true_residual,
         "converged": stats.converged,
         "per_rhs": per_rhs,
-    })
+    });
+    if let Some(map) = doc.as_object_mut() {
+        map.extend(ran.extra.clone());
+    }
+    doc
 }
 
-fn print_text(args: &SolveArgs, reports: &[SolveReport]) {
+fn print_text(args: &SolveArgs, ran: &Ran, reports: &[SolveReport]) {
     let kind = solver_kind(args.solver);
     let restart = if kind.is_restarted() { format!("({})", args.restart) } else { String::new() };
     println!("solver               {}{restart}, tol {:e}", kind.name(), args.tol);
+    println!(
+        "system               {}, {} precision, preconditioner {}",
+        ran.system, ran.precision, ran.preconditioner
+    );
     for (k, r) in reports.iter().enumerate() {
         println!(
             "rhs {k:<3}              {} iterations, {} operator applications, {:.3} s, true residual {:.3e}{}",

@@ -547,3 +547,17 @@ pub fn check_coarse_operator(coarse: &CoarseOperator, seed: u64) -> Result<usize
     }
     Ok(r.iterations)
 }
+
+/// The multigrid as FGMRES's right preconditioner in a `solve::batch` (`symc solve --precond
+/// mg`): the f64 cycle on reference vectors, the f32 cycle on the mixed solver's vectors. The
+/// batch's f32 operator is `runtime::operator`'s, built with the same default kernel options on
+/// the same lattice as this multigrid's, so the two share one layout.
+impl crate::solve::batch::RightPreconditioner for Multigrid {
+    fn reference(&mut self) -> &mut dyn Preconditioner<f64> {
+        self
+    }
+
+    fn native(&mut self) -> Option<Box<dyn solve::NativePreconditioner + '_>> {
+        Some(Box::new(Multigrid::native(self)))
+    }
+}
