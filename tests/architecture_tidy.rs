@@ -173,3 +173,27 @@ fn every_module_says_why_it_exists() {
         assert!(text.starts_with("//!"), "{rel} has no //! module doc");
     }
 }
+
+#[test]
+fn training_solving_and_the_cli_reach_kernels_only_through_the_runtime() {
+    never(
+        "src/train/",
+        &["codegen", "cli"],
+        "training runs networks through the runtime's executors",
+    );
+    never("src/cli/", &["codegen"], "the CLI parses and prints; executors live in the runtime");
+}
+
+#[test]
+fn no_source_file_is_a_god_file() {
+    // A file a newcomer cannot read in one sitting is a file that does several jobs; split it
+    // along the pipeline instead (issue 11).
+    let mut big: Vec<String> = sources()
+        .into_iter()
+        .map(|(rel, code)| (code.lines().count(), rel))
+        .filter(|(n, _)| *n > 900)
+        .map(|(n, rel)| format!("{rel}: {n} lines"))
+        .collect();
+    big.sort();
+    assert!(big.is_empty(), "source files over 900 lines:\n  {}", big.join("\n  "));
+}
