@@ -409,7 +409,7 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
 fn solve_evenodd(
     args: &SolveArgs,
     gauge: &GaugeField,
-    dirac: &crate::lattice::wilson::DiracParams,
+    dirac: &DiracParams,
     sources: &[Vec<Complex64>],
     params: &SolveParams,
     header: &dyn Fn(&str, &str),
@@ -452,7 +452,7 @@ fn solve_evenodd(
 fn build_multigrid(
     args: &SolveArgs,
     gauge: &GaugeField,
-    dirac: &crate::lattice::wilson::DiracParams,
+    dirac: &DiracParams,
 ) -> Result<Multigrid, Failure> {
     let params = MultigridParams {
         blocks: args.mg_blocks,

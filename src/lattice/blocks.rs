@@ -164,6 +164,17 @@ pub struct BlockBasis {
     chirality_doubled: bool,
 }
 
+/// Every vector is a fine-lattice fermion field (12 V entries), or which one is not.
+fn check_lengths(blocking: &Blocking, vectors: &[Vec<Complex64>]) -> Result<(), BlockError> {
+    let expected = blocking.fine.volume() * SITE_LEN;
+    match vectors.iter().position(|v| v.len() != expected) {
+        Some(vector) => {
+            Err(BlockError::WrongLength { vector, expected, found: vectors[vector].len() })
+        }
+        None => Ok(()),
+    }
+}
+
 /// Largest basis a blocking admits: 12 components per site, or 6 per chirality.
 fn check_size(blocking: &Blocking, n_basis: usize, doubled: bool) -> Result<(), BlockError> {
     let sites = blocking.block_volume();
@@ -211,16 +222,7 @@ impl BlockBasis {
         vectors: Vec<Vec<Complex64>>,
         chirality_doubled: bool,
     ) -> Result<Self, BlockError> {
-        let n_fine = blocking.fine.volume() * SITE_LEN;
-        for (k, v) in vectors.iter().enumerate() {
-            if v.len() != n_fine {
-                return Err(BlockError::WrongLength {
-                    vector: k,
-                    expected: n_fine,
-                    found: v.len(),
-                });
-            }
-        }
+        check_lengths(&blocking, &vectors)?;
         let n_basis = if chirality_doubled { 2 * vectors.len() } else { vectors.len() };
         check_size(&blocking, n_basis, chirality_doubled)?;
         let vectors = if chirality_doubled {
@@ -266,7 +268,8 @@ impl BlockBasis {
                 Ok(blk)
             })
             .collect();
-        let mut out = vec![vec![Complex64::new(0.0, 0.0); n_fine]; n_basis];
+        let mut out =
+            vec![vec![Complex64::new(0.0, 0.0); blocking.fine.volume() * SITE_LEN]; n_basis];
         for (x, blk) in local.into_iter().enumerate() {
             let blk = blk?;
             let sites = blocking.block_sites(x);
@@ -288,16 +291,7 @@ impl BlockBasis {
         vectors: Vec<Vec<Complex64>>,
         chirality_doubled: bool,
     ) -> Result<Self, BlockError> {
-        let n_fine = blocking.fine.volume() * SITE_LEN;
-        for (k, v) in vectors.iter().enumerate() {
-            if v.len() != n_fine {
-                return Err(BlockError::WrongLength {
-                    vector: k,
-                    expected: n_fine,
-                    found: v.len(),
-                });
-            }
-        }
+        check_lengths(&blocking, &vectors)?;
         check_size(&blocking, vectors.len(), chirality_doubled)?;
         Ok(BlockBasis { blocking, vectors, chirality_doubled })
     }
