@@ -74,6 +74,10 @@ codes! {
     MissingOutput => "symc::sema::missing_output", "The network has no output declaration.";
     AfterOutput => "symc::sema::after_output", "A layer follows the output declaration.";
     ResidualMismatch => "symc::sema::residual_mismatch", "A residual body changes the value's type.";
+    BadLevel => "symc::sema::bad_level", "A multigrid level is misplaced or does not fit the network.";
+    BadBlocks => "symc::sema::bad_blocks", "Multigrid blocks do not tile the lattice.";
+    BasisTooLarge => "symc::sema::basis_too_large", "More basis vectors than a block has degrees of freedom.";
+    CoarseModel => "symc::sema::coarse_model", "A level's body is not a coarse model.";
     UnknownSetting => "symc::sema::unknown_setting", "An unknown train setting.";
     DuplicateSetting => "symc::sema::duplicate_setting", "A train setting is given twice.";
     TrainConflict => "symc::sema::train_conflict", "Train settings contradict each other or the network.";

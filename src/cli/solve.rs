@@ -311,7 +311,7 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
     let mut loaded = None;
     if let Some(dir) = args.precond.as_ref().filter(|_| !multigrid) {
         let gauge = read_solve_gauge(&args)?.field;
-        let prec = crate::train::precond::preconditioner_from_run(dir, &gauge)
+        let prec = crate::train::precond::preconditioner_from_run(dir, &gauge, &dirac_params(&args))
             .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
         loaded = Some((gauge, prec));
     }
@@ -382,6 +382,13 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
             extra.insert("multigrid".into(), multigrid_json(&mg, precision));
             (reports, "multigrid")
         } else if let Some(net) = net.as_mut() {
+            if let Some(r) = net.net().multigrid_setup() {
+                extra.insert("setup_seconds".into(), r.total_seconds.into());
+                extra.insert(
+                    "multigrid_setup".into(),
+                    serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
+                );
+            }
             let mut bound = operator.preconditioner(net);
             (solve_sources(&operator, kind, Some(&mut bound), &sources, &params)?, "network")
         } else {

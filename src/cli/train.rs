@@ -142,6 +142,7 @@ pub fn layer_kind_name(kind: &crate::ir::LayerKind) -> &'static str {
         K::Ptc { .. } => "ptc",
         K::Transport { .. } => "transport",
         K::Add => "add",
+        K::CoarseLevel(_) => "coarse_level",
     }
 }
 

@@ -12,7 +12,7 @@
 //! - bytes = inputs read + parameters read + output written, in f32 (8 bytes per complex
 //!   number), plus the gauge links a transport reads (4·V SU(3) matrices).
 
-use super::{Activation, Graph, Layer, LayerKind, ValueType};
+use super::{Activation, CoarseModel, Graph, Layer, LayerKind, ValueType};
 
 /// Cost of one layer for one sample.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -105,6 +105,23 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
         // max, exp, sum, log, subtract: 4 per element.
         LayerKind::LogSoftmax => (0, m(out_elems, 4)),
         LayerKind::Add => (0, out_elems),
+        LayerKind::CoarseLevel(level) => {
+            let lat = graph.lattice.map_or([1; 4], |l| l.dims);
+            let v: u64 = lat.iter().map(|&d| d as u64).product();
+            let vc: u64 = level.coarse_dims(lat).iter().map(|&d| d as u64).product();
+            let nb = level.basis as u64;
+            // P† and P: one complex multiply-add per fine component and basis vector each.
+            let transfer = m(m(12 * v, nb), 2 * 8);
+            // The coarse model, counted at its iteration cap (an upper bound): each GMRES
+            // iteration applies the 9-point coarse stencil (nb × nb blocks) and orthogonalises
+            // against up to `restart` vectors.
+            let CoarseModel::Solve { restart, iterations, .. } = level.coarse;
+            let per_it = m(m(9 * vc, nb * nb), 8).saturating_add(m(m(vc * nb, restart as u64), 16));
+            // The basis is read twice (P†, P) and the coarse matrices once per iteration.
+            extra_bytes = m(m(12 * v, nb), 16)
+                .saturating_add(m(iterations as u64, m(9 * vc, m(nb * nb, 8))));
+            (0, transfer.saturating_add(m(iterations as u64, per_it)))
+        }
     };
     LayerCost {
         params,

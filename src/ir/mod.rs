@@ -10,6 +10,7 @@
 //! flat parameter vector without gaps or overlap.
 
 pub mod cost;
+pub mod levels;
 pub mod print;
 pub mod retarget;
 pub mod verify;
@@ -190,6 +191,80 @@ pub enum LayerKind {
     Transport { paths: Vec<Path> },
     /// Elementwise sum of two values of the same type (residual connection).
     Add,
+    /// A coarse level of a multigrid network (models.md §1.6, §2.3): the input fermion field b
+    /// (one feature) is restricted with P† onto the span of a block-orthonormalised basis of
+    /// near-null vectors of the Dirac operator, the coarse model acts there, and the result
+    /// c = P M_c(P† b) is prolongated back. How the fine layers after it (the smoother S) see
+    /// it is the level's [`Connect`]. Weightless; its basis depends on the gauge field *and*
+    /// the Dirac operator, so it runs on the multigrid executor, not inside a lattice net.
+    CoarseLevel(Level),
+}
+
+/// A multigrid level: the coarse space and the model that runs on it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Level {
+    /// The level's name in the source (`level coarse(...)`).
+    pub name: String,
+    /// Block extents (x, y, z, t); each divides the lattice extent.
+    pub blocks: [usize; 4],
+    /// Near-null vectors per block: the coarse degrees of freedom per coarse site.
+    pub basis: usize,
+    /// How the near-null vectors are made: GMRES(restart) on D u = 0 from random starts,
+    /// stopped after `iterations` or at relative residual `tol`.
+    pub setup_iterations: usize,
+    pub setup_restart: usize,
+    pub setup_tol: f64,
+    /// Seed of the random start vectors.
+    pub seed: u64,
+    pub coarse: CoarseModel,
+    pub connect: Connect,
+}
+
+/// How a coarse level hands its correction c = P M_c(P† b) to the fine layers S.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connect {
+    /// M(b) = S([b, c]): the level's output is two fields (Lehner & Wettig's full model).
+    Concat,
+    /// M(b) = c + S(b − D c): the fine layers smooth the residual the coarse correction leaves
+    /// (a multiplicative two-level cycle with a trained post-smoother); the level's output is
+    /// one field, b − D c, and the network adds c to the fine layers' output.
+    Correct,
+}
+
+impl Connect {
+    /// Fields the level gives to the fine layers.
+    pub fn features(self) -> usize {
+        match self {
+            Connect::Concat => 2,
+            Connect::Correct => 1,
+        }
+    }
+    /// The word in the source.
+    pub fn word(self) -> &'static str {
+        match self {
+            Connect::Concat => "concat",
+            Connect::Correct => "correct",
+        }
+    }
+}
+
+/// What acts on the coarse lattice.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CoarseModel {
+    /// The Galerkin coarse operator P† D P, solved approximately by GMRES(restart) to relative
+    /// residual `tol` or `iterations` iterations.
+    Solve { tol: f64, restart: usize, iterations: usize },
+}
+
+impl Level {
+    /// Coarse lattice extents.
+    pub fn coarse_dims(&self, fine: [usize; 4]) -> [usize; 4] {
+        std::array::from_fn(|mu| fine[mu] / self.blocks[mu].max(1))
+    }
+    /// Complex degrees of freedom of one block (12 per site).
+    pub fn block_dof(&self) -> usize {
+        12 * self.blocks.iter().product::<usize>()
+    }
 }
 
 /// A trainable parameter tensor, stored contiguously in the flat parameter vector.

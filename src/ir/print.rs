@@ -65,6 +65,7 @@ pub fn kind_name(k: &LayerKind) -> &'static str {
         LayerKind::Ptc { local: true, .. } => "ptc_local",
         LayerKind::Transport { .. } => "transport",
         LayerKind::Add => "add",
+        LayerKind::CoarseLevel(_) => "coarse_level",
     }
 }
 
@@ -89,6 +90,21 @@ pub fn kind_detail(k: &LayerKind) -> String {
         ),
         LayerKind::Transport { paths } => {
             format!("paths [{}]", paths.iter().map(|p| path(p)).collect::<Vec<_>>().join(", "))
+        }
+        LayerKind::CoarseLevel(l) => {
+            let crate::ir::CoarseModel::Solve { tol, restart, iterations } = l.coarse;
+            format!(
+                "{}: {}, blocks [{}], basis {}, setup gmres({} its, restart {}, tol {:e}, seed {}), coarse solve(tol {:e}, restart {restart}, {iterations} its)",
+                l.name,
+                l.connect.word(),
+                dims(&l.blocks),
+                l.basis,
+                l.setup_iterations,
+                l.setup_restart,
+                l.setup_tol,
+                l.seed,
+                tol
+            )
         }
         _ => String::new(),
     }

@@ -177,6 +177,25 @@ fn check(g: &Graph) -> Result<(), VerifyError> {
                 ValueType::Fermion { features, .. } if *features == paths.len() && inp == out => {}
                 _ => return fail(at, "transport needs one fermion field per path"),
             },
+            LayerKind::CoarseLevel(level) => {
+                let ValueType::Fermion { features: 1, lattice } = inp else {
+                    return fail(at, "a coarse level takes one fermion field");
+                };
+                let want =
+                    ValueType::Fermion { features: level.connect.features(), lattice: *lattice };
+                if *out != want || !l.params.is_empty() || li != 0 {
+                    return fail(
+                        at,
+                        "a coarse level is the first layer, gives the fields its connection says and has no weights",
+                    );
+                }
+                let tiles = (0..4).all(|mu| {
+                    level.blocks[mu] > 0 && lattice.dims[mu] % level.blocks[mu] == 0
+                });
+                if !tiles || level.basis == 0 || level.basis > level.block_dof() {
+                    return fail(at, "coarse level blocks must tile the lattice and hold the basis");
+                }
+            }
             LayerKind::Add => {
                 if l.inputs.len() != 2 || g.value(l.inputs[1]) != inp || inp != out {
                     return fail(at, "add needs two inputs of the output's type");

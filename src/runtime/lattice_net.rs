@@ -328,9 +328,10 @@ impl<T: Element> LatticeNet<T> {
         Ok(vals)
     }
 
-    /// Evaluate the network on buffers in its own AoSoA layout (one feature in, one out, as a
-    /// preconditioner is): `input` holds at least [`SiteLayout::field_len`] scalars, its ghost
-    /// slots are refilled here; the main part of `output` receives M input. This is the path a
+    /// Evaluate the network on buffers in its own AoSoA layout (one feature out, as a
+    /// preconditioner gives; `n` features in, one after the other, `n` = 2 for the smoother of a
+    /// multigrid network): `input` holds at least `n` × [`SiteLayout::field_len`] scalars, its
+    /// ghost slots are refilled here; the main part of `output` receives M input. This is the path a
     /// solver working in the kernels' layout uses: no conversion at all.
     pub fn forward_aosoa(
         &self,
@@ -343,7 +344,7 @@ impl<T: Element> LatticeNet<T> {
         let main = self.layout.outer_volume * FIELD_COMPONENTS * self.layout.lanes;
         let (fin, fout) =
             (self.graph.features(crate::ir::ValueId(0)), self.graph.features(self.graph.output));
-        if fin != 1 || fout != 1 || input.len() < len || output.len() < main {
+        if fin == 0 || fout != 1 || input.len() < fin * len || output.len() < main {
             return Err(RuntimeError::Shape(format!(
                 "forward_aosoa: model `{}` maps {fin} -> {fout} features; buffers of {} and {} \
                  scalars given, one feature needs {len}",
@@ -352,7 +353,7 @@ impl<T: Element> LatticeNet<T> {
                 output.len()
             )));
         }
-        let input = &mut input[..len];
+        let input = &mut input[..fin * len];
         self.layout.fill_ghosts(&self.ghosts, input);
         let vals = self.run_layers(params, input)?;
         match vals.get(self.graph.output.index()) {

@@ -100,6 +100,10 @@ pub trait FermionNet<T: Real>: Send + Sync {
     fn native_buffer_len(&self) -> usize {
         0
     }
+    /// The near-null set-up of a multigrid network (what it did, how long it took).
+    fn multigrid_setup(&self) -> Option<&multigrid::SetupReport> {
+        None
+    }
 }
 
 /// Compiles `graph` for `gauge`: networks made only of complex dense layers (no symmetry) run
@@ -118,6 +122,23 @@ pub fn compile_fermion_net<T: Element>(
             gauge,
             &lattice_net::LatticeNetOptions::default(),
         )?))
+    }
+}
+
+/// Compiles a preconditioner network for `gauge` and the Dirac operator `dirac`: a multigrid
+/// network (first layer a `level`) runs its set-up for them on [`multigrid_net::MultigridNet`]
+/// (the basis possibly from `cache`); any other network is
+/// [`compile_fermion_net`]'s.
+pub fn compile_preconditioner_net<T: Element>(
+    graph: &Graph,
+    gauge: &GaugeField,
+    dirac: &crate::lattice::wilson::DiracParams,
+    cache: multigrid_net::BasisCache<'_>,
+) -> Result<Box<dyn FermionNet<T>>, multigrid_net::MultigridNetError> {
+    if crate::ir::levels::level(graph).is_some() {
+        Ok(Box::new(multigrid_net::MultigridNet::<T>::compile(graph, gauge, dirac, cache)?))
+    } else {
+        Ok(compile_fermion_net(graph, gauge)?)
     }
 }
 
@@ -154,6 +175,13 @@ pub fn check_graph(graph: &Graph, gauge: &GaugeField) -> Result<(), RuntimeError
                 }
             }
             LayerKind::Add | LayerKind::NormGate => {}
+            LayerKind::CoarseLevel(_) => {
+                return Err(RuntimeError::Shape(format!(
+                    "layer `{}` is a multigrid level: it needs the Dirac operator and runs on \
+                     the multigrid network executor (runtime::multigrid_net), not in a lattice net",
+                    l.name
+                )));
+            }
             other => {
                 return Err(RuntimeError::Shape(format!(
                     "layer `{}` ({other:?}) is not a gauge layer",
@@ -174,6 +202,7 @@ pub mod init;
 pub mod lattice_net;
 pub mod lattice_reference;
 pub mod multigrid;
+pub mod multigrid_net;
 pub mod operator;
 pub mod preconditioner;
 pub mod reference;

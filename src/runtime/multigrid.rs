@@ -240,14 +240,27 @@ impl Multigrid {
         params: &MultigridParams,
         cache: &Path,
     ) -> Result<Self, MultigridError> {
-        Self::build_impl(gauge, dirac, params, Some(cache))
+        Self::build_impl(gauge, dirac, params, Some((cache, true)))
+    }
+
+    /// Builds the preconditioner, reusing the basis in `cache` when it was made for exactly
+    /// this configuration and set-up, and otherwise generating one without touching the file
+    /// (what applying a trained network to another configuration does: the run folder keeps
+    /// the basis of the configuration it was trained on).
+    pub fn build_read_cache(
+        gauge: &GaugeField,
+        dirac: &DiracParams,
+        params: &MultigridParams,
+        cache: &Path,
+    ) -> Result<Self, MultigridError> {
+        Self::build_impl(gauge, dirac, params, Some((cache, false)))
     }
 
     fn build_impl(
         gauge: &GaugeField,
         dirac: &DiracParams,
         params: &MultigridParams,
-        cache_path: Option<&Path>,
+        cache_path: Option<(&Path, bool)>,
     ) -> Result<Self, MultigridError> {
         let t_start = Instant::now();
         let blocking = Blocking::new(gauge.dims(), params.blocks)?;
@@ -276,7 +289,7 @@ impl Multigrid {
         };
 
         let mut cached = None;
-        if let Some(path) = cache_path {
+        if let Some((path, _)) = cache_path {
             let t = Instant::now();
             match cache::load(path, &key) {
                 Ok(b) => {
@@ -297,7 +310,7 @@ impl Multigrid {
             Some(b) => b,
             None => {
                 let b = Self::near_null_basis(blocking, params, &d64, &d32, &mut report)?;
-                if let Some(path) = cache_path {
+                if let Some((path, true)) = cache_path {
                     let t = Instant::now();
                     cache::save(path, &key, &b)?;
                     report.cache_seconds += t.elapsed().as_secs_f64();

@@ -40,6 +40,8 @@ pub enum Stmt {
     Output { name: Ident, kind: Option<Ident>, span: Span },
     /// `residual { ... }`: out = body(in) + in.
     Residual { body: Vec<Stmt>, span: Span },
+    /// `level NAME(args) { ... }`: a multigrid level and what runs on its coarse lattice.
+    Level { call: Call, body: Vec<Stmt>, span: Span },
     /// A layer: `linear(...)`, `relu`, `l1 = linear(...)`.
     Op { label: Option<Ident>, call: Call, span: Span },
 }
@@ -52,6 +54,7 @@ impl Stmt {
             | Stmt::Symmetry { span, .. }
             | Stmt::Output { span, .. }
             | Stmt::Residual { span, .. }
+            | Stmt::Level { span, .. }
             | Stmt::Op { span, .. } => *span,
         }
     }

@@ -69,6 +69,7 @@ fn phrase(rule: &Rule) -> String {
         Rule::kw_lattice | Rule::lattice_decl => "`lattice`",
         Rule::kw_symmetry | Rule::symmetry_decl => "`symmetry`",
         Rule::kw_residual | Rule::residual => "`residual`",
+        Rule::kw_level | Rule::level => "`level`",
         Rule::stmt => "a statement",
         Rule::ident | Rule::label | Rule::ident_char => "a name",
         Rule::type_expr => "a type such as `real[1, 28, 28]` or `fermion`",
@@ -134,7 +135,8 @@ fn syntax_error(e: pest::error::Error<Rule>, text: &str) -> Problem {
         "a .sym file holds a `network NAME { ... }` block and optionally a `train NAME { ... }` block"
     } else if message.contains("`input`") {
         "a network holds declarations (`input`, `lattice`, `symmetry`, `output`), layers such as \
-`linear(1 -> 10, window = 3) relu`, and `residual { ... }` blocks, one after another"
+`linear(1 -> 10, window = 3) relu`, `residual { ... }` blocks and multigrid `level NAME(...) { ... }` \
+blocks, one after another"
     } else if message.contains("a value") {
         "a value is a number (`64`, `1e-3`), a name (`relu`), a string (`\"data/mnist\"`), a list \
 (`[+x, -t]`) or a call (`adam(lr = 1e-3)`); each train setting takes one value, e.g. `batch 64`"
@@ -237,6 +239,15 @@ impl Lower {
             Rule::residual => {
                 let body = pair.into_inner().skip(1).map(|p| self.stmt(p)).collect();
                 Stmt::Residual { body, span: sp }
+            }
+            Rule::level => {
+                let mut inner = pair.into_inner().skip(1);
+                let call = match inner.next() {
+                    Some(c) => self.call(c),
+                    None => Call { name: missing_ident(sp), args: None, span: sp },
+                };
+                let body = inner.map(|p| self.stmt(p)).collect();
+                Stmt::Level { call, body, span: sp }
             }
             _ => {
                 // Rule::op

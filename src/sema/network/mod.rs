@@ -12,10 +12,12 @@
 //! - `symmetry.rs`: the symmetry declaration and the gauge-breaking rules;
 //! - `layers.rs`: layer words → checks, and the layers without weights;
 //! - `linear.rs`: `linear` → dense, convolution or PTC, and the parameter layout;
+//! - `level.rs`: a multigrid `level` → its coarse space and coarse model;
 //! - `reach.rs`: `hops`/`paths`/`long`/`local` → the path set of a lattice layer;
 //! - `output.rs`: the `output` declaration and the layers it implies.
 
 mod layers;
+mod level;
 mod linear;
 mod names;
 mod output;
@@ -141,7 +143,7 @@ impl<'o> Checker<'o> {
     ) {
         for stmt in body {
             if let Some(out) = self.output_seen
-                && matches!(stmt, Stmt::Op { .. } | Stmt::Residual { .. })
+                && matches!(stmt, Stmt::Op { .. } | Stmt::Residual { .. } | Stmt::Level { .. })
             {
                 self.err(
                     Problem::new(
@@ -159,6 +161,7 @@ impl<'o> Checker<'o> {
             match stmt {
                 Stmt::Op { label, call, span } => self.op(label.as_ref(), call, *span, cur, cur_id),
                 Stmt::Residual { body, span } => self.residual(body, *span, cur, cur_id),
+                Stmt::Level { call, body, span } => self.level(call, body, *span, top, cur, cur_id),
                 Stmt::Output { span, .. } => {
                     if top {
                         self.output_seen = Some(*span);
@@ -185,7 +188,10 @@ impl<'o> Checker<'o> {
         let before = cur.clone();
         let in_id = *cur_id;
         self.body(body, cur, cur_id, false);
-        if body.iter().all(|s| !matches!(s, Stmt::Op { .. } | Stmt::Residual { .. })) {
+        if body
+            .iter()
+            .all(|s| !matches!(s, Stmt::Op { .. } | Stmt::Residual { .. } | Stmt::Level { .. }))
+        {
             self.err(
                 Problem::new(Code::ResidualMismatch, span, "this residual block has no layers", "empty")
                     .help("put the layers of the residual branch inside: `residual { linear(2 -> 2, hops = 1) }`"),

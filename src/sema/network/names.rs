@@ -54,7 +54,7 @@ impl Checker<'_> {
                         output = Some((name, kind.as_ref(), *span));
                     }
                 }
-                Stmt::Residual { .. } | Stmt::Op { .. } => {}
+                Stmt::Residual { .. } | Stmt::Level { .. } | Stmt::Op { .. } => {}
             }
         }
         Decls { input, lattice, symmetry, output }
@@ -83,6 +83,9 @@ impl Checker<'_> {
                     self.taken.insert(l.name.clone(), ());
                 }
                 Stmt::Residual { body, .. } => self.collect_user_names(body, None),
+                Stmt::Level { call, .. } => {
+                    self.taken.insert(call.name.name.clone(), ());
+                }
                 Stmt::Input { name, .. } => {
                     self.taken.insert(name.name.clone(), ());
                 }

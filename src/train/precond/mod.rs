@@ -33,15 +33,16 @@ pub use gauge::{TrainingGauge, gauge_cache_dir, shipped_gauge_name, training_gau
 pub use pairs::{cast, pair_loss, pair_loss_grad, params_as, training_pair};
 pub use rundir::{
     CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LoadedRun, LossRow, MODEL_FILE, PrecondSummary,
-    SUMMARY_FILE, load_run, loss_csv, loss_row_as_epoch, preconditioner_from_run, read_loss_csv,
+    BASIS_FILE, SUMMARY_FILE, load_run, load_run_for, loss_csv, loss_row_as_epoch, preconditioner_from_run, read_loss_csv,
     read_summary, retarget,
 };
-pub use spec::{PrecondSpec, dirac_params, is_fermion_network, precond_spec};
+pub use spec::{PrecondSpec, dirac_params, dirac_params_of, is_fermion_network, precond_spec};
 
 use crate::ir::Graph;
 use crate::lattice::heatbath::HeatbathError;
 use crate::lattice::io::GaugeIoError;
 use crate::runtime::RuntimeError;
+use crate::runtime::multigrid_net::MultigridNetError;
 use crate::runtime::preconditioner::NetPreconditioner;
 use crate::train::checkpoint::CheckpointError;
 use std::path::PathBuf;
@@ -77,6 +78,11 @@ pub enum PrecondError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Runtime(#[from] RuntimeError),
+
+    /// The set-up of a multigrid network failed (a singular coarse operator, a bad cache).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Multigrid(#[from] MultigridNetError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -125,7 +131,12 @@ impl PrecondError {
             PrecondError::NotPreconditioner { .. }
             | PrecondError::GaugeDims { .. }
             | PrecondError::Diverged { .. }
-            | PrecondError::Runtime(_) => 1,
+            | PrecondError::Runtime(_)
+            | PrecondError::Multigrid(MultigridNetError::Runtime(_)) => 1,
+            PrecondError::Multigrid(MultigridNetError::Multigrid(e)) => match e {
+                crate::runtime::multigrid::MultigridError::Cache(_) => 2,
+                _ => 1,
+            },
             _ => 2,
         }
     }
@@ -188,6 +199,8 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
         let cmp =
             compare::evaluate(&eval, &setup.gauge.field, &setup.dirac, &mut prec, opts.progress)?;
         summary.solve = Some(cmp);
+        // The set-up of a multigrid network ran once, before training; its cost is reported
+        // here, apart from the solves (it is amortised over every right-hand side).
     }
     summary.status = "completed".into();
     rundir::write_summary(&opts.out, &summary)?;

@@ -9,7 +9,9 @@ use super::compare::SolveComparison;
 use crate::ir::Graph;
 use crate::lattice::gauge::GaugeField;
 use crate::runtime::preconditioner::NetPreconditioner;
-use crate::runtime::{FermionNet, compile_fermion_net};
+use crate::lattice::wilson::DiracParams;
+use crate::runtime::multigrid_net::BasisCache;
+use crate::runtime::{FermionNet, compile_fermion_net, compile_preconditioner_net};
 use crate::train::checkpoint;
 use crate::train::plot::{self, Curve};
 use crate::train::runlog::EpochRow;
@@ -21,6 +23,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const LOSS_FILE: &str = "loss.csv";
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const MODEL_FILE: &str = "model.sym";
+/// The near-null basis of a multigrid network (a cache: deleting it only costs a set-up).
+pub const BASIS_FILE: &str = "basis.safetensors";
 
 /// The gauge field a run was trained on, as recorded in its summary.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -61,6 +65,10 @@ pub struct PrecondSummary {
     pub mass: f64,
     pub csw: f64,
     pub boundary: [f64; 4],
+    /// The near-null set-up of a multigrid network (`runtime::multigrid::SetupReport`): what
+    /// it did and how many seconds each step took, apart from the solves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multigrid_setup: Option<serde_json::Value>,
     pub solve: Option<SolveComparison>,
 }
 
@@ -189,8 +197,20 @@ pub struct LoadedRun {
 }
 
 /// Loads the run in `dir` (its `model.sym` and `checkpoint.safetensors`) and compiles the
-/// network for `gauge` (any volume for global-weight networks).
+/// network for `gauge` (any volume for global-weight networks); a multigrid network is set up
+/// for the Dirac operator the run was trained with.
 pub fn load_run(dir: &Path, gauge: &GaugeField) -> Result<LoadedRun, PrecondError> {
+    load_run_for(dir, gauge, None)
+}
+
+/// [`load_run`] for the Dirac operator `dirac` (default: the run's own). A multigrid network
+/// redoes its near-null set-up for this configuration and operator (the weights are kept),
+/// unless the run folder's basis was made for exactly them; the folder is never written.
+pub fn load_run_for(
+    dir: &Path,
+    gauge: &GaugeField,
+    dirac: Option<&DiracParams>,
+) -> Result<LoadedRun, PrecondError> {
     let model = dir.join(MODEL_FILE);
     let graph = crate::sema::load_model(&model)
         .map_err(|e| PrecondError::RunFolder { path: model.clone(), message: format!("{e}") })?;
@@ -202,16 +222,35 @@ pub fn load_run(dir: &Path, gauge: &GaugeField) -> Result<LoadedRun, PrecondErro
         });
     }
     let graph = retarget(&graph, gauge.dims())?;
-    let net = compile_fermion_net::<f32>(&graph, gauge)?;
-    Ok(LoadedRun { graph, net, params: ck.params, summary: read_summary(dir).ok() })
+    let summary = read_summary(dir).ok();
+    let net = if crate::ir::levels::level(&graph).is_some() {
+        let own = match (&summary, dirac) {
+            (_, Some(d)) => *d,
+            (Some(s), None) => super::spec::dirac_params_of(s.mass, s.csw, s.boundary),
+            (None, None) => {
+                return Err(PrecondError::RunFolder {
+                    path: dir.join(SUMMARY_FILE),
+                    message: "a multigrid network needs the Dirac operator it was trained for, \
+                              and the summary that records it is unreadable"
+                        .into(),
+                });
+            }
+        };
+        let cache = dir.join(BASIS_FILE);
+        compile_preconditioner_net::<f32>(&graph, gauge, &own, BasisCache::ReadOnly(&cache))?
+    } else {
+        compile_fermion_net::<f32>(&graph, gauge)?
+    };
+    Ok(LoadedRun { graph, net, params: ck.params, summary })
 }
 
-/// The trained network of the run folder `dir` as an FGMRES preconditioner on `gauge`
-/// (`symc solve --precond RUN_DIR`).
+/// The trained network of the run folder `dir` as an FGMRES preconditioner on `gauge` and the
+/// Dirac operator `dirac` (`symc solve --precond RUN_DIR`).
 pub fn preconditioner_from_run(
     dir: &Path,
     gauge: &GaugeField,
+    dirac: &DiracParams,
 ) -> Result<NetPreconditioner, PrecondError> {
-    let run = load_run(dir, gauge)?;
+    let run = load_run_for(dir, gauge, Some(dirac))?;
     Ok(NetPreconditioner::new(run.net, run.params)?)
 }

@@ -78,8 +78,14 @@ pub fn precond_spec(graph: &Graph) -> Result<PrecondSpec, PrecondError> {
 
 /// The Dirac parameters of an `operator` line (boundary angles in units of π).
 pub fn dirac_params(op: &OperatorSpec) -> DiracParams {
-    let mut p = DiracParams::periodic(op.mass, op.csw);
-    for (mu, angle) in op.boundary.iter().enumerate() {
+    dirac_params_of(op.mass, op.csw, op.boundary)
+}
+
+/// The Dirac parameters of a mass, c_sw and boundary angles in units of π (as a run's
+/// summary records them).
+pub fn dirac_params_of(mass: f64, csw: f64, boundary: [f64; 4]) -> DiracParams {
+    let mut p = DiracParams::periodic(mass, csw);
+    for (mu, angle) in boundary.iter().enumerate() {
         p.boundary_phases[mu] = Complex64::from_polar(1.0, std::f64::consts::PI * angle);
     }
     p

@@ -8,7 +8,7 @@
 use super::gauge::{TrainingGauge, recorded_gauge, training_gauge};
 use super::pairs::{pair_loss_grad, training_pair};
 use super::rundir::{
-    CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LossRow, MODEL_FILE, PrecondSummary, loss_csv,
+    BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LossRow, MODEL_FILE, PrecondSummary, loss_csv,
     plot_loss, read_loss_csv, write_err, write_file, write_summary,
 };
 use super::spec::{PrecondSpec, dirac_params, loss_name, precond_spec};
@@ -17,7 +17,8 @@ use crate::ir::{Graph, Schedule};
 use crate::lattice::wilson::DiracParams;
 use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
 use crate::runtime::init::init_params;
-use crate::runtime::{FermionNet, compile_fermion_net};
+use crate::runtime::multigrid_net::BasisCache;
+use crate::runtime::{FermionNet, compile_preconditioner_net};
 use crate::train::checkpoint;
 use crate::train::divergence::DivergenceCheck;
 use crate::train::optim::{self, Optimizer};
@@ -60,7 +61,27 @@ pub(super) fn set_up(graph: &Graph, opts: &RunOptions) -> Result<Setup, PrecondE
     }
     let dirac = dirac_params(&spec.operator);
     let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
-    let net = compile_fermion_net::<f32>(graph, &gauge.field)?;
+    // A multigrid network runs its near-null set-up here, once; the basis is cached in the run
+    // folder, so `--resume` and later solves on this configuration skip it.
+    let basis = opts.out.join(BASIS_FILE);
+    let net = compile_preconditioner_net::<f32>(
+        graph,
+        &gauge.field,
+        &dirac,
+        BasisCache::ReadWrite(&basis),
+    )?;
+    if let (true, Some(r)) = (opts.progress, net.multigrid_setup()) {
+        eprintln!(
+            "multigrid set-up: {:.2} s ({} near-null vectors, {} set-up iterations, basis {})",
+            r.total_seconds,
+            r.near_null_iterations.len(),
+            r.near_null_iterations.iter().sum::<usize>(),
+            match &r.source {
+                crate::runtime::multigrid::BasisSource::Cached { .. } => "cached",
+                _ => "generated",
+            }
+        );
+    }
     Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net })
 }
 
@@ -212,6 +233,10 @@ pub(super) fn new_summary(
         mass: spec.operator.mass,
         csw: spec.operator.csw,
         boundary: spec.operator.boundary,
+        multigrid_setup: setup
+            .net
+            .multigrid_setup()
+            .and_then(|r| serde_json::to_value(r).ok()),
         solve: None,
     }
 }

@@ -1,0 +1,287 @@
+//! The executor of a multigrid network (a `.sym` network whose first layer is a `level`):
+//! M(b) = c + S(b − D c) (`connect = correct`) or M(b) = S([b, c]) (`connect = concat`, the
+//! full model of models.md §2.3), with the coarse correction c = P M_c(P† b). The level runs on the two-level
+//! [`Multigrid`] executor (near-null set-up, JIT P†, P and the Galerkin coarse operator, the
+//! coarse GMRES), configured as a pure coarse correction (no classical smoothing); the fine
+//! layers run on a [`LatticeNet`] compiled from the fine graph that `ir::levels` splits off.
+//!
+//! The level has no weights, so a training step only differentiates the fine network: the
+//! coarse correction is computed once per input and fed to it as the second field. The set-up
+//! depends on the gauge field and the Dirac operator, so it is redone whenever the network is
+//! compiled for another configuration or mass (weights are kept), and its cost is reported
+//! apart from the solve ([`MultigridNet::setup_report`]).
+
+use super::lattice_net::{LatticeNet, LatticeNetOptions};
+use super::multigrid::{Multigrid, MultigridError, MultigridParams, SetupPrecision, SetupReport};
+use super::{FermionNet, RuntimeError};
+use crate::codegen::lattice_layout::SiteLayout;
+use crate::codegen::simd::Element;
+use crate::ir::{CoarseModel, Connect, Graph, Level, levels};
+use crate::lattice::fermion::cast_into;
+use crate::lattice::gauge::GaugeField;
+use crate::lattice::wilson::DiracParams;
+use crate::solve::multigrid::{CoarseGuess, CycleParams, NearNullParams, Smoother};
+use crate::solve::{LinearOperator, Preconditioner, SolveParams};
+use num_complex::{Complex, Complex64};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The two-level parameters a `level` stands for: its blocks, basis and set-up, and a cycle
+/// that is only the coarse correction P M_c P† (the network's fine layers are the smoother).
+pub fn multigrid_params(level: &Level) -> MultigridParams {
+    let CoarseModel::Solve { tol, restart, iterations } = level.coarse;
+    MultigridParams {
+        blocks: level.blocks,
+        n_basis: level.basis,
+        chirality_doubled: false,
+        setup: NearNullParams {
+            iterations: level.setup_iterations,
+            restart: level.setup_restart,
+            tol: level.setup_tol,
+        },
+        setup_precision: SetupPrecision::Mixed,
+        cycle: CycleParams {
+            coarse: SolveParams { tol, restart, max_iterations: iterations },
+            coarse_guess: CoarseGuess::Restricted,
+            pre: Smoother::None,
+            post: Smoother::None,
+        },
+        seed: level.seed,
+    }
+}
+
+/// Where a multigrid network's near-null basis may come from besides a fresh set-up.
+#[derive(Clone, Copy, Debug)]
+pub enum BasisCache<'a> {
+    /// Always run the set-up.
+    None,
+    /// Reuse the file if it was made for this set-up; otherwise run the set-up and (re)write it.
+    ReadWrite(&'a Path),
+    /// Reuse the file if it was made for this set-up; otherwise run the set-up, file untouched.
+    ReadOnly(&'a Path),
+}
+
+/// Scratch of the coarse correction (f64, reference layout).
+struct Correction {
+    mg: Multigrid,
+    b: Vec<Complex64>,
+    c: Vec<Complex64>,
+}
+
+/// A compiled multigrid network on one gauge field and Dirac operator.
+pub struct MultigridNet<T: Element> {
+    graph: Graph,
+    level: Level,
+    fine: LatticeNet<T>,
+    correction: Mutex<Correction>,
+    setup: SetupReport,
+}
+
+impl<T: Element> MultigridNet<T> {
+    /// Splits `graph` at its level, runs the set-up for `gauge` and `dirac` (or reuses the
+    /// basis in `cache`, see [`BasisCache`]) and compiles the fine network.
+    pub fn compile(
+        graph: &Graph,
+        gauge: &GaugeField,
+        dirac: &DiracParams,
+        cache: BasisCache<'_>,
+    ) -> Result<Self, MultigridNetError> {
+        let (level, fine_graph) = levels::split_level(graph)
+            .map_err(RuntimeError::from)?
+            .ok_or_else(|| {
+                RuntimeError::Shape(format!("model `{}` has no multigrid level", graph.name))
+            })?;
+        super::check_graph(&fine_graph, gauge)?;
+        let fine = LatticeNet::<T>::compile(&fine_graph, gauge, &LatticeNetOptions::default())?;
+        let params = multigrid_params(&level);
+        let mg = match cache {
+            BasisCache::None => Multigrid::build(gauge, dirac, &params)?,
+            BasisCache::ReadWrite(p) => Multigrid::build_cached(gauge, dirac, &params, p)?,
+            BasisCache::ReadOnly(p) => Multigrid::build_read_cache(gauge, dirac, &params, p)?,
+        };
+        let setup = mg.setup_report().clone();
+        let n = gauge.geom.volume() * 12;
+        let zero = Complex64::new(0.0, 0.0);
+        Ok(MultigridNet {
+            graph: graph.clone(),
+            level,
+            fine,
+            correction: Mutex::new(Correction { mg, b: vec![zero; n], c: vec![zero; n] }),
+            setup,
+        })
+    }
+
+    /// The level (coarse space and coarse model).
+    pub fn level(&self) -> &Level {
+        &self.level
+    }
+
+    /// The fine network (the smoother).
+    pub fn fine(&self) -> &LatticeNet<T> {
+        &self.fine
+    }
+
+    /// What the set-up did and how long it took.
+    pub fn setup_report(&self) -> &SetupReport {
+        &self.setup
+    }
+
+    /// What the fine layers receive for the input `b` (one field, reference layout), and the
+    /// coarse correction c = P M_c(P† b): `[b, c]` (two fields) for [`Connect::Concat`], the
+    /// residual b − D c for [`Connect::Correct`].
+    pub fn fine_input(
+        &self,
+        b: &[Complex<T>],
+    ) -> Result<(Vec<Complex<T>>, Vec<Complex<T>>), RuntimeError> {
+        let n = self.fine.layout().volume() * 12;
+        if b.len() != n {
+            return Err(RuntimeError::Shape(format!(
+                "model `{}` takes one fermion field of {n} complex numbers, got {}",
+                self.graph.name,
+                b.len()
+            )));
+        }
+        let zero = Complex::new(T::zero(), T::zero());
+        let mut c_out = vec![zero; n];
+        let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+        let Correction { mg, b: b64, c } = &mut *guard;
+        cast_into(b64, b);
+        mg.preconditioner64().apply(c, b64);
+        cast_into(&mut c_out, c);
+        let x = match self.level.connect {
+            Connect::Concat => {
+                let mut x = vec![zero; 2 * n];
+                x[..n].copy_from_slice(b);
+                x[n..].copy_from_slice(&c_out);
+                x
+            }
+            Connect::Correct => {
+                // r = b − D c, in f64: b64 is no longer needed, so it receives D c.
+                let mut dc = std::mem::take(b64);
+                mg.dirac64().apply(&mut dc, c);
+                let mut x = vec![zero; n];
+                for ((xi, bi), di) in x.iter_mut().zip(b).zip(&dc) {
+                    *xi = *bi - Complex::new(T::from_f64(di.re), T::from_f64(di.im));
+                }
+                *b64 = dc;
+                x
+            }
+        };
+        Ok((x, c_out))
+    }
+}
+
+impl<T: Element> FermionNet<T> for MultigridNet<T> {
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    fn forward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
+        let (x, c) = self.fine_input(input)?;
+        self.fine.forward(params, &x, output)?;
+        if self.level.connect == Connect::Correct {
+            output.iter_mut().zip(&c).for_each(|(o, c)| *o += *c);
+        }
+        Ok(())
+    }
+
+    fn forward_backward_seeded(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let (x, c) = self.fine_input(input)?;
+        match self.level.connect {
+            Connect::Concat => self.fine.forward_backward(params, &x, None, seed, None, grad_params),
+            Connect::Correct => {
+                // M(b) = c + S(r): the loss sees the sum; c does not depend on the weights, so
+                // the output gradient passes to S unchanged.
+                let seed_sum = |y: &[Complex<T>], g: &mut [Complex<T>]| {
+                    let m: Vec<Complex<T>> = y.iter().zip(&c).map(|(y, c)| *y + *c).collect();
+                    seed(&m, g)
+                };
+                self.fine.forward_backward(params, &x, None, seed_sum, None, grad_params)
+            }
+        }
+    }
+
+    /// On the solver's vectors: b stays in the kernel layout; only the coarse correction (and,
+    /// for `correct`, D c) goes through the reference layout, in f64.
+    fn forward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        output: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let fl = self.fine.layout();
+        if !fl.same_sites(layout) {
+            return Err(RuntimeError::Shape(format!(
+                "network `{}` lays out its sites differently from the solver's vectors",
+                self.graph.name
+            )));
+        }
+        let (len, main) = (fl.field_len(), fl.main_len());
+        if input.len() < main || output.len() < main {
+            return Err(RuntimeError::Shape(format!(
+                "network `{}`: buffers of {} and {} scalars, it needs {main}",
+                self.graph.name,
+                input.len(),
+                output.len()
+            )));
+        }
+        let fields = self.level.connect.features();
+        let mut x = vec![T::zero(); fields * len];
+        x[..main].copy_from_slice(&input[..main]);
+        let mut c_native = vec![T::zero(); len];
+        {
+            let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+            let Correction { mg, b, c } = &mut *guard;
+            fl.from_aosoa(&x[..len], b);
+            mg.preconditioner64().apply(c, b);
+            match self.level.connect {
+                Connect::Concat => fl.to_aosoa(c, &mut x[len..2 * len]),
+                Connect::Correct => {
+                    let mut dc = std::mem::take(b);
+                    mg.dirac64().apply(&mut dc, c);
+                    let mut dc_native = vec![T::zero(); len];
+                    fl.to_aosoa(&dc, &mut dc_native);
+                    fl.to_aosoa(c, &mut c_native);
+                    x[..main].iter_mut().zip(&dc_native[..main]).for_each(|(x, d)| *x -= *d);
+                    *b = dc;
+                }
+            }
+        }
+        self.fine.forward_aosoa(params, &mut x, output)?;
+        if self.level.connect == Connect::Correct {
+            output[..main].iter_mut().zip(&c_native[..main]).for_each(|(o, c)| *o += *c);
+        }
+        Ok(())
+    }
+
+    fn native_buffer_len(&self) -> usize {
+        self.fine.layout().field_len()
+    }
+
+    fn multigrid_setup(&self) -> Option<&SetupReport> {
+        Some(&self.setup)
+    }
+}
+
+/// Why a multigrid network could not be built.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum MultigridNetError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Multigrid(#[from] MultigridError),
+}
