@@ -311,8 +311,9 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
     let mut loaded = None;
     if let Some(dir) = args.precond.as_ref().filter(|_| !multigrid) {
         let gauge = read_solve_gauge(&args)?.field;
-        let prec = crate::train::precond::preconditioner_from_run(dir, &gauge, &dirac_params(&args))
-            .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
+        let prec =
+            crate::train::precond::preconditioner_from_run(dir, &gauge, &dirac_params(&args))
+                .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
         loaded = Some((gauge, prec));
     }
     check_args(&args).map_err(Failure::io)?;

@@ -28,7 +28,13 @@ use std::time::Duration;
 /// A compiled network, ready to be inspected.
 pub enum Compiled {
     Classifier(Box<JitClassifier>),
-    Lattice { net: Box<LatticeNet<f32>>, gauge: GaugeField },
+    /// A gauge network; for a multigrid network `net` is its fine graph (the smoother) and
+    /// `plans` adds the level's kernels (P†, P, the coarse stencil).
+    Lattice {
+        net: Box<LatticeNet<f32>>,
+        gauge: GaugeField,
+        plans: Vec<KernelPlan>,
+    },
 }
 
 /// Why a model could not be compiled for inspection.
@@ -85,9 +91,15 @@ pub fn compile(
             Some(g) => g.clone(),
             None => hot_gauge(graph, seed)?,
         };
-        let net = LatticeNet::<f32>::compile(graph, &gauge, &LatticeNetOptions { keep_listings })
+        let split = crate::ir::levels::split_level(graph).map_err(|e| compile_error(graph, e))?;
+        let fine = split.as_ref().map_or(graph, |(_, g)| g);
+        let net = LatticeNet::<f32>::compile(fine, &gauge, &LatticeNetOptions { keep_listings })
             .map_err(|e| compile_error(graph, e))?;
-        Ok(Compiled::Lattice { net: Box::new(net), gauge })
+        let mut plans = net.plans().to_vec();
+        if let Some((level, _)) = &split {
+            plans.extend(level_plans(graph, level, &gauge, net.layout(), seed)?);
+        }
+        Ok(Compiled::Lattice { net: Box::new(net), gauge, plans })
     } else {
         let opts = classifier_options(graph, Precision::F32, keep_listings);
         let jit = JitClassifier::compile(graph, &opts).map_err(|e| compile_error(graph, e))?;
@@ -95,11 +107,41 @@ pub fn compile(
     }
 }
 
+/// The kernels of a multigrid level, compiled as a set-up would, but on a block-orthonormalised
+/// *random* basis: their code depends only on the shapes (blocks, basis size), so inspecting
+/// them needs no near-null solve.
+fn level_plans(
+    graph: &Graph,
+    level: &crate::ir::Level,
+    gauge: &GaugeField,
+    layout: &crate::codegen::lattice_layout::SiteLayout,
+    seed: u64,
+) -> Result<Vec<KernelPlan>, CompileError> {
+    use crate::lattice::blocks::{BlockBasis, Blocking};
+    use crate::lattice::coarse::CoarseOperator;
+    use crate::lattice::wilson::{DiracParams, WilsonClover};
+    use crate::runtime::coarse::{JitBlockTransfer, JitCoarseOperator};
+    let err = |e: &dyn std::fmt::Display| compile_error(graph, e);
+    let blocking = Blocking::new(gauge.dims(), level.blocks).map_err(|e| err(&e))?;
+    let vectors = crate::runtime::multigrid::start_vectors(gauge.dims(), level.basis, seed);
+    let basis = BlockBasis::orthonormalize(blocking, vectors, false).map_err(|e| err(&e))?;
+    let (mass, csw) = graph
+        .train
+        .as_ref()
+        .and_then(|t| t.operator.as_ref())
+        .map_or((0.0, 1.0), |o| (o.mass, o.csw));
+    let d = WilsonClover::<f64>::new(gauge, &DiracParams::periodic(mass, csw));
+    let coarse = CoarseOperator::galerkin(&d, &basis);
+    let t = JitBlockTransfer::<f32>::new(&basis, layout).map_err(|e| err(&e))?;
+    let c = JitCoarseOperator::<f32>::new(&coarse).map_err(|e| err(&e))?;
+    Ok(t.plans().iter().chain(c.plans()).cloned().collect())
+}
+
 impl Compiled {
     pub fn plans(&self) -> &[KernelPlan] {
         match self {
             Compiled::Classifier(c) => c.plans(),
-            Compiled::Lattice { net, .. } => net.plans(),
+            Compiled::Lattice { plans, .. } => plans,
         }
     }
     pub fn records(&self) -> &[KernelRecord] {
@@ -323,6 +365,11 @@ pub fn verify_model_with(
     fault: &Fault,
 ) -> Result<VerifyReport, VerifyError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // A multigrid network is checked through its fine graph (the smoother, with its own
+    // reference, gradient and covariance checks); the level's P†, P and coarse-stencil kernels
+    // are checked against the naive coarse space by tests/multigrid.rs.
+    let split = crate::ir::levels::split_level(graph).map_err(|e| VerifyError::new("levels", e))?;
+    let graph = split.as_ref().map_or(graph, |(_, g)| g);
     let checks = if is_lattice(graph) {
         let gauge = match gauge {
             Some(g) => g.clone(),

@@ -118,8 +118,8 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
             let CoarseModel::Solve { restart, iterations, .. } = level.coarse;
             let per_it = m(m(9 * vc, nb * nb), 8).saturating_add(m(m(vc * nb, restart as u64), 16));
             // The basis is read twice (P†, P) and the coarse matrices once per iteration.
-            extra_bytes = m(m(12 * v, nb), 16)
-                .saturating_add(m(iterations as u64, m(9 * vc, m(nb * nb, 8))));
+            extra_bytes =
+                m(m(12 * v, nb), 16).saturating_add(m(iterations as u64, m(9 * vc, m(nb * nb, 8))));
             (0, transfer.saturating_add(m(iterations as u64, per_it)))
         }
     };

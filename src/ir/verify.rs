@@ -189,11 +189,13 @@ fn check(g: &Graph) -> Result<(), VerifyError> {
                         "a coarse level is the first layer, gives the fields its connection says and has no weights",
                     );
                 }
-                let tiles = (0..4).all(|mu| {
-                    level.blocks[mu] > 0 && lattice.dims[mu] % level.blocks[mu] == 0
-                });
+                let tiles = (0..4)
+                    .all(|mu| level.blocks[mu] > 0 && lattice.dims[mu] % level.blocks[mu] == 0);
                 if !tiles || level.basis == 0 || level.basis > level.block_dof() {
-                    return fail(at, "coarse level blocks must tile the lattice and hold the basis");
+                    return fail(
+                        at,
+                        "coarse level blocks must tile the lattice and hold the basis",
+                    );
                 }
             }
             LayerKind::Add => {

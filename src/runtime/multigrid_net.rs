@@ -86,9 +86,8 @@ impl<T: Element> MultigridNet<T> {
         dirac: &DiracParams,
         cache: BasisCache<'_>,
     ) -> Result<Self, MultigridNetError> {
-        let (level, fine_graph) = levels::split_level(graph)
-            .map_err(RuntimeError::from)?
-            .ok_or_else(|| {
+        let (level, fine_graph) =
+            levels::split_level(graph).map_err(RuntimeError::from)?.ok_or_else(|| {
                 RuntimeError::Shape(format!("model `{}` has no multigrid level", graph.name))
             })?;
         super::check_graph(&fine_graph, gauge)?;
@@ -119,6 +118,11 @@ impl<T: Element> MultigridNet<T> {
     /// The fine network (the smoother).
     pub fn fine(&self) -> &LatticeNet<T> {
         &self.fine
+    }
+
+    /// The block-orthonormal near-null basis the set-up made (P's columns).
+    pub fn basis(&self) -> crate::lattice::blocks::BlockBasis {
+        self.correction.lock().unwrap_or_else(|e| e.into_inner()).mg.basis().clone()
     }
 
     /// What the set-up did and how long it took.
@@ -199,7 +203,9 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
     ) -> Result<(), RuntimeError> {
         let (x, c) = self.fine_input(input)?;
         match self.level.connect {
-            Connect::Concat => self.fine.forward_backward(params, &x, None, seed, None, grad_params),
+            Connect::Concat => {
+                self.fine.forward_backward(params, &x, None, seed, None, grad_params)
+            }
             Connect::Correct => {
                 // M(b) = c + S(r): the loss sees the sum; c does not depend on the weights, so
                 // the output gradient passes to S unchanged.

@@ -117,7 +117,16 @@ impl Checker<'_> {
         };
         let out = ValueType::Fermion { features: connect.features(), lattice };
         let input = *cur_id;
-        self.push_layer(LayerKind::CoarseLevel(level), vec![input], out, vec![], name, span, cur, cur_id);
+        self.push_layer(
+            LayerKind::CoarseLevel(level),
+            vec![input],
+            out,
+            vec![],
+            name,
+            span,
+            cur,
+            cur_id,
+        );
     }
 
     /// A level must be the first layer of a gauge network on one fermion field.
@@ -185,7 +194,11 @@ impl Checker<'_> {
     /// `blocks = [bx, by, bz, bt]`: four positive extents that divide the lattice.
     fn blocks(&mut self, v: &Value, dims: Option<[usize; 4]>) -> Option<[usize; 4]> {
         let ValueKind::List(items) = &v.kind else {
-            self.err(args::mistyped(v, "`blocks`", "a list of four block extents, e.g. `[4, 4, 4, 4]`"));
+            self.err(args::mistyped(
+                v,
+                "`blocks`",
+                "a list of four block extents, e.g. `[4, 4, 4, 4]`",
+            ));
             return None;
         };
         if items.len() != 4 {
@@ -193,7 +206,10 @@ impl Checker<'_> {
                 Problem::new(
                     Code::BadBlocks,
                     v.span,
-                    format!("`blocks` needs one extent per direction (x, y, z, t), found {}", items.len()),
+                    format!(
+                        "`blocks` needs one extent per direction (x, y, z, t), found {}",
+                        items.len()
+                    ),
                     "four extents",
                 )
                 .help("write e.g. `blocks = [4, 4, 4, 4]`"),
@@ -221,7 +237,11 @@ impl Checker<'_> {
                         ),
                         format!("does not divide {}", dims[mu]),
                     )
-                    .help(format!("a block extent in {dir} must divide {}: one of {}", dims[mu], divisors.join(", "))),
+                    .help(format!(
+                        "a block extent in {dir} must divide {}: one of {}",
+                        dims[mu],
+                        divisors.join(", ")
+                    )),
                 );
                 ok = false;
             }
@@ -236,7 +256,11 @@ impl Checker<'_> {
         let mut out = (40, 20, 1e-7);
         let Some(v) = v else { return out };
         let ValueKind::Call(c) = &v.kind else {
-            self.err(args::mistyped(v, "`setup`", "`gmres(iterations = 40, restart = 20, tol = 1e-7)`"));
+            self.err(args::mistyped(
+                v,
+                "`setup`",
+                "`gmres(iterations = 40, restart = 20, tol = 1e-7)`",
+            ));
             return out;
         };
         if c.name.name != "gmres" {
@@ -252,10 +276,15 @@ impl Checker<'_> {
             return out;
         }
         let a = ArgSet::read(c, &["iterations", "restart", "tol"], &[], &[], &mut self.problems);
-        if let Some(n) = a.get("iterations").and_then(|v| args::expect_count(v, "`iterations`", &mut self.problems)) {
+        if let Some(n) = a
+            .get("iterations")
+            .and_then(|v| args::expect_count(v, "`iterations`", &mut self.problems))
+        {
             out.0 = n;
         }
-        if let Some(n) = a.get("restart").and_then(|v| args::expect_count(v, "`restart`", &mut self.problems)) {
+        if let Some(n) =
+            a.get("restart").and_then(|v| args::expect_count(v, "`restart`", &mut self.problems))
+        {
             out.1 = n;
         }
         if let Some(t) = a.get("tol").and_then(|v| self.tolerance(v)) {
@@ -269,8 +298,13 @@ impl Checker<'_> {
         let t = args::expect_f64(v, "`tol`", &mut self.problems)?;
         if !(t > 0.0 && t < 1.0) {
             self.err(
-                Problem::new(Code::BadArgument, v.span, format!("`tol` must lie between 0 and 1, found {t}"), "out of range")
-                    .help("a relative residual such as `tol = 5e-2`"),
+                Problem::new(
+                    Code::BadArgument,
+                    v.span,
+                    format!("`tol` must lie between 0 and 1, found {t}"),
+                    "out of range",
+                )
+                .help("a relative residual such as `tol = 5e-2`"),
             );
             return None;
         }
@@ -291,9 +325,14 @@ impl Checker<'_> {
             };
             if let Some(first) = seen {
                 self.err(
-                    Problem::new(Code::CoarseModel, *span, "a level has one coarse model", "a second one")
-                        .note(first, "the coarse model")
-                        .help("remove one of them"),
+                    Problem::new(
+                        Code::CoarseModel,
+                        *span,
+                        "a level has one coarse model",
+                        "a second one",
+                    )
+                    .note(first, "the coarse model")
+                    .help("remove one of them"),
                 );
                 continue;
             }
@@ -301,7 +340,7 @@ impl Checker<'_> {
             let word = c.name.name.as_str();
             if !COARSE_MODELS.contains(&word) {
                 let help = if word == "linear" {
-                    "fine-lattice layers go after the level (they receive [b, P M_c(P^dagger b)]); the coarse model is `solve(tol = 5e-2, restart = 25, iterations = 50)`: GMRES on the Galerkin operator P^dagger D P".to_string()
+                    "fine-lattice layers go after the level (they are the smoother of its coarse correction); the coarse model is `solve(tol = 5e-2, restart = 25, iterations = 50)`: GMRES on the Galerkin operator P^dagger D P".to_string()
                 } else {
                     args::suggest_help(word, COARSE_MODELS, "coarse models are")
                 };
@@ -316,7 +355,8 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let a = ArgSet::read(c, &["tol", "restart", "iterations"], &[], &[], &mut self.problems);
+            let a =
+                ArgSet::read(c, &["tol", "restart", "iterations"], &[], &[], &mut self.problems);
             let tol = a.get("tol").map_or(Some(5e-2), |v| self.tolerance(v));
             let restart = a
                 .get("restart")

@@ -32,9 +32,9 @@ pub use compare::{SolveComparison, SolveRecord, SolveSide, compare_solves};
 pub use gauge::{TrainingGauge, gauge_cache_dir, shipped_gauge_name, training_gauge};
 pub use pairs::{cast, pair_loss, pair_loss_grad, params_as, training_pair};
 pub use rundir::{
-    CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LoadedRun, LossRow, MODEL_FILE, PrecondSummary,
-    BASIS_FILE, SUMMARY_FILE, load_run, load_run_for, loss_csv, loss_row_as_epoch, preconditioner_from_run, read_loss_csv,
-    read_summary, retarget,
+    BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LoadedRun, LossRow, MODEL_FILE,
+    PrecondSummary, SUMMARY_FILE, load_run, load_run_for, loss_csv, loss_row_as_epoch,
+    preconditioner_from_run, read_loss_csv, read_summary, retarget,
 };
 pub use spec::{PrecondSpec, dirac_params, dirac_params_of, is_fermion_network, precond_spec};
 

@@ -8,8 +8,8 @@
 use super::gauge::{TrainingGauge, recorded_gauge, training_gauge};
 use super::pairs::{pair_loss_grad, training_pair};
 use super::rundir::{
-    BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LossRow, MODEL_FILE, PrecondSummary, loss_csv,
-    plot_loss, read_loss_csv, write_err, write_file, write_summary,
+    BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LossRow, MODEL_FILE, PrecondSummary,
+    loss_csv, plot_loss, read_loss_csv, write_err, write_file, write_summary,
 };
 use super::spec::{PrecondSpec, dirac_params, loss_name, precond_spec};
 use super::{PrecondError, RunOptions};
@@ -233,10 +233,7 @@ pub(super) fn new_summary(
         mass: spec.operator.mass,
         csw: spec.operator.csw,
         boundary: spec.operator.boundary,
-        multigrid_setup: setup
-            .net
-            .multigrid_setup()
-            .and_then(|r| serde_json::to_value(r).ok()),
+        multigrid_setup: setup.net.multigrid_setup().and_then(|r| serde_json::to_value(r).ok()),
         solve: None,
     }
 }

@@ -1,0 +1,166 @@
+//! Multigrid networks (`level` blocks) checked against an independent composition of naive
+//! parts: the network's output equals c + S_ref(b − D_ref c) (or S_ref([b, c])) with c = P D_c⁻¹
+//! P† b computed from the naive block basis, the naive Galerkin operator and the reference
+//! Wilson-clover operator, and S_ref the reference lattice evaluator of the fine graph; its
+//! weight gradients match central finite differences in f64. The executor's own P†, P and
+//! D_c kernels are checked against the same naive parts in tests/multigrid.rs.
+
+mod common;
+
+use common::zeros;
+use num_complex::Complex64;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use symc::ir::levels::split_level;
+use symc::lattice::coarse::CoarseOperator;
+use symc::lattice::fermion::{self, FermionField};
+use symc::lattice::gauge::GaugeField;
+use symc::lattice::wilson::{DiracParams, WilsonClover};
+use symc::runtime::FermionNet;
+use symc::runtime::lattice_reference::ReferenceLatticeNet;
+use symc::runtime::multigrid_net::{BasisCache, MultigridNet};
+use symc::solve::SolveParams;
+use symc::solve::multigrid::CoarseGmres;
+
+type C = Complex64;
+
+/// A two-level network on 4^3 x 8 with 2^4 blocks; the coarse solve is run to 1e-13 so that the
+/// network and the oracle invert D_c alike (an approximate GMRES would differ by its rounding).
+fn model(connect: &str, fine: &str) -> String {
+    format!(
+        "network mgt {{
+            lattice 4 x 4 x 4 x 8
+            input v: fermion
+            symmetry gauge(SU3), translation
+            level coarse(blocks = [2, 2, 2, 2], basis = 4, connect = {connect},
+                         setup = gmres(iterations = 10, restart = 10)) {{
+                solve(tol = 1e-13, restart = 64, iterations = 2000)
+            }}
+            {fine}
+            output fermion
+        }}"
+    )
+}
+
+fn rel(a: &[C], b: &[C]) -> f64 {
+    let mut d = zeros(a.len());
+    fermion::sub(&mut d, a, b);
+    fermion::norm(&d) / fermion::norm(b).max(1e-300)
+}
+
+struct Case {
+    graph: symc::ir::Graph,
+    gauge: GaugeField,
+    dirac: DiracParams,
+    net: MultigridNet<f64>,
+    params: Vec<f64>,
+    b: Vec<C>,
+}
+
+fn case(connect: &str, fine: &str, seed: u64) -> Case {
+    let graph = symc::sema::compile_str("mgt.sym", &model(connect, fine)).expect("model compiles");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let gauge = GaugeField::random([4, 4, 4, 8], &mut rng);
+    let dirac = DiracParams::periodic(0.1, 1.0);
+    let net = MultigridNet::<f64>::compile(&graph, &gauge, &dirac, BasisCache::None).unwrap();
+    let params: Vec<f64> = (0..graph.param_scalars())
+        .map(|_| {
+            rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, &mut rng) * 0.3
+        })
+        .collect();
+    let b = FermionField::<f64>::random_gaussian([4, 4, 4, 8], &mut rng).data;
+    Case { graph, gauge, dirac, net, params, b }
+}
+
+/// The oracle: c from the naive parts, then the reference evaluator of the fine graph.
+fn oracle(k: &Case) -> Vec<C> {
+    let basis = k.net.basis();
+    let d = WilsonClover::<f64>::new(&k.gauge, &k.dirac);
+    let dc = CoarseOperator::galerkin(&d, &basis);
+    let n = k.b.len();
+    let mut chi = zeros(basis.coarse_len());
+    basis.restrict(&k.b, &mut chi);
+    let mut y = chi.clone();
+    let params = SolveParams { tol: 1e-14, restart: 64, max_iterations: 4000 };
+    CoarseGmres::<f64>::new(chi.len(), 64).solve(&dc, &chi, &mut y, &params);
+    let mut c = zeros(n);
+    basis.prolong(&y, &mut c);
+    let (level, fine) = split_level(&k.graph).unwrap().unwrap();
+    let s = ReferenceLatticeNet::new(&fine, &k.gauge).unwrap();
+    let mut out = zeros(n);
+    match level.connect {
+        symc::ir::Connect::Correct => {
+            let mut r = zeros(n);
+            d.apply(&mut r, &c);
+            let r: Vec<C> = k.b.iter().zip(&r).map(|(b, dc)| b - dc).collect();
+            s.forward(&k.params, &r, &mut out).unwrap();
+            out.iter_mut().zip(&c).for_each(|(o, c)| *o += c);
+        }
+        symc::ir::Connect::Concat => {
+            let x: Vec<C> = k.b.iter().chain(&c).copied().collect();
+            s.forward(&k.params, &x, &mut out).unwrap();
+        }
+    }
+    out
+}
+
+#[test]
+fn multigrid_network_matches_the_naive_composition() {
+    for (connect, fine) in [
+        ("correct", "linear(1 -> 2, hops = 1)\nlinear(2 -> 1, hops = 1)"),
+        ("concat", "linear(2 -> 1, hops = 1)"),
+    ] {
+        let k = case(connect, fine, 11);
+        let mut out = zeros(k.b.len());
+        k.net.forward(&k.params, &k.b, &mut out).unwrap();
+        let want = oracle(&k);
+        let e = rel(&out, &want);
+        assert!(e < 1e-9, "{connect}: network vs naive composition {e:e}");
+        // Negative control: weights off by one part in 10^6 are visible at this tolerance.
+        let perturbed: Vec<f64> = k.params.iter().map(|p| p * (1.0 + 1e-6)).collect();
+        let mut out2 = zeros(k.b.len());
+        k.net.forward(&perturbed, &k.b, &mut out2).unwrap();
+        assert!(rel(&out2, &want) > 1e-8, "{connect}: the check cannot see a weight change");
+    }
+}
+
+#[test]
+fn multigrid_network_weight_gradients_match_finite_differences() {
+    for (connect, fine) in
+        [("correct", "linear(1 -> 1, hops = 1)"), ("concat", "linear(2 -> 1, hops = 1)")]
+    {
+        let k = case(connect, fine, 5);
+        let n = k.b.len();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let t = FermionField::<f64>::random_gaussian([4, 4, 4, 8], &mut rng).data;
+        // L = ½‖M(b) − t‖²: dL/d out = out − t.
+        let loss = |p: &[f64]| {
+            let mut out = zeros(n);
+            k.net.forward(p, &k.b, &mut out).unwrap();
+            out.iter().zip(&t).map(|(o, t)| (o - t).norm_sqr()).sum::<f64>() / 2.0
+        };
+        let mut grad = vec![0.0; k.params.len()];
+        let mut seed = |y: &[C], g: &mut [C]| {
+            g.iter_mut().zip(y.iter().zip(&t)).for_each(|(g, (y, t))| *g = y - t)
+        };
+        k.net.forward_backward_seeded(&k.params, &k.b, &mut seed, &mut grad).unwrap();
+        // The loss is quadratic in the weights (the fine layers are linear in them and the level
+        // has none), so central differences have no truncation error; a large step keeps the
+        // rounding of L (~1e4 in size) out of the comparison.
+        let h = 1e-3;
+        for i in [0, 1, 7, k.params.len() / 2, k.params.len() - 1] {
+            let mut p = k.params.clone();
+            p[i] += h;
+            let up = loss(&p);
+            p[i] -= 2.0 * h;
+            let down = loss(&p);
+            let fd = (up - down) / (2.0 * h);
+            let scale = fd.abs().max(grad[i].abs()).max(1e-3);
+            assert!(
+                (fd - grad[i]).abs() / scale < 1e-6,
+                "{connect}: param {i}: finite differences {fd:e}, gradient {:e}",
+                grad[i]
+            );
+        }
+    }
+}
