@@ -10,6 +10,7 @@ pub mod eval;
 pub mod gauge;
 pub mod inspect;
 pub mod plot;
+pub mod scan;
 pub mod solve;
 pub mod train;
 
@@ -61,6 +62,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Solve the Wilson-clover Dirac equation on a gauge configuration.
     Solve(solve::SolveArgs),
+    /// Mass scan: solves with several preconditioners across masses (table and plot).
+    Scan(scan::ScanArgs),
     /// Generate, inspect and convert SU(3) gauge configurations.
     #[command(subcommand)]
     Gauge(gauge::GaugeCommand),
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Eval(a) => eval::run(a),
         Command::Plot(a) => plot::run(a),
         Command::Solve(a) => solve::run(a),
+        Command::Scan(a) => scan::run(a),
         Command::Gauge(c) => gauge::run(c),
     }
 }

@@ -126,18 +126,26 @@ pub fn plot_losses(
     if curves.iter().all(|c| c.rows.is_empty()) {
         return Err(PlotError::Empty("no run has a completed epoch".into()));
     }
+    write_svg_png(stem, |root| draw(root, curves, title), |root| draw(root, curves, title))
+}
+
+/// Draws one figure with `svg` and `png` (the same drawing on the two backends) and writes
+/// `<stem>.svg` and `<stem>.png` atomically; returns the two paths.
+fn write_svg_png(
+    stem: &Path,
+    svg_draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
+    png_draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<(PathBuf, PathBuf), PlotError> {
     let svg_path = stem.with_extension("svg");
     let png_path = stem.with_extension("png");
     let dir = match stem.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(&root, curves, title)
-            .map_err(|message| PlotError::Draw { path: svg_path.clone(), message })?;
+        svg_draw(&root).map_err(|message| PlotError::Draw { path: svg_path.clone(), message })?;
     }
     super::write_atomic(&svg_path, svg.as_bytes())
         .map_err(|source| PlotError::Write { path: svg_path.clone(), source })?;
@@ -151,10 +159,98 @@ pub fn plot_losses(
         .map_err(|source| PlotError::Write { path: png_path.clone(), source })?;
     {
         let root = BitMapBackend::new(tmp.path(), SIZE).into_drawing_area();
-        draw(&root, curves, title)
-            .map_err(|message| PlotError::Draw { path: png_path.clone(), message })?;
+        png_draw(&root).map_err(|message| PlotError::Draw { path: png_path.clone(), message })?;
     }
     tmp.persist(&png_path)
         .map_err(|e| PlotError::Write { path: png_path.clone(), source: e.error })?;
     Ok((svg_path, png_path))
+}
+
+/// One preconditioner's points of a mass scan: (mass, iterations, seconds) per converged solve.
+#[derive(Clone, Debug)]
+pub struct ScanSeries {
+    pub name: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+fn draw_scan<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    series: &[ScanSeries],
+    title: &str,
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let root = root.titled(title, ("sans-serif", 24)).map_err(e)?;
+    let panels = root.split_evenly((1, 2));
+    let masses: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+    let (m_lo, m_hi) = masses
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &m| (a.min(m), b.max(m)));
+    let pad = ((m_hi - m_lo) * 0.05).max(1e-3);
+    for (k, panel) in panels.iter().enumerate() {
+        let value = |p: &(f64, f64, f64)| if k == 0 { p.1 } else { p.2 };
+        let vals: Vec<f64> = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(value))
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        let lo = vals.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().cloned().fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(panel)
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(m_lo - pad..m_hi + pad, (lo / 1.5..hi * 1.5).log_scale())
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("bare mass m")
+            .y_desc(if k == 0 { "iterations per solve" } else { "seconds per solve" })
+            .x_label_formatter(&|x| format!("{x:.3}"))
+            .y_label_formatter(&|y| if k == 0 { format!("{y:.0}") } else { format!("{y:.2}") })
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .draw()
+            .map_err(e)?;
+        for (i, s) in series.iter().enumerate() {
+            let colour = colours()[i % colours().len()];
+            let style = ShapeStyle::from(&colour).stroke_width(2);
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .map(|p| (p.0, value(p)))
+                .filter(|(_, v)| v.is_finite() && *v > 0.0)
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, style).point_size(4))
+                .map_err(e)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        }
+        if k == 0 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font(("sans-serif", 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(e)?;
+        }
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// The mass-scan figure: iterations (left) and seconds (right) per solve against the mass, one
+/// line per preconditioner, log-scale y; writes `<stem>.svg` and `<stem>.png`.
+pub fn plot_scan(
+    series: &[ScanSeries],
+    stem: &Path,
+    title: &str,
+) -> Result<(PathBuf, PathBuf), PlotError> {
+    if series.iter().all(|s| s.points.is_empty()) {
+        return Err(PlotError::Empty("no solve of the scan converged".into()));
+    }
+    write_svg_png(stem, |r| draw_scan(r, series, title), |r| draw_scan(r, series, title))
 }
