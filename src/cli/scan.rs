@@ -61,7 +61,9 @@ pub enum ScanError {
     #[error("`symc solve` failed at m = {mass} with --precond {precond}: {message}")]
     #[diagnostic(
         code(symc::scan::solve),
-        help("run that solve on its own (`symc solve --gauge ... --mass ... --precond ...`) to see the full diagnostic")
+        help(
+            "run that solve on its own (`symc solve --gauge ... --mass ... --precond ...`) to see the full diagnostic"
+        )
     )]
     Solve { mass: f64, precond: String, message: String },
     #[error("cannot write {}: {source}", path.display())]
@@ -155,9 +157,8 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
             args.gauge.display()
         ))));
     }
-    std::fs::create_dir_all(&args.out).map_err(|source| {
-        Failure::io(ScanError::Write { path: args.out.clone(), source })
-    })?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|source| Failure::io(ScanError::Write { path: args.out.clone(), source }))?;
     let total = (args.masses.len() * args.precond.len()) as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -189,7 +190,13 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
     for p in &points {
         csv += &format!(
             "{},{},{},{},{},{},{}\n",
-            p.precond, p.mass, p.iterations, p.applications, p.seconds, p.setup_seconds, p.converged
+            p.precond,
+            p.mass,
+            p.iterations,
+            p.applications,
+            p.seconds,
+            p.setup_seconds,
+            p.converged
         );
     }
     let labels: Vec<String> = args.precond.iter().map(|s| label(s)).collect();

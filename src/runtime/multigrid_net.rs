@@ -15,13 +15,15 @@ use super::lattice_net::{LatticeNet, LatticeNetOptions};
 use super::multigrid::{Multigrid, MultigridError, MultigridParams, SetupPrecision, SetupReport};
 use super::{FermionNet, RuntimeError};
 use crate::codegen::lattice_layout::SiteLayout;
-use crate::codegen::simd::Element;
+use crate::codegen::simd::{Element, Precision};
 use crate::ir::{CoarseModel, Connect, Graph, Level, levels};
 use crate::lattice::fermion::cast_into;
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
 use crate::solve::multigrid::{CoarseGuess, CycleParams, NearNullParams, Smoother};
-use crate::solve::{LinearOperator, Preconditioner, SolveParams};
+use crate::solve::{
+    LinearOperator, NativeOperator, NativePreconditioner, Preconditioner, SolveParams,
+};
 use num_complex::{Complex, Complex64};
 use std::path::Path;
 use std::sync::Mutex;
@@ -75,6 +77,9 @@ pub struct MultigridNet<T: Element> {
     fine: LatticeNet<T>,
     correction: Mutex<Correction>,
     setup: SetupReport,
+    /// The fine network and the multigrid's f32 kernels put every site in the same slot, so
+    /// the f32 coarse correction can run on the solver's vectors directly.
+    native_f32: bool,
 }
 
 impl<T: Element> MultigridNet<T> {
@@ -99,6 +104,7 @@ impl<T: Element> MultigridNet<T> {
             BasisCache::ReadOnly(p) => Multigrid::build_read_cache(gauge, dirac, &params, p)?,
         };
         let setup = mg.setup_report().clone();
+        let native_f32 = fine.layout().same_sites(mg.dirac32().layout());
         let n = gauge.geom.volume() * 12;
         let zero = Complex64::new(0.0, 0.0);
         Ok(MultigridNet {
@@ -107,6 +113,7 @@ impl<T: Element> MultigridNet<T> {
             fine,
             correction: Mutex::new(Correction { mg, b: vec![zero; n], c: vec![zero; n] }),
             setup,
+            native_f32,
         })
     }
 
@@ -128,6 +135,38 @@ impl<T: Element> MultigridNet<T> {
     /// What the set-up did and how long it took.
     pub fn setup_report(&self) -> &SetupReport {
         &self.setup
+    }
+
+    /// The coarse correction on f32 buffers in the kernels' layout (the solver's own vectors):
+    /// the multigrid's native cycle (f32 P†, coarse GMRES, P) and, for `correct`, its f32 Dirac
+    /// kernel, so nothing leaves the layout or the precision inside an iteration. `x` holds b in
+    /// its first field's main part and receives the fine layers' input; `c_out` receives c.
+    fn correct_native_f32(
+        &self,
+        main: usize,
+        len: usize,
+        x: &mut [f32],
+        c_out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+        let mg = &mut guard.mg;
+        let buf = NativeOperator::buffer_len(mg.dirac32()).max(len);
+        let fail = |e: String| RuntimeError::Shape(format!("multigrid level: {e}"));
+        let mut b = vec![0.0f32; buf];
+        b[..main].copy_from_slice(&x[..main]);
+        let mut c = vec![0.0f32; buf.max(mg.native().buffer_len())];
+        mg.native().apply(&mut c, &mut b).map_err(fail)?;
+        match self.level.connect {
+            Connect::Concat => x[len..len + main].copy_from_slice(&c[..main]),
+            Connect::Correct => {
+                let mut dc = vec![0.0f32; buf];
+                let mut cin = c.clone();
+                NativeOperator::apply(mg.dirac32(), &mut dc, &mut cin).map_err(fail)?;
+                x[..main].iter_mut().zip(&dc[..main]).for_each(|(x, d)| *x -= *d);
+                c_out[..main].copy_from_slice(&c[..main]);
+            }
+        }
+        Ok(())
     }
 
     /// What the fine layers receive for the input `b` (one field, reference layout), and the
@@ -247,7 +286,17 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         let mut x = vec![T::zero(); fields * len];
         x[..main].copy_from_slice(&input[..main]);
         let mut c_native = vec![T::zero(); len];
-        {
+        let f32_views = (self.native_f32 && T::PRECISION == Precision::F32)
+            .then(|| {
+                Some((
+                    bytemuck::try_cast_slice_mut::<T, f32>(&mut x).ok()?,
+                    bytemuck::try_cast_slice_mut::<T, f32>(&mut c_native).ok()?,
+                ))
+            })
+            .flatten();
+        if let Some((x32, c32)) = f32_views {
+            self.correct_native_f32(main, len, x32, c32)?;
+        } else {
             let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
             let Correction { mg, b, c } = &mut *guard;
             fl.from_aosoa(&x[..len], b);

@@ -183,9 +183,8 @@ fn draw_scan<DB: DrawingBackend>(
     let root = root.titled(title, ("sans-serif", 24)).map_err(e)?;
     let panels = root.split_evenly((1, 2));
     let masses: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
-    let (m_lo, m_hi) = masses
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &m| (a.min(m), b.max(m)));
+    let (m_lo, m_hi) =
+        masses.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &m| (a.min(m), b.max(m)));
     let pad = ((m_hi - m_lo) * 0.05).max(1e-3);
     for (k, panel) in panels.iter().enumerate() {
         let value = |p: &(f64, f64, f64)| if k == 0 { p.1 } else { p.2 };
