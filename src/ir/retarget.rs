@@ -14,6 +14,11 @@ pub enum RetargetError {
         "layer `{layer}` has site-dependent weights, so it cannot be applied to another volume"
     )]
     SiteDependent { layer: String },
+    /// A multigrid level whose blocks do not tile the new lattice.
+    #[error(
+        "level `{level}` has blocks {blocks:?}, which do not tile a {dims:?} lattice; train a network with blocks that divide it"
+    )]
+    Blocks { level: String, blocks: [usize; 4], dims: [usize; 4] },
     /// The rewritten graph broke an IR invariant: a bug in this pass.
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -31,6 +36,15 @@ pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError>
         .find(|l| matches!(l.kind, LayerKind::Ptc { local: true, .. } | LayerKind::Dense { .. }))
     {
         return Err(RetargetError::SiteDependent { layer: l.name.clone() });
+    }
+    if let Some(level) = super::levels::level(&g)
+        && (0..4).any(|mu| dims[mu] % level.blocks[mu] != 0)
+    {
+        return Err(RetargetError::Blocks {
+            level: level.name.clone(),
+            blocks: level.blocks,
+            dims,
+        });
     }
     if let Some(l) = g.lattice.as_mut() {
         l.dims = dims;
