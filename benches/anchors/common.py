@@ -1,6 +1,6 @@
 """Shared helpers of the qcd_ml anchor drivers (symc benches/anchors).
 
-qcd_ml itself is imported from the scratch reconstruction on PYTHONPATH (see README.md); nothing
+qcd_ml itself is the package installed from its published source (see README.md); nothing
 of it lives in this repository. These helpers only load gauge files, convert between symc's
 reference layout and qcd_ml's tensors, and time things.
 """
@@ -17,6 +17,13 @@ torch.set_num_threads(THREADS)
 
 # physics.md §1.5: Wilson-clover flops per site (the number symc's benches count).
 FLOPS_PER_SITE = 1872
+
+
+def norm(v):
+    """‖v‖ = sqrt(Σ conj(v) v), real, as a 0-dim tensor: the norm qcd_ml's solvers use (their
+    default inner product is `(x.conj() * y).sum()`). The published qcd_ml (c9dcb48) has no
+    `qcd_ml.util.linear_algebra` module, so the drivers define it here."""
+    return (v.conj() * v).sum().real.sqrt()
 
 
 def load_ddalphaamg(path):

@@ -14,7 +14,7 @@ paths; train_step.py's model, initialisation and loss) on this configuration for
 trained network as right preconditioner (weights cast to complex128): the issue's anchor for
 the preconditioned solve.
 
-Usage: PYTHONPATH=/work/scratch/qcd_ml/src python gmres.py --gauge FILE [--seeds 0,1] [--xcheck DIR]
+Usage: python gmres.py --gauge FILE [--seeds 0,1] [--xcheck DIR]
            [--precond-steps 1000]
 """
 
@@ -26,9 +26,8 @@ import time
 import numpy as np
 import torch
 
-from common import THREADS, load_ddalphaamg, loadavg, plaquette, to_symc_layout
+from common import THREADS, load_ddalphaamg, loadavg, norm, plaquette, to_symc_layout
 from qcd_ml.qcd.dirac import dirac_wilson_clover
-from qcd_ml.util.linear_algebra import norm
 from qcd_ml.util.solver import GMRES
 
 

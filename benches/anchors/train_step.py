@@ -4,7 +4,7 @@ loss = ||M(Dv) - v||^2 / ||Dv||^2, backward, Adam (lr 1e-2). Models (one-hop pat
   1h1l      v_PTC 1->1                        (144 complex weights)
   smoother  v_PTC 1->2, 2->2, 2->2, 2->1      (1728 complex weights, the symc ptc_smoother shape)
 
-Usage: PYTHONPATH=/work/scratch/qcd_ml/src python train_step.py [--repeats N] [--json]
+Usage: python train_step.py [--repeats N] [--json]
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """qcd_ml anchor: one Wilson-clover application (dirac_wilson_clover, m = -0.55, c_sw = 1) on
 8^3 x 16 in complex64 and complex128, median wall time and GFLOP/s (1872 flops/site).
 
-Usage: PYTHONPATH=/work/scratch/qcd_ml/src python wilson_apply.py [--repeats N] [--json]
+Usage: python wilson_apply.py [--repeats N] [--json]
 """
 
 import argparse

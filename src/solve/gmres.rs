@@ -82,6 +82,34 @@ pub(super) fn gram_schmidt<W>(
     (h, hnext)
 }
 
+/// One Arnoldi orthogonalisation by classical Gram–Schmidt with *selective*
+/// re-orthogonalisation: one projection pass, then a second one only when the first cancelled
+/// all but a fraction `eta` of `w` (‖w_new‖ < η ‖w‖). `dot` and `sub` are as in
+/// [`gram_schmidt`]. With η = 1/√2 this is the DGKS test of [`gram_schmidt`]; a smaller η
+/// trusts a single pass further: the orthogonality lost in one pass is about the rounding unit
+/// times ‖w‖/‖w_new‖ ≤ 1/η, which is what the mixed-precision cycles choose (see
+/// `solve::mixed`). Two trips over the basis instead of three or four when no second pass is
+/// needed. Returns the projections (the Hessenberg column) and the final ‖w‖.
+pub(super) fn gram_schmidt_selective<W>(
+    w: &mut W,
+    dot: impl Fn(&W) -> Vec<Complex64>,
+    sub: impl Fn(&mut W, &[Complex64]) -> f64,
+    eta: f64,
+) -> (Vec<Complex64>, f64) {
+    let mut h = dot(w);
+    let wnorm = h.pop().map_or(0.0, |z| z.re).sqrt();
+    let mut hnext = sub(w, &h).sqrt();
+    if hnext < eta * wnorm {
+        let mut again = dot(w);
+        again.pop();
+        hnext = sub(w, &again).sqrt();
+        for (a, c) in h.iter_mut().zip(&again) {
+            *a += *c;
+        }
+    }
+    (h, hnext)
+}
+
 /// The small least-squares problem of (F)GMRES, min ‖β e_1 − H y‖ over the (k+1)×k Hessenberg
 /// matrix H, kept in QR form as columns arrive: each new column gets the previous Givens
 /// rotations and one new rotation, which also gives the residual norm after every step.

@@ -3,6 +3,7 @@
 //! the updated `w`). One pass instead of j keeps the Arnoldi step memory-bound on
 //! a single sweep and makes one rayon fork per step rather than one per basis vector.
 
+use super::simd::Avx2;
 use crate::lattice::Real;
 use crate::lattice::fermion::{dot_serial, norm_sqr_serial};
 use num_complex::{Complex, Complex64};
@@ -175,6 +176,7 @@ fn check_split(len: usize) {
 pub(crate) fn split_multi_dot(vs: &[Vec<f32>], k: usize, w: &[f32], len: usize) -> Vec<Complex64> {
     check_split(len);
     let zero = vec![Complex64::new(0.0, 0.0); k + 1];
+    let avx2 = Avx2::detect();
     w[..len]
         .par_chunks(SPLIT_CHUNK)
         .enumerate()
@@ -182,9 +184,9 @@ pub(crate) fn split_multi_dot(vs: &[Vec<f32>], k: usize, w: &[f32], len: usize) 
             let lo = c * SPLIT_CHUNK;
             let mut acc = vec![Complex64::new(0.0, 0.0); k + 1];
             for (i, a) in acc.iter_mut().take(k).enumerate() {
-                *a = split_dot_chunk(&vs[i][lo..lo + wc.len()], wc);
+                *a = dot_chunk(avx2, &vs[i][lo..lo + wc.len()], wc);
             }
-            acc[k] = Complex64::new(split_norm_sqr_chunk(wc), 0.0);
+            acc[k] = Complex64::new(norm_sqr_chunk(avx2, wc), 0.0);
             acc
         })
         .reduce(|| zero.clone(), add_partials)
@@ -220,12 +222,21 @@ fn split_multi_sub_then(
     let hs: Vec<(f32x4, f32x4)> =
         h.iter().map(|z| (f32x4::splat(z.re as f32), f32x4::splat(z.im as f32))).collect();
     let k = if dots { hs.len() } else { 0 };
+    let avx2 = Avx2::detect();
     w[..len]
         .par_chunks_mut(SPLIT_CHUNK)
         .enumerate()
         .map(|(c, wc)| {
             let lo = c * SPLIT_CHUNK;
             let hi = lo + wc.len();
+            if let Some(avx2) = avx2 {
+                let chunks: Vec<&[f32]> = vs[..h.len()].iter().map(|v| &v[lo..hi]).collect();
+                avx2.sub(wc, h, &chunks);
+                let mut acc: Vec<Complex64> =
+                    (0..k).map(|i| avx2.dot(&vs[i][lo..hi], wc)).collect();
+                acc.push(Complex64::new(avx2.norm_sqr(wc), 0.0));
+                return acc;
+            }
             let ws = blocks_mut(wc);
             // w −= h v with h = a + ib: re −= a vr − b vi, im −= a vi + b vr.
             let sub = |wb: &mut Block, p: &Block, (ar, ai): (f32x4, f32x4)| {
@@ -258,6 +269,17 @@ fn split_multi_sub_then(
             acc
         })
         .reduce(|| vec![Complex64::new(0.0, 0.0); k + 1], add_partials)
+}
+
+/// Σ conj(a) b over one chunk: the AVX2/FMA kernel where the host has it.
+#[inline]
+fn dot_chunk(avx2: Option<Avx2>, a: &[f32], b: &[f32]) -> Complex64 {
+    avx2.map_or_else(|| split_dot_chunk(a, b), |k| k.dot(a, b))
+}
+
+#[inline]
+fn norm_sqr_chunk(avx2: Option<Avx2>, a: &[f32]) -> f64 {
+    avx2.map_or_else(|| split_norm_sqr_chunk(a), |k| k.norm_sqr(a))
 }
 
 /// out = s · inp over the first `len` scalars (s real).

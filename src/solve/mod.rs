@@ -26,6 +26,7 @@ mod gmres;
 mod linalg;
 mod mixed;
 pub mod multigrid;
+mod simd;
 
 pub use bicgstab::bicgstab;
 pub use cgne::cgne;
