@@ -89,8 +89,9 @@ fn num(v: &Value, path: &[&str]) -> f64 {
     x.as_f64().unwrap_or_else(|| panic!("no number at {path:?} in {v}"))
 }
 
-/// The same solve in one process and on 1, 2 and 4 ranks.
-fn compare_solves(test: &str, gauge: &Path, extra: &[&str]) {
+/// The same solve in one process and on 1, 2 and 4 ranks; iteration counts may differ by
+/// `slack`.
+fn compare_solves(test: &str, gauge: &Path, extra: &[&str], slack: f64) {
     let g = gauge.to_str().expect("utf-8 path");
     let mut args = vec!["solve", "--gauge", g, "--format", "json", "--operator-check"];
     args.extend_from_slice(extra);
@@ -112,7 +113,7 @@ fn compare_solves(test: &str, gauge: &Path, extra: &[&str]) {
             assert!(rel < 1e-12, "{what}: operator_check.{key} {a} vs one process {b} ({rel:e})");
         }
         let n = num(&d, &["iterations"]);
-        assert!((n - its).abs() <= 1.0, "{what}: {n} iterations, one process {its}");
+        assert!((n - its).abs() <= slack, "{what}: {n} iterations, one process {its}");
         let r = num(&d, &["true_residual"]);
         assert!(r <= tol && d["converged"] == Value::Bool(true), "{what}: true residual {r}");
         if np > 1 {
@@ -121,6 +122,12 @@ fn compare_solves(test: &str, gauge: &Path, extra: &[&str]) {
         }
         eprintln!("{what}: {n} iterations (one process {its}), true residual {r:.2e}");
     }
+}
+
+/// A diagnostic as one line: miette wraps long messages and draws a margin.
+fn flat(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr).replace('│', " ");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn ddalpha_file(test: &str) -> Option<PathBuf> {
@@ -146,9 +153,13 @@ fn solves_on_the_ddalphaamg_field_match_one_process() {
         return;
     };
     let m = ["--mass=-0.5", "--csw", "1"];
-    compare_solves(test, &path, &[&m[..], &["--solver", "gmres"]].concat());
-    compare_solves(test, &path, &[&m[..], &["--solver", "bicgstab"]].concat());
-    compare_solves(test, &path, &[&m[..], &["--solver", "cgne", "--tol", "1e-7"]].concat());
+    compare_solves(test, &path, &[&m[..], &["--solver", "gmres"]].concat(), 1.0);
+    compare_solves(test, &path, &[&m[..], &["--solver", "cgne", "--tol", "1e-7"]].concat(), 1.0);
+    // BiCGStab amplifies round-off: a different summation order alone (the sums over 2 or 4
+    // sub-lattices) moves its count by a few percent (at m = -0.555 one source takes 249 in
+    // one process and 260 on 4), so it gets 10 % here; convergence and the true residual are
+    // checked as for the others.
+    compare_solves(test, &path, &[&m[..], &["--solver", "bicgstab"]].concat(), 17.0);
 }
 
 #[test]
@@ -169,23 +180,29 @@ fn solves_on_a_generated_field_match_one_process_and_gauge_commands_are_rank_0_o
     };
     generate(None, &one);
     generate(Some(2), &two);
-    assert_eq!(
-        std::fs::read(&one).unwrap(),
-        std::fs::read(&two).unwrap(),
-        "generated fields differ"
-    );
+    // Bit-identical links (the header differs only in its creation time).
+    let payload = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        let end = b"END_HEADER\n";
+        let at = bytes.windows(end.len()).position(|w| w == end).expect("NERSC header") + end.len();
+        bytes[at..].to_vec()
+    };
+    assert!(payload(&one) == payload(&two), "the links generated under mpirun -np 2 differ");
     let info = |np| symc(np, &["gauge", "info", one.to_str().unwrap(), "--format", "json"]);
     let (a, b) = (info(None), info(Some(2)));
     assert!(b.status.success());
     assert_eq!(a.stdout, b.stdout, "gauge info under mpirun -np 2 prints once, as one process");
+    let sums = |p: &Path| {
+        let d =
+            json(&symc(None, &["gauge", "info", p.to_str().unwrap(), "--format", "json"]), "info");
+        (d["plaquette"].clone(), d["checksum"].clone(), d["link_trace"].clone())
+    };
+    assert_eq!(sums(&one), sums(&two), "plaquette, checksum and link trace of the two files");
     // Antiperiodic time and a twisted solver set-up on the generated field.
     let extra = ["--mass=-0.3", "--csw", "1.2", "--boundary", "antiperiodic", "--rhs", "2"];
-    compare_solves(test, &one, &extra);
-    compare_solves(
-        test,
-        &one,
-        &[&extra[..], &["--precision", "f64", "--solver", "gmres"]].concat(),
-    );
+    compare_solves(test, &one, &extra, 1.0);
+    let f64_gmres = [&extra[..], &["--precision", "f64", "--solver", "gmres"]].concat();
+    compare_solves(test, &one, &f64_gmres, 1.0);
 }
 
 #[test]
@@ -210,7 +227,7 @@ fn a_bad_process_grid_is_a_clear_error_without_a_hang() {
         (2, "3x1x1x1", "has 3 processes"),
     ] {
         let out = symc(Some(np), &[&solve[..], &["--procs", procs]].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = flat(&out.stderr);
         assert!(!out.status.success(), "--procs {procs} on {np} ranks succeeded");
         assert!(err.contains(says), "--procs {procs}: expected `{says}` in:\n{err}");
         assert!(!err.contains("panicked"), "--procs {procs} panicked:\n{err}");
@@ -220,7 +237,7 @@ fn a_bad_process_grid_is_a_clear_error_without_a_hang() {
     // Five processes cannot tile 4x4x4x8 automatically.
     let out = symc(Some(5), &solve);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot tile"));
+    assert!(flat(&out.stderr).contains("cannot tile"), "{}", flat(&out.stderr));
     // Without mpirun, --procs other than 1x1x1x1 is a usage error.
     let out = symc(None, &[&solve[..], &["--procs", "1x1x2x1"]].concat());
     assert_eq!(out.status.code(), Some(2));
