@@ -1,6 +1,7 @@
 //! The MPI build under `mpirun --oversubscribe -np {1, 2, 4}` against the same binary in one
 //! process: the operator to round-off, the solvers' iteration counts within ±1 with the true
-//! residual below the tolerance, `gauge` commands quiet on every rank but 0 and bit-identical,
+//! residual below the tolerance, `gauge` commands quiet on every rank but 0 and bit-identical
+//! (the heatbath shared out over the ranks makes the same chain),
 //! and a bad process grid reported with a non-zero exit and no hang (every run has a timeout).
 //!
 //! Run by `.ci/run` as `cargo test --release --features mpi --test mpi_ranks`; without
@@ -178,8 +179,10 @@ fn solves_on_a_generated_field_match_one_process_and_gauge_commands_are_rank_0_o
         assert!(out.status.success(), "generate: {}", String::from_utf8_lossy(&out.stderr));
         out
     };
+    let four = dir.path().join("four.nersc");
     generate(None, &one);
     generate(Some(2), &two);
+    generate(Some(4), &four);
     // Bit-identical links (the header differs only in its creation time).
     let payload = |p: &Path| {
         let bytes = std::fs::read(p).unwrap();
@@ -187,7 +190,9 @@ fn solves_on_a_generated_field_match_one_process_and_gauge_commands_are_rank_0_o
         let at = bytes.windows(end.len()).position(|w| w == end).expect("NERSC header") + end.len();
         bytes[at..].to_vec()
     };
+    // The heatbath shares every class of links out over the ranks: the same chain.
     assert!(payload(&one) == payload(&two), "the links generated under mpirun -np 2 differ");
+    assert!(payload(&one) == payload(&four), "the links generated under mpirun -np 4 differ");
     let info = |np| symc(np, &["gauge", "info", one.to_str().unwrap(), "--format", "json"]);
     let (a, b) = (info(None), info(Some(2)));
     assert!(b.status.success());

@@ -1,17 +1,20 @@
 //! `symc` under `mpirun -np N` (feature `mpi`): which process does what, and who prints.
 //!
 //! Without a launcher (or with one process) this is the plain CLI. With several processes,
-//! `symc solve` runs decomposed over all of them (`runtime::distributed`); every other command
-//! runs on rank 0 alone (so `gauge info/convert/generate` print and write exactly what one
-//! process would) while the other ranks wait for its exit code. Rank 0 alone prints results,
+//! `symc solve` runs decomposed over all of them (`runtime::distributed`), `gauge generate`
+//! shares the link updates of every heatbath class out over them (the same field, bit for bit);
+//! every other command runs on rank 0 alone (so `gauge info/convert` print and write exactly what
+//! one process would) while the other ranks wait for its exit code. Rank 0 alone prints results,
 //! logs and diagnostics and writes files; all processes exit with the same code, and a check
 //! every process makes identically (flags, the process grid) fails on all of them at once, so
 //! no process is left waiting for another.
 
+use super::gauge::GaugeCommand;
 use super::solve::{self as cli_solve, Ran, SolveArgs};
 use super::{Cli, Command, Failure};
 use crate::lattice::fermion::random_sources;
 use crate::runtime::distributed::comm::{Comm, Launch};
+use crate::runtime::distributed::heatbath::MpiLinkShare;
 use crate::runtime::distributed::solve::{DistributedSolve, broadcast_gauge};
 
 /// Runs `cli`, under MPI when launched by `mpirun`; returns the exit code.
@@ -25,6 +28,15 @@ pub fn main(cli: Cli) -> u8 {
     }
     match cli.command {
         Command::Solve(args) => solve(world, args),
+        // Every process updates its share of the links; rank 0 writes and prints.
+        Command::Gauge(GaugeCommand::Generate(args)) => {
+            let share = MpiLinkShare::new(world);
+            let code = report(
+                super::gauge::generate_shared(args, &share, world.is_root()),
+                world.is_root(),
+            );
+            world.broadcast_u64(code as u64) as u8
+        }
         command => {
             let code = if world.is_root() { report(super::run(Cli { command }), true) } else { 0 };
             world.broadcast_u64(code as u64) as u8
@@ -98,6 +110,7 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
             max_iterations: args.max_iterations,
         },
         operator_check: args.operator_check,
+        halo_bench: args.halo_bench,
     };
     let grid = match dist.grid(world, dims) {
         Ok(g) => g,

@@ -125,6 +125,10 @@ pub struct SolveArgs {
     /// first source (they must not depend on the number of processes).
     #[arg(long, hide = true)]
     pub operator_check: bool,
+    /// Under mpirun: after the solves, time N operator applications with and without the halo
+    /// exchange (reported as `mpi.halo_bench`).
+    #[arg(long, hide = true, value_name = "N", default_value_t = 0)]
+    pub halo_bench: usize,
 }
 
 /// Solvers selectable on the command line.

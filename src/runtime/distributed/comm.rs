@@ -2,15 +2,15 @@
 //! launcher, so the `mpi` build run by hand behaves exactly as the plain one), the few
 //! collectives symc needs, and the one reduction the solvers use.
 //!
-//! Why the reduction is an all-gather and not `MPI_Allreduce`: the MPI standard does not
-//! promise that every process gets the bit-identical sum (reduction trees may differ per
-//! process), and the solvers branch on these sums (convergence, breakdown, restart). A process
-//! that decided differently would wait forever in the next collective. Gathering every
-//! process's partials and adding them in rank order on each process makes the sums identical
-//! everywhere, for the price of `ranks × len` doubles per reduction (a few hundred bytes for a
-//! GMRES(30) column).
+//! Why the reduction is a reduce to rank 0 and a broadcast, not `MPI_Allreduce`: the MPI
+//! standard does not promise that every process gets the bit-identical sum (reduction trees may
+//! differ per process), and the solvers branch on these sums (convergence, breakdown, restart).
+//! A process that decided differently would wait forever in the next collective. With one sum,
+//! made on rank 0 and broadcast, every process holds the same bits, at two O(log P) trees per
+//! reduction (the same latency class as an all-reduce).
 
 use mpi::Threading;
+use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
@@ -23,6 +23,24 @@ const LAUNCHER_VARS: [&str; 5] =
 /// Whether this process was started by an MPI launcher.
 pub fn launched_by_mpirun() -> bool {
     LAUNCHER_VARS.iter().any(|v| std::env::var_os(v).is_some())
+}
+
+/// Gives each process of this node its share of the cores as rayon threads (unless
+/// `RAYON_NUM_THREADS` says otherwise): N processes with a full-size pool each would put N
+/// threads on every core, and a kernel's chunk waiting for a descheduled thread stalls the
+/// halo exchange of every neighbour.
+fn share_cores() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Fails only if the pool already exists (then it stays as it is).
+    let _ = rayon::ThreadPoolBuilder::new().num_threads((cores / local).max(1)).build_global();
 }
 
 /// MPI for the life of the program: dropping it finalises MPI.
@@ -39,6 +57,7 @@ impl Launch {
             return None;
         }
         let (universe, _) = mpi::initialize_with_threading(Threading::Funneled)?;
+        share_cores();
         let world = Comm { inner: universe.world() };
         Some(Launch { _universe: universe, world })
     }
@@ -99,19 +118,21 @@ impl Comm {
         b[0]
     }
 
-    /// Sums `partials` over all processes in place, in rank order on every process, so that
-    /// every process holds bit-identical sums (see the module doc).
+    /// Sums `partials` over all processes in place, so that every process holds bit-identical
+    /// sums (see the module doc).
     pub fn sum_f64(&self, partials: &mut [f64]) {
-        let n = self.size();
-        if n == 1 || partials.is_empty() {
+        if self.size() == 1 || partials.is_empty() {
             return;
         }
-        let mut all = vec![0.0f64; n * partials.len()];
-        self.inner.all_gather_into(&partials[..], &mut all[..]);
-        let len = partials.len();
-        for (i, p) in partials.iter_mut().enumerate() {
-            *p = (0..n).map(|r| all[r * len + i]).sum();
+        let root = self.inner.process_at_rank(0);
+        if self.is_root() {
+            let mut sum = vec![0.0f64; partials.len()];
+            root.reduce_into_root(&partials[..], &mut sum[..], SystemOperation::sum());
+            partials.copy_from_slice(&sum);
+        } else {
+            root.reduce_into(&partials[..], SystemOperation::sum());
         }
+        self.broadcast(partials);
     }
 
     /// The largest of every process's value.

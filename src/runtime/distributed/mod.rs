@@ -10,7 +10,8 @@
 //! - `comm` (feature `mpi`): start-up under a launcher, collectives, the deterministic sum;
 //! - `halo` (feature `mpi`): faces, ghost slots, interior and boundary sites;
 //! - `operator` (feature `mpi`): the sub-lattice Wilson-clover operator with its halo exchange;
-//! - `solve` (feature `mpi`): gauge distribution and a batch of distributed solves.
+//! - `solve` (feature `mpi`): gauge distribution and a batch of distributed solves;
+//! - `heatbath` (feature `mpi`): the heatbath's link updates shared out over the processes.
 
 pub mod grid;
 
@@ -18,6 +19,8 @@ pub mod grid;
 pub mod comm;
 #[cfg(feature = "mpi")]
 mod halo;
+#[cfg(feature = "mpi")]
+pub mod heatbath;
 #[cfg(feature = "mpi")]
 pub mod operator;
 #[cfg(feature = "mpi")]

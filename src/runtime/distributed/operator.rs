@@ -44,6 +44,19 @@ pub struct HaloStats {
     pub copy_seconds: f64,
 }
 
+/// What the halo exchange adds to an application ([`DistWilsonClover::bench`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct HaloBench {
+    pub applications: usize,
+    /// With the exchange (pack, messages overlapped with the interior, unpack, boundary).
+    pub seconds_per_application: f64,
+    /// The same kernel over all sites, no messages.
+    pub kernel_seconds_per_application: f64,
+    /// with / without − 1.
+    pub exchange_overhead: f64,
+    pub bytes_per_application: usize,
+}
+
 /// Send and receive buffers of every face.
 struct Buffers<T> {
     send: Vec<Vec<T>>,
@@ -232,6 +245,51 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
         s.wait_seconds += wait;
         s.copy_seconds += copy;
         Ok(())
+    }
+
+    /// Times `reps` applications of D with the halo exchange against `reps` runs of the same
+    /// kernel over all sites without it (ghost slots left as they are): what the exchange adds
+    /// to an application. Every process must call it together; the times are the slowest
+    /// process's. The statistics of [`Self::stats`] are left as they were.
+    pub fn bench(&self, reps: usize) -> Result<HaloBench, RuntimeError> {
+        let saved = self.stats();
+        let len = self.buffer_len();
+        let mut inp: Vec<T> = (0..len).map(|i| T::from_f64((i % 7) as f64 * 0.1)).collect();
+        let mut out = vec![T::zero(); len];
+        self.comm.barrier();
+        let t = Instant::now();
+        for _ in 0..reps {
+            self.apply_aosoa(false, &mut out, &mut inp)?;
+        }
+        let with = t.elapsed().as_secs_f64();
+        let c = &self.compiled;
+        let kernel = c.kernels.kernel(c.d);
+        self.comm.barrier();
+        let t = Instant::now();
+        for _ in 0..reps {
+            kernel.call_parallel(
+                &mut [
+                    Arg::ro(&inp),
+                    Arg::ro(&inp),
+                    Arg::rw(&mut out),
+                    Arg::ro(&self.links),
+                    Arg::ro(&self.neighbours),
+                    Arg::ro(&self.clover),
+                ],
+                16,
+            )?;
+        }
+        let alone = t.elapsed().as_secs_f64();
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = saved;
+        let (with, alone) = (self.comm.max_f64(with), self.comm.max_f64(alone));
+        let per = |s: f64| s / reps.max(1) as f64;
+        Ok(HaloBench {
+            applications: reps,
+            seconds_per_application: per(with),
+            kernel_seconds_per_application: per(alone),
+            exchange_overhead: with / alone - 1.0,
+            bytes_per_application: saved.bytes_per_application,
+        })
     }
 
     /// D (or D†) on this process's part of reference-layout vectors.

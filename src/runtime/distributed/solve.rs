@@ -8,7 +8,7 @@
 
 use super::comm::Comm;
 use super::grid::{GridError, ProcessGrid};
-use super::operator::{DistWilsonClover, HaloStats};
+use super::operator::{DistWilsonClover, HaloBench, HaloStats};
 use super::{OperatorCheck, operator_check};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::geometry::Geometry;
@@ -84,6 +84,10 @@ pub struct DistributedRun {
     /// `--operator-check`: D and D† of the first source, as global sums.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator_check: Option<OperatorCheck>,
+    /// `--halo-bench N`: N applications of the f32 operator (f64 with `--precision f64`) with
+    /// and without the exchange, after the solves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halo_bench: Option<HaloBench>,
 }
 
 /// What a distributed batch needs to know.
@@ -94,6 +98,8 @@ pub struct DistributedSolve<'a> {
     pub precision: Precision,
     pub solve: SolveParams,
     pub operator_check: bool,
+    /// Applications of [`DistWilsonClover::bench`] after the solves (0: none).
+    pub halo_bench: usize,
 }
 
 impl DistributedSolve<'_> {
@@ -143,6 +149,11 @@ impl DistributedSolve<'_> {
         let halo = d32.as_ref().map_or(halo_f64, |d| d.stats());
         let busy = if precision == "f64" { halo_f64 } else { halo };
         let mine = busy.seconds / busy.applications.max(1) as f64;
+        let bench = match (self.halo_bench, &d32) {
+            (0, _) => None,
+            (n, Some(d)) if precision != "f64" => Some(d.bench(n)?),
+            (n, _) => Some(d64.bench(n)?),
+        };
         let run = DistributedRun {
             ranks: grid.ranks(),
             procs: grid.procs,
@@ -151,6 +162,7 @@ impl DistributedSolve<'_> {
             halo_f64,
             max_seconds_per_application: comm.max_f64(mine),
             operator_check: check,
+            halo_bench: bench,
         };
         Ok((reports.pop().unwrap_or_default(), precision, run))
     }
