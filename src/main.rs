@@ -6,11 +6,16 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = symc::cli::Cli::parse();
-    match symc::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    // Under `mpirun` (feature `mpi`): decomposed solves, rank 0 alone prints (cli/mpi.rs).
+    #[cfg(feature = "mpi")]
+    let code = symc::cli::mpi::main(cli);
+    #[cfg(not(feature = "mpi"))]
+    let code = match symc::cli::run(cli) {
+        Ok(()) => 0,
         Err(failure) => {
             eprintln!("{:?}", failure.report);
-            ExitCode::from(failure.code)
+            failure.code
         }
-    }
+    };
+    ExitCode::from(code)
 }

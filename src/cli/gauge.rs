@@ -243,6 +243,16 @@ pub fn run(c: GaugeCommand) -> Result<(), Failure> {
 }
 
 fn generate(a: GenerateArgs) -> Result<(), Failure> {
+    generate_shared(a, &heatbath::Alone, true)
+}
+
+/// `gauge generate` with the link updates shared out by `share` (several processes); only the
+/// process with `root` shows progress, writes the file and prints.
+pub(super) fn generate_shared(
+    a: GenerateArgs,
+    share: &dyn heatbath::LinkShare,
+    root: bool,
+) -> Result<(), Failure> {
     let params = HeatbathParams {
         beta: a.beta,
         sweeps: a.sweeps,
@@ -274,22 +284,27 @@ fn generate(a: GenerateArgs) -> Result<(), Failure> {
     let probe = crate::lattice::gauge::GaugeField::unit([2, 2, 2, 2]);
     io::encode(&a.output, &probe, format, &opts).map_err(Failure::io)?;
 
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(a.sweeps as u64),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
+    let target = if root {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(a.sweeps as u64), target);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{spinner} sweep {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
     let start = std::time::Instant::now();
-    let (field, history) = heatbath::generate(a.dims, &params, |n, p| {
+    let (field, history) = heatbath::generate_shared(a.dims, &params, share, |n, p| {
         bar.set_position(n as u64);
         bar.set_message(format!("plaquette {p:.6}"));
     });
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
+    if !root {
+        return Ok(());
+    }
 
     io::write_gauge(&a.output, &field, format, &opts).map_err(Failure::io)?;
     if let Some(h) = &a.history {

@@ -9,6 +9,8 @@ pub mod check;
 pub mod eval;
 pub mod gauge;
 pub mod inspect;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod plot;
 pub mod scan;
 pub mod solve;

@@ -116,6 +116,19 @@ pub struct SolveArgs {
     /// configuration, mass and set-up, (re)written otherwise.
     #[arg(long, value_name = "FILE")]
     pub mg_cache: Option<PathBuf>,
+    /// Processes along x, y, z, t (`PXxPYxPZxPT`) when run under `mpirun -np N` (build with
+    /// `--features mpi`); their product must be N. Default: chosen from N and the lattice
+    /// (the outermost of x, y, z first; t, the direction the kernels vectorise, is never split).
+    #[arg(long, value_name = "PXxPYxPZxPT", value_parser = super::gauge::parse_hint_dims)]
+    pub procs: Option<[usize; 4]>,
+    /// Add `operator_check` to the report: norms and site-weighted sums of D b and D† b for the
+    /// first source (they must not depend on the number of processes).
+    #[arg(long, hide = true)]
+    pub operator_check: bool,
+    /// Under mpirun: after the solves, time N operator applications with and without the halo
+    /// exchange (reported as `mpi.halo_bench`).
+    #[arg(long, hide = true, value_name = "N", default_value_t = 0)]
+    pub halo_bench: usize,
 }
 
 /// Solvers selectable on the command line.
@@ -192,7 +205,7 @@ pub enum SolveCliError {
 }
 
 /// The solver of the batch for a `--solver` flag.
-fn solver_kind(k: SolverKind) -> batch::SolverKind {
+pub(super) fn solver_kind(k: SolverKind) -> batch::SolverKind {
     match k {
         SolverKind::Fgmres => batch::SolverKind::Fgmres,
         SolverKind::Gmres => batch::SolverKind::Gmres,
@@ -202,7 +215,7 @@ fn solver_kind(k: SolverKind) -> batch::SolverKind {
 }
 
 /// The operator precision for a `--precision` flag.
-fn precision(p: PrecisionArg) -> Precision {
+pub(super) fn precision(p: PrecisionArg) -> Precision {
     match p {
         PrecisionArg::Mixed => Precision::Mixed,
         PrecisionArg::F32 => Precision::F32,
@@ -210,7 +223,7 @@ fn precision(p: PrecisionArg) -> Precision {
     }
 }
 
-fn check_args(a: &SolveArgs) -> Result<(), SolveCliError> {
+pub(super) fn check_args(a: &SolveArgs) -> Result<(), SolveCliError> {
     let bad =
         |flag, expected, found: String| Err(SolveCliError::Argument { flag, expected, found });
     if !a.mass.is_finite() || a.mass <= -8.0 {
@@ -243,7 +256,7 @@ pub fn dirac_params(a: &SolveArgs) -> DiracParams {
 }
 
 /// The stderr line of one finished solve.
-fn log_solve(k: usize, r: &SolveReport) {
+pub(super) fn log_solve(k: usize, r: &SolveReport) {
     eprintln!(
         "rhs {k}: {} iterations, {} operator applications, {:.3} s, true residual {:.3e}",
         r.iterations, r.operator_applications, r.seconds, r.true_residual
@@ -275,7 +288,7 @@ fn solve_sources(
 
 /// Reads `--gauge` with the `--gauge-dims`/`--gauge-precision` hints, noting on stderr when
 /// the layout was not stated by the file.
-fn read_solve_gauge(args: &SolveArgs) -> Result<io::GaugeFile, Failure> {
+pub(super) fn read_solve_gauge(args: &SolveArgs) -> Result<io::GaugeFile, Failure> {
     let flags = super::gauge::GAUGE_HINT_FLAGS;
     let opts = super::gauge::hinted_read(true, args.gauge_dims, args.gauge_precision, flags);
     let file = io::read_gauge_with(&args.gauge, &opts).map_err(Failure::io)?;
@@ -291,14 +304,14 @@ fn wants_multigrid(args: &SolveArgs) -> bool {
 }
 
 /// What ran, for the report: the system, the precision, the preconditioner and its extras.
-struct Ran {
+pub(super) struct Ran {
     /// `full` or `evenodd`.
-    system: &'static str,
-    precision: &'static str,
+    pub(super) system: &'static str,
+    pub(super) precision: &'static str,
     /// `none`, `network` or `multigrid`.
-    preconditioner: &'static str,
+    pub(super) preconditioner: &'static str,
     /// Keys merged into the JSON summary (the Schur variant, the multigrid set-up, ...).
-    extra: serde_json::Map<String, serde_json::Value>,
+    pub(super) extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `symc solve`: check the flags, build the operator (`runtime::operator`) or the even-odd
@@ -317,6 +330,14 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
         loaded = Some((gauge, prec));
     }
     check_args(&args).map_err(Failure::io)?;
+    if let Some(p) = args.procs.filter(|p| p.iter().product::<usize>() != 1) {
+        return Err(Failure::io(SolveCliError::Argument {
+            flag: "procs",
+            expected: "1x1x1x1 in a single process (several processes need a build with \
+                       --features mpi and mpirun -np N)",
+            found: format!("{}x{}x{}x{}", p[0], p[1], p[2], p[3]),
+        }));
+    }
     if let (true, Some(p)) = (args.evenodd, &args.precond) {
         let what = p.display().to_string();
         return Err(Failure::io(SolveCliError::EvenOddPreconditioner { what }));
@@ -376,6 +397,10 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
         let precision = operator.precision(kind);
         header("full system", precision);
         let mut extra = serde_json::Map::new();
+        if let (true, Some(b)) = (args.operator_check, sources.first()) {
+            let check = crate::runtime::distributed::operator_check(operator.system().op, b, |s| s);
+            extra.insert("operator_check".into(), serde_json::json!(check));
+        }
         let (reports, preconditioner) = if multigrid {
             let mut mg = build_multigrid(&args, &gauge, &dirac)?;
             mg.reset_stats();
@@ -510,7 +535,7 @@ fn multigrid_json(mg: &Multigrid, precision: &str) -> serde_json::Value {
 }
 
 /// The residual history (`--history`), its plot (`--plot`) and the report on stdout.
-fn write_outputs(
+pub(super) fn write_outputs(
     args: &SolveArgs,
     ran: &Ran,
     dims: [usize; 4],

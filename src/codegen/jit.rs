@@ -188,6 +188,71 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Run the items of several disjoint ranges over the rayon pool, in chunks of at least
+    /// `grain` items: a domain-decomposed operator runs its interior sites while the halo is in
+    /// flight, then the boundary sites. Only for `parallel` specs; overlapping ranges (which
+    /// would write the same bytes from two threads) are refused.
+    pub fn call_parallel_ranges(
+        &self,
+        args: &mut [Arg<'_>],
+        ranges: &[(usize, usize)],
+        grain: usize,
+    ) -> Result<(), JitError> {
+        let bad = |message: String| JitError::BadCall { kernel: self.spec.name.clone(), message };
+        if !self.spec.parallel {
+            return Err(bad("kernel is not range-parallel".into()));
+        }
+        let mut sorted: Vec<(usize, usize)> = ranges.to_vec();
+        sorted.sort_unstable();
+        for w in sorted.windows(2) {
+            if w[0].1 > w[1].0 {
+                return Err(bad(format!("ranges {:?} and {:?} overlap", w[0], w[1])));
+            }
+        }
+        for &(start, end) in &sorted {
+            self.check(args, start, end)?;
+        }
+        let total: usize = sorted.iter().map(|(s, e)| e - s).sum();
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = total.div_ceil(threads).max(grain.max(1));
+        // Pieces of at most `chunk` items, gathered into tasks of about `chunk` items each.
+        let mut tasks: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
+        let mut filled = 0;
+        for &(start, end) in &sorted {
+            let mut lo = start;
+            while lo < end {
+                let hi = (lo + chunk - filled).min(end);
+                if let Some(t) = tasks.last_mut() {
+                    t.push((lo, hi));
+                }
+                filled += hi - lo;
+                if filled >= chunk {
+                    tasks.push(Vec::new());
+                    filled = 0;
+                }
+                lo = hi;
+            }
+        }
+        let ptrs: Vec<usize> = args.iter_mut().map(|a| a.ptr() as usize).collect();
+        let f = self.f;
+        rayon::scope(|s| {
+            for task in &tasks {
+                let ptrs = &ptrs;
+                s.spawn(move |_| {
+                    for &(lo, hi) in task {
+                        // SAFETY: as in `call_parallel`: every range was checked against the
+                        // spec, the ranges are disjoint (checked above), so disjoint items write
+                        // disjoint bytes, and the slices behind `ptrs` outlive the scope.
+                        unsafe { f(ptrs.as_ptr() as *const *mut u8, lo as i64, hi as i64) }
+                    }
+                });
+            }
+        });
+        Ok(())
+    }
+}
+
 /// Owns the executable memory of a set of kernels. Kernels must not outlive it, which the
 /// owning [`CompiledKernels`] guarantees by keeping both together.
 struct CodeMemory(Option<JITModule>);

@@ -5,7 +5,10 @@
 //! Links of one direction on sites of one parity only interact through staples made of the
 //! other links, so each (direction, parity) class is updated in parallel with rayon. Every
 //! random number comes from a counter-based stream keyed by (seed, sweep, site, direction)
-//! (see [`super::rng`]), so a chain is bit-identical whatever the number of threads.
+//! (see [`super::rng`]), so a chain is bit-identical whatever the number of threads — and
+//! whatever the number of processes: with a [`LinkShare`] each process computes a contiguous
+//! share of every class and all processes exchange the new links (`runtime::distributed`
+//! implements it over MPI).
 //!
 //! Derivation (as Grid's `SubGroupHeatBath`): for a link U with staple sum A, the local weight
 //! is exp(β/3 Re tr(U A)). Left-multiplying U by an SU(2) element X embedded in the rows (i, j)
@@ -107,6 +110,31 @@ pub fn validate(dims: [usize; 4], params: &HeatbathParams) -> Result<(), Heatbat
 const PURPOSE_HEATBATH: u32 = 0;
 const PURPOSE_HOT_START: u32 = 1;
 
+/// How the links of one (direction, parity) class are split over processes: each computes the
+/// links of a contiguous share of the class's sites, and [`LinkShare::gather`] gives every
+/// process all of them, in site order. Each link's update depends only on the field before the
+/// class and on its own counter-based stream, so the chain does not depend on the split.
+pub trait LinkShare {
+    /// The share of a class of `n` sites this process computes.
+    fn range(&self, n: usize) -> std::ops::Range<usize>;
+    /// All `n` new links of the class into `all`, from every process's share (this one's is
+    /// `mine`).
+    fn gather(&self, mine: &[Su3<f64>], all: &mut Vec<Su3<f64>>, n: usize);
+}
+
+/// One process computes every link.
+pub struct Alone;
+
+impl LinkShare for Alone {
+    fn range(&self, n: usize) -> std::ops::Range<usize> {
+        0..n
+    }
+    fn gather(&self, mine: &[Su3<f64>], all: &mut Vec<Su3<f64>>, _n: usize) {
+        all.clear();
+        all.extend_from_slice(mine);
+    }
+}
+
 /// A running Markov chain: the field and the number of compound sweeps done.
 #[derive(Clone, Debug)]
 pub struct Heatbath {
@@ -120,6 +148,8 @@ pub struct Heatbath {
     parity_sites: [Vec<u32>; 2],
     /// Reused buffer for the new links of one (direction, parity) class.
     scratch: Vec<Su3<f64>>,
+    /// All processes' new links of a class (when the class is shared).
+    gathered: Vec<Su3<f64>>,
 }
 
 impl Heatbath {
@@ -160,6 +190,7 @@ impl Heatbath {
             sweeps_done,
             parity_sites,
             scratch: Vec::new(),
+            gathered: Vec::new(),
         }
     }
 
@@ -178,9 +209,15 @@ impl Heatbath {
     /// One compound sweep: a heatbath sweep, the overrelaxation sweeps, and reunitarisation
     /// when due. Returns the plaquette afterwards.
     pub fn sweep(&mut self) -> f64 {
-        self.heatbath_sweep();
+        self.sweep_shared(&Alone)
+    }
+
+    /// [`Heatbath::sweep`] with the links of each class shared out by `share` (every process
+    /// calls it and ends with the same field).
+    pub fn sweep_shared(&mut self, share: &dyn LinkShare) -> f64 {
+        self.heatbath_sweep_shared(share);
         for _ in 0..self.overrelax {
-            self.overrelax_sweep();
+            self.overrelax_sweep_shared(share);
         }
         self.sweeps_done += 1;
         if self.reunitarize_every > 0 && self.sweeps_done % self.reunitarize_every as u64 == 0 {
@@ -192,8 +229,12 @@ impl Heatbath {
     /// One Cabibbo–Marinari heatbath sweep over all links (random numbers keyed by the current
     /// sweep count).
     pub fn heatbath_sweep(&mut self) {
+        self.heatbath_sweep_shared(&Alone)
+    }
+
+    fn heatbath_sweep_shared(&mut self, share: &dyn LinkShare) {
         let (beta, seed, sweep) = (self.beta, self.seed, self.sweeps_done as u32);
-        self.update_all(move |field, site, mu| {
+        self.update_all(share, move |field, site, mu| {
             let mut rng =
                 Stream::new(seed, site as u32, PURPOSE_HEATBATH | (mu as u32) << 8, sweep);
             let a = staple_sum(field, site, mu);
@@ -203,7 +244,11 @@ impl Heatbath {
 
     /// One overrelaxation sweep over all links (deterministic; preserves the action).
     pub fn overrelax_sweep(&mut self) {
-        self.update_all(|field, site, mu| {
+        self.overrelax_sweep_shared(&Alone)
+    }
+
+    fn overrelax_sweep_shared(&mut self, share: &dyn LinkShare) {
+        self.update_all(share, |field, site, mu| {
             let a = staple_sum(field, site, mu);
             overrelax_link(field.links[site * 4 + mu], &a)
         });
@@ -213,8 +258,13 @@ impl Heatbath {
     /// the new links depend only on links outside it, so they are computed in parallel from
     /// the current field and then written back. With an odd extent the checkerboard does not
     /// separate neighbours (x = L−1 and x = 0 share a parity), so links are then updated one at
-    /// a time in place, in a fixed order.
-    fn update_all(&mut self, update: impl Fn(&GaugeField, usize, usize) -> Su3<f64> + Sync) {
+    /// a time in place, in a fixed order (by every process alike). `share` splits the sites of
+    /// a class over processes.
+    fn update_all(
+        &mut self,
+        share: &dyn LinkShare,
+        update: impl Fn(&GaugeField, usize, usize) -> Su3<f64> + Sync,
+    ) {
         if self.field.dims().iter().any(|d| d % 2 == 1) {
             for mu in 0..4 {
                 for s in 0..self.field.geom.volume() {
@@ -228,10 +278,16 @@ impl Heatbath {
             for parity in 0..2 {
                 let sites = &self.parity_sites[parity];
                 let field = &self.field;
-                sites
+                let range = share.range(sites.len());
+                let whole = range.len() == sites.len();
+                sites[range]
                     .par_iter()
                     .map(|&s| update(field, s as usize, mu))
                     .collect_into_vec(&mut self.scratch);
+                if !whole {
+                    share.gather(&self.scratch, &mut self.gathered, sites.len());
+                    std::mem::swap(&mut self.scratch, &mut self.gathered);
+                }
                 for (&s, u) in sites.iter().zip(&self.scratch) {
                     self.field.links[s as usize * 4 + mu] = *u;
                 }
@@ -246,12 +302,23 @@ impl Heatbath {
 pub fn generate(
     dims: [usize; 4],
     params: &HeatbathParams,
+    progress: impl FnMut(usize, f64),
+) -> (GaugeField, Vec<f64>) {
+    generate_shared(dims, params, &Alone, progress)
+}
+
+/// [`generate`] with every class shared out by `share`: every process calls it and gets the
+/// same field, the one [`generate`] gives.
+pub fn generate_shared(
+    dims: [usize; 4],
+    params: &HeatbathParams,
+    share: &dyn LinkShare,
     mut progress: impl FnMut(usize, f64),
 ) -> (GaugeField, Vec<f64>) {
     let mut hb = Heatbath::new(dims, params);
     let mut history = Vec::with_capacity(params.sweeps);
     for n in 1..=params.sweeps {
-        let p = hb.sweep();
+        let p = hb.sweep_shared(share);
         history.push(p);
         progress(n, p);
     }

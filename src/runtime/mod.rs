@@ -197,6 +197,7 @@ pub mod classifier;
 pub mod coarse;
 pub mod dense_lattice;
 pub mod dirac;
+pub mod distributed;
 pub mod evenodd_solve;
 pub mod init;
 pub mod lattice_net;

@@ -148,7 +148,7 @@ fn solve_one(
         exact.apply(&mut dx, &x);
         let mut r = vec![Complex64::new(0.0, 0.0); b.len()];
         fermion::sub(&mut r, b, &dx);
-        report.true_residual = fermion::norm(&r) / fermion::norm(b);
+        report.true_residual = super::global_norm(exact, &r) / super::global_norm(exact, b);
         report.converged = report.true_residual <= params.tol;
     }
     Ok(report)

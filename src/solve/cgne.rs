@@ -6,7 +6,7 @@
 use super::linalg::from_c64;
 use super::{AdjointOperator, Counted, SolveParams, SolveReport, check_lengths};
 use crate::lattice::Real;
-use crate::lattice::fermion::{axpy, norm, norm_sqr, xpay};
+use crate::lattice::fermion::{axpy, xpay};
 use num_complex::{Complex, Complex64};
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ pub fn cgne<T: Real, O: AdjointOperator<T> + ?Sized>(
     check_lengths(n, b, x);
     let op = Counted::new(op);
     let zero = Complex::new(T::zero(), T::zero());
-    let bnorm = norm(b);
+    let bnorm = op.norm(b);
     if bnorm == 0.0 {
         x.iter_mut().for_each(|v| *v = zero);
         return SolveReport::zero_rhs("cgne", start);
@@ -32,7 +32,7 @@ pub fn cgne<T: Real, O: AdjointOperator<T> + ?Sized>(
     let mut q = vec![zero; n];
     let mut t = vec![zero; n];
     op.residual(&mut r, b, x);
-    let mut rr = norm_sqr(&r);
+    let mut rr = op.norm_sqr(&r);
     let mut history = vec![rr.sqrt() / bnorm];
     let mut iterations = 0usize;
 
@@ -42,7 +42,7 @@ pub fn cgne<T: Real, O: AdjointOperator<T> + ?Sized>(
         op.apply_dagger(&mut p, &r);
         while iterations < params.max_iterations {
             // CG on D D† with directions d: p = D† d, so ⟨d, D D† d⟩ = ‖p‖².
-            let pp = norm_sqr(&p);
+            let pp = op.norm_sqr(&p);
             if pp == 0.0 {
                 break;
             }
@@ -50,7 +50,7 @@ pub fn cgne<T: Real, O: AdjointOperator<T> + ?Sized>(
             axpy(from_c64(Complex64::new(alpha, 0.0)), &p, x);
             op.apply(&mut q, &p);
             axpy(from_c64(Complex64::new(-alpha, 0.0)), &q, &mut r);
-            let rr_new = norm_sqr(&r);
+            let rr_new = op.norm_sqr(&r);
             iterations += 1;
             history.push(rr_new.sqrt() / bnorm);
             if rr_new.sqrt() / bnorm <= params.tol {
@@ -63,7 +63,7 @@ pub fn cgne<T: Real, O: AdjointOperator<T> + ?Sized>(
             xpay(&t, from_c64(Complex64::new(beta, 0.0)), &mut p);
         }
         op.residual(&mut r, b, x);
-        rr = norm_sqr(&r);
+        rr = op.norm_sqr(&r);
         if iterations == cycle_start {
             break;
         }

@@ -15,7 +15,7 @@ use super::{
     check_lengths,
 };
 use crate::lattice::Real;
-use crate::lattice::fermion::{norm, scale};
+use crate::lattice::fermion::scale;
 use num_complex::{Complex, Complex64};
 use std::time::Instant;
 
@@ -191,7 +191,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
     let op = Counted::new(op);
     let mut prec_count = 0usize;
     let zero = Complex::new(T::zero(), T::zero());
-    let bnorm = norm(b);
+    let bnorm = op.norm(b);
     let mut history = Vec::new();
     if bnorm == 0.0 {
         x.iter_mut().for_each(|v| *v = zero);
@@ -206,7 +206,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
 
     let mut r = vec![zero; n];
     op.residual(&mut r, b, x);
-    let mut beta = norm(&r);
+    let mut beta = op.norm(&r);
     history.push(beta / bnorm);
     let mut iterations = 0usize;
 
@@ -228,9 +228,13 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
             }
             let (hj, hnext) = gram_schmidt(
                 &mut w,
-                |w: &Vec<Complex<T>>| multi_dot(&v, j + 1, w),
-                |w: &mut Vec<Complex<T>>, h: &[Complex64]| multi_sub(w, h, &v),
-                |w: &mut Vec<Complex<T>>, h: &[Complex64]| multi_sub_dot(w, h, &v),
+                |w: &Vec<Complex<T>>| summed(&op, multi_dot(&v, j + 1, w)),
+                |w: &mut Vec<Complex<T>>, h: &[Complex64]| {
+                    let mut n = [multi_sub(w, h, &v)];
+                    op.op.global_sum(&mut n);
+                    n[0]
+                },
+                |w: &mut Vec<Complex<T>>, h: &[Complex64]| summed(&op, multi_sub_dot(w, h, &v)),
             );
             if hnext > 0.0 {
                 v[j + 1].copy_from_slice(&w);
@@ -253,7 +257,7 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
             multi_add(x, &y, &v[..k]);
         }
         op.residual(&mut r, b, x);
-        beta = norm(&r);
+        beta = op.norm(&r);
     }
 
     let true_residual = beta / bnorm;
@@ -267,6 +271,15 @@ fn arnoldi_solve<T: Real, O: LinearOperator<T> + ?Sized, P: Preconditioner<T> + 
         history,
         converged: true_residual <= params.tol,
     }
+}
+
+/// Partial inner products made global (identity on one process).
+fn summed<T: Real, O: LinearOperator<T> + ?Sized>(
+    op: &Counted<'_, T, O>,
+    mut h: Vec<Complex64>,
+) -> Vec<Complex64> {
+    op.sums(&mut h);
+    h
 }
 
 #[cfg(test)]

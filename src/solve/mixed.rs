@@ -17,8 +17,7 @@
 
 use super::gmres::{LeastSquares, gram_schmidt_selective};
 use super::linalg::{split_multi_dot, split_multi_sub, split_scaled_copy};
-use super::{LinearOperator, SolveParams, SolveReport, check_lengths};
-use crate::lattice::fermion::norm;
+use super::{LinearOperator, SolveParams, SolveReport, check_lengths, global_norm};
 use num_complex::Complex64;
 use std::time::Instant;
 use thiserror::Error;
@@ -140,7 +139,7 @@ fn cycles(
     check_lengths(n, b, x);
     let m = params.restart.max(1);
     let zero = Complex64::new(0.0, 0.0);
-    let bnorm = norm(b);
+    let bnorm = global_norm(op64, b);
     if bnorm == 0.0 {
         x.iter_mut().for_each(|v| *v = zero);
         return Ok(SolveReport::zero_rhs(name, start));
@@ -163,7 +162,7 @@ fn cycles(
         for (ri, bi) in r.iter_mut().zip(b) {
             *ri = *bi - *ri;
         }
-        norm(r)
+        global_norm(op64, r)
     };
     let mut beta = residual(&mut r, x, &mut ops);
     let mut history = vec![beta / bnorm];
@@ -189,8 +188,12 @@ fn cycles(
             ops += 1;
             let (hj, hnext) = gram_schmidt_selective(
                 &mut w,
-                |w: &Vec<f32>| split_multi_dot(&v, j + 1, w, main),
-                |w: &mut Vec<f32>, h: &[Complex64]| split_multi_sub(w, h, &v, main),
+                |w: &Vec<f32>| summed(op64, split_multi_dot(&v, j + 1, w, main)),
+                |w: &mut Vec<f32>, h: &[Complex64]| {
+                    let mut n = [split_multi_sub(w, h, &v, main)];
+                    op64.global_sum(&mut n);
+                    n[0]
+                },
                 REORTHOGONALISE_BELOW,
             );
             if hnext > 0.0 {
@@ -232,4 +235,11 @@ fn cycles(
         history,
         converged: true_residual <= params.tol,
     })
+}
+
+/// Partial inner products over this process's part of the vectors made global (identity on
+/// one process): the one change a domain-decomposed operator needs here.
+fn summed(op64: &dyn LinearOperator<f64>, mut h: Vec<Complex64>) -> Vec<Complex64> {
+    op64.global_sum(bytemuck::cast_slice_mut(&mut h));
+    h
 }

@@ -39,7 +39,7 @@ use crate::lattice::Real;
 use crate::lattice::evenodd::Schur;
 use crate::lattice::fermion::cast_into;
 use crate::lattice::wilson::WilsonClover;
-use num_complex::Complex;
+use num_complex::{Complex, Complex64};
 use serde::Serialize;
 use std::cell::Cell;
 use std::sync::Mutex;
@@ -50,6 +50,12 @@ pub trait LinearOperator<T: Real> {
     fn len(&self) -> usize;
     /// out = A inp.
     fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]);
+    /// Sums, in place, partial results (inner products, squared norms) that this process
+    /// computed over its part of a vector, so that every process holds the global value. An
+    /// operator on whole vectors (one process) does nothing; a domain-decomposed one
+    /// (`runtime::distributed`) reduces over its processes. The solvers call it on every
+    /// inner product and norm, which is all they need to run distributed.
+    fn global_sum(&self, _partials: &mut [f64]) {}
 }
 
 /// An operator whose adjoint is available (needed by [`cgne`]).
@@ -131,6 +137,9 @@ impl<T: Real, O: LinearOperator<T> + ?Sized> LinearOperator<T> for &O {
     fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
         (**self).apply(out, inp)
     }
+    fn global_sum(&self, partials: &mut [f64]) {
+        (**self).global_sum(partials)
+    }
 }
 
 impl<T: Real, O: AdjointOperator<T> + ?Sized> AdjointOperator<T> for &O {
@@ -169,6 +178,9 @@ impl<O: LinearOperator<f32>> LinearOperator<f64> for MixedPrecision<O> {
         cast_into(i32, inp);
         self.op.apply(o32, i32);
         cast_into(out, o32);
+    }
+    fn global_sum(&self, partials: &mut [f64]) {
+        self.op.global_sum(partials)
     }
 }
 
@@ -253,6 +265,26 @@ impl<'a, T: Real, O: LinearOperator<T> + ?Sized> Counted<'a, T, O> {
         self.count.set(self.count.get() + 1);
         self.op.apply(out, inp);
     }
+    /// The global ‖v‖ of a vector of which this process holds a part.
+    fn norm(&self, v: &[Complex<T>]) -> f64 {
+        global_norm(self.op, v)
+    }
+    /// The global ‖v‖².
+    fn norm_sqr(&self, v: &[Complex<T>]) -> f64 {
+        let mut s = [crate::lattice::fermion::norm_sqr(v)];
+        self.op.global_sum(&mut s);
+        s[0]
+    }
+    /// The global ⟨a, b⟩.
+    fn dot(&self, a: &[Complex<T>], b: &[Complex<T>]) -> Complex64 {
+        let mut d = [crate::lattice::fermion::dot(a, b)];
+        self.op.global_sum(bytemuck::cast_slice_mut(&mut d));
+        d[0]
+    }
+    /// Global inner products or squared norms (as the real part) in place.
+    fn sums(&self, h: &mut [Complex64]) {
+        self.op.global_sum(bytemuck::cast_slice_mut(h))
+    }
     /// out = b − A x.
     fn residual(&self, out: &mut [Complex<T>], b: &[Complex<T>], x: &[Complex<T>]) {
         self.apply(out, x);
@@ -267,6 +299,14 @@ impl<T: Real, O: AdjointOperator<T> + ?Sized> Counted<'_, T, O> {
         self.count.set(self.count.get() + 1);
         self.op.apply_dagger(out, inp);
     }
+}
+
+/// ‖v‖ over every process's part of `v` (`op`'s [`LinearOperator::global_sum`]); plain ‖v‖
+/// on one process.
+pub(crate) fn global_norm<T: Real, O: LinearOperator<T> + ?Sized>(op: &O, v: &[Complex<T>]) -> f64 {
+    let mut s = [crate::lattice::fermion::norm_sqr(v)];
+    op.global_sum(&mut s);
+    s[0].sqrt()
 }
 
 fn check_lengths<T: Real>(n: usize, b: &[Complex<T>], x: &[Complex<T>]) {

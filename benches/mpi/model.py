@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Paper model of one mixed-precision GMRES(30) iteration of `symc solve` on 48^3 x 96 over
+P nodes (BENCHMARKS.md, "Several processes"). Per-site costs are the ones measured on this
+machine (benches/mpi/scaling.sh, 16^3 x 32, 2 ranks x 1 thread); the node and network figures
+are assumptions, stated below. Run: python3 benches/mpi/model.py"""
+import math
+
+# Measured here, per core (f32, 16^3x32 sub-lattice of 65,536 sites per rank):
+D_NS_PER_SITE = 120.0    # one Wilson-clover application, kernel only (halo bench: 107-135 ns)
+GS_NS_PER_SITE = 470.0   # the rest of an iteration: Gram-Schmidt over the Krylov basis etc.
+SPINOR_BYTES = 96        # what is sent per face site: 24 f32 (full spinor, not projected)
+REDUCTIONS = 2.1         # global sums per iteration (Arnoldi dot + fused sub/dot, restarts)
+COPY_GBS = 6.0           # packing + unpacking the faces, GB/s per core (0.51 ms for 2 x 1.57 MB)
+
+# Assumed:
+CORES = 32               # cores per node, each as fast as one core here (memory bandwidth
+                         # scales with them: 32 x ~10 GB/s ~ a dual-socket DDR5 node)
+BANDWIDTH = 12.5e9       # bytes/s injection per node (100 Gb/s, InfiniBand HDR100-class)
+LATENCY = 2e-6           # s per message and per tree level of a reduction
+
+DIMS = (48, 48, 48, 96)
+
+def grid(p):
+    """x, y, z split, largest local extent first (as symc's automatic grid; t is never split)."""
+    procs = [1, 1, 1, 1]
+    n = p
+    f = 2
+    factors = []
+    while n > 1:
+        while n % f == 0:
+            factors.append(f); n //= f
+        f += 1
+    for f in sorted(factors, reverse=True):
+        mu = max((m for m in (2, 1, 0) if (DIMS[m] // procs[m]) % f == 0),
+                 key=lambda m: (DIMS[m] // procs[m], m))
+        procs[mu] *= f
+    return procs
+
+print("| nodes | process grid | sites per node | halo MB sent per D | D (ms) | pack+unpack (ms) | messages (ms), exposed | rest of iteration (ms) | global sums (ms) | iteration (ms) | parallel efficiency |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for p in (64, 128, 256, 512):
+    g = grid(p)
+    local = [DIMS[m] // g[m] for m in range(4)]
+    v = math.prod(local)
+    faces = sum(2 * v // local[m] for m in range(4) if g[m] > 1)
+    halo_bytes = faces * SPINOR_BYTES
+    t_d = v * D_NS_PER_SITE * 1e-9 / CORES
+    interior = math.prod(local[m] - 2 if g[m] > 1 else local[m] for m in range(4))
+    t_int = t_d * interior / v
+    messages = sum(2 for m in range(4) if g[m] > 1)
+    t_halo = messages * LATENCY + halo_bytes / BANDWIDTH
+    exposed = max(0.0, t_halo - t_int)
+    t_gs = v * GS_NS_PER_SITE * 1e-9 / CORES
+    t_sum = REDUCTIONS * 2 * math.ceil(math.log2(p)) * LATENCY
+    t_copy = 2 * halo_bytes / (COPY_GBS * 1e9 * CORES)
+    t = t_d + t_copy + exposed + t_gs + t_sum
+    eff = (t_d + t_gs) / t
+    print(f"| {p} | {'x'.join(map(str, g))} | {v:,} | {halo_bytes/1e6:.2f} | {t_d*1e3:.3f} | "
+          f"{t_copy*1e3:.3f} | {t_halo*1e3:.3f}, {exposed*1e3:.3f} | {t_gs*1e3:.3f} | "
+          f"{t_sum*1e3:.3f} | {t*1e3:.3f} | {eff:.0%} |")

@@ -1,0 +1,77 @@
+//! Domain decomposition over MPI processes (`mpirun -np N symc solve ...`, cargo feature `mpi`).
+//!
+//! Why it lives in the runtime: it is an executor concern — buffers, layouts, the tables a
+//! gauge field gives the kernels, and now messages — beside `runtime::dirac`, whose kernel it
+//! runs unchanged. Codegen does not know about processes, and `solve` knows only one hook,
+//! [`crate::solve::LinearOperator::global_sum`], which a distributed operator implements.
+//!
+//! - [`grid`]: the process grid (automatic or `--procs`), its checks and the site mapping;
+//!   pure arithmetic, compiled and tested in every build;
+//! - `comm` (feature `mpi`): start-up under a launcher, collectives, the deterministic sum;
+//! - `halo` (feature `mpi`): faces, ghost slots, interior and boundary sites;
+//! - `operator` (feature `mpi`): the sub-lattice Wilson-clover operator with its halo exchange;
+//! - `solve` (feature `mpi`): gauge distribution and a batch of distributed solves;
+//! - `heatbath` (feature `mpi`): the heatbath's link updates shared out over the processes.
+
+pub mod grid;
+
+#[cfg(feature = "mpi")]
+pub mod comm;
+#[cfg(feature = "mpi")]
+mod halo;
+#[cfg(feature = "mpi")]
+pub mod heatbath;
+#[cfg(feature = "mpi")]
+pub mod operator;
+#[cfg(feature = "mpi")]
+pub mod solve;
+
+use crate::solve::AdjointOperator;
+use num_complex::Complex64;
+
+/// D and D† of one vector, reduced to global numbers that do not depend on how the lattice is
+/// split, up to round-off: the check that a distributed operator equals the single-process one
+/// (`symc solve --operator-check`). The weighted sums give every global site its own weight
+/// (1 + site mod 7), so a field that is right up to a permutation of sites fails them.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct OperatorCheck {
+    /// ‖D b‖.
+    pub norm_d: f64,
+    /// Σ_x w(x) |(D b)(x)|².
+    pub weighted_d: f64,
+    /// ‖D† b‖.
+    pub norm_ddag: f64,
+    /// Σ_x w(x) |(D† b)(x)|².
+    pub weighted_ddag: f64,
+}
+
+/// [`OperatorCheck`] of `op` on `b` (this process's part); `global_site(s)` is the global
+/// lexicographic site of local site `s`.
+pub fn operator_check(
+    op: &dyn AdjointOperator<f64>,
+    b: &[Complex64],
+    global_site: impl Fn(usize) -> usize,
+) -> OperatorCheck {
+    let mut y = vec![Complex64::new(0.0, 0.0); b.len()];
+    let mut sums = [0.0f64; 4];
+    for dagger in [false, true] {
+        if dagger {
+            op.apply_dagger(&mut y, b);
+        } else {
+            op.apply(&mut y, b);
+        }
+        let at = if dagger { 2 } else { 0 };
+        for (s, site) in y.chunks_exact(12).enumerate() {
+            let n: f64 = site.iter().map(|z| z.norm_sqr()).sum();
+            sums[at] += n;
+            sums[at + 1] += (1 + global_site(s) % 7) as f64 * n;
+        }
+    }
+    op.global_sum(&mut sums);
+    OperatorCheck {
+        norm_d: sums[0].sqrt(),
+        weighted_d: sums[1],
+        norm_ddag: sums[2].sqrt(),
+        weighted_ddag: sums[3],
+    }
+}

@@ -1,0 +1,358 @@
+//! The Wilson-clover operator of one process's sub-lattice: the same JIT kernel as
+//! `runtime::dirac` (built from the same [`hop_tables`] and [`block_table`]), whose neighbour
+//! table sends the hops that leave the sub-lattice into ghost slots filled by a halo exchange.
+//!
+//! One application: pack the faces the neighbours need, post non-blocking receives and sends,
+//! run the kernel on the interior sites (none of whose hops reads a ghost) while the messages
+//! are in flight, wait, copy the received faces into the ghost slots, run the boundary sites.
+//!
+//! To the solvers it is an ordinary operator on this process's part of the vectors: a
+//! [`LinearOperator`]/[`AdjointOperator`] on reference-layout f64 vectors of the local sites
+//! and a [`NativeOperator`] on f32 vectors in its own layout; its
+//! [`LinearOperator::global_sum`] turns their inner products into global ones. Every process
+//! must apply it the same number of times (the solvers do: they branch only on global sums).
+
+use super::comm::Comm;
+use super::grid::ProcessGrid;
+use super::halo::Halo;
+use crate::codegen::dirac::{self, DiracDesc, DiracKernels};
+use crate::codegen::jit::Arg;
+use crate::codegen::lattice_layout::{FIELD_COMPONENTS, SiteLayout};
+use crate::codegen::simd::Element;
+use crate::lattice::wilson::WilsonClover;
+use crate::runtime::RuntimeError;
+use crate::runtime::dirac::{HopTables, block_table, hop_tables};
+use crate::solve::{AdjointOperator, LinearOperator, NativeOperator};
+use mpi::traits::*;
+use num_complex::{Complex, Complex64};
+use rayon::prelude::*;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What the halo exchanges of an operator cost so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct HaloStats {
+    /// Operator applications (D and D†).
+    pub applications: usize,
+    /// Bytes this process sent per application.
+    pub bytes_per_application: usize,
+    /// Wall time of the applications (pack, kernels, exchange, unpack).
+    pub seconds: f64,
+    /// Time spent waiting for messages after the interior sites were done: the part of the
+    /// communication the interior work did not hide.
+    pub wait_seconds: f64,
+    /// Packing the faces and copying them into the ghost slots.
+    pub copy_seconds: f64,
+}
+
+/// What the halo exchange adds to an application ([`DistWilsonClover::bench`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct HaloBench {
+    pub applications: usize,
+    /// With the exchange (pack, messages overlapped with the interior, unpack, boundary).
+    pub seconds_per_application: f64,
+    /// The same kernel over all sites, no messages.
+    pub kernel_seconds_per_application: f64,
+    /// with / without − 1.
+    pub exchange_overhead: f64,
+    pub bytes_per_application: usize,
+}
+
+/// Send and receive buffers of every face.
+struct Buffers<T> {
+    send: Vec<Vec<T>>,
+    recv: Vec<Vec<T>>,
+}
+
+/// D on one process's sub-lattice, in precision `T`.
+pub struct DistWilsonClover<T: Element + Equivalence> {
+    comm: Comm,
+    grid: ProcessGrid,
+    layout: SiteLayout,
+    halo: Halo,
+    compiled: DiracKernels,
+    links: Vec<T>,
+    neighbours: Vec<i32>,
+    clover: Vec<T>,
+    buffers: Mutex<Buffers<T>>,
+    /// Reference-layout applications: AoSoA input and output.
+    scratch: Mutex<(Vec<T>, Vec<T>)>,
+    stats: Mutex<HaloStats>,
+}
+
+impl<T: Element + Equivalence> DistWilsonClover<T> {
+    /// The operator of `grid`'s sub-lattice, from the operator of the whole lattice
+    /// (`reference`: links with boundary phases, clover blocks), on a duplicate of `comm`.
+    pub fn new(
+        comm: &Comm,
+        grid: &ProcessGrid,
+        reference: &WilsonClover<f64>,
+    ) -> Result<Self, RuntimeError> {
+        let layout = SiteLayout::new(grid.local, T::PRECISION, &[])
+            .map_err(|e| RuntimeError::Shape(e.to_string()))?;
+        if grid.is_split(layout.split) {
+            return Err(RuntimeError::Shape(format!(
+                "the process grid splits direction {}, which the {}-lane layout vectorises",
+                layout.split, layout.lanes
+            )));
+        }
+        let halo = Halo::new(&layout, grid);
+        let (vo, l) = (layout.outer_volume, layout.lanes);
+        let site = |o: usize, k: usize| grid.global_site(layout.site(o, k));
+        let mut rotation = [0usize; 8];
+        let HopTables { links, neighbours } = hop_tables(
+            reference,
+            (vo, l),
+            site,
+            |o, disp| Ok(halo.neighbour(&layout, o, disp)),
+            &mut rotation,
+        )?;
+        let clover = block_table(reference.clover_packed(), (vo, l), site);
+        let desc = DiracDesc {
+            outer_volume: vo,
+            rotation,
+            ext_slots: halo.ext_slots,
+            precision: T::PRECISION,
+        };
+        let compiled = dirac::compile(&desc, false)?;
+        let slot = FIELD_COMPONENTS * l;
+        let buffers = Buffers {
+            send: halo.faces.iter().map(|f| vec![T::zero(); f.send_slots.len() * slot]).collect(),
+            recv: halo.faces.iter().map(|f| vec![T::zero(); f.send_slots.len() * slot]).collect(),
+        };
+        let n = halo.ext_slots * slot;
+        let stats = HaloStats {
+            bytes_per_application: halo.sent_scalars(l) * std::mem::size_of::<T>(),
+            ..HaloStats::default()
+        };
+        Ok(DistWilsonClover {
+            comm: comm.duplicate(),
+            grid: grid.clone(),
+            layout,
+            halo,
+            compiled,
+            links,
+            neighbours,
+            clover,
+            buffers: Mutex::new(buffers),
+            scratch: Mutex::new((vec![T::zero(); n], vec![T::zero(); n])),
+            stats: Mutex::new(stats),
+        })
+    }
+
+    pub fn grid(&self) -> &ProcessGrid {
+        &self.grid
+    }
+
+    /// The halo exchanges so far.
+    pub fn stats(&self) -> HaloStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Scalars of a field buffer: the sub-lattice's main slots, then the ghost slots.
+    pub fn buffer_len(&self) -> usize {
+        self.halo.ext_slots * FIELD_COMPONENTS * self.layout.lanes
+    }
+
+    /// Scalars of the main slots (the sub-lattice itself).
+    pub fn main_len(&self) -> usize {
+        self.layout.main_len()
+    }
+
+    /// D (or D†) on AoSoA buffers of [`Self::buffer_len`] scalars; fills the ghost slots of
+    /// `inp` from the neighbours. Every process must call it together.
+    pub fn apply_aosoa(
+        &self,
+        dagger: bool,
+        out: &mut [T],
+        inp: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let start = Instant::now();
+        let c = &self.compiled;
+        let kernel = c.kernels.kernel(if dagger { c.ddag } else { c.d });
+        let len = self.buffer_len();
+        if out.len() < len || inp.len() < len {
+            return Err(RuntimeError::Shape(format!(
+                "distributed Wilson-clover: buffers of {} and {} scalars, it needs {len}",
+                out.len(),
+                inp.len()
+            )));
+        }
+        let slot = FIELD_COMPONENTS * self.layout.lanes;
+        let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+        let Buffers { send, recv } = &mut *guard;
+        // Packing and unpacking run on the rayon pool: with many cores per process a serial
+        // copy of the faces would cost more than the messages themselves.
+        for (face, buf) in self.halo.faces.iter().zip(send.iter_mut()) {
+            let src = &inp[..];
+            buf.par_chunks_exact_mut(slot)
+                .zip(face.send_slots.par_iter())
+                .with_min_len(64)
+                .for_each(|(dst, &o)| dst.copy_from_slice(&src[o * slot..(o + 1) * slot]));
+        }
+        let mut copy = start.elapsed().as_secs_f64();
+        let mut wait = 0.0;
+        let comm = self.comm.raw();
+        mpi::request::scope(|scope| -> Result<(), RuntimeError> {
+            let mut requests = Vec::with_capacity(2 * self.halo.faces.len());
+            for (face, buf) in self.halo.faces.iter().zip(recv.iter_mut()) {
+                let from = comm.process_at_rank(face.recv_from as i32);
+                requests.push(from.immediate_receive_into_with_tag(scope, &mut buf[..], face.tag));
+            }
+            for (face, buf) in self.halo.faces.iter().zip(send.iter()) {
+                let to = comm.process_at_rank(face.send_to as i32);
+                requests.push(to.immediate_send_with_tag(scope, &buf[..], face.tag));
+            }
+            // The interior reads no ghost slot: it runs while the faces travel. Its result is
+            // needed whatever happens, but a refused call must still wait for the requests
+            // (an unfinished request aborts the process).
+            let interior = kernel.call_parallel_ranges(
+                &mut [
+                    Arg::ro(&inp[..len]),
+                    Arg::ro(&inp[..len]),
+                    Arg::rw(&mut out[..len]),
+                    Arg::ro(&self.links),
+                    Arg::ro(&self.neighbours),
+                    Arg::ro(&self.clover),
+                ],
+                &self.halo.interior,
+                16,
+            );
+            let t = Instant::now();
+            for r in requests {
+                r.wait();
+            }
+            wait = t.elapsed().as_secs_f64();
+            interior.map_err(RuntimeError::from)
+        })?;
+        let t = Instant::now();
+        for (face, buf) in self.halo.faces.iter().zip(recv.iter()) {
+            let at = face.ghost_base * slot;
+            inp[at..at + buf.len()]
+                .par_chunks_mut(64 * slot)
+                .zip(buf.par_chunks(64 * slot))
+                .for_each(|(d, b)| d.copy_from_slice(b));
+        }
+        copy += t.elapsed().as_secs_f64();
+        drop(guard);
+        kernel.call_parallel_ranges(
+            &mut [
+                Arg::ro(&inp[..len]),
+                Arg::ro(&inp[..len]),
+                Arg::rw(&mut out[..len]),
+                Arg::ro(&self.links),
+                Arg::ro(&self.neighbours),
+                Arg::ro(&self.clover),
+            ],
+            &self.halo.boundary,
+            16,
+        )?;
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.applications += 1;
+        s.seconds += start.elapsed().as_secs_f64();
+        s.wait_seconds += wait;
+        s.copy_seconds += copy;
+        Ok(())
+    }
+
+    /// Times `reps` applications of D with the halo exchange against `reps` runs of the same
+    /// kernel over all sites without it (ghost slots left as they are): what the exchange adds
+    /// to an application. Every process must call it together; the times are the slowest
+    /// process's. The statistics of [`Self::stats`] are left as they were.
+    pub fn bench(&self, reps: usize) -> Result<HaloBench, RuntimeError> {
+        let saved = self.stats();
+        let len = self.buffer_len();
+        let mut inp: Vec<T> = (0..len).map(|i| T::from_f64((i % 7) as f64 * 0.1)).collect();
+        let mut out = vec![T::zero(); len];
+        self.comm.barrier();
+        let t = Instant::now();
+        for _ in 0..reps {
+            self.apply_aosoa(false, &mut out, &mut inp)?;
+        }
+        let with = t.elapsed().as_secs_f64();
+        let c = &self.compiled;
+        let kernel = c.kernels.kernel(c.d);
+        self.comm.barrier();
+        let t = Instant::now();
+        for _ in 0..reps {
+            kernel.call_parallel(
+                &mut [
+                    Arg::ro(&inp),
+                    Arg::ro(&inp),
+                    Arg::rw(&mut out),
+                    Arg::ro(&self.links),
+                    Arg::ro(&self.neighbours),
+                    Arg::ro(&self.clover),
+                ],
+                16,
+            )?;
+        }
+        let alone = t.elapsed().as_secs_f64();
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = saved;
+        let (with, alone) = (self.comm.max_f64(with), self.comm.max_f64(alone));
+        let per = |s: f64| s / reps.max(1) as f64;
+        Ok(HaloBench {
+            applications: reps,
+            seconds_per_application: per(with),
+            kernel_seconds_per_application: per(alone),
+            exchange_overhead: with / alone - 1.0,
+            bytes_per_application: saved.bytes_per_application,
+        })
+    }
+
+    /// D (or D†) on this process's part of reference-layout vectors.
+    fn run(&self, dagger: bool, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        let n = self.grid.local_volume() * 12;
+        assert!(
+            out.len() == n && inp.len() == n,
+            "distributed Wilson-clover: vectors must have length 12 V_local = {n} (got out {}, \
+             in {})",
+            out.len(),
+            inp.len()
+        );
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, b) = &mut *guard;
+        self.layout.to_aosoa(inp, a);
+        // The buffers are sized from the same halo as the kernel spec, so a refusal is a bug.
+        if let Err(e) = self.apply_aosoa(dagger, b, a) {
+            panic!("distributed Wilson-clover kernel refused its own buffers: {e}");
+        }
+        self.layout.from_aosoa(b, out);
+    }
+}
+
+impl<T: Element + Equivalence> LinearOperator<T> for DistWilsonClover<T> {
+    fn len(&self) -> usize {
+        self.grid.local_volume() * 12
+    }
+    fn apply(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        self.run(false, out, inp)
+    }
+    fn global_sum(&self, partials: &mut [f64]) {
+        self.comm.sum_f64(partials)
+    }
+}
+
+impl<T: Element + Equivalence> AdjointOperator<T> for DistWilsonClover<T> {
+    fn apply_dagger(&self, out: &mut [Complex<T>], inp: &[Complex<T>]) {
+        self.run(true, out, inp)
+    }
+}
+
+impl NativeOperator for DistWilsonClover<f32> {
+    fn main_len(&self) -> usize {
+        DistWilsonClover::main_len(self)
+    }
+    fn buffer_len(&self) -> usize {
+        DistWilsonClover::buffer_len(self)
+    }
+    fn apply(&self, out: &mut [f32], inp: &mut [f32]) -> Result<(), String> {
+        self.apply_aosoa(false, out, inp).map_err(|e| e.to_string())
+    }
+    fn import(&self, src: &[Complex64], dst: &mut [f32]) {
+        self.layout.to_aosoa(src, dst);
+    }
+    fn export(&self, src: &[f32], dst: &mut [Complex64]) {
+        self.layout.from_aosoa(src, dst);
+    }
+}

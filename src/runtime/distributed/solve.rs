@@ -1,0 +1,169 @@
+//! A batch of unpreconditioned solves on a lattice decomposed over the processes of an MPI
+//! launch: distribute the gauge field, build the sub-lattice operators, run `solve::batch` on
+//! this process's part of every source.
+//!
+//! The solvers are the single-process ones: they see the distributed operator through the
+//! `solve` traits, and its `global_sum` makes their inner products global, so every process
+//! takes the same decisions and ends with the same reports (global residuals).
+
+use super::comm::Comm;
+use super::grid::{GridError, ProcessGrid};
+use super::operator::{DistWilsonClover, HaloBench, HaloStats};
+use super::{OperatorCheck, operator_check};
+use crate::lattice::gauge::GaugeField;
+use crate::lattice::geometry::Geometry;
+use crate::lattice::su3::Su3;
+use crate::lattice::wilson::{DiracParams, WilsonClover};
+use crate::runtime::RuntimeError;
+use crate::runtime::operator::Precision;
+use crate::solve::batch::{self, BatchError, Setup, SolverKind, System};
+use crate::solve::{MixedPrecision, SolveParams, SolveReport};
+use num_complex::{Complex, Complex64};
+
+/// Why a distributed solve could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributedError {
+    #[error(transparent)]
+    Grid(#[from] GridError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+}
+
+/// Rank 0's gauge field on every process. The links go as flat f64 (18 per link); every process
+/// then builds the whole-lattice operator once and keeps only its sub-lattice's tables (set-up
+/// memory O(V) per process; the solve itself holds only the sub-lattice).
+pub fn broadcast_gauge(comm: &Comm, gauge: Option<&GaugeField>) -> GaugeField {
+    let mut dims = [0u64; 4];
+    if let Some(g) = gauge {
+        for (d, &e) in dims.iter_mut().zip(&g.dims()) {
+            *d = e as u64;
+        }
+    }
+    comm.broadcast(&mut dims);
+    let dims = dims.map(|d| d as usize);
+    let geom = Geometry::new(dims);
+    let n = geom.volume() * 4;
+    let mut flat = vec![0.0f64; n * 18];
+    if let Some(g) = gauge {
+        for (chunk, u) in flat.chunks_exact_mut(18).zip(&g.links) {
+            for (k, z) in u.m.iter().flatten().enumerate() {
+                chunk[2 * k] = z.re;
+                chunk[2 * k + 1] = z.im;
+            }
+        }
+    }
+    comm.broadcast(&mut flat);
+    let links = flat
+        .chunks_exact(18)
+        .map(|c| {
+            let mut u = Su3::<f64>::default();
+            for (k, z) in u.m.iter_mut().flatten().enumerate() {
+                *z = Complex::new(c[2 * k], c[2 * k + 1]);
+            }
+            u
+        })
+        .collect();
+    GaugeField { geom, links }
+}
+
+/// What the distributed solve reports beyond the solver reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DistributedRun {
+    pub ranks: usize,
+    pub procs: [usize; 4],
+    pub local_dims: [usize; 4],
+    /// Halo traffic and timing of the operator the Krylov iterations ran on (f32 in mixed
+    /// precision), on rank 0.
+    pub halo: HaloStats,
+    /// Of the f64 operator (restart residuals; every iteration in f64 solves).
+    pub halo_f64: HaloStats,
+    /// The slowest process's operator time per application (seconds).
+    pub max_seconds_per_application: f64,
+    /// `--operator-check`: D and D† of the first source, as global sums.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_check: Option<OperatorCheck>,
+    /// `--halo-bench N`: N applications of the f32 operator (f64 with `--precision f64`) with
+    /// and without the exchange, after the solves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halo_bench: Option<HaloBench>,
+}
+
+/// What a distributed batch needs to know.
+pub struct DistributedSolve<'a> {
+    pub params: &'a DiracParams,
+    pub procs: Option<[usize; 4]>,
+    pub solver: SolverKind,
+    pub precision: Precision,
+    pub solve: SolveParams,
+    pub operator_check: bool,
+    /// Applications of [`DistWilsonClover::bench`] after the solves (0: none).
+    pub halo_bench: usize,
+}
+
+impl DistributedSolve<'_> {
+    /// The process grid of this launch for `dims` (the same on every process).
+    pub fn grid(&self, comm: &Comm, dims: [usize; 4]) -> Result<ProcessGrid, GridError> {
+        ProcessGrid::new(dims, comm.size(), comm.rank(), self.procs)
+    }
+
+    /// Builds the sub-lattice operators and solves every (global) source; every process gets
+    /// the same reports. `on_solve` is called after each solve (on every process).
+    pub fn run(
+        &self,
+        comm: &Comm,
+        grid: &ProcessGrid,
+        gauge: &GaugeField,
+        sources: &[Vec<Complex64>],
+        on_solve: &mut dyn FnMut(usize, &SolveReport),
+    ) -> Result<(Vec<SolveReport>, &'static str, DistributedRun), DistributedError> {
+        let reference = WilsonClover::<f64>::new(gauge, self.params);
+        let d64 = DistWilsonClover::<f64>::new(comm, grid, &reference)?;
+        let d32 = match self.precision {
+            Precision::F64 => None,
+            _ => Some(DistWilsonClover::<f32>::new(comm, grid, &reference)?),
+        };
+        drop(reference);
+        let local: Vec<Vec<Complex64>> = sources.iter().map(|b| grid.local_part(b, 12)).collect();
+        let check = match (self.operator_check, local.first()) {
+            (true, Some(b)) => Some(operator_check(&d64, b, |s| grid.global_site(s))),
+            _ => None,
+        };
+        let wrapped = d32.as_ref().map(MixedPrecision::new);
+        let (system, precision) = match (&self.precision, &d32, &wrapped) {
+            (Precision::Mixed, Some(d32), _) => {
+                let mixed = self.solver.is_restarted();
+                let system = System { op: &d64, native: Some(d32), exact: None };
+                (system, if mixed { "mixed" } else { "f64" })
+            }
+            (Precision::F32, _, Some(w)) => {
+                (System { op: w, native: None, exact: Some(&d64) }, "f32")
+            }
+            _ => (System { op: &d64, native: None, exact: None }, "f64"),
+        };
+        let mut log = |k: usize, _: usize, r: &SolveReport| on_solve(k, r);
+        let setup = Setup { solver: self.solver, preconditioner: None };
+        let mut reports = batch::solve_batch(system, &mut [setup], &local, &self.solve, &mut log)?;
+        let halo_f64 = d64.stats();
+        let halo = d32.as_ref().map_or(halo_f64, |d| d.stats());
+        let busy = if precision == "f64" { halo_f64 } else { halo };
+        let mine = busy.seconds / busy.applications.max(1) as f64;
+        let bench = match (self.halo_bench, &d32) {
+            (0, _) => None,
+            (n, Some(d)) if precision != "f64" => Some(d.bench(n)?),
+            (n, _) => Some(d64.bench(n)?),
+        };
+        let run = DistributedRun {
+            ranks: grid.ranks(),
+            procs: grid.procs,
+            local_dims: grid.local,
+            halo,
+            halo_f64,
+            max_seconds_per_application: comm.max_f64(mine),
+            operator_check: check,
+            halo_bench: bench,
+        };
+        Ok((reports.pop().unwrap_or_default(), precision, run))
+    }
+}
