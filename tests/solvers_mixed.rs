@@ -160,9 +160,53 @@ fn mixed_fgmres_with_a_network_matches_the_f64_solve() {
     eprintln!("fgmres iterations: f64 {} mixed {}", f64rep.iterations, mixed.iterations);
     assert!(mixed.converged && f64rep.converged);
     assert!(residual(&p.reference, &p.b, &x) <= 1e-10);
-    assert_eq!(mixed.preconditioner_applications, mixed.iterations);
+    // The network is linear: one application per iteration plus one per restart cycle for
+    // the correction M (V y) (see `NativePreconditioner::is_fixed_linear`).
+    let cycles = mixed.iterations.div_ceil(sp.restart);
+    assert_eq!(mixed.preconditioner_applications, mixed.iterations + cycles);
     let diff = (f64rep.iterations as f64 - mixed.iterations as f64).abs();
     assert!(diff <= 0.03 * f64rep.iterations as f64 + 2.0, "{mixed:?} vs {f64rep:?}");
+}
+
+/// The same network seen as a flexible preconditioner (FGMRES stores every z_j = M v_j)
+/// and as a fixed linear one (z_j not stored, the correction is M (V y)): the same iterates
+/// up to f32 rounding, so the same iteration count within rounding, and both reach the f64
+/// tolerance.
+#[test]
+fn a_fixed_linear_network_needs_no_stored_z_vectors() {
+    struct Flexible<'a, P: NativePreconditioner>(&'a mut P);
+    impl<P: NativePreconditioner> NativePreconditioner for Flexible<'_, P> {
+        fn buffer_len(&self) -> usize {
+            self.0.buffer_len()
+        }
+        fn apply(&mut self, out: &mut [f32], inp: &mut [f32]) -> Result<(), String> {
+            self.0.apply(out, inp)
+        }
+    }
+    let p = problem([4, 4, 4, 8], -1.45, 6);
+    let (net, params) = tiny_net(&p);
+    let mut prec = NetPreconditioner::new(Box::new(net), params).unwrap();
+    let layout = p.d32.layout().clone();
+    let sp = SolveParams { tol: 1e-10, restart: 20, max_iterations: 20_000 };
+    let mut ws = MixedWorkspace::new();
+    let mut x_fixed = zeros(p.b.len());
+    let mut native = prec.native(&layout);
+    assert!(native.is_fixed_linear(), "a PTC-only network is linear");
+    let fixed =
+        solve::fgmres_mixed(&mut ws, &p.d64, &p.d32, &mut native, &p.b, &mut x_fixed, &sp).unwrap();
+    let mut x_flex = zeros(p.b.len());
+    let mut native = prec.native(&layout);
+    let mut flex = Flexible(&mut native);
+    let flexible =
+        solve::fgmres_mixed(&mut ws, &p.d64, &p.d32, &mut flex, &p.b, &mut x_flex, &sp).unwrap();
+    eprintln!("iterations: fixed {} flexible {}", fixed.iterations, flexible.iterations);
+    assert!(fixed.converged && flexible.converged);
+    assert!(fixed.iterations > sp.restart, "too easy a problem to see restarts");
+    assert!(residual(&p.reference, &p.b, &x_fixed) <= 1e-10);
+    assert!(residual(&p.reference, &p.b, &x_flex) <= 1e-10);
+    assert_eq!(flexible.preconditioner_applications, flexible.iterations);
+    let diff = (fixed.iterations as f64 - flexible.iterations as f64).abs();
+    assert!(diff <= 0.02 * flexible.iterations as f64 + 1.0, "{fixed:?} vs {flexible:?}");
 }
 
 /// A workspace reused from earlier solves (other right-hand sides, with and without a network,

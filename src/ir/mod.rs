@@ -338,6 +338,23 @@ impl Graph {
     pub fn param_count(&self) -> usize {
         self.params.iter().map(Param::count).sum()
     }
+
+    /// True when the network is a fixed linear map of its input for fixed weights: only
+    /// bias-free dense/conv maps, PTC, transport, sums and reshapes. A solver may then treat it
+    /// as an ordinary right preconditioner (M applied to a combination of vectors equals the
+    /// combination of the M v), which FGMRES does not need to store. Activations, the norm gate
+    /// and a coarse level (an approximate inner solve stopped at a tolerance) are not linear.
+    pub fn is_linear(&self) -> bool {
+        self.layers.iter().all(|l| match &l.kind {
+            LayerKind::Dense { bias, .. } | LayerKind::Conv { bias, .. } => !bias,
+            LayerKind::Ptc { .. } | LayerKind::Transport { .. } | LayerKind::Add => true,
+            LayerKind::Flatten => true,
+            LayerKind::Activation(_)
+            | LayerKind::NormGate
+            | LayerKind::LogSoftmax
+            | LayerKind::CoarseLevel(_) => false,
+        })
+    }
 }
 
 /// A `train` block, checked and with defaults filled in.

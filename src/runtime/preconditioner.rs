@@ -96,6 +96,9 @@ impl NativePreconditioner for NativeNet<'_> {
         let p = &mut *self.prec;
         p.net.forward_native(&p.params, self.layout, inp, out).map_err(|e| e.to_string())
     }
+    fn is_fixed_linear(&self) -> bool {
+        self.prec.net.graph().is_linear()
+    }
 }
 
 /// A [`NetPreconditioner`] bound to the layout of the f32 operator of a solve (if there is
