@@ -58,7 +58,7 @@ fn step_bench<T: Element>(c: &mut Criterion, label: &str, graph: &Graph, gauge: 
 fn benches(c: &mut Criterion) {
     let dims = [8, 8, 8, 16];
     let gauge = GaugeField::random(dims, &mut ChaCha8Rng::seed_from_u64(7));
-    let small = model("ptc_precond.sym");
+    let small = model("ptc_1h1l.sym");
     let smoother = model("ptc_smoother.sym");
     step_bench::<f32>(c, "1h1l", &small, &gauge);
     step_bench::<f64>(c, "1h1l", &small, &gauge);

@@ -42,6 +42,7 @@ const COUNTS: &[(&str, u64, &[u64])] = &[
     ("models/digits_conv.sym", 21_030, &[1000 + 10, 10_000 + 10, 10_000 + 10]),
     ("models/ptc_smoother.sym", 144 * (2 + 4 + 4 + 2), &[144 * 2, 144 * 4, 144 * 4, 144 * 2]),
     ("models/ptc_precond.sym", 144, &[144]),
+    ("models/ptc_1h1l.sym", 144, &[144]),
     ("models/ptc_precond_4x4.sym", 288, &[144, 144]),
     ("models/dense_precond.sym", 2 * 3072 * 3072, &[3072 * 3072, 3072 * 3072]),
 ];
@@ -274,6 +275,7 @@ fn ir_text_of_every_model() {
         "models/digits_dense.sym",
         "models/ptc_smoother.sym",
         "models/ptc_precond.sym",
+        "models/ptc_1h1l.sym",
         "models/ptc_precond_4x4.sym",
         "models/dense_precond.sym",
     ] {

@@ -20,7 +20,7 @@ fn rel(a: &[Complex<f64>], b: &[Complex<f64>]) -> f64 {
 #[test]
 fn shipped_gauge_models_match_the_reference() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    for name in ["ptc_precond.sym", "ptc_smoother.sym", "ptc_precond_4x4.sym"] {
+    for name in ["ptc_1h1l.sym", "ptc_smoother.sym", "ptc_precond_4x4.sym"] {
         let g = symc::sema::load_model(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         let dims = g.lattice.expect("gauge model").dims;
         let mut r = ChaCha8Rng::seed_from_u64(3);

@@ -11,7 +11,7 @@ use std::process::Command;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
-symc train models/ptc_precond.sym --out runs/1h1l\n  \
+symc train models/ptc_1h1l.sym --out runs/1h1l\n  \
 symc train models/ptc_smoother.sym --out runs/smoother\n  \
 symc train models/ptc_mg.sym --out runs/mg\n  \
 symc scan --precond none --precond mg --precond runs/1h1l --precond runs/smoother --precond runs/mg --out runs/scan\n\n\

@@ -1,7 +1,8 @@
 //! Training a gauge network as a preconditioner for the Wilson-clover Dirac operator, and the
 //! run's self-evaluation (FGMRES with and without the trained network).
 //!
-//! This is the product's main job (`symc train models/ptc_precond.sym`). The network M is
+//! This is the product's main job (`symc train models/ptc_precond.sym`, a coarse level plus
+//! one PTC smoother layer; the single-level networks train the same way). The network M is
 //! trained so that M D ≈ 1 on random vectors (models.md §2.3): each step draws a Gaussian v,
 //! forms b = D v and minimises ‖M b − v‖²/‖b‖² with Adam (on Re/Im) or SGD. The optional
 //! *filtered* loss (models.md §3.2) replaces v by ṽ = N GMRES iterations on D ṽ = 0 from a
