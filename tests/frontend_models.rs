@@ -43,6 +43,7 @@ const COUNTS: &[(&str, u64, &[u64])] = &[
     ("models/ptc_smoother.sym", 144 * (2 + 4 + 4 + 2), &[144 * 2, 144 * 4, 144 * 4, 144 * 2]),
     ("models/ptc_precond.sym", 144, &[144]),
     ("models/ptc_1h1l.sym", 144, &[144]),
+    ("models/ptc_long.sym", 432, &[432]),
     ("models/ptc_precond_4x4.sym", 288, &[144, 144]),
     ("models/dense_precond.sym", 2 * 3072 * 3072, &[3072 * 3072, 3072 * 3072]),
 ];
