@@ -90,11 +90,16 @@ fn oracle(k: &Case) -> Vec<C> {
     let mut out = zeros(n);
     match level.connect {
         symc::ir::Connect::Correct => {
-            let mut r = zeros(n);
-            d.apply(&mut r, &c);
-            let r: Vec<C> = k.b.iter().zip(&r).map(|(b, dc)| b - dc).collect();
-            s.forward(&k.params, &r, &mut out).unwrap();
-            out.iter_mut().zip(&c).for_each(|(o, c)| *o += c);
+            // x_0 = c, x_{k+1} = x_k + S(b − D x_k), M(b) = x_smoothing.
+            out.copy_from_slice(&c);
+            for _ in 0..level.smoothing {
+                let mut r = zeros(n);
+                d.apply(&mut r, &out);
+                let r: Vec<C> = k.b.iter().zip(&r).map(|(b, dx)| b - dx).collect();
+                let mut y = zeros(n);
+                s.forward(&k.params, &r, &mut y).unwrap();
+                out.iter_mut().zip(&y).for_each(|(o, y)| *o += y);
+            }
         }
         symc::ir::Connect::Concat => {
             let x: Vec<C> = k.b.iter().chain(&c).copied().collect();
@@ -108,6 +113,7 @@ fn oracle(k: &Case) -> Vec<C> {
 fn multigrid_network_matches_the_naive_composition() {
     for (connect, fine) in [
         ("correct", "linear(1 -> 2, hops = 1)\nlinear(2 -> 1, hops = 1)"),
+        ("correct, smoothing = 3", "linear(1 -> 2, hops = 1)\nlinear(2 -> 1, hops = 1)"),
         ("concat", "linear(2 -> 1, hops = 1)"),
     ] {
         let k = case(connect, fine, 11);
@@ -126,9 +132,12 @@ fn multigrid_network_matches_the_naive_composition() {
 
 #[test]
 fn multigrid_network_weight_gradients_match_finite_differences() {
-    for (connect, fine) in
-        [("correct", "linear(1 -> 1, hops = 1)"), ("concat", "linear(2 -> 1, hops = 1)")]
-    {
+    for (connect, fine) in [
+        ("correct", "linear(1 -> 1, hops = 1)"),
+        ("correct, smoothing = 2", "linear(1 -> 1, hops = 1)"),
+        ("correct, smoothing = 3", "linear(1 -> 2, hops = 1)\nlinear(2 -> 1, hops = 1)"),
+        ("concat", "linear(2 -> 1, hops = 1)"),
+    ] {
         let k = case(connect, fine, 5);
         let n = k.b.len();
         let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -144,10 +153,12 @@ fn multigrid_network_weight_gradients_match_finite_differences() {
             g.iter_mut().zip(y.iter().zip(&t)).for_each(|(g, (y, t))| *g = y - t)
         };
         k.net.forward_backward_seeded(&k.params, &k.b, &mut seed, &mut grad).unwrap();
-        // The loss is quadratic in the weights (the fine layers are linear in them and the level
-        // has none), so central differences have no truncation error; a large step keeps the
-        // rounding of L (~1e4 in size) out of the comparison.
-        let h = 1e-3;
+        // With one smoothing step the loss is quadratic in the weights (the fine layers are
+        // linear in them and the level has none), so central differences have no truncation
+        // error and a large step keeps the rounding of L (~1e4 in size) out of the comparison.
+        // With s steps M is a polynomial of degree s (S applied to residuals that contain S),
+        // so the step is smaller: its O(h²) truncation and the rounding both stay below 1e-6.
+        let h = if connect.contains("smoothing") { 1e-5 } else { 1e-3 };
         for i in [0, 1, 7, k.params.len() / 2, k.params.len() - 1] {
             let mut p = k.params.clone();
             p[i] += h;
@@ -163,4 +174,45 @@ fn multigrid_network_weight_gradients_match_finite_differences() {
             );
         }
     }
+}
+
+/// The path a mixed-precision solver takes (`forward_native`: f32 buffers in the kernels'
+/// layout, the coarse correction and every smoothing step's D on them) against the
+/// reference-layout `forward` of the same f32 network (f64 coarse correction and D): equal to
+/// f32 rounding, for one and for several smoothing steps; and the two smoothing counts differ
+/// by far more than that, so the comparison sees the extra steps.
+#[test]
+fn native_path_equals_the_reference_layout_forward() {
+    let mut outs = Vec::new();
+    for connect in ["correct", "correct, smoothing = 3"] {
+        let text = model(connect, "linear(1 -> 1, hops = 1)");
+        let graph = symc::sema::compile_str("mgt.sym", &text).expect("model compiles");
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let gauge = GaugeField::random([4, 4, 4, 8], &mut rng);
+        let dirac = DiracParams::periodic(0.1, 1.0);
+        let net = MultigridNet::<f32>::compile(&graph, &gauge, &dirac, BasisCache::None).unwrap();
+        let params: Vec<f32> = (0..graph.param_scalars())
+            .map(|_| rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng))
+            .map(|w| 0.1 * w)
+            .collect();
+        let b: Vec<num_complex::Complex<f32>> =
+            FermionField::<f32>::random_gaussian([4, 4, 4, 8], &mut rng).data;
+        let mut want = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
+        net.forward(&params, &b, &mut want).unwrap();
+        let layout = net.fine().layout().clone();
+        let len = net.native_buffer_len();
+        let (mut inp, mut out) = (vec![0.0f32; len], vec![0.0f32; len]);
+        layout.to_aosoa(&b, &mut inp);
+        net.forward_native(&params, &layout, &mut inp, &mut out).unwrap();
+        let mut got = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
+        layout.from_aosoa(&out, &mut got);
+        let (got, want): (Vec<C>, Vec<C>) = (
+            got.iter().map(|z| C::new(z.re.into(), z.im.into())).collect(),
+            want.iter().map(|z| C::new(z.re.into(), z.im.into())).collect(),
+        );
+        let e = rel(&got, &want);
+        assert!(e < 1e-4, "{connect}: native path vs reference layout {e:e}");
+        outs.push(want);
+    }
+    assert!(rel(&outs[1], &outs[0]) > 1e-2, "three smoothing steps look like one");
 }

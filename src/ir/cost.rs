@@ -120,7 +120,26 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
             // The basis is read twice (P†, P) and the coarse matrices once per iteration.
             extra_bytes =
                 m(m(12 * v, nb), 16).saturating_add(m(iterations as u64, m(9 * vc, m(nb * nb, 8))));
-            (0, transfer.saturating_add(m(iterations as u64, per_it)))
+            // `correct`: one D per smoothing step (r = b − D x), and the fine layers run once
+            // more per step beyond the first (counted here; their own rows count one pass).
+            let (dirac, repeated) = match level.connect {
+                crate::ir::Connect::Concat => (0, 0),
+                crate::ir::Connect::Correct => {
+                    let fine: u64 = graph
+                        .layers
+                        .iter()
+                        .filter(|l| !matches!(l.kind, LayerKind::CoarseLevel(_)))
+                        .map(|l| layer_cost(graph, l).flops)
+                        .fold(0, u64::saturating_add);
+                    let steps = level.smoothing as u64;
+                    (m(m(v, crate::lattice::wilson::FLOPS_PER_SITE), steps), m(fine, steps.saturating_sub(1)))
+                }
+            };
+            let flops = transfer
+                .saturating_add(m(iterations as u64, per_it))
+                .saturating_add(dirac)
+                .saturating_add(repeated);
+            (0, flops)
         }
     };
     LayerCost {

@@ -218,6 +218,11 @@ pub struct Level {
     pub seed: u64,
     pub coarse: CoarseModel,
     pub connect: Connect,
+    /// Smoothing steps of [`Connect::Correct`]: x_0 = c, x_{k+1} = x_k + S(b − D x_k), and
+    /// M(b) = x_N. One step is the plain cycle c + S(b − D c); each further step costs one D
+    /// and one pass of the fine layers and reuses the same trained S (what the classical cycle
+    /// does with its several smoothing iterations). Always 1 for [`Connect::Concat`].
+    pub smoothing: usize,
 }
 
 /// How a coarse level hands its correction c = P M_c(P† b) to the fine layers S.

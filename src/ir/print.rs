@@ -93,8 +93,11 @@ pub fn kind_detail(k: &LayerKind) -> String {
         }
         LayerKind::CoarseLevel(l) => {
             let crate::ir::CoarseModel::Solve { tol, restart, iterations } = l.coarse;
+            // Printed only when it is not the default, so that one-step models read as before.
+            let smoothing =
+                if l.smoothing == 1 { String::new() } else { format!(" x {}", l.smoothing) };
             format!(
-                "{}: {}, blocks [{}], basis {}, setup gmres({} its, restart {}, tol {:e}, seed {}), coarse solve(tol {:e}, restart {restart}, {iterations} its)",
+                "{}: {}{smoothing}, blocks [{}], basis {}, setup gmres({} its, restart {}, tol {:e}, seed {}), coarse solve(tol {:e}, restart {restart}, {iterations} its)",
                 l.name,
                 l.connect.word(),
                 dims(&l.blocks),

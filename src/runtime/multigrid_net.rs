@@ -1,12 +1,15 @@
 //! The executor of a multigrid network (a `.sym` network whose first layer is a `level`):
-//! M(b) = c + S(b − D c) (`connect = correct`) or M(b) = S([b, c]) (`connect = concat`, the
+//! M(b) = c + S(b − D c) (`connect = correct`, repeated as x ← x + S(b − D x) for `smoothing`
+//! steps) or M(b) = S([b, c]) (`connect = concat`, the
 //! full model of models.md §2.3), with the coarse correction c = P M_c(P† b). The level runs on the two-level
 //! [`Multigrid`] executor (near-null set-up, JIT P†, P and the Galerkin coarse operator, the
 //! coarse GMRES), configured as a pure coarse correction (no classical smoothing); the fine
 //! layers run on a [`LatticeNet`] compiled from the fine graph that `ir::levels` splits off.
 //!
 //! The level has no weights, so a training step only differentiates the fine network: the
-//! coarse correction is computed once per input and fed to it as the second field. The set-up
+//! coarse correction is computed once per input and fed to it as the second field (or, for
+//! several smoothing steps, the gradient runs back through every step: through S and through
+//! the residual's −D, as −D† = −γ5 D γ5). The set-up
 //! depends on the gauge field and the Dirac operator, so it is redone whenever the network is
 //! compiled for another configuration or mass (weights are kept), and its cost is reported
 //! apart from the solve ([`MultigridNet::setup_report`]).
@@ -17,7 +20,7 @@ use super::{FermionNet, RuntimeError};
 use crate::codegen::lattice_layout::SiteLayout;
 use crate::codegen::simd::{Element, Precision};
 use crate::ir::{CoarseModel, Connect, Graph, Level, levels};
-use crate::lattice::fermion::cast_into;
+use crate::lattice::fermion::{cast_into, gamma5_in_place};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
 use crate::solve::multigrid::{CoarseGuess, CycleParams, NearNullParams, Smoother};
@@ -80,6 +83,8 @@ struct Correction {
 struct FineScratch<T> {
     x: Vec<T>,
     c: Vec<T>,
+    /// The fine layers' output of a further smoothing step.
+    y: Vec<T>,
 }
 
 /// A compiled multigrid network on one gauge field and Dirac operator.
@@ -192,6 +197,81 @@ impl<T: Element> MultigridNet<T> {
         Ok(())
     }
 
+    /// r = b − D x in the reference layout (f64 operator; b, x, r in T).
+    fn residual(&self, b: &[Complex<T>], x: &[Complex<T>], r: &mut [Complex<T>]) {
+        let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+        let Correction { mg, b: x64, c: dx, .. } = &mut *guard;
+        cast_into(x64, x);
+        mg.dirac64().apply(dx, x64);
+        for ((ri, bi), di) in r.iter_mut().zip(b).zip(dx.iter()) {
+            *ri = *bi - Complex::new(T::from_f64(di.re), T::from_f64(di.im));
+        }
+    }
+
+    /// g ← g − D† h in the reference layout, with D† = γ5 D γ5 (the Wilson-clover operator is
+    /// γ5-hermitian): the gradient of a residual r = b − D x with respect to x is −D† ∂L/∂r.
+    fn sub_dagger(&self, g: &mut [Complex<T>], h: &[Complex<T>]) {
+        let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+        let Correction { mg, b: h64, c: dh, .. } = &mut *guard;
+        cast_into(h64, h);
+        gamma5_in_place(h64);
+        mg.dirac64().apply(dh, h64);
+        gamma5_in_place(dh);
+        for (gi, di) in g.iter_mut().zip(dh.iter()) {
+            *gi = *gi - Complex::new(T::from_f64(di.re), T::from_f64(di.im));
+        }
+    }
+
+    /// x ← x + S(b − D x) on the kernels' layout (main parts; `input` holds b): one further
+    /// smoothing step of `connect = correct`. `fine_in` and `y` are scratch of at least one
+    /// field.
+    fn smooth_native(
+        &self,
+        params: &[T],
+        input: &[T],
+        output: &mut [T],
+        fine_in: &mut [T],
+        y: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let fl = self.fine.layout();
+        let (len, main) = (fl.field_len(), fl.main_len());
+        let f32_views = (self.native_f32 && T::PRECISION == Precision::F32)
+            .then(|| {
+                Some((
+                    bytemuck::try_cast_slice::<T, f32>(&output[..main]).ok()?,
+                    bytemuck::try_cast_slice_mut::<T, f32>(&mut fine_in[..len]).ok()?,
+                ))
+            })
+            .flatten();
+        if let Some((x32, r32)) = f32_views {
+            let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+            let Correction { mg, native, .. } = &mut *guard;
+            let [_, c, dc] = native;
+            let buf = NativeOperator::buffer_len(mg.dirac32()).max(len);
+            c.resize(buf.max(c.len()), 0.0);
+            dc.resize(buf.max(dc.len()), 0.0);
+            c[..main].copy_from_slice(x32);
+            NativeOperator::apply(mg.dirac32(), dc, c)
+                .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
+            let b32 = bytemuck::try_cast_slice::<T, f32>(&input[..main])
+                .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
+            for ((r, b), d) in r32[..main].iter_mut().zip(b32).zip(&dc[..main]) {
+                *r = *b - *d;
+            }
+        } else {
+            let n = fl.volume() * 12;
+            let zero = Complex::new(T::zero(), T::zero());
+            let (mut b, mut x, mut r) = (vec![zero; n], vec![zero; n], vec![zero; n]);
+            fl.from_aosoa(&input[..len.min(input.len())], &mut b);
+            fl.from_aosoa(&output[..len.min(output.len())], &mut x);
+            self.residual(&b, &x, &mut r);
+            fl.to_aosoa(&r, &mut fine_in[..len]);
+        }
+        self.fine.forward_aosoa(params, fine_in, y)?;
+        output[..main].iter_mut().zip(&y[..main]).for_each(|(o, y)| *o += *y);
+        Ok(())
+    }
+
     /// What the fine layers receive for the input `b` (one field, reference layout), and the
     /// coarse correction c = P M_c(P† b): `[b, c]` (two fields) for [`Connect::Concat`], the
     /// residual b − D c for [`Connect::Correct`].
@@ -252,6 +332,12 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         self.fine.forward(params, &x, output)?;
         if self.level.connect == Connect::Correct {
             output.iter_mut().zip(&c).for_each(|(o, c)| *o += *c);
+            let (mut r, mut y) = (x, c);
+            for _ in 1..self.level.smoothing {
+                self.residual(input, output, &mut r);
+                self.fine.forward(params, &r, &mut y)?;
+                output.iter_mut().zip(&y).for_each(|(o, y)| *o += *y);
+            }
         }
         Ok(())
     }
@@ -268,7 +354,7 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
             Connect::Concat => {
                 self.fine.forward_backward(params, &x, None, seed, None, grad_params)
             }
-            Connect::Correct => {
+            Connect::Correct if self.level.smoothing == 1 => {
                 // M(b) = c + S(r): the loss sees the sum; c does not depend on the weights, so
                 // the output gradient passes to S unchanged.
                 let seed_sum = |y: &[Complex<T>], g: &mut [Complex<T>]| {
@@ -276,6 +362,43 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
                     seed(&m, g)
                 };
                 self.fine.forward_backward(params, &x, None, seed_sum, None, grad_params)
+            }
+            Connect::Correct => {
+                // x_0 = c, r_k = b − D x_k, x_{k+1} = x_k + S(r_k), M = x_N. Forward, keeping
+                // every r_k; then back from h = ∂L/∂M: step k adds S's weight gradient at
+                // (r_k, h) and, for k > 0, h ← h − D† S^T h (x_k enters x_{k+1} directly and
+                // through r_k).
+                let steps = self.level.smoothing;
+                let zero = Complex::new(T::zero(), T::zero());
+                let n = x.len();
+                let mut m = c;
+                let mut rs = vec![x];
+                let mut y = vec![zero; n];
+                for k in 0..steps {
+                    if k > 0 {
+                        let mut r = vec![zero; n];
+                        self.residual(input, &m, &mut r);
+                        rs.push(r);
+                    }
+                    self.fine.forward(params, &rs[k], &mut y)?;
+                    m.iter_mut().zip(&y).for_each(|(o, y)| *o += *y);
+                }
+                let mut h = vec![zero; n];
+                seed(&m, &mut h);
+                grad_params.iter_mut().for_each(|g| *g = T::zero());
+                let mut step_grad = vec![T::zero(); grad_params.len()];
+                let mut gin = vec![zero; n];
+                for k in (0..steps).rev() {
+                    let hk = h.clone();
+                    let gi = (k > 0).then_some(&mut gin[..]);
+                    let copy = |_: &[Complex<T>], g: &mut [Complex<T>]| g.copy_from_slice(&hk);
+                    self.fine.forward_backward(params, &rs[k], None, copy, gi, &mut step_grad)?;
+                    grad_params.iter_mut().zip(&step_grad).for_each(|(a, g)| *a += *g);
+                    if k > 0 {
+                        self.sub_dagger(&mut h, &gin);
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -307,7 +430,7 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         }
         let fields = self.level.connect.features();
         let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let FineScratch { x, c: c_native } = &mut *scratch;
+        let FineScratch { x, c: c_native, y } = &mut *scratch;
         // The second field of `concat` is written in full below; ghost slots are refilled by
         // the fine layers, so stale contents of a reused buffer never matter.
         x.resize(fields * len, T::zero());
@@ -345,6 +468,12 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         self.fine.forward_aosoa(params, x, output)?;
         if self.level.connect == Connect::Correct {
             output[..main].iter_mut().zip(&c_native[..main]).for_each(|(o, c)| *o += *c);
+            if self.level.smoothing > 1 {
+                y.resize(len, T::zero());
+                for _ in 1..self.level.smoothing {
+                    self.smooth_native(params, input, output, x, y)?;
+                }
+            }
         }
         Ok(())
     }

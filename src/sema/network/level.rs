@@ -39,7 +39,7 @@ impl Checker<'_> {
         self.define_name(&call.name);
         let a = ArgSet::read(
             call,
-            &["blocks", "basis", "setup", "seed", "connect"],
+            &["blocks", "basis", "setup", "seed", "connect", "smoothing"],
             &[],
             &[],
             &mut self.problems,
@@ -93,9 +93,36 @@ impl Checker<'_> {
                 }
             },
         };
+        let smoothing = match a.get("smoothing") {
+            None => Some(1),
+            Some(v) => {
+                let n = args::expect_count(v, "`smoothing`", &mut self.problems);
+                match (n, connect) {
+                    (Some(n), Some(Connect::Concat)) if n != 1 => {
+                        self.err(
+                            Problem::new(
+                                Code::BadLevel,
+                                v.span,
+                                format!(
+                                    "`smoothing = {n}` repeats the fine layers as a smoother, \
+                                     but with `connect = concat` they take [b, c] once"
+                                ),
+                                "only with `connect = correct`",
+                            )
+                            .help(
+                                "use `connect = correct` (M(b) = c + S(b - D c), repeated \
+                                 `smoothing` times), or drop `smoothing`",
+                            ),
+                        );
+                        None
+                    }
+                    (n, _) => n,
+                }
+            }
+        };
         let coarse = self.coarse_model(call, body);
-        let (Some(lattice), Some(blocks), Some(basis), Some(coarse), Some(connect), true) =
-            (lattice, blocks, basis, coarse, connect, level_ok)
+        let (Some(lattice), Some(blocks), Some(basis), Some(coarse), Some(connect), Some(smoothing), true) =
+            (lattice, blocks, basis, coarse, connect, smoothing, level_ok)
         else {
             *cur = None;
             return;
@@ -114,6 +141,7 @@ impl Checker<'_> {
             seed: seed.unwrap_or(1),
             coarse,
             connect,
+            smoothing,
         };
         let out = ValueType::Fermion { features: connect.features(), lattice };
         let input = *cur_id;
