@@ -1,17 +1,21 @@
 //! The classifier training loop, driven through the `Classifier` trait by a plainly written
 //! multinomial logistic regression (its gradient checked here against finite differences):
 //! learning on separable data and on an MNIST subset, exact resume, divergence handling,
-//! the validation split, the run folder's files, and checkpoint round trips.
+//! the validation split, the run folder's files, checkpoint round trips, and data-parallel
+//! training over members in threads (an in-process stand-in for MPI ranks: the same loop, the
+//! same collectives, against the one-process run).
 
 use ndarray::{Array1, Array3, s};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use symc::ir::{
     Graph, Layer, LayerId, LayerKind, OptimizerSpec, Param, ParamId, Schedule, Span, Symmetry,
     ValueId, ValueType,
 };
+use symc::runtime::data_parallel::DataParallel;
 use symc::runtime::{BatchStats, Classifier, RuntimeError};
 use symc::train::checkpoint::{self, CheckpointError};
 use symc::train::classify::{self, ClassifyOptions, RunInfo, TrainError};
@@ -350,6 +354,10 @@ fn resume_after_a_crash_continues_exactly() {
         strip(runlog::read_csv(whole.path()).unwrap()),
         strip(runlog::read_csv(part.path()).unwrap())
     );
+    // steps.csv too: the resumed run drops the crashed epoch's steps and redoes them.
+    let steps = runlog::read_steps(whole.path()).unwrap().unwrap();
+    assert_eq!(steps.len(), 60);
+    assert_eq!(Some(steps), runlog::read_steps(part.path()).unwrap());
     assert_eq!(full.test_accuracy, resumed.test_accuracy);
     assert_eq!(resumed.steps, 60);
     assert_eq!((resumed.train_samples, resumed.val_samples), (240, 60));
@@ -514,4 +522,192 @@ fn logistic_regression_learns_an_mnist_subset() {
     assert!(acc > 0.85, "test accuracy {acc}");
     assert!(s.final_val_accuracy.unwrap() > 0.8);
     assert_eq!((s.train_samples, s.val_samples, s.test_samples), (2700, 300, 1000));
+}
+
+/// Members of a data-parallel group as threads of this process. The sums are made in rank
+/// order from every member's posted partials, so all members get the same bits (what
+/// `Comm::sum_f64` promises over MPI).
+struct ThreadGroup {
+    rank: usize,
+    size: usize,
+    barrier: Arc<Barrier>,
+    posted: Arc<Mutex<Vec<Vec<f64>>>>,
+    sums: Arc<AtomicUsize>,
+}
+
+impl ThreadGroup {
+    fn members(size: usize) -> Vec<ThreadGroup> {
+        let barrier = Arc::new(Barrier::new(size));
+        let posted = Arc::new(Mutex::new(vec![Vec::new(); size]));
+        let sums = Arc::new(AtomicUsize::new(0));
+        (0..size)
+            .map(|rank| ThreadGroup {
+                rank,
+                size,
+                barrier: barrier.clone(),
+                posted: posted.clone(),
+                sums: sums.clone(),
+            })
+            .collect()
+    }
+}
+
+impl DataParallel for ThreadGroup {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn sum(&self, partials: &mut [f64]) {
+        self.posted.lock().unwrap()[self.rank] = partials.to_vec();
+        self.barrier.wait();
+        {
+            let all = self.posted.lock().unwrap();
+            assert!(all.iter().all(|p| p.len() == partials.len()), "members disagree on a sum");
+            for (i, out) in partials.iter_mut().enumerate() {
+                *out = all.iter().map(|p| p[i]).sum();
+            }
+        }
+        if self.rank == 0 {
+            self.sums.fetch_add(1, Ordering::SeqCst);
+        }
+        self.barrier.wait();
+    }
+    fn worst(&self, code: u8) -> u8 {
+        let mut v = [code as f64];
+        self.posted.lock().unwrap()[self.rank] = v.to_vec();
+        self.barrier.wait();
+        v[0] = self.posted.lock().unwrap().iter().map(|p| p[0]).fold(0.0, f64::max);
+        self.barrier.wait();
+        v[0] as u8
+    }
+}
+
+/// Runs `train_parallel` on `size` thread members, member r with classifier `clfs[r]`; the
+/// root writes into `root_dir`, the others are pointed at `other_dir`.
+fn train_in_threads(
+    clfs: &[&dyn Classifier],
+    data: &Mnist,
+    opts: &ClassifyOptions,
+    init: &[f32],
+    other_dir: &Path,
+) -> (Vec<Result<runlog::Summary, TrainError>>, usize) {
+    let members = ThreadGroup::members(clfs.len());
+    let sums = members[0].sums.clone();
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = members
+            .into_iter()
+            .zip(clfs)
+            .map(|(m, &clf)| {
+                let mut o = opts.clone();
+                if m.rank != 0 {
+                    o.out_dir = other_dir.to_path_buf();
+                }
+                let init = init.to_vec();
+                scope.spawn(move || classify::train_parallel(clf, data, &o, init, None, &m))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    (results, sums.load(Ordering::SeqCst))
+}
+
+#[test]
+fn data_parallel_members_take_the_one_process_steps() {
+    // 240 training samples at batch 16 and 35: 3 members get uneven shares (5, 5, 6 and
+    // 11, 12, 12), and the last batch of an epoch (240 = 6 x 35 + 30) is shorter.
+    let data = synthetic(300, 60, 4);
+    let clf = LogReg::new(4, 4);
+    let init: Vec<f32> = (0..170).map(|i| ((i * 29 % 13) as f32 - 6.0) * 0.01).collect();
+    for batch in [16, 35] {
+        let one = tempfile::tempdir().unwrap();
+        let mut o = options(one.path(), 2, adam(0.02));
+        o.batch = batch;
+        o.validation = 0.2;
+        o.schedule = Schedule::Cosine { floor: 0.1 };
+        let single = classify::train(&clf, &data, &o, init.clone(), None).unwrap();
+
+        let many = tempfile::tempdir().unwrap();
+        let others = tempfile::tempdir().unwrap();
+        let mut om = o.clone();
+        om.out_dir = many.path().to_path_buf();
+        om.info.ranks = 3;
+        let (results, sums) =
+            train_in_threads(&[&clf, &clf, &clf], &data, &om, &init, others.path());
+        let summaries: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+        // One sum per step (gradient, loss and failure flag together) and one agreement per
+        // epoch besides: the shares are summed, not computed everywhere.
+        assert_eq!(sums as u64, single.steps, "batch {batch}");
+        assert_eq!(summaries[0].steps, single.steps);
+        assert_eq!(summaries[0].ranks, 3);
+        assert_eq!(single.ranks, 1);
+
+        let a = runlog::read_steps(one.path()).unwrap().unwrap();
+        let b = runlog::read_steps(many.path()).unwrap().unwrap();
+        assert_eq!(a.len() as u64, single.steps);
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((x.step, x.epoch, x.lr), (y.step, y.epoch, y.lr));
+            let rel = (x.loss - y.loss).abs() / x.loss.abs();
+            assert!(
+                rel < 1e-6,
+                "batch {batch} step {}: {} vs {} ({rel:e})",
+                x.step,
+                x.loss,
+                y.loss
+            );
+        }
+        let pa = checkpoint::load(&one.path().join(checkpoint::FILE_NAME), clf.graph()).unwrap();
+        let pb = checkpoint::load(&many.path().join(checkpoint::FILE_NAME), clf.graph()).unwrap();
+        let worst =
+            pa.params.iter().zip(&pb.params).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-5, "batch {batch}: weights differ by {worst}");
+        assert_eq!(runlog::read_csv(many.path()).unwrap().len(), 2);
+        // The other members wrote nothing.
+        assert_eq!(std::fs::read_dir(others.path()).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn a_failing_data_parallel_member_stops_every_member() {
+    let data = synthetic(300, 60, 5);
+    let good = LogReg::new(4, 4);
+    let init = vec![0.0f32; 170];
+    let root_dir = tempfile::tempdir().unwrap();
+    let others = tempfile::tempdir().unwrap();
+    let opts = options(root_dir.path(), 3, adam(0.02));
+    // Member 2 fails in its 20th step (epoch 2 of 19-step epochs): nobody may wait for it.
+    let crashing =
+        Faulty { inner: LogReg::new(4, 4), step: AtomicUsize::new(0), at: 20, fault: Fault::Crash };
+    let (results, _) =
+        train_in_threads(&[&good, &good, &crashing], &data, &opts, &init, others.path());
+    match &results[2] {
+        Err(TrainError::Runtime(e)) => assert!(e.to_string().contains("simulated crash")),
+        other => panic!("member 2: {other:?}"),
+    }
+    for r in &results[..2] {
+        match r {
+            Err(e @ TrainError::Elsewhere { .. }) => assert_eq!(e.exit_code(), 1),
+            other => panic!("expected the other members to stop, got {other:?}"),
+        }
+    }
+    // The root's folder holds the first epoch, as after a crash of a one-process run.
+    assert_eq!(runlog::read_csv(root_dir.path()).unwrap().len(), 1);
+    assert_eq!(std::fs::read_dir(others.path()).unwrap().count(), 0);
+
+    // A NaN loss on one member reaches every member through the sum: all diverge alike.
+    let nan = Faulty {
+        inner: LogReg::new(4, 4),
+        step: AtomicUsize::new(0),
+        at: 5,
+        fault: Fault::NanLoss,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(dir.path(), 2, adam(0.02));
+    let (results, _) = train_in_threads(&[&good, &nan], &data, &opts, &init, others.path());
+    for r in &results {
+        assert!(matches!(r, Err(TrainError::Diverged { step: 5, .. })), "{r:?}");
+    }
+    assert_eq!(runlog::read_summary(dir.path()).unwrap().status, "diverged");
 }

@@ -2,7 +2,9 @@
 //!
 //! Without a launcher (or with one process) this is the plain CLI. With several processes,
 //! `symc solve` runs decomposed over all of them (`runtime::distributed`), `gauge generate`
-//! shares the link updates of every heatbath class out over them (the same field, bit for bit);
+//! shares the link updates of every heatbath class out over them (the same field, bit for bit),
+//! `symc train` of a classifier trains data-parallel (each process the gradient of its share of
+//! every batch, `train::classify::train_parallel`; a preconditioner trains on rank 0);
 //! every other command runs on rank 0 alone (so `gauge info/convert` print and write exactly what
 //! one process would) while the other ranks wait for its exit code. Rank 0 alone prints results,
 //! logs and diagnostics and writes files; all processes exit with the same code, and a check
@@ -14,6 +16,7 @@ use super::solve::{self as cli_solve, Ran, SolveArgs};
 use super::{Cli, Command, Failure};
 use crate::lattice::fermion::random_sources;
 use crate::runtime::distributed::comm::{Comm, Launch};
+use crate::runtime::distributed::data_parallel::MpiDataParallel;
 use crate::runtime::distributed::heatbath::MpiLinkShare;
 use crate::runtime::distributed::solve::{DistributedSolve, broadcast_gauge};
 
@@ -37,6 +40,10 @@ pub fn main(cli: Cli) -> u8 {
             );
             world.broadcast_u64(code as u64) as u8
         }
+        Command::Train(args) => {
+            let result = super::train::run_in(args, &MpiDataParallel::new(world));
+            agreed_exit(world, result)
+        }
         command => {
             let code = if world.is_root() { report(super::run(Cli { command }), true) } else { 0 };
             world.broadcast_u64(code as u64) as u8
@@ -55,6 +62,29 @@ fn report(result: Result<(), Failure>, print: bool) -> u8 {
             failure.code
         }
     }
+}
+
+/// The worst exit code of every process's `result`, the same on all. The first process with a
+/// failure of its own prints it; a process that stopped only because another one failed
+/// (`symc::train::elsewhere`) prints nothing, so one failure is reported once.
+fn agreed_exit(world: &Comm, result: Result<(), Failure>) -> u8 {
+    let (code, own) = match &result {
+        Ok(()) => (0u8, false),
+        Err(f) => {
+            let elsewhere =
+                f.report.code().is_some_and(|c| c.to_string() == "symc::train::elsewhere");
+            (f.code.max(1), !elsewhere)
+        }
+    };
+    let all = world.gather_u64((u64::from(code) << 1) | u64::from(own));
+    let first_own = all.iter().position(|v| v & 1 == 1);
+    let first_failed = all.iter().position(|v| v >> 1 != 0);
+    if let Err(f) = result
+        && first_own.or(first_failed) == Some(world.rank())
+    {
+        eprintln!("{:?}", f.report);
+    }
+    all.iter().map(|v| (v >> 1) as u8).max().unwrap_or(0)
 }
 
 /// `symc solve` decomposed over every process of the launch.

@@ -4,14 +4,20 @@
 //! [`crate::train::classify`]; a fermion/gauge network (preconditioner losses) goes to the
 //! preconditioner trainer. This file only resolves options (flags over the `train` block over
 //! defaults), loads data and picks the back end; the loop itself lives in `train/`.
+//!
+//! Under `mpirun` ([`run_in`] with the processes as a [`DataParallel`] group) a classifier
+//! trains data-parallel on every process, a preconditioner on rank 0 alone; every process
+//! makes the same checks, their outcome is agreed before training starts, and only rank 0
+//! prints and writes.
 
 use super::Failure;
 use crate::ir::{DataSource, Graph, LossSpec, TrainLength};
 use crate::lattice::io::{TimestampStyle, utc_timestamp};
 use crate::runtime::Classifier;
 use crate::runtime::classifier::{CompileOptions, JitClassifier};
+use crate::runtime::data_parallel::{self, DataParallel, SingleProcess};
 use crate::runtime::reference::ReferenceClassifier;
-use crate::train::classify::{self, ClassifyOptions, RunInfo};
+use crate::train::classify::{self, ClassifyOptions, RunInfo, TrainError};
 use crate::train::precond::{self, RunOptions};
 use crate::train::runlog::{self, LayerStrategy};
 use crate::train::{checkpoint, mnist, plot};
@@ -162,6 +168,65 @@ struct Previous {
 }
 
 pub fn run(args: TrainArgs) -> Result<(), Failure> {
+    run_in(args, &SingleProcess)
+}
+
+/// `result` if every member of `group` got `Ok`; otherwise a failure on every member: its
+/// own, or "another process failed" with the worst exit code (`cli::mpi` prints only the
+/// first real failure). One collective, made by all members.
+fn agree<T>(group: &dyn DataParallel, result: Result<T, Failure>) -> Result<T, Failure> {
+    if group.size() == 1 {
+        return result;
+    }
+    let code = result.as_ref().err().map_or(0, |f| f.code.max(1));
+    match group.worst(code) {
+        0 => result,
+        worst => result.and(Err(Failure {
+            code: worst,
+            report: miette::Report::new(TrainError::Elsewhere { code: worst }),
+        })),
+    }
+}
+
+/// `symc train` as one member of `group`: see the module doc. `run` is the one-process case.
+pub fn run_in(args: TrainArgs, group: &dyn DataParallel) -> Result<(), Failure> {
+    let (model_path, graph, spec) = agree(group, load(&args))?;
+    let root = group.is_root();
+    match spec.loss {
+        LossSpec::Nll => {
+            if root && (args.gauge_dims.is_some() || args.gauge_precision.is_some()) {
+                eprintln!(
+                    "warning: --gauge-dims/--gauge-precision describe the gauge file of a \
+                     preconditioner model; the classifier `{}` loads none, so they are ignored",
+                    graph.name
+                );
+            }
+            let previous = match &args.resume {
+                Some(dir) => Some(runlog::read_summary(dir).map_err(Failure::io)),
+                None => None,
+            }
+            .transpose()
+            .map(|s| s.map(|summary| Previous { summary }));
+            let previous = agree(group, previous)?;
+            train_classifier(args, previous, &model_path, graph, group)
+        }
+        // The preconditioner trainer is not data-parallel: rank 0 runs it, `cli::mpi` makes the
+        // others wait for its exit code.
+        LossSpec::Preconditioner | LossSpec::Filtered { .. } if root => {
+            train_preconditioner(&args, &model_path, &graph)
+        }
+        LossSpec::Preconditioner | LossSpec::Filtered { .. } => Ok(()),
+        LossSpec::Mse => Err(Failure::model(miette::miette!(
+            code = "symc::train::loss",
+            help = "symc trains classifiers (loss nll) and Dirac preconditioners (loss preconditioner / filtered)",
+            "`loss mse` has no training data source in this build (model `{}`)",
+            graph.name
+        ))),
+    }
+}
+
+/// The model file, its checked graph and its train block.
+fn load(args: &TrainArgs) -> Result<(PathBuf, Graph, crate::ir::TrainSpec), Failure> {
     let model_path = match (&args.file, &args.resume) {
         (Some(f), _) => f.clone(),
         (None, Some(dir)) => dir.join(MODEL_COPY),
@@ -187,33 +252,7 @@ pub fn run(args: TrainArgs) -> Result<(), Failure> {
             graph.name
         )));
     };
-    match spec.loss {
-        LossSpec::Nll => {
-            if args.gauge_dims.is_some() || args.gauge_precision.is_some() {
-                eprintln!(
-                    "warning: --gauge-dims/--gauge-precision describe the gauge file of a \
-                     preconditioner model; the classifier `{}` loads none, so they are ignored",
-                    graph.name
-                );
-            }
-            let previous = match &args.resume {
-                Some(dir) => {
-                    Some(Previous { summary: runlog::read_summary(dir).map_err(Failure::io)? })
-                }
-                None => None,
-            };
-            train_classifier(args, previous, &model_path, graph)
-        }
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } => {
-            train_preconditioner(&args, &model_path, &graph)
-        }
-        LossSpec::Mse => Err(Failure::model(miette::miette!(
-            code = "symc::train::loss",
-            help = "symc trains classifiers (loss nll) and Dirac preconditioners (loss preconditioner / filtered)",
-            "`loss mse` has no training data source in this build (model `{}`)",
-            graph.name
-        ))),
-    }
+    Ok((model_path, graph, spec))
 }
 
 /// Fermion networks (gauge-equivariant or dense preconditioners): trained by
@@ -260,128 +299,36 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     Ok(())
 }
 
+/// What every member of a classifier run has before the loop starts.
+struct Setup {
+    data: mnist::Mnist,
+    backend: Backend,
+    init: Vec<f32>,
+    opts: ClassifyOptions,
+}
+
 fn train_classifier(
     args: TrainArgs,
     previous: Option<Previous>,
     model_path: &Path,
     graph: Graph,
+    group: &dyn DataParallel,
 ) -> Result<(), Failure> {
-    let spec =
-        graph.train.clone().ok_or_else(|| Failure::model(miette::miette!("no train block")))?;
-    let prev = previous.as_ref().map(|p| &p.summary);
-
-    // Data folder: --data, else the previous run's, else the train block's (relative to the
-    // .sym file).
-    let data_dir = match (&args.data, prev.and_then(|s| s.data_dir.clone()), &spec.data) {
-        (Some(d), _, _) => d.clone(),
-        (None, Some(d), _) => PathBuf::from(d),
-        // `sema::load_model` has already resolved it against the .sym file's folder.
-        (None, None, Some(DataSource::Mnist { dir })) => PathBuf::from(dir),
-        (None, None, None) => {
-            return Err(Failure::model(miette::miette!(
-                code = "symc::train::no_data",
-                help = "add `data mnist(\"data/mnist\")` to the train block or pass --data DIR",
-                "the train block of `{}` names no data set",
-                graph.name
-            )));
-        }
-    };
-    let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
-    eprintln!("loading MNIST from {}", data_dir.display());
-    let data = mnist::load(&data_dir).map_err(Failure::io)?;
-
-    let seed = args.seed.or(prev.map(|s| s.seed)).unwrap_or(spec.seed);
-    let batch = args.batch.or(prev.map(|s| s.batch)).unwrap_or(spec.batch);
-    if batch == 0 {
-        return Err(Failure::io(miette::miette!("--batch must be at least 1")));
-    }
-    let n_train = data.train.len() - ((data.train.len() as f64) * spec.validation).round() as usize;
-    let epochs = match (args.epochs, prev) {
-        (Some(e), _) => e,
-        (None, Some(s)) => s.epochs_planned,
-        (None, None) => match spec.length {
-            TrainLength::Epochs(e) => e,
-            // A step budget becomes whole epochs: the loop evaluates and checkpoints per epoch.
-            TrainLength::Steps(s) => s.saturating_mul(batch).div_ceil(n_train.max(1)).max(1),
-        },
-    };
-    let out_dir = match (&args.resume, &args.out) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(o)) => o.clone(),
-        (None, None) => {
-            let stem = model_path.file_stem().map(|s| s.to_string_lossy().into_owned());
-            let name = stem.unwrap_or_else(|| graph.name.clone());
-            let now = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Compact);
-            PathBuf::from("runs").join(format!("{name}-{now}"))
-        }
-    };
-    if args.resume.is_none() && out_dir.join(checkpoint::FILE_NAME).exists() {
-        return Err(Failure::io(miette::miette!(
-            code = "symc::train::exists",
-            help = format!(
-                "continue it with `symc train --resume {}`, or choose another --out",
-                out_dir.display()
-            ),
-            "{} already holds a training run",
-            out_dir.display()
-        )));
-    }
-    let threads = init_threads(args.threads);
-    // Compiled for the training batch: the JIT kernels work on the whole compiled batch width,
-    // so a larger maximum would slow every training step. Evaluation uses the same width.
-    let backend = build_classifier(&graph, args.reference, batch, threads)?;
-    let init = if args.resume.is_some() {
-        Vec::new()
-    } else {
-        crate::runtime::init::init_params(&graph, seed)
-    };
-
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| Failure::io(miette::miette!("cannot create {}: {e}", out_dir.display())))?;
-    let source = std::fs::read(model_path)
-        .map_err(|e| Failure::io(miette::miette!("cannot read {}: {e}", model_path.display())))?;
-    if args.resume.is_none() || !out_dir.join(MODEL_COPY).exists() {
-        crate::train::write_atomic(&out_dir.join(MODEL_COPY), &source).map_err(|e| {
-            Failure::io(miette::miette!("cannot write {}: {e}", out_dir.join(MODEL_COPY).display()))
-        })?;
-    }
-    let model_file =
-        prev.and_then(|s| s.model_file.clone()).filter(|_| args.file.is_none()).unwrap_or_else(
-            || model_path.canonicalize().unwrap_or(model_path.to_path_buf()).display().to_string(),
-        );
-
-    let opts = ClassifyOptions {
-        epochs,
-        batch,
-        eval_batch: batch,
-        optimizer: spec.optimizer.clone(),
-        schedule: spec.schedule.clone(),
-        validation: spec.validation,
-        seed,
-        out_dir: out_dir.clone(),
-        progress: std::io::stderr().is_terminal(),
-        info: RunInfo {
-            model_file: Some(model_file),
-            data_dir: Some(data_dir.display().to_string()),
-            threads,
-            precision: "f32".into(),
-            backend: backend.name.into(),
-            strategies: backend.strategies.clone(),
-        },
-    };
-    eprintln!(
-        "training `{}` ({} parameters) on {} with {} thread(s): {} epochs, batch {batch}, {}, {} schedule, seed {seed} -> {}",
-        graph.name,
-        graph.param_count(),
-        backend.name,
-        threads,
-        epochs,
-        crate::train::optim::describe_optimizer(&spec.optimizer),
-        crate::train::optim::describe_schedule(&spec.schedule),
-        out_dir.display()
+    let root = group.is_root();
+    let Setup { data, backend, init, opts } =
+        agree(group, setup_classifier(&args, previous, model_path, &graph, group))?;
+    let out_dir = opts.out_dir.clone();
+    let result = classify::train_parallel(
+        backend.classifier.as_ref(),
+        &data,
+        &opts,
+        init,
+        args.resume.as_deref(),
+        group,
     );
-    let result =
-        classify::train(backend.classifier.as_ref(), &data, &opts, init, args.resume.as_deref());
+    if !root {
+        return result.map(|_| ()).map_err(|e| Failure { code: e.exit_code(), report: e.into() });
+    }
     // The loss plot is drawn whatever happened, as long as an epoch completed.
     if let Ok(rows) = runlog::read_csv(&out_dir)
         && !rows.is_empty()
@@ -408,4 +355,149 @@ fn train_classifier(
         _ => println!("{}: no epochs trained; run folder {}", graph.name, out_dir.display()),
     }
     Ok(())
+}
+
+/// Resolves the options, loads the data, compiles the classifier and (on the root) creates
+/// the run folder with its copy of the model.
+fn setup_classifier(
+    args: &TrainArgs,
+    previous: Option<Previous>,
+    model_path: &Path,
+    graph: &Graph,
+    group: &dyn DataParallel,
+) -> Result<Setup, Failure> {
+    let root = group.is_root();
+    let spec =
+        graph.train.clone().ok_or_else(|| Failure::model(miette::miette!("no train block")))?;
+    let prev = previous.as_ref().map(|p| &p.summary);
+
+    // Data folder: --data, else the previous run's, else the train block's (relative to the
+    // .sym file).
+    let data_dir = match (&args.data, prev.and_then(|s| s.data_dir.clone()), &spec.data) {
+        (Some(d), _, _) => d.clone(),
+        (None, Some(d), _) => PathBuf::from(d),
+        // `sema::load_model` has already resolved it against the .sym file's folder.
+        (None, None, Some(DataSource::Mnist { dir })) => PathBuf::from(dir),
+        (None, None, None) => {
+            return Err(Failure::model(miette::miette!(
+                code = "symc::train::no_data",
+                help = "add `data mnist(\"data/mnist\")` to the train block or pass --data DIR",
+                "the train block of `{}` names no data set",
+                graph.name
+            )));
+        }
+    };
+    let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+    if root {
+        eprintln!("loading MNIST from {}", data_dir.display());
+    }
+    let data = mnist::load(&data_dir).map_err(Failure::io)?;
+
+    let seed = args.seed.or(prev.map(|s| s.seed)).unwrap_or(spec.seed);
+    let batch = args.batch.or(prev.map(|s| s.batch)).unwrap_or(spec.batch);
+    if batch == 0 {
+        return Err(Failure::io(miette::miette!("--batch must be at least 1")));
+    }
+    let n_train = data.train.len() - ((data.train.len() as f64) * spec.validation).round() as usize;
+    let epochs = match (args.epochs, prev) {
+        (Some(e), _) => e,
+        (None, Some(s)) => s.epochs_planned,
+        (None, None) => match spec.length {
+            TrainLength::Epochs(e) => e,
+            // A step budget becomes whole epochs: the loop evaluates and checkpoints per epoch.
+            TrainLength::Steps(s) => s.saturating_mul(batch).div_ceil(n_train.max(1)).max(1),
+        },
+    };
+    let out_dir = match (&args.resume, &args.out) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => {
+            // Only the root's name is used: the other members write nothing.
+            let stem = model_path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            let name = stem.unwrap_or_else(|| graph.name.clone());
+            let now = utc_timestamp(std::time::SystemTime::now(), TimestampStyle::Compact);
+            PathBuf::from("runs").join(format!("{name}-{now}"))
+        }
+    };
+    if args.resume.is_none() && out_dir.join(checkpoint::FILE_NAME).exists() {
+        return Err(Failure::io(miette::miette!(
+            code = "symc::train::exists",
+            help = format!(
+                "continue it with `symc train --resume {}`, or choose another --out",
+                out_dir.display()
+            ),
+            "{} already holds a training run",
+            out_dir.display()
+        )));
+    }
+    let threads = init_threads(args.threads);
+    // Compiled for this member's share of the training batch: the JIT kernels work on the
+    // whole compiled batch width, so a larger maximum would slow every training step (and a
+    // member compiled for the whole batch would not divide the work). Evaluation uses the
+    // same width.
+    let width = data_parallel::max_share(batch, group.size());
+    let backend = build_classifier(graph, args.reference, width, threads)?;
+    let init = if args.resume.is_some() {
+        Vec::new()
+    } else {
+        crate::runtime::init::init_params(graph, seed)
+    };
+
+    if root {
+        std::fs::create_dir_all(&out_dir).map_err(|e| {
+            Failure::io(miette::miette!("cannot create {}: {e}", out_dir.display()))
+        })?;
+        let source = std::fs::read(model_path).map_err(|e| {
+            Failure::io(miette::miette!("cannot read {}: {e}", model_path.display()))
+        })?;
+        if args.resume.is_none() || !out_dir.join(MODEL_COPY).exists() {
+            crate::train::write_atomic(&out_dir.join(MODEL_COPY), &source).map_err(|e| {
+                let path = out_dir.join(MODEL_COPY);
+                Failure::io(miette::miette!("cannot write {}: {e}", path.display()))
+            })?;
+        }
+    }
+    let model_file =
+        prev.and_then(|s| s.model_file.clone()).filter(|_| args.file.is_none()).unwrap_or_else(
+            || model_path.canonicalize().unwrap_or(model_path.to_path_buf()).display().to_string(),
+        );
+
+    let opts = ClassifyOptions {
+        epochs,
+        batch,
+        eval_batch: width,
+        optimizer: spec.optimizer.clone(),
+        schedule: spec.schedule.clone(),
+        validation: spec.validation,
+        seed,
+        out_dir: out_dir.clone(),
+        progress: root && std::io::stderr().is_terminal(),
+        info: RunInfo {
+            model_file: Some(model_file),
+            data_dir: Some(data_dir.display().to_string()),
+            threads,
+            ranks: group.size(),
+            precision: "f32".into(),
+            backend: backend.name.into(),
+            strategies: backend.strategies.clone(),
+        },
+    };
+    if root {
+        let ranks = match group.size() {
+            1 => String::new(),
+            n => format!(" on {n} processes (data-parallel, up to {width} samples of each batch)"),
+        };
+        eprintln!(
+            "training `{}` ({} parameters) on {} with {} thread(s){ranks}: {} epochs, batch {batch}, {}, {} schedule, seed {seed} -> {}",
+            graph.name,
+            graph.param_count(),
+            backend.name,
+            threads,
+            epochs,
+            crate::train::optim::describe_optimizer(&spec.optimizer),
+            crate::train::optim::describe_schedule(&spec.schedule),
+            out_dir.display()
+        );
+    }
+    Ok(Setup { data, backend, init, opts })
 }

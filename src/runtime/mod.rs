@@ -195,6 +195,7 @@ pub fn check_graph(graph: &Graph, gauge: &GaugeField) -> Result<(), RuntimeError
 
 pub mod classifier;
 pub mod coarse;
+pub mod data_parallel;
 pub mod dense_lattice;
 pub mod dirac;
 pub mod distributed;

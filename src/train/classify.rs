@@ -12,14 +12,23 @@
 //! once with [`TrainError::Diverged`]; the checkpoint of the last completed epoch is left
 //! untouched (a fresh run that diverges in its first epoch writes its start state, so the folder
 //! always holds finite weights) and the summary says `"status": "diverged"` with the reason.
+//!
+//! **Data parallelism.** [`train_parallel`] runs the same loop in every member of a
+//! [`DataParallel`] group (`mpirun -np N symc train`): every member draws the same split and
+//! the same shuffled batches from the seed, computes the loss and gradient of its contiguous
+//! share of each batch, and the partial sums are added up over the group, so every member takes
+//! the identical optimiser step with the gradient of the whole batch. Only member 0 shows
+//! progress, evaluates and writes the run folder; whether the run goes on after a failure
+//! anywhere is agreed in a collective, so no member waits for one that has stopped.
 
 use super::checkpoint::{self, CheckpointError};
 use super::divergence::DivergenceCheck;
 use super::mnist::{Mnist, NORMALISATION, Split};
 use super::optim::{self, Optimizer};
-use super::runlog::{self, EpochRow, LayerStrategy, RunLogError, Summary};
+use super::runlog::{self, EpochRow, LayerStrategy, RunLogError, StepRow, Summary};
 use crate::ir::{OptimizerSpec, Schedule};
-use crate::runtime::{Classifier, RuntimeError};
+use crate::runtime::data_parallel::{DataParallel, SingleProcess};
+use crate::runtime::{BatchStats, Classifier, RuntimeError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -76,6 +85,11 @@ initial weights) is kept in the run folder"
     #[diagnostic(transparent)]
     Runtime(#[from] RuntimeError),
 
+    /// A data-parallel run stopped because another member failed (that member reports why).
+    #[error("another process of this data-parallel run failed (exit code {code})")]
+    #[diagnostic(code(symc::train::elsewhere))]
+    Elsewhere { code: u8 },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -91,6 +105,7 @@ impl TrainError {
         match self {
             TrainError::Diverged { .. } | TrainError::Shape { .. } | TrainError::Runtime(_) => 1,
             TrainError::Setting { .. } => 2,
+            TrainError::Elsewhere { code } => *code,
             TrainError::Resume { .. } | TrainError::Io { .. } => 2,
             TrainError::Checkpoint(CheckpointError::Mismatch { .. }) => 1,
             TrainError::Checkpoint(_) | TrainError::RunLog(_) => 2,
@@ -125,6 +140,8 @@ pub struct RunInfo {
     pub model_file: Option<String>,
     pub data_dir: Option<String>,
     pub threads: usize,
+    /// Processes of a data-parallel run (the summary's `ranks`; 0 is read as 1).
+    pub ranks: usize,
     pub precision: String,
     pub backend: String,
     pub strategies: Vec<LayerStrategy>,
@@ -252,6 +269,8 @@ struct LoopState {
     epochs_done: usize,
     global_step: u64,
     history: Vec<EpochRow>,
+    /// The mean loss of every step so far (`steps.csv`).
+    steps: Vec<StepRow>,
     /// The divergence rule with the run's reference loss (kept in the checkpoint).
     divergence: DivergenceCheck,
 }
@@ -267,6 +286,7 @@ fn fresh_state(opts: &ClassifyOptions, params: Vec<f32>) -> LoopState {
         epochs_done: 0,
         global_step: 0,
         history: Vec::new(),
+        steps: Vec::new(),
         divergence: DivergenceCheck::default(),
     }
 }
@@ -320,11 +340,24 @@ fn resume_state(
         return Err(bad(format!("{} history rows for {epochs_done} epochs", history.len())));
     }
     let global_step = ck.meta_parse(&path, "global_step")?;
+    // The steps of the checkpointed epochs (a crash may have come after a later write);
+    // a folder from before `steps.csv` existed continues the file from here.
+    let mut steps = runlog::read_steps(dir)?.unwrap_or_default();
+    steps.retain(|r| r.step <= global_step);
     // Absent in checkpoints written before the growth rule: the resumed run's first batch
     // then becomes the reference.
     let reference = ck.meta.get("reference_loss").and_then(|r| r.parse().ok());
     let divergence = DivergenceCheck::new(reference);
-    Ok(LoopState { params: ck.params, opt, rng, epochs_done, global_step, history, divergence })
+    Ok(LoopState {
+        params: ck.params,
+        opt,
+        rng,
+        epochs_done,
+        global_step,
+        history,
+        steps,
+        divergence,
+    })
 }
 
 fn save_checkpoint(
@@ -391,6 +424,7 @@ fn summary(
         batch: opts.batch,
         seed: opts.seed,
         threads: opts.info.threads,
+        ranks: opts.info.ranks.max(1),
         precision: opts.info.precision.clone(),
         backend: opts.info.backend.clone(),
         optimizer: optim::describe_optimizer(&opts.optimizer),
@@ -404,8 +438,7 @@ fn summary(
     }
 }
 
-/// Trains `clf` on `data`, starting from `init` parameters or from the checkpoint in `resume`.
-/// Writes the run folder `opts.out_dir` (created if needed) and returns the final summary.
+/// Trains `clf` on `data` in this process alone; see [`train_parallel`].
 pub fn train(
     clf: &dyn Classifier,
     data: &Mnist,
@@ -413,6 +446,19 @@ pub fn train(
     init: Vec<f32>,
     resume: Option<&Path>,
 ) -> Result<Summary, TrainError> {
+    train_parallel(clf, data, opts, init, resume, &SingleProcess)
+}
+
+/// The checks every member makes and the state it starts from: (state, training indices,
+/// validation indices). Only the root creates the run folder.
+fn prepare(
+    clf: &dyn Classifier,
+    data: &Mnist,
+    opts: &ClassifyOptions,
+    init: Vec<f32>,
+    resume: Option<&Path>,
+    root: bool,
+) -> Result<(LoopState, Vec<usize>, Vec<usize>), TrainError> {
     if opts.batch == 0 {
         return Err(TrainError::Setting { message: "batch size must be at least 1".into() });
     }
@@ -424,10 +470,11 @@ pub fn train(
     check_shapes(clf, &data.train)?;
     check_shapes(clf, &data.test)?;
     let n_scalars = clf.graph().param_scalars();
-    std::fs::create_dir_all(&opts.out_dir)
-        .map_err(|source| TrainError::Io { path: opts.out_dir.clone(), source })?;
-
-    let mut st = match resume {
+    if root {
+        std::fs::create_dir_all(&opts.out_dir)
+            .map_err(|source| TrainError::Io { path: opts.out_dir.clone(), source })?;
+    }
+    let st = match resume {
         Some(dir) => resume_state(clf, opts, dir)?,
         None => {
             if init.len() != n_scalars {
@@ -441,24 +488,101 @@ pub fn train(
             fresh_state(opts, init)
         }
     };
-    // The weights a fresh run starts from: what it keeps if it diverges before its first
-    // checkpoint.
-    let start = resume.is_none().then(|| st.params.clone());
-
     let (train_idx, val_idx) = split_indices(data.train.len(), opts.validation, opts.seed);
     if train_idx.is_empty() {
         return Err(TrainError::Setting { message: "the training set is empty".into() });
     }
+    Ok((st, train_idx, val_idx))
+}
+
+/// `result` if every member of `group` got `Ok`; otherwise an error on every member: its own,
+/// or [`TrainError::Elsewhere`] with the worst exit code. One collective, made by all members.
+fn agreed<T>(group: &dyn DataParallel, result: Result<T, TrainError>) -> Result<T, TrainError> {
+    if group.size() == 1 {
+        return result;
+    }
+    let code = result.as_ref().err().map_or(0, |e| e.exit_code().max(1));
+    match group.worst(code) {
+        0 => result,
+        worst => result.and(Err(TrainError::Elsewhere { code: worst })),
+    }
+}
+
+/// One step's statistics and gradient of the whole batch of `n` samples, from this member's
+/// share (`images`, `labels`) and the other members'. The kernels give the mean over the
+/// share; times the share's size that is its partial sum, and the group's sum over `n` is the
+/// batch mean. The sums are taken in f64, so with one member the gradient comes back exactly.
+/// A member's failure travels in the same sum, so every member stops at the same step.
+#[allow(clippy::too_many_arguments)]
+fn sum_step(
+    clf: &dyn Classifier,
+    group: &dyn DataParallel,
+    params: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    n: usize,
+    grad: &mut [f32],
+    partial: &mut Vec<f64>,
+) -> Result<BatchStats, TrainError> {
+    let local = if labels.is_empty() {
+        Ok(BatchStats::default())
+    } else {
+        clf.train_batch(params, images, labels, grad)
+    };
+    let m = labels.len() as f64;
+    partial.clear();
+    match &local {
+        Ok(_) if !labels.is_empty() => partial.extend(grad.iter().map(|&g| g as f64 * m)),
+        _ => partial.resize(grad.len(), 0.0),
+    }
+    let s = local.as_ref().copied().unwrap_or_default();
+    let failed = f64::from(u8::from(local.is_err()));
+    partial.extend([s.loss_sum, s.correct as f64, s.samples as f64, failed]);
+    group.sum(partial);
+    let (sums, totals) = partial.split_at(grad.len());
+    if totals[3] != 0.0 {
+        return Err(match local {
+            Err(e) => e.into(),
+            Ok(_) => TrainError::Elsewhere { code: 1 },
+        });
+    }
+    let n = n.max(1) as f64;
+    for (g, &v) in grad.iter_mut().zip(sums) {
+        *g = (v / n) as f32;
+    }
+    Ok(BatchStats { loss_sum: totals[0], correct: totals[1] as usize, samples: totals[2] as usize })
+}
+
+/// Trains `clf` on `data`, starting from `init` parameters or from the checkpoint in `resume`,
+/// as one member of `group` (see the module doc): every member must call it with the same
+/// classifier, data and options. Member 0 writes the run folder `opts.out_dir` (created if
+/// needed); every member returns the final summary, but only member 0's has evaluations.
+pub fn train_parallel(
+    clf: &dyn Classifier,
+    data: &Mnist,
+    opts: &ClassifyOptions,
+    init: Vec<f32>,
+    resume: Option<&Path>,
+    group: &dyn DataParallel,
+) -> Result<Summary, TrainError> {
+    let root = group.is_root();
+    let parallel = group.size() > 1;
+    let (mut st, train_idx, val_idx) = agreed(group, prepare(clf, data, opts, init, resume, root))?;
+    // The weights a fresh run starts from: what it keeps if it diverges before its first
+    // checkpoint.
+    let start = resume.is_none().then(|| st.params.clone());
+
     let (n_train, n_val, n_test) = (train_idx.len(), val_idx.len(), data.test.len());
     let steps_per_epoch = n_train.div_ceil(opts.batch) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
     let base_lr = optim::base_lr(&opts.optimizer);
     let n_in = data.train.image_len();
-    let mut grad = vec![0.0f32; n_scalars];
+    let mut grad = vec![0.0f32; st.params.len()];
+    let mut partial = Vec::new();
     let mut images = Vec::with_capacity(opts.batch * n_in);
     let mut labels = Vec::with_capacity(opts.batch);
 
-    let bar = if opts.progress {
+    let bar = if opts.progress && root {
         ProgressBar::with_draw_target(Some(steps_per_epoch), ProgressDrawTarget::stderr())
     } else {
         ProgressBar::hidden()
@@ -469,15 +593,17 @@ pub fn train(
             .progress_chars("=> "),
     );
     let log = |line: String| {
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
+        // The bar is hidden on every member but the root.
+        if !bar.is_hidden() {
             bar.println(line);
+        } else if root {
+            eprintln!("{line}");
         }
     };
     let write_logs =
         |st: &LoopState, status: &str, message: Option<String>| -> Result<(), TrainError> {
             runlog::write_csv(&opts.out_dir, &st.history)?;
+            runlog::write_steps(&opts.out_dir, &st.steps)?;
             runlog::write_summary(
                 &opts.out_dir,
                 &summary(clf, opts, st, status, message, n_train, n_val, n_test),
@@ -485,8 +611,11 @@ pub fn train(
             Ok(())
         };
     // Records a divergence and returns the error to report: the summary says why, and the
-    // checkpoint on disk stays the last good one.
+    // checkpoint on disk stays the last good one. Only the root writes.
     let stop = |st: &LoopState, e: TrainError| -> TrainError {
+        if !root {
+            return e;
+        }
         let kept = match &start {
             Some(p) if st.epochs_done == 0 => {
                 let mut first = fresh_state(opts, p.clone());
@@ -513,7 +642,7 @@ pub fn train(
         for (k, chunk) in order.chunks(opts.batch).enumerate() {
             images.clear();
             labels.clear();
-            for &i in chunk {
+            for &i in &chunk[group.share(chunk.len())] {
                 images.extend(data.train.image(i));
                 labels.push(data.train.labels[i]);
             }
@@ -525,7 +654,12 @@ pub fn train(
                 epoch - 1,
                 false,
             );
-            let stats = clf.train_batch(&st.params, &images, &labels, &mut grad)?;
+            let stats = if parallel {
+                let (p, n) = (&st.params, chunk.len());
+                sum_step(clf, group, p, &images, &labels, n, &mut grad, &mut partial)?
+            } else {
+                clf.train_batch(&st.params, &images, &labels, &mut grad)?
+            };
             let step = st.global_step + 1;
             let diverged = |what: String| TrainError::Diverged {
                 epoch,
@@ -533,6 +667,7 @@ pub fn train(
                 what,
                 completed: st.epochs_done,
             };
+            // Every decision from here on is made on sums every member holds bit for bit.
             if !stats.loss_sum.is_finite() {
                 return Err(stop(&st, diverged(format!("the batch loss is {}", stats.loss_sum))));
             }
@@ -544,6 +679,7 @@ pub fn train(
                 return Err(stop(&st, diverged("the gradient has NaN or infinite entries".into())));
             }
             st.global_step = step;
+            st.steps.push(StepRow { step, epoch, loss: mean, lr });
             loss_sum += stats.loss_sum;
             correct += stats.correct;
             seen += stats.samples;
@@ -559,56 +695,62 @@ pub fn train(
             }
         }
         let seconds = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let val = if val_idx.is_empty() {
-            None
-        } else {
-            Some(evaluate(clf, &st.params, &data.train, Some(&val_idx), opts.eval_batch)?.eval)
-        };
-        let test = evaluate(clf, &st.params, &data.test, None, opts.eval_batch)?.eval;
-        let eval_seconds = t1.elapsed().as_secs_f64();
-        if !test.loss.is_finite() {
-            let e = TrainError::Diverged {
-                epoch,
-                step: st.global_step,
-                what: format!("the test loss is {}", test.loss),
-                completed: st.epochs_done,
+        // Evaluation, checkpoint and logs: the root's alone; the others learn whether they
+        // worked before going on.
+        let mut end_epoch = || -> Result<(), TrainError> {
+            let t1 = Instant::now();
+            let val = if val_idx.is_empty() {
+                None
+            } else {
+                Some(evaluate(clf, &st.params, &data.train, Some(&val_idx), opts.eval_batch)?.eval)
             };
-            return Err(stop(&st, e));
-        }
-        let row = EpochRow {
-            epoch,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            val_loss: val.map(|v| v.loss),
-            val_acc: val.map(|v| v.accuracy),
-            test_loss: test.loss,
-            test_acc: test.accuracy,
-            seconds,
-            lr,
-            eval_seconds,
+            let test = evaluate(clf, &st.params, &data.test, None, opts.eval_batch)?.eval;
+            let eval_seconds = t1.elapsed().as_secs_f64();
+            if !test.loss.is_finite() {
+                let e = TrainError::Diverged {
+                    epoch,
+                    step: st.global_step,
+                    what: format!("the test loss is {}", test.loss),
+                    completed: st.epochs_done,
+                };
+                return Err(stop(&st, e));
+            }
+            let row = EpochRow {
+                epoch,
+                train_loss: loss_sum / seen.max(1) as f64,
+                train_acc: correct as f64 / seen.max(1) as f64,
+                val_loss: val.map(|v| v.loss),
+                val_acc: val.map(|v| v.accuracy),
+                test_loss: test.loss,
+                test_acc: test.accuracy,
+                seconds,
+                lr,
+                eval_seconds,
+            };
+            log(format!(
+                "epoch {epoch:>3}/{}: train loss {:.4} acc {:.2}%{}  test loss {:.4} acc {:.2}%  {:.1} s ({:.0} samples/s)  lr {:.2e}",
+                opts.epochs,
+                row.train_loss,
+                100.0 * row.train_acc,
+                val.map(|v| format!("  val loss {:.4} acc {:.2}%", v.loss, 100.0 * v.accuracy))
+                    .unwrap_or_default(),
+                row.test_loss,
+                100.0 * row.test_acc,
+                seconds,
+                seen as f64 / seconds.max(1e-9),
+                lr
+            ));
+            st.history.push(row);
+            st.epochs_done = epoch;
+            save_checkpoint(clf, opts, &st)?;
+            let status = if st.epochs_done == opts.epochs { "completed" } else { "running" };
+            write_logs(&st, status, None)
         };
-        log(format!(
-            "epoch {epoch:>3}/{}: train loss {:.4} acc {:.2}%{}  test loss {:.4} acc {:.2}%  {:.1} s ({:.0} samples/s)  lr {:.2e}",
-            opts.epochs,
-            row.train_loss,
-            100.0 * row.train_acc,
-            val.map(|v| format!("  val loss {:.4} acc {:.2}%", v.loss, 100.0 * v.accuracy))
-                .unwrap_or_default(),
-            row.test_loss,
-            100.0 * row.test_acc,
-            seconds,
-            seen as f64 / seconds.max(1e-9),
-            lr
-        ));
-        st.history.push(row);
+        agreed(group, if root { end_epoch() } else { Ok(()) })?;
         st.epochs_done = epoch;
-        save_checkpoint(clf, opts, &st)?;
-        let status = if st.epochs_done == opts.epochs { "completed" } else { "running" };
-        write_logs(&st, status, None)?;
     }
     bar.finish_and_clear();
-    if st.history.is_empty() {
+    if st.history.is_empty() && root {
         // Nothing trained (epochs = 0, or resumed at the end): still leave a consistent folder.
         write_logs(&st, "completed", None)?;
     }

@@ -1,6 +1,7 @@
-//! The human- and tool-readable record of a run: `train.csv` (one row per epoch) and
-//! `summary.json`. Both are rewritten atomically after every epoch, so a run folder is always
-//! consistent with its checkpoint, even after a crash or a divergence.
+//! The human- and tool-readable record of a run: `train.csv` (one row per epoch),
+//! `steps.csv` (the mean loss of every mini-batch) and `summary.json`. All are rewritten
+//! atomically after every epoch, so a run folder is always consistent with its checkpoint, even
+//! after a crash or a divergence.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,10 @@ use std::path::{Path, PathBuf};
 /// File names inside a run folder.
 pub const CSV_FILE: &str = "train.csv";
 pub const SUMMARY_FILE: &str = "summary.json";
+pub const STEPS_FILE: &str = "steps.csv";
+
+/// Column order of `steps.csv`.
+pub const STEPS_HEADER: &str = "step,epoch,loss,lr";
 
 /// Column order of `train.csv`.
 pub const CSV_HEADER: &str =
@@ -54,6 +59,61 @@ pub struct EpochRow {
     pub lr: f64,
     /// Wall time of the validation and test evaluation after the epoch.
     pub eval_seconds: f64,
+}
+
+/// One optimiser step: the mean NLL of its mini-batch (before the step) and its learning rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepRow {
+    pub step: u64,
+    pub epoch: usize,
+    pub loss: f64,
+    pub lr: f64,
+}
+
+/// Writes `steps.csv` into `dir` atomically. The losses are written in full (shortest
+/// round-trip form): the file is how a step-by-step comparison of two runs reads them.
+pub fn write_steps(dir: &Path, rows: &[StepRow]) -> Result<(), RunLogError> {
+    let mut s = String::with_capacity(32 * (rows.len() + 1));
+    s.push_str(STEPS_HEADER);
+    s.push('\n');
+    for r in rows {
+        s.push_str(&format!("{},{},{:e},{:e}\n", r.step, r.epoch, r.loss, r.lr));
+    }
+    let path = dir.join(STEPS_FILE);
+    super::write_atomic(&path, s.as_bytes()).map_err(|source| RunLogError::Write { path, source })
+}
+
+/// Reads `steps.csv` from a run folder; `Ok(None)` when there is none (folders written before
+/// the file existed).
+pub fn read_steps(dir: &Path) -> Result<Option<Vec<StepRow>>, RunLogError> {
+    let path = dir.join(STEPS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(RunLogError::Read { path, source }),
+    };
+    let err =
+        |line: usize, message: String| RunLogError::Parse { path: path.clone(), line, message };
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim() == STEPS_HEADER => {}
+        _ => return Err(err(1, format!("expected the header `{STEPS_HEADER}`"))),
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let bad = || err(i + 1, format!("`{line}` is not `step,epoch,loss,lr`"));
+        if f.len() != 4 {
+            return Err(bad());
+        }
+        rows.push(StepRow {
+            step: f[0].parse().map_err(|_| bad())?,
+            epoch: f[1].parse().map_err(|_| bad())?,
+            loss: f[2].parse().map_err(|_| bad())?,
+            lr: f[3].parse().map_err(|_| bad())?,
+        });
+    }
+    Ok(Some(rows))
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -220,6 +280,10 @@ pub struct Summary {
     pub batch: usize,
     pub seed: u64,
     pub threads: usize,
+    /// Processes of a data-parallel run (`mpirun -np N`); 1 for one process and in summaries
+    /// written before the field existed.
+    #[serde(default = "one")]
+    pub ranks: usize,
     pub precision: String,
     /// `jit` or `reference`.
     pub backend: String,
@@ -231,6 +295,10 @@ pub struct Summary {
     pub test_samples: usize,
     pub normalisation: String,
     pub strategies: Vec<LayerStrategy>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Writes `summary.json` into `dir` atomically.
@@ -297,6 +365,21 @@ mod tests {
         );
         let back = parse_csv(Path::new("t.csv"), &text).unwrap();
         assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn steps_round_trip_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_steps(dir.path()).unwrap(), None);
+        let rows = vec![
+            StepRow { step: 1, epoch: 1, loss: 2.302_585_092_994_046, lr: 1e-3 },
+            StepRow { step: 2, epoch: 1, loss: 0.1 + 0.2, lr: 9.999_999e-4 },
+        ];
+        write_steps(dir.path(), &rows).unwrap();
+        assert_eq!(read_steps(dir.path()).unwrap(), Some(rows));
+        std::fs::write(dir.path().join(STEPS_FILE), "step,epoch,loss,lr\n1,1,x,1\n").unwrap();
+        let e = read_steps(dir.path()).unwrap_err().to_string();
+        assert!(e.ends_with("steps.csv:2: `1,1,x,1` is not `step,epoch,loss,lr`"), "{e}");
     }
 
     #[test]

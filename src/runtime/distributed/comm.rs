@@ -135,6 +135,13 @@ impl Comm {
         self.broadcast(partials);
     }
 
+    /// Every process's `v`, in rank order, on every process.
+    pub fn gather_u64(&self, v: u64) -> Vec<u64> {
+        let mut all = vec![0u64; self.size()];
+        self.inner.all_gather_into(&v, &mut all[..]);
+        all
+    }
+
     /// The largest of every process's value.
     pub fn max_f64(&self, v: f64) -> f64 {
         let mut all = vec![0.0f64; self.size()];

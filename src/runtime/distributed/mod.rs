@@ -11,12 +11,16 @@
 //! - `halo` (feature `mpi`): faces, ghost slots, interior and boundary sites;
 //! - `operator` (feature `mpi`): the sub-lattice Wilson-clover operator with its halo exchange;
 //! - `solve` (feature `mpi`): gauge distribution and a batch of distributed solves;
-//! - `heatbath` (feature `mpi`): the heatbath's link updates shared out over the processes.
+//! - `heatbath` (feature `mpi`): the heatbath's link updates shared out over the processes;
+//! - `data_parallel` (feature `mpi`): the classifier trainer's gradient sums over the
+//!   processes (the trait it implements, `runtime::data_parallel`, is in every build).
 
 pub mod grid;
 
 #[cfg(feature = "mpi")]
 pub mod comm;
+#[cfg(feature = "mpi")]
+pub mod data_parallel;
 #[cfg(feature = "mpi")]
 mod halo;
 #[cfg(feature = "mpi")]
