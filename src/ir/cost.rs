@@ -132,7 +132,10 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
                         .map(|l| layer_cost(graph, l).flops)
                         .fold(0, u64::saturating_add);
                     let steps = level.smoothing as u64;
-                    (m(m(v, crate::lattice::wilson::FLOPS_PER_SITE), steps), m(fine, steps.saturating_sub(1)))
+                    (
+                        m(m(v, crate::lattice::wilson::FLOPS_PER_SITE), steps),
+                        m(fine, steps.saturating_sub(1)),
+                    )
                 }
             };
             let flops = transfer

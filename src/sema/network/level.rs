@@ -121,8 +121,15 @@ impl Checker<'_> {
             }
         };
         let coarse = self.coarse_model(call, body);
-        let (Some(lattice), Some(blocks), Some(basis), Some(coarse), Some(connect), Some(smoothing), true) =
-            (lattice, blocks, basis, coarse, connect, smoothing, level_ok)
+        let (
+            Some(lattice),
+            Some(blocks),
+            Some(basis),
+            Some(coarse),
+            Some(connect),
+            Some(smoothing),
+            true,
+        ) = (lattice, blocks, basis, coarse, connect, smoothing, level_ok)
         else {
             *cur = None;
             return;
