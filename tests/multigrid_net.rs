@@ -211,7 +211,8 @@ fn native_path_equals_the_reference_layout_forward() {
             want.iter().map(|z| C::new(z.re.into(), z.im.into())).collect(),
         );
         let e = rel(&got, &want);
-        assert!(e < 1e-4, "{connect}: native path vs reference layout {e:e}");
+        // Measured 1.7e-7 (one step) and 2.8e-7 (three): f32 rounding of the same arithmetic.
+        assert!(e < 1e-5, "{connect}: native path vs reference layout {e:e}");
         outs.push(want);
     }
     assert!(rel(&outs[1], &outs[0]) > 1e-2, "three smoothing steps look like one");

@@ -77,6 +77,24 @@ struct Correction {
     native: [Vec<f32>; 3],
 }
 
+/// r ← r − D x on f32 buffers in the Dirac kernel's layout (`r` the main part; `x` a whole
+/// buffer whose scratch tail the operator may overwrite, its main part survives; `dx` scratch,
+/// grown as needed): the residual step every `correct` smoothing step shares.
+fn sub_dirac_f32(
+    mg: &Multigrid,
+    dx: &mut Vec<f32>,
+    x: &mut [f32],
+    r: &mut [f32],
+) -> Result<(), RuntimeError> {
+    let d = mg.dirac32();
+    dx.resize(NativeOperator::buffer_len(d).max(dx.len()), 0.0);
+    NativeOperator::apply(d, dx, x)
+        .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
+    let n = r.len();
+    r.iter_mut().zip(&dx[..n]).for_each(|(r, d)| *r -= *d);
+    Ok(())
+}
+
 /// The fine layers' input buffer and the saved correction c of the native path (kept between
 /// applications for the same reason as [`Correction::native`]).
 #[derive(Default)]
@@ -181,16 +199,13 @@ impl<T: Element> MultigridNet<T> {
         // tails as scratch, so stale contents there never matter.
         b.resize(buf, 0.0);
         c.resize(buf.max(mg.native().buffer_len()), 0.0);
-        dc.resize(buf, 0.0);
         b[..main].copy_from_slice(&x[..main]);
         mg.native().apply(c, b).map_err(fail)?;
         match self.level.connect {
             Connect::Concat => x[len..len + main].copy_from_slice(&c[..main]),
             Connect::Correct => {
-                // The operator may overwrite only the scratch tail of its input: c's main part
-                // survives for the output.
-                NativeOperator::apply(mg.dirac32(), dc, c).map_err(fail)?;
-                x[..main].iter_mut().zip(&dc[..main]).for_each(|(x, d)| *x -= *d);
+                // x holds b: it becomes the residual b − D c.
+                sub_dirac_f32(mg, dc, c, &mut x[..main])?;
                 c_out[..main].copy_from_slice(&c[..main]);
             }
         }
@@ -247,17 +262,12 @@ impl<T: Element> MultigridNet<T> {
             let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
             let Correction { mg, native, .. } = &mut *guard;
             let [_, c, dc] = native;
-            let buf = NativeOperator::buffer_len(mg.dirac32()).max(len);
-            c.resize(buf.max(c.len()), 0.0);
-            dc.resize(buf.max(dc.len()), 0.0);
+            c.resize(NativeOperator::buffer_len(mg.dirac32()).max(len).max(c.len()), 0.0);
             c[..main].copy_from_slice(x32);
-            NativeOperator::apply(mg.dirac32(), dc, c)
-                .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
             let b32 = bytemuck::try_cast_slice::<T, f32>(&input[..main])
                 .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
-            for ((r, b), d) in r32[..main].iter_mut().zip(b32).zip(&dc[..main]) {
-                *r = *b - *d;
-            }
+            r32[..main].copy_from_slice(b32);
+            sub_dirac_f32(mg, dc, c, &mut r32[..main])?;
         } else {
             let n = fl.volume() * 12;
             let zero = Complex::new(T::zero(), T::zero());
