@@ -190,3 +190,51 @@ fn issue11_a_diverging_preconditioner_run_stops_and_keeps_finite_weights() {
     let gauge = symc::lattice::gauge::GaugeField::unit([4, 4, 4, 4]);
     assert!(symc::train::precond::load_run(&run, &gauge).is_ok());
 }
+
+/// `--init RUN` starts from a trained run: the summary records what was loaded, the first
+/// loss of the warm-started run is far below a fresh run's; a run folder without a checkpoint
+/// and `--init` together with `--resume` are clean usage errors (exit 2).
+#[test]
+fn init_warm_starts_from_a_trained_run_and_rejects_what_it_cannot_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny.sym");
+    std::fs::write(&model, MODEL).unwrap();
+    let train = |extra: &[&str], out: &str| {
+        Command::cargo_bin("symc")
+            .unwrap()
+            .arg("train")
+            .arg(&model)
+            .args(["--out", out, "--no-evaluate"])
+            .args(extra)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let first_loss = |run: &str| -> f64 {
+        let csv = std::fs::read_to_string(tmp.path().join(run).join("loss.csv")).unwrap();
+        csv.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse().unwrap()
+    };
+    let out = train(&["--steps", "60"], "trained");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = train(&["--steps", "2", "--init", "trained"], "warm");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warm start from") && err.contains("loaded linear1.weight"), "{err}");
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("warm/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["warm_start"][0]["loaded"][0], "linear1.weight", "{s}");
+    let out = train(&["--steps", "2"], "fresh");
+    assert!(out.status.success());
+    let (warm, fresh) = (first_loss("warm"), first_loss("fresh"));
+    assert!(warm < 0.5 * fresh, "warm start {warm} vs fresh {fresh}");
+
+    std::fs::create_dir_all(tmp.path().join("empty")).unwrap();
+    let out = train(&["--steps", "2", "--init", "empty"], "bad");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checkpoint.safetensors"), "{err}");
+    let out = train(&["--resume", "warm", "--init", "trained"], "x");
+    assert_eq!(out.status.code(), Some(2));
+}

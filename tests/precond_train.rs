@@ -264,3 +264,160 @@ fn damaged_run_folders_are_clean_errors() {
     // Missing folder.
     assert!(precond::load_run(&tmp.path().join("nope"), &gauge).is_err());
 }
+
+/// ‖D u − v‖/‖v‖ with the plain-Rust reference operator (the oracle of the JIT kernels).
+fn reference_residual(
+    gauge: &GaugeField,
+    mass: f64,
+    inp: &[Complex<f32>],
+    tgt: &[Complex<f32>],
+) -> f64 {
+    let d =
+        WilsonClover::<f64>::new(gauge, &symc::lattice::wilson::DiracParams::periodic(mass, 1.0));
+    let u: Vec<Complex<f64>> = tgt.iter().map(|z| Complex::new(z.re as f64, z.im as f64)).collect();
+    let mut du = vec![Complex::new(0.0, 0.0); u.len()];
+    symc::solve::LinearOperator::apply(&d, &mut du, &u);
+    let (mut r, mut n) = (0.0f64, 0.0f64);
+    for (a, b) in du.iter().zip(inp) {
+        let b = Complex::new(b.re as f64, b.im as f64);
+        r += (a - b).norm_sqr();
+        n += b.norm_sqr();
+    }
+    (r / n).sqrt()
+}
+
+/// The low-mode pairs of the two-term loss solve the Dirac equation: D (target) = input, to the
+/// loss's tolerance, checked with the reference operator; the input has unit norm; the two
+/// solver paths (plain GMRES on 4⁴, multigrid FGMRES on 8⁴, where 4⁴ blocks tile) agree with it.
+#[test]
+fn low_mode_pairs_solve_the_dirac_equation() {
+    use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
+    let tmp = tempfile::tempdir().unwrap();
+    for (dims, mass, solver) in [([4, 4, 4, 4], -0.4, "gmres"), ([8, 8, 8, 8], -0.45, "mg")] {
+        let gauge = random_gauge(dims, 21);
+        let dirac = symc::lattice::wilson::DiracParams::periodic(mass, 1.0);
+        let d32 = JitWilsonClover::<f32>::new(&gauge, &dirac, &DiracOptions::default()).unwrap();
+        let mut low = precond::LowModeSolver::new(&gauge, &dirac, 1.0, 1e-4, tmp.path()).unwrap();
+        assert_eq!(low.stats.solver, solver);
+        for step in 0..2 {
+            let (inp, tgt) = low.pair(&d32, 3, step).unwrap();
+            let norm: f64 = inp.iter().map(|z| (z.norm_sqr()) as f64).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "input norm {norm}");
+            let res = reference_residual(&gauge, mass, &inp, &tgt);
+            // The target is rounded to f32 after the f64 solve: 1e-4 plus a little.
+            assert!(res < 2e-4, "{solver} step {step}: ‖D u − v‖/‖v‖ = {res:.2e}");
+            // Negative control: the input itself is no solution.
+            assert!(reference_residual(&gauge, mass, &inp, &inp) > 0.1);
+        }
+        assert_eq!(low.stats.solves, 2);
+        assert!(low.stats.iterations > 0);
+    }
+}
+
+/// The two-term loss: the first logged loss is L1 + w·L2 of the initial weights, recomputed
+/// here from the pairs (the trainer's sum and weight are what is checked), and the summary
+/// records one low-mode solve per step.
+#[test]
+fn the_two_term_loss_adds_the_weighted_low_mode_term() {
+    use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
+    let tmp = tempfile::tempdir().unwrap();
+    let (graph, opts) =
+        setup(tmp.path(), &model_text(4, 1e-2, "preconditioner(low_modes = 0.5, tol = 1e-6)"));
+    let s = precond::run(&graph, &opts).unwrap();
+    let low = s.low_modes.as_ref().expect("the summary records the low-mode solves");
+    assert_eq!((low.solves, low.weight, low.solver.as_str()), (4, 0.5, "gmres"));
+    assert!(s.loss.contains("low_modes = 0.5"), "{}", s.loss);
+    let rows = precond::read_loss_csv(&opts.out.join(precond::LOSS_FILE)).unwrap();
+
+    let gauge = precond::training_gauge(
+        &graph.train.as_ref().unwrap().gauge.clone().unwrap(),
+        [4, 4, 4, 4],
+        tmp.path(),
+        false,
+        &Default::default(),
+    )
+    .unwrap()
+    .field;
+    let dirac = precond::dirac_params(&graph.train.as_ref().unwrap().operator.clone().unwrap());
+    let d32 = JitWilsonClover::<f32>::new(&gauge, &dirac, &DiracOptions::default()).unwrap();
+    let seed = graph.train.as_ref().unwrap().seed;
+    let net = symc::runtime::compile_fermion_net::<f32>(&graph, &gauge).unwrap();
+    let params = symc::runtime::init::init_params(&graph, seed);
+    let (i1, t1) = precond::training_pair(&d32, [4, 4, 4, 4], &LossSpec::Preconditioner, seed, 0);
+    let l1 = precond::pair_loss(net.as_ref(), &params, &i1, &t1).unwrap();
+    let mut low = precond::LowModeSolver::new(&gauge, &dirac, 0.5, 1e-6, tmp.path()).unwrap();
+    let (i2, t2) = low.pair(&d32, seed, 0).unwrap();
+    let l2 = precond::pair_loss(net.as_ref(), &params, &i2, &t2).unwrap();
+    let want = l1 + 0.5 * l2;
+    eprintln!("step 1: logged {:.6e}, L1 {l1:.4e} + 0.5 L2 {l2:.4e} = {want:.6e}", rows[0].loss);
+    assert!((rows[0].loss - want).abs() <= 1e-6 * want, "{} vs {want}", rows[0].loss);
+    assert!(l2 > 0.05 * l1, "the low-mode term is negligible: {l2} vs {l1}");
+}
+
+/// `--init`: layers of the same name and shape are copied, smaller first two axes are embedded
+/// into the leading block, absent layers keep their initial values, any other shape and a run
+/// that shares no layer are errors.
+#[test]
+fn warm_start_copies_embeds_and_refuses_what_does_not_fit() {
+    use symc::train::checkpoint;
+    let tmp = tempfile::tempdir().unwrap();
+    let net = |name: &str, layers: &str| {
+        let text = format!(
+            "network {name} {{
+    lattice  4 x 4 x 4 x 4
+    input    v: fermion
+    symmetry gauge(SU3), translation
+{layers}
+    output fermion
+}}
+"
+        );
+        symc::sema::compile_str(&format!("{name}.sym"), &text).unwrap()
+    };
+    let a = net("a", "    linear(1 -> 2, hops = 1)\n    linear(2 -> 1, hops = 1)");
+    let b = net(
+        "b",
+        "    linear(1 -> 2, hops = 1)\n    linear(2 -> 2, hops = 1)\n    linear(2 -> 1, hops = 1)",
+    );
+    // Distinct values everywhere, so a copy from the wrong place shows.
+    let pa: Vec<f32> = (0..a.param_scalars()).map(|i| 1.0 + i as f32).collect();
+    let file = tmp.path().join("a.safetensors");
+    checkpoint::save(&file, &a, &pa, &[], &Default::default()).unwrap();
+
+    let init = symc::runtime::init::init_params(&b, 1);
+    let mut pb = init.clone();
+    let w = checkpoint::warm_start(&file, &b, &mut pb).unwrap();
+    assert_eq!(w.loaded, ["linear1.weight"]);
+    assert_eq!(w.embedded.len(), 1, "{:?}", w.embedded);
+    assert_eq!(w.kept, ["linear3.weight"]);
+    let (pa1, pb1) = (&a.params[0], &b.params[0]);
+    assert_eq!(
+        pb[pb1.offset..pb1.offset + pb1.scalar_len()],
+        pa[pa1.offset..pa1.offset + pa1.scalar_len()]
+    );
+    // a's linear2 is [1, 2, 9, 4, 4] (complex): it fills output row 0 of b's [2, 2, 9, 4, 4].
+    let (pa2, pb2) = (&a.params[1], &b.params[1]);
+    let row = pa2.scalar_len();
+    assert_eq!(pb[pb2.offset..pb2.offset + row], pa[pa2.offset..pa2.offset + row]);
+    assert_eq!(
+        pb[pb2.offset + row..pb2.offset + 2 * row],
+        init[pb2.offset + row..pb2.offset + 2 * row]
+    );
+    let pb3 = &b.params[2];
+    assert_eq!(pb[pb3.offset..], init[pb3.offset..]);
+
+    // More paths (hops = 2) is not an embedding: an error naming the layer.
+    let c = net("c", "    linear(1 -> 2, hops = 2)");
+    let mut pc = symc::runtime::init::init_params(&c, 1);
+    let e = checkpoint::warm_start(&file, &c, &mut pc).unwrap_err();
+    assert!(
+        matches!(e, checkpoint::CheckpointError::WarmStart { .. })
+            && e.to_string().contains("linear1"),
+        "{e}"
+    );
+    // Nothing in common: an error, not a silent no-op.
+    let d = net("d", "    smooth = linear(1 -> 1, hops = 1)");
+    let mut pd = symc::runtime::init::init_params(&d, 1);
+    let e = checkpoint::warm_start(&file, &d, &mut pd).unwrap_err();
+    assert!(e.to_string().contains("shares no parameter"), "{e}");
+}

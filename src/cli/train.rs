@@ -35,6 +35,7 @@ symc train models/digits_conv.sym --epochs 15 --out runs/conv\n  \
 symc train models/digits_dense.sym --epochs 15 --out runs/dense --threads 2\n  \
 symc train models/digits_conv.sym --data ~/datasets/mnist --seed 3\n  \
 symc train --resume runs/conv --epochs 20        # continue a run (the folder keeps model.sym)\n  \
+symc train models/ptc_mg_full.sym --init runs/ptc_smoother   # warm start from trained pieces\n  \
 symc train models/digits_conv.sym --reference --epochs 1 --batch 16   # the slow oracle\n\n\
 The run folder holds train.csv (one row per epoch), summary.json, checkpoint.safetensors \
 (written atomically after every epoch), model.sym (a copy of the model) and loss.svg/loss.png. \
@@ -62,6 +63,11 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its last checkpoint (results are written into DIR).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Warm start: copy the weights of the layers of the same name from the run in DIR (or a
+    /// checkpoint file) before training; repeat to combine several trained pieces (later ones
+    /// win). Layers the run does not have keep their initial values.
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub init: Vec<PathBuf>,
     /// Mini-batch size [default: the train block's].
     #[arg(long)]
     pub batch: Option<usize>,
@@ -212,10 +218,12 @@ pub fn run_in(args: TrainArgs, group: &dyn DataParallel) -> Result<(), Failure> 
         }
         // The preconditioner trainer is not data-parallel: rank 0 runs it, `cli::mpi` makes the
         // others wait for its exit code.
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } if root => {
+        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. }
+            if root =>
+        {
             train_preconditioner(&args, &model_path, &graph)
         }
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } => Ok(()),
+        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. } => Ok(()),
         LossSpec::Mse => Err(Failure::model(miette::miette!(
             code = "symc::train::loss",
             help = "symc trains classifiers (loss nll) and Dirac preconditioners (loss preconditioner / filtered)",
@@ -274,6 +282,7 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     opts.model_file = Some(model_path.to_path_buf());
     opts.source = Some(source);
     opts.progress = true;
+    opts.init = args.init.clone();
     let flags = super::gauge::GAUGE_HINT_FLAGS;
     opts.gauge_read = super::gauge::hinted_read(true, args.gauge_dims, args.gauge_precision, flags);
     let summary = precond::run(graph, &opts)
@@ -440,7 +449,16 @@ fn setup_classifier(
     let init = if args.resume.is_some() {
         Vec::new()
     } else {
-        crate::runtime::init::init_params(graph, seed)
+        let mut p = crate::runtime::init::init_params(graph, seed);
+        for dir in &args.init {
+            // A run that does not fit is a usage error (exit 2), like an unreadable one.
+            let w = checkpoint::warm_start(dir, graph, &mut p)
+                .map_err(|e| Failure { code: 2, report: e.into() })?;
+            if root {
+                eprintln!("{}", crate::train::checkpoint::describe_warm_start(&w));
+            }
+        }
+        p
     };
 
     if root {

@@ -412,8 +412,37 @@ pub enum LossSpec {
     Preconditioner,
     /// || M D v~ - v~ ||^2 with v~ from `iterations` GMRES steps on D v = 0 (models.md §3.2).
     Filtered { iterations: usize },
+    /// Lehner & Wettig's two-term loss of the full multigrid model (models.md §2.3):
+    /// || M(D v1) - v1 ||^2 / || D v1 ||^2 + weight · || M(v2) - D^-1 v2 ||^2 / || v2 ||^2, with
+    /// D^-1 v2 from a multigrid-preconditioned solve to relative residual `tol`. The second
+    /// term weights the low modes of D, which random v1 hardly contain.
+    LowModes { weight: f64, tol: f64 },
     /// Mean squared error against a target (generic regression).
     Mse,
+}
+
+impl LossSpec {
+    /// The loss as the `.sym` language writes it (printed by `symc check`, recorded in a run's
+    /// summary).
+    pub fn describe(&self) -> String {
+        match self {
+            LossSpec::Nll => "nll".to_string(),
+            LossSpec::Preconditioner => "preconditioner".to_string(),
+            LossSpec::Filtered { iterations } => format!("filtered(iterations = {iterations})"),
+            LossSpec::LowModes { weight, tol } => {
+                format!("preconditioner(low_modes = {weight}, tol = {tol:e})")
+            }
+            LossSpec::Mse => "mse".to_string(),
+        }
+    }
+
+    /// Whether this loss trains a preconditioner of the Dirac operator.
+    pub fn is_preconditioner(&self) -> bool {
+        matches!(
+            self,
+            LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. }
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -13,8 +13,8 @@
 //! ```
 
 use super::{
-    Activation, EvalSpec, GaugeSource, Graph, LayerKind, LossSpec, OptimizerSpec, Padding,
-    Schedule, Symmetry, TrainLength, ValueType,
+    Activation, EvalSpec, GaugeSource, Graph, LayerKind, OptimizerSpec, Padding, Schedule,
+    Symmetry, TrainLength, ValueType,
 };
 use std::fmt::{self, Write as _};
 
@@ -185,13 +185,7 @@ fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
                 o.mass, o.csw, o.boundary
             )?;
         }
-        let loss = match &t.loss {
-            LossSpec::Nll => "nll".to_string(),
-            LossSpec::Preconditioner => "preconditioner".to_string(),
-            LossSpec::Filtered { iterations } => format!("filtered(iterations = {iterations})"),
-            LossSpec::Mse => "mse".to_string(),
-        };
-        writeln!(s, "  loss {loss}")?;
+        writeln!(s, "  loss {}", t.loss.describe())?;
         match &t.optimizer {
             OptimizerSpec::Adam { lr, beta1, beta2, eps } => writeln!(
                 s,

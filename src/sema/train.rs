@@ -159,7 +159,7 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
                 );
             }
         }
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } => {
+        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. } => {
             if !fermion {
                 problems.push(conflict(loss_span, "this loss trains preconditioners of the Dirac operator, but the network is a classifier".into(), "use `loss nll`"));
             } else if &output != graph.value(crate::ir::ValueId(0)) {
@@ -473,6 +473,28 @@ fn loss(v: &Value, problems: &mut Vec<Problem>) -> Option<LossSpec> {
                 .get("iterations")
                 .map_or(Some(10), |x| args::expect_count(x, "`iterations`", problems))?;
             Some(LossSpec::Filtered { iterations: it })
+        }
+        // `preconditioner(low_modes = 1, tol = 1e-5)`: the two-term loss of the full
+        // multigrid model; plain `preconditioner` is the one-term loss.
+        "preconditioner" if c.args.as_ref().is_some_and(|a| !a.is_empty()) => {
+            let a = ArgSet::read(c, &["low_modes", "tol"], &["low_modes"], &[], problems);
+            let weight = positive(a.get("low_modes"), 1.0, "`low_modes`", problems);
+            let tol = positive(a.get("tol"), 1e-5, "`tol`", problems);
+            if let (Some(v), Some(t)) = (a.get("tol"), tol)
+                && t >= 1.0
+            {
+                problems.push(
+                    Problem::new(
+                        Code::BadArgument,
+                        v.span,
+                        "`tol` is the relative residual of the solves that make D^-1 v2 and must be below 1",
+                        format!("this is {t}"),
+                    )
+                    .help("the paper solves to 1e-5: `tol = 1e-5`"),
+                );
+                return None;
+            }
+            Some(LossSpec::LowModes { weight: weight?, tol: tol? })
         }
         other => {
             if c.args.as_ref().is_some_and(|a| !a.is_empty()) {

@@ -49,6 +49,16 @@ pub enum CheckpointError {
         help("a checkpoint can only be loaded into the model it was trained with")
     )]
     Mismatch { path: PathBuf, message: String },
+    #[error("cannot warm-start from {}: {message}", path.display())]
+    #[diagnostic(
+        code(symc::checkpoint::warm_start),
+        help(
+            "`--init RUN` copies the weights of the layers that have the same name (`linear1`, \
+             ...) and shape in RUN's model; give the run of a model whose layers are named like \
+             this one's (see `symc inspect`)"
+        )
+    )]
+    WarmStart { path: PathBuf, message: String },
 }
 
 /// A loaded checkpoint.
@@ -152,6 +162,113 @@ pub fn save(
 
 fn to_f32(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// What a warm start ([`warm_start`]) took from a trained run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WarmStart {
+    /// The checkpoint file read.
+    pub from: String,
+    /// Parameters loaded whole.
+    pub loaded: Vec<String>,
+    /// Parameters loaded into their leading block (`name: [2, 1, ...] of [2, 2, ...]`).
+    pub embedded: Vec<String>,
+    /// Parameters of the model the checkpoint does not have (they keep their initial values).
+    pub kept: Vec<String>,
+}
+
+/// Warm start: overwrites the parameters of `graph` in `params` with the ones of the same name
+/// in the checkpoint at `path` (a run folder or a `.safetensors` file), as Lehner & Wettig
+/// start the full multigrid model from its trained pieces. A parameter of the same name and
+/// shape is copied; one whose first two axes (output and input features) are smaller and
+/// whose other axes agree is copied into its leading block — a layer trained on fewer input
+/// features is the same layer seeing zeros in the extra ones (the paper's smoother trained on
+/// [b, 0] inside Smoother([b, c])), and its extra outputs start from their initial values. Any
+/// other shape is an error, as is a checkpoint that shares no parameter with the model.
+pub fn warm_start(
+    path: &Path,
+    graph: &Graph,
+    params: &mut [f32],
+) -> Result<WarmStart, CheckpointError> {
+    let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+    let bytes = std::fs::read(&file)
+        .map_err(|source| CheckpointError::Read { path: file.clone(), source })?;
+    let format = |message: String| CheckpointError::Format { path: file.clone(), message };
+    let mismatch = |message: String| CheckpointError::WarmStart { path: file.clone(), message };
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let mut report = WarmStart {
+        from: file.display().to_string(),
+        loaded: Vec::new(),
+        embedded: Vec::new(),
+        kept: Vec::new(),
+    };
+    for (i, p) in graph.params.iter().enumerate() {
+        let key = param_key(graph, i);
+        let Ok(t) = st.tensor(&key) else {
+            report.kept.push(key);
+            continue;
+        };
+        let want = param_shape(graph, i);
+        let have = t.shape();
+        if t.dtype() != Dtype::F32 {
+            return Err(mismatch(format!("parameter `{key}` is {:?}, not F32", t.dtype())));
+        }
+        let dst = &mut params[p.offset..p.offset + p.scalar_len()];
+        let src = to_f32(t.data());
+        if have == want.as_slice() {
+            dst.copy_from_slice(&src);
+            report.loaded.push(key);
+            continue;
+        }
+        let embeddable = have.len() == want.len()
+            && want.len() >= 2
+            && have[2..] == want[2..]
+            && have[0] <= want[0]
+            && have[1] <= want[1];
+        if !embeddable {
+            return Err(mismatch(format!(
+                "parameter `{key}` is {have:?} there and {want:?} in model `{}`: only the \
+                 first two axes (output and input features) may be smaller",
+                graph.name
+            )));
+        }
+        let inner: usize = want[2..].iter().product();
+        for o in 0..have[0] {
+            for j in 0..have[1] {
+                let s = (o * have[1] + j) * inner;
+                let d = (o * want[1] + j) * inner;
+                dst[d..d + inner].copy_from_slice(&src[s..s + inner]);
+            }
+        }
+        report.embedded.push(format!("{key}: {have:?} of {want:?}"));
+    }
+    if report.loaded.is_empty() && report.embedded.is_empty() {
+        let names: Vec<String> = (0..graph.params.len()).map(|i| param_key(graph, i)).collect();
+        let theirs: Vec<&str> =
+            st.names().into_iter().filter(|n| !n.starts_with("optimizer.")).collect();
+        return Err(mismatch(format!(
+            "it shares no parameter with model `{}` (the model has {}; the checkpoint has {})",
+            graph.name,
+            names.join(", "),
+            theirs.join(", ")
+        )));
+    }
+    Ok(report)
+}
+
+/// The log line of a warm start.
+pub fn describe_warm_start(w: &WarmStart) -> String {
+    let mut parts = Vec::new();
+    if !w.loaded.is_empty() {
+        parts.push(format!("loaded {}", w.loaded.join(", ")));
+    }
+    if !w.embedded.is_empty() {
+        parts.push(format!("embedded {}", w.embedded.join(", ")));
+    }
+    if !w.kept.is_empty() {
+        parts.push(format!("kept the initial {}", w.kept.join(", ")));
+    }
+    format!("warm start from {}: {}", w.from, parts.join("; "))
 }
 
 /// Loads a checkpoint and checks that its parameters fit `graph` (names, shapes, dtype).

@@ -6,12 +6,15 @@
 //! trained so that M D ≈ 1 on random vectors (models.md §2.3): each step draws a Gaussian v,
 //! forms b = D v and minimises ‖M b − v‖²/‖b‖² with Adam (on Re/Im) or SGD. The optional
 //! *filtered* loss (models.md §3.2) replaces v by ṽ = N GMRES iterations on D ṽ = 0 from a
-//! random start, which stresses the low modes that dominate the solve.
+//! random start, which stresses the low modes that dominate the solve. The *two-term* loss of
+//! the paper's full multigrid model adds ‖M v₂ − D⁻¹ v₂‖² with D⁻¹ v₂ from a multigrid solve
+//! (`lowmodes.rs`).
 //!
 //! The pipeline of a run, file by file:
 //! - `spec.rs`: what the model must declare ([`precond_spec`]) and its Dirac parameters;
 //! - `gauge.rs`: the training gauge field (shipped, cached, generated or loaded);
 //! - `pairs.rs`: the training pairs and the loss ([`training_pair`], [`pair_loss_grad`]);
+//! - `lowmodes.rs`: the low-mode pairs (v₂, D⁻¹ v₂) of the two-term loss ([`LowModeSolver`]);
 //! - `training.rs`: set-up, resume, the step loop with its divergence rule, checkpoints;
 //! - `compare.rs`: the closing FGMRES comparison ([`compare_solves`], [`SolveComparison`]);
 //! - `rundir.rs`: the run folder's files ([`LOSS_FILE`], [`read_summary`], [`load_run`]).
@@ -23,6 +26,7 @@
 
 mod compare;
 mod gauge;
+mod lowmodes;
 mod pairs;
 mod rundir;
 mod spec;
@@ -31,6 +35,7 @@ mod training;
 pub use crate::lattice::fermion::random_sources as random_rhs;
 pub use compare::{SolveComparison, SolveRecord, SolveSide, compare_solves};
 pub use gauge::{TrainingGauge, gauge_cache_dir, shipped_gauge_name, training_gauge};
+pub use lowmodes::{LOW_MODE_BASIS_FILE, LowModeSolver, LowModeStats};
 pub use pairs::{cast, pair_loss, pair_loss_grad, params_as, training_pair};
 pub use rundir::{
     BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LoadedRun, LossRow, MODEL_FILE,
@@ -120,6 +125,25 @@ pub enum PrecondError {
     )]
     Diverged { step: u64, loss: f64, what: String, kept: u64, dir: PathBuf },
 
+    /// A solve of the low-mode term did not reach its tolerance.
+    #[error(
+        "the low-mode solve of step {step} stopped at relative residual {residual:.2e} after \
+         {iterations} iterations (the loss asks for {tol:e})"
+    )]
+    #[diagnostic(
+        code(symc::precond::low_modes),
+        help(
+            "the operator is (nearly) singular at this mass: move the mass away from critical, \
+             or loosen `tol` in `loss preconditioner(low_modes = ..., tol = ...)`"
+        )
+    )]
+    LowModeSolve { step: u64, residual: f64, tol: f64, iterations: usize },
+
+    /// A kernel failed inside a low-mode solve.
+    #[error("the low-mode solve failed: {0}")]
+    #[diagnostic(code(symc::precond::low_modes))]
+    LowModeKernel(String),
+
     #[error("cannot draw the loss plot: {0}")]
     #[diagnostic(code(symc::precond::plot))]
     Plot(String),
@@ -132,6 +156,8 @@ impl PrecondError {
             PrecondError::NotPreconditioner { .. }
             | PrecondError::GaugeDims { .. }
             | PrecondError::Diverged { .. }
+            | PrecondError::LowModeSolve { .. }
+            | PrecondError::LowModeKernel(_)
             | PrecondError::Runtime(_)
             | PrecondError::Multigrid(MultigridNetError::Runtime(_)) => 1,
             PrecondError::Multigrid(MultigridNetError::Multigrid(e)) => match e {
@@ -166,6 +192,9 @@ pub struct RunOptions {
     pub rhs: Option<usize>,
     /// How to read a `gauge load(...)` file (layout hints from the command line).
     pub gauge_read: crate::lattice::io::ReadOptions,
+    /// Warm start: run folders (or checkpoint files) whose weights of the same name are
+    /// copied into the fresh weights, in order (`train::checkpoint::warm_start`).
+    pub init: Vec<PathBuf>,
 }
 
 impl RunOptions {
@@ -182,6 +211,7 @@ impl RunOptions {
             evaluate: true,
             rhs: None,
             gauge_read: crate::lattice::io::ReadOptions::default(),
+            init: Vec::new(),
         }
     }
 }

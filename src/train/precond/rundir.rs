@@ -69,6 +69,12 @@ pub struct PrecondSummary {
     /// it did and how many seconds each step took, apart from the solves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multigrid_setup: Option<serde_json::Value>,
+    /// The low-mode solves of the two-term loss (`loss preconditioner(low_modes = ...)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_modes: Option<super::LowModeStats>,
+    /// The trained runs a fresh run started from (`--init`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warm_start: Vec<crate::train::checkpoint::WarmStart>,
     pub solve: Option<SolveComparison>,
 }
 

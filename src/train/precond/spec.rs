@@ -50,9 +50,8 @@ pub fn precond_spec(graph: &Graph) -> Result<PrecondSpec, PrecondError> {
     let gauge = t.gauge.clone().ok_or_else(|| bad("the `train` block has no `gauge` line"))?;
     let operator =
         t.operator.clone().ok_or_else(|| bad("the `train` block has no `operator` line"))?;
-    match t.loss {
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } => {}
-        _ => return Err(bad("its loss is not `preconditioner` or `filtered`")),
+    if !t.loss.is_preconditioner() {
+        return Err(bad("its loss is not `preconditioner` or `filtered`"));
     }
     let steps = match t.length {
         TrainLength::Steps(s) => s,
@@ -93,8 +92,5 @@ pub fn dirac_params_of(mass: f64, csw: f64, boundary: [f64; 4]) -> DiracParams {
 
 /// The name a loss has in the run's summary.
 pub(super) fn loss_name(l: &LossSpec) -> String {
-    match l {
-        LossSpec::Filtered { iterations } => format!("filtered(iterations = {iterations})"),
-        _ => "preconditioner".into(),
-    }
+    l.describe()
 }

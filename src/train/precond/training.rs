@@ -6,6 +6,7 @@
 //! lives in `compare.rs`.
 
 use super::gauge::{TrainingGauge, recorded_gauge, training_gauge};
+use super::lowmodes::LowModeSolver;
 use super::pairs::{pair_loss_grad, training_pair};
 use super::rundir::{
     BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LossRow, MODEL_FILE, PrecondSummary,
@@ -13,7 +14,7 @@ use super::rundir::{
 };
 use super::spec::{PrecondSpec, dirac_params, loss_name, precond_spec};
 use super::{PrecondError, RunOptions};
-use crate::ir::{Graph, Schedule};
+use crate::ir::{Graph, LossSpec, Schedule};
 use crate::lattice::wilson::DiracParams;
 use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
 use crate::runtime::init::init_params;
@@ -23,6 +24,7 @@ use crate::train::checkpoint;
 use crate::train::divergence::DivergenceCheck;
 use crate::train::optim::{self, Optimizer};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,6 +41,8 @@ pub(super) struct Setup {
     /// of its tests).
     pub d32: JitWilsonClover<f32>,
     pub net: Box<dyn FermionNet<f32>>,
+    /// The low-mode pairs of the two-term loss (`loss preconditioner(low_modes = ...)`).
+    pub low_modes: Option<RefCell<LowModeSolver>>,
 }
 
 /// Checks the model, creates the run folder (with the model's source as `model.sym`) and
@@ -82,7 +86,26 @@ pub(super) fn set_up(graph: &Graph, opts: &RunOptions) -> Result<Setup, PrecondE
             }
         );
     }
-    Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net })
+    let low_modes = match spec.loss {
+        LossSpec::LowModes { weight, tol } => {
+            let solver = LowModeSolver::new(&gauge.field, &dirac, weight, tol, &opts.out)?;
+            if opts.progress {
+                let st = &solver.stats;
+                eprintln!(
+                    "low-mode term: weight {weight}, D^-1 v2 by {} to {tol:e}{}",
+                    if st.solver == "mg" { "multigrid FGMRES" } else { "GMRES(30)" },
+                    if st.setup_seconds > 0.0 {
+                        format!(" (multigrid set-up {:.2} s)", st.setup_seconds)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Some(RefCell::new(solver))
+        }
+        _ => None,
+    };
+    Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net, low_modes })
 }
 
 /// The run's gauge field: on `--resume` the one the run recorded, else the `train` block's
@@ -120,6 +143,8 @@ fn run_gauge(
 /// The trainable state of a run and where it stands.
 pub(super) struct State {
     pub params: Vec<f32>,
+    /// What the warm starts of a fresh run loaded (`--init`).
+    pub warm_start: Vec<checkpoint::WarmStart>,
     pub optimizer: Optimizer,
     /// The loss rows so far (a resumed run's rows up to its checkpoint).
     pub rows: Vec<LossRow>,
@@ -151,8 +176,18 @@ pub(super) fn start(
 ) -> Result<State, PrecondError> {
     let mut optimizer = Optimizer::new(&setup.spec.train.optimizer, graph.param_scalars());
     if !opts.resume {
+        let mut params = init_params(graph, setup.spec.seed);
+        let mut warm = Vec::new();
+        for dir in &opts.init {
+            let w = checkpoint::warm_start(dir, graph, &mut params)?;
+            if opts.progress {
+                eprintln!("{}", checkpoint::describe_warm_start(&w));
+            }
+            warm.push(w);
+        }
         return Ok(State {
-            params: init_params(graph, setup.spec.seed),
+            params,
+            warm_start: warm,
             optimizer,
             rows: Vec::new(),
             start_step: 0,
@@ -179,8 +214,12 @@ pub(super) fn start(
     if opts.progress {
         eprintln!("resuming {} at step {start_step}", opts.out.display());
     }
+    // The warm starts are part of the run's history: the resumed summary keeps them.
+    let warm_start =
+        super::rundir::read_summary(&opts.out).map(|s| s.warm_start).unwrap_or_default();
     Ok(State {
         params: ck.params,
+        warm_start,
         optimizer,
         rows,
         start_step,
@@ -234,6 +273,8 @@ pub(super) fn new_summary(
         csw: spec.operator.csw,
         boundary: spec.operator.boundary,
         multigrid_setup: setup.net.multigrid_setup().and_then(|r| serde_json::to_value(r).ok()),
+        low_modes: setup.low_modes.as_ref().map(|l| l.borrow().stats.clone()),
+        warm_start: state.warm_start.clone(),
         solve: None,
     }
 }
@@ -306,12 +347,26 @@ pub(super) fn train_steps(
     // The reference loss of the divergence rule is the run's first step, also when resumed.
     let mut divergence = DivergenceCheck::new(state.rows.first().map(|r| r.loss));
     let mut grad = vec![0.0f32; state.params.len()];
+    let mut grad2 = if setup.low_modes.is_some() { grad.clone() } else { Vec::new() };
     state.clock = Instant::now();
     let mut rate_mark = (Instant::now(), state.start_step);
     for step in state.start_step..steps {
         let lr = optim::lr_at(base_lr, &spec.train.schedule, step, steps, 0, decays) as f32;
         let (inp, tgt) = training_pair(&setup.d32, spec.dims, &spec.loss, spec.seed, step);
-        let loss = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?;
+        let mut loss = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?;
+        if let Some(low) = &setup.low_modes {
+            // The second term: the same loss on the pair (v2, D^-1 v2), its gradient added
+            // with the term's weight.
+            let mut low = low.borrow_mut();
+            let (inp, tgt) = low.pair(&setup.d32, spec.seed, step)?;
+            let w = low.stats.weight;
+            let l2 = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad2)?;
+            loss += w * l2;
+            for (g, g2) in grad.iter_mut().zip(&grad2) {
+                *g += w as f32 * *g2;
+            }
+            summary.low_modes = Some(low.stats.clone());
+        }
         let verdict = match divergence.check(loss) {
             Err(d) => Err(d.describe("the loss")),
             Ok(()) if !grad.iter().all(|g| g.is_finite()) => {
