@@ -72,6 +72,13 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    // Before any parallel work: the pool's size is fixed once it exists.
+    let threads = match &cli.command {
+        Command::Train(a) => a.threads,
+        Command::Eval(a) => a.threads,
+        _ => None,
+    };
+    crate::runtime::init_pool(threads);
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Inspect(a) => inspect::run(a),

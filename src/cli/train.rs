@@ -158,14 +158,10 @@ pub fn layer_kind_name(kind: &crate::ir::LayerKind) -> &'static str {
     }
 }
 
-/// Sets the size of rayon's global pool (once per process) and returns the threads in use.
+/// Sets the size of rayon's global pool (once per process, `runtime::init_pool`; `cli::run`
+/// has already built it with this command's `--threads`) and returns the threads in use.
 pub fn init_threads(threads: Option<usize>) -> usize {
-    if let Some(t) = threads.filter(|&t| t > 0) {
-        // Fails only if the pool already exists (e.g. a second command in one process); the
-        // existing pool is then used and its size reported.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
-    }
-    rayon::current_num_threads()
+    crate::runtime::init_pool(threads)
 }
 
 /// What a previous run recorded, for `--resume`.

@@ -13,6 +13,26 @@ use crate::lattice::Real;
 use crate::lattice::gauge::GaugeField;
 use num_complex::Complex;
 
+/// Builds rayon's global pool once per process, with the calling thread (the program's main
+/// thread) as worker 0, and returns the threads in use. `threads` (a `--threads` flag) fixes
+/// the size; otherwise `RAYON_NUM_THREADS` or the number of cores.
+///
+/// Why the main thread joins the pool: every kernel, Gram–Schmidt sweep and layout conversion
+/// is a parallel pass started from it. Outside the pool each pass is injected into the pool and
+/// the main thread sleeps until a worker wakes it (three threads on two cores, and a wake-up
+/// per pass, five passes per solver iteration); as worker 0 it runs its share of the pass in
+/// place. Measured side by side on the 8⁴ GMRES of BENCHMARKS.md: 0.54 s against 0.58 s per
+/// solve (median of 8 interleaved runs each, load ≈ 4). A second call (a pool already built)
+/// changes nothing.
+pub fn init_pool(threads: Option<usize>) -> usize {
+    let mut b = rayon::ThreadPoolBuilder::new().use_current_thread();
+    if let Some(t) = threads.filter(|&t| t > 0) {
+        b = b.num_threads(t);
+    }
+    let _ = b.build_global();
+    rayon::current_num_threads()
+}
+
 /// Errors while running a network (wrong buffer sizes, kernel call failures).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RuntimeError {

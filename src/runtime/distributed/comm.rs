@@ -31,6 +31,7 @@ pub fn launched_by_mpirun() -> bool {
 /// halo exchange of every neighbour.
 fn share_cores() {
     if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        crate::runtime::init_pool(None);
         return;
     }
     let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"]
@@ -39,8 +40,8 @@ fn share_cores() {
         .unwrap_or(1)
         .max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Fails only if the pool already exists (then it stays as it is).
-    let _ = rayon::ThreadPoolBuilder::new().num_threads((cores / local).max(1)).build_global();
+    // Only if the pool does not exist yet (then it stays as it is).
+    crate::runtime::init_pool(Some((cores / local).max(1)));
 }
 
 /// MPI for the life of the program: dropping it finalises MPI.
