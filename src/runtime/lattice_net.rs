@@ -302,8 +302,25 @@ impl<T: Element> LatticeNet<T> {
     /// The values of every layer output from an AoSoA input with its ghosts filled (value 0 is
     /// read from `input` and left empty in the result).
     fn run_layers(&self, params: &[T], input: &[T]) -> Result<Vec<Vec<T>>, RuntimeError> {
+        self.run_layers_until(params, input, true)
+    }
+
+    /// [`Self::run_layers`]; without `output`, the layer that produces the network's output
+    /// is not run (unless another layer reads it too).
+    fn run_layers_until(
+        &self,
+        params: &[T],
+        input: &[T],
+        output: bool,
+    ) -> Result<Vec<Vec<T>>, RuntimeError> {
         let mut vals: Vec<Vec<T>> = vec![Vec::new(); self.graph.values.len()];
         for (l, exec) in self.graph.layers.iter().zip(&self.layers) {
+            if !output
+                && l.output == self.graph.output
+                && !self.graph.layers.iter().any(|m| m.inputs.contains(&l.output))
+            {
+                continue;
+            }
             let get = |i: usize| if i == 0 { input } else { &vals[i][..] };
             let x = get(l.inputs[0].index());
             let y = match exec {
@@ -391,13 +408,31 @@ impl<T: Element> LatticeNet<T> {
         grad_input: &mut [Complex<T>],
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
-        self.forward_backward(
+        self.backward_partial(params, input, grad_output, Some(grad_input), grad_params)
+    }
+
+    /// [`LatticeNet::backward`] with the input gradient optional (its pass costs as much as
+    /// the first layer's forward). Nothing computes the network's output here: the layers
+    /// whose value is only the output are not run (for one PTC layer, no forward kernel at
+    /// all) — what a caller that already has the output, such as the smoothing steps of a
+    /// multigrid network, needs.
+    pub fn backward_partial(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        grad_output: &[Complex<T>],
+        grad_input: Option<&mut [Complex<T>]>,
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.check_field("grad_output", grad_output.len(), self.graph.output)?;
+        self.forward_backward_impl(
             params,
             input,
             None,
             |_, g| g.copy_from_slice(grad_output),
-            Some(grad_input),
+            grad_input,
             grad_params,
+            false,
         )
     }
 
@@ -413,6 +448,22 @@ impl<T: Element> LatticeNet<T> {
         grad_input: Option<&mut [Complex<T>]>,
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
+        self.forward_backward_impl(params, input, output, seed, grad_input, grad_params, true)
+    }
+
+    /// With `need_output` false the seed receives an empty output and the layers whose value
+    /// is only the network's output are skipped.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_backward_impl(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        output: Option<&mut [Complex<T>]>,
+        seed: impl FnOnce(&[Complex<T>], &mut [Complex<T>]),
+        grad_input: Option<&mut [Complex<T>]>,
+        grad_params: &mut [T],
+        need_output: bool,
+    ) -> Result<(), RuntimeError> {
         self.check_params(params.len())?;
         self.check_params(grad_params.len())?;
         self.check_field("input", input.len(), crate::ir::ValueId(0))?;
@@ -420,9 +471,15 @@ impl<T: Element> LatticeNet<T> {
             self.check_field("grad_input", g.len(), crate::ir::ValueId(0))?;
         }
         let out_len = self.graph.features(self.graph.output) * self.layout.volume() * 12;
-        let vals = self.run_forward(params, input)?;
-        let mut out = vec![Complex::new(T::zero(), T::zero()); out_len];
-        self.layout.from_aosoa(&vals[self.graph.output.index()], &mut out);
+        let need_output = need_output || output.is_some();
+        let inp = self.import(input);
+        let mut vals = self.run_layers_until(params, &inp, need_output)?;
+        vals[0] = inp;
+        let mut out = Vec::new();
+        if need_output {
+            out = vec![Complex::new(T::zero(), T::zero()); out_len];
+            self.layout.from_aosoa(&vals[self.graph.output.index()], &mut out);
+        }
         let mut gout = vec![Complex::new(T::zero(), T::zero()); out_len];
         seed(&out, &mut gout);
         if let Some(o) = output {

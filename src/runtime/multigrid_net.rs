@@ -399,10 +399,9 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
                 let mut step_grad = vec![T::zero(); grad_params.len()];
                 let mut gin = vec![zero; n];
                 for k in (0..steps).rev() {
-                    let hk = h.clone();
+                    // S's output at r_k was computed above: only its gradients are needed.
                     let gi = (k > 0).then_some(&mut gin[..]);
-                    let copy = |_: &[Complex<T>], g: &mut [Complex<T>]| g.copy_from_slice(&hk);
-                    self.fine.forward_backward(params, &rs[k], None, copy, gi, &mut step_grad)?;
+                    self.fine.backward_partial(params, &rs[k], &h, gi, &mut step_grad)?;
                     grad_params.iter_mut().zip(&step_grad).for_each(|(a, g)| *a += *g);
                     if k > 0 {
                         self.sub_dagger(&mut h, &gin);
