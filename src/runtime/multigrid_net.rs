@@ -75,6 +75,9 @@ struct Correction {
     /// zeroed buffer of this size is a fresh mmap, page-faulted in on every application,
     /// which cost ~8 % of a preconditioned solve.
     native: [Vec<f32>; 3],
+    /// f32 reference-layout scratch of an f32 network's residual steps in training.
+    b32: Vec<Complex<f32>>,
+    c32: Vec<Complex<f32>>,
 }
 
 /// r ← r − D x on f32 buffers in the Dirac kernel's layout (`r` the main part; `x` a whole
@@ -152,6 +155,8 @@ impl<T: Element> MultigridNet<T> {
                 b: vec![zero; n],
                 c: vec![zero; n],
                 native: Default::default(),
+                b32: Vec::new(),
+                c32: Vec::new(),
             }),
             scratch: Mutex::new(FineScratch::default()),
             setup,
@@ -212,28 +217,49 @@ impl<T: Element> MultigridNet<T> {
         Ok(())
     }
 
-    /// r = b − D x in the reference layout (f64 operator; b, x, r in T).
+    /// r = b − D x in the reference layout (b, x, r in T): the f32 Dirac kernel for an f32
+    /// network (training needs no more precision than the network has), the f64 one for an
+    /// f64 network (the finite-difference checks).
     fn residual(&self, b: &[Complex<T>], x: &[Complex<T>], r: &mut [Complex<T>]) {
-        let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
-        let Correction { mg, b: x64, c: dx, .. } = &mut *guard;
-        cast_into(x64, x);
-        mg.dirac64().apply(dx, x64);
-        for ((ri, bi), di) in r.iter_mut().zip(b).zip(dx.iter()) {
-            *ri = *bi - Complex::new(T::from_f64(di.re), T::from_f64(di.im));
-        }
+        self.apply_dirac(x, false, |d, i| r[i] = b[i] - d);
     }
 
     /// g ← g − D† h in the reference layout, with D† = γ5 D γ5 (the Wilson-clover operator is
     /// γ5-hermitian): the gradient of a residual r = b − D x with respect to x is −D† ∂L/∂r.
     fn sub_dagger(&self, g: &mut [Complex<T>], h: &[Complex<T>]) {
+        self.apply_dirac(h, true, |d, i| g[i] -= d);
+    }
+
+    /// D x (γ5 D γ5 x with `dagger`), each entry handed to `put(value, index)` in T.
+    fn apply_dirac(&self, x: &[Complex<T>], dagger: bool, mut put: impl FnMut(Complex<T>, usize)) {
         let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
-        let Correction { mg, b: h64, c: dh, .. } = &mut *guard;
-        cast_into(h64, h);
-        gamma5_in_place(h64);
-        mg.dirac64().apply(dh, h64);
-        gamma5_in_place(dh);
-        for (gi, di) in g.iter_mut().zip(dh.iter()) {
-            *gi = *gi - Complex::new(T::from_f64(di.re), T::from_f64(di.im));
+        let Correction { mg, b: x64, c: d64, b32: x32, c32: d32, .. } = &mut *guard;
+        if T::PRECISION == Precision::F32 {
+            x32.resize(x.len(), Complex::new(0.0, 0.0));
+            d32.resize(x.len(), Complex::new(0.0, 0.0));
+            cast_into(x32, x);
+            if dagger {
+                gamma5_in_place(x32);
+            }
+            LinearOperator::apply(mg.dirac32(), d32, x32);
+            if dagger {
+                gamma5_in_place(d32);
+            }
+            for (i, d) in d32.iter().enumerate() {
+                put(Complex::new(T::from_f64(d.re.into()), T::from_f64(d.im.into())), i);
+            }
+        } else {
+            cast_into(x64, x);
+            if dagger {
+                gamma5_in_place(x64);
+            }
+            mg.dirac64().apply(d64, x64);
+            if dagger {
+                gamma5_in_place(d64);
+            }
+            for (i, d) in d64.iter().enumerate() {
+                put(Complex::new(T::from_f64(d.re), T::from_f64(d.im)), i);
+            }
         }
     }
 
@@ -299,6 +325,23 @@ impl<T: Element> MultigridNet<T> {
         }
         let zero = Complex::new(T::zero(), T::zero());
         let mut c_out = vec![zero; n];
+        if self.native_f32 && T::PRECISION == Precision::F32 {
+            // An f32 network (training): the solver's f32 cycle in the kernels' layout, one
+            // conversion in and one out, instead of the f64 cycle in the reference layout.
+            let fl = self.fine.layout();
+            let (len, main) = (fl.field_len(), fl.main_len());
+            let fields = self.level.connect.features();
+            let (mut xn, mut cn) = (vec![0.0f32; 2 * len], vec![0.0f32; len]);
+            fl.to_aosoa(b, &mut xn[..len]);
+            self.correct_native_f32(main, len, &mut xn, &mut cn)?;
+            let mut x = vec![zero; fields * n];
+            fl.from_aosoa(&xn[..fields * len], &mut x);
+            match self.level.connect {
+                Connect::Concat => c_out.copy_from_slice(&x[n..]),
+                Connect::Correct => fl.from_aosoa(&cn, &mut c_out),
+            }
+            return Ok((x, c_out));
+        }
         let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
         let Correction { mg, b: b64, c, .. } = &mut *guard;
         cast_into(b64, b);
