@@ -122,8 +122,17 @@ fn level_plans(
     use crate::lattice::wilson::{DiracParams, WilsonClover};
     use crate::runtime::coarse::{JitBlockTransfer, JitCoarseOperator};
     let err = |e: &dyn std::fmt::Display| compile_error(graph, e);
+    let crate::ir::CoarseSpace::Basis { basis: n_basis, .. } = level.space else {
+        // A pooled level: its pooling kernels (P†/P on the 12 rows of G) and the coarse
+        // network's kernels, compiled on the coarse gauge field.
+        let pool = crate::runtime::pool::PoolLevel::<f32>::new(level, gauge, layout)
+            .map_err(|e| err(&e))?;
+        let mut plans = pool.transfer_plans();
+        plans.extend(pool.coarse_net().plans().iter().cloned());
+        return Ok(plans);
+    };
     let blocking = Blocking::new(gauge.dims(), level.blocks).map_err(|e| err(&e))?;
-    let vectors = crate::runtime::multigrid::start_vectors(gauge.dims(), level.basis, seed);
+    let vectors = crate::runtime::multigrid::start_vectors(gauge.dims(), n_basis, seed);
     let basis = BlockBasis::orthonormalize(blocking, vectors, false).map_err(|e| err(&e))?;
     let (mass, csw) = graph
         .train
