@@ -593,7 +593,15 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
             let n = fl.volume() * 12;
             let zero = Complex::new(T::zero(), T::zero());
             let (mut b, mut m) = (vec![zero; n], vec![zero; n]);
-            fl.from_aosoa(&input[..main], &mut b);
+            // The conversion reads whole fields (main part and ghost slots).
+            let Some(whole) = input.get(..len) else {
+                return Err(RuntimeError::Shape(format!(
+                    "network `{}`: an input buffer of {} scalars, it needs {len}",
+                    self.graph.name,
+                    input.len()
+                )));
+            };
+            fl.from_aosoa(whole, &mut b);
             FermionNet::forward(self, params, &b, &mut m)?;
             fl.to_aosoa(&m, &mut output[..main]);
             return Ok(());
