@@ -1,19 +1,26 @@
-//! A multigrid `level`: the coarse space (block size, basis size, how the near-null vectors
-//! are made) and the coarse model that runs on it, checked against the network it sits in.
+//! A multigrid `level`: the coarse space (block size; a near-null basis and how it is made, or
+//! a gauge-equivariant pooling path family) and the coarse model that runs on it, checked
+//! against the network it sits in.
 //!
 //! ```text
 //! level coarse(blocks = [4, 4, 4, 4], basis = 12) {
 //!     solve(tol = 5e-2, restart = 25, iterations = 50)
 //! }
+//! level coarse(blocks = [4, 4, 4, 4], pool = lexicographic) {
+//!     linear(1 -> 1, hops = 1)        // PTC on the coarse gauge field
+//! }
 //! ```
 //!
-//! The level takes the network's input b and computes the coarse correction c = P M_c(P† b).
+//! The level takes the network's input b and computes the coarse correction c = P M_c(P† b)
+//! (near-null basis) or c = Unpool(M_c(Pool(b))) (pooling; the body is a gauge network on the
+//! coarse lattice, checked like any other, whose weights belong to the level).
 //! `connect = concat` gives `[b, c]` to the fine layers after it (models.md §2.3: M(b) =
 //! Smoother([b, P·M_c(P†b)]), so the next layer takes two fields); `connect = correct` (the
 //! default) gives them the residual b − D c and adds c to their output, M(b) = c + S(b − D c),
 //! a multiplicative two-level cycle with a trained smoother. Either way the level must be the
-//! first layer of a gauge network whose input is one fermion field. Its basis is made from the Dirac operator of the `train` block (or of `symc solve`),
-//! not from weights, so a level has no parameters.
+//! first layer of a gauge network whose input is one fermion field. A near-null basis is made from the Dirac operator of the `train` block (or of
+//! `symc solve`), not from weights, so such a level has no parameters; a pooled level has its
+//! pooling weights (unless `pool = static`) and its coarse layers' weights.
 
 use super::Checker;
 use crate::diagnostics::{Code, Problem};
@@ -169,7 +176,6 @@ impl Checker<'_> {
         blocks: Option<[usize; 4]>,
     ) -> Option<CoarseSpace> {
         if let Some(pool) = a.get("pool") {
-            let mut ok = true;
             if let Some(b) = a.get("basis") {
                 self.err(
                     Problem::new(
@@ -185,7 +191,6 @@ impl Checker<'_> {
                          coarse gauge field)",
                     ),
                 );
-                ok = false;
             }
             for key in ["setup", "seed"] {
                 if let Some(v) = a.get(key) {
@@ -198,7 +203,6 @@ impl Checker<'_> {
                         )
                         .help(format!("remove `{key}`: pooling needs only the gauge field")),
                     );
-                    ok = false;
                 }
             }
             let family = match args::word(pool).map(|w| (w, PoolFamily::from_word(w))) {
@@ -224,7 +228,9 @@ impl Checker<'_> {
                     None
                 }
             };
-            return family.filter(|_| ok).map(|family| CoarseSpace::Pool { family });
+            // Even with the problems above, the body is checked as a pooled level's, so that
+            // its own mistakes are reported in the same run (the graph is rejected anyway).
+            return family.map(|family| CoarseSpace::Pool { family });
         }
         let basis = a
             .require("basis", "basis = 12", &mut self.problems)
@@ -313,7 +319,9 @@ impl Checker<'_> {
         let layers = std::mem::take(&mut self.layers);
         let mut cur = Some(input.clone());
         let mut cur_id = ValueId(0);
+        self.coarse_level = Some(name.to_string());
         self.body(&layers_body, &mut cur, &mut cur_id, false);
+        self.coarse_level = None;
         let coarse_values = std::mem::replace(&mut self.values, values);
         let coarse_layers = std::mem::replace(&mut self.layers, layers);
         match &cur {
@@ -578,7 +586,7 @@ impl Checker<'_> {
             let word = c.name.name.as_str();
             if !COARSE_MODELS.contains(&word) {
                 let help = if word == "linear" {
-                    "fine-lattice layers go after the level (they are the smoother of its coarse correction); the coarse model is `solve(tol = 5e-2, restart = 25, iterations = 50)`: GMRES on the Galerkin operator P^dagger D P".to_string()
+                    "a near-null level's coarse lattice has no gauge field, so PTC layers cannot run there: use `pool = lexicographic` instead of `basis` (gauge-equivariant pooling gives the coarse lattice an SU(3) field), or keep `basis` with the coarse model `solve(tol = 5e-2, restart = 25, iterations = 50)`; fine-lattice layers go after the level".to_string()
                 } else {
                     args::suggest_help(word, COARSE_MODELS, "coarse models are")
                 };
