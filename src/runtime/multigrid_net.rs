@@ -220,7 +220,7 @@ impl<T: Element> MultigridNet<T> {
             }
         };
         let skip = levels::level_scalars(graph);
-        let native_f32 = pool.is_none() && fine.layout().same_sites(mg.dirac32().layout());
+        let native_f32 = fine.layout().same_sites(mg.dirac32().layout());
         let n = gauge.geom.volume() * 12;
         let zero = Complex64::new(0.0, 0.0);
         Ok(MultigridNet {
@@ -587,25 +587,6 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
                 output.len()
             )));
         }
-        if self.pool.is_some() {
-            // A pooled level runs on reference-layout vectors (its pooling, coarse network and
-            // unpooling convert anyway): convert once here.
-            let n = fl.volume() * 12;
-            let zero = Complex::new(T::zero(), T::zero());
-            let (mut b, mut m) = (vec![zero; n], vec![zero; n]);
-            // The conversion reads whole fields (main part and ghost slots).
-            let Some(whole) = input.get(..len) else {
-                return Err(RuntimeError::Shape(format!(
-                    "network `{}`: an input buffer of {} scalars, it needs {len}",
-                    self.graph.name,
-                    input.len()
-                )));
-            };
-            fl.from_aosoa(whole, &mut b);
-            FermionNet::forward(self, params, &b, &mut m)?;
-            fl.to_aosoa(&m, &mut output[..main]);
-            return Ok(());
-        }
         let fields = self.level.connect.features();
         let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         let FineScratch { x, c: c_native, y } = &mut *scratch;
@@ -615,6 +596,30 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         c_native.resize(len, T::zero());
         x[..main].copy_from_slice(&input[..main]);
         let (x, c_native) = (&mut x[..], &mut c_native[..]);
+        if let Some(pool) = &self.pool {
+            // The pooled correction runs on reference-layout vectors (pooling, coarse network
+            // and unpooling convert anyway); everything after it is the same native code as
+            // for a near-null level: x = c, then x ← x + S(b − D x) on the f32 Dirac kernel.
+            let n = fl.volume() * 12;
+            let mut b = vec![Complex::new(T::zero(), T::zero()); n];
+            fl.from_aosoa(&x[..len], &mut b);
+            let c = pool.forward(params, &b)?.c;
+            fl.to_aosoa(&c, &mut c_native[..main]);
+            match self.level.connect {
+                Connect::Concat => {
+                    x[len..len + main].copy_from_slice(&c_native[..main]);
+                    self.fine.forward_aosoa(self.fine_params(params)?, x, output)?;
+                }
+                Connect::Correct => {
+                    output[..main].copy_from_slice(&c_native[..main]);
+                    y.resize(len, T::zero());
+                    for _ in 0..self.level.smoothing {
+                        self.smooth_native(params, input, output, x, y)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
         let f32_views = (self.native_f32 && T::PRECISION == Precision::F32)
             .then(|| {
                 Some((
