@@ -59,6 +59,8 @@ pub struct PoolSaved<T> {
 
 /// A pooled level compiled for one gauge field.
 pub struct PoolLevel<T: Element> {
+    /// The level's name (for plans).
+    name: String,
     family: PoolFamily,
     blocking: Blocking,
     /// Normalised Ĝ_i(x) at `i * V + x`.
@@ -138,6 +140,7 @@ impl<T: Element> PoolLevel<T> {
         let jit = JitBlockTransfer::<T>::with_vectors(&blocking, 12, layout, static_g)?;
         let fine = vec![T::zero(); layout.field_len()];
         Ok(PoolLevel {
+            name: level.name.clone(),
             family,
             blocking,
             transports,
@@ -160,9 +163,20 @@ impl<T: Element> PoolLevel<T> {
         &self.coarse
     }
 
-    /// The pooling kernels' plans (for `symc inspect`).
+    /// The pooling kernels' plans (for `symc inspect`): the block kernels, named for what
+    /// they do here (pooling is also unpooling's input gradient, and the other way round).
     pub fn transfer_plans(&self) -> Vec<crate::codegen::plan::KernelPlan> {
-        self.transfer.lock().unwrap_or_else(|e| e.into_inner()).jit.plans().to_vec()
+        let mut plans =
+            self.transfer.lock().unwrap_or_else(|e| e.into_inner()).jit.plans().to_vec();
+        let what = [
+            ("pool", "pooling chi = sum_x G(x) psi(x): restriction on the 12 conjugated rows of G(x) (also unpooling's input gradient)"),
+            ("unpool", "unpooling psi = G^dagger chi: prolongation on the same rows (also pooling's input gradient)"),
+        ];
+        for (p, (layer, reason)) in plans.iter_mut().zip(what) {
+            p.layer = format!("{}.{layer}", self.name);
+            p.reason = reason.into();
+        }
+        plans
     }
 
     /// Scalars of the level's parameters at the start of the flat vector.
