@@ -420,9 +420,8 @@ fn verify_pooled_level(
         .iter()
         .map(|&p| p as f64 + 0.1 * (rng.random::<f64>() - 0.5))
         .collect();
-    let layout =
-        crate::codegen::lattice_layout::SiteLayout::new(gauge.dims(), Precision::F64, &[])
-            .map_err(|e| VerifyError::new("layout", e))?;
+    let layout = crate::codegen::lattice_layout::SiteLayout::new(gauge.dims(), Precision::F64, &[])
+        .map_err(|e| VerifyError::new("layout", e))?;
     let x = crate::lattice::fermion::FermionField::<f64>::random_gaussian(gauge.dims(), rng).data;
     let jit = |u: &GaugeField, psi: &[Complex<f64>]| -> Result<Vec<Complex<f64>>, VerifyError> {
         let pool = PoolLevel::<f64>::new(level, u, &layout).map_err(rt("compile pooled level"))?;

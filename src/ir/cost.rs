@@ -119,8 +119,8 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
                 // `restart` vectors. The basis is read twice (P†, P) and the coarse matrices
                 // once per iteration.
                 CoarseModel::Solve { restart, iterations, .. } => {
-                    let per_it = m(m(9 * vc, nb * nb), 8)
-                        .saturating_add(m(m(vc * nb, *restart as u64), 16));
+                    let per_it =
+                        m(m(9 * vc, nb * nb), 8).saturating_add(m(m(vc * nb, *restart as u64), 16));
                     extra_bytes = m(m(12 * v, nb), 16)
                         .saturating_add(m(*iterations as u64, m(9 * vc, m(nb * nb, 8))));
                     m(*iterations as u64, per_it)

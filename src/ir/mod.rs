@@ -228,13 +228,7 @@ pub enum CoarseSpace {
     /// GMRES(`setup_restart`) on D u = 0 from random starts (seed `seed`), stopped after
     /// `setup_iterations` or at relative residual `setup_tol`. Weightless; the coarse lattice
     /// carries `basis` complex numbers per site and no gauge field.
-    Basis {
-        basis: usize,
-        setup_iterations: usize,
-        setup_restart: usize,
-        setup_tol: f64,
-        seed: u64,
-    },
+    Basis { basis: usize, setup_iterations: usize, setup_restart: usize, setup_tol: f64, seed: u64 },
     /// Pool χ(X) = Σ_{x∈X} G(x) ψ(x), unpool ψ(x) = G(x)† χ(X(x)), with
     /// G(x) = Σ_i w_i(x) Ĝ_i(x): Ĝ_i the transport from the block's reference point (its
     /// origin) to x along the `i`-th path of `family`, w_i(x) local 4×4 spin matrices (the

@@ -95,7 +95,12 @@ pub fn kind_detail(k: &LayerKind) -> String {
             // Printed only when it is not the default, so that one-step models read as before.
             let smoothing =
                 if l.smoothing == 1 { String::new() } else { format!(" x {}", l.smoothing) };
-            let head = format!("{}: {}{smoothing}, blocks [{}]", l.name, l.connect.word(), dims(&l.blocks));
+            let head = format!(
+                "{}: {}{smoothing}, blocks [{}]",
+                l.name,
+                l.connect.word(),
+                dims(&l.blocks)
+            );
             match (&l.space, &l.coarse) {
                 (
                     crate::ir::CoarseSpace::Basis {
@@ -112,11 +117,9 @@ pub fn kind_detail(k: &LayerKind) -> String {
                 (crate::ir::CoarseSpace::Pool { family }, coarse) => {
                     let n = family.orders().len();
                     let what = match coarse {
-                        crate::ir::CoarseModel::Network(net) => format!(
-                            "coarse network {} ({} layers)",
-                            net.name,
-                            net.layers.len()
-                        ),
+                        crate::ir::CoarseModel::Network(net) => {
+                            format!("coarse network {} ({} layers)", net.name, net.layers.len())
+                        }
                         crate::ir::CoarseModel::Solve { .. } => "coarse solve".into(),
                     };
                     format!(

@@ -275,7 +275,9 @@ fn check_level(
             let one = ValueType::Fermion { features: 1, lattice: coarse };
             if net.lattice != Some(coarse) || net.values[0] != one || *net.value(net.output) != one
             {
-                return Err("the coarse network maps one fermion field on the coarse lattice to one".into());
+                return Err(
+                    "the coarse network maps one fermion field on the coarse lattice to one".into(),
+                );
             }
             let mut own = l.params.iter().map(|&p| g.param(p));
             if family.weighted() {
@@ -288,12 +290,21 @@ fn check_level(
             }
             let rest: Vec<_> = own.collect();
             let same = rest.len() == net.params.len()
-                && rest.iter().zip(&net.params).all(|(a, b)| a.shape == b.shape && a.complex == b.complex);
+                && rest
+                    .iter()
+                    .zip(&net.params)
+                    .all(|(a, b)| a.shape == b.shape && a.complex == b.complex);
             if !same {
-                return Err("the level's parameters after the pooling weight must be the coarse network's".into());
+                return Err(
+                    "the level's parameters after the pooling weight must be the coarse network's"
+                        .into(),
+                );
             }
             Ok(())
         }
-        _ => Err("a near-null level solves on the coarse lattice, a pooled level runs a network".into()),
+        _ => {
+            Err("a near-null level solves on the coarse lattice, a pooled level runs a network"
+                .into())
+        }
     }
 }

@@ -50,7 +50,8 @@ impl<T: Element> JitBlockTransfer<T> {
         let n = basis.n_basis();
         Self::with_vectors(basis.blocking(), n, layout, |site, out| {
             for k in 0..n {
-                out[k * 12..(k + 1) * 12].copy_from_slice(&basis.vector(k)[site * 12..site * 12 + 12]);
+                out[k * 12..(k + 1) * 12]
+                    .copy_from_slice(&basis.vector(k)[site * 12..site * 12 + 12]);
             }
         })
     }

@@ -632,13 +632,17 @@ impl ReferencePool {
 
     /// c = Unpool(M_c(Pool(b))) with the level's parameters (pooling weight, then the coarse
     /// network's) at the start of `params`.
-    pub fn forward(&self, params: &[f64], b: &[Complex<f64>]) -> Result<Vec<Complex<f64>>, RuntimeError> {
+    pub fn forward(
+        &self,
+        params: &[f64],
+        b: &[Complex<f64>],
+    ) -> Result<Vec<Complex<f64>>, RuntimeError> {
         let chi = self.pool(params, b);
         let mut zeta = vec![Complex::new(0.0, 0.0); chi.len()];
         let n = self.coarse.graph().param_scalars();
-        let cp = params.get(self.pool_scalars..self.pool_scalars + n).ok_or_else(|| {
-            RuntimeError::Shape("reference pool: too few parameters".into())
-        })?;
+        let cp = params
+            .get(self.pool_scalars..self.pool_scalars + n)
+            .ok_or_else(|| RuntimeError::Shape("reference pool: too few parameters".into()))?;
         self.coarse.forward(cp, &chi, &mut zeta)?;
         Ok(self.unpool(params, &zeta))
     }

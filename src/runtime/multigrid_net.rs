@@ -14,8 +14,8 @@
 //! compiled for another configuration or mass (weights are kept), and its cost is reported
 //! apart from the solve ([`MultigridNet::setup_report`]).
 
-use super::lattice_net::{LatticeNet, LatticeNetOptions};
 use super::dirac::{DiracOptions, JitWilsonClover};
+use super::lattice_net::{LatticeNet, LatticeNetOptions};
 use super::multigrid::{
     BasisSource, Multigrid, MultigridError, MultigridParams, SetupPrecision, SetupReport,
 };
@@ -102,9 +102,9 @@ impl Coarse {
     fn multigrid(&mut self) -> Result<&mut Multigrid, RuntimeError> {
         match self {
             Coarse::Basis(mg) => Ok(mg),
-            Coarse::Pool { .. } => {
-                Err(RuntimeError::Shape("internal: a pooled level has no near-null multigrid".into()))
-            }
+            Coarse::Pool { .. } => Err(RuntimeError::Shape(
+                "internal: a pooled level has no near-null multigrid".into(),
+            )),
         }
     }
 }

@@ -111,7 +111,11 @@ pub fn coarse_gauge(gauge: &GaugeField, blocking: &Blocking) -> GaugeField {
 impl<T: Element> PoolLevel<T> {
     /// Builds the transports and the coarse gauge field of `level` on `gauge`, compiles the
     /// pooling kernels on the fine `layout` and the coarse network on the coarse field.
-    pub fn new(level: &Level, gauge: &GaugeField, layout: &SiteLayout) -> Result<Self, RuntimeError> {
+    pub fn new(
+        level: &Level,
+        gauge: &GaugeField,
+        layout: &SiteLayout,
+    ) -> Result<Self, RuntimeError> {
         let t = Instant::now();
         let CoarseSpace::Pool { family } = level.space else {
             return Err(RuntimeError::Shape(format!("level `{}` does not pool", level.name)));
@@ -135,7 +139,14 @@ impl<T: Element> PoolLevel<T> {
         let pool_scalars = levels::pool_scalars(level, v);
         let level_scalars = pool_scalars + net.param_scalars();
         let static_g = |site: usize, out: &mut [Complex64]| {
-            fill_rows(&transports, v, 1, site, |_, s, t| if s == t { 1.0.into() } else { 0.0.into() }, out)
+            fill_rows(
+                &transports,
+                v,
+                1,
+                site,
+                |_, s, t| if s == t { 1.0.into() } else { 0.0.into() },
+                out,
+            )
         };
         let jit = JitBlockTransfer::<T>::with_vectors(&blocking, 12, layout, static_g)?;
         let fine = vec![T::zero(); layout.field_len()];
@@ -169,8 +180,14 @@ impl<T: Element> PoolLevel<T> {
         let mut plans =
             self.transfer.lock().unwrap_or_else(|e| e.into_inner()).jit.plans().to_vec();
         let what = [
-            ("pool", "pooling chi = sum_x G(x) psi(x): restriction on the 12 conjugated rows of G(x) (also unpooling's input gradient)"),
-            ("unpool", "unpooling psi = G^dagger chi: prolongation on the same rows (also pooling's input gradient)"),
+            (
+                "pool",
+                "pooling chi = sum_x G(x) psi(x): restriction on the 12 conjugated rows of G(x) (also unpooling's input gradient)",
+            ),
+            (
+                "unpool",
+                "unpooling psi = G^dagger chi: prolongation on the same rows (also pooling's input gradient)",
+            ),
         ];
         for (p, (layer, reason)) in plans.iter_mut().zip(what) {
             p.layer = format!("{}.{layer}", self.name);
@@ -208,7 +225,9 @@ impl<T: Element> PoolLevel<T> {
                     let k = 2 * pool_weight_index(v, i, site, s, t);
                     Complex64::new(w[k].to_f64(), w[k + 1].to_f64())
                 };
-                guard.jit.set_vectors(|site, out| fill_rows(&self.transports, v, n, site, |i, s, t| weight(i, site, s, t), out));
+                guard.jit.set_vectors(|site, out| {
+                    fill_rows(&self.transports, v, n, site, |i, s, t| weight(i, site, s, t), out)
+                });
                 guard.weights = Some(w.to_vec());
             }
         }
@@ -229,7 +248,12 @@ impl<T: Element> PoolLevel<T> {
     }
 
     /// χ = Pool(ψ) (reference layouts) on the JIT restriction kernel.
-    pub fn pool(&self, params: &[T], fine: &[Complex<T>], coarse: &mut [Complex<T>]) -> Result<(), RuntimeError> {
+    pub fn pool(
+        &self,
+        params: &[T],
+        fine: &[Complex<T>],
+        coarse: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
         self.check(params, fine.len())?;
         let mut guard = self.refresh(params);
         let Transfer { jit, fine: buf, .. } = &mut *guard;
@@ -238,7 +262,12 @@ impl<T: Element> PoolLevel<T> {
     }
 
     /// ψ = Unpool(χ) (reference layouts) on the JIT prolongation kernel.
-    pub fn unpool(&self, params: &[T], coarse: &[Complex<T>], fine: &mut [Complex<T>]) -> Result<(), RuntimeError> {
+    pub fn unpool(
+        &self,
+        params: &[T],
+        coarse: &[Complex<T>],
+        fine: &mut [Complex<T>],
+    ) -> Result<(), RuntimeError> {
         self.check(params, fine.len())?;
         let mut guard = self.refresh(params);
         let Transfer { jit, fine: buf, .. } = &mut *guard;

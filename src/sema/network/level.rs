@@ -215,7 +215,11 @@ impl Checker<'_> {
                             format!("unknown pooling path family `{w}`"),
                             "unknown family",
                         )
-                        .help(args::suggest_help(w, PoolFamily::WORDS, "pooling path families are")),
+                        .help(args::suggest_help(
+                            w,
+                            PoolFamily::WORDS,
+                            "pooling path families are",
+                        )),
                     );
                     None
                 }
