@@ -542,8 +542,8 @@ impl ReferencePool {
         for xc in 0..cg.volume() {
             let cc = cg.coords(xc);
             let o = g.index(std::array::from_fn(|mu| cc[mu] * blocks[mu]));
-            for mu in 0..4 {
-                links.push(walk(o, &[(mu, blocks[mu])]).0);
+            for (mu, &steps) in blocks.iter().enumerate() {
+                links.push(walk(o, &[(mu, steps)]).0);
             }
         }
         let coarse_gauge = GaugeField { geom: cg, links };
