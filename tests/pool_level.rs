@@ -357,3 +357,12 @@ fn pooled_native_path_equals_the_reference_layout_forward() {
         assert!(rel(&widen(&got), &widen(&want)) > 1e-3, "{connect}: the level has no effect");
     }
 }
+
+#[test]
+fn a_pooled_network_is_not_moved_to_another_volume() {
+    use symc::ir::retarget::{RetargetError, retarget};
+    let g = symc::sema::compile_str("pooled.sym", &model("static", "correct", PTC, PTC)).unwrap();
+    let moved = retarget(&g, [4, 4, 4, 8]);
+    assert!(matches!(moved, Err(RetargetError::SiteDependent { .. })), "{moved:?}");
+    assert!(retarget(&g, DIMS).is_ok(), "the same volume is no move");
+}
