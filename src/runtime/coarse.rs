@@ -205,11 +205,13 @@ impl<T: Element> JitBlockTransfer<T> {
         Ok(())
     }
 
-    /// fine = P coarse on the main part of an AoSoA buffer of the layout.
-    pub fn prolong_aosoa(&self, coarse: &[Complex<T>], fine: &mut [T]) -> Result<(), RuntimeError> {
+    /// The coarse vector lane-expanded as the kernels read it, `E[box][k][re/im][lane]`
+    /// (`expanded` of [`BlockDesc::expanded_len`] scalars).
+    pub fn expand(&self, coarse: &[Complex<T>], expanded: &mut [T]) -> Result<(), RuntimeError> {
         self.check_coarse(coarse.len())?;
-        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let expanded = &mut guard.0;
+        if expanded.len() != self.desc.expanded_len() {
+            return Err(RuntimeError::Shape("block transfer: expanded buffer size".into()));
+        }
         let (l, n) = (self.layout.lanes, self.n_basis);
         for (bx, e) in expanded.chunks_exact_mut(n * 2 * l).enumerate() {
             for lane in 0..l {
@@ -221,6 +223,26 @@ impl<T: Element> JitBlockTransfer<T> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The fine site of every (box, site in box, lane), in that order: the kernels' box-major
+    /// view of the lattice, for tables that follow it.
+    pub fn box_sites(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.desc.n_boxes() * self.desc.box_volume() * 4);
+        let _ = for_box_sites(&self.layout, &self.desc, |_, _, _, _, site| {
+            out.push(site as u32);
+            Ok(())
+        });
+        out
+    }
+
+    /// fine = P coarse on the main part of an AoSoA buffer of the layout.
+    pub fn prolong_aosoa(&self, coarse: &[Complex<T>], fine: &mut [T]) -> Result<(), RuntimeError> {
+        self.check_coarse(coarse.len())?;
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let expanded = &mut guard.0;
+        self.expand(coarse, expanded)?;
         let k = self.compiled.kernels.kernel(self.compiled.prolong);
         k.call_parallel(&mut [Arg::ro(expanded), Arg::ro(&self.basis), Arg::rw(fine)], 1)?;
         Ok(())

@@ -18,13 +18,15 @@
 //! gauge field U^c_μ(X) (fine links along the straight path of blocks[μ] steps from X's
 //! reference point) is a genuine SU(3) field, so the coarse network is an ordinary compiled
 //! [`LatticeNet`] on it. The weight gradients of G (colour-traced spin outer products, the
-//! same form for pooling and unpooling) are computed here in plain Rust over the sites, in f64.
+//! same form for pooling and unpooling) run on their own JIT kernel (`codegen::pool`).
 
 use super::RuntimeError;
 use super::coarse::JitBlockTransfer;
 use super::lattice_net::{LatticeNet, LatticeNetOptions};
 use super::transport::path_matrix;
+use crate::codegen::jit::Arg;
 use crate::codegen::lattice_layout::SiteLayout;
+use crate::codegen::pool::{PoolGradDesc, PoolGradKernels};
 use crate::codegen::simd::Element;
 use crate::ir::{
     CoarseSpace, Level, PoolFamily, levels, pool_coarse_link_path, pool_path, pool_weight_index,
@@ -45,6 +47,49 @@ struct Transfer<T: Element> {
     weights: Option<Vec<T>>,
     /// Scratch AoSoA field of the fine layout.
     fine: Vec<T>,
+}
+
+/// The pooling weights' gradient on its JIT kernel (`codegen::pool`), with the tables it reads.
+struct WeightGrad<T: Element> {
+    compiled: PoolGradKernels,
+    /// Ĝ_i in the kernel's layout `[box][site in box][path][9][re/im][lane]`.
+    transports: Vec<T>,
+    /// `position[x]` = (box · box volume + site in box) · lanes + lane of fine site x.
+    position: Vec<u32>,
+    n_paths: usize,
+    lanes: usize,
+    /// (fine AoSoA field, lane-expanded coarse field, kernel output).
+    scratch: Mutex<(Vec<T>, Vec<T>, Vec<T>)>,
+}
+
+impl<T: Element> WeightGrad<T> {
+    fn new(jit: &JitBlockTransfer<T>, transports: &[Su3<f64>], n_paths: usize) -> Result<Self, RuntimeError> {
+        let desc = PoolGradDesc { block: jit.desc().clone(), n_paths };
+        let compiled = crate::codegen::pool::compile(&desc, false)?;
+        let l = jit.layout().lanes;
+        let v = jit.layout().volume();
+        let sites = jit.box_sites();
+        let mut table = vec![T::zero(); desc.transports_len()];
+        let mut position = vec![0u32; v];
+        for (idx, &x) in sites.iter().enumerate() {
+            let (base, lane) = (idx / l, idx % l);
+            position[x as usize] = idx as u32;
+            for p in 0..n_paths {
+                let m = &transports[p * v + x as usize];
+                for e in 0..9 {
+                    let z = m.m[e / 3][e % 3];
+                    table[((base * n_paths + p) * 18 + 2 * e) * l + lane] = T::from_f64(z.re);
+                    table[((base * n_paths + p) * 18 + 2 * e + 1) * l + lane] = T::from_f64(z.im);
+                }
+            }
+        }
+        let scratch = Mutex::new((
+            vec![T::zero(); jit.layout().field_len()],
+            vec![T::zero(); jit.desc().expanded_len()],
+            vec![T::zero(); desc.out_len()],
+        ));
+        Ok(WeightGrad { compiled, transports: table, position, n_paths, lanes: l, scratch })
+    }
 }
 
 /// What the forward pass of a pooled level keeps for its backward pass.
@@ -68,6 +113,8 @@ pub struct PoolLevel<T: Element> {
     coarse_gauge: GaugeField,
     coarse: LatticeNet<T>,
     transfer: Mutex<Transfer<T>>,
+    /// The JIT weight gradient (weighted families only).
+    grad: Option<WeightGrad<T>>,
     pool_scalars: usize,
     level_scalars: usize,
     setup_seconds: f64,
@@ -149,6 +196,12 @@ impl<T: Element> PoolLevel<T> {
             )
         };
         let jit = JitBlockTransfer::<T>::with_vectors(&blocking, 12, layout, static_g)?;
+        let n_paths = family.orders().len();
+        let grad = if family.weighted() {
+            Some(WeightGrad::new(&jit, &transports, n_paths)?)
+        } else {
+            None
+        };
         let fine = vec![T::zero(); layout.field_len()];
         Ok(PoolLevel {
             name: level.name.clone(),
@@ -158,6 +211,7 @@ impl<T: Element> PoolLevel<T> {
             coarse_gauge,
             coarse,
             transfer: Mutex::new(Transfer { jit, weights: None, fine }),
+            grad,
             pool_scalars,
             level_scalars,
             setup_seconds: t.elapsed().as_secs_f64(),
@@ -322,37 +376,47 @@ impl<T: Element> PoolLevel<T> {
             gw.iter_mut().for_each(|g| *g = T::zero());
             // Unpooling's and pooling's terms: Σ_a coarse(X)_{s a} conj((Ĝ_i fine)(x)_{t a})
             // with (coarse, fine) = (ζ, h) and (∂L/∂χ, b).
-            self.weight_grad(&saved.zeta, h, gw);
-            self.weight_grad(&h_chi, b, gw);
+            self.weight_grad(&saved.zeta, h, gw)?;
+            self.weight_grad(&h_chi, b, gw)?;
         }
         Ok(())
     }
 
-    /// grad w_i(x)[s][t] += Σ_a coarse(X(x))_{s,a} · conj((Ĝ_i(x) fine(x))_{t,a}).
-    fn weight_grad(&self, coarse: &[Complex<T>], fine: &[Complex<T>], grad: &mut [T]) {
-        let v = self.volume();
-        let blocking = &self.blocking;
-        let c64 = |z: Complex<T>| Complex64::new(z.re.to_f64(), z.im.to_f64());
+    /// grad w_i(x)[s][t] += Σ_a coarse(X(x))_{s,a} · conj((Ĝ_i(x) fine(x))_{t,a}), on the JIT
+    /// kernel; the result is scattered from the kernel's box-major layout into the weights'.
+    fn weight_grad(
+        &self,
+        coarse: &[Complex<T>],
+        fine: &[Complex<T>],
+        grad: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let Some(wg) = &self.grad else { return Ok(()) };
+        let mut scratch = wg.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let (fbuf, ebuf, out) = &mut *scratch;
+        {
+            let guard = self.transfer.lock().unwrap_or_else(|e| e.into_inner());
+            guard.jit.layout().to_aosoa(fine, fbuf);
+            guard.jit.expand(coarse, ebuf)?;
+        }
+        let k = wg.compiled.kernels.kernel(wg.compiled.wgrad);
+        k.call_parallel(
+            &mut [Arg::ro(fbuf), Arg::ro(&wg.transports), Arg::ro(ebuf), Arg::rw(out)],
+            1,
+        )?;
+        let (v, np, l) = (self.volume(), wg.n_paths, wg.lanes);
+        let out = &*out;
         // One (path, site) per chunk of 32 scalars: disjoint, so the sites run in parallel.
         grad.par_chunks_mut(32).enumerate().for_each(|(item, g)| {
-            let (i, x) = (item / v, item % v);
-            let m = &self.transports[i * v + x];
-            let xc = blocking.block_of(x);
-            let mut f = [[Complex64::new(0.0, 0.0); 3]; 4];
-            for (t, ft) in f.iter_mut().enumerate() {
-                for (a, fa) in ft.iter_mut().enumerate() {
-                    *fa = (0..3).map(|bb| m.m[a][bb] * c64(fine[x * 12 + t * 3 + bb])).sum();
-                }
-            }
-            for s in 0..4 {
-                for t in 0..4 {
-                    let z: Complex64 =
-                        (0..3).map(|a| c64(coarse[xc * 12 + s * 3 + a]) * f[t][a].conj()).sum();
-                    g[2 * (s * 4 + t)] += T::from_f64(z.re);
-                    g[2 * (s * 4 + t) + 1] += T::from_f64(z.im);
-                }
+            let (p, x) = (item / v, item % v);
+            let idx = wg.position[x] as usize;
+            let (base, lane) = (idx / l, idx % l);
+            for st in 0..16 {
+                let o = ((base * np + p) * 16 + st) * 2 * l + lane;
+                g[2 * st] += out[o];
+                g[2 * st + 1] += out[o + l];
             }
         });
+        Ok(())
     }
 }
 
