@@ -152,9 +152,8 @@ pub fn compile(desc: &PoolGradDesc, keep_listings: bool) -> Result<PoolGradKerne
                     let mut e = Emit::new(b, ty, host);
                     let vbi = e.vbytes;
                     for t in 0..4 {
-                        let f: [Cx; 3] = std::array::from_fn(|c| {
-                            e.load_cx(psi, 2 * (t * 3 + c) as i32 * vbi)
-                        });
+                        let f: [Cx; 3] =
+                            std::array::from_fn(|c| e.load_cx(psi, 2 * (t * 3 + c) as i32 * vbi));
                         for i in 0..np {
                             let g = e.su3_mul(tp, (i * 18) as i32 * vbi, &f, false);
                             for s in 0..4 {
@@ -184,7 +183,9 @@ pub fn compile(desc: &PoolGradDesc, keep_listings: bool) -> Result<PoolGradKerne
         loops: vec![
             format!("for box in 0..{} (rayon)", d.n_boxes()),
             format!("  for outer site in box {:?} ({l} sites per vector, one block per lane)", bo),
-            format!("    for spin t, path in 0..{np}: G_i f_t (3x3 on a colour triple), then 4 x 3 complex FMAs per s"),
+            format!(
+                "    for spin t, path in 0..{np}: G_i f_t (3x3 on a colour triple), then 4 x 3 complex FMAs per s"
+            ),
         ],
         layout: format!(
             "fine AoSoA-{l} (Dirac layout), transports [box][site][path][9][re/im][lane], coarse lane-expanded [box][k][re/im][lane], {}x{l}",

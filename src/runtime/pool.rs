@@ -63,7 +63,11 @@ struct WeightGrad<T: Element> {
 }
 
 impl<T: Element> WeightGrad<T> {
-    fn new(jit: &JitBlockTransfer<T>, transports: &[Su3<f64>], n_paths: usize) -> Result<Self, RuntimeError> {
+    fn new(
+        jit: &JitBlockTransfer<T>,
+        transports: &[Su3<f64>],
+        n_paths: usize,
+    ) -> Result<Self, RuntimeError> {
         let desc = PoolGradDesc { block: jit.desc().clone(), n_paths };
         let compiled = crate::codegen::pool::compile(&desc, false)?;
         let l = jit.layout().lanes;
@@ -246,6 +250,12 @@ impl<T: Element> PoolLevel<T> {
         for (p, (layer, reason)) in plans.iter_mut().zip(what) {
             p.layer = format!("{}.{layer}", self.name);
             p.reason = reason.into();
+        }
+        if let Some(wg) = &self.grad {
+            plans.extend(wg.compiled.plans.iter().cloned().map(|mut p| {
+                p.layer = format!("{}.pool", self.name);
+                p
+            }));
         }
         plans
     }
