@@ -62,7 +62,7 @@ impl PoolGradDesc {
     }
     fn check(&self) -> Result<(), JitError> {
         let b = &self.block;
-        let ok = (0..4).all(|mu| b.boxes[mu] > 0 && b.outer_dims[mu] % b.boxes[mu] == 0);
+        let ok = (0..4).all(|mu| b.boxes[mu] > 0 && b.outer_dims[mu].is_multiple_of(b.boxes[mu]));
         if !ok || b.n_basis != 12 || self.n_paths == 0 {
             return Err(JitError::Unsupported(format!(
                 "pooling gradient: boxes {:?} on {:?}, {} coarse components, {} paths",
