@@ -646,4 +646,54 @@ impl ReferencePool {
         self.coarse.forward(cp, &chi, &mut zeta)?;
         Ok(self.unpool(params, &zeta))
     }
+
+    /// The level's weight gradients (pooling weight, then the coarse network's) for the
+    /// gradient `h` of a real loss with respect to c = Unpool(M_c(Pool(b))), naively: unpooling
+    /// passes G h back to the coarse network, the coarse network's reference backward passes
+    /// λ = ∂L/∂χ on, and each w_i(x)[s][t] collects Σ_a E_{s a} conj((Ĝ_i f)_{t a}) for
+    /// (E, f) = (ζ, h) (unpooling) and (λ, b) (pooling).
+    pub fn backward(
+        &self,
+        params: &[f64],
+        b: &[Complex<f64>],
+        h: &[Complex<f64>],
+    ) -> Result<Vec<f64>, RuntimeError> {
+        let n = self.coarse.graph().param_scalars();
+        let cp = params
+            .get(self.pool_scalars..self.pool_scalars + n)
+            .ok_or_else(|| RuntimeError::Shape("reference pool: too few parameters".into()))?;
+        let chi = self.pool(params, b);
+        let mut zeta = vec![Complex::new(0.0, 0.0); chi.len()];
+        self.coarse.forward(cp, &chi, &mut zeta)?;
+        let h_zeta = self.pool(params, h);
+        let mut lambda = vec![Complex::new(0.0, 0.0); chi.len()];
+        let mut grad = vec![0.0; self.pool_scalars + n];
+        self.coarse.backward(cp, &chi, &h_zeta, &mut lambda, &mut grad[self.pool_scalars..])?;
+        if self.weighted {
+            let v = self.gauge.geom.volume();
+            for (e, f) in [(&zeta, h), (&lambda, b)] {
+                for (i, tr) in self.transports.iter().enumerate() {
+                    for x in 0..v {
+                        let xc = self.block_of(x);
+                        for s in 0..4 {
+                            for t in 0..4 {
+                                let mut z = Complex::new(0.0, 0.0);
+                                for a in 0..3 {
+                                    let mut g = Complex::new(0.0, 0.0);
+                                    for bb in 0..3 {
+                                        g += tr[x].m[a][bb] * f[x * 12 + t * 3 + bb];
+                                    }
+                                    z += e[xc * 12 + s * 3 + a] * g.conj();
+                                }
+                                let k = 2 * crate::ir::pool_weight_index(v, i, x, s, t);
+                                grad[k] += z.re;
+                                grad[k + 1] += z.im;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(grad)
+    }
 }
