@@ -74,7 +74,7 @@ fn case(connect: &str, fine: &str, seed: u64) -> Case {
 
 /// The oracle: c from the naive parts, then the reference evaluator of the fine graph.
 fn oracle(k: &Case) -> Vec<C> {
-    let basis = k.net.basis();
+    let basis = k.net.basis().expect("a near-null level");
     let d = WilsonClover::<f64>::new(&k.gauge, &k.dirac);
     let dc = CoarseOperator::galerkin(&d, &basis);
     let n = k.b.len();

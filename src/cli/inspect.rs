@@ -230,25 +230,32 @@ pub fn layer_table(graph: &Graph) -> String {
     let total = cost::total(graph);
     let header =
         ["#", "layer", "kind", "input", "output", "params", "dense-equiv", "FLOPs", "bytes"];
-    let mut rows: Vec<[String; 9]> = graph
-        .layers
-        .iter()
-        .zip(&costs)
-        .enumerate()
-        .map(|(i, (l, c))| {
-            [
-                format!("l{i}"),
-                l.name.clone(),
-                ir::print::kind_name(&l.kind).to_string(),
-                ir::print::value_type(graph.value(l.inputs[0])),
-                ir::print::value_type(graph.value(l.output)),
-                group(c.params),
-                group(c.dense_equivalent_params),
-                group(c.flops),
-                group(c.bytes),
-            ]
-        })
-        .collect();
+    let row = |id: String, name: String, g: &Graph, l: &ir::Layer, c: &cost::LayerCost| {
+        [
+            id,
+            name,
+            ir::print::kind_name(&l.kind).to_string(),
+            ir::print::value_type(g.value(l.inputs[0])),
+            ir::print::value_type(g.value(l.output)),
+            group(c.params),
+            group(c.dense_equivalent_params),
+            group(c.flops),
+            group(c.bytes),
+        ]
+    };
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    for (i, (l, c)) in graph.layers.iter().zip(&costs).enumerate() {
+        rows.push(row(format!("l{i}"), l.name.clone(), graph, l, c));
+        // A pooled level's coarse network, one row per layer on the coarse lattice (already
+        // counted in the level's row and in the totals).
+        if let ir::LayerKind::CoarseLevel(level) = &l.kind
+            && let Some(net) = level.coarse_network()
+        {
+            for (j, (cl, cc)) in net.layers.iter().zip(cost::costs(net)).enumerate() {
+                rows.push(row(format!("l{i}.{j}"), format!(" > {}", cl.name), net, cl, &cc));
+            }
+        }
+    }
     rows.push([
         String::new(),
         "total".into(),

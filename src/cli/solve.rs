@@ -516,6 +516,7 @@ fn build_multigrid(
                 format!("from {}", path.display()),
             crate::runtime::multigrid::BasisSource::Regenerated { reason, .. } =>
                 format!("regenerated: {reason}"),
+            crate::runtime::multigrid::BasisSource::Pooling => "none (pooling)".to_string(),
         },
         r.coarse_check_iterations,
     );

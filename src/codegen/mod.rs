@@ -16,6 +16,7 @@ pub mod lattice_layout;
 pub mod lattice_net;
 pub mod loops;
 pub mod plan;
+pub mod pool;
 pub mod program;
 pub mod ptc;
 pub mod simd;

@@ -122,8 +122,17 @@ fn level_plans(
     use crate::lattice::wilson::{DiracParams, WilsonClover};
     use crate::runtime::coarse::{JitBlockTransfer, JitCoarseOperator};
     let err = |e: &dyn std::fmt::Display| compile_error(graph, e);
+    let crate::ir::CoarseSpace::Basis { basis: n_basis, .. } = level.space else {
+        // A pooled level: its pooling kernels (P†/P on the 12 rows of G) and the coarse
+        // network's kernels, compiled on the coarse gauge field.
+        let pool = crate::runtime::pool::PoolLevel::<f32>::new(level, gauge, layout)
+            .map_err(|e| err(&e))?;
+        let mut plans = pool.transfer_plans();
+        plans.extend(pool.coarse_net().plans().iter().cloned());
+        return Ok(plans);
+    };
     let blocking = Blocking::new(gauge.dims(), level.blocks).map_err(|e| err(&e))?;
-    let vectors = crate::runtime::multigrid::start_vectors(gauge.dims(), level.basis, seed);
+    let vectors = crate::runtime::multigrid::start_vectors(gauge.dims(), n_basis, seed);
     let basis = BlockBasis::orthonormalize(blocking, vectors, false).map_err(|e| err(&e))?;
     let (mass, csw) = graph
         .train
@@ -368,18 +377,85 @@ pub fn verify_model_with(
     // A multigrid network is checked through its fine graph (the smoother, with its own
     // reference, gradient and covariance checks); the level's P†, P and coarse-stencil kernels
     // are checked against the naive coarse space by tests/multigrid.rs.
+    // A pooled level has weights and kernels of its own: they get a check against the naive
+    // twin and a gauge-covariance check of pool → coarse network → unpool.
     let split = crate::ir::levels::split_level(graph).map_err(|e| VerifyError::new("levels", e))?;
+    let whole = graph;
     let graph = split.as_ref().map_or(graph, |(_, g)| g);
     let checks = if is_lattice(graph) {
         let gauge = match gauge {
             Some(g) => g.clone(),
             None => hot_gauge(graph, seed).map_err(|e| VerifyError::new("gauge", e))?,
         };
-        verify_lattice(graph, &gauge, fault, &mut rng)?
+        let mut checks = Vec::new();
+        if let Some((level, _)) = &split
+            && level.coarse_network().is_some()
+        {
+            checks.extend(verify_pooled_level(whole, level, &gauge, fault, &mut rng)?);
+        }
+        checks.extend(verify_lattice(graph, &gauge, fault, &mut rng)?);
+        checks
     } else {
         verify_classifier(graph, fault, &mut rng)?
     };
     Ok(VerifyReport { model: graph.name.clone(), checks })
+}
+
+/// A pooled level's correction c = Unpool(M_c(Pool(b))) on the compiled kernels (f64): against
+/// the naive twin (`ReferencePool`), and its gauge covariance (the transports, the coarse gauge
+/// field and the coarse network recompiled for every transformed field).
+fn verify_pooled_level(
+    whole: &Graph,
+    level: &crate::ir::Level,
+    gauge: &GaugeField,
+    fault: &Fault,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Check>, VerifyError> {
+    use crate::runtime::lattice_reference::ReferencePool;
+    use crate::runtime::pool::PoolLevel;
+    let rt = |what: &'static str| move |e: crate::runtime::RuntimeError| VerifyError::new(what, e);
+    let n = crate::ir::levels::level_scalars(whole);
+    // The initial weights (identity-like pooling) with noise, so every weight matters.
+    let params: Vec<f64> = crate::runtime::init::init_params(whole, 1)[..n]
+        .iter()
+        .map(|&p| p as f64 + 0.1 * (rng.random::<f64>() - 0.5))
+        .collect();
+    let layout = crate::codegen::lattice_layout::SiteLayout::new(gauge.dims(), Precision::F64, &[])
+        .map_err(|e| VerifyError::new("layout", e))?;
+    let x = crate::lattice::fermion::FermionField::<f64>::random_gaussian(gauge.dims(), rng).data;
+    let jit = |u: &GaugeField, psi: &[Complex<f64>]| -> Result<Vec<Complex<f64>>, VerifyError> {
+        let pool = PoolLevel::<f64>::new(level, u, &layout).map_err(rt("compile pooled level"))?;
+        let mut c = pool.forward(&params, psi).map_err(rt("pooled level forward"))?.c;
+        fault.fermions(&mut c);
+        Ok(c)
+    };
+    let got = jit(gauge, &x)?;
+    let want = ReferencePool::new(level, gauge)
+        .and_then(|r| r.forward(&params, &x))
+        .map_err(rt("naive pooled level"))?;
+    let flat = |v: &[Complex<f64>]| v.iter().flat_map(|z| [z.re, z.im]).collect::<Vec<f64>>();
+    let detail = format!(
+        "level `{}`: pool -> coarse network -> unpool, random input and weights",
+        level.name
+    );
+    Ok(vec![
+        Check::compare(
+            "pooled level: JIT f64 vs naive twin",
+            detail,
+            &flat(&got),
+            &flat(&want),
+            tol::F64,
+        ),
+        verify::gauge_check(
+            "pooled level: gauge covariance (JIT f64)",
+            &jit,
+            gauge,
+            &x,
+            1,
+            tol::F64_SYMMETRY,
+            rng,
+        )?,
+    ])
 }
 
 /// Samples in the verification batch: a few, not a multiple of the 4 SIMD lanes.

@@ -109,17 +109,29 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
             let lat = graph.lattice.map_or([1; 4], |l| l.dims);
             let v: u64 = lat.iter().map(|&d| d as u64).product();
             let vc: u64 = level.coarse_dims(lat).iter().map(|&d| d as u64).product();
-            let nb = level.basis as u64;
-            // P† and P: one complex multiply-add per fine component and basis vector each.
+            let nb = level.coarse_site_dof() as u64;
+            // P† and P (or pool and unpool, whose 12×12 matrix G(x) per site is a basis of 12
+            // vectors): one complex multiply-add per fine component and coarse component each.
             let transfer = m(m(12 * v, nb), 2 * 8);
-            // The coarse model, counted at its iteration cap (an upper bound): each GMRES
-            // iteration applies the 9-point coarse stencil (nb × nb blocks) and orthogonalises
-            // against up to `restart` vectors.
-            let CoarseModel::Solve { restart, iterations, .. } = level.coarse;
-            let per_it = m(m(9 * vc, nb * nb), 8).saturating_add(m(m(vc * nb, restart as u64), 16));
-            // The basis is read twice (P†, P) and the coarse matrices once per iteration.
-            extra_bytes =
-                m(m(12 * v, nb), 16).saturating_add(m(iterations as u64, m(9 * vc, m(nb * nb, 8))));
+            let coarse_flops = match &level.coarse {
+                // Counted at the iteration cap (an upper bound): each GMRES iteration applies
+                // the 9-point coarse stencil (nb × nb blocks) and orthogonalises against up to
+                // `restart` vectors. The basis is read twice (P†, P) and the coarse matrices
+                // once per iteration.
+                CoarseModel::Solve { restart, iterations, .. } => {
+                    let per_it =
+                        m(m(9 * vc, nb * nb), 8).saturating_add(m(m(vc * nb, *restart as u64), 16));
+                    extra_bytes = m(m(12 * v, nb), 16)
+                        .saturating_add(m(*iterations as u64, m(9 * vc, m(nb * nb, 8))));
+                    m(*iterations as u64, per_it)
+                }
+                // The coarse network's own layers, and G read twice (pool, unpool).
+                CoarseModel::Network(net) => {
+                    let c = total(net);
+                    extra_bytes = m(m(12 * v, nb), 16).saturating_add(c.bytes);
+                    c.flops
+                }
+            };
             // `correct`: one D per smoothing step (r = b − D x), and the fine layers run once
             // more per step beyond the first (counted here; their own rows count one pass).
             let (dirac, repeated) = match level.connect {
@@ -139,7 +151,7 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
                 }
             };
             let flops = transfer
-                .saturating_add(m(iterations as u64, per_it))
+                .saturating_add(coarse_flops)
                 .saturating_add(dirac)
                 .saturating_add(repeated);
             (0, flops)

@@ -191,12 +191,14 @@ pub enum LayerKind {
     Transport { paths: Vec<Path> },
     /// Elementwise sum of two values of the same type (residual connection).
     Add,
-    /// A coarse level of a multigrid network (models.md §1.6, §2.3): the input fermion field b
-    /// (one feature) is restricted with P† onto the span of a block-orthonormalised basis of
-    /// near-null vectors of the Dirac operator, the coarse model acts there, and the result
-    /// c = P M_c(P† b) is prolongated back. How the fine layers after it (the smoother S) see
-    /// it is the level's [`Connect`]. Weightless; its basis depends on the gauge field *and*
-    /// the Dirac operator, so it runs on the multigrid executor, not inside a lattice net.
+    /// A coarse level of a multigrid network (models.md §1.6, §1.7, §2.3): the input fermion
+    /// field b (one feature) is taken to the coarse lattice (restricted onto near-null vectors
+    /// of D, or pooled along gauge transports), the coarse model acts there, and the result
+    /// c is brought back (prolongated or unpooled). How the fine layers after it (the smoother
+    /// S) see it is the level's [`Connect`]. A near-null level is weightless (its basis depends
+    /// on the gauge field *and* the Dirac operator); a pooled level owns its pooling weights and
+    /// the coarse network's. Either way it runs on the multigrid executor, not inside a
+    /// lattice net.
     CoarseLevel(Level),
 }
 
@@ -207,15 +209,8 @@ pub struct Level {
     pub name: String,
     /// Block extents (x, y, z, t); each divides the lattice extent.
     pub blocks: [usize; 4],
-    /// Near-null vectors per block: the coarse degrees of freedom per coarse site.
-    pub basis: usize,
-    /// How the near-null vectors are made: GMRES(restart) on D u = 0 from random starts,
-    /// stopped after `iterations` or at relative residual `tol`.
-    pub setup_iterations: usize,
-    pub setup_restart: usize,
-    pub setup_tol: f64,
-    /// Seed of the random start vectors.
-    pub seed: u64,
+    /// How fine fields reach the coarse lattice and back.
+    pub space: CoarseSpace,
     pub coarse: CoarseModel,
     pub connect: Connect,
     /// Smoothing steps of [`Connect::Correct`]: x_0 = c, x_{k+1} = x_k + S(b − D x_k), and
@@ -225,7 +220,94 @@ pub struct Level {
     pub smoothing: usize,
 }
 
-/// How a coarse level hands its correction c = P M_c(P† b) to the fine layers S.
+/// The two coarse spaces of Lehner & Wettig: near-null vectors of D (models.md §1.6) or
+/// gauge-equivariant pooling (§1.7, arXiv 2304.10438).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CoarseSpace {
+    /// P† restricts onto `basis` block-orthonormalised near-null vectors per block, made by
+    /// GMRES(`setup_restart`) on D u = 0 from random starts (seed `seed`), stopped after
+    /// `setup_iterations` or at relative residual `setup_tol`. Weightless; the coarse lattice
+    /// carries `basis` complex numbers per site and no gauge field.
+    Basis { basis: usize, setup_iterations: usize, setup_restart: usize, setup_tol: f64, seed: u64 },
+    /// Pool χ(X) = Σ_{x∈X} G(x) ψ(x), unpool ψ(x) = G(x)† χ(X(x)), with
+    /// G(x) = Σ_i w_i(x) Ĝ_i(x): Ĝ_i the transport from the block's reference point (its
+    /// origin) to x along the `i`-th path of `family`, w_i(x) local 4×4 spin matrices (the
+    /// level's first parameter, `[n_paths, V, 4, 4]` complex) unless the family is static. The
+    /// coarse lattice carries one fermion field (12 per site) and the coarse gauge field of
+    /// [`pool_coarse_link_path`], so PTC layers run there.
+    Pool { family: PoolFamily },
+}
+
+/// Which transports from a block's reference point make the pooling matrix G.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolFamily {
+    /// One lexicographic path (x, then y, z, t), no weights: G = Ĝ (gpt's static transfer).
+    Static,
+    /// The lexicographic path with trainable local spin weights.
+    Lexicographic,
+    /// Four paths whose direction order is cyclically shifted (xyzt, yztx, ztxy, txyz), each
+    /// with its own local spin weights.
+    Cyclic,
+}
+
+impl PoolFamily {
+    /// Every family, in the order the source spells them (for "did you mean" help).
+    pub const WORDS: &'static [&'static str] = &["static", "lexicographic", "cyclic"];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            PoolFamily::Static => "static",
+            PoolFamily::Lexicographic => "lexicographic",
+            PoolFamily::Cyclic => "cyclic",
+        }
+    }
+
+    pub fn from_word(w: &str) -> Option<Self> {
+        match w {
+            "static" => Some(PoolFamily::Static),
+            "lexicographic" => Some(PoolFamily::Lexicographic),
+            "cyclic" => Some(PoolFamily::Cyclic),
+            _ => None,
+        }
+    }
+
+    /// The direction orders of the family's paths: path i walks `offset[order[0]]` steps along
+    /// `order[0]`, then along `order[1]`, and so on.
+    pub fn orders(self) -> Vec<[u8; 4]> {
+        match self {
+            PoolFamily::Static | PoolFamily::Lexicographic => vec![[0, 1, 2, 3]],
+            PoolFamily::Cyclic => vec![[0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]],
+        }
+    }
+
+    /// Whether the family has trainable spin weights w_i(x).
+    pub fn weighted(self) -> bool {
+        self != PoolFamily::Static
+    }
+}
+
+/// The path from a block's reference point to the site at `offset` within the block (all
+/// offsets non-negative and inside the block), walking the directions in `order`. The one
+/// statement of the pooling paths that sema, runtime and oracle share.
+pub fn pool_path(order: [u8; 4], offset: [usize; 4]) -> Path {
+    order
+        .iter()
+        .flat_map(|&mu| (0..offset[mu as usize]).map(move |_| Hop { mu, forward: true }))
+        .collect()
+}
+
+/// The coarse link U^c_μ(X): the straight path of `blocks[μ]` forward steps along μ from the
+/// reference point of block X, which ends at the reference point of X + μ̂.
+pub fn pool_coarse_link_path(blocks: [usize; 4], mu: usize) -> Path {
+    (0..blocks[mu]).map(|_| Hop { mu: mu as u8, forward: true }).collect()
+}
+
+/// Index of w_i(x)[s][t] in the pooling weight `[n_paths, V, 4, 4]` (complex entries).
+pub fn pool_weight_index(volume: usize, i: usize, site: usize, s: usize, t: usize) -> usize {
+    ((i * volume + site) * 4 + s) * 4 + t
+}
+
+/// How a coarse level hands its correction c to the fine layers S.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Connect {
     /// M(b) = S([b, c]): the level's output is two fields (Lehner & Wettig's full model).
@@ -257,8 +339,13 @@ impl Connect {
 #[derive(Clone, Debug, PartialEq)]
 pub enum CoarseModel {
     /// The Galerkin coarse operator P† D P, solved approximately by GMRES(restart) to relative
-    /// residual `tol` or `iterations` iterations.
+    /// residual `tol` or `iterations` iterations (a [`CoarseSpace::Basis`] level).
     Solve { tol: f64, restart: usize, iterations: usize },
+    /// A gauge network of PTC / local PTC / linear layers on the coarse lattice and its coarse
+    /// gauge field (a [`CoarseSpace::Pool`] level), one fermion field in and out. Its
+    /// parameters are its own (ids and offsets from 0); in the whole network they follow the
+    /// pooling weight, in the same order, as the level layer's parameters.
+    Network(Box<Graph>),
 }
 
 impl Level {
@@ -269,6 +356,20 @@ impl Level {
     /// Complex degrees of freedom of one block (12 per site).
     pub fn block_dof(&self) -> usize {
         12 * self.blocks.iter().product::<usize>()
+    }
+    /// Complex numbers per coarse site: the basis size, or 12 (one fermion) for pooling.
+    pub fn coarse_site_dof(&self) -> usize {
+        match self.space {
+            CoarseSpace::Basis { basis, .. } => basis,
+            CoarseSpace::Pool { .. } => 12,
+        }
+    }
+    /// The coarse network of a pooled level.
+    pub fn coarse_network(&self) -> Option<&Graph> {
+        match &self.coarse {
+            CoarseModel::Network(g) => Some(g),
+            CoarseModel::Solve { .. } => None,
+        }
     }
 }
 
@@ -348,16 +449,16 @@ impl Graph {
     /// bias-free dense/conv maps, PTC, transport, sums and reshapes. A solver may then treat it
     /// as an ordinary right preconditioner (M applied to a combination of vectors equals the
     /// combination of the M v), which FGMRES does not need to store. Activations, the norm gate
-    /// and a coarse level (an approximate inner solve stopped at a tolerance) are not linear.
+    /// and a near-null level (an approximate inner solve stopped at a tolerance) are not linear.
     pub fn is_linear(&self) -> bool {
         self.layers.iter().all(|l| match &l.kind {
             LayerKind::Dense { bias, .. } | LayerKind::Conv { bias, .. } => !bias,
             LayerKind::Ptc { .. } | LayerKind::Transport { .. } | LayerKind::Add => true,
             LayerKind::Flatten => true,
-            LayerKind::Activation(_)
-            | LayerKind::NormGate
-            | LayerKind::LogSoftmax
-            | LayerKind::CoarseLevel(_) => false,
+            // Pooling, a coarse network of linear layers and unpooling are linear; an
+            // approximate inner solve is not.
+            LayerKind::CoarseLevel(level) => level.coarse_network().is_some_and(Graph::is_linear),
+            LayerKind::Activation(_) | LayerKind::NormGate | LayerKind::LogSoftmax => false,
         })
     }
 }

@@ -92,22 +92,47 @@ pub fn kind_detail(k: &LayerKind) -> String {
             format!("paths [{}]", paths.iter().map(|p| path(p)).collect::<Vec<_>>().join(", "))
         }
         LayerKind::CoarseLevel(l) => {
-            let crate::ir::CoarseModel::Solve { tol, restart, iterations } = l.coarse;
             // Printed only when it is not the default, so that one-step models read as before.
             let smoothing =
                 if l.smoothing == 1 { String::new() } else { format!(" x {}", l.smoothing) };
-            format!(
-                "{}: {}{smoothing}, blocks [{}], basis {}, setup gmres({} its, restart {}, tol {:e}, seed {}), coarse solve(tol {:e}, restart {restart}, {iterations} its)",
+            let head = format!(
+                "{}: {}{smoothing}, blocks [{}]",
                 l.name,
                 l.connect.word(),
-                dims(&l.blocks),
-                l.basis,
-                l.setup_iterations,
-                l.setup_restart,
-                l.setup_tol,
-                l.seed,
-                tol
-            )
+                dims(&l.blocks)
+            );
+            match (&l.space, &l.coarse) {
+                (
+                    crate::ir::CoarseSpace::Basis {
+                        basis,
+                        setup_iterations,
+                        setup_restart,
+                        setup_tol,
+                        seed,
+                    },
+                    crate::ir::CoarseModel::Solve { tol, restart, iterations },
+                ) => format!(
+                    "{head}, basis {basis}, setup gmres({setup_iterations} its, restart {setup_restart}, tol {setup_tol:e}, seed {seed}), coarse solve(tol {tol:e}, restart {restart}, {iterations} its)"
+                ),
+                (crate::ir::CoarseSpace::Pool { family }, coarse) => {
+                    let n = family.orders().len();
+                    let what = match coarse {
+                        crate::ir::CoarseModel::Network(net) => {
+                            format!("coarse network {} ({} layers)", net.name, net.layers.len())
+                        }
+                        crate::ir::CoarseModel::Solve { .. } => "coarse solve".into(),
+                    };
+                    format!(
+                        "{head}, pool {} ({n} path{}{}), {what}",
+                        family.word(),
+                        if n == 1 { "" } else { "s" },
+                        if family.weighted() { ", local spin weights" } else { ", no weights" }
+                    )
+                }
+                (crate::ir::CoarseSpace::Basis { basis, .. }, _) => {
+                    format!("{head}, basis {basis}, coarse network")
+                }
+            }
         }
         _ => String::new(),
     }
@@ -153,6 +178,16 @@ fn write_graph(s: &mut String, g: &Graph) -> fmt::Result {
             kind_name(&l.kind),
             value_type(g.value(l.output))
         )?;
+        // A pooled level's coarse network, indented under it.
+        if let LayerKind::CoarseLevel(level) = &l.kind
+            && let Some(net) = level.coarse_network()
+        {
+            let mut inner = String::new();
+            write_graph(&mut inner, net)?;
+            for line in inner.lines() {
+                writeln!(s, "    | {line}")?;
+            }
+        }
     }
     for (i, p) in g.params.iter().enumerate() {
         writeln!(

@@ -37,6 +37,13 @@ pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError>
     {
         return Err(RetargetError::SiteDependent { layer: l.name.clone() });
     }
+    // A pooled level's coarse network lives on the coarse lattice of this volume (and its
+    // pooling weights are site-dependent): it means nothing on another volume.
+    if let Some(level) = super::levels::level(&g)
+        && level.coarse_network().is_some()
+    {
+        return Err(RetargetError::SiteDependent { layer: level.name.clone() });
+    }
     if let Some(level) = super::levels::level(&g)
         && (0..4).any(|mu| dims[mu] % level.blocks[mu] != 0)
     {

@@ -183,20 +183,19 @@ fn check(g: &Graph) -> Result<(), VerifyError> {
                 };
                 let want =
                     ValueType::Fermion { features: level.connect.features(), lattice: *lattice };
-                if *out != want || !l.params.is_empty() || li != 0 {
+                if *out != want || li != 0 {
                     return fail(
                         at,
-                        "a coarse level is the first layer, gives the fields its connection says and has no weights",
+                        "a coarse level is the first layer and gives the fields its connection says",
                     );
                 }
                 let tiles = (0..4)
                     .all(|mu| level.blocks[mu] > 0 && lattice.dims[mu] % level.blocks[mu] == 0);
-                if !tiles || level.basis == 0 || level.basis > level.block_dof() {
-                    return fail(
-                        at,
-                        "coarse level blocks must tile the lattice and hold the basis",
-                    );
+                if !tiles {
+                    return fail(at, "coarse level blocks must tile the lattice");
                 }
+                check_level(g, l, level, *lattice)
+                    .map_err(|what| VerifyError { at: at.clone(), what })?;
             }
             LayerKind::Add => {
                 if l.inputs.len() != 2 || g.value(l.inputs[1]) != inp || inp != out {
@@ -218,7 +217,10 @@ fn check(g: &Graph) -> Result<(), VerifyError> {
         }
         if !matches!(
             l.kind,
-            LayerKind::Dense { .. } | LayerKind::Conv { .. } | LayerKind::Ptc { .. }
+            LayerKind::Dense { .. }
+                | LayerKind::Conv { .. }
+                | LayerKind::Ptc { .. }
+                | LayerKind::CoarseLevel(_)
         ) && !l.params.is_empty()
         {
             return fail(at, "a weightless layer has parameters");
@@ -244,4 +246,65 @@ fn check(g: &Graph) -> Result<(), VerifyError> {
         };
     }
     Ok(())
+}
+
+/// The coarse space, coarse model and parameters of a level agree: a near-null level has a
+/// basis its blocks hold, a GMRES coarse model and no weights; a pooled level has the pooling
+/// weight its family asks for, then exactly the parameters of its coarse network (a verified
+/// gauge network from one fermion field on the coarse lattice to one), in order and shape.
+fn check_level(
+    g: &Graph,
+    l: &super::Layer,
+    level: &super::Level,
+    lattice: super::Lattice,
+) -> Result<(), String> {
+    use super::{CoarseModel, CoarseSpace};
+    match (&level.space, &level.coarse) {
+        (CoarseSpace::Basis { basis, .. }, CoarseModel::Solve { .. }) => {
+            if *basis == 0 || *basis > level.block_dof() {
+                return Err("the blocks must hold the basis".into());
+            }
+            if !l.params.is_empty() {
+                return Err("a near-null level has no weights".into());
+            }
+            Ok(())
+        }
+        (CoarseSpace::Pool { family }, CoarseModel::Network(net)) => {
+            let coarse = super::Lattice { dims: level.coarse_dims(lattice.dims) };
+            check(net).map_err(|e| format!("coarse network: {e}"))?;
+            let one = ValueType::Fermion { features: 1, lattice: coarse };
+            if net.lattice != Some(coarse) || net.values[0] != one || *net.value(net.output) != one
+            {
+                return Err(
+                    "the coarse network maps one fermion field on the coarse lattice to one".into(),
+                );
+            }
+            let mut own = l.params.iter().map(|&p| g.param(p));
+            if family.weighted() {
+                let n = family.orders().len();
+                let want = vec![n, lattice.volume(), 4, 4];
+                match own.next() {
+                    Some(p) if p.shape == want && p.complex => {}
+                    _ => return Err(format!("pooling weight must be {want:?} complex")),
+                }
+            }
+            let rest: Vec<_> = own.collect();
+            let same = rest.len() == net.params.len()
+                && rest
+                    .iter()
+                    .zip(&net.params)
+                    .all(|(a, b)| a.shape == b.shape && a.complex == b.complex);
+            if !same {
+                return Err(
+                    "the level's parameters after the pooling weight must be the coarse network's"
+                        .into(),
+                );
+            }
+            Ok(())
+        }
+        _ => {
+            Err("a near-null level solves on the coarse lattice, a pooled level runs a network"
+                .into())
+        }
+    }
 }

@@ -47,7 +47,25 @@ impl<T: Element> JitBlockTransfer<T> {
     /// Lays out `basis` for the kernels on the fine `layout` (the Dirac operator's, so that
     /// the mixed-precision solver's vectors are used as they are) and compiles P† and P.
     pub fn new(basis: &BlockBasis, layout: &SiteLayout) -> Result<Self, RuntimeError> {
-        let blocking = basis.blocking();
+        let n = basis.n_basis();
+        Self::with_vectors(basis.blocking(), n, layout, |site, out| {
+            for k in 0..n {
+                out[k * 12..(k + 1) * 12]
+                    .copy_from_slice(&basis.vector(k)[site * 12..site * 12 + 12]);
+            }
+        })
+    }
+
+    /// The same kernels for `n_basis` fine vectors given site by site: `vectors(site, out)`
+    /// writes u_k(site) (12 complex numbers) to `out[k * 12..(k + 1) * 12]`. Gauge-equivariant
+    /// pooling uses this with the 12 rows of its matrix G(x) (conjugated), which need not be
+    /// orthonormal: then P† is the pooling and P the unpooling.
+    pub fn with_vectors(
+        blocking: &crate::lattice::blocks::Blocking,
+        n_basis: usize,
+        layout: &SiteLayout,
+        vectors: impl Fn(usize, &mut [num_complex::Complex64]) + Sync,
+    ) -> Result<Self, RuntimeError> {
         if layout.dims != blocking.fine_dims() || layout.lanes != T::PRECISION.lanes() {
             return Err(RuntimeError::Shape(format!(
                 "block transfer: the layout is {:?} with {} lanes, the basis is on {:?} for {}",
@@ -69,59 +87,68 @@ impl<T: Element> JitBlockTransfer<T> {
             outer_dims: layout.outer_dims,
             boxes,
             ext_slots: layout.ext_slots,
-            n_basis: basis.n_basis(),
+            n_basis,
             precision: T::PRECISION,
         };
-        let n = basis.n_basis();
-        let od = layout.outer_dims;
-        let outer_index = |c: [usize; 4]| c[0] + od[0] * (c[1] + od[1] * (c[2] + od[2] * c[3]));
-        let box_dims = desc.box_dims();
-        let bvol = desc.box_volume();
-        let mut data = vec![T::zero(); desc.basis_len()];
         let mut lane_block = vec![0u32; desc.n_boxes() * l];
-        let site_len = n * FIELD_COMPONENTS * l;
-        for bx in 0..desc.n_boxes() {
-            let bc = unlex(bx, box_dims);
-            for i in 0..bvol {
-                let ic = unlex(i, boxes);
-                let o = outer_index(std::array::from_fn(|mu| bc[mu] * boxes[mu] + ic[mu]));
-                let base = (bx * bvol + i) * site_len;
-                for lane in 0..l {
-                    let site = layout.site(o, lane);
-                    let x = blocking.block_of(site) as u32;
-                    if i == 0 {
-                        lane_block[bx * l + lane] = x;
-                    } else if lane_block[bx * l + lane] != x {
-                        return Err(RuntimeError::Shape(format!(
-                            "internal: box {bx} lane {lane} spans blocks {} and {x}",
-                            lane_block[bx * l + lane]
-                        )));
-                    }
-                    for k in 0..n {
-                        let u = &basis.vector(k)[site * 12..site * 12 + 12];
-                        for (c, z) in u.iter().enumerate() {
-                            data[base + (k * FIELD_COMPONENTS + 2 * c) * l + lane] =
-                                T::from_f64(z.re);
-                            data[base + (k * FIELD_COMPONENTS + 2 * c + 1) * l + lane] =
-                                T::from_f64(z.im);
-                        }
-                    }
-                }
+        for_box_sites(layout, &desc, |bx, i, _, lane, site| {
+            let x = blocking.block_of(site) as u32;
+            if i == 0 {
+                lane_block[bx * l + lane] = x;
+            } else if lane_block[bx * l + lane] != x {
+                return Err(RuntimeError::Shape(format!(
+                    "internal: box {bx} lane {lane} spans blocks {} and {x}",
+                    lane_block[bx * l + lane]
+                )));
             }
-        }
+            Ok(())
+        })?;
         let compiled = block::compile(&desc, false)?;
         let scratch =
             Mutex::new((vec![T::zero(); desc.expanded_len()], vec![T::zero(); layout.field_len()]));
-        Ok(JitBlockTransfer {
+        let mut t = JitBlockTransfer {
             layout: layout.clone(),
             desc,
             compiled,
-            basis: data,
+            basis: Vec::new(),
             lane_block,
-            n_basis: n,
+            n_basis,
             coarse_volume: blocking.coarse_volume(),
             scratch,
-        })
+        };
+        t.set_vectors(vectors);
+        Ok(t)
+    }
+
+    /// Replaces the basis (same blocking, size and layout; the kernels stay): what pooling
+    /// does whenever its weights change.
+    pub fn set_vectors(&mut self, vectors: impl Fn(usize, &mut [num_complex::Complex64]) + Sync) {
+        let (l, n) = (self.layout.lanes, self.n_basis);
+        let site_len = n * FIELD_COMPONENTS * l;
+        let bvol = self.desc.box_volume();
+        let mut data = std::mem::take(&mut self.basis);
+        data.resize(self.desc.basis_len(), T::zero());
+        let layout = &self.layout;
+        let desc = &self.desc;
+        // One box per task: the boxes' slices of the basis are disjoint.
+        use rayon::prelude::*;
+        data.par_chunks_mut(bvol * site_len).enumerate().for_each(|(bx, chunk)| {
+            let mut u = vec![num_complex::Complex64::new(0.0, 0.0); n * 12];
+            let _ = for_box_sites_of(layout, desc, bx, |i, lane, site| {
+                vectors(site, &mut u);
+                let base = i * site_len;
+                for k in 0..n {
+                    for c in 0..12 {
+                        let z = u[k * 12 + c];
+                        chunk[base + (k * FIELD_COMPONENTS + 2 * c) * l + lane] = T::from_f64(z.re);
+                        chunk[base + (k * FIELD_COMPONENTS + 2 * c + 1) * l + lane] =
+                            T::from_f64(z.im);
+                    }
+                }
+                Ok(())
+            });
+        });
+        self.basis = data;
     }
 
     pub fn plans(&self) -> &[KernelPlan] {
@@ -178,11 +205,13 @@ impl<T: Element> JitBlockTransfer<T> {
         Ok(())
     }
 
-    /// fine = P coarse on the main part of an AoSoA buffer of the layout.
-    pub fn prolong_aosoa(&self, coarse: &[Complex<T>], fine: &mut [T]) -> Result<(), RuntimeError> {
+    /// The coarse vector lane-expanded as the kernels read it, `E[box][k][re/im][lane]`
+    /// (`expanded` of [`BlockDesc::expanded_len`] scalars).
+    pub fn expand(&self, coarse: &[Complex<T>], expanded: &mut [T]) -> Result<(), RuntimeError> {
         self.check_coarse(coarse.len())?;
-        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let expanded = &mut guard.0;
+        if expanded.len() != self.desc.expanded_len() {
+            return Err(RuntimeError::Shape("block transfer: expanded buffer size".into()));
+        }
         let (l, n) = (self.layout.lanes, self.n_basis);
         for (bx, e) in expanded.chunks_exact_mut(n * 2 * l).enumerate() {
             for lane in 0..l {
@@ -194,6 +223,26 @@ impl<T: Element> JitBlockTransfer<T> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The fine site of every (box, site in box, lane), in that order: the kernels' box-major
+    /// view of the lattice, for tables that follow it.
+    pub fn box_sites(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.desc.n_boxes() * self.desc.box_volume() * 4);
+        let _ = for_box_sites(&self.layout, &self.desc, |_, _, _, _, site| {
+            out.push(site as u32);
+            Ok(())
+        });
+        out
+    }
+
+    /// fine = P coarse on the main part of an AoSoA buffer of the layout.
+    pub fn prolong_aosoa(&self, coarse: &[Complex<T>], fine: &mut [T]) -> Result<(), RuntimeError> {
+        self.check_coarse(coarse.len())?;
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let expanded = &mut guard.0;
+        self.expand(coarse, expanded)?;
         let k = self.compiled.kernels.kernel(self.compiled.prolong);
         k.call_parallel(&mut [Arg::ro(expanded), Arg::ro(&self.basis), Arg::rw(fine)], 1)?;
         Ok(())
@@ -203,6 +252,38 @@ impl<T: Element> JitBlockTransfer<T> {
         let n = self.layout.volume() * 12;
         assert!(len == n, "block transfer: fine vectors must have length 12 V = {n} (got {len})");
     }
+}
+
+/// Every (site in box `i`, lane, fine site) of box `bx` of the block kernels' layout.
+fn for_box_sites_of(
+    layout: &SiteLayout,
+    desc: &BlockDesc,
+    bx: usize,
+    mut f: impl FnMut(usize, usize, usize) -> Result<(), RuntimeError>,
+) -> Result<(), RuntimeError> {
+    let od = layout.outer_dims;
+    let outer_index = |c: [usize; 4]| c[0] + od[0] * (c[1] + od[1] * (c[2] + od[2] * c[3]));
+    let bc = unlex(bx, desc.box_dims());
+    for i in 0..desc.box_volume() {
+        let ic = unlex(i, desc.boxes);
+        let o = outer_index(std::array::from_fn(|mu| bc[mu] * desc.boxes[mu] + ic[mu]));
+        for lane in 0..layout.lanes {
+            f(i, lane, layout.site(o, lane))?;
+        }
+    }
+    Ok(())
+}
+
+/// [`for_box_sites_of`] over every box: `f(box, i, outer site, lane, fine site)`.
+fn for_box_sites(
+    layout: &SiteLayout,
+    desc: &BlockDesc,
+    mut f: impl FnMut(usize, usize, usize, usize, usize) -> Result<(), RuntimeError>,
+) -> Result<(), RuntimeError> {
+    for bx in 0..desc.n_boxes() {
+        for_box_sites_of(layout, desc, bx, |i, lane, site| f(bx, i, 0, lane, site))?;
+    }
+    Ok(())
 }
 
 /// Lexicographic coordinates (x fastest) of index `i` in a box of extents `dims`.

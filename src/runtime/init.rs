@@ -16,7 +16,9 @@ use crate::ir::{Graph, LayerKind, ptc_weight_index};
 /// - PTC (global or local) and complex dense layers (maps of fermion fields, trained as
 ///   preconditioners): 1e-3·N(0,1) on every real and imaginary part, plus the identity on the
 ///   zero-hop spin matrix (or the diagonal) of every out = in feature pair, so the untrained
-///   network is close to the identity map, as in Lehner & Wettig's training; biases zero.
+///   network is close to the identity map, as in Lehner & Wettig's training; biases zero;
+/// - a pooled multigrid level: pooling weights 1/n_paths times the identity plus the same
+///   noise, its coarse network initialised by these rules.
 pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
     let mut p = vec![0f32; graph.param_scalars()];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -49,6 +51,32 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
                         }
                     }
                 }
+                continue;
+            }
+            LayerKind::CoarseLevel(level) => {
+                // A pooled level: each w_i(x) starts as 1/n_paths times the identity (so G is
+                // the mean of the normalised transports; static pooling is exactly that), with
+                // the same small noise; the coarse network as any gauge network, from its own
+                // stream, in the slots after the pooling weight.
+                let Some(net) = level.coarse_network() else { continue };
+                let mut start = layer.params.first().map_or(0, |&id| graph.param(id).offset);
+                if let crate::ir::CoarseSpace::Pool { family } = level.space
+                    && family.weighted()
+                    && let Some(&pid) = layer.params.first()
+                {
+                    let prm = graph.param(pid);
+                    let w = &mut p[prm.offset..prm.offset + prm.scalar_len()];
+                    noise(w, &mut rng);
+                    let diag = 1.0 / family.orders().len() as f32;
+                    for m in w.chunks_exact_mut(32) {
+                        for s in 0..4 {
+                            m[2 * (s * 4 + s)] += diag;
+                        }
+                    }
+                    start = prm.offset + prm.scalar_len();
+                }
+                let inner = init_params(net, seed ^ 0x9e37_79b9_7f4a_7c15);
+                p[start..start + inner.len()].copy_from_slice(&inner);
                 continue;
             }
             LayerKind::Dense { in_features, out_features, complex: true, .. } => {

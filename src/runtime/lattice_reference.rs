@@ -473,3 +473,227 @@ pub fn gauge_rotate<T: Real>(omega: &[Su3<f64>], psi: &[Complex<T>]) -> Vec<Comp
     }
     out
 }
+
+/// The naive twin of a pooled multigrid level (models.md §1.7; the executor is
+/// `runtime::pool`): transports walked link by link from each block's origin, G(x) as a dense
+/// 12×12 matrix per site, pooling and unpooling as plain sums over the block's sites, and the
+/// coarse network on [`ReferenceLatticeNet`] over the coarse gauge field. f64 only: it is a
+/// test oracle. Index conventions: ψ(x)_{t b} at `x * 12 + t * 3 + b` (spin t, colour b), the
+/// pooling weight w_i(x)[s][t] where `ir::pool_weight_index` puts it.
+pub struct ReferencePool {
+    blocks: [usize; 4],
+    gauge: GaugeField,
+    coarse_gauge: GaugeField,
+    coarse: ReferenceLatticeNet,
+    weighted: bool,
+    /// Ĝ_i(x) / √|block| per path i, per site.
+    transports: Vec<Vec<Su3<f64>>>,
+    /// Scalars of the pooling weight (the coarse network's parameters follow).
+    pool_scalars: usize,
+}
+
+impl ReferencePool {
+    pub fn new(level: &crate::ir::Level, gauge: &GaugeField) -> Result<Self, RuntimeError> {
+        let crate::ir::CoarseSpace::Pool { family } = level.space else {
+            return Err(RuntimeError::Shape("reference pool: not a pooled level".into()));
+        };
+        let net = level
+            .coarse_network()
+            .ok_or_else(|| RuntimeError::Shape("reference pool: no coarse network".into()))?;
+        let g = &gauge.geom;
+        let blocks = level.blocks;
+        let bvol: usize = blocks.iter().product();
+        let norm = Complex::new(1.0 / (bvol as f64).sqrt(), 0.0);
+        // Walk from the origin of x's block to x, direction by direction in the path's order.
+        let walk = |start: usize, steps: &[(usize, usize)]| {
+            let (mut m, mut y) = (Su3::<f64>::identity(), start);
+            for &(mu, n) in steps {
+                for _ in 0..n {
+                    m = m * *gauge.link(y, mu);
+                    y = g.up(y, mu);
+                }
+            }
+            (m, y)
+        };
+        let origin_of = |x: usize| {
+            let c = g.coords(x);
+            let off: [usize; 4] = std::array::from_fn(|mu| c[mu] % blocks[mu]);
+            (g.index(std::array::from_fn(|mu| c[mu] - off[mu])), off)
+        };
+        let transports = family
+            .orders()
+            .iter()
+            .map(|order| {
+                (0..g.volume())
+                    .map(|x| {
+                        let (o, off) = origin_of(x);
+                        let steps: Vec<(usize, usize)> =
+                            order.iter().map(|&mu| (mu as usize, off[mu as usize])).collect();
+                        let (m, end) = walk(o, &steps);
+                        assert_eq!(end, x, "reference pool: the path must end at its site");
+                        m.scale(norm)
+                    })
+                    .collect()
+            })
+            .collect();
+        let cdims: [usize; 4] = std::array::from_fn(|mu| gauge.dims()[mu] / blocks[mu]);
+        let cg = crate::lattice::geometry::Geometry::new(cdims);
+        let mut links = Vec::with_capacity(cg.volume() * 4);
+        for xc in 0..cg.volume() {
+            let cc = cg.coords(xc);
+            let o = g.index(std::array::from_fn(|mu| cc[mu] * blocks[mu]));
+            for (mu, &steps) in blocks.iter().enumerate() {
+                links.push(walk(o, &[(mu, steps)]).0);
+            }
+        }
+        let coarse_gauge = GaugeField { geom: cg, links };
+        let coarse = ReferenceLatticeNet::new(net, &coarse_gauge)?;
+        let weighted = family.weighted();
+        let pool_scalars = if weighted { 32 * family.orders().len() * g.volume() } else { 0 };
+        Ok(ReferencePool {
+            blocks,
+            gauge: gauge.clone(),
+            coarse_gauge,
+            coarse,
+            weighted,
+            transports,
+            pool_scalars,
+        })
+    }
+
+    /// The coarse gauge field U^c_μ(X).
+    pub fn coarse_gauge(&self) -> &GaugeField {
+        &self.coarse_gauge
+    }
+
+    /// The coarse site (block) of fine site x.
+    fn block_of(&self, x: usize) -> usize {
+        let c = self.gauge.geom.coords(x);
+        let cdims = self.coarse_gauge.geom.dims;
+        let cc: [usize; 4] = std::array::from_fn(|mu| c[mu] / self.blocks[mu]);
+        cc[0] + cdims[0] * (cc[1] + cdims[1] * (cc[2] + cdims[2] * cc[3]))
+    }
+
+    /// G(x) as a dense 12×12 matrix, rows (s, a), columns (t, b).
+    pub fn g_matrix(&self, params: &[f64], x: usize) -> [[Complex<f64>; 12]; 12] {
+        let v = self.gauge.geom.volume();
+        let mut g = [[Complex::new(0.0, 0.0); 12]; 12];
+        for (i, tr) in self.transports.iter().enumerate() {
+            for s in 0..4 {
+                for t in 0..4 {
+                    let w = if self.weighted {
+                        let k = 2 * crate::ir::pool_weight_index(v, i, x, s, t);
+                        Complex::new(params[k], params[k + 1])
+                    } else if s == t {
+                        Complex::new(1.0, 0.0)
+                    } else {
+                        Complex::new(0.0, 0.0)
+                    };
+                    for a in 0..3 {
+                        for b in 0..3 {
+                            g[s * 3 + a][t * 3 + b] += w * tr[x].m[a][b];
+                        }
+                    }
+                }
+            }
+        }
+        g
+    }
+
+    /// χ(X) = Σ_{x∈X} G(x) ψ(x).
+    pub fn pool(&self, params: &[f64], psi: &[Complex<f64>]) -> Vec<Complex<f64>> {
+        let mut chi = vec![Complex::new(0.0, 0.0); self.coarse_gauge.geom.volume() * 12];
+        for x in 0..self.gauge.geom.volume() {
+            let g = self.g_matrix(params, x);
+            let xc = self.block_of(x);
+            for (r, row) in g.iter().enumerate() {
+                for (c, gv) in row.iter().enumerate() {
+                    chi[xc * 12 + r] += gv * psi[x * 12 + c];
+                }
+            }
+        }
+        chi
+    }
+
+    /// ψ(x) = G(x)† χ(X(x)).
+    pub fn unpool(&self, params: &[f64], chi: &[Complex<f64>]) -> Vec<Complex<f64>> {
+        let mut psi = vec![Complex::new(0.0, 0.0); self.gauge.geom.volume() * 12];
+        for x in 0..self.gauge.geom.volume() {
+            let g = self.g_matrix(params, x);
+            let xc = self.block_of(x);
+            for (r, row) in g.iter().enumerate() {
+                for (c, gv) in row.iter().enumerate() {
+                    psi[x * 12 + c] += gv.conj() * chi[xc * 12 + r];
+                }
+            }
+        }
+        psi
+    }
+
+    /// c = Unpool(M_c(Pool(b))) with the level's parameters (pooling weight, then the coarse
+    /// network's) at the start of `params`.
+    pub fn forward(
+        &self,
+        params: &[f64],
+        b: &[Complex<f64>],
+    ) -> Result<Vec<Complex<f64>>, RuntimeError> {
+        let chi = self.pool(params, b);
+        let mut zeta = vec![Complex::new(0.0, 0.0); chi.len()];
+        let n = self.coarse.graph().param_scalars();
+        let cp = params
+            .get(self.pool_scalars..self.pool_scalars + n)
+            .ok_or_else(|| RuntimeError::Shape("reference pool: too few parameters".into()))?;
+        self.coarse.forward(cp, &chi, &mut zeta)?;
+        Ok(self.unpool(params, &zeta))
+    }
+
+    /// The level's weight gradients (pooling weight, then the coarse network's) for the
+    /// gradient `h` of a real loss with respect to c = Unpool(M_c(Pool(b))), naively: unpooling
+    /// passes G h back to the coarse network, the coarse network's reference backward passes
+    /// λ = ∂L/∂χ on, and each w_i(x)[s][t] collects Σ_a E_{s a} conj((Ĝ_i f)_{t a}) for
+    /// (E, f) = (ζ, h) (unpooling) and (λ, b) (pooling).
+    pub fn backward(
+        &self,
+        params: &[f64],
+        b: &[Complex<f64>],
+        h: &[Complex<f64>],
+    ) -> Result<Vec<f64>, RuntimeError> {
+        let n = self.coarse.graph().param_scalars();
+        let cp = params
+            .get(self.pool_scalars..self.pool_scalars + n)
+            .ok_or_else(|| RuntimeError::Shape("reference pool: too few parameters".into()))?;
+        let chi = self.pool(params, b);
+        let mut zeta = vec![Complex::new(0.0, 0.0); chi.len()];
+        self.coarse.forward(cp, &chi, &mut zeta)?;
+        let h_zeta = self.pool(params, h);
+        let mut lambda = vec![Complex::new(0.0, 0.0); chi.len()];
+        let mut grad = vec![0.0; self.pool_scalars + n];
+        self.coarse.backward(cp, &chi, &h_zeta, &mut lambda, &mut grad[self.pool_scalars..])?;
+        if self.weighted {
+            let v = self.gauge.geom.volume();
+            for (e, f) in [(&zeta, h), (&lambda, b)] {
+                for (i, tr) in self.transports.iter().enumerate() {
+                    for x in 0..v {
+                        let xc = self.block_of(x);
+                        for s in 0..4 {
+                            for t in 0..4 {
+                                let mut z = Complex::new(0.0, 0.0);
+                                for a in 0..3 {
+                                    let mut g = Complex::new(0.0, 0.0);
+                                    for bb in 0..3 {
+                                        g += tr[x].m[a][bb] * f[x * 12 + t * 3 + bb];
+                                    }
+                                    z += e[xc * 12 + s * 3 + a] * g.conj();
+                                }
+                                let k = 2 * crate::ir::pool_weight_index(v, i, x, s, t);
+                                grad[k] += z.re;
+                                grad[k + 1] += z.im;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(grad)
+    }
+}

@@ -226,6 +226,7 @@ pub mod lattice_reference;
 pub mod multigrid;
 pub mod multigrid_net;
 pub mod operator;
+pub mod pool;
 pub mod preconditioner;
 pub mod reference;
 pub mod schur;

@@ -104,6 +104,9 @@ pub enum BasisSource {
         path: PathBuf,
         reason: String,
     },
+    /// No near-null basis at all: a pooled level (gauge-equivariant pooling) builds its
+    /// transfer from the gauge field alone.
+    Pooling,
 }
 
 /// What the set-up did and how long each step took (seconds).

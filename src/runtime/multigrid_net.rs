@@ -14,12 +14,16 @@
 //! compiled for another configuration or mass (weights are kept), and its cost is reported
 //! apart from the solve ([`MultigridNet::setup_report`]).
 
+use super::dirac::{DiracOptions, JitWilsonClover};
 use super::lattice_net::{LatticeNet, LatticeNetOptions};
-use super::multigrid::{Multigrid, MultigridError, MultigridParams, SetupPrecision, SetupReport};
+use super::multigrid::{
+    BasisSource, Multigrid, MultigridError, MultigridParams, SetupPrecision, SetupReport,
+};
+use super::pool::{PoolLevel, PoolSaved};
 use super::{FermionNet, RuntimeError};
 use crate::codegen::lattice_layout::SiteLayout;
 use crate::codegen::simd::{Element, Precision};
-use crate::ir::{CoarseModel, Connect, Graph, Level, levels};
+use crate::ir::{CoarseModel, CoarseSpace, Connect, Graph, Level, levels};
 use crate::lattice::fermion::{cast_into, gamma5_in_place};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
@@ -31,28 +35,35 @@ use num_complex::{Complex, Complex64};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// The two-level parameters a `level` stands for: its blocks, basis and set-up, and a cycle
-/// that is only the coarse correction P M_c P† (the network's fine layers are the smoother).
-pub fn multigrid_params(level: &Level) -> MultigridParams {
-    let CoarseModel::Solve { tol, restart, iterations } = level.coarse;
-    MultigridParams {
+/// The two-level parameters a near-null `level` stands for: its blocks, basis and set-up, and
+/// a cycle that is only the coarse correction P M_c P† (the network's fine layers are the
+/// smoother). `None` for a pooled level, which has no near-null set-up.
+pub fn multigrid_params(level: &Level) -> Option<MultigridParams> {
+    let (
+        CoarseSpace::Basis { basis, setup_iterations, setup_restart, setup_tol, seed },
+        CoarseModel::Solve { tol, restart, iterations },
+    ) = (&level.space, &level.coarse)
+    else {
+        return None;
+    };
+    Some(MultigridParams {
         blocks: level.blocks,
-        n_basis: level.basis,
+        n_basis: *basis,
         chirality_doubled: false,
         setup: NearNullParams {
-            iterations: level.setup_iterations,
-            restart: level.setup_restart,
-            tol: level.setup_tol,
+            iterations: *setup_iterations,
+            restart: *setup_restart,
+            tol: *setup_tol,
         },
         setup_precision: SetupPrecision::Mixed,
         cycle: CycleParams {
-            coarse: SolveParams { tol, restart, max_iterations: iterations },
+            coarse: SolveParams { tol: *tol, restart: *restart, max_iterations: *iterations },
             coarse_guess: CoarseGuess::Restricted,
             pre: Smoother::None,
             post: Smoother::None,
         },
-        seed: level.seed,
-    }
+        seed: *seed,
+    })
 }
 
 /// Where a multigrid network's near-null basis may come from besides a fresh set-up.
@@ -66,9 +77,41 @@ pub enum BasisCache<'a> {
     ReadOnly(&'a Path),
 }
 
+/// What makes the coarse correction and owns the Dirac operator the `correct` steps need.
+enum Coarse {
+    /// A near-null level: the two-level multigrid (its P†, P, coarse GMRES and D).
+    Basis(Box<Multigrid>),
+    /// A pooled level: the correction is [`PoolLevel`]'s; only D is kept here.
+    Pool { d64: Box<JitWilsonClover<f64>>, d32: Box<JitWilsonClover<f32>> },
+}
+
+impl Coarse {
+    fn dirac64(&self) -> &JitWilsonClover<f64> {
+        match self {
+            Coarse::Basis(mg) => mg.dirac64(),
+            Coarse::Pool { d64, .. } => d64,
+        }
+    }
+    fn dirac32(&self) -> &JitWilsonClover<f32> {
+        match self {
+            Coarse::Basis(mg) => mg.dirac32(),
+            Coarse::Pool { d32, .. } => d32,
+        }
+    }
+    /// The multigrid of a near-null level (the only kind with a coarse solve).
+    fn multigrid(&mut self) -> Result<&mut Multigrid, RuntimeError> {
+        match self {
+            Coarse::Basis(mg) => Ok(mg),
+            Coarse::Pool { .. } => Err(RuntimeError::Shape(
+                "internal: a pooled level has no near-null multigrid".into(),
+            )),
+        }
+    }
+}
+
 /// Scratch of the coarse correction (f64, reference layout).
 struct Correction {
-    mg: Multigrid,
+    mg: Coarse,
     b: Vec<Complex64>,
     c: Vec<Complex64>,
     /// f32 scratch of the native path (b, c, D c), kept between applications: a fresh
@@ -84,7 +127,7 @@ struct Correction {
 /// buffer whose scratch tail the operator may overwrite, its main part survives; `dx` scratch,
 /// grown as needed): the residual step every `correct` smoothing step shares.
 fn sub_dirac_f32(
-    mg: &Multigrid,
+    mg: &Coarse,
     dx: &mut Vec<f32>,
     x: &mut [f32],
     r: &mut [f32],
@@ -119,6 +162,11 @@ pub struct MultigridNet<T: Element> {
     /// The fine network and the multigrid's f32 kernels put every site in the same slot, so
     /// the f32 coarse correction can run on the solver's vectors directly.
     native_f32: bool,
+    /// A pooled level's executor (pooling, coarse network, unpooling).
+    pool: Option<PoolLevel<T>>,
+    /// Scalars of the level's own parameters at the start of the flat vector (0 for a
+    /// near-null level): the fine layers take the rest.
+    skip: usize,
 }
 
 impl<T: Element> MultigridNet<T> {
@@ -136,13 +184,45 @@ impl<T: Element> MultigridNet<T> {
             })?;
         super::check_graph(&fine_graph, gauge)?;
         let fine = LatticeNet::<T>::compile(&fine_graph, gauge, &LatticeNetOptions::default())?;
-        let params = multigrid_params(&level);
-        let mg = match cache {
-            BasisCache::None => Multigrid::build(gauge, dirac, &params)?,
-            BasisCache::ReadWrite(p) => Multigrid::build_cached(gauge, dirac, &params, p)?,
-            BasisCache::ReadOnly(p) => Multigrid::build_read_cache(gauge, dirac, &params, p)?,
+        let (mg, pool, setup) = match multigrid_params(&level) {
+            Some(params) => {
+                let mg = match cache {
+                    BasisCache::None => Multigrid::build(gauge, dirac, &params)?,
+                    BasisCache::ReadWrite(p) => Multigrid::build_cached(gauge, dirac, &params, p)?,
+                    BasisCache::ReadOnly(p) => {
+                        Multigrid::build_read_cache(gauge, dirac, &params, p)?
+                    }
+                };
+                let setup = mg.setup_report().clone();
+                (Coarse::Basis(Box::new(mg)), None, setup)
+            }
+            None => {
+                // Pooling needs no near-null set-up: its "set-up" is the transports, the
+                // coarse gauge field and the kernels, reported as such.
+                let t = std::time::Instant::now();
+                let opts = DiracOptions::default();
+                let d64 = Box::new(JitWilsonClover::<f64>::new(gauge, dirac, &opts)?);
+                let d32 = Box::new(JitWilsonClover::<f32>::new(gauge, dirac, &opts)?);
+                let compile_dirac_seconds = t.elapsed().as_secs_f64();
+                let pool = PoolLevel::<T>::new(&level, gauge, fine.layout())?;
+                let setup = SetupReport {
+                    source: BasisSource::Pooling,
+                    near_null_iterations: vec![],
+                    near_null_residuals: vec![],
+                    compile_dirac_seconds,
+                    near_null_seconds: 0.0,
+                    orthonormalize_seconds: 0.0,
+                    cache_seconds: 0.0,
+                    galerkin_seconds: 0.0,
+                    coarse_check_seconds: 0.0,
+                    compile_coarse_seconds: pool.setup_seconds(),
+                    coarse_check_iterations: 0,
+                    total_seconds: t.elapsed().as_secs_f64(),
+                };
+                (Coarse::Pool { d64, d32 }, Some(pool), setup)
+            }
         };
-        let setup = mg.setup_report().clone();
+        let skip = levels::level_scalars(graph);
         let native_f32 = fine.layout().same_sites(mg.dirac32().layout());
         let n = gauge.geom.volume() * 12;
         let zero = Complex64::new(0.0, 0.0);
@@ -161,6 +241,25 @@ impl<T: Element> MultigridNet<T> {
             scratch: Mutex::new(FineScratch::default()),
             setup,
             native_f32,
+            pool,
+            skip,
+        })
+    }
+
+    /// A pooled level's executor.
+    pub fn pool(&self) -> Option<&PoolLevel<T>> {
+        self.pool.as_ref()
+    }
+
+    /// The fine layers' part of the flat parameter vector.
+    fn fine_params<'p>(&self, params: &'p [T]) -> Result<&'p [T], RuntimeError> {
+        params.get(self.skip..).ok_or_else(|| {
+            RuntimeError::Shape(format!(
+                "model `{}`: {} parameter scalars, the level alone has {}",
+                self.graph.name,
+                params.len(),
+                self.skip
+            ))
         })
     }
 
@@ -175,8 +274,11 @@ impl<T: Element> MultigridNet<T> {
     }
 
     /// The block-orthonormal near-null basis the set-up made (P's columns).
-    pub fn basis(&self) -> crate::lattice::blocks::BlockBasis {
-        self.correction.lock().unwrap_or_else(|e| e.into_inner()).mg.basis().clone()
+    pub fn basis(&self) -> Option<crate::lattice::blocks::BlockBasis> {
+        match &self.correction.lock().unwrap_or_else(|e| e.into_inner()).mg {
+            Coarse::Basis(mg) => Some(mg.basis().clone()),
+            Coarse::Pool { .. } => None,
+        }
     }
 
     /// What the set-up did and how long it took.
@@ -203,9 +305,10 @@ impl<T: Element> MultigridNet<T> {
         // Every buffer is written (main part) before it is read; the kernels may use the
         // tails as scratch, so stale contents there never matter.
         b.resize(buf, 0.0);
-        c.resize(buf.max(mg.native().buffer_len()), 0.0);
+        let multigrid = mg.multigrid()?;
+        c.resize(buf.max(multigrid.native().buffer_len()), 0.0);
         b[..main].copy_from_slice(&x[..main]);
-        mg.native().apply(c, b).map_err(fail)?;
+        multigrid.native().apply(c, b).map_err(fail)?;
         match self.level.connect {
             Connect::Concat => x[len..len + main].copy_from_slice(&c[..main]),
             Connect::Correct => {
@@ -303,18 +406,30 @@ impl<T: Element> MultigridNet<T> {
             self.residual(&b, &x, &mut r);
             fl.to_aosoa(&r, &mut fine_in[..len]);
         }
-        self.fine.forward_aosoa(params, fine_in, y)?;
+        self.fine.forward_aosoa(self.fine_params(params)?, fine_in, y)?;
         output[..main].iter_mut().zip(&y[..main]).for_each(|(o, y)| *o += *y);
         Ok(())
     }
 
     /// What the fine layers receive for the input `b` (one field, reference layout), and the
-    /// coarse correction c = P M_c(P† b): `[b, c]` (two fields) for [`Connect::Concat`], the
-    /// residual b − D c for [`Connect::Correct`].
+    /// coarse correction c (P M_c(P† b), or Unpool(M_c(Pool(b))) with the level's weights in
+    /// `params`): `[b, c]` (two fields) for [`Connect::Concat`], the residual b − D c for
+    /// [`Connect::Correct`].
     pub fn fine_input(
         &self,
+        params: &[T],
         b: &[Complex<T>],
     ) -> Result<(Vec<Complex<T>>, Vec<Complex<T>>), RuntimeError> {
+        self.fine_input_saved(params, b).map(|(x, c, _)| (x, c))
+    }
+
+    /// [`Self::fine_input`], and what a pooled level's backward pass needs.
+    #[allow(clippy::type_complexity)]
+    fn fine_input_saved(
+        &self,
+        params: &[T],
+        b: &[Complex<T>],
+    ) -> Result<(Vec<Complex<T>>, Vec<Complex<T>>, Option<PoolSaved<T>>), RuntimeError> {
         let n = self.fine.layout().volume() * 12;
         if b.len() != n {
             return Err(RuntimeError::Shape(format!(
@@ -324,10 +439,15 @@ impl<T: Element> MultigridNet<T> {
             )));
         }
         let zero = Complex::new(T::zero(), T::zero());
+        let saved = match &self.pool {
+            Some(pool) => Some(pool.forward(params, b)?),
+            None => None,
+        };
         let mut c_out = vec![zero; n];
-        if self.native_f32 && T::PRECISION == Precision::F32 {
-            // An f32 network (training): the solver's f32 cycle in the kernels' layout, one
-            // conversion in and one out, instead of the f64 cycle in the reference layout.
+        if saved.is_none() && self.native_f32 && T::PRECISION == Precision::F32 {
+            // An f32 network on a near-null level (training): the solver's f32 cycle in the
+            // kernels' layout, one conversion in and one out, instead of the f64 cycle in the
+            // reference layout.
             let fl = self.fine.layout();
             let (len, main) = (fl.field_len(), fl.main_len());
             let fields = self.level.connect.features();
@@ -340,13 +460,21 @@ impl<T: Element> MultigridNet<T> {
                 Connect::Concat => c_out.copy_from_slice(&x[n..]),
                 Connect::Correct => fl.from_aosoa(&cn, &mut c_out),
             }
-            return Ok((x, c_out));
+            return Ok((x, c_out, None));
         }
         let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
         let Correction { mg, b: b64, c, .. } = &mut *guard;
-        cast_into(b64, b);
-        mg.preconditioner64().apply(c, b64);
-        cast_into(&mut c_out, c);
+        match &saved {
+            Some(s) => {
+                c_out.copy_from_slice(&s.c);
+                cast_into(c, &s.c);
+            }
+            None => {
+                cast_into(b64, b);
+                mg.multigrid()?.preconditioner64().apply(c, b64);
+                cast_into(&mut c_out, c);
+            }
+        }
         let x = match self.level.connect {
             Connect::Concat => {
                 let mut x = vec![zero; 2 * n];
@@ -357,6 +485,7 @@ impl<T: Element> MultigridNet<T> {
             Connect::Correct => {
                 // r = b − D c, in f64: b64 is no longer needed, so it receives D c.
                 let mut dc = std::mem::take(b64);
+                dc.resize(n, Complex64::new(0.0, 0.0));
                 mg.dirac64().apply(&mut dc, c);
                 let mut x = vec![zero; n];
                 for ((xi, bi), di) in x.iter_mut().zip(b).zip(&dc) {
@@ -366,7 +495,7 @@ impl<T: Element> MultigridNet<T> {
                 x
             }
         };
-        Ok((x, c_out))
+        Ok((x, c_out, saved))
     }
 }
 
@@ -381,14 +510,15 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         input: &[Complex<T>],
         output: &mut [Complex<T>],
     ) -> Result<(), RuntimeError> {
-        let (x, c) = self.fine_input(input)?;
-        self.fine.forward(params, &x, output)?;
+        let (x, c) = self.fine_input(params, input)?;
+        let fp = self.fine_params(params)?;
+        self.fine.forward(fp, &x, output)?;
         if self.level.connect == Connect::Correct {
             output.iter_mut().zip(&c).for_each(|(o, c)| *o += *c);
             let (mut r, mut y) = (x, c);
             for _ in 1..self.level.smoothing {
                 self.residual(input, output, &mut r);
-                self.fine.forward(params, &r, &mut y)?;
+                self.fine.forward(fp, &r, &mut y)?;
                 output.iter_mut().zip(&y).for_each(|(o, y)| *o += *y);
             }
         }
@@ -402,28 +532,43 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         seed: &mut dyn FnMut(&[Complex<T>], &mut [Complex<T>]),
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
-        let (x, c) = self.fine_input(input)?;
-        match self.level.connect {
+        let (x, c, saved) = self.fine_input_saved(params, input)?;
+        let fp = self.fine_params(params)?;
+        if grad_params.len() < self.skip {
+            return Err(RuntimeError::Shape(format!(
+                "model `{}`: a gradient of {} scalars, the level alone has {}",
+                self.graph.name,
+                grad_params.len(),
+                self.skip
+            )));
+        }
+        let (grad_level, grad_fine) = grad_params.split_at_mut(self.skip);
+        let pooled = saved.is_some();
+        let zero = Complex::new(T::zero(), T::zero());
+        let n = input.len();
+        // ∂L/∂c, needed only when c depends on weights (a pooled level).
+        let h_c = match self.level.connect {
             Connect::Concat => {
-                self.fine.forward_backward(params, &x, None, seed, None, grad_params)
+                let mut gin = pooled.then(|| vec![zero; 2 * n]);
+                self.fine.forward_backward(fp, &x, None, seed, gin.as_deref_mut(), grad_fine)?;
+                gin.map(|g| g[n..].to_vec())
             }
-            Connect::Correct if self.level.smoothing == 1 => {
+            Connect::Correct if self.level.smoothing == 1 && !pooled => {
                 // M(b) = c + S(r): the loss sees the sum; c does not depend on the weights, so
                 // the output gradient passes to S unchanged.
                 let seed_sum = |y: &[Complex<T>], g: &mut [Complex<T>]| {
                     let m: Vec<Complex<T>> = y.iter().zip(&c).map(|(y, c)| *y + *c).collect();
                     seed(&m, g)
                 };
-                self.fine.forward_backward(params, &x, None, seed_sum, None, grad_params)
+                self.fine.forward_backward(fp, &x, None, seed_sum, None, grad_fine)?;
+                None
             }
             Connect::Correct => {
                 // x_0 = c, r_k = b − D x_k, x_{k+1} = x_k + S(r_k), M = x_N. Forward, keeping
                 // every r_k; then back from h = ∂L/∂M: step k adds S's weight gradient at
-                // (r_k, h) and, for k > 0, h ← h − D† S^T h (x_k enters x_{k+1} directly and
-                // through r_k).
+                // (r_k, h) and h ← h − D† S^T h (x_k enters x_{k+1} directly and through r_k),
+                // for k > 0, and for k = 0 too when c has weights: then h ends as ∂L/∂c.
                 let steps = self.level.smoothing;
-                let zero = Complex::new(T::zero(), T::zero());
-                let n = x.len();
                 let mut m = c;
                 let mut rs = vec![x];
                 let mut y = vec![zero; n];
@@ -433,26 +578,31 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
                         self.residual(input, &m, &mut r);
                         rs.push(r);
                     }
-                    self.fine.forward(params, &rs[k], &mut y)?;
+                    self.fine.forward(fp, &rs[k], &mut y)?;
                     m.iter_mut().zip(&y).for_each(|(o, y)| *o += *y);
                 }
                 let mut h = vec![zero; n];
                 seed(&m, &mut h);
-                grad_params.iter_mut().for_each(|g| *g = T::zero());
-                let mut step_grad = vec![T::zero(); grad_params.len()];
+                grad_fine.iter_mut().for_each(|g| *g = T::zero());
+                let mut step_grad = vec![T::zero(); grad_fine.len()];
                 let mut gin = vec![zero; n];
                 for k in (0..steps).rev() {
                     // S's output at r_k was computed above: only its gradients are needed.
-                    let gi = (k > 0).then_some(&mut gin[..]);
-                    self.fine.backward_partial(params, &rs[k], &h, gi, &mut step_grad)?;
-                    grad_params.iter_mut().zip(&step_grad).for_each(|(a, g)| *a += *g);
-                    if k > 0 {
+                    let back = k > 0 || pooled;
+                    let gi = back.then_some(&mut gin[..]);
+                    self.fine.backward_partial(fp, &rs[k], &h, gi, &mut step_grad)?;
+                    grad_fine.iter_mut().zip(&step_grad).for_each(|(a, g)| *a += *g);
+                    if back {
                         self.sub_dagger(&mut h, &gin);
                     }
                 }
-                Ok(())
+                pooled.then_some(h)
             }
+        };
+        if let (Some(pool), Some(saved), Some(h)) = (&self.pool, &saved, h_c) {
+            pool.backward(params, input, saved, &h, grad_level)?;
         }
+        Ok(())
     }
 
     /// On the solver's vectors: b stays in the kernel layout; only the coarse correction (and,
@@ -489,6 +639,30 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         c_native.resize(len, T::zero());
         x[..main].copy_from_slice(&input[..main]);
         let (x, c_native) = (&mut x[..], &mut c_native[..]);
+        if let Some(pool) = &self.pool {
+            // The pooled correction runs on reference-layout vectors (pooling, coarse network
+            // and unpooling convert anyway); everything after it is the same native code as
+            // for a near-null level: x = c, then x ← x + S(b − D x) on the f32 Dirac kernel.
+            let n = fl.volume() * 12;
+            let mut b = vec![Complex::new(T::zero(), T::zero()); n];
+            fl.from_aosoa(&x[..len], &mut b);
+            let c = pool.forward(params, &b)?.c;
+            fl.to_aosoa(&c, &mut c_native[..main]);
+            match self.level.connect {
+                Connect::Concat => {
+                    x[len..len + main].copy_from_slice(&c_native[..main]);
+                    self.fine.forward_aosoa(self.fine_params(params)?, x, output)?;
+                }
+                Connect::Correct => {
+                    output[..main].copy_from_slice(&c_native[..main]);
+                    y.resize(len, T::zero());
+                    for _ in 0..self.level.smoothing {
+                        self.smooth_native(params, input, output, x, y)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
         let f32_views = (self.native_f32 && T::PRECISION == Precision::F32)
             .then(|| {
                 Some((
@@ -503,7 +677,7 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
             let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
             let Correction { mg, b, c, .. } = &mut *guard;
             fl.from_aosoa(&x[..len], b);
-            mg.preconditioner64().apply(c, b);
+            mg.multigrid()?.preconditioner64().apply(c, b);
             match self.level.connect {
                 Connect::Concat => fl.to_aosoa(c, &mut x[len..2 * len]),
                 Connect::Correct => {
@@ -517,7 +691,7 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
                 }
             }
         }
-        self.fine.forward_aosoa(params, x, output)?;
+        self.fine.forward_aosoa(self.fine_params(params)?, x, output)?;
         if self.level.connect == Connect::Correct {
             output[..main].iter_mut().zip(&c_native[..main]).for_each(|(o, c)| *o += *c);
             if self.level.smoothing > 1 {

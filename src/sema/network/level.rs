@@ -1,23 +1,33 @@
-//! A multigrid `level`: the coarse space (block size, basis size, how the near-null vectors
-//! are made) and the coarse model that runs on it, checked against the network it sits in.
+//! A multigrid `level`: the coarse space (block size; a near-null basis and how it is made, or
+//! a gauge-equivariant pooling path family) and the coarse model that runs on it, checked
+//! against the network it sits in.
 //!
 //! ```text
 //! level coarse(blocks = [4, 4, 4, 4], basis = 12) {
 //!     solve(tol = 5e-2, restart = 25, iterations = 50)
 //! }
+//! level coarse(blocks = [4, 4, 4, 4], pool = lexicographic) {
+//!     linear(1 -> 1, hops = 1)        // PTC on the coarse gauge field
+//! }
 //! ```
 //!
-//! The level takes the network's input b and computes the coarse correction c = P M_c(P† b).
+//! The level takes the network's input b and computes the coarse correction c = P M_c(P† b)
+//! (near-null basis) or c = Unpool(M_c(Pool(b))) (pooling; the body is a gauge network on the
+//! coarse lattice, checked like any other, whose weights belong to the level).
 //! `connect = concat` gives `[b, c]` to the fine layers after it (models.md §2.3: M(b) =
 //! Smoother([b, P·M_c(P†b)]), so the next layer takes two fields); `connect = correct` (the
 //! default) gives them the residual b − D c and adds c to their output, M(b) = c + S(b − D c),
 //! a multiplicative two-level cycle with a trained smoother. Either way the level must be the
-//! first layer of a gauge network whose input is one fermion field. Its basis is made from the Dirac operator of the `train` block (or of `symc solve`),
-//! not from weights, so a level has no parameters.
+//! first layer of a gauge network whose input is one fermion field. A near-null basis is made from the Dirac operator of the `train` block (or of
+//! `symc solve`), not from weights, so such a level has no parameters; a pooled level has its
+//! pooling weights (unless `pool = static`) and its coarse layers' weights.
 
 use super::Checker;
 use crate::diagnostics::{Code, Problem};
-use crate::ir::{CoarseModel, Connect, LayerKind, Level, Span, Symmetry, ValueId, ValueType};
+use crate::ir::{
+    CoarseModel, CoarseSpace, Connect, Graph, Lattice, LayerKind, Level, ParamId, PoolFamily, Span,
+    Symmetry, ValueId, ValueType,
+};
 use crate::sema::args::{self, ArgSet};
 use crate::syntax::ast::{Call, Stmt, Value, ValueKind};
 
@@ -25,7 +35,7 @@ use crate::syntax::ast::{Call, Stmt, Value, ValueKind};
 const COARSE_MODELS: &[&str] = &["solve"];
 
 impl Checker<'_> {
-    /// `level NAME(blocks = [..], basis = N, ...) { coarse model }`.
+    /// `level NAME(blocks = [..], basis = N | pool = FAMILY, ...) { coarse model }`.
     pub(super) fn level(
         &mut self,
         call: &Call,
@@ -39,7 +49,7 @@ impl Checker<'_> {
         self.define_name(&call.name);
         let a = ArgSet::read(
             call,
-            &["blocks", "basis", "setup", "seed", "connect", "smoothing"],
+            &["blocks", "basis", "pool", "setup", "seed", "connect", "smoothing"],
             &[],
             &[],
             &mut self.problems,
@@ -52,32 +62,7 @@ impl Checker<'_> {
         let blocks = a
             .require("blocks", "blocks = [4, 4, 4, 4]", &mut self.problems)
             .and_then(|v| self.blocks(v, lattice.map(|l| l.dims)));
-        let basis = a
-            .require("basis", "basis = 12", &mut self.problems)
-            .and_then(|v| args::expect_count(v, "`basis`", &mut self.problems));
-        if let (Some(b), Some(n)) = (blocks, basis) {
-            let dof = 12 * b.iter().product::<usize>();
-            if n > dof {
-                let v = a.get("basis").map_or(call.span, |v| v.span);
-                self.err(
-                    Problem::new(
-                        Code::BasisTooLarge,
-                        v,
-                        format!(
-                            "{n} basis vectors per block, but a {} block holds only {dof} complex \
-                             degrees of freedom (12 per site)",
-                            b.map(|x| x.to_string()).join("x")
-                        ),
-                        "too many",
-                    )
-                    .help(format!(
-                        "use at most {dof} basis vectors (Lehner & Wettig use 12 on 4x4x4x4 blocks), or larger blocks"
-                    )),
-                );
-            }
-        }
-        let (it, restart, tol) = self.setup(a.get("setup"));
-        let seed = a.get("seed").and_then(|v| args::expect_u64(v, "`seed`", &mut self.problems));
+        let space = self.coarse_space(call, &a, blocks);
         let connect = match a.get("connect") {
             None => Some(Connect::Correct),
             Some(v) => match args::word(v) {
@@ -86,7 +71,7 @@ impl Checker<'_> {
                 _ => {
                     self.err(
                         args::mistyped(v, "`connect`", "`correct` or `concat`").help(
-                            "`correct`: M(b) = c + S(b - D c); `concat`: M(b) = S([b, c]), with c = P M_c(P^dagger b)",
+                            "`correct`: M(b) = c + S(b - D c); `concat`: M(b) = S([b, c]), with c the coarse correction",
                         ),
                     );
                     None
@@ -120,48 +105,278 @@ impl Checker<'_> {
                 }
             }
         };
-        let coarse = self.coarse_model(call, body);
+        let first_param = self.params.len();
+        let coarse = match &space {
+            Some(CoarseSpace::Pool { family }) => {
+                // The pooling weight comes first: the runtime finds it at offset 0.
+                let weight_ok = match (family.weighted(), lattice) {
+                    (true, Some(l)) => self
+                        .param(
+                            format!("{name}.pool"),
+                            vec![family.orders().len(), l.volume(), 4, 4],
+                            true,
+                            call.span,
+                        )
+                        .is_some(),
+                    _ => true,
+                };
+                let coarse_lattice = match (lattice, blocks) {
+                    (Some(l), Some(b)) => {
+                        Some(Lattice { dims: std::array::from_fn(|mu| l.dims[mu] / b[mu]) })
+                    }
+                    _ => None,
+                };
+                let net = self.coarse_network(call, body, &name, coarse_lattice, first_param);
+                net.filter(|_| weight_ok)
+            }
+            Some(CoarseSpace::Basis { .. }) => self.coarse_model(call, body),
+            None => None,
+        };
         let (
             Some(lattice),
             Some(blocks),
-            Some(basis),
+            Some(space),
             Some(coarse),
             Some(connect),
             Some(smoothing),
             true,
-        ) = (lattice, blocks, basis, coarse, connect, smoothing, level_ok)
+        ) = (lattice, blocks, space, coarse, connect, smoothing, level_ok)
         else {
             *cur = None;
             return;
         };
-        if basis > 12 * blocks.iter().product::<usize>() {
+        if let CoarseSpace::Basis { basis, .. } = space
+            && basis > 12 * blocks.iter().product::<usize>()
+        {
             *cur = None;
             return;
         }
-        let level = Level {
-            name: name.clone(),
-            blocks,
-            basis,
-            setup_iterations: it,
-            setup_restart: restart,
-            setup_tol: tol,
-            seed: seed.unwrap_or(1),
-            coarse,
-            connect,
-            smoothing,
-        };
+        let params = (first_param..self.params.len()).map(|i| ParamId(i as u32)).collect();
+        let level = Level { name: name.clone(), blocks, space, coarse, connect, smoothing };
         let out = ValueType::Fermion { features: connect.features(), lattice };
         let input = *cur_id;
         self.push_layer(
             LayerKind::CoarseLevel(level),
             vec![input],
             out,
-            vec![],
+            params,
             name,
             span,
             cur,
             cur_id,
         );
+    }
+
+    /// The coarse space: `basis = N` (near-null vectors, with `setup` and `seed`) or
+    /// `pool = FAMILY` (gauge-equivariant pooling, no set-up); exactly one of them.
+    fn coarse_space(
+        &mut self,
+        call: &Call,
+        a: &ArgSet<'_>,
+        blocks: Option<[usize; 4]>,
+    ) -> Option<CoarseSpace> {
+        if let Some(pool) = a.get("pool") {
+            if let Some(b) = a.get("basis") {
+                self.err(
+                    Problem::new(
+                        Code::BadLevel,
+                        pool.span,
+                        "a level has one coarse space: `pool` and `basis` exclude each other",
+                        "pooling",
+                    )
+                    .note(b.span, "near-null basis")
+                    .help(
+                        "keep `basis = 12` (near-null vectors of D; coarse model `solve(...)`) or \
+                         `pool = lexicographic` (gauge-equivariant pooling; PTC layers on the \
+                         coarse gauge field)",
+                    ),
+                );
+            }
+            for key in ["setup", "seed"] {
+                if let Some(v) = a.get(key) {
+                    self.err(
+                        Problem::new(
+                            Code::BadLevel,
+                            v.span,
+                            format!("`{key}` configures the near-null set-up, which a pooled level does not have"),
+                            "no set-up with `pool`",
+                        )
+                        .help(format!("remove `{key}`: pooling needs only the gauge field")),
+                    );
+                }
+            }
+            let family = match args::word(pool).map(|w| (w, PoolFamily::from_word(w))) {
+                Some((_, Some(f))) => Some(f),
+                Some((w, None)) => {
+                    self.err(
+                        Problem::new(
+                            Code::BadLevel,
+                            pool.span,
+                            format!("unknown pooling path family `{w}`"),
+                            "unknown family",
+                        )
+                        .help(args::suggest_help(
+                            w,
+                            PoolFamily::WORDS,
+                            "pooling path families are",
+                        )),
+                    );
+                    None
+                }
+                None => {
+                    self.err(args::mistyped(
+                        pool,
+                        "`pool`",
+                        "a path family: `static`, `lexicographic` or `cyclic`",
+                    ));
+                    None
+                }
+            };
+            // Even with the problems above, the body is checked as a pooled level's, so that
+            // its own mistakes are reported in the same run (the graph is rejected anyway).
+            return family.map(|family| CoarseSpace::Pool { family });
+        }
+        let basis = a
+            .require("basis", "basis = 12", &mut self.problems)
+            .and_then(|v| args::expect_count(v, "`basis`", &mut self.problems));
+        if let (Some(b), Some(n)) = (blocks, basis) {
+            let dof = 12 * b.iter().product::<usize>();
+            if n > dof {
+                let v = a.get("basis").map_or(call.span, |v| v.span);
+                self.err(
+                    Problem::new(
+                        Code::BasisTooLarge,
+                        v,
+                        format!(
+                            "{n} basis vectors per block, but a {} block holds only {dof} complex \
+                             degrees of freedom (12 per site)",
+                            b.map(|x| x.to_string()).join("x")
+                        ),
+                        "too many",
+                    )
+                    .help(format!(
+                        "use at most {dof} basis vectors (Lehner & Wettig use 12 on 4x4x4x4 blocks), or larger blocks"
+                    )),
+                );
+            }
+        }
+        let (it, restart, tol) = self.setup(a.get("setup"));
+        let seed = a.get("seed").and_then(|v| args::expect_u64(v, "`seed`", &mut self.problems));
+        basis.map(|basis| CoarseSpace::Basis {
+            basis,
+            setup_iterations: it,
+            setup_restart: restart,
+            setup_tol: tol,
+            seed: seed.unwrap_or(1),
+        })
+    }
+
+    /// The body of a pooled level: gauge layers on the coarse lattice (its own values and
+    /// layers; its parameters continue the network's after the pooling weight, and are
+    /// renumbered from 0 for the coarse graph), from one fermion field to one.
+    fn coarse_network(
+        &mut self,
+        call: &Call,
+        body: &[Stmt],
+        name: &str,
+        lattice: Option<Lattice>,
+        first_param: usize,
+    ) -> Option<CoarseModel> {
+        let mut layers_body = Vec::new();
+        let mut bad = false;
+        for stmt in body {
+            if let Stmt::Op { call: c, .. } = stmt
+                && c.name.name == "solve"
+            {
+                self.err(
+                    Problem::new(
+                        Code::CoarseModel,
+                        c.name.span,
+                        "`solve` needs the Galerkin operator of a near-null basis, and a pooled level has none",
+                        "not in a pooled level",
+                    )
+                    .help("write gauge layers for the coarse lattice, e.g. `linear(1 -> 1, hops = 1)`, or use `basis = 12` for a coarse solve"),
+                );
+                bad = true;
+                continue;
+            }
+            layers_body.push(stmt.clone());
+        }
+        if !layers_body.iter().any(|s| matches!(s, Stmt::Op { .. } | Stmt::Residual { .. })) {
+            if !bad {
+                self.err(
+                    Problem::new(
+                        Code::CoarseModel,
+                        call.span,
+                        format!("level `{}` has no coarse model", call.name.name),
+                        "empty level",
+                    )
+                    .help("say what runs on the coarse lattice, e.g. `{ linear(1 -> 1, hops = 1) }`: a PTC layer on the coarse gauge field"),
+                );
+            }
+            return None;
+        }
+        let lattice = lattice?;
+        let input = ValueType::Fermion { features: 1, lattice };
+        // The coarse layers are checked like any others, into their own value and layer lists.
+        let values = std::mem::replace(&mut self.values, vec![input.clone()]);
+        let layers = std::mem::take(&mut self.layers);
+        let mut cur = Some(input.clone());
+        let mut cur_id = ValueId(0);
+        self.coarse_level = Some(name.to_string());
+        self.body(&layers_body, &mut cur, &mut cur_id, false);
+        self.coarse_level = None;
+        let coarse_values = std::mem::replace(&mut self.values, values);
+        let coarse_layers = std::mem::replace(&mut self.layers, layers);
+        match &cur {
+            Some(t) if *t == input => {}
+            Some(t) => {
+                self.err(
+                    Problem::new(
+                        Code::CoarseModel,
+                        call.span,
+                        format!(
+                            "the coarse network must give back one fermion field, but it gives {}",
+                            super::types::describe(t)
+                        ),
+                        "unpooling takes one field",
+                    )
+                    .help("end the level's body with a layer that gives one field, e.g. `linear(2 -> 1, hops = 1)`"),
+                );
+                return None;
+            }
+            None => return None,
+        }
+        if bad {
+            return None;
+        }
+        // Renumber: the coarse graph's parameters start at id 0 and offset 0.
+        let own: Vec<_> = self.params[first_param..].to_vec();
+        let skip = usize::from(!own.is_empty() && own[0].name == format!("{name}.pool"));
+        let base = own.get(skip).map_or(0, |p| p.offset);
+        let params = own[skip..]
+            .iter()
+            .map(|p| crate::ir::Param { offset: p.offset - base, ..p.clone() })
+            .collect();
+        let shift = (first_param + skip) as u32;
+        let layers = coarse_layers
+            .into_iter()
+            .map(|mut l| {
+                l.params = l.params.iter().map(|p| ParamId(p.0 - shift)).collect();
+                l
+            })
+            .collect();
+        Some(CoarseModel::Network(Box::new(Graph {
+            name: format!("{name}.coarse"),
+            symmetry: Symmetry::GaugeSu3,
+            lattice: Some(lattice),
+            values: coarse_values,
+            input_name: format!("{name}.pooled"),
+            layers,
+            params,
+            output: cur_id,
+            train: None,
+        })))
     }
 
     /// A level must be the first layer of a gauge network on one fermion field.
@@ -375,7 +590,7 @@ impl Checker<'_> {
             let word = c.name.name.as_str();
             if !COARSE_MODELS.contains(&word) {
                 let help = if word == "linear" {
-                    "fine-lattice layers go after the level (they are the smoother of its coarse correction); the coarse model is `solve(tol = 5e-2, restart = 25, iterations = 50)`: GMRES on the Galerkin operator P^dagger D P".to_string()
+                    "a near-null level's coarse lattice has no gauge field, so PTC layers cannot run there: use `pool = lexicographic` instead of `basis` (gauge-equivariant pooling gives the coarse lattice an SU(3) field), or keep `basis` with the coarse model `solve(tol = 5e-2, restart = 25, iterations = 50)`; fine-lattice layers go after the level".to_string()
                 } else {
                     args::suggest_help(word, COARSE_MODELS, "coarse models are")
                 };

@@ -473,7 +473,7 @@ or declare `symmetry gauge(SU3), translation`",
     }
 
     /// Allocate a parameter tensor after the previous ones, refusing tensors that cannot fit.
-    fn param(
+    pub(super) fn param(
         &mut self,
         name: String,
         shape: Vec<usize>,

@@ -56,6 +56,8 @@ pub(super) struct Checker<'o> {
     sym: Sym,
     /// The `output` statement once the walk has passed it: a layer after it is an error.
     output_seen: Option<Span>,
+    /// The pooled level whose body (layers on its coarse lattice) is being checked.
+    coarse_level: Option<String>,
 }
 
 impl<'o> Checker<'o> {
@@ -73,6 +75,7 @@ impl<'o> Checker<'o> {
             lattice: None,
             sym: Sym::none(Span::default()),
             output_seen: None,
+            coarse_level: None,
         }
     }
 

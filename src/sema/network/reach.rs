@@ -145,7 +145,8 @@ impl Checker<'_> {
                     Code::HopsTooLong,
                     sp,
                     format!(
-                        "paths of {k} hops are longer than the lattice: the {} extent is {min_extent}",
+                        "paths of {k} hops are longer than the {}: the {} extent is {min_extent}",
+                        self.lattice_words(lattice),
                         ["x", "y", "z", "t"][mu]
                     ),
                     format!("{k} hops"),
@@ -219,10 +220,14 @@ impl Checker<'_> {
                         Code::HopsTooLong,
                         *psp,
                         format!(
-                            "the path `{}` takes {} steps along {}, whose extent is {}",
+                            "the path `{}` takes {} steps along {}, whose extent{} is {}",
                             paths::display(p),
                             steps[mu],
                             ["x", "y", "z", "t"][mu],
+                            match self.coarse_level {
+                                Some(_) => format!(" on the {}", self.lattice_words(lattice)),
+                                None => String::new(),
+                            },
                             lattice.dims[mu]
                         ),
                         "wraps around the lattice",
@@ -252,5 +257,17 @@ impl Checker<'_> {
             out.push(p.clone());
         }
         ok.then_some(out)
+    }
+
+    /// How a diagnostic names `lattice`: "lattice", or, inside a pooled level's body, "coarse
+    /// lattice 2 x 2 x 2 x 4 of level `coarse`" (its extents are the fine ones over the blocks).
+    fn lattice_words(&self, lattice: &Lattice) -> String {
+        match &self.coarse_level {
+            Some(name) => format!(
+                "coarse lattice {} of level `{name}`",
+                lattice.dims.map(|d| d.to_string()).join(" x ")
+            ),
+            None => "lattice".into(),
+        }
     }
 }

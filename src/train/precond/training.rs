@@ -74,7 +74,14 @@ pub(super) fn set_up(graph: &Graph, opts: &RunOptions) -> Result<Setup, PrecondE
         &dirac,
         BasisCache::ReadWrite(&basis),
     )?;
-    if let (true, Some(r)) = (opts.progress, net.multigrid_setup()) {
+    if let (true, Some(r)) = (opts.progress, net.multigrid_setup())
+        && r.source == crate::runtime::multigrid::BasisSource::Pooling
+    {
+        eprintln!(
+            "pooled level set-up: {:.2} s (no near-null vectors: transports, coarse gauge field, kernels)",
+            r.total_seconds
+        );
+    } else if let (true, Some(r)) = (opts.progress, net.multigrid_setup()) {
         eprintln!(
             "multigrid set-up: {:.2} s ({} near-null vectors, {} set-up iterations, basis {})",
             r.total_seconds,
