@@ -424,3 +424,138 @@ fn classifier_training_is_data_parallel_and_matches_one_process() {
     }
     eprintln!("{what}: first 5 steps within {early:.1e}");
 }
+
+/// `symc train MODEL --steps N --out run` of a preconditioner (extra flags appended) in an
+/// empty working folder of its own, in one process or on `np` ranks: checks that it succeeded,
+/// that one run folder was written (nothing outside it) and that rank 0 alone printed.
+fn precond_run(
+    test: &str,
+    work: &Path,
+    model: &Path,
+    np: Option<usize>,
+    extra: &[&str],
+) -> PathBuf {
+    let name = format!("{}-{}", model.file_stem().unwrap().to_str().unwrap(), np.unwrap_or(0));
+    let what = format!("{test}: {name}");
+    let cwd = work.join(&name);
+    std::fs::create_dir(&cwd).unwrap();
+    let mut args = vec!["train", model.to_str().unwrap(), "--out", "run"];
+    args.extend_from_slice(extra);
+    let out = symc_in(np, Some(&cwd), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{what}: exit {:?}\n{stderr}", out.status);
+    let stray: Vec<_> = std::fs::read_dir(&cwd).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(stray, ["run"], "{what}: files outside the run folder");
+    assert_eq!(stdout.matches("run folder:").count(), 1, "{what}:\n{stdout}");
+    assert_eq!(stderr.matches("gauge field:").count(), 1, "{what}:\n{stderr}");
+    cwd.join("run")
+}
+
+/// The loss column of a preconditioner run's loss.csv.
+fn precond_losses(run: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("loss.csv")).expect("loss.csv");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("step,loss,seconds"));
+    lines.map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn preconditioner_training_is_split_over_ranks_and_matches_one_process() {
+    let test = "preconditioner_training_is_split_over_ranks_and_matches_one_process";
+    if !have_mpirun(test) {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/ptc_1h1l.sym");
+    let graph = symc::sema::load_model(&model).expect("ptc_1h1l.sym");
+    let weights = |run: &Path| {
+        symc::train::checkpoint::load(&run.join("checkpoint.safetensors"), &graph)
+            .expect("checkpoint")
+            .params
+    };
+    let summary = |run: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let steps = ["--steps", "100", "--no-evaluate"];
+    let single = precond_run(test, dir.path(), &model, None, &steps);
+    let base = precond_losses(&single);
+    assert_eq!(base.len(), 100);
+    // The oracle is the one-process run itself: the loss must have moved, or equal losses
+    // would prove nothing about the gradients.
+    assert!(base[99] < 0.5 * base[0], "{test}: one process did not train: {base:?}");
+    let w0 = weights(&single);
+    let scale = w0.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    // 2 ranks split z, 4 ranks y and z, `--procs 2x1x1x1` x: every face direction of the
+    // PTC halo, and corners on 4 ranks.
+    let cases: [(usize, &[&str], [u64; 4]); 3] = [
+        (2, &[], [1, 1, 2, 1]),
+        (4, &[], [1, 2, 2, 1]),
+        (2, &["--procs", "2x1x1x1"], [2, 1, 1, 1]),
+    ];
+    for (np, extra, procs) in cases {
+        let what = format!("{test}: mpirun -np {np} {extra:?}");
+        let sub = dir.path().join(format!("np{np}-{}", procs.map(|p| p.to_string()).join("")));
+        std::fs::create_dir(&sub).unwrap();
+        let run = precond_run(test, &sub, &model, Some(np), &[&steps[..], extra].concat());
+        let s = summary(&run);
+        let got: Vec<u64> = s["decomposition"]["procs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: no decomposition in summary.json: {s}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(got, procs, "{what}");
+        let losses = precond_losses(&run);
+        let worst = worst_step(&base, &losses, base.len());
+        assert!(worst < 1e-5, "{what}: step losses differ by {worst:e} (relative)");
+        let w = weights(&run);
+        let dw = w0.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(dw <= 1e-4 * scale, "{what}: final weights differ by {dw} (largest |w| {scale})");
+        eprintln!("{what}: 100 step losses within {worst:.1e}, weights within {dw:.1e}");
+    }
+
+    // The closing evaluation split over 2 ranks: the preconditioned FGMRES on the distributed
+    // operator and network takes the iterations one process takes (±1) and converges.
+    let eval = ["--steps", "100", "--rhs", "1"];
+    let sub = dir.path().join("eval");
+    std::fs::create_dir(&sub).unwrap();
+    let one = summary(&precond_run(test, &sub, &model, None, &eval));
+    let two = summary(&precond_run(test, &sub, &model, Some(2), &eval));
+    for side in ["unpreconditioned", "preconditioned"] {
+        let (a, b) =
+            (num(&one, &["solve", side, "iterations"]), num(&two, &["solve", side, "iterations"]));
+        assert!((a - b).abs() <= 1.0, "{test}: {side} iterations {a} in one process, {b} on 2");
+        let r = num(&two, &["solve", side, "max_true_residual"]);
+        assert!(r < 1e-8, "{test}: {side} true residual {r:e} on 2 ranks");
+    }
+    let (u, p) = (
+        num(&one, &["solve", "unpreconditioned", "iterations"]),
+        num(&one, &["solve", "preconditioned", "iterations"]),
+    );
+    assert!(p < 0.8 * u, "{test}: the trained network should cut the iterations ({u} -> {p})");
+}
+
+#[test]
+fn multigrid_preconditioners_fall_back_to_rank_0_and_say_so() {
+    let test = "multigrid_preconditioners_fall_back_to_rank_0_and_say_so";
+    if !have_mpirun(test) {
+        return;
+    }
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ptc_precond.sym");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = symc_in(
+        Some(2),
+        Some(dir.path()),
+        &["train", model.to_str().unwrap(), "--steps", "3", "--no-evaluate", "--out", "run"],
+    );
+    let stderr = flat(&out.stderr);
+    assert!(out.status.success(), "{test}: exit {:?}\n{stderr}", out.status);
+    assert!(
+        stderr.contains("trains on rank 0 alone") && stderr.contains("multigrid level"),
+        "{test}: {stderr}"
+    );
+    assert_eq!(stderr.matches("gauge field:").count(), 1, "{test}: {stderr}");
+    assert!(dir.path().join("run/checkpoint.safetensors").is_file(), "{test}");
+}

@@ -4,7 +4,8 @@
 //! `symc solve` runs decomposed over all of them (`runtime::distributed`), `gauge generate`
 //! shares the link updates of every heatbath class out over them (the same field, bit for bit),
 //! `symc train` of a classifier trains data-parallel (each process the gradient of its share of
-//! every batch, `train::classify::train_parallel`; a preconditioner trains on rank 0);
+//! every batch, `train::classify::train_parallel`), a preconditioner split over them (each its
+//! sub-lattice, `train::precond::share`; multigrid networks and the two-term loss on rank 0);
 //! every other command runs on rank 0 alone (so `gauge info/convert` print and write exactly what
 //! one process would) while the other ranks wait for its exit code. Rank 0 alone prints results,
 //! logs and diagnostics and writes files; all processes exit with the same code, and a check
@@ -19,6 +20,7 @@ use crate::runtime::distributed::comm::{Comm, Launch};
 use crate::runtime::distributed::data_parallel::MpiDataParallel;
 use crate::runtime::distributed::heatbath::MpiLinkShare;
 use crate::runtime::distributed::solve::{DistributedSolve, broadcast_gauge};
+use crate::train::precond::share::MpiLattice;
 
 /// Runs `cli`, under MPI when launched by `mpirun`; returns the exit code.
 pub fn main(cli: Cli) -> u8 {
@@ -41,7 +43,8 @@ pub fn main(cli: Cli) -> u8 {
             world.broadcast_u64(code as u64) as u8
         }
         Command::Train(args) => {
-            let result = super::train::run_in(args, &MpiDataParallel::new(world));
+            let lattice = MpiLattice::new(world, args.procs);
+            let result = super::train::run_in(args, &MpiDataParallel::new(world), Some(&lattice));
             agreed_exit(world, result)
         }
         command => {

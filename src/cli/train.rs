@@ -18,6 +18,7 @@ use crate::runtime::classifier::{CompileOptions, JitClassifier};
 use crate::runtime::data_parallel::{self, DataParallel, SingleProcess};
 use crate::runtime::reference::ReferenceClassifier;
 use crate::train::classify::{self, ClassifyOptions, RunInfo, TrainError};
+use crate::train::precond::share::LatticeShare;
 use crate::train::precond::{self, RunOptions};
 use crate::train::runlog::{self, LayerStrategy};
 use crate::train::{checkpoint, mnist, plot};
@@ -90,6 +91,11 @@ pub struct TrainArgs {
     /// Preconditioners: stored precision (f32 or f64) of the `gauge load(...)` file.
     #[arg(long, value_name = "f32|f64", value_parser = super::gauge::parse_hint_precision)]
     pub gauge_precision: Option<crate::lattice::io::Precision>,
+    /// Preconditioners under `mpirun -np N` (build with `--features mpi`): processes along
+    /// x, y, z, t (`PXxPYxPZxPT`, product N) the lattice is split over. Default: chosen from N
+    /// and the lattice (t, the direction the kernels vectorise, is never split).
+    #[arg(long, value_name = "PXxPYxPZxPT", value_parser = super::gauge::parse_hint_dims)]
+    pub procs: Option<[usize; 4]>,
 }
 
 /// A compiled classifier and how each layer is executed.
@@ -170,7 +176,19 @@ struct Previous {
 }
 
 pub fn run(args: TrainArgs) -> Result<(), Failure> {
-    run_in(args, &SingleProcess)
+    if let Some(p) = args.procs.filter(|p| p.iter().product::<usize>() != 1) {
+        return Err(Failure::io(miette::miette!(
+            code = "symc::cli::usage",
+            help = "several processes need a build with --features mpi and `mpirun -np N symc train ...`",
+            "--procs {}x{}x{}x{} splits the lattice over {} processes, but this is one process",
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p.iter().product::<usize>()
+        )));
+    }
+    run_in(args, &SingleProcess, None)
 }
 
 /// `result` if every member of `group` got `Ok`; otherwise a failure on every member: its
@@ -191,7 +209,13 @@ fn agree<T>(group: &dyn DataParallel, result: Result<T, Failure>) -> Result<T, F
 }
 
 /// `symc train` as one member of `group`: see the module doc. `run` is the one-process case.
-pub fn run_in(args: TrainArgs, group: &dyn DataParallel) -> Result<(), Failure> {
+/// `lattice` is the launch's processes for a preconditioner split over them (`None`: a
+/// preconditioner trains on rank 0 alone).
+pub fn run_in(
+    args: TrainArgs,
+    group: &dyn DataParallel,
+    lattice: Option<&dyn LatticeShare>,
+) -> Result<(), Failure> {
     let (model_path, graph, spec) = agree(group, load(&args))?;
     let root = group.is_root();
     match spec.loss {
@@ -212,14 +236,24 @@ pub fn run_in(args: TrainArgs, group: &dyn DataParallel) -> Result<(), Failure> 
             let previous = agree(group, previous)?;
             train_classifier(args, previous, &model_path, graph, group)
         }
-        // The preconditioner trainer is not data-parallel: rank 0 runs it, `cli::mpi` makes the
-        // others wait for its exit code.
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. }
-            if root =>
-        {
-            train_preconditioner(&args, &model_path, &graph)
+        // A network of global-weight gauge layers trains split over the processes (each its
+        // sub-lattice); the others train on rank 0, and `cli::mpi` makes the rest wait for
+        // its exit code.
+        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. } => {
+            let refusal = precond::share::refusal(&graph, &spec.loss);
+            match (lattice.filter(|l| l.group().size() > 1), refusal) {
+                (Some(l), None) => train_preconditioner(&args, &model_path, &graph, Some(l)),
+                (Some(_), Some(why)) if root => {
+                    eprintln!(
+                        "note: `{}` trains on rank 0 alone: {why} cannot be split over processes yet",
+                        graph.name
+                    );
+                    train_preconditioner(&args, &model_path, &graph, None)
+                }
+                (None, _) if root => train_preconditioner(&args, &model_path, &graph, None),
+                _ => Ok(()),
+            }
         }
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. } => Ok(()),
         LossSpec::Mse => Err(Failure::model(miette::miette!(
             code = "symc::train::loss",
             help = "symc trains classifiers (loss nll) and Dirac preconditioners (loss preconditioner / filtered)",
@@ -261,7 +295,13 @@ fn load(args: &TrainArgs) -> Result<(PathBuf, Graph, crate::ir::TrainSpec), Fail
 
 /// Fermion networks (gauge-equivariant or dense preconditioners): trained by
 /// [`crate::train::precond`], which ends with an FGMRES comparison with and without the network.
-fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> Result<(), Failure> {
+fn train_preconditioner(
+    args: &TrainArgs,
+    model_path: &Path,
+    graph: &Graph,
+    share: Option<&dyn LatticeShare>,
+) -> Result<(), Failure> {
+    let root = share.is_none_or(|s| s.group().is_root());
     let source = std::fs::read_to_string(model_path)
         .map_err(|e| Failure::io(miette::miette!("cannot read {}: {e}", model_path.display())))?;
     let (out, resume) = match (&args.resume, &args.out) {
@@ -277,12 +317,15 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     opts.evaluate = !args.no_evaluate;
     opts.model_file = Some(model_path.to_path_buf());
     opts.source = Some(source);
-    opts.progress = true;
+    opts.progress = root;
     opts.init = args.init.clone();
     let flags = super::gauge::GAUGE_HINT_FLAGS;
     opts.gauge_read = super::gauge::hinted_read(true, args.gauge_dims, args.gauge_precision, flags);
-    let summary = precond::run(graph, &opts)
+    let summary = precond::run_split(graph, &opts, share)
         .map_err(|e| Failure { code: e.exit_code(), report: e.into() })?;
+    if !root {
+        return Ok(());
+    }
     println!("run folder: {}", out.display());
     if let Some(l) = summary.final_loss_mean {
         println!("final loss (mean of the last 10 % of steps): {l:.4e}");

@@ -191,6 +191,15 @@ impl SiteLayout {
         self.dims.iter().product()
     }
 
+    /// The same layout with `n` more slots per feature after the ghost slabs: the halo of a
+    /// sub-lattice under domain decomposition, filled by a message exchange rather than by
+    /// [`SiteLayout::fill_ghosts`] (which leaves them alone). Its slots are `ext_slots..` of
+    /// the layout this is called on.
+    pub fn with_remote_slots(mut self, n: usize) -> Self {
+        self.ext_slots += n;
+        self
+    }
+
     /// Scalars of the main outer sites of one feature (the field proper, without ghosts).
     pub fn main_len(&self) -> usize {
         self.outer_volume * FIELD_COMPONENTS * self.lanes

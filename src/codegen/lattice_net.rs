@@ -10,7 +10,7 @@ use super::plan::{KernelPlan, Pass, Strategy};
 use super::ptc::{StencilDesc, Term, define_add, define_stencil, define_weight_grad, stencil_plan};
 use super::simd::Precision;
 use crate::ir::verify::Verified;
-use crate::ir::{LayerKind, Path, displacement, ptc_weight_index};
+use crate::ir::{Graph, LayerKind, Path, displacement, ptc_weight_index};
 
 /// The kernels of one stencil layer (PTC family or parallel transport).
 pub struct StencilKernels {
@@ -120,10 +120,12 @@ pub fn lower(
     precision: Precision,
     keep_listings: bool,
 ) -> Result<LatticeProgram, JitError> {
-    let unsupported = |message: String| JitError::Unsupported(message);
-    let lattice = graph
-        .lattice
-        .ok_or_else(|| unsupported(format!("model `{}` declares no lattice", graph.name)))?;
+    let layout = layout(graph, precision)?;
+    lower_on(graph, layout, precision, keep_listings)
+}
+
+/// Every displacement a stencil layer of `graph` reads (each path's and its inverse's).
+pub fn displacements(graph: &Graph) -> Vec<[i64; 4]> {
     let mut disps = Vec::new();
     for l in &graph.layers {
         if let LayerKind::Ptc { paths, .. } | LayerKind::Transport { paths } = &l.kind {
@@ -134,8 +136,30 @@ pub fn lower(
             }
         }
     }
-    let layout =
-        SiteLayout::new(lattice.dims, precision, &disps).map_err(|e| unsupported(e.to_string()))?;
+    disps
+}
+
+/// The site layout [`lower`] uses for `graph`: its lattice in the lanes of `precision`, with
+/// ghost slabs for [`displacements`].
+pub fn layout(graph: &Graph, precision: Precision) -> Result<SiteLayout, JitError> {
+    let unsupported = |message: String| JitError::Unsupported(message);
+    let lattice = graph
+        .lattice
+        .ok_or_else(|| unsupported(format!("model `{}` declares no lattice", graph.name)))?;
+    SiteLayout::new(lattice.dims, precision, &displacements(graph))
+        .map_err(|e| unsupported(e.to_string()))
+}
+
+/// [`lower`] on a given layout: [`layout`]'s, possibly with slots added after its ghost slabs
+/// ([`SiteLayout::with_remote_slots`], the halo of a sub-lattice under domain decomposition),
+/// which every kernel then treats as part of a feature's buffer.
+pub fn lower_on(
+    graph: &Verified<'_>,
+    layout: SiteLayout,
+    precision: Precision,
+    keep_listings: bool,
+) -> Result<LatticeProgram, JitError> {
+    let unsupported = |message: String| JitError::Unsupported(message);
     let mut jit = Jit::new()?;
     jit.keep_listings = keep_listings;
     let mut layers = Vec::new();

@@ -52,11 +52,30 @@ struct StencilLayer<T> {
     back_site: Vec<Vec<usize>>,
 }
 
+/// The halo of a network compiled for one process's sub-lattice (domain decomposition): the
+/// slots after the layout's ghost slabs that hold the neighbours on other processes, and the
+/// exchange that fills them. It lives behind a trait so that this module, which every build
+/// has, knows nothing of MPI (`runtime::distributed::net` implements it).
+pub trait RemoteHalo<T>: Send + Sync {
+    /// Slots the halo adds to every feature's buffer.
+    fn slots(&self) -> usize;
+    /// The global site of local site `s` (where the path transports start).
+    fn global_site(&self, s: usize) -> usize;
+    /// The slot holding `x + disp` for every lane of outer site `o` if that lies on another
+    /// process (a halo slot), `None` if the sub-lattice's own layout holds it.
+    fn remote_slot(&self, o: usize, disp: [i64; 4]) -> Option<usize>;
+    /// Fills the halo slots of every feature of `buf` (features of `field_len` scalars each)
+    /// from the other processes. Collective: every process calls it at the same point.
+    fn exchange(&self, buf: &mut [T], field_len: usize) -> Result<(), RuntimeError>;
+}
+
 /// A compiled gauge network.
 pub struct LatticeNet<T: Element> {
     graph: Graph,
     layout: SiteLayout,
     ghosts: Vec<(usize, usize, usize)>,
+    /// The halo of a sub-lattice network ([`LatticeNet::compile_decomposed`]).
+    remote: Option<Box<dyn RemoteHalo<T>>>,
     kernels: CompiledKernels,
     layers: Vec<LayerExec<T>>,
     plans: Vec<KernelPlan>,
@@ -76,8 +95,57 @@ impl<T: Element> LatticeNet<T> {
         check_graph(graph, gauge)?;
         let verified = ir::verify::verify(graph)?;
         let program = codegen::lattice_net::lower(&verified, T::PRECISION, opts.keep_listings)?;
+        Self::from_program(graph, gauge, program, None)
+    }
+
+    /// Compile `graph`, whose lattice is one process's sub-lattice of `gauge`'s lattice, with
+    /// the halo `make_halo` builds for the layout the kernels would have without it and the
+    /// displacements the network reads. The network then runs on that process's part of
+    /// every field, the halo exchanged before every stencil; weight gradients are this
+    /// process's share (the caller sums them over the processes). Site-dependent (`local`)
+    /// weights are refused: their tensors would have to be split too.
+    pub fn compile_decomposed(
+        graph: &Graph,
+        gauge: &GaugeField,
+        opts: &LatticeNetOptions,
+        make_halo: impl FnOnce(&SiteLayout, &[[i64; 4]]) -> Result<Box<dyn RemoteHalo<T>>, RuntimeError>,
+    ) -> Result<Self, RuntimeError> {
+        if let Some(l) =
+            graph.layers.iter().find(|l| matches!(l.kind, ir::LayerKind::Ptc { local: true, .. }))
+        {
+            return Err(RuntimeError::Shape(format!(
+                "layer `{}` has site-dependent (`local`) weights, which cannot be split over \
+                 processes yet; train it in one process",
+                l.name
+            )));
+        }
+        let verified = ir::verify::verify(graph)?;
+        let base = codegen::lattice_net::layout(graph, T::PRECISION)?;
+        let halo = make_halo(&base, &codegen::lattice_net::displacements(graph))?;
+        let layout = base.with_remote_slots(halo.slots());
+        let program =
+            codegen::lattice_net::lower_on(&verified, layout, T::PRECISION, opts.keep_listings)?;
+        Self::from_program(graph, gauge, program, Some(halo))
+    }
+
+    fn from_program(
+        graph: &Graph,
+        gauge: &GaugeField,
+        program: codegen::lattice_net::LatticeProgram,
+        remote: Option<Box<dyn RemoteHalo<T>>>,
+    ) -> Result<Self, RuntimeError> {
         let layout = program.layout;
         let vol = layout.volume();
+        let global = |s: usize| remote.as_ref().map_or(s, |h| h.global_site(s));
+        let slot = |o: usize, disp: [i64; 4]| {
+            remote
+                .as_ref()
+                .and_then(|h| h.remote_slot(o, disp))
+                .or_else(|| layout.neighbour_slot(o, disp))
+                .ok_or_else(|| {
+                    RuntimeError::Shape("internal: the layout lacks a ghost slab for a path".into())
+                })
+        };
         let mut layers = Vec::with_capacity(program.layers.len());
         for (l, k) in graph.layers.iter().zip(program.layers) {
             layers.push(match k {
@@ -95,8 +163,8 @@ impl<T: Element> LatticeNet<T> {
                         Vec::new()
                     };
                     LayerExec::Stencil(Box::new(StencilLayer {
-                        fwd_tab: PathTables::new(gauge, &layout, &s.paths, false)?,
-                        bwd_tab: PathTables::new(gauge, &layout, &s.paths, true)?,
+                        fwd_tab: PathTables::mapped(gauge, &layout, &s.paths, false, global, slot)?,
+                        bwd_tab: PathTables::mapped(gauge, &layout, &s.paths, true, global, slot)?,
                         param: if s.wgrad.is_some() { l.params.first().copied() } else { None },
                         back_site,
                         kernels: *s,
@@ -109,6 +177,7 @@ impl<T: Element> LatticeNet<T> {
         Ok(LatticeNet {
             graph: graph.clone(),
             ghosts: layout.ghost_sources(),
+            remote,
             layout,
             kernels: program.kernels,
             layers,
@@ -168,12 +237,22 @@ impl<T: Element> LatticeNet<T> {
         }
     }
 
-    fn import<U: crate::lattice::Real>(&self, src: &[Complex<U>]) -> Vec<T> {
+    fn import<U: crate::lattice::Real>(&self, src: &[Complex<U>]) -> Result<Vec<T>, RuntimeError> {
         let n = src.len() / (self.layout.volume() * 12);
         let mut buf = self.field_buffer(n);
         self.layout.to_aosoa(src, &mut buf);
-        self.layout.fill_ghosts(&self.ghosts, &mut buf);
-        buf
+        self.refresh(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Fills every ghost slot of `buf` (all features): the lane-rotated copies of the layout's
+    /// ghost slabs, and the halo of a sub-lattice network from the other processes.
+    fn refresh(&self, buf: &mut [T]) -> Result<(), RuntimeError> {
+        self.layout.fill_ghosts(&self.ghosts, buf);
+        match &self.remote {
+            Some(h) => h.exchange(buf, self.layout.field_len()),
+            None => Ok(()),
+        }
     }
 
     fn param_slice<'a>(&self, pid: Option<ParamId>, params: &'a [T]) -> &'a [T] {
@@ -260,7 +339,7 @@ impl<T: Element> LatticeNet<T> {
             16,
         )?;
         if ghosts {
-            self.layout.fill_ghosts(&self.ghosts, &mut out);
+            self.refresh(&mut out)?;
         }
         Ok(out)
     }
@@ -293,7 +372,7 @@ impl<T: Element> LatticeNet<T> {
 
     /// All values of the network in the AoSoA layout.
     fn run_forward(&self, params: &[T], input: &[Complex<T>]) -> Result<Vec<Vec<T>>, RuntimeError> {
-        let inp = self.import(input);
+        let inp = self.import(input)?;
         let mut vals = self.run_layers(params, &inp)?;
         vals[0] = inp;
         Ok(vals)
@@ -371,7 +450,7 @@ impl<T: Element> LatticeNet<T> {
             )));
         }
         let input = &mut input[..fin * len];
-        self.layout.fill_ghosts(&self.ghosts, input);
+        self.refresh(input)?;
         let vals = self.run_layers(params, input)?;
         match vals.get(self.graph.output.index()) {
             Some(y) if self.graph.output.index() != 0 => output[..main].copy_from_slice(&y[..main]),
@@ -472,7 +551,7 @@ impl<T: Element> LatticeNet<T> {
         }
         let out_len = self.graph.features(self.graph.output) * self.layout.volume() * 12;
         let need_output = need_output || output.is_some();
-        let inp = self.import(input);
+        let inp = self.import(input)?;
         let mut vals = self.run_layers_until(params, &inp, need_output)?;
         vals[0] = inp;
         let mut out = Vec::new();
@@ -487,7 +566,7 @@ impl<T: Element> LatticeNet<T> {
             o.copy_from_slice(&out);
         }
         let mut grads: Vec<Option<Vec<T>>> = vec![None; self.graph.values.len()];
-        grads[self.graph.output.index()] = Some(self.import(&gout));
+        grads[self.graph.output.index()] = Some(self.import(&gout)?);
         grad_params.iter_mut().for_each(|g| *g = T::zero());
         /// Accumulate `g` into the gradient of value `v`; returns `g` when it was only added.
         fn add_grad<T: Element>(

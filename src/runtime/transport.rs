@@ -62,6 +62,26 @@ impl<T: Real> PathTables<T> {
         paths: &[Path],
         inverse: bool,
     ) -> Result<Self, RuntimeError> {
+        let slot = |o: usize, disp: [i64; 4]| {
+            layout.neighbour_slot(o, disp).ok_or_else(|| {
+                RuntimeError::Shape("internal: the layout lacks a ghost slab for a path".into())
+            })
+        };
+        Self::mapped(gauge, layout, paths, inverse, |s| s, slot)
+    }
+
+    /// [`PathTables::new`] for a layout of a sub-lattice of `gauge`'s lattice (domain
+    /// decomposition): `global(s)` is the site of `gauge` at local site `s`, `slot(o, disp)`
+    /// the slot holding `x + disp` for every lane of outer site `o` (a ghost filled by the
+    /// halo exchange when it lies on another process).
+    pub fn mapped(
+        gauge: &GaugeField,
+        layout: &SiteLayout,
+        paths: &[Path],
+        inverse: bool,
+        global: impl Fn(usize) -> usize,
+        slot: impl Fn(usize, [i64; 4]) -> Result<usize, RuntimeError>,
+    ) -> Result<Self, RuntimeError> {
         let l = layout.lanes;
         let vo = layout.outer_volume;
         let np = paths.len();
@@ -72,12 +92,9 @@ impl<T: Real> PathTables<T> {
             let d = displacement(path);
             let disp = if inverse { d.map(|x| -x) } else { d };
             for o in 0..vo {
-                let slot = layout.neighbour_slot(o, disp).ok_or_else(|| {
-                    RuntimeError::Shape("internal: the layout lacks a ghost slab for a path".into())
-                })?;
-                neighbours[o * np + p] = neighbour_offset(slot, slot_bytes)?;
+                neighbours[o * np + p] = neighbour_offset(slot(o, disp)?, slot_bytes)?;
                 for k in 0..l {
-                    let x = layout.site(o, k);
+                    let x = global(layout.site(o, k));
                     let m = if inverse {
                         // The path ending at x starts at x - Delta: find it by walking the inverse.
                         let (_, start) = path_matrix(gauge, &inverse_path(path), x);

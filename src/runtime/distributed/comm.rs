@@ -50,6 +50,14 @@ pub struct Launch {
     world: Comm,
 }
 
+impl Drop for Launch {
+    /// The registered communicators are freed while MPI still runs (the fields, the universe
+    /// among them, drop after this).
+    fn drop(&mut self) {
+        REGISTERED.with(|r| r.borrow_mut().clear());
+    }
+}
+
 impl Launch {
     /// Initialises MPI when started by a launcher (funneled: only the main thread calls MPI,
     /// the rayon workers only run kernels); `None` otherwise or if MPI was already initialised.
@@ -74,6 +82,29 @@ pub struct Comm {
     inner: SimpleCommunicator,
 }
 
+thread_local! {
+    /// The communicators registered by [`Comm::register`], on the thread that registered them.
+    static REGISTERED: std::cell::RefCell<Vec<Comm>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A communicator held by the thread that made MPI calls possible (MPI runs funneled: only
+/// the main thread calls it). The handle itself is a number, so the structures that keep one
+/// (a network, which must be `Send + Sync` like every network) stay safe Rust; a use from any
+/// other thread finds no communicator and is refused instead of racing MPI.
+#[derive(Clone, Copy, Debug)]
+pub struct CommHandle(usize);
+
+impl CommHandle {
+    /// Runs `f` with the communicator, or fails off the registering thread.
+    pub fn with<R>(self, f: impl FnOnce(&Comm) -> R) -> Result<R, String> {
+        REGISTERED.with(|r| {
+            r.borrow().get(self.0).map(f).ok_or_else(|| {
+                "internal: MPI was called off the thread that initialised it".to_string()
+            })
+        })
+    }
+}
+
 /// The largest element count one MPI call moves (its counts are C ints); bigger buffers go in
 /// pieces.
 const MAX_COUNT: usize = 1 << 28;
@@ -94,6 +125,16 @@ impl Comm {
     /// A communicator of the same processes with its own message space.
     pub fn duplicate(&self) -> Comm {
         Comm { inner: self.inner.duplicate() }
+    }
+
+    /// A duplicate of this communicator kept on this thread, behind a [`CommHandle`].
+    pub fn register(&self) -> CommHandle {
+        let dup = self.duplicate();
+        REGISTERED.with(|r| {
+            let mut r = r.borrow_mut();
+            r.push(dup);
+            CommHandle(r.len() - 1)
+        })
     }
 
     pub(crate) fn raw(&self) -> &SimpleCommunicator {

@@ -10,6 +10,8 @@
 //! - `comm` (feature `mpi`): start-up under a launcher, collectives, the deterministic sum;
 //! - `halo` (feature `mpi`): faces, ghost slots, interior and boundary sites;
 //! - `operator` (feature `mpi`): the sub-lattice Wilson-clover operator with its halo exchange;
+//! - `net` (feature `mpi`): a gauge network on the sub-lattice, its halo planned per path
+//!   displacement, its weight gradients summed over the processes;
 //! - `solve` (feature `mpi`): gauge distribution and a batch of distributed solves;
 //! - `heatbath` (feature `mpi`): the heatbath's link updates shared out over the processes;
 //! - `data_parallel` (feature `mpi`): the classifier trainer's gradient sums over the
@@ -25,6 +27,8 @@ pub mod data_parallel;
 mod halo;
 #[cfg(feature = "mpi")]
 pub mod heatbath;
+#[cfg(feature = "mpi")]
+pub mod net;
 #[cfg(feature = "mpi")]
 pub mod operator;
 #[cfg(feature = "mpi")]

@@ -144,6 +144,11 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
         &self.grid
     }
 
+    /// The layout of its f32/f64 buffers (main slots; the halo's ghost slots follow).
+    pub fn layout(&self) -> &SiteLayout {
+        &self.layout
+    }
+
     /// The halo exchanges so far.
     pub fn stats(&self) -> HaloStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())

@@ -10,7 +10,7 @@ use crate::lattice::wilson::DiracParams;
 use crate::runtime::RuntimeError;
 use crate::runtime::operator::DiracOperator;
 use crate::runtime::preconditioner::NetPreconditioner;
-use crate::solve::batch::{self, BatchError, BatchStats, Setup, SolverKind};
+use crate::solve::batch::{self, BatchError, BatchStats, Setup, SolverKind, System};
 use crate::solve::{SolveParams, SolveReport};
 use num_complex::Complex64;
 use serde::{Deserialize, Serialize};
@@ -113,34 +113,57 @@ pub fn compare_solves(
             Setup { solver: SolverKind::Gmres, preconditioner: None },
             Setup { solver: SolverKind::Fgmres, preconditioner: Some(&mut net) },
         ];
-        let mut on_solve = |k: usize, side: usize, r: &SolveReport| {
-            if log {
-                let name = if side == 0 { "unpreconditioned:" } else { "preconditioned:  " };
-                eprintln!(
-                    "rhs {k} {name} {} iterations, {:.2} s, true residual {:.2e}",
-                    r.iterations, r.seconds, r.true_residual
-                );
-            }
-        };
-        batch::solve_batch(op.system(), &mut setups, rhs, sp, &mut on_solve).map_err(batch_error)?
+        solve_logged(op.system(), &mut setups, rhs, sp, log)?
     };
     if let Some(e) = prec.error.take() {
         return Err(PrecondError::Runtime(RuntimeError::Shape(e)));
     }
+    Ok(comparison(&reports, sp, rhs.len(), seed, op.precision(SolverKind::Fgmres)))
+}
+
+/// Solves every source with both `setups` (unpreconditioned, preconditioned), one line per
+/// solve on stderr with `log`.
+pub(super) fn solve_logged(
+    system: System<'_>,
+    setups: &mut [Setup<'_>],
+    rhs: &[Vec<Complex64>],
+    sp: &SolveParams,
+    log: bool,
+) -> Result<Vec<Vec<SolveReport>>, PrecondError> {
+    let mut on_solve = |k: usize, side: usize, r: &SolveReport| {
+        if log {
+            let name = if side == 0 { "unpreconditioned:" } else { "preconditioned:  " };
+            eprintln!(
+                "rhs {k} {name} {} iterations, {:.2} s, true residual {:.2e}",
+                r.iterations, r.seconds, r.true_residual
+            );
+        }
+    };
+    batch::solve_batch(system, setups, rhs, sp, &mut on_solve).map_err(batch_error)
+}
+
+/// The comparison of the reports of [`solve_logged`] (unpreconditioned, then preconditioned).
+pub(super) fn comparison(
+    reports: &[Vec<SolveReport>],
+    sp: &SolveParams,
+    rhs: usize,
+    seed: u64,
+    precision: &str,
+) -> SolveComparison {
     let unpreconditioned = SolveSide::from_reports(&reports[0]);
     let preconditioned = SolveSide::from_reports(&reports[1]);
-    Ok(SolveComparison {
+    SolveComparison {
         tol: sp.tol,
         restart: sp.restart,
-        rhs: rhs.len(),
+        rhs,
         max_iterations: sp.max_iterations,
         seed,
-        precision: op.precision(SolverKind::Fgmres).into(),
+        precision: precision.into(),
         iteration_ratio: unpreconditioned.iterations / preconditioned.iterations.max(1e-300),
         speedup: unpreconditioned.seconds / preconditioned.seconds.max(1e-300),
         unpreconditioned,
         preconditioned,
-    })
+    }
 }
 
 /// A kernel failure inside a solve is a runtime problem of the run (exit 1).

@@ -54,6 +54,8 @@ pub struct LowModeStats {
 /// Makes the low-mode pairs of a run.
 pub struct LowModeSolver {
     d64: JitWilsonClover<f64>,
+    /// The f32 operator of the solver's cycles.
+    d32: JitWilsonClover<f32>,
     mg: Option<Multigrid>,
     ws: MixedWorkspace,
     params: SolveParams,
@@ -73,6 +75,7 @@ impl LowModeSolver {
     ) -> Result<Self, PrecondError> {
         let dims = gauge.dims();
         let d64 = JitWilsonClover::<f64>::new(gauge, dirac, &DiracOptions::default())?;
+        let d32 = JitWilsonClover::<f32>::new(gauge, dirac, &DiracOptions::default())?;
         let mg_params = MultigridParams::reference();
         // Two blocks per direction at least, or the coarse lattice has no hops worth the name.
         let tiles = dims.iter().zip(&mg_params.blocks).all(|(&d, &b)| d % b == 0 && d >= 2 * b);
@@ -101,6 +104,7 @@ impl LowModeSolver {
         let solver = if mg.is_some() { "mg" } else { "gmres" };
         Ok(LowModeSolver {
             d64,
+            d32,
             mg,
             ws: MixedWorkspace::new(),
             params: SolveParams { tol, restart: 30, max_iterations: 20_000 },
@@ -116,10 +120,9 @@ impl LowModeSolver {
     }
 
     /// The low-mode pair of step `step`: (v₂/‖v₂‖, D⁻¹v₂/‖v₂‖) in f32, with v₂ Gaussian from the
-    /// stream (seed + offset, step). `d32` is the run's f32 operator (the solver's cycles).
+    /// stream (seed + offset, step).
     pub fn pair(
         &mut self,
-        d32: &JitWilsonClover<f32>,
         seed: u64,
         step: u64,
     ) -> Result<(Vec<Complex<f32>>, Vec<Complex<f32>>), PrecondError> {
@@ -129,9 +132,11 @@ impl LowModeSolver {
         let mut u = vec![Complex64::new(0.0, 0.0); v.len()];
         let report = match &mut self.mg {
             Some(mg) => mg
-                .fgmres_mixed(&mut self.ws, &self.d64, d32, &v, &mut u, &self.params)
+                .fgmres_mixed(&mut self.ws, &self.d64, &self.d32, &v, &mut u, &self.params)
                 .map(|s| s.report),
-            None => solve::gmres_mixed(&mut self.ws, &self.d64, d32, &v, &mut u, &self.params),
+            None => {
+                solve::gmres_mixed(&mut self.ws, &self.d64, &self.d32, &v, &mut u, &self.params)
+            }
         }
         .map_err(|e| PrecondError::LowModeKernel(e.to_string()))?;
         if !report.converged {

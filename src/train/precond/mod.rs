@@ -17,6 +17,7 @@
 //! - `lowmodes.rs`: the low-mode pairs (v₂, D⁻¹ v₂) of the two-term loss ([`LowModeSolver`]);
 //! - `training.rs`: set-up, resume, the step loop with its divergence rule, checkpoints;
 //! - `compare.rs`: the closing FGMRES comparison ([`compare_solves`], [`SolveComparison`]);
+//! - `share.rs`: the same run split over the processes of an MPI launch ([`share::LatticeShare`]);
 //! - `rundir.rs`: the run folder's files ([`LOSS_FILE`], [`read_summary`], [`load_run`]).
 //!
 //! Every step draws its vectors from its own ChaCha stream (seed, step), so a resumed run sees
@@ -29,6 +30,7 @@ mod gauge;
 mod lowmodes;
 mod pairs;
 mod rundir;
+pub mod share;
 mod spec;
 mod training;
 
@@ -36,7 +38,7 @@ pub use crate::lattice::fermion::random_sources as random_rhs;
 pub use compare::{SolveComparison, SolveRecord, SolveSide, compare_solves};
 pub use gauge::{TrainingGauge, gauge_cache_dir, shipped_gauge_name, training_gauge};
 pub use lowmodes::{LOW_MODE_BASIS_FILE, LowModeSolver, LowModeStats};
-pub use pairs::{cast, pair_loss, pair_loss_grad, params_as, training_pair};
+pub use pairs::{cast, pair_loss, pair_loss_grad, params_as, training_pair, training_pair_on};
 pub use rundir::{
     BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LoadedRun, LossRow, MODEL_FILE,
     PrecondSummary, SUMMARY_FILE, load_run, load_run_for, loss_csv, loss_row_as_epoch,
@@ -147,6 +149,11 @@ pub enum PrecondError {
     #[error("cannot draw the loss plot: {0}")]
     #[diagnostic(code(symc::precond::plot))]
     Plot(String),
+
+    /// Another process of a split run failed (it reports why); this one stops with it.
+    #[error("another process of the run failed (exit code {code})")]
+    #[diagnostic(code(symc::train::elsewhere))]
+    Elsewhere { code: u8 },
 }
 
 impl PrecondError {
@@ -160,6 +167,7 @@ impl PrecondError {
             | PrecondError::LowModeKernel(_)
             | PrecondError::Runtime(_)
             | PrecondError::Multigrid(MultigridNetError::Runtime(_)) => 1,
+            PrecondError::Elsewhere { code } => *code,
             PrecondError::Multigrid(MultigridNetError::Multigrid(e)) => match e {
                 crate::runtime::multigrid::MultigridError::Cache(_) => 2,
                 _ => 1,
@@ -219,7 +227,18 @@ impl RunOptions {
 /// Trains the preconditioner described by `graph` (a fermion network with a `train` block)
 /// into `opts.out`, then evaluates it. Returns the summary (also written to the folder).
 pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondError> {
-    let setup = training::set_up(graph, opts)?;
+    run_split(graph, opts, None)
+}
+
+/// [`run`], split over the processes of `share` when given (every process calls it; the
+/// network must pass [`share::refusal`]). Rank 0 writes the folder; every process returns
+/// the same summary.
+pub fn run_split(
+    graph: &Graph,
+    opts: &RunOptions,
+    share: Option<&dyn share::LatticeShare>,
+) -> Result<PrecondSummary, PrecondError> {
+    let setup = training::set_up(graph, opts, share)?;
     let mut state = training::start(graph, opts, &setup)?;
     let mut summary = training::new_summary(graph, opts, &setup, &state);
     training::train_steps(graph, opts, &setup, &mut state, &mut summary)?;
@@ -227,13 +246,50 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
     if opts.evaluate {
         let eval = compare::Evaluation::new(setup.spec.eval, opts.rhs, setup.spec.seed);
         let mut prec = NetPreconditioner::new(setup.net, state.params)?;
-        let cmp =
-            compare::evaluate(&eval, &setup.gauge.field, &setup.dirac, &mut prec, opts.progress)?;
+        let cmp = match (share, &setup.split) {
+            (Some(share), Some(split)) => {
+                let (sp, n) = (&eval.params, eval.rhs);
+                if opts.progress {
+                    eprintln!(
+                        "evaluating: FGMRES({}) to {:e} on {n} random right-hand sides, m = {}, \
+                         c_sw = {}, split over {} processes",
+                        sp.restart,
+                        sp.tol,
+                        setup.dirac.mass,
+                        setup.dirac.csw,
+                        split.grid.ranks()
+                    );
+                }
+                let rhs: Vec<_> = random_rhs(setup.gauge.field.dims(), n, eval.seed)
+                    .iter()
+                    .map(|b| split.grid.local_part(b, 12))
+                    .collect();
+                share.compare(
+                    &split.grid,
+                    &setup.gauge.field,
+                    &setup.dirac,
+                    &mut prec,
+                    &rhs,
+                    sp,
+                    eval.seed,
+                    opts.progress,
+                )?
+            }
+            _ => compare::evaluate(
+                &eval,
+                &setup.gauge.field,
+                &setup.dirac,
+                &mut prec,
+                opts.progress,
+            )?,
+        };
         summary.solve = Some(cmp);
         // The set-up of a multigrid network ran once, before training; its cost is reported
         // here, apart from the solves (it is amortised over every right-hand side).
     }
     summary.status = "completed".into();
-    rundir::write_summary(&opts.out, &summary)?;
+    if setup.root {
+        rundir::write_summary(&opts.out, &summary)?;
+    }
     Ok(summary)
 }

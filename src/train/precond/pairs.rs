@@ -29,9 +29,34 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
     seed: u64,
     step: u64,
 ) -> (Vec<Complex<T>>, Vec<Complex<T>>) {
+    training_pair_on(d, dims, None, loss, seed, step)
+}
+
+/// [`training_pair`] on a lattice split over processes: `d` is this process's part of D,
+/// `sites` the global site of each of its local sites. The Gaussian vector is drawn on the
+/// whole lattice (the same stream as one process draws) and cut to the local sites, and the
+/// norms are global ([`LinearOperator::global_sum`]), so every process holds its part of
+/// exactly the pair one process would train on.
+pub fn training_pair_on<T: Real, O: LinearOperator<T> + ?Sized>(
+    d: &O,
+    dims: [usize; 4],
+    sites: Option<&[usize]>,
+    loss: &LossSpec,
+    seed: u64,
+    step: u64,
+) -> (Vec<Complex<T>>, Vec<Complex<T>>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(step);
     let v = FermionField::<T>::random_gaussian(dims, &mut rng).data;
+    let v = match sites {
+        Some(sites) => sites.iter().flat_map(|&g| v[12 * g..12 * g + 12].iter().copied()).collect(),
+        None => v,
+    };
+    let norm = |x: &[Complex<T>]| {
+        let mut s = [fermion::norm_sqr(x)];
+        d.global_sum(&mut s);
+        s[0].sqrt()
+    };
     let n = v.len();
     match *loss {
         LossSpec::Filtered { iterations } if iterations > 0 => {
@@ -46,7 +71,7 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
             for (x, ei) in vt.iter_mut().zip(&e) {
                 *x -= *ei;
             }
-            let s = 1.0 / fermion::norm(&vt);
+            let s = 1.0 / norm(&vt);
             fermion::scale(Complex::new(T::from(s).unwrap_or(T::one()), T::zero()), &mut vt);
             let mut b = vec![zero::<T>(); n];
             d.apply(&mut b, &vt);
@@ -55,7 +80,7 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
         _ => {
             let mut b = vec![zero::<T>(); n];
             d.apply(&mut b, &v);
-            let s = Complex::new(T::from(1.0 / fermion::norm(&b)).unwrap_or(T::one()), T::zero());
+            let s = Complex::new(T::from(1.0 / norm(&b)).unwrap_or(T::one()), T::zero());
             let mut v = v;
             fermion::scale(s, &mut b);
             fermion::scale(s, &mut v);

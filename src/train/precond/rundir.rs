@@ -75,6 +75,9 @@ pub struct PrecondSummary {
     /// The trained runs a fresh run started from (`--init`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warm_start: Vec<crate::train::checkpoint::WarmStart>,
+    /// How a run split over MPI processes was split (`mpirun -np N symc train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decomposition: Option<super::share::Decomposition>,
     pub solve: Option<SolveComparison>,
 }
 

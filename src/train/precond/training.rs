@@ -7,19 +7,22 @@
 
 use super::gauge::{TrainingGauge, recorded_gauge, training_gauge};
 use super::lowmodes::LowModeSolver;
-use super::pairs::{pair_loss_grad, training_pair};
+use super::pairs::{pair_loss_grad, training_pair_on};
 use super::rundir::{
     BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LossRow, MODEL_FILE, PrecondSummary,
     loss_csv, plot_loss, read_loss_csv, write_err, write_file, write_summary,
 };
+use super::share::{Decomposition, LatticeShare};
 use super::spec::{PrecondSpec, dirac_params, loss_name, precond_spec};
 use super::{PrecondError, RunOptions};
 use crate::ir::{Graph, LossSpec, Schedule};
 use crate::lattice::wilson::DiracParams;
 use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
+use crate::runtime::distributed::grid::ProcessGrid;
 use crate::runtime::init::init_params;
 use crate::runtime::multigrid_net::BasisCache;
 use crate::runtime::{FermionNet, compile_preconditioner_net};
+use crate::solve::LinearOperator;
 use crate::train::checkpoint;
 use crate::train::divergence::DivergenceCheck;
 use crate::train::optim::{self, Optimizer};
@@ -29,8 +32,32 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// This process's part of a run split over processes.
+pub(super) struct Split {
+    pub grid: ProcessGrid,
+    /// The global site of each local site.
+    pub sites: Vec<usize>,
+}
+
+/// `r` if it is `Ok` on every process of `share`, else an error on all of them (their own, or
+/// [`PrecondError::Elsewhere`]): what a step that only some processes take (rank 0's writes),
+/// or that may fail on one alone, must be followed by before the next collective.
+pub(super) fn agreed<T>(
+    share: Option<&dyn LatticeShare>,
+    r: Result<T, PrecondError>,
+) -> Result<T, PrecondError> {
+    let Some(group) = share.map(|s| s.group()).filter(|g| g.size() > 1) else {
+        return r;
+    };
+    let code = r.as_ref().err().map_or(0, |e| e.exit_code().max(1));
+    match group.worst(code) {
+        0 => r,
+        worst => r.and(Err(PrecondError::Elsewhere { code: worst })),
+    }
+}
+
 /// What every step of a run uses, built once.
-pub(super) struct Setup {
+pub(super) struct Setup<'a> {
     pub spec: PrecondSpec,
     /// Steps of the whole run (the `train` block's, or `--steps`).
     pub steps: usize,
@@ -38,20 +65,44 @@ pub(super) struct Setup {
     pub plaquette: f64,
     pub dirac: DiracParams,
     /// D in f32 for the training pairs: the JIT kernel (the reference operator is the oracle
-    /// of its tests).
-    pub d32: JitWilsonClover<f32>,
+    /// of its tests), or this process's part of it in a split run.
+    pub d32: Box<dyn LinearOperator<f32>>,
     pub net: Box<dyn FermionNet<f32>>,
     /// The low-mode pairs of the two-term loss (`loss preconditioner(low_modes = ...)`).
     pub low_modes: Option<RefCell<LowModeSolver>>,
+    /// The processes of a split run (`None`: one process).
+    pub share: Option<&'a dyn LatticeShare>,
+    pub split: Option<Split>,
+    /// Whether this process writes the run folder (rank 0, or the only process).
+    pub root: bool,
 }
 
 /// Checks the model, creates the run folder (with the model's source as `model.sym`) and
 /// builds the gauge field, the operator and the network.
-pub(super) fn set_up(graph: &Graph, opts: &RunOptions) -> Result<Setup, PrecondError> {
+pub(super) fn set_up<'a>(
+    graph: &Graph,
+    opts: &RunOptions,
+    share: Option<&'a dyn LatticeShare>,
+) -> Result<Setup<'a>, PrecondError> {
     let spec = precond_spec(graph)?;
     let steps = opts.steps.unwrap_or(spec.steps);
-    std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
-    let gauge = run_gauge(graph, opts, &spec)?;
+    let root = share.is_none_or(|s| s.group().is_root());
+    let made = if root {
+        std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))
+    } else {
+        Ok(())
+    };
+    agreed(share, made)?;
+    let gauge = match share {
+        None => run_gauge(graph, opts, &spec)?,
+        // Rank 0 reads (or generates) the field once and sends it to every process.
+        Some(share) => {
+            let mine =
+                agreed(share.into(), root.then(|| run_gauge(graph, opts, &spec)).transpose())?;
+            let field = share.broadcast_gauge(mine.as_ref().map(|g| &g.field));
+            mine.unwrap_or(TrainingGauge { field, source: String::new(), file: None })
+        }
+    };
     let plaquette = gauge.field.plaquette();
     if opts.progress {
         eprintln!(
@@ -60,20 +111,43 @@ pub(super) fn set_up(graph: &Graph, opts: &RunOptions) -> Result<Setup, PrecondE
             gauge.file.as_ref().map_or_else(|| "in memory".into(), |f| f.display().to_string())
         );
     }
-    if let Some(src) = &opts.source {
-        write_file(&opts.out, MODEL_FILE, src.as_bytes())?;
+    if let (true, Some(src)) = (root, &opts.source) {
+        agreed(share, write_file(&opts.out, MODEL_FILE, src.as_bytes()))?;
+    } else {
+        agreed(share, Ok(()))?;
     }
     let dirac = dirac_params(&spec.operator);
-    let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
-    // A multigrid network runs its near-null set-up here, once; the basis is cached in the run
-    // folder, so `--resume` and later solves on this configuration skip it.
-    let basis = opts.out.join(BASIS_FILE);
-    let net = compile_preconditioner_net::<f32>(
-        graph,
-        &gauge.field,
-        &dirac,
-        BasisCache::ReadWrite(&basis),
-    )?;
+    let (d32, net, split): (Box<dyn LinearOperator<f32>>, Box<dyn FermionNet<f32>>, _) = match share
+    {
+        Some(share) => {
+            let grid = share.grid(spec.dims)?;
+            let d32 = share.dirac_f32(&grid, &gauge.field, &dirac)?;
+            let net = share.net_f32(&grid, graph, &gauge.field)?;
+            if opts.progress {
+                eprintln!(
+                    "split over {} processes: grid {}, {} sites each",
+                    grid.ranks(),
+                    grid.procs.map(|p| p.to_string()).join("x"),
+                    grid.local.map(|p| p.to_string()).join("x")
+                );
+            }
+            let sites = (0..grid.local_volume()).map(|s| grid.global_site(s)).collect();
+            (d32, net, Some(Split { grid, sites }))
+        }
+        None => {
+            let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
+            // A multigrid network runs its near-null set-up here, once; the basis is cached
+            // in the run folder, so `--resume` and later solves on this configuration skip it.
+            let basis = opts.out.join(BASIS_FILE);
+            let net = compile_preconditioner_net::<f32>(
+                graph,
+                &gauge.field,
+                &dirac,
+                BasisCache::ReadWrite(&basis),
+            )?;
+            (Box::new(d32), net, None)
+        }
+    };
     if let (true, Some(r)) = (opts.progress, net.multigrid_setup())
         && r.source == crate::runtime::multigrid::BasisSource::Pooling
     {
@@ -112,7 +186,7 @@ pub(super) fn set_up(graph: &Graph, opts: &RunOptions) -> Result<Setup, PrecondE
         }
         _ => None,
     };
-    Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net, low_modes })
+    Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net, low_modes, share, split, root })
 }
 
 /// The run's gauge field: on `--resume` the one the run recorded, else the `train` block's
@@ -282,6 +356,11 @@ pub(super) fn new_summary(
         multigrid_setup: setup.net.multigrid_setup().and_then(|r| serde_json::to_value(r).ok()),
         low_modes: setup.low_modes.as_ref().map(|l| l.borrow().stats.clone()),
         warm_start: state.warm_start.clone(),
+        decomposition: setup.split.as_ref().map(|s| Decomposition {
+            ranks: s.grid.ranks(),
+            procs: s.grid.procs,
+            local_dims: s.grid.local,
+        }),
         solve: None,
     }
 }
@@ -359,13 +438,19 @@ pub(super) fn train_steps(
     let mut rate_mark = (Instant::now(), state.start_step);
     for step in state.start_step..steps {
         let lr = optim::lr_at(base_lr, &spec.train.schedule, step, steps, 0, decays) as f32;
-        let (inp, tgt) = training_pair(&setup.d32, spec.dims, &spec.loss, spec.seed, step);
+        let sites = setup.split.as_ref().map(|s| &s.sites[..]);
+        let (inp, tgt) =
+            training_pair_on(setup.d32.as_ref(), spec.dims, sites, &spec.loss, spec.seed, step);
         let mut loss = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?;
+        // This process's part of the loss; the gradient is already the global one.
+        let mut total = [loss];
+        setup.d32.global_sum(&mut total);
+        loss = total[0];
         if let Some(low) = &setup.low_modes {
             // The second term: the same loss on the pair (v2, D^-1 v2), its gradient added
             // with the term's weight.
             let mut low = low.borrow_mut();
-            let (inp, tgt) = low.pair(&setup.d32, spec.seed, step)?;
+            let (inp, tgt) = low.pair(spec.seed, step)?;
             let w = low.stats.weight;
             let l2 = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad2)?;
             loss += w * l2;
@@ -397,7 +482,12 @@ pub(super) fn train_steps(
         }
         if (step + 1) % every == 0 || step + 1 == steps {
             summary.record_progress(&state.rows, step + 1, secs);
-            save(graph, &opts.out, summary, state, step + 1, secs)?;
+            let saved = if setup.root {
+                save(graph, &opts.out, summary, state, step + 1, secs)
+            } else {
+                Ok(())
+            };
+            agreed(setup.share, saved)?;
             state.saved = Some(step + 1);
             // The bar shows the rest; log lines are for non-terminal stderr.
             if opts.progress && bar.is_hidden() {
@@ -430,6 +520,11 @@ fn stop_diverged(
     what: String,
 ) -> PrecondError {
     let secs = state.seconds();
+    if !setup.root {
+        // Every process saw the same loss and gradient; rank 0 records the stop.
+        let kept = state.saved.unwrap_or(0);
+        return PrecondError::Diverged { step, loss, what, kept, dir: opts.out.clone() };
+    }
     let kept = match state.saved {
         Some(s) => Ok(s),
         None => {
@@ -465,10 +560,15 @@ pub(super) fn finish(
     let steps = setup.steps as u64;
     let secs = state.seconds();
     summary.record_progress(&state.rows, steps, secs);
-    if state.rows.len() as u64 == steps && steps > 0 && state.saved != Some(steps) {
-        save(graph, &opts.out, summary, state, steps, secs)?;
-    }
-    if !state.rows.is_empty() {
+    let written = if !setup.root {
+        Ok(())
+    } else if state.rows.len() as u64 == steps && steps > 0 && state.saved != Some(steps) {
+        save(graph, &opts.out, summary, state, steps, secs)
+    } else {
+        Ok(())
+    };
+    agreed(setup.share, written)?;
+    if setup.root && !state.rows.is_empty() {
         plot_loss(&opts.out, &graph.name, &state.rows)?;
     }
     if opts.progress {

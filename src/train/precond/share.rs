@@ -1,0 +1,190 @@
+//! A preconditioner run on a lattice split over the processes of an MPI launch
+//! (`mpirun -np N symc train models/ptc_1h1l.sym`): what the trainer needs from the launch,
+//! as a trait, so that the trainer builds and runs without MPI and the MPI side stays in
+//! `runtime::distributed` (the implementation, [`MpiLattice`], exists with the `mpi` feature).
+//!
+//! Each process holds its sub-lattice of every field: it draws the same global Gaussian
+//! vectors and keeps its sites (`pairs::training_pair_on`), applies its part of D and of the
+//! network (halo exchanges inside both), and the loss and the weight gradients are summed over
+//! the processes, bit-identically, so every process takes the same optimiser step. Rank 0
+//! alone writes the run folder and prints.
+
+use super::PrecondError;
+use super::compare::SolveComparison;
+use crate::ir::{Graph, LayerKind, LossSpec};
+use crate::lattice::gauge::GaugeField;
+use crate::lattice::wilson::DiracParams;
+use crate::runtime::data_parallel::DataParallel;
+use crate::runtime::distributed::grid::ProcessGrid;
+use crate::runtime::preconditioner::NetPreconditioner;
+use crate::runtime::{FermionNet, RuntimeError};
+use crate::solve::{LinearOperator, SolveParams};
+use num_complex::Complex64;
+
+/// The processes a preconditioner trains on, and the distributed pieces they build.
+pub trait LatticeShare {
+    /// The processes (rank 0 writes and prints; [`DataParallel::worst`] agrees on failures).
+    fn group(&self) -> &dyn DataParallel;
+    /// The process grid of this launch for a lattice of extents `dims`.
+    fn grid(&self, dims: [usize; 4]) -> Result<ProcessGrid, RuntimeError>;
+    /// Rank 0's gauge field (`Some` there) on every process.
+    fn broadcast_gauge(&self, gauge: Option<&GaugeField>) -> GaugeField;
+    /// This process's part of D in f32 (its `global_sum` reduces over the processes).
+    fn dirac_f32(
+        &self,
+        grid: &ProcessGrid,
+        gauge: &GaugeField,
+        params: &DiracParams,
+    ) -> Result<Box<dyn LinearOperator<f32>>, RuntimeError>;
+    /// `graph` on this process's sub-lattice; its weight gradients are the global ones.
+    fn net_f32(
+        &self,
+        grid: &ProcessGrid,
+        graph: &Graph,
+        gauge: &GaugeField,
+    ) -> Result<Box<dyn FermionNet<f32>>, RuntimeError>;
+    /// The run's closing comparison (as `compare::compare_solves`) on this process's part of
+    /// the sources `rhs`, with the distributed operator: every process gets the same reports.
+    #[allow(clippy::too_many_arguments)]
+    fn compare(
+        &self,
+        grid: &ProcessGrid,
+        gauge: &GaugeField,
+        dirac: &DiracParams,
+        prec: &mut NetPreconditioner,
+        rhs: &[Vec<Complex64>],
+        sp: &SolveParams,
+        seed: u64,
+        log: bool,
+    ) -> Result<SolveComparison, PrecondError>;
+}
+
+/// Why `graph` (with loss `loss`) cannot train split over processes, or `None` if it can: a
+/// network of global-weight gauge layers with the one-term or filtered loss. The others train
+/// on rank 0 (the caller says so).
+pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
+    if matches!(loss, LossSpec::LowModes { .. }) {
+        return Some("the two-term loss (its multigrid solves run in one process)".into());
+    }
+    for l in &graph.layers {
+        match &l.kind {
+            LayerKind::CoarseLevel(_) => {
+                return Some(format!(
+                    "the multigrid level `{}` (coarse levels run in one process)",
+                    l.name
+                ));
+            }
+            LayerKind::Ptc { local: true, .. } => {
+                return Some(format!("layer `{}` has site-dependent weights", l.name));
+            }
+            LayerKind::Ptc { .. }
+            | LayerKind::Transport { .. }
+            | LayerKind::Add
+            | LayerKind::NormGate => {}
+            _ => return Some(format!("layer `{}` is not a gauge layer", l.name)),
+        }
+    }
+    None
+}
+
+/// What a split run records in `summary.json`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Decomposition {
+    pub ranks: usize,
+    pub procs: [usize; 4],
+    pub local_dims: [usize; 4],
+}
+
+#[cfg(feature = "mpi")]
+pub use mpi_lattice::MpiLattice;
+
+#[cfg(feature = "mpi")]
+mod mpi_lattice {
+    use super::*;
+    use crate::lattice::wilson::WilsonClover;
+    use crate::runtime::distributed::comm::Comm;
+    use crate::runtime::distributed::data_parallel::MpiDataParallel;
+    use crate::runtime::distributed::net::DistLatticeNet;
+    use crate::runtime::distributed::operator::DistWilsonClover;
+    use crate::runtime::distributed::solve::broadcast_gauge;
+    use crate::solve::batch::{Setup, SolverKind, System};
+
+    /// Every process of an MPI launch.
+    pub struct MpiLattice<'a> {
+        comm: &'a Comm,
+        group: MpiDataParallel<'a>,
+        procs: Option<[usize; 4]>,
+    }
+
+    impl<'a> MpiLattice<'a> {
+        /// The processes of `comm`, split as `procs` (`--procs`) or automatically.
+        pub fn new(comm: &'a Comm, procs: Option<[usize; 4]>) -> Self {
+            MpiLattice { comm, group: MpiDataParallel::new(comm), procs }
+        }
+    }
+
+    impl LatticeShare for MpiLattice<'_> {
+        fn group(&self) -> &dyn DataParallel {
+            &self.group
+        }
+
+        fn grid(&self, dims: [usize; 4]) -> Result<ProcessGrid, RuntimeError> {
+            ProcessGrid::new(dims, self.comm.size(), self.comm.rank(), self.procs)
+                .map_err(|e| RuntimeError::Shape(e.to_string()))
+        }
+
+        fn broadcast_gauge(&self, gauge: Option<&GaugeField>) -> GaugeField {
+            broadcast_gauge(self.comm, gauge)
+        }
+
+        fn dirac_f32(
+            &self,
+            grid: &ProcessGrid,
+            gauge: &GaugeField,
+            params: &DiracParams,
+        ) -> Result<Box<dyn LinearOperator<f32>>, RuntimeError> {
+            let reference = WilsonClover::<f64>::new(gauge, params);
+            Ok(Box::new(DistWilsonClover::<f32>::new(self.comm, grid, &reference)?))
+        }
+
+        fn net_f32(
+            &self,
+            grid: &ProcessGrid,
+            graph: &Graph,
+            gauge: &GaugeField,
+        ) -> Result<Box<dyn FermionNet<f32>>, RuntimeError> {
+            Ok(Box::new(DistLatticeNet::<f32>::compile(self.comm, grid, graph, gauge)?))
+        }
+
+        fn compare(
+            &self,
+            grid: &ProcessGrid,
+            gauge: &GaugeField,
+            dirac: &DiracParams,
+            prec: &mut NetPreconditioner,
+            rhs: &[Vec<Complex64>],
+            sp: &SolveParams,
+            seed: u64,
+            log: bool,
+        ) -> Result<SolveComparison, PrecondError> {
+            let reference = WilsonClover::<f64>::new(gauge, dirac);
+            let d64 = DistWilsonClover::<f64>::new(self.comm, grid, &reference)?;
+            let d32 = DistWilsonClover::<f32>::new(self.comm, grid, &reference)?;
+            drop(reference);
+            prec.error = None;
+            let reports = {
+                let mut net = prec.right(Some(d32.layout()));
+                let mut setups = [
+                    Setup { solver: SolverKind::Gmres, preconditioner: None },
+                    Setup { solver: SolverKind::Fgmres, preconditioner: Some(&mut net) },
+                ];
+                let system = System { op: &d64, native: Some(&d32), exact: None };
+                super::super::compare::solve_logged(system, &mut setups, rhs, sp, log)?
+            };
+            if let Some(e) = prec.error.take() {
+                return Err(PrecondError::Runtime(RuntimeError::Shape(e)));
+            }
+            Ok(super::super::compare::comparison(&reports, sp, rhs.len(), seed, "mixed"))
+        }
+    }
+}
