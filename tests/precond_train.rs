@@ -291,16 +291,14 @@ fn reference_residual(
 /// solver paths (plain GMRES on 4⁴, multigrid FGMRES on 8⁴, where 4⁴ blocks tile) agree with it.
 #[test]
 fn low_mode_pairs_solve_the_dirac_equation() {
-    use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
     let tmp = tempfile::tempdir().unwrap();
     for (dims, mass, solver) in [([4, 4, 4, 4], -0.4, "gmres"), ([8, 8, 8, 8], -0.45, "mg")] {
         let gauge = random_gauge(dims, 21);
         let dirac = symc::lattice::wilson::DiracParams::periodic(mass, 1.0);
-        let d32 = JitWilsonClover::<f32>::new(&gauge, &dirac, &DiracOptions::default()).unwrap();
         let mut low = precond::LowModeSolver::new(&gauge, &dirac, 1.0, 1e-4, tmp.path()).unwrap();
         assert_eq!(low.stats.solver, solver);
         for step in 0..2 {
-            let (inp, tgt) = low.pair(&d32, 3, step).unwrap();
+            let (inp, tgt) = low.pair(3, step).unwrap();
             let norm: f64 = inp.iter().map(|z| (z.norm_sqr()) as f64).sum::<f64>().sqrt();
             assert!((norm - 1.0).abs() < 1e-5, "input norm {norm}");
             let res = reference_residual(&gauge, mass, &inp, &tgt);
@@ -346,7 +344,7 @@ fn the_two_term_loss_adds_the_weighted_low_mode_term() {
     let (i1, t1) = precond::training_pair(&d32, [4, 4, 4, 4], &LossSpec::Preconditioner, seed, 0);
     let l1 = precond::pair_loss(net.as_ref(), &params, &i1, &t1).unwrap();
     let mut low = precond::LowModeSolver::new(&gauge, &dirac, 0.5, 1e-6, tmp.path()).unwrap();
-    let (i2, t2) = low.pair(&d32, seed, 0).unwrap();
+    let (i2, t2) = low.pair(seed, 0).unwrap();
     let l2 = precond::pair_loss(net.as_ref(), &params, &i2, &t2).unwrap();
     let want = l1 + 0.5 * l2;
     eprintln!("step 1: logged {:.6e}, L1 {l1:.4e} + 0.5 L2 {l2:.4e} = {want:.6e}", rows[0].loss);
