@@ -535,6 +535,36 @@ fn preconditioner_training_is_split_over_ranks_and_matches_one_process() {
         num(&one, &["solve", "preconditioned", "iterations"]),
     );
     assert!(p < 0.8 * u, "{test}: the trained network should cut the iterations ({u} -> {p})");
+
+    // `symc solve --precond RUN` with the one-process run's network, split over 2 and 4 ranks.
+    let gauge = root.join("models/data/gauge/b6.0_8x8x8x16_s7.nersc");
+    let (g, r) = (gauge.to_str().unwrap(), single.to_str().unwrap());
+    let args = [
+        "solve",
+        "--gauge",
+        g,
+        "--mass=-0.55",
+        "--csw",
+        "1",
+        "--precond",
+        r,
+        "--rhs",
+        "1",
+        "--format",
+        "json",
+    ];
+    let base = json(&symc(None, &args), &format!("{test}: solve --precond, one process"));
+    assert_eq!(base["preconditioner"], "network");
+    for np in [2usize, 4] {
+        let what = format!("{test}: solve --precond, mpirun -np {np}");
+        let v = json(&symc(Some(np), &args), &what);
+        assert_eq!(v["preconditioner"], "network", "{what}");
+        let (a, b) = (num(&base, &["iterations"]), num(&v, &["iterations"]));
+        assert!((a - b).abs() <= 1.0, "{what}: {b} iterations, one process {a}");
+        let res = num(&v, &["true_residual"]);
+        assert!(res < 1e-8, "{what}: true residual {res:e}");
+        eprintln!("{what}: {b} iterations (one process {a}), true residual {res:.2e}");
+    }
 }
 
 #[test]
@@ -558,4 +588,26 @@ fn multigrid_preconditioners_fall_back_to_rank_0_and_say_so() {
     );
     assert_eq!(stderr.matches("gauge field:").count(), 1, "{test}: {stderr}");
     assert!(dir.path().join("run/checkpoint.safetensors").is_file(), "{test}");
+
+    // Its network cannot precondition a split solve yet: a clear error, printed once.
+    let gauge =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/data/gauge/b6.0_8x8x8x16_s7.nersc");
+    let run = dir.path().join("run");
+    let args = [
+        "solve",
+        "--gauge",
+        gauge.to_str().unwrap(),
+        "--mass=-0.55",
+        "--csw",
+        "1",
+        "--precond",
+        run.to_str().unwrap(),
+        "--rhs",
+        "1",
+    ];
+    let out = symc(Some(2), &args);
+    let stderr = flat(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{test}: solve --precond of a multigrid run: {stderr}");
+    assert_eq!(stderr.matches("cannot run split over processes").count(), 1, "{test}: {stderr}");
+    assert!(stderr.contains("multigrid level"), "{test}: {stderr}");
 }

@@ -20,7 +20,7 @@ use crate::runtime::distributed::comm::{Comm, Launch};
 use crate::runtime::distributed::data_parallel::MpiDataParallel;
 use crate::runtime::distributed::heatbath::MpiLinkShare;
 use crate::runtime::distributed::solve::{DistributedSolve, broadcast_gauge};
-use crate::train::precond::share::MpiLattice;
+use crate::train::precond::share::{MpiLattice, split_preconditioner};
 
 /// Runs `cli`, under MPI when launched by `mpirun`; returns the exit code.
 pub fn main(cli: Cli) -> u8 {
@@ -96,8 +96,8 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
     // Checks every process makes alike: each fails (and only rank 0 prints) together.
     let unsupported = if args.evenodd {
         Some("--evenodd")
-    } else if args.precond.is_some() {
-        Some("--precond")
+    } else if args.precond.as_deref() == Some(std::path::Path::new("mg")) {
+        Some("--precond mg")
     } else {
         None
     };
@@ -108,6 +108,10 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
                 help = "run it in one process (without mpirun), or drop the flag",
                 "{flag} does not run on several processes yet"
             ))),
+            None if args.precond.is_some() && args.solver != cli_solve::SolverKind::Fgmres => {
+                let solver = format!("{:?}", args.solver).to_lowercase();
+                Err(Failure::io(cli_solve::SolveCliError::PreconditionerNeedsFgmres { solver }))
+            }
             None => Ok(()),
         });
     if let Err(f) = checked {
@@ -157,6 +161,27 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
             return report(Err(f), root);
         }
     };
+    // A trained network (`--precond RUN_DIR`), split like the operator; every process loads
+    // it and they agree on whether that worked before the solves start.
+    let lattice = MpiLattice::new(world, args.procs);
+    let mut precond = None;
+    if let Some(dir) = &args.precond {
+        let loaded = split_preconditioner(dir, &gauge, &lattice, &grid)
+            .map_err(|e| Failure { code: e.exit_code(), report: e.into() });
+        let code = loaded.as_ref().err().map_or(0, |f| f.code.max(1));
+        let all = world.gather_u64(code as u64);
+        let worst = all.iter().copied().max().unwrap_or(0) as u8;
+        // The first process that failed says why; the others exit with its code.
+        let first = all.iter().position(|&c| c != 0);
+        match loaded {
+            Ok(p) if worst == 0 => precond = Some(p),
+            Ok(_) => return worst,
+            Err(f) => {
+                report(Err(f), first == Some(world.rank()));
+                return worst;
+            }
+        }
+    }
     let sources = random_sources(dims, args.rhs, args.seed);
     if root {
         let p = grid.procs;
@@ -188,16 +213,18 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
             cli_solve::log_solve(k, r)
         }
     };
-    let (reports, precision, run) = match dist.run(world, &grid, &gauge, &sources, &mut log) {
-        Ok(r) => r,
-        Err(e) => return report(Err(Failure::model(miette::miette!("{e}"))), root),
-    };
+    let (reports, precision, run) =
+        match dist.run(world, &grid, &gauge, &sources, precond.as_mut(), &mut log) {
+            Ok(r) => r,
+            Err(e) => return report(Err(Failure::model(miette::miette!("{e}"))), root),
+        };
     let mut extra = serde_json::Map::new();
     if let Some(check) = run.operator_check {
         extra.insert("operator_check".into(), serde_json::json!(check));
     }
     extra.insert("mpi".into(), serde_json::json!(run));
-    let ran = Ran { system: "full", precision, preconditioner: "none", extra };
+    let preconditioner = if precond.is_some() { "network" } else { "none" };
+    let ran = Ran { system: "full", precision, preconditioner, extra };
     let mut code = 0;
     if root {
         if let Err(f) = cli_solve::write_outputs(&args, &ran, dims, plaquette, &reports) {

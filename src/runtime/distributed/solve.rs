@@ -16,7 +16,8 @@ use crate::lattice::su3::Su3;
 use crate::lattice::wilson::{DiracParams, WilsonClover};
 use crate::runtime::RuntimeError;
 use crate::runtime::operator::Precision;
-use crate::solve::batch::{self, BatchError, Setup, SolverKind, System};
+use crate::runtime::preconditioner::NetPreconditioner;
+use crate::solve::batch::{self, BatchError, RightPreconditioner, Setup, SolverKind, System};
 use crate::solve::{MixedPrecision, SolveParams, SolveReport};
 use num_complex::{Complex, Complex64};
 
@@ -116,6 +117,7 @@ impl DistributedSolve<'_> {
         grid: &ProcessGrid,
         gauge: &GaugeField,
         sources: &[Vec<Complex64>],
+        precond: Option<&mut NetPreconditioner>,
         on_solve: &mut dyn FnMut(usize, &SolveReport),
     ) -> Result<(Vec<SolveReport>, &'static str, DistributedRun), DistributedError> {
         let reference = WilsonClover::<f64>::new(gauge, self.params);
@@ -143,7 +145,14 @@ impl DistributedSolve<'_> {
             _ => (System { op: &d64, native: None, exact: None }, "f64"),
         };
         let mut log = |k: usize, _: usize, r: &SolveReport| on_solve(k, r);
-        let setup = Setup { solver: self.solver, preconditioner: None };
+        // A trained network runs on the f32 operator's layout in mixed precision (its
+        // sub-lattice network shares the main slots of the operator's buffers).
+        let layout = if precision == "mixed" { d32.as_ref().map(|d| d.layout()) } else { None };
+        let mut bound = precond.map(|p| p.right(layout));
+        let setup = Setup {
+            solver: self.solver,
+            preconditioner: bound.as_mut().map(|b| b as &mut dyn RightPreconditioner),
+        };
         let mut reports = batch::solve_batch(system, &mut [setup], &local, &self.solve, &mut log)?;
         let halo_f64 = d64.stats();
         let halo = d32.as_ref().map_or(halo_f64, |d| d.stats());

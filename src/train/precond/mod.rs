@@ -150,6 +150,16 @@ pub enum PrecondError {
     #[diagnostic(code(symc::precond::plot))]
     Plot(String),
 
+    /// A network that cannot run split over processes (`share::refusal`).
+    #[error("the network `{model}` cannot run split over processes yet: {why}")]
+    #[diagnostic(
+        code(symc::precond::not_split),
+        help(
+            "run this solve in one process (without mpirun); networks of gauge layers with global weights run split"
+        )
+    )]
+    NotSplit { model: String, why: String },
+
     /// Another process of a split run failed (it reports why); this one stops with it.
     #[error("another process of the run failed (exit code {code})")]
     #[diagnostic(code(symc::train::elsewhere))]
@@ -161,6 +171,7 @@ impl PrecondError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PrecondError::NotPreconditioner { .. }
+            | PrecondError::NotSplit { .. }
             | PrecondError::GaugeDims { .. }
             | PrecondError::Diverged { .. }
             | PrecondError::LowModeSolve { .. }

@@ -220,17 +220,7 @@ pub fn load_run_for(
     gauge: &GaugeField,
     dirac: Option<&DiracParams>,
 ) -> Result<LoadedRun, PrecondError> {
-    let model = dir.join(MODEL_FILE);
-    let graph = crate::sema::load_model(&model)
-        .map_err(|e| PrecondError::RunFolder { path: model.clone(), message: format!("{e}") })?;
-    let ck = checkpoint::load(&dir.join(CHECKPOINT_FILE), &graph)?;
-    if let Some(bad) = ck.params.iter().position(|p| !p.is_finite()) {
-        return Err(PrecondError::RunFolder {
-            path: dir.join(CHECKPOINT_FILE),
-            message: format!("weight {bad} is not finite"),
-        });
-    }
-    let graph = retarget(&graph, gauge.dims())?;
+    let (graph, params) = load_weights(dir, gauge.dims())?;
     let summary = read_summary(dir).ok();
     let net = if crate::ir::levels::level(&graph).is_some() {
         let own = match (&summary, dirac) {
@@ -250,7 +240,26 @@ pub fn load_run_for(
     } else {
         compile_fermion_net::<f32>(&graph, gauge)?
     };
-    Ok(LoadedRun { graph, net, params: ck.params, summary })
+    Ok(LoadedRun { graph, net, params, summary })
+}
+
+/// The model of run folder `dir`, moved to a lattice of extents `dims`, and its trained
+/// weights (checked finite).
+pub(super) fn load_weights(
+    dir: &Path,
+    dims: [usize; 4],
+) -> Result<(Graph, Vec<f32>), PrecondError> {
+    let model = dir.join(MODEL_FILE);
+    let graph = crate::sema::load_model(&model)
+        .map_err(|e| PrecondError::RunFolder { path: model.clone(), message: format!("{e}") })?;
+    let ck = checkpoint::load(&dir.join(CHECKPOINT_FILE), &graph)?;
+    if let Some(bad) = ck.params.iter().position(|p| !p.is_finite()) {
+        return Err(PrecondError::RunFolder {
+            path: dir.join(CHECKPOINT_FILE),
+            message: format!("weight {bad} is not finite"),
+        });
+    }
+    Ok((retarget(&graph, dims)?, ck.params))
 }
 
 /// The trained network of the run folder `dir` as an FGMRES preconditioner on `gauge` and the

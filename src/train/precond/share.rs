@@ -87,6 +87,23 @@ pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
     None
 }
 
+/// The trained network of run folder `dir` as the FGMRES preconditioner of a solve split over
+/// `share`'s processes (`mpirun -np N symc solve --precond RUN_DIR`), on `grid`'s sub-lattice
+/// of `gauge`. Networks that [`refusal`] names are refused with the reason.
+pub fn split_preconditioner(
+    dir: &std::path::Path,
+    gauge: &GaugeField,
+    share: &dyn LatticeShare,
+    grid: &ProcessGrid,
+) -> Result<NetPreconditioner, PrecondError> {
+    let (graph, params) = super::rundir::load_weights(dir, gauge.dims())?;
+    if let Some(why) = refusal(&graph, &LossSpec::Preconditioner) {
+        return Err(PrecondError::NotSplit { model: graph.name.clone(), why });
+    }
+    let net = share.net_f32(grid, &graph, gauge)?;
+    Ok(NetPreconditioner::new(net, params)?)
+}
+
 /// What a split run records in `summary.json`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decomposition {
