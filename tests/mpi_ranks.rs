@@ -516,6 +516,23 @@ fn preconditioner_training_is_split_over_ranks_and_matches_one_process() {
         eprintln!("{what}: 100 step losses within {worst:.1e}, weights within {dw:.1e}");
     }
 
+    // Paths of up to 8 hops (27 paths, `paths = long`): halo slots several sites deep and
+    // around corners, on 4 ranks (y and z split) and on 2 split along x.
+    let long = root.join("models/ptc_long.sym");
+    let sub = dir.path().join("long");
+    std::fs::create_dir(&sub).unwrap();
+    let steps = ["--steps", "10", "--no-evaluate"];
+    let base = precond_losses(&precond_run(test, &sub, &long, None, &steps));
+    for (np, extra) in [(4usize, &[][..]), (2, &["--procs", "2x1x1x1"][..])] {
+        let what = format!("{test}: ptc_long, mpirun -np {np} {extra:?}");
+        let sub = sub.join(format!("np{np}"));
+        std::fs::create_dir(&sub).unwrap();
+        let run = precond_run(test, &sub, &long, Some(np), &[&steps[..], extra].concat());
+        let worst = worst_step(&base, &precond_losses(&run), base.len());
+        assert!(worst < 1e-5, "{what}: step losses differ by {worst:e} (relative)");
+        eprintln!("{what}: 10 step losses within {worst:.1e}");
+    }
+
     // The closing evaluation split over 2 ranks: the preconditioned FGMRES on the distributed
     // operator and network takes the iterations one process takes (±1) and converges.
     let eval = ["--steps", "100", "--rhs", "1"];
