@@ -606,6 +606,26 @@ fn multigrid_preconditioners_fall_back_to_rank_0_and_say_so() {
     assert_eq!(stderr.matches("gauge field:").count(), 1, "{test}: {stderr}");
     assert!(dir.path().join("run/checkpoint.safetensors").is_file(), "{test}");
 
+    // A grid that splits t (the lane direction): a usage error on every process, reported
+    // once, before anything is written.
+    let out = symc_in(
+        Some(2),
+        Some(dir.path()),
+        &[
+            "train",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ptc_1h1l.sym").to_str().unwrap(),
+            "--procs",
+            "1x1x1x2",
+            "--out",
+            "bad",
+        ],
+    );
+    let stderr = flat(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{test}: bad grid: {stderr}");
+    assert_eq!(stderr.matches("symc::train::process_grid").count(), 1, "{test}: {stderr}");
+    assert!(stderr.contains("splits t"), "{test}: {stderr}");
+    assert!(!dir.path().join("bad").exists(), "{test}: a refused run wrote its folder");
+
     // Its network cannot precondition a split solve yet: a clear error, printed once.
     let gauge =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("models/data/gauge/b6.0_8x8x8x16_s7.nersc");

@@ -150,6 +150,17 @@ pub enum PrecondError {
     #[diagnostic(code(symc::precond::plot))]
     Plot(String),
 
+    /// The process grid of a split run does not fit the lattice (checked before anything is
+    /// written).
+    #[error("the process grid does not fit the model's lattice")]
+    #[diagnostic(
+        code(symc::train::process_grid),
+        help(
+            "give --procs PXxPYxPZxPT whose product is the number of processes and which divides x, y and z of the lattice (t is never split), or drop --procs"
+        )
+    )]
+    Grid(#[from] crate::runtime::distributed::grid::GridError),
+
     /// A network that cannot run split over processes (`share::refusal`).
     #[error("the network `{model}` cannot run split over processes yet: {why}")]
     #[diagnostic(

@@ -15,7 +15,7 @@ use crate::ir::{Graph, LayerKind, LossSpec};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
 use crate::runtime::data_parallel::DataParallel;
-use crate::runtime::distributed::grid::ProcessGrid;
+use crate::runtime::distributed::grid::{GridError, ProcessGrid};
 use crate::runtime::preconditioner::NetPreconditioner;
 use crate::runtime::{FermionNet, RuntimeError};
 use crate::solve::{LinearOperator, SolveParams};
@@ -26,7 +26,7 @@ pub trait LatticeShare {
     /// The processes (rank 0 writes and prints; [`DataParallel::worst`] agrees on failures).
     fn group(&self) -> &dyn DataParallel;
     /// The process grid of this launch for a lattice of extents `dims`.
-    fn grid(&self, dims: [usize; 4]) -> Result<ProcessGrid, RuntimeError>;
+    fn grid(&self, dims: [usize; 4]) -> Result<ProcessGrid, GridError>;
     /// Rank 0's gauge field (`Some` there) on every process.
     fn broadcast_gauge(&self, gauge: Option<&GaugeField>) -> GaugeField;
     /// This process's part of D in f32 (its `global_sum` reduces over the processes).
@@ -145,9 +145,8 @@ mod mpi_lattice {
             &self.group
         }
 
-        fn grid(&self, dims: [usize; 4]) -> Result<ProcessGrid, RuntimeError> {
+        fn grid(&self, dims: [usize; 4]) -> Result<ProcessGrid, GridError> {
             ProcessGrid::new(dims, self.comm.size(), self.comm.rank(), self.procs)
-                .map_err(|e| RuntimeError::Shape(e.to_string()))
         }
 
         fn broadcast_gauge(&self, gauge: Option<&GaugeField>) -> GaugeField {

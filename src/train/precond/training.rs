@@ -87,6 +87,8 @@ pub(super) fn set_up<'a>(
     let spec = precond_spec(graph)?;
     let steps = opts.steps.unwrap_or(spec.steps);
     let root = share.is_none_or(|s| s.group().is_root());
+    // Every process finds the same grid, or the same mistake, before anything is written.
+    let grid = share.map(|s| s.grid(spec.dims)).transpose()?;
     let made = if root {
         std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))
     } else {
@@ -118,9 +120,9 @@ pub(super) fn set_up<'a>(
     }
     let dirac = dirac_params(&spec.operator);
     let (d32, net, split): (Box<dyn LinearOperator<f32>>, Box<dyn FermionNet<f32>>, _) = match share
+        .zip(grid)
     {
-        Some(share) => {
-            let grid = share.grid(spec.dims)?;
+        Some((share, grid)) => {
             let d32 = share.dirac_f32(&grid, &gauge.field, &dirac)?;
             let net = share.net_f32(&grid, graph, &gauge.field)?;
             if opts.progress {
