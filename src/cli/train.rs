@@ -214,12 +214,18 @@ pub fn run_in(args: TrainArgs, group: &dyn DataParallel) -> Result<(), Failure> 
         }
         // The preconditioner trainer is not data-parallel: rank 0 runs it, `cli::mpi` makes the
         // others wait for its exit code.
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. }
+        LossSpec::Preconditioner
+        | LossSpec::Filtered { .. }
+        | LossSpec::LowModes { .. }
+        | LossSpec::Coarse
             if root =>
         {
             train_preconditioner(&args, &model_path, &graph)
         }
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. } => Ok(()),
+        LossSpec::Preconditioner
+        | LossSpec::Filtered { .. }
+        | LossSpec::LowModes { .. }
+        | LossSpec::Coarse => Ok(()),
         LossSpec::Mse => Err(Failure::model(miette::miette!(
             code = "symc::train::loss",
             help = "symc trains classifiers (loss nll) and Dirac preconditioners (loss preconditioner / filtered)",
@@ -287,9 +293,14 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     if let Some(l) = summary.final_loss_mean {
         println!("final loss (mean of the last 10 % of steps): {l:.4e}");
     }
-    if let Some(s) = &summary.solve {
+    let fine = summary.fine_solve.as_ref().map(|f| ("whole network, fine system D: ", f));
+    let main = summary
+        .solve
+        .as_ref()
+        .map(|s| (if s.system == "coarse" { "coarse system D_c, M_c alone: " } else { "" }, s));
+    for (what, s) in main.into_iter().chain(fine) {
         println!(
-            "FGMRES({}) to {:e}: {:.1} iterations / {:.3} s unpreconditioned, {:.1} iterations / \
+            "{what}FGMRES({}) to {:e}: {:.1} iterations / {:.3} s unpreconditioned, {:.1} iterations / \
              {:.3} s preconditioned ({:.2}x fewer iterations, {:.2}x faster)",
             s.restart,
             s.tol,

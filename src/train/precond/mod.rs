@@ -8,7 +8,8 @@
 //! *filtered* loss (models.md §3.2) replaces v by ṽ = N GMRES iterations on D ṽ = 0 from a
 //! random start, which stresses the low modes that dominate the solve. The *two-term* loss of
 //! the paper's full multigrid model adds ‖M v₂ − D⁻¹ v₂‖² with D⁻¹ v₂ from a multigrid solve
-//! (`lowmodes.rs`).
+//! (`lowmodes.rs`). `loss coarse` trains a near-null level's coarse layers alone on the
+//! Galerkin operator D_c (`coarse.rs`).
 //!
 //! The pipeline of a run, file by file:
 //! - `spec.rs`: what the model must declare ([`precond_spec`]) and its Dirac parameters;
@@ -16,6 +17,7 @@
 //! - `pairs.rs`: the training pairs and the loss ([`training_pair`], [`pair_loss_grad`]);
 //! - `lowmodes.rs`: the low-mode pairs (v₂, D⁻¹ v₂) of the two-term loss ([`LowModeSolver`]);
 //! - `training.rs`: set-up, resume, the step loop with its divergence rule, checkpoints;
+//! - `coarse.rs`: `loss coarse` (the coarse model on D_c) and its coarse FGMRES comparison;
 //! - `compare.rs`: the closing FGMRES comparison ([`compare_solves`], [`SolveComparison`]);
 //! - `rundir.rs`: the run folder's files ([`LOSS_FILE`], [`read_summary`], [`load_run`]).
 //!
@@ -24,6 +26,7 @@
 //! whose loss diverges (see `train::divergence`) stops with [`PrecondError::Diverged`], keeps
 //! its last good checkpoint and says `"status": "diverged"` in its summary.
 
+mod coarse;
 mod compare;
 mod gauge;
 mod lowmodes;
@@ -226,10 +229,28 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
     training::finish(graph, opts, &setup, &state, &mut summary)?;
     if opts.evaluate {
         let eval = compare::Evaluation::new(setup.spec.eval, opts.rhs, setup.spec.seed);
+        if let Some(c) = &setup.coarse {
+            // A coarse run is judged first on the system it trained on: D_c with and
+            // without M_c; the whole network's fine solve follows as `fine_solve`.
+            let cmp = c.compare(&state.params, &eval, opts.progress)?;
+            if opts.progress {
+                eprintln!(
+                    "coarse solve (D_c): {:.1} -> {:.1} iterations ({:.2}x)",
+                    cmp.unpreconditioned.iterations,
+                    cmp.preconditioned.iterations,
+                    cmp.iteration_ratio
+                );
+            }
+            summary.solve = Some(cmp);
+        }
         let mut prec = NetPreconditioner::new(setup.net, state.params)?;
         let cmp =
             compare::evaluate(&eval, &setup.gauge.field, &setup.dirac, &mut prec, opts.progress)?;
-        summary.solve = Some(cmp);
+        if setup.coarse.is_some() {
+            summary.fine_solve = Some(cmp);
+        } else {
+            summary.solve = Some(cmp);
+        }
         // The set-up of a multigrid network ran once, before training; its cost is reported
         // here, apart from the solves (it is amortised over every right-hand side).
     }

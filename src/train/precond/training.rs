@@ -5,6 +5,7 @@
 //! the way) and [`finish`] (last checkpoint, loss plot, log line). The evaluation that follows
 //! lives in `compare.rs`.
 
+use super::coarse::CoarseTrainer;
 use super::gauge::{TrainingGauge, recorded_gauge, training_gauge};
 use super::lowmodes::LowModeSolver;
 use super::pairs::{pair_loss_grad, training_pair};
@@ -43,6 +44,8 @@ pub(super) struct Setup {
     pub net: Box<dyn FermionNet<f32>>,
     /// The low-mode pairs of the two-term loss (`loss preconditioner(low_modes = ...)`).
     pub low_modes: Option<RefCell<LowModeSolver>>,
+    /// `loss coarse`: D_c and the level's coarse layers, trained alone.
+    pub coarse: Option<CoarseTrainer>,
 }
 
 /// Checks the model, creates the run folder (with the model's source as `model.sym`) and
@@ -112,7 +115,11 @@ pub(super) fn set_up(graph: &Graph, opts: &RunOptions) -> Result<Setup, PrecondE
         }
         _ => None,
     };
-    Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net, low_modes })
+    let coarse = match spec.loss {
+        LossSpec::Coarse => Some(CoarseTrainer::new(graph, &gauge.field, &dirac, &basis)?),
+        _ => None,
+    };
+    Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net, low_modes, coarse })
 }
 
 /// The run's gauge field: on `--resume` the one the run recorded, else the `train` block's
@@ -283,6 +290,7 @@ pub(super) fn new_summary(
         low_modes: setup.low_modes.as_ref().map(|l| l.borrow().stats.clone()),
         warm_start: state.warm_start.clone(),
         solve: None,
+        fine_solve: None,
     }
 }
 
@@ -359,8 +367,14 @@ pub(super) fn train_steps(
     let mut rate_mark = (Instant::now(), state.start_step);
     for step in state.start_step..steps {
         let lr = optim::lr_at(base_lr, &spec.train.schedule, step, steps, 0, decays) as f32;
-        let (inp, tgt) = training_pair(&setup.d32, spec.dims, &spec.loss, spec.seed, step);
-        let mut loss = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?;
+        let mut loss = match &setup.coarse {
+            // The coarse layers alone, on D_c: the fine layers' gradient is zero.
+            Some(c) => c.loss_grad(&state.params, spec.seed, step, &mut grad)?,
+            None => {
+                let (inp, tgt) = training_pair(&setup.d32, spec.dims, &spec.loss, spec.seed, step);
+                pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?
+            }
+        };
         if let Some(low) = &setup.low_modes {
             // The second term: the same loss on the pair (v2, D^-1 v2), its gradient added
             // with the term's weight.
