@@ -293,12 +293,8 @@ fn train_preconditioner(args: &TrainArgs, model_path: &Path, graph: &Graph) -> R
     if let Some(l) = summary.final_loss_mean {
         println!("final loss (mean of the last 10 % of steps): {l:.4e}");
     }
-    let fine = summary.fine_solve.as_ref().map(|f| ("whole network, fine system D: ", f));
-    let main = summary
-        .solve
-        .as_ref()
-        .map(|s| (if s.system == "coarse" { "coarse system D_c, M_c alone: " } else { "" }, s));
-    for (what, s) in main.into_iter().chain(fine) {
+    if let Some(s) = &summary.solve {
+        let what = if s.system == "coarse" { "coarse system D_c, M_c alone: " } else { "" };
         println!(
             "{what}FGMRES({}) to {:e}: {:.1} iterations / {:.3} s unpreconditioned, {:.1} iterations / \
              {:.3} s preconditioned ({:.2}x fewer iterations, {:.2}x faster)",

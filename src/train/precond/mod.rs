@@ -230,8 +230,10 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
     if opts.evaluate {
         let eval = compare::Evaluation::new(setup.spec.eval, opts.rhs, setup.spec.seed);
         if let Some(c) = &setup.coarse {
-            // A coarse run is judged first on the system it trained on: D_c with and
-            // without M_c; the whole network's fine solve follows as `fine_solve`.
+            // A coarse run is judged on the system it trained on: D_c with and without M_c.
+            // The whole network's fine solve is left out: its fine layers are untrained (a
+            // coarse run leaves them at their initial values), so it would measure nothing but
+            // the initialisation, at the cost of the unpreconditioned solve.
             let cmp = c.compare(&state.params, &eval, opts.progress)?;
             if opts.progress {
                 eprintln!(
@@ -242,13 +244,15 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> Result<PrecondSummary, PrecondEr
                 );
             }
             summary.solve = Some(cmp);
-        }
-        let mut prec = NetPreconditioner::new(setup.net, state.params)?;
-        let cmp =
-            compare::evaluate(&eval, &setup.gauge.field, &setup.dirac, &mut prec, opts.progress)?;
-        if setup.coarse.is_some() {
-            summary.fine_solve = Some(cmp);
         } else {
+            let mut prec = NetPreconditioner::new(setup.net, state.params)?;
+            let cmp = compare::evaluate(
+                &eval,
+                &setup.gauge.field,
+                &setup.dirac,
+                &mut prec,
+                opts.progress,
+            )?;
             summary.solve = Some(cmp);
         }
         // The set-up of a multigrid network ran once, before training; its cost is reported

@@ -75,11 +75,9 @@ pub struct PrecondSummary {
     /// The trained runs a fresh run started from (`--init`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warm_start: Vec<crate::train::checkpoint::WarmStart>,
+    /// The closing comparison; for a `loss coarse` run, on the coarse system D_c
+    /// (`system: "coarse"`) with and without M_c.
     pub solve: Option<SolveComparison>,
-    /// A `loss coarse` run: `solve` is the coarse system D_c with and without M_c, and this
-    /// is the whole network (trained coarse layers, untrained fine layers) on D.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fine_solve: Option<SolveComparison>,
 }
 
 impl PrecondSummary {

@@ -290,7 +290,6 @@ pub(super) fn new_summary(
         low_modes: setup.low_modes.as_ref().map(|l| l.borrow().stats.clone()),
         warm_start: state.warm_start.clone(),
         solve: None,
-        fine_solve: None,
     }
 }
 
