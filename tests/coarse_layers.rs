@@ -377,4 +377,39 @@ fn f32_coarse_layers_and_network_equal_f64() {
     let y32: Vec<C> = y32.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
     let e = rel(&y32, &y64);
     assert!(e < 1e-5, "f32 network vs f64: {e:e}");
+    // The solver's path: f32 buffers in the kernels' layout.
+    let layout = m32.fine().layout().clone();
+    let len = m32.native_buffer_len();
+    let (mut inp, mut out) = (vec![0.0f32; len], vec![0.0f32; len]);
+    layout.to_aosoa(&b32, &mut inp);
+    m32.forward_native(&p32, &layout, &mut inp, &mut out).unwrap();
+    let mut native = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
+    layout.from_aosoa(&out, &mut native);
+    let native: Vec<C> = native.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
+    let e = rel(&native, &y64);
+    assert!(e < 1e-5, "f32 native path vs f64: {e:e}");
+    // Weight gradients (coarse layer and fine layer) of L = ‖M b − t‖², f32 against f64.
+    let t = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
+    let t32: Vec<num_complex::Complex<f32>> =
+        t.iter().map(|z| num_complex::Complex::new(z.re as f32, z.im as f32)).collect();
+    let mut g64 = vec![0.0f64; params.len()];
+    m64.forward_backward_seeded(
+        &params,
+        &b,
+        &mut |o, g| g.iter_mut().zip(o).zip(&t).for_each(|((g, o), t)| *g = (*o - *t) * 2.0),
+        &mut g64,
+    )
+    .unwrap();
+    let mut g32 = vec![0.0f32; params.len()];
+    m32.forward_backward_seeded(
+        &p32,
+        &b32,
+        &mut |o, g| g.iter_mut().zip(o).zip(&t32).for_each(|((g, o), t)| *g = (*o - *t) * 2.0),
+        &mut g32,
+    )
+    .unwrap();
+    let g32: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
+    let nl = levels::level_scalars(&g);
+    let (e_level, e_fine) = (rel_real(&g32[..nl], &g64[..nl]), rel_real(&g32[nl..], &g64[nl..]));
+    assert!(e_level < 1e-5 && e_fine < 1e-5, "f32 gradients: level {e_level:e}, fine {e_fine:e}");
 }
