@@ -40,7 +40,7 @@ fn define_weight_grad(jit: &mut Jit, d: &CoarseDesc, name: &str) -> Result<Kerne
     let site_bytes = (n * 2 * sz) as i64;
     jit.define(spec, |b, [args, start, end], _host| {
         let a: Vec<_> = (0..3)
-            .map(|k| b.ins().load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32))
+            .map(|k: i32| b.ins().load(types::I64, MemFlagsData::trusted(), args, k * 8))
             .collect();
         let (gbuf, xbuf, wbuf) = (a[0], a[1], a[2]);
         for_range(b, start, end, |b, site| {

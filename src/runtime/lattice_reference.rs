@@ -733,9 +733,9 @@ impl ReferenceCoarseLayers {
     fn shifted(&self, x: usize, d: &[i64; 4]) -> usize {
         let mut c = [0i64; 4];
         let mut r = x;
-        for mu in 0..4 {
-            c[mu] = (r % self.dims[mu]) as i64;
-            r /= self.dims[mu];
+        for (cm, &l) in c.iter_mut().zip(&self.dims) {
+            *cm = (r % l) as i64;
+            r /= l;
         }
         let mut out = 0;
         for mu in (0..4).rev() {

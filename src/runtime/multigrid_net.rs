@@ -749,7 +749,7 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
             fl.from_aosoa(&x[..len], &mut b);
             let saved = self.weighted_forward(params, &b)?;
             let c = saved.as_ref().map(|s| s.c()).unwrap_or(&b);
-            fl.to_aosoa(&c, &mut c_native[..main]);
+            fl.to_aosoa(c, &mut c_native[..main]);
             match self.level.connect {
                 Connect::Concat => {
                     x[len..len + main].copy_from_slice(&c_native[..main]);
