@@ -255,6 +255,35 @@ pub fn layer_table(graph: &Graph) -> String {
                 rows.push(row(format!("l{i}.{j}"), format!(" > {}", cl.name), net, cl, &cc));
             }
         }
+        // A near-null level's coarse layers (counted in the level's row and the totals too):
+        // n_b x n_b complex weights per displacement (and coarse site when local).
+        if let ir::LayerKind::CoarseLevel(level) = &l.kind
+            && let (Some(layers), Some(lat)) = (level.coarse_layers(), graph.lattice)
+        {
+            let dims = level.coarse_dims(lat.dims);
+            let vc: u64 = dims.iter().map(|&d| d as u64).product();
+            let nb = level.coarse_site_dof() as u64;
+            let field = format!(
+                "coarse[{}; {nb}]",
+                dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+            );
+            for (j, (cl, &p)) in layers.iter().zip(&l.params).enumerate() {
+                let params = graph.param(p).count() as u64;
+                let flops = vc * cl.offsets.len() as u64 * nb * nb * 8;
+                let bytes = 4 * graph.param(p).scalar_len() as u64 + 2 * vc * nb * 8;
+                rows.push([
+                    format!("l{i}.{j}"),
+                    format!(" > {}", cl.name),
+                    if cl.local { "coarse_lptc_ng" } else { "coarse_ptc_ng" }.to_string(),
+                    field.clone(),
+                    field.clone(),
+                    group(params),
+                    group((vc * nb) * (vc * nb)),
+                    group(flops),
+                    group(bytes),
+                ]);
+            }
+        }
     }
     rows.push([
         String::new(),

@@ -239,7 +239,10 @@ pub fn run_in(
         // A network of global-weight gauge layers trains split over the processes (each its
         // sub-lattice); the others train on rank 0, and `cli::mpi` makes the rest wait for
         // its exit code.
-        LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. } => {
+        LossSpec::Preconditioner
+        | LossSpec::Filtered { .. }
+        | LossSpec::LowModes { .. }
+        | LossSpec::Coarse => {
             let refusal = precond::share::refusal(&graph, &spec.loss);
             match (lattice.filter(|l| l.group().size() > 1), refusal) {
                 (Some(l), None) => train_preconditioner(&args, &model_path, &graph, Some(l)),
@@ -331,8 +334,9 @@ fn train_preconditioner(
         println!("final loss (mean of the last 10 % of steps): {l:.4e}");
     }
     if let Some(s) = &summary.solve {
+        let what = if s.system == "coarse" { "coarse system D_c, M_c alone: " } else { "" };
         println!(
-            "FGMRES({}) to {:e}: {:.1} iterations / {:.3} s unpreconditioned, {:.1} iterations / \
+            "{what}FGMRES({}) to {:e}: {:.1} iterations / {:.3} s unpreconditioned, {:.1} iterations / \
              {:.3} s preconditioned ({:.2}x fewer iterations, {:.2}x faster)",
             s.restart,
             s.tol,

@@ -19,10 +19,15 @@
 //! accumulators are interleaved by two lane shuffles before each store, and a row count that is
 //! not a whole number of vectors stores its last complex number on its own.
 //!
-//! **No neighbour table.** A work item is one coarse site; its coordinates and the 8
-//! neighbours (periodic; on extent 2 the +mu and -mu neighbours are the same site and still two
-//! terms; on extent 1 a site is its own neighbour) are computed from the compile-time extents,
-//! so every access is bounded by the [`KernelSpec`].
+//! **No neighbour table.** A work item is one coarse site; the sites its terms read (periodic;
+//! on extent 2 the +mu and -mu neighbours are the same site and still two terms of D_c; on
+//! extent 1 a site is its own neighbour) are computed from the compile-time extents and
+//! displacements, so every access is bounded by the [`KernelSpec`].
+//!
+//! **One emitter, several stencils.** The terms are a list of displacements and the
+//! coefficients may be per site or shared, so the same kernel is the Galerkin operator (9
+//! terms, per site) and the forward and input-gradient passes of a coarse layer
+//! (`codegen::coarse_layer`: its own displacements, local or global weights).
 
 use super::complex::Emit;
 use super::jit::{BufSpec, CompiledKernels, Jit, JitError, KernelId, KernelSpec};
@@ -32,19 +37,36 @@ use super::simd::Precision;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, Value, types};
 
-/// Stencil terms per coarse site.
-pub const TERMS: usize = 9;
-
-/// What the coarse-operator kernel is specialised for.
+/// What a coarse stencil kernel is specialised for: the Galerkin operator's 9 terms, or a
+/// coarse layer's displacements (`codegen::coarse_layer`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoarseDesc {
     /// Coarse lattice extents.
     pub dims: [usize; 4],
     pub n_basis: usize,
     pub precision: Precision,
+    /// Displacement of each term, every component in `0..dims[mu]` (periodic; a backward
+    /// step is `dims[mu] - 1`).
+    pub offsets: Vec<[usize; 4]>,
+    /// One coefficient set per coarse site (`true`) or one shared by every site.
+    pub local: bool,
 }
 
 impl CoarseDesc {
+    /// The Galerkin operator's stencil: term d = 0 the site itself, d = 1 + 2μ the forward and
+    /// d = 2 + 2μ the backward neighbour along μ (the order of `lattice::coarse`), per-site
+    /// coefficients.
+    pub fn galerkin(dims: [usize; 4], n_basis: usize, precision: Precision) -> Self {
+        let mut offsets = vec![[0; 4]];
+        for mu in 0..4 {
+            for back in [false, true] {
+                let mut o = [0; 4];
+                o[mu] = if back { dims[mu].max(1) - 1 } else { 1 % dims[mu].max(1) };
+                offsets.push(o);
+            }
+        }
+        CoarseDesc { dims, n_basis, precision, offsets, local: true }
+    }
     fn lanes(&self) -> usize {
         self.precision.lanes()
     }
@@ -54,6 +76,14 @@ impl CoarseDesc {
     pub fn volume(&self) -> usize {
         self.dims.iter().product()
     }
+    /// Stencil terms per site.
+    pub fn terms(&self) -> usize {
+        self.offsets.len()
+    }
+    /// Coefficient sets: one per site, or one.
+    fn coeff_sites(&self) -> usize {
+        if self.local { self.volume() } else { 1 }
+    }
     /// Rows padded to whole vectors.
     pub fn padded(&self) -> usize {
         self.n_basis.div_ceil(self.lanes()) * self.lanes()
@@ -62,23 +92,58 @@ impl CoarseDesc {
     pub fn vector_len(&self) -> usize {
         self.volume() * self.n_basis * 2
     }
-    /// Scalars of the coefficient buffer `[X][term][j][re/im][i padded]`.
+    /// Scalars of the coefficient buffer `[X][term][j][re/im][i padded]` (X only when local).
     pub fn coeff_len(&self) -> usize {
-        self.volume() * TERMS * self.n_basis * 2 * self.padded()
+        self.coeff_sites() * self.terms() * self.n_basis * 2 * self.padded()
     }
     /// Flops of one application (unpadded complex multiply-adds).
     pub fn flops(&self) -> f64 {
-        (self.volume() * TERMS * self.n_basis * self.n_basis * 8) as f64
+        (self.volume() * self.terms() * self.n_basis * self.n_basis * 8) as f64
     }
     /// Bytes of one application: coefficients and the two vectors.
     pub fn bytes(&self) -> f64 {
         ((self.coeff_len() + 2 * self.vector_len()) * self.sz()) as f64
     }
     /// Index into the coefficient buffer of the real part of A_d(X)[i][j] (the imaginary part
-    /// is `padded()` further).
+    /// is `padded()` further); `x` is ignored for shared coefficients.
     pub fn coeff_index(&self, x: usize, d: usize, i: usize, j: usize) -> usize {
-        (((x * TERMS + d) * self.n_basis + j) * 2) * self.padded() + i
+        let x = if self.local { x } else { 0 };
+        (((x * self.terms() + d) * self.n_basis + j) * 2) * self.padded() + i
     }
+    /// Whether every offset lies in the lattice (what the kernel's address arithmetic needs).
+    fn offsets_in_range(&self) -> bool {
+        self.offsets.iter().all(|o| (0..4).all(|mu| o[mu] < self.dims[mu]))
+    }
+}
+
+/// The coarse sites the terms of `site` read: site + offset, periodic, computed from the
+/// compile-time extents (a component c + r ≥ L wraps to c + r − L), so every address is bounded
+/// by the vector's size.
+pub(super) fn term_sites(
+    b: &mut cranelift_frontend::FunctionBuilder,
+    site: Value,
+    dims: [usize; 4],
+    offsets: &[[usize; 4]],
+) -> Vec<Value> {
+    let c = unflatten(b, site, &[dims[3], dims[2], dims[1], dims[0]]);
+    let stride = [1, dims[0], dims[0] * dims[1], dims[0] * dims[1] * dims[2]];
+    offsets
+        .iter()
+        .map(|o| {
+            let mut r = site;
+            for mu in 0..4 {
+                if o[mu] == 0 {
+                    continue;
+                }
+                let (cm, lm, s, om) = (c[3 - mu], dims[mu] as i64, stride[mu] as i64, o[mu] as i64);
+                let wraps = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, cm, lm - om);
+                let fwd = b.ins().iadd_imm_s(r, om * s);
+                let wrap = b.ins().iadd_imm_s(r, (om - lm) * s);
+                r = b.ins().select(wraps, wrap, fwd);
+            }
+            r
+        })
+        .collect()
 }
 
 /// Lane shuffle of two vectors as bytes: `mask[i] < 16` picks byte i of `a`, else of `b`.
@@ -104,7 +169,13 @@ fn interleave_masks(lane_bytes: usize) -> ([u8; 16], [u8; 16]) {
     (mk(0), mk(lanes / 2))
 }
 
-fn define_stencil(jit: &mut Jit, d: &CoarseDesc, name: &str) -> Result<KernelId, JitError> {
+/// The stencil y(X) = Σ_d A_d(X) x(X + offset_d) (the one emitter of D_c, D_c† and the coarse
+/// layers' forward and input-gradient passes).
+pub(super) fn define_stencil(
+    jit: &mut Jit,
+    d: &CoarseDesc,
+    name: &str,
+) -> Result<KernelId, JitError> {
     let vol = d.volume();
     let (n, l, sz) = (d.n_basis, d.lanes(), d.sz());
     let np = d.padded();
@@ -128,32 +199,15 @@ fn define_stencil(jit: &mut Jit, d: &CoarseDesc, name: &str) -> Result<KernelId,
     let dims = d.dims;
     let site_bytes = (n * 2 * sz) as i64;
     let col_bytes = (2 * np * sz) as i64;
-    let site_coeff_bytes = (TERMS * n) as i64 * col_bytes;
+    let site_coeff_bytes = if d.local { (d.terms() * n) as i64 * col_bytes } else { 0 };
+    let offsets = d.offsets.clone();
     jit.define(spec, |b, [args, start, end], host| {
         let a: Vec<Value> = (0..3)
             .map(|k| b.ins().load(types::I64, MemFlagsData::trusted(), args, (k * 8) as i32))
             .collect();
         let (xbuf, ybuf, cbuf) = (a[0], a[1], a[2]);
         for_range(b, start, end, |b, site| {
-            // Coordinates (t first) and the 9 sites the terms read.
-            let c = unflatten(b, site, &[dims[3], dims[2], dims[1], dims[0]]);
-            let stride = [1, dims[0], dims[0] * dims[1], dims[0] * dims[1] * dims[2]];
-            let mut reads = vec![site];
-            for mu in 0..4 {
-                let cm = c[3 - mu];
-                let lm = dims[mu] as i64;
-                let s = stride[mu] as i64;
-                // +mu: c + 1 wraps to 0 at the last slice: site + s, or site - (L - 1) s.
-                let last = b.ins().icmp_imm_s(IntCC::Equal, cm, lm - 1);
-                let fwd = b.ins().iadd_imm_s(site, s);
-                let wrap = b.ins().iadd_imm_s(site, -(lm - 1) * s);
-                reads.push(b.ins().select(last, wrap, fwd));
-                // -mu: c - 1 wraps to L - 1 at the first slice.
-                let first = b.ins().icmp_imm_s(IntCC::Equal, cm, 0);
-                let bwd = b.ins().iadd_imm_s(site, -s);
-                let wrap = b.ins().iadd_imm_s(site, (lm - 1) * s);
-                reads.push(b.ins().select(first, wrap, bwd));
-            }
+            let reads = term_sites(b, site, dims, &offsets);
             let xptrs: Vec<Value> = reads
                 .iter()
                 .map(|&r| {
@@ -249,7 +303,7 @@ pub struct CoarseKernels {
 
 /// Emit the coarse stencil for `desc` (D_c and D_c† share it; the coefficients differ).
 pub fn compile(desc: &CoarseDesc, keep_listings: bool) -> Result<CoarseKernels, JitError> {
-    if desc.n_basis == 0 || desc.dims.contains(&0) {
+    if desc.n_basis == 0 || desc.dims.contains(&0) || !desc.offsets_in_range() {
         return Err(JitError::Unsupported(format!(
             "coarse operator on {:?} with {} basis vectors",
             desc.dims, desc.n_basis
@@ -265,11 +319,23 @@ pub fn compile(desc: &CoarseDesc, keep_listings: bool) -> Result<CoarseKernels, 
         layer: "multigrid".into(),
         pass: Pass::Forward,
         strategy: Strategy::Jit,
-        reason: "Galerkin coarse operator D_c = P^dagger D P (and D_c^dagger with adjoint coefficients)".into(),
+        reason:
+            "Galerkin coarse operator D_c = P^dagger D P (and D_c^dagger with adjoint coefficients)"
+                .into(),
         loops: vec![
-            format!("for coarse site in 0..{} (9 neighbours computed, periodic)", desc.volume()),
-            format!("  for row chunk of <= 4 vectors ({l} rows each, {} rows padded)", desc.padded()),
-            "    for term in 0..9: for column j in 0..n: row accumulators += column(re/im) x broadcast x_j".into(),
+            format!(
+                "for coarse site in 0..{} ({} terms, neighbours computed, periodic)",
+                desc.volume(),
+                desc.terms()
+            ),
+            format!(
+                "  for row chunk of <= 4 vectors ({l} rows each, {} rows padded)",
+                desc.padded()
+            ),
+            format!(
+                "    for term in 0..{}: for column j in 0..n: row accumulators += column(re/im) x broadcast x_j",
+                desc.terms()
+            ),
             "  interleave (re, im) by lane shuffles, store".into(),
         ],
         layout: format!(

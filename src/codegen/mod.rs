@@ -6,6 +6,7 @@ pub mod activation;
 pub mod block;
 pub mod classifier;
 pub mod coarse;
+pub mod coarse_layer;
 pub mod complex;
 pub mod contraction;
 pub mod conv;

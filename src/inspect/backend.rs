@@ -143,7 +143,16 @@ fn level_plans(
     let coarse = CoarseOperator::galerkin(&d, &basis);
     let t = JitBlockTransfer::<f32>::new(&basis, layout).map_err(|e| err(&e))?;
     let c = JitCoarseOperator::<f32>::new(&coarse).map_err(|e| err(&e))?;
-    Ok(t.plans().iter().chain(c.plans()).cloned().collect())
+    let mut plans: Vec<KernelPlan> = t.plans().iter().chain(c.plans()).cloned().collect();
+    // Coarse layers (the trained coarse model): their forward, input- and weight-gradient
+    // kernels.
+    if let Some(layers) =
+        crate::runtime::coarse_layers::JitCoarseLayers::<f32>::new(level, gauge.dims())
+            .map_err(|e| err(&e))?
+    {
+        plans.extend(layers.plans());
+    }
+    Ok(plans)
 }
 
 impl Compiled {
@@ -393,6 +402,11 @@ pub fn verify_model_with(
         {
             checks.extend(verify_pooled_level(whole, level, &gauge, fault, &mut rng)?);
         }
+        if let Some((level, _)) = &split
+            && level.coarse_layers().is_some()
+        {
+            checks.extend(verify_coarse_layers(whole, level, fault, &mut rng)?);
+        }
         checks.extend(verify_lattice(graph, &gauge, fault, &mut rng)?);
         checks
     } else {
@@ -455,6 +469,70 @@ fn verify_pooled_level(
             tol::F64_SYMMETRY,
             rng,
         )?,
+    ])
+}
+
+/// A near-null level's coarse layers on their JIT kernels (f64) against the naive twin
+/// (`ReferenceCoarseLayers`): M_c of a random coarse vector, and the input and weight
+/// gradients of a random output gradient, with random weights.
+fn verify_coarse_layers(
+    whole: &Graph,
+    level: &crate::ir::Level,
+    fault: &Fault,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Check>, VerifyError> {
+    use crate::runtime::coarse_layers::JitCoarseLayers;
+    use crate::runtime::lattice_reference::ReferenceCoarseLayers;
+    let rt = |what: &'static str| move |e: crate::runtime::RuntimeError| VerifyError::new(what, e);
+    let dims = whole.lattice.map_or([1; 4], |l| l.dims);
+    let jit = JitCoarseLayers::<f64>::new(level, dims)
+        .map_err(rt("compile coarse layers"))?
+        .ok_or_else(|| VerifyError::new("coarse layers", "the level has none"))?;
+    let naive = ReferenceCoarseLayers::new(level, dims).map_err(rt("naive coarse layers"))?;
+    let n = crate::ir::levels::level_scalars(whole);
+    let params = verify::gaussian(n, rng);
+    let cx = |rng: &mut ChaCha8Rng| -> Vec<Complex<f64>> {
+        verify::gaussian(2 * jit.len(), rng).chunks(2).map(|p| Complex::new(p[0], p[1])).collect()
+    };
+    let (x, g) = (cx(rng), cx(rng));
+    let acts = jit.forward(&params, &x).map_err(rt("coarse layers forward"))?;
+    let mut y = acts.last().cloned().unwrap_or_default();
+    fault.fermions(&mut y);
+    let want = naive.forward(&params, &x);
+    let mut gw = vec![0.0; n];
+    let gx = jit.backward(&params, &acts, &g, &mut gw).map_err(rt("coarse layers backward"))?;
+    let mut gw_ref = vec![0.0; n];
+    let gx_ref = naive.backward(&params, &want, &g, &mut gw_ref);
+    let flat = |v: &[Complex<f64>]| v.iter().flat_map(|z| [z.re, z.im]).collect::<Vec<f64>>();
+    let detail = format!(
+        "level `{}`: {} coarse layer(s) on {} complex numbers, random input and weights",
+        level.name,
+        level.coarse_layers().map_or(0, |l| l.len()),
+        jit.len()
+    );
+    let want_y = want.last().cloned().unwrap_or_default();
+    Ok(vec![
+        Check::compare(
+            "coarse layers: JIT f64 vs naive twin",
+            detail.clone(),
+            &flat(&y),
+            &flat(&want_y),
+            tol::F64,
+        ),
+        Check::compare(
+            "coarse layers: input gradient vs naive twin",
+            detail.clone(),
+            &flat(&gx),
+            &flat(&gx_ref),
+            tol::F64,
+        ),
+        Check::compare(
+            "coarse layers: weight gradient vs naive twin",
+            detail,
+            &gw,
+            &gw_ref,
+            tol::F64,
+        ),
     ])
 }
 

@@ -125,6 +125,15 @@ pub fn layer_cost(graph: &Graph, layer: &Layer) -> LayerCost {
                         .saturating_add(m(*iterations as u64, m(9 * vc, m(nb * nb, 8))));
                     m(*iterations as u64, per_it)
                 }
+                // Each coarse layer: one complex n_b × n_b matrix-vector product per
+                // displacement and coarse site; P† and P read the basis once each.
+                CoarseModel::Layers(layers) => {
+                    extra_bytes = m(m(12 * v, nb), 16);
+                    layers
+                        .iter()
+                        .map(|l| m(m(vc * l.offsets.len() as u64, nb * nb), 8))
+                        .fold(0, u64::saturating_add)
+                }
                 // The coarse network's own layers, and G read twice (pool, unpool).
                 CoarseModel::Network(net) => {
                     let c = total(net);

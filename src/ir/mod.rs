@@ -346,6 +346,91 @@ pub enum CoarseModel {
     /// parameters are its own (ids and offsets from 0); in the whole network they follow the
     /// pooling weight, in the same order, as the level layer's parameters.
     Network(Box<Graph>),
+    /// Non-gauge coarse layers on a near-null level (Lehner & Wettig's coarse model lPTC_NG,
+    /// models.md §2.3), applied in order to the n_basis-component coarse field; layer k owns
+    /// the level's k-th parameter (see [`coarse_weight_shape`]).
+    Layers(Vec<CoarseLayer>),
+}
+
+/// One non-gauge coarse layer, one coarse field in and one out:
+/// out(X) = Σ_p W_p(X) in(X + Δ_p), W_p complex n_basis × n_basis matrices (the same at every
+/// site unless `local`). The coarse lattice of a near-null level has no gauge field, so a
+/// "path" is only its displacement Δ_p.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoarseLayer {
+    /// The name in the source (`linear1` unless named): the parameter is `NAME.weight`.
+    pub name: String,
+    /// Displacements Δ_p; the first is zero (the identity). No two coincide modulo the
+    /// coarse extents (on an extent-2 direction +μ̂ and −μ̂ are one neighbour), and each
+    /// component is smaller in magnitude than its extent.
+    pub offsets: Vec<[i64; 4]>,
+    pub local: bool,
+    pub span: Span,
+}
+
+/// The weight shape of a coarse layer, complex: `[n_paths, V_c, n_b, n_b]` when local,
+/// `[n_paths, n_b, n_b]` otherwise (models.md §2.3: 6·32·144 = 27 648 on 2×2×2×4, n_b = 12).
+pub fn coarse_weight_shape(
+    layer: &CoarseLayer,
+    coarse_volume: usize,
+    n_basis: usize,
+) -> Vec<usize> {
+    if layer.local {
+        vec![layer.offsets.len(), coarse_volume, n_basis, n_basis]
+    } else {
+        vec![layer.offsets.len(), n_basis, n_basis]
+    }
+}
+
+/// Index of W_p(X)[i][j] (complex entries) in a coarse layer's weight of
+/// [`coarse_weight_shape`]; `x` is ignored for global weights. The one statement of the layout
+/// that sema, the emitter's packing, the runtime and the oracle share.
+pub fn coarse_weight_index(
+    local: bool,
+    coarse_volume: usize,
+    n_basis: usize,
+    p: usize,
+    x: usize,
+    i: usize,
+    j: usize,
+) -> usize {
+    let m = if local { p * coarse_volume + x } else { p };
+    (m * n_basis + i) * n_basis + j
+}
+
+/// Coarse displacements of `hops = k` on coarse extents `dims`: the identity, then every
+/// displacement reached by k or fewer steps, fewest first, steps ordered +x, +y, +z, +t, −x,
+/// −y, −z, −t (the PTC order), each kept once modulo the extents: on an extent-2 direction ±μ̂
+/// is one neighbour, on an extent-1 direction the site itself (models.md §2.3: 6 paths for
+/// `hops = 1` on 2×2×2×4). Stops once it holds more than `cap` displacements (the caller
+/// refuses such a set), so its work is bounded whatever `hops` says.
+pub fn coarse_hop_offsets(dims: [usize; 4], hops: usize, cap: usize) -> Vec<[i64; 4]> {
+    let key = |d: &[i64; 4]| -> [i64; 4] {
+        std::array::from_fn(|mu| d[mu].rem_euclid(dims[mu].max(1) as i64))
+    };
+    let mut out = vec![[0i64; 4]];
+    let mut seen = vec![key(&[0; 4])];
+    let mut frontier = vec![[0i64; 4]];
+    for _ in 0..hops {
+        let mut next = Vec::new();
+        for d in &frontier {
+            for step in 0..8 {
+                let mut e = *d;
+                e[step % 4] += if step < 4 { 1 } else { -1 };
+                let k = key(&e);
+                if !seen.contains(&k) {
+                    seen.push(k);
+                    out.push(e);
+                    next.push(e);
+                    if out.len() > cap {
+                        return out;
+                    }
+                }
+            }
+        }
+        frontier = next;
+    }
+    out
 }
 
 impl Level {
@@ -368,7 +453,14 @@ impl Level {
     pub fn coarse_network(&self) -> Option<&Graph> {
         match &self.coarse {
             CoarseModel::Network(g) => Some(g),
-            CoarseModel::Solve { .. } => None,
+            CoarseModel::Solve { .. } | CoarseModel::Layers(_) => None,
+        }
+    }
+    /// The non-gauge coarse layers of a near-null level.
+    pub fn coarse_layers(&self) -> Option<&[CoarseLayer]> {
+        match &self.coarse {
+            CoarseModel::Layers(l) => Some(l),
+            _ => None,
         }
     }
 }
@@ -457,7 +549,11 @@ impl Graph {
             LayerKind::Flatten => true,
             // Pooling, a coarse network of linear layers and unpooling are linear; an
             // approximate inner solve is not.
-            LayerKind::CoarseLevel(level) => level.coarse_network().is_some_and(Graph::is_linear),
+            LayerKind::CoarseLevel(level) => match &level.coarse {
+                CoarseModel::Network(net) => net.is_linear(),
+                CoarseModel::Layers(_) => true,
+                CoarseModel::Solve { .. } => false,
+            },
             LayerKind::Activation(_) | LayerKind::NormGate | LayerKind::LogSoftmax => false,
         })
     }
@@ -518,6 +614,10 @@ pub enum LossSpec {
     /// D^-1 v2 from a multigrid-preconditioned solve to relative residual `tol`. The second
     /// term weights the low modes of D, which random v1 hardly contain.
     LowModes { weight: f64, tol: f64 },
+    /// The coarse layers of a near-null level trained alone on the Galerkin operator D_c
+    /// (models.md §2.3 "Coarse model"): || M_c(D_c v) − v ||² / || D_c v ||² over random
+    /// coarse v; the fine layers keep their initial weights.
+    Coarse,
     /// Mean squared error against a target (generic regression).
     Mse,
 }
@@ -533,6 +633,7 @@ impl LossSpec {
             LossSpec::LowModes { weight, tol } => {
                 format!("preconditioner(low_modes = {weight}, tol = {tol:e})")
             }
+            LossSpec::Coarse => "coarse".to_string(),
             LossSpec::Mse => "mse".to_string(),
         }
     }
@@ -541,7 +642,10 @@ impl LossSpec {
     pub fn is_preconditioner(&self) -> bool {
         matches!(
             self,
-            LossSpec::Preconditioner | LossSpec::Filtered { .. } | LossSpec::LowModes { .. }
+            LossSpec::Preconditioner
+                | LossSpec::Filtered { .. }
+                | LossSpec::LowModes { .. }
+                | LossSpec::Coarse
         )
     }
 }

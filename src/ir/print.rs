@@ -121,12 +121,40 @@ pub fn kind_detail(k: &LayerKind) -> String {
                             format!("coarse network {} ({} layers)", net.name, net.layers.len())
                         }
                         crate::ir::CoarseModel::Solve { .. } => "coarse solve".into(),
+                        crate::ir::CoarseModel::Layers(_) => "coarse layers".into(),
                     };
                     format!(
                         "{head}, pool {} ({n} path{}{}), {what}",
                         family.word(),
                         if n == 1 { "" } else { "s" },
                         if family.weighted() { ", local spin weights" } else { ", no weights" }
+                    )
+                }
+                (
+                    crate::ir::CoarseSpace::Basis {
+                        basis,
+                        setup_iterations,
+                        setup_restart,
+                        setup_tol,
+                        seed,
+                    },
+                    crate::ir::CoarseModel::Layers(layers),
+                ) => {
+                    let ls: Vec<String> = layers
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} ({} displacement{}{})",
+                                c.name,
+                                c.offsets.len(),
+                                if c.offsets.len() == 1 { "" } else { "s" },
+                                if c.local { ", local" } else { "" }
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "{head}, basis {basis}, setup gmres({setup_iterations} its, restart {setup_restart}, tol {setup_tol:e}, seed {seed}), coarse layers [{}]",
+                        ls.join(", ")
                     )
                 }
                 (crate::ir::CoarseSpace::Basis { basis, .. }, _) => {

@@ -38,9 +38,11 @@ pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError>
         return Err(RetargetError::SiteDependent { layer: l.name.clone() });
     }
     // A pooled level's coarse network lives on the coarse lattice of this volume (and its
-    // pooling weights are site-dependent): it means nothing on another volume.
+    // pooling weights are site-dependent), as do a near-null level's coarse layers (their
+    // displacements are deduplicated on these coarse extents): they mean nothing on another
+    // volume.
     if let Some(level) = super::levels::level(&g)
-        && level.coarse_network().is_some()
+        && (level.coarse_network().is_some() || level.coarse_layers().is_some())
     {
         return Err(RetargetError::SiteDependent { layer: level.name.clone() });
     }

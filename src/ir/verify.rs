@@ -269,6 +269,48 @@ fn check_level(
             }
             Ok(())
         }
+        (CoarseSpace::Basis { basis, .. }, CoarseModel::Layers(layers)) => {
+            if *basis == 0 || *basis > level.block_dof() {
+                return Err("the blocks must hold the basis".into());
+            }
+            let dims = level.coarse_dims(lattice.dims);
+            let vc: usize = dims.iter().product();
+            if layers.is_empty() || l.params.len() != layers.len() {
+                return Err("a near-null level's coarse layers own one weight each".into());
+            }
+            let key = |d: &[i64; 4]| -> [i64; 4] {
+                std::array::from_fn(|mu| d[mu].rem_euclid(dims[mu].max(1) as i64))
+            };
+            for (layer, &p) in layers.iter().zip(&l.params) {
+                let p = g.param(p);
+                if p.shape != super::coarse_weight_shape(layer, vc, *basis) || !p.complex {
+                    return Err(format!(
+                        "coarse layer `{}`: weight shape {:?}",
+                        layer.name, p.shape
+                    ));
+                }
+                if layer.offsets.first() != Some(&[0; 4]) {
+                    return Err(format!("coarse layer `{}`: the identity comes first", layer.name));
+                }
+                for (i, d) in layer.offsets.iter().enumerate() {
+                    if (0..4)
+                        .any(|mu| d[mu].unsigned_abs() as usize >= dims[mu].max(1) && d[mu] != 0)
+                    {
+                        return Err(format!(
+                            "coarse layer `{}`: displacement {d:?} wraps",
+                            layer.name
+                        ));
+                    }
+                    if layer.offsets[..i].iter().any(|e| key(e) == key(d)) {
+                        return Err(format!(
+                            "coarse layer `{}`: displacement {d:?} coincides with an earlier one",
+                            layer.name
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
         (CoarseSpace::Pool { family }, CoarseModel::Network(net)) => {
             let coarse = super::Lattice { dims: level.coarse_dims(lattice.dims) };
             check(net).map_err(|e| format!("coarse network: {e}"))?;

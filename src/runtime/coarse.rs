@@ -363,8 +363,7 @@ const PARALLEL_MIN_FLOPS: f64 = 4e6;
 impl<T: Element> JitCoarseOperator<T> {
     /// Lays out the stencil of `op` (and of its adjoint) for the kernel and compiles it.
     pub fn new(op: &CoarseOperator) -> Result<Self, RuntimeError> {
-        let desc =
-            CoarseDesc { dims: op.geometry().dims, n_basis: op.n_basis(), precision: T::PRECISION };
+        let desc = CoarseDesc::galerkin(op.geometry().dims, op.n_basis(), T::PRECISION);
         let n = op.n_basis();
         let fill = |src: &[num_complex::Complex64]| {
             let mut c = vec![T::zero(); desc.coeff_len()];

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::ir::{Graph, LayerKind, ptc_weight_index};
+use crate::ir::{Graph, LayerKind, coarse_weight_index, ptc_weight_index};
 
 /// Initial flat parameter vector of `graph` (layout and order of `Graph.params`). The one
 /// initialiser of symc, for classifiers and fermion networks alike:
@@ -18,7 +18,9 @@ use crate::ir::{Graph, LayerKind, ptc_weight_index};
 ///   zero-hop spin matrix (or the diagonal) of every out = in feature pair, so the untrained
 ///   network is close to the identity map, as in Lehner & Wettig's training; biases zero;
 /// - a pooled multigrid level: pooling weights 1/n_paths times the identity plus the same
-///   noise, its coarse network initialised by these rules.
+///   noise, its coarse network initialised by these rules;
+/// - a near-null level's coarse layers: 1e-2·N(0,1) plus the identity on the zero
+///   displacement (models.md §2.3).
 pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
     let mut p = vec![0f32; graph.param_scalars()];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -58,6 +60,27 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
                 // the mean of the normalised transports; static pooling is exactly that), with
                 // the same small noise; the coarse network as any gauge network, from its own
                 // stream, in the slots after the pooling weight.
+                // A near-null level's coarse layers (models.md §2.3, "Coarse model"):
+                // 1e-2·N(0,1) on every real and imaginary part plus the identity on the
+                // zero-displacement matrix (at every site when local), so M_c starts as 1.
+                if let (Some(layers), Some(lat)) = (level.coarse_layers(), graph.lattice) {
+                    let vc: usize = level.coarse_dims(lat.dims).iter().product();
+                    let n = level.coarse_site_dof();
+                    for (cl, &pid) in layers.iter().zip(&layer.params) {
+                        let prm = graph.param(pid);
+                        let w = &mut p[prm.offset..prm.offset + prm.scalar_len()];
+                        for v in w.iter_mut() {
+                            let g: f64 = StandardNormal.sample(&mut rng);
+                            *v = (1e-2 * g) as f32;
+                        }
+                        for x in 0..if cl.local { vc } else { 1 } {
+                            for i in 0..n {
+                                w[2 * coarse_weight_index(cl.local, vc, n, 0, x, i, i)] += 1.0;
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let Some(net) = level.coarse_network() else { continue };
                 let mut start = layer.params.first().map_or(0, |&id| graph.param(id).offset);
                 if let crate::ir::CoarseSpace::Pool { family } = level.space

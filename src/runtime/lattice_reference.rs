@@ -697,3 +697,142 @@ impl ReferencePool {
         Ok(grad)
     }
 }
+
+/// The naive twin of a near-null level's coarse layers (`runtime::coarse_layers`, models.md
+/// §2.3 "Coarse model"): out(X) = Σ_p W_p(X) in(X + Δ_p) on coarse vectors `X * n + i`, the
+/// neighbour found by coordinates and `rem_euclid` (no reduced offsets, no packed
+/// coefficients), the weight read where `ir::coarse_weight_index` puts it. Backward scatters:
+/// ∂L/∂in(X + Δ_p)_j += conj(W_p(X)[i][j]) g_i(X), ∂L/∂W_p(X)[i][j] += g_i(X) conj(in_j(X + Δ_p))
+/// (the gradient convention of this module). f64: it is a test oracle.
+pub struct ReferenceCoarseLayers {
+    dims: [usize; 4],
+    n: usize,
+    layers: Vec<crate::ir::CoarseLayer>,
+}
+
+impl ReferenceCoarseLayers {
+    pub fn new(level: &crate::ir::Level, fine_dims: [usize; 4]) -> Result<Self, RuntimeError> {
+        let layers = level
+            .coarse_layers()
+            .ok_or_else(|| {
+                RuntimeError::Shape("reference coarse layers: none in this level".into())
+            })?
+            .to_vec();
+        Ok(ReferenceCoarseLayers {
+            dims: level.coarse_dims(fine_dims),
+            n: level.coarse_site_dof(),
+            layers,
+        })
+    }
+
+    fn volume(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// The coarse site X + d.
+    fn shifted(&self, x: usize, d: &[i64; 4]) -> usize {
+        let mut c = [0i64; 4];
+        let mut r = x;
+        for (cm, &l) in c.iter_mut().zip(&self.dims) {
+            *cm = (r % l) as i64;
+            r /= l;
+        }
+        let mut out = 0;
+        for mu in (0..4).rev() {
+            let l = self.dims[mu] as i64;
+            out = out * self.dims[mu] + (c[mu] + d[mu]).rem_euclid(l) as usize;
+        }
+        out
+    }
+
+    /// Scalar offset of layer k's weight in the level's parameters.
+    fn offset(&self, k: usize) -> usize {
+        self.layers[..k]
+            .iter()
+            .map(|l| {
+                2 * crate::ir::coarse_weight_shape(l, self.volume(), self.n)
+                    .iter()
+                    .product::<usize>()
+            })
+            .sum()
+    }
+
+    fn weight(
+        &self,
+        params: &[f64],
+        k: usize,
+        p: usize,
+        x: usize,
+        i: usize,
+        j: usize,
+    ) -> Complex<f64> {
+        let l = &self.layers[k];
+        let at = self.offset(k)
+            + 2 * crate::ir::coarse_weight_index(l.local, self.volume(), self.n, p, x, i, j);
+        Complex::new(params[at], params[at + 1])
+    }
+
+    /// Every layer's input, then the output.
+    pub fn forward(&self, params: &[f64], x: &[Complex<f64>]) -> Vec<Vec<Complex<f64>>> {
+        let mut acts = vec![x.to_vec()];
+        for (k, l) in self.layers.iter().enumerate() {
+            let inp = &acts[k];
+            let mut out = vec![zero(); inp.len()];
+            for site in 0..self.volume() {
+                for (p, d) in l.offsets.iter().enumerate() {
+                    let y = self.shifted(site, d);
+                    for i in 0..self.n {
+                        for j in 0..self.n {
+                            out[site * self.n + i] +=
+                                self.weight(params, k, p, site, i, j) * inp[y * self.n + j];
+                        }
+                    }
+                }
+            }
+            acts.push(out);
+        }
+        acts
+    }
+
+    /// ∂L/∂x from g = ∂L/∂out; the weight gradients into `grad` (overwritten).
+    pub fn backward(
+        &self,
+        params: &[f64],
+        acts: &[Vec<Complex<f64>>],
+        g: &[Complex<f64>],
+        grad: &mut [f64],
+    ) -> Vec<Complex<f64>> {
+        grad.iter_mut().for_each(|v| *v = 0.0);
+        let mut h = g.to_vec();
+        for (k, l) in self.layers.iter().enumerate().rev() {
+            let inp = &acts[k];
+            let mut gin = vec![zero(); inp.len()];
+            for site in 0..self.volume() {
+                for (p, d) in l.offsets.iter().enumerate() {
+                    let y = self.shifted(site, d);
+                    for i in 0..self.n {
+                        for j in 0..self.n {
+                            let w = self.weight(params, k, p, site, i, j);
+                            gin[y * self.n + j] += w.conj() * h[site * self.n + i];
+                            let gw = h[site * self.n + i] * inp[y * self.n + j].conj();
+                            let at = self.offset(k)
+                                + 2 * crate::ir::coarse_weight_index(
+                                    l.local,
+                                    self.volume(),
+                                    self.n,
+                                    p,
+                                    site,
+                                    i,
+                                    j,
+                                );
+                            grad[at] += gw.re;
+                            grad[at + 1] += gw.im;
+                        }
+                    }
+                }
+            }
+            h = gin;
+        }
+        h
+    }
+}

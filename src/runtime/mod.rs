@@ -215,6 +215,7 @@ pub fn check_graph(graph: &Graph, gauge: &GaugeField) -> Result<(), RuntimeError
 
 pub mod classifier;
 pub mod coarse;
+pub mod coarse_layers;
 pub mod data_parallel;
 pub mod dense_lattice;
 pub mod dirac;

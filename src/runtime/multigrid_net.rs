@@ -14,6 +14,7 @@
 //! compiled for another configuration or mass (weights are kept), and its cost is reported
 //! apart from the solve ([`MultigridNet::setup_report`]).
 
+use super::coarse_layers::JitCoarseLayers;
 use super::dirac::{DiracOptions, JitWilsonClover};
 use super::lattice_net::{LatticeNet, LatticeNetOptions};
 use super::multigrid::{
@@ -27,7 +28,9 @@ use crate::ir::{CoarseModel, CoarseSpace, Connect, Graph, Level, levels};
 use crate::lattice::fermion::{cast_into, gamma5_in_place};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
-use crate::solve::multigrid::{CoarseGuess, CycleParams, NearNullParams, Smoother};
+use crate::solve::multigrid::{
+    CoarseGuess, CoarseSpace as Transfer, CycleParams, NearNullParams, Smoother,
+};
 use crate::solve::{
     LinearOperator, NativeOperator, NativePreconditioner, Preconditioner, SolveParams,
 };
@@ -39,12 +42,17 @@ use std::sync::Mutex;
 /// a cycle that is only the coarse correction P M_c P† (the network's fine layers are the
 /// smoother). `None` for a pooled level, which has no near-null set-up.
 pub fn multigrid_params(level: &Level) -> Option<MultigridParams> {
-    let (
-        CoarseSpace::Basis { basis, setup_iterations, setup_restart, setup_tol, seed },
-        CoarseModel::Solve { tol, restart, iterations },
-    ) = (&level.space, &level.coarse)
+    let CoarseSpace::Basis { basis, setup_iterations, setup_restart, setup_tol, seed } =
+        &level.space
     else {
         return None;
+    };
+    // With coarse layers the network never runs the cycle's coarse GMRES (the layers are the
+    // coarse model); the classical defaults stand in for it, and the basis cache does not
+    // depend on them.
+    let (tol, restart, iterations) = match &level.coarse {
+        CoarseModel::Solve { tol, restart, iterations } => (tol, restart, iterations),
+        _ => (&5e-2, &25, &50),
     };
     Some(MultigridParams {
         blocks: level.blocks,
@@ -96,6 +104,15 @@ impl Coarse {
         match self {
             Coarse::Basis(mg) => mg.dirac32(),
             Coarse::Pool { d32, .. } => d32,
+        }
+    }
+    /// The multigrid of a near-null level, shared (P, P† and D_c of coarse layers).
+    fn multigrid_ref(&self) -> Result<&Multigrid, RuntimeError> {
+        match self {
+            Coarse::Basis(mg) => Ok(mg),
+            Coarse::Pool { .. } => Err(RuntimeError::Shape(
+                "internal: a pooled level has no near-null multigrid".into(),
+            )),
         }
     }
     /// The multigrid of a near-null level (the only kind with a coarse solve).
@@ -164,6 +181,8 @@ pub struct MultigridNet<T: Element> {
     native_f32: bool,
     /// A pooled level's executor (pooling, coarse network, unpooling).
     pool: Option<PoolLevel<T>>,
+    /// A near-null level's coarse layers (the trained coarse model M_c instead of GMRES).
+    layers: Option<JitCoarseLayers<T>>,
     /// Scalars of the level's own parameters at the start of the flat vector (0 for a
     /// near-null level): the fine layers take the rest.
     skip: usize,
@@ -223,6 +242,7 @@ impl<T: Element> MultigridNet<T> {
             }
         };
         let skip = levels::level_scalars(graph);
+        let layers = JitCoarseLayers::<T>::new(&level, gauge.dims())?;
         let native_f32 = fine.layout().same_sites(mg.dirac32().layout());
         let n = gauge.geom.volume() * 12;
         let zero = Complex64::new(0.0, 0.0);
@@ -242,6 +262,7 @@ impl<T: Element> MultigridNet<T> {
             setup,
             native_f32,
             pool,
+            layers,
             skip,
         })
     }
@@ -249,6 +270,89 @@ impl<T: Element> MultigridNet<T> {
     /// A pooled level's executor.
     pub fn pool(&self) -> Option<&PoolLevel<T>> {
         self.pool.as_ref()
+    }
+
+    /// A near-null level's coarse layers.
+    pub fn coarse_layers(&self) -> Option<&JitCoarseLayers<T>> {
+        self.layers.as_ref()
+    }
+
+    /// Runs `f` on the near-null level's multigrid (P, P†, D_c; `None` for a pooled level).
+    pub fn with_multigrid<R>(&self, f: impl FnOnce(&Multigrid) -> R) -> Option<R> {
+        let guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+        guard.mg.multigrid_ref().ok().map(f)
+    }
+
+    /// c = P M_c(P† b) with the coarse layers (P and P† in f64, the layers in T), keeping the
+    /// layers' activations for the backward pass.
+    fn layered_forward(
+        &self,
+        layers: &JitCoarseLayers<T>,
+        params: &[T],
+        b: &[Complex<T>],
+    ) -> Result<LevelSaved<T>, RuntimeError> {
+        let guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+        let t = guard.mg.multigrid_ref()?.transfer64();
+        let zero = Complex64::new(0.0, 0.0);
+        let mut b64 = vec![zero; b.len()];
+        cast_into(&mut b64, b);
+        let mut chi64 = vec![zero; layers.len()];
+        Transfer::restrict(t, &b64, &mut chi64);
+        let mut chi = vec![Complex::new(T::zero(), T::zero()); layers.len()];
+        cast_into(&mut chi, &chi64);
+        let acts = layers.forward(&params[..self.skip.min(params.len())], &chi)?;
+        let y = acts.last().map(|v| &v[..]).unwrap_or(&chi);
+        cast_into(&mut chi64, y);
+        Transfer::prolong(t, &chi64, &mut b64);
+        let mut c = vec![Complex::new(T::zero(), T::zero()); b.len()];
+        cast_into(&mut c, &b64);
+        Ok(LevelSaved::Layers { acts, c })
+    }
+
+    /// The coarse correction of a level with weights (pooled, or near-null with coarse
+    /// layers) and what its backward pass needs; `None` for a coarse solve.
+    fn weighted_forward(
+        &self,
+        params: &[T],
+        b: &[Complex<T>],
+    ) -> Result<Option<LevelSaved<T>>, RuntimeError> {
+        if let Some(pool) = &self.pool {
+            return Ok(Some(LevelSaved::Pool(pool.forward(params, b)?)));
+        }
+        match &self.layers {
+            Some(layers) => self.layered_forward(layers, params, b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The level's weight gradients into `grad_level` from h = ∂L/∂c.
+    fn weighted_backward(
+        &self,
+        params: &[T],
+        input: &[Complex<T>],
+        saved: &LevelSaved<T>,
+        h: &[Complex<T>],
+        grad_level: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        match (saved, &self.pool, &self.layers) {
+            (LevelSaved::Pool(s), Some(pool), _) => pool.backward(params, input, s, h, grad_level),
+            (LevelSaved::Layers { acts, .. }, _, Some(layers)) => {
+                // c = P y, so ∂L/∂y = P† h.
+                let guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+                let t = guard.mg.multigrid_ref()?.transfer64();
+                let zero = Complex64::new(0.0, 0.0);
+                let mut h64 = vec![zero; h.len()];
+                cast_into(&mut h64, h);
+                let mut g64 = vec![zero; layers.len()];
+                Transfer::restrict(t, &h64, &mut g64);
+                drop(guard);
+                let mut g = vec![Complex::new(T::zero(), T::zero()); layers.len()];
+                cast_into(&mut g, &g64);
+                layers.backward(params, acts, &g, grad_level)?;
+                Ok(())
+            }
+            _ => Err(RuntimeError::Shape("internal: level weights without their executor".into())),
+        }
     }
 
     /// The fine layers' part of the flat parameter vector.
@@ -423,13 +527,13 @@ impl<T: Element> MultigridNet<T> {
         self.fine_input_saved(params, b).map(|(x, c, _)| (x, c))
     }
 
-    /// [`Self::fine_input`], and what a pooled level's backward pass needs.
+    /// [`Self::fine_input`], and what a weighted level's backward pass needs.
     #[allow(clippy::type_complexity)]
     fn fine_input_saved(
         &self,
         params: &[T],
         b: &[Complex<T>],
-    ) -> Result<(Vec<Complex<T>>, Vec<Complex<T>>, Option<PoolSaved<T>>), RuntimeError> {
+    ) -> Result<(Vec<Complex<T>>, Vec<Complex<T>>, Option<LevelSaved<T>>), RuntimeError> {
         let n = self.fine.layout().volume() * 12;
         if b.len() != n {
             return Err(RuntimeError::Shape(format!(
@@ -439,10 +543,7 @@ impl<T: Element> MultigridNet<T> {
             )));
         }
         let zero = Complex::new(T::zero(), T::zero());
-        let saved = match &self.pool {
-            Some(pool) => Some(pool.forward(params, b)?),
-            None => None,
-        };
+        let saved = self.weighted_forward(params, b)?;
         let mut c_out = vec![zero; n];
         if saved.is_none() && self.native_f32 && T::PRECISION == Precision::F32 {
             // An f32 network on a near-null level (training): the solver's f32 cycle in the
@@ -466,8 +567,8 @@ impl<T: Element> MultigridNet<T> {
         let Correction { mg, b: b64, c, .. } = &mut *guard;
         match &saved {
             Some(s) => {
-                c_out.copy_from_slice(&s.c);
-                cast_into(c, &s.c);
+                c_out.copy_from_slice(s.c());
+                cast_into(c, s.c());
             }
             None => {
                 cast_into(b64, b);
@@ -599,8 +700,8 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
                 pooled.then_some(h)
             }
         };
-        if let (Some(pool), Some(saved), Some(h)) = (&self.pool, &saved, h_c) {
-            pool.backward(params, input, saved, &h, grad_level)?;
+        if let (Some(saved), Some(h)) = (&saved, h_c) {
+            self.weighted_backward(params, input, saved, &h, grad_level)?;
         }
         Ok(())
     }
@@ -639,15 +740,16 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         c_native.resize(len, T::zero());
         x[..main].copy_from_slice(&input[..main]);
         let (x, c_native) = (&mut x[..], &mut c_native[..]);
-        if let Some(pool) = &self.pool {
-            // The pooled correction runs on reference-layout vectors (pooling, coarse network
-            // and unpooling convert anyway); everything after it is the same native code as
-            // for a near-null level: x = c, then x ← x + S(b − D x) on the f32 Dirac kernel.
+        if self.pool.is_some() || self.layers.is_some() {
+            // A weighted correction (pooled, or coarse layers) runs on reference-layout
+            // vectors (the transfers convert anyway); everything after it is the same native
+            // code as for a coarse solve: x = c, then x ← x + S(b − D x) on the f32 Dirac kernel.
             let n = fl.volume() * 12;
             let mut b = vec![Complex::new(T::zero(), T::zero()); n];
             fl.from_aosoa(&x[..len], &mut b);
-            let c = pool.forward(params, &b)?.c;
-            fl.to_aosoa(&c, &mut c_native[..main]);
+            let saved = self.weighted_forward(params, &b)?;
+            let c = saved.as_ref().map(|s| s.c()).unwrap_or(&b);
+            fl.to_aosoa(c, &mut c_native[..main]);
             match self.level.connect {
                 Connect::Concat => {
                     x[len..len + main].copy_from_slice(&c_native[..main]);
@@ -710,6 +812,26 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
 
     fn multigrid_setup(&self) -> Option<&SetupReport> {
         Some(&self.setup)
+    }
+}
+
+/// What the forward pass of a level with weights keeps for its backward pass.
+enum LevelSaved<T> {
+    Pool(PoolSaved<T>),
+    /// The coarse layers' activations (input of each layer, then the output) and c.
+    Layers {
+        acts: Vec<Vec<Complex<T>>>,
+        c: Vec<Complex<T>>,
+    },
+}
+
+impl<T> LevelSaved<T> {
+    /// The coarse correction on the fine lattice.
+    fn c(&self) -> &[Complex<T>] {
+        match self {
+            LevelSaved::Pool(s) => &s.c,
+            LevelSaved::Layers { c, .. } => c,
+        }
     }
 }
 

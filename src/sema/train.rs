@@ -169,6 +169,31 @@ pub fn check(train: &ast::Train, graph: &Graph, problems: &mut Vec<Problem>) -> 
                 );
             }
         }
+        LossSpec::Coarse => {
+            let level = crate::ir::levels::level(graph);
+            if !fermion {
+                problems.push(conflict(loss_span, "`loss coarse` trains the coarse layers of a multigrid level, but the network is a classifier".into(), "use `loss nll`"));
+            } else if level.and_then(|l| l.coarse_layers()).is_none() {
+                let (msg, help) = match level {
+                    None => (
+                        "`loss coarse` trains the coarse layers of a multigrid `level`, but this network has no level",
+                        "start the network with `level coarse(blocks = [4, 4, 4, 4], basis = 12) { linear(1 -> 1, hops = 1, local) }`, or use `loss preconditioner`",
+                    ),
+                    Some(_) => (
+                        "`loss coarse` trains the coarse layers of a near-null level, but this network's level has none",
+                        "give the level coarse layers, e.g. `{ linear(1 -> 1, hops = 1, local) }` with `basis = 12`, or use `loss preconditioner` to train the whole network",
+                    ),
+                };
+                problems.push(
+                    Problem::new(Code::TrainConflict, loss_span, msg, "loss coarse")
+                        .note(
+                            graph.layers.first().map_or(train.name.span, |l| l.span),
+                            "the network's first layer",
+                        )
+                        .help(help),
+                );
+            }
+        }
         LossSpec::Mse => {}
     }
 
@@ -465,7 +490,7 @@ fn operator(v: &Value, problems: &mut Vec<Problem>) -> Option<OperatorSpec> {
 }
 
 fn loss(v: &Value, problems: &mut Vec<Problem>) -> Option<LossSpec> {
-    let c = choice(v, "loss", &["nll", "preconditioner", "filtered", "mse"], problems)?;
+    let c = choice(v, "loss", &["nll", "preconditioner", "filtered", "coarse", "mse"], problems)?;
     match c.name.name.as_str() {
         "filtered" => {
             let a = ArgSet::read(c, &["iterations"], &["iterations"], &[], problems);
@@ -508,6 +533,7 @@ fn loss(v: &Value, problems: &mut Vec<Problem>) -> Option<LossSpec> {
             Some(match other {
                 "nll" => LossSpec::Nll,
                 "preconditioner" => LossSpec::Preconditioner,
+                "coarse" => LossSpec::Coarse,
                 _ => LossSpec::Mse,
             })
         }

@@ -12,7 +12,7 @@ use crate::sema::args::{self, ArgSet};
 use crate::syntax::ast::{self, Call};
 
 /// Every layer word the language knows, for "did you mean" help.
-const LAYERS: &[&str] = &[
+pub(super) const LAYERS: &[&str] = &[
     "linear",
     "relu",
     "tanh",

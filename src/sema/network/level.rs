@@ -6,6 +6,9 @@
 //! level coarse(blocks = [4, 4, 4, 4], basis = 12) {
 //!     solve(tol = 5e-2, restart = 25, iterations = 50)
 //! }
+//! level coarse(blocks = [4, 4, 4, 4], basis = 12) {
+//!     linear(1 -> 1, hops = 1, local)   // non-gauge coarse layers (coarse_layers.rs)
+//! }
 //! level coarse(blocks = [4, 4, 4, 4], pool = lexicographic) {
 //!     linear(1 -> 1, hops = 1)        // PTC on the coarse gauge field
 //! }
@@ -18,9 +21,11 @@
 //! Smoother([b, P·M_c(P†b)]), so the next layer takes two fields); `connect = correct` (the
 //! default) gives them the residual b − D c and adds c to their output, M(b) = c + S(b − D c),
 //! a multiplicative two-level cycle with a trained smoother. Either way the level must be the
-//! first layer of a gauge network whose input is one fermion field. A near-null basis is made from the Dirac operator of the `train` block (or of
-//! `symc solve`), not from weights, so such a level has no parameters; a pooled level has its
-//! pooling weights (unless `pool = static`) and its coarse layers' weights.
+//! first layer of a gauge network whose input is one fermion field. A near-null basis is made
+//! from the Dirac operator of the `train` block (or of `symc solve`), not from weights, so a
+//! near-null level with a coarse solve has no parameters; a pooled level has its
+//! pooling weights (unless `pool = static`) and its coarse layers' weights; a near-null level
+//! with coarse layers (`coarse_layers.rs`) owns their weights.
 
 use super::Checker;
 use crate::diagnostics::{Code, Problem};
@@ -32,7 +37,7 @@ use crate::sema::args::{self, ArgSet};
 use crate::syntax::ast::{Call, Stmt, Value, ValueKind};
 
 /// What may run on a coarse lattice, for "did you mean" help.
-const COARSE_MODELS: &[&str] = &["solve"];
+const COARSE_MODELS: &[&str] = &["solve", "linear"];
 
 impl Checker<'_> {
     /// `level NAME(blocks = [..], basis = N | pool = FAMILY, ...) { coarse model }`.
@@ -106,6 +111,12 @@ impl Checker<'_> {
             }
         };
         let first_param = self.params.len();
+        let coarse_lattice = match (lattice, blocks) {
+            (Some(l), Some(b)) => {
+                Some(Lattice { dims: std::array::from_fn(|mu| l.dims[mu] / b[mu]) })
+            }
+            _ => None,
+        };
         let coarse = match &space {
             Some(CoarseSpace::Pool { family }) => {
                 // The pooling weight comes first: the runtime finds it at offset 0.
@@ -120,14 +131,11 @@ impl Checker<'_> {
                         .is_some(),
                     _ => true,
                 };
-                let coarse_lattice = match (lattice, blocks) {
-                    (Some(l), Some(b)) => {
-                        Some(Lattice { dims: std::array::from_fn(|mu| l.dims[mu] / b[mu]) })
-                    }
-                    _ => None,
-                };
                 let net = self.coarse_network(call, body, &name, coarse_lattice, first_param);
                 net.filter(|_| weight_ok)
+            }
+            Some(CoarseSpace::Basis { basis, .. }) if Self::has_coarse_layers(body) => {
+                self.coarse_layers(&name, body, coarse_lattice.map(|l| l.dims), *basis)
             }
             Some(CoarseSpace::Basis { .. }) => self.coarse_model(call, body),
             None => None,
@@ -589,8 +597,8 @@ impl Checker<'_> {
             seen = Some(*span);
             let word = c.name.name.as_str();
             if !COARSE_MODELS.contains(&word) {
-                let help = if word == "linear" {
-                    "a near-null level's coarse lattice has no gauge field, so PTC layers cannot run there: use `pool = lexicographic` instead of `basis` (gauge-equivariant pooling gives the coarse lattice an SU(3) field), or keep `basis` with the coarse model `solve(tol = 5e-2, restart = 25, iterations = 50)`; fine-lattice layers go after the level".to_string()
+                let help = if super::layers::LAYERS.contains(&word) {
+                    "a near-null level's coarse lattice has no gauge field, so gauge layers cannot run there: on it write `solve(tol = 5e-2, restart = 25, iterations = 50)` or coarse layers `linear(1 -> 1, hops = 1, local)` (n_basis x n_basis weights per displacement); for gauge layers use `pool = lexicographic` instead of `basis`; fine-lattice layers go after the level".to_string()
                 } else {
                     args::suggest_help(word, COARSE_MODELS, "coarse models are")
                 };

@@ -16,6 +16,7 @@
 //! - `reach.rs`: `hops`/`paths`/`long`/`local` → the path set of a lattice layer;
 //! - `output.rs`: the `output` declaration and the layers it implies.
 
+mod coarse_layers;
 mod layers;
 mod level;
 mod linear;

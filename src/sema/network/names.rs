@@ -83,8 +83,9 @@ impl Checker<'_> {
                     self.taken.insert(l.name.clone(), ());
                 }
                 Stmt::Residual { body, .. } => self.collect_user_names(body, None),
-                Stmt::Level { call, .. } => {
+                Stmt::Level { call, body, .. } => {
                     self.taken.insert(call.name.name.clone(), ());
+                    self.collect_user_names(body, None);
                 }
                 Stmt::Input { name, .. } => {
                     self.taken.insert(name.name.clone(), ());

@@ -259,6 +259,143 @@ impl Checker<'_> {
         ok.then_some(out)
     }
 
+    /// The displacements of a non-gauge coarse layer on a near-null level's coarse lattice
+    /// `dims` (no gauge field: a path is only where it ends), the identity first, each once
+    /// modulo the extents (`ir::coarse_hop_offsets`); `None` if invalid (reported).
+    pub(super) fn coarse_offsets(
+        &mut self,
+        reach: &Reach,
+        dims: [usize; 4],
+    ) -> Option<Vec<[i64; 4]>> {
+        let lattice = Lattice { dims };
+        match &reach.kind {
+            ReachKind::Invalid => None,
+            ReachKind::Identity => Some(vec![[0; 4]]),
+            ReachKind::Long => {
+                let sp = reach.span.unwrap_or_default();
+                self.err(
+                    Problem::new(
+                        Code::BadArgument,
+                        sp,
+                        "`long` paths are not defined on a near-null level's coarse lattice",
+                        "not on the coarse lattice",
+                    )
+                    .help("use `hops = 1` (the identity and the nearest coarse neighbours) or list displacements with `paths = [+x, -t]`"),
+                );
+                None
+            }
+            ReachKind::Hops(k, sp) => {
+                // Displacements that coincide modulo an extent are one neighbour (kept once),
+                // so a short direction is no problem; but `hops` at least the largest extent
+                // adds nothing but wrapped copies.
+                let k = usize::try_from(*k).unwrap_or(usize::MAX);
+                let max_extent = dims.iter().copied().max().unwrap_or(1);
+                if k > 0 && k >= max_extent {
+                    let mu = dims.iter().position(|d| *d == max_extent).unwrap_or(0);
+                    let dir = ["x", "y", "z", "t"][mu];
+                    self.err(
+                        Problem::new(
+                            Code::HopsTooLong,
+                            *sp,
+                            format!(
+                                "paths of {k} hops are longer than the {}, whose largest extent is {max_extent} (along {dir})",
+                                self.lattice_words(&lattice)
+                            ),
+                            format!("{k} hops"),
+                        )
+                        .help(format!(
+                            "{max_extent} steps along {dir} wrap around the coarse lattice to the start; use `hops` of at most {}",
+                            max_extent.saturating_sub(1)
+                        )),
+                    );
+                    return None;
+                }
+                let offsets = ir::coarse_hop_offsets(dims, k, paths::MAX_PATHS);
+                if offsets.len() > paths::MAX_PATHS {
+                    self.err(
+                        Problem::new(
+                            Code::TooManyPaths,
+                            *sp,
+                            format!("`hops = {k}` reaches more than {} coarse neighbours", paths::MAX_PATHS),
+                            "too many displacements",
+                        )
+                        .help("each displacement gets its own n_basis x n_basis weights; use `hops = 1` or list a few with `paths = [...]`"),
+                    );
+                    return None;
+                }
+                Some(offsets)
+            }
+            ReachKind::Paths(list, sp) => {
+                if list.len() >= paths::MAX_PATHS {
+                    self.err(
+                        Problem::new(
+                            Code::TooManyPaths,
+                            *sp,
+                            format!("more than {} paths", paths::MAX_PATHS),
+                            "too many paths",
+                        )
+                        .help("list fewer paths, or use `hops = 1`"),
+                    );
+                    return None;
+                }
+                let key = |d: &[i64; 4]| -> [i64; 4] {
+                    std::array::from_fn(|mu| d[mu].rem_euclid(dims[mu] as i64))
+                };
+                let mut out = vec![[0i64; 4]];
+                let mut firsts: Vec<Option<Span>> = vec![None];
+                let mut ok = true;
+                for (p, psp) in list {
+                    let d = ir::displacement(p);
+                    if let Some(mu) = (0..4).find(|&m| d[m].unsigned_abs() as usize >= dims[m]) {
+                        let dir = ["x", "y", "z", "t"][mu];
+                        self.err(
+                            Problem::new(
+                                Code::HopsTooLong,
+                                *psp,
+                                format!(
+                                    "the path `{}` moves {} steps along {dir}, but the {} has extent {} there",
+                                    paths::display(p),
+                                    d[mu].unsigned_abs(),
+                                    self.lattice_words(&lattice),
+                                    dims[mu]
+                                ),
+                                "longer than the coarse lattice",
+                            )
+                            .help(format!(
+                                "a displacement of {} along {dir} wraps around to the start; use fewer than {} steps",
+                                dims[mu], dims[mu]
+                            )),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    if let Some(i) = out.iter().position(|e| key(e) == key(&d)) {
+                        let mut problem = Problem::new(
+                            Code::BadPath,
+                            *psp,
+                            format!(
+                                "the path `{}` reaches the same coarse neighbour as {}",
+                                paths::display(p),
+                                if i == 0 { "the identity".to_string() } else { "an earlier path".to_string() }
+                            ),
+                            "same neighbour",
+                        )
+                        .help("on a coarse lattice without a gauge field a path is only its displacement (modulo the extents: on extent 2, +x and -x coincide); each neighbour gets one weight matrix, so list it once");
+                        if let Some(first) = firsts[i] {
+                            problem = problem.note(first, "this one");
+                        }
+                        self.err(problem);
+                        ok = false;
+                        continue;
+                    }
+                    out.push(d);
+                    firsts.push(Some(*psp));
+                }
+                ok.then_some(out)
+            }
+        }
+    }
+
     /// How a diagnostic names `lattice`: "lattice", or, inside a pooled level's body, "coarse
     /// lattice 2 x 2 x 2 x 4 of level `coarse`" (its extents are the fine ones over the blocks).
     fn lattice_words(&self, lattice: &Lattice) -> String {

@@ -79,12 +79,20 @@ pub struct SolveComparison {
     /// `mixed` (f32 cycles in the kernels' layout, f64 restarts) or `f64`.
     #[serde(default = "f64_precision")]
     pub precision: String,
+    /// The system solved: `fine` (D x = b) or `coarse` (D_c x = b of a `loss coarse` run).
+    #[serde(default = "fine_system")]
+    pub system: String,
     pub unpreconditioned: SolveSide,
     pub preconditioned: SolveSide,
     /// unpreconditioned / preconditioned mean iterations.
     pub iteration_ratio: f64,
     /// unpreconditioned / preconditioned mean seconds.
     pub speedup: f64,
+}
+
+/// Summaries written before coarse runs existed solved D.
+fn fine_system() -> String {
+    "fine".into()
 }
 
 /// Summaries written before the mixed-precision solver ran everything in f64.
@@ -159,6 +167,7 @@ pub(super) fn comparison(
         max_iterations: sp.max_iterations,
         seed,
         precision: precision.into(),
+        system: fine_system(),
         iteration_ratio: unpreconditioned.iterations / preconditioned.iterations.max(1e-300),
         speedup: unpreconditioned.seconds / preconditioned.seconds.max(1e-300),
         unpreconditioned,

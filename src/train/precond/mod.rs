@@ -8,7 +8,8 @@
 //! *filtered* loss (models.md §3.2) replaces v by ṽ = N GMRES iterations on D ṽ = 0 from a
 //! random start, which stresses the low modes that dominate the solve. The *two-term* loss of
 //! the paper's full multigrid model adds ‖M v₂ − D⁻¹ v₂‖² with D⁻¹ v₂ from a multigrid solve
-//! (`lowmodes.rs`).
+//! (`lowmodes.rs`). `loss coarse` trains a near-null level's coarse layers alone on the
+//! Galerkin operator D_c (`coarse.rs`).
 //!
 //! The pipeline of a run, file by file:
 //! - `spec.rs`: what the model must declare ([`precond_spec`]) and its Dirac parameters;
@@ -16,6 +17,7 @@
 //! - `pairs.rs`: the training pairs and the loss ([`training_pair`], [`pair_loss_grad`]);
 //! - `lowmodes.rs`: the low-mode pairs (v₂, D⁻¹ v₂) of the two-term loss ([`LowModeSolver`]);
 //! - `training.rs`: set-up, resume, the step loop with its divergence rule, checkpoints;
+//! - `coarse.rs`: `loss coarse` (the coarse model on D_c) and its coarse FGMRES comparison;
 //! - `compare.rs`: the closing FGMRES comparison ([`compare_solves`], [`SolveComparison`]);
 //! - `share.rs`: the same run split over the processes of an MPI launch ([`share::LatticeShare`]);
 //! - `rundir.rs`: the run folder's files ([`LOSS_FILE`], [`read_summary`], [`load_run`]).
@@ -25,6 +27,7 @@
 //! whose loss diverges (see `train::divergence`) stops with [`PrecondError::Diverged`], keeps
 //! its last good checkpoint and says `"status": "diverged"` in its summary.
 
+mod coarse;
 mod compare;
 mod gauge;
 mod lowmodes;
@@ -267,45 +270,62 @@ pub fn run_split(
     training::finish(graph, opts, &setup, &state, &mut summary)?;
     if opts.evaluate {
         let eval = compare::Evaluation::new(setup.spec.eval, opts.rhs, setup.spec.seed);
-        let mut prec = NetPreconditioner::new(setup.net, state.params)?;
-        let cmp = match (share, &setup.split) {
-            (Some(share), Some(split)) => {
-                let (sp, n) = (&eval.params, eval.rhs);
-                if opts.progress {
-                    eprintln!(
-                        "evaluating: FGMRES({}) to {:e} on {n} random right-hand sides, m = {}, \
-                         c_sw = {}, split over {} processes",
-                        sp.restart,
-                        sp.tol,
-                        setup.dirac.mass,
-                        setup.dirac.csw,
-                        split.grid.ranks()
-                    );
+        if let Some(c) = &setup.coarse {
+            // A coarse run is judged on the system it trained on: D_c with and without M_c.
+            // The whole network's fine solve is left out: its fine layers are untrained (a
+            // coarse run leaves them at their initial values), so it would measure nothing but
+            // the initialisation, at the cost of the unpreconditioned solve.
+            let cmp = c.compare(&state.params, &eval, opts.progress)?;
+            if opts.progress {
+                eprintln!(
+                    "coarse solve (D_c): {:.1} -> {:.1} iterations ({:.2}x)",
+                    cmp.unpreconditioned.iterations,
+                    cmp.preconditioned.iterations,
+                    cmp.iteration_ratio
+                );
+            }
+            summary.solve = Some(cmp);
+        } else {
+            let mut prec = NetPreconditioner::new(setup.net, state.params)?;
+            let cmp = match (share, &setup.split) {
+                (Some(share), Some(split)) => {
+                    let (sp, n) = (&eval.params, eval.rhs);
+                    if opts.progress {
+                        eprintln!(
+                            "evaluating: FGMRES({}) to {:e} on {n} random right-hand sides, m = {}, \
+                             c_sw = {}, split over {} processes",
+                            sp.restart,
+                            sp.tol,
+                            setup.dirac.mass,
+                            setup.dirac.csw,
+                            split.grid.ranks()
+                        );
+                    }
+                    let rhs: Vec<_> = random_rhs(setup.gauge.field.dims(), n, eval.seed)
+                        .iter()
+                        .map(|b| split.grid.local_part(b, 12))
+                        .collect();
+                    share.compare(
+                        &split.grid,
+                        &setup.gauge.field,
+                        &setup.dirac,
+                        &mut prec,
+                        &rhs,
+                        sp,
+                        eval.seed,
+                        opts.progress,
+                    )?
                 }
-                let rhs: Vec<_> = random_rhs(setup.gauge.field.dims(), n, eval.seed)
-                    .iter()
-                    .map(|b| split.grid.local_part(b, 12))
-                    .collect();
-                share.compare(
-                    &split.grid,
+                _ => compare::evaluate(
+                    &eval,
                     &setup.gauge.field,
                     &setup.dirac,
                     &mut prec,
-                    &rhs,
-                    sp,
-                    eval.seed,
                     opts.progress,
-                )?
-            }
-            _ => compare::evaluate(
-                &eval,
-                &setup.gauge.field,
-                &setup.dirac,
-                &mut prec,
-                opts.progress,
-            )?,
-        };
-        summary.solve = Some(cmp);
+                )?,
+            };
+            summary.solve = Some(cmp);
+        }
         // The set-up of a multigrid network ran once, before training; its cost is reported
         // here, apart from the solves (it is amortised over every right-hand side).
     }

@@ -78,6 +78,8 @@ pub struct PrecondSummary {
     /// How a run split over MPI processes was split (`mpirun -np N symc train`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decomposition: Option<super::share::Decomposition>,
+    /// The closing comparison; for a `loss coarse` run, on the coarse system D_c
+    /// (`system: "coarse"`) with and without M_c.
     pub solve: Option<SolveComparison>,
 }
 

@@ -63,8 +63,12 @@ pub trait LatticeShare {
 /// network of global-weight gauge layers with the one-term or filtered loss. The others train
 /// on rank 0 (the caller says so).
 pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
-    if matches!(loss, LossSpec::LowModes { .. }) {
-        return Some("the two-term loss (its multigrid solves run in one process)".into());
+    match loss {
+        LossSpec::LowModes { .. } => {
+            return Some("the two-term loss (its multigrid solves run in one process)".into());
+        }
+        LossSpec::Coarse => return Some("`loss coarse` (D_c runs in one process)".into()),
+        _ => {}
     }
     for l in &graph.layers {
         match &l.kind {

@@ -5,6 +5,7 @@
 //! the way) and [`finish`] (last checkpoint, loss plot, log line). The evaluation that follows
 //! lives in `compare.rs`.
 
+use super::coarse::CoarseTrainer;
 use super::gauge::{TrainingGauge, recorded_gauge, training_gauge};
 use super::lowmodes::LowModeSolver;
 use super::pairs::{pair_loss_grad, training_pair_on};
@@ -75,6 +76,8 @@ pub(super) struct Setup<'a> {
     pub split: Option<Split>,
     /// Whether this process writes the run folder (rank 0, or the only process).
     pub root: bool,
+    /// `loss coarse`: D_c and the level's coarse layers, trained alone.
+    pub coarse: Option<CoarseTrainer>,
 }
 
 /// Checks the model, creates the run folder (with the model's source as `model.sym`) and
@@ -188,7 +191,26 @@ pub(super) fn set_up<'a>(
         }
         _ => None,
     };
-    Ok(Setup { spec, steps, gauge, plaquette, dirac, d32, net, low_modes, share, split, root })
+    let coarse = match spec.loss {
+        LossSpec::Coarse => {
+            Some(CoarseTrainer::new(graph, &gauge.field, &dirac, &opts.out.join(BASIS_FILE))?)
+        }
+        _ => None,
+    };
+    Ok(Setup {
+        spec,
+        steps,
+        gauge,
+        plaquette,
+        dirac,
+        d32,
+        net,
+        low_modes,
+        coarse,
+        share,
+        split,
+        root,
+    })
 }
 
 /// The run's gauge field: on `--resume` the one the run recorded, else the `train` block's
@@ -440,14 +462,27 @@ pub(super) fn train_steps(
     let mut rate_mark = (Instant::now(), state.start_step);
     for step in state.start_step..steps {
         let lr = optim::lr_at(base_lr, &spec.train.schedule, step, steps, 0, decays) as f32;
-        let sites = setup.split.as_ref().map(|s| &s.sites[..]);
-        let (inp, tgt) =
-            training_pair_on(setup.d32.as_ref(), spec.dims, sites, &spec.loss, spec.seed, step);
-        let mut loss = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?;
-        // This process's part of the loss; the gradient is already the global one.
-        let mut total = [loss];
-        setup.d32.global_sum(&mut total);
-        loss = total[0];
+        let mut loss = match &setup.coarse {
+            // The coarse layers alone, on D_c: the fine layers' gradient is zero.
+            Some(c) => c.loss_grad(&state.params, spec.seed, step, &mut grad)?,
+            None => {
+                let sites = setup.split.as_ref().map(|s| &s.sites[..]);
+                let (inp, tgt) = training_pair_on(
+                    setup.d32.as_ref(),
+                    spec.dims,
+                    sites,
+                    &spec.loss,
+                    spec.seed,
+                    step,
+                );
+                let local =
+                    pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad)?;
+                // This process's part of the loss; the gradient is already the global one.
+                let mut total = [local];
+                setup.d32.global_sum(&mut total);
+                total[0]
+            }
+        };
         if let Some(low) = &setup.low_modes {
             // The second term: the same loss on the pair (v2, D^-1 v2), its gradient added
             // with the term's weight.
