@@ -129,6 +129,27 @@ pub struct SetupReport {
     pub total_seconds: f64,
 }
 
+impl SetupReport {
+    /// A report of a set-up from `source` whose only step so far compiled D
+    /// (`compile_dirac_seconds`); the other steps fill in their times as they run.
+    pub fn started(source: BasisSource, compile_dirac_seconds: f64) -> Self {
+        SetupReport {
+            source,
+            near_null_iterations: vec![],
+            near_null_residuals: vec![],
+            compile_dirac_seconds,
+            near_null_seconds: 0.0,
+            orthonormalize_seconds: 0.0,
+            cache_seconds: 0.0,
+            galerkin_seconds: 0.0,
+            coarse_check_seconds: 0.0,
+            compile_coarse_seconds: 0.0,
+            coarse_check_iterations: 0,
+            total_seconds: 0.0,
+        }
+    }
+}
+
 /// Why a multigrid preconditioner could not be built.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum MultigridError {
@@ -276,20 +297,7 @@ impl Multigrid {
         let d32 = JitWilsonClover::<f32>::new(gauge, dirac, &opts)?;
         let compile_dirac_seconds = t.elapsed().as_secs_f64();
 
-        let mut report = SetupReport {
-            source: BasisSource::Generated,
-            near_null_iterations: vec![],
-            near_null_residuals: vec![],
-            compile_dirac_seconds,
-            near_null_seconds: 0.0,
-            orthonormalize_seconds: 0.0,
-            cache_seconds: 0.0,
-            galerkin_seconds: 0.0,
-            coarse_check_seconds: 0.0,
-            compile_coarse_seconds: 0.0,
-            coarse_check_iterations: 0,
-            total_seconds: 0.0,
-        };
+        let mut report = SetupReport::started(BasisSource::Generated, compile_dirac_seconds);
 
         let mut cached = None;
         if let Some((path, _)) = cache_path {

@@ -225,18 +225,9 @@ impl<T: Element> MultigridNet<T> {
                 let compile_dirac_seconds = t.elapsed().as_secs_f64();
                 let pool = PoolLevel::<T>::new(&level, gauge, fine.layout())?;
                 let setup = SetupReport {
-                    source: BasisSource::Pooling,
-                    near_null_iterations: vec![],
-                    near_null_residuals: vec![],
-                    compile_dirac_seconds,
-                    near_null_seconds: 0.0,
-                    orthonormalize_seconds: 0.0,
-                    cache_seconds: 0.0,
-                    galerkin_seconds: 0.0,
-                    coarse_check_seconds: 0.0,
                     compile_coarse_seconds: pool.setup_seconds(),
-                    coarse_check_iterations: 0,
                     total_seconds: t.elapsed().as_secs_f64(),
+                    ..SetupReport::started(BasisSource::Pooling, compile_dirac_seconds)
                 };
                 (Coarse::Pool { d64, d32 }, Some(pool), setup)
             }
