@@ -34,13 +34,13 @@ struct Entry {
     targets: Vec<usize>,
 }
 
+/// The halo slot (counted from the first) of every (outer site, displacement) whose
+/// neighbour lies on another process.
+type SlotMap = HashMap<(usize, [i64; 4]), usize>;
+
 /// The halo slots a process with grid `grid` and layout `layout` reads for `disps`, in slot
 /// order, and the slot of every (outer site, displacement) that leaves its sub-lattice.
-fn plan(
-    grid: &ProcessGrid,
-    layout: &SiteLayout,
-    disps: &[[i64; 4]],
-) -> (Vec<Entry>, HashMap<(usize, [i64; 4]), usize>) {
+fn plan(grid: &ProcessGrid, layout: &SiteLayout, disps: &[[i64; 4]]) -> (Vec<Entry>, SlotMap) {
     let mut entries: Vec<Entry> = Vec::new();
     let mut by_target: HashMap<usize, usize> = HashMap::new();
     let mut slots = HashMap::new();
@@ -114,6 +114,9 @@ struct Peer {
     recv: Vec<usize>,
 }
 
+/// The send and the receive buffer of every peer, in peer order.
+type PeerBuffers<T> = (Vec<Vec<T>>, Vec<Vec<T>>);
+
 /// The halo of a sub-lattice network ([`RemoteHalo`] over MPI).
 pub struct NetHalo<T> {
     comm: CommHandle,
@@ -121,13 +124,13 @@ pub struct NetHalo<T> {
     /// The first halo slot (the layout's slots before the halo).
     base: usize,
     slots: usize,
-    remote: HashMap<(usize, [i64; 4]), usize>,
+    remote: SlotMap,
     global: Vec<usize>,
     peers: Vec<Peer>,
     /// Halo slots whose lanes live on this process (a path longer than the sub-lattice).
     own: Vec<(usize, Vec<(usize, usize)>)>,
     /// Send and receive buffers of every peer.
-    buffers: Mutex<(Vec<Vec<T>>, Vec<Vec<T>>)>,
+    buffers: Mutex<PeerBuffers<T>>,
     /// Scalars sent per exchanged feature (statistics).
     sent_per_feature: usize,
 }
@@ -190,13 +193,8 @@ impl<T: Element + Equivalence> NetHalo<T> {
 }
 
 /// The grid position of rank `r` (x fastest, as [`ProcessGrid::rank_at`]).
-fn coords_of_rank(grid: &ProcessGrid, mut r: usize) -> [usize; 4] {
-    let mut c = [0; 4];
-    for mu in 0..4 {
-        c[mu] = r % grid.procs[mu];
-        r /= grid.procs[mu];
-    }
-    c
+fn coords_of_rank(grid: &ProcessGrid, r: usize) -> [usize; 4] {
+    coords(r, grid.procs)
 }
 
 impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
@@ -215,7 +213,7 @@ impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
     fn exchange(&self, buf: &mut [T], field_len: usize) -> Result<(), RuntimeError> {
         let l = self.lanes;
         let slot = FIELD_COMPONENTS * l;
-        if field_len == 0 || buf.len() % field_len != 0 {
+        if field_len == 0 || !buf.len().is_multiple_of(field_len) {
             return Err(RuntimeError::Shape(format!(
                 "halo exchange: a buffer of {} scalars is not whole features of {field_len}",
                 buf.len()
