@@ -335,6 +335,16 @@ fn train_run(test: &str, work: &Path, model: &Path, data: &Path, np: Option<usiz
     run
 }
 
+/// Asserts that two runs' final weights agree to 1e-4 of the largest weight; returns the
+/// largest difference.
+fn assert_same_weights(what: &str, w0: &[f32], w: &[f32]) -> f32 {
+    assert_eq!(w0.len(), w.len(), "{what}: weight counts");
+    let scale = w0.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    let dw = w0.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(dw <= 1e-4 * scale, "{what}: final weights differ by {dw} (largest |w| {scale})");
+    dw
+}
+
 /// Largest relative difference of two runs' step losses over the first `n` steps.
 fn worst_step(a: &[f64], b: &[f64], n: usize) -> f64 {
     assert_eq!(a.len(), b.len());
@@ -385,16 +395,13 @@ fn classifier_training_is_data_parallel_and_matches_one_process() {
     let base = step_losses(&single);
     assert_eq!(base.len(), 202, "2 epochs of 101 steps");
     let w0 = weights(&single);
-    let scale = w0.iter().fold(0.0f32, |m, w| m.max(w.abs()));
     for np in [1usize, 2, 4] {
         let what = format!("{test}: tanh, mpirun -np {np}");
         let run = train_run(test, dir.path(), &smooth, &data, Some(np));
         let losses = step_losses(&run);
         let worst = worst_step(&base, &losses, base.len());
         assert!(worst < 1e-5, "{what}: step losses differ by {worst:e} (relative)");
-        let w = weights(&run);
-        let dw = w0.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(dw <= 1e-4 * scale, "{what}: final weights differ by {dw} (largest |w| {scale})");
+        let dw = assert_same_weights(&what, &w0, &weights(&run));
         eprintln!("{what}: 202 step losses within {worst:.1e}, weights within {dw:.1e}");
     }
 
@@ -486,7 +493,6 @@ fn preconditioner_training_is_split_over_ranks_and_matches_one_process() {
     // would prove nothing about the gradients.
     assert!(base[99] < 0.5 * base[0], "{test}: one process did not train: {base:?}");
     let w0 = weights(&single);
-    let scale = w0.iter().fold(0.0f32, |m, w| m.max(w.abs()));
     // 2 ranks split z, 4 ranks y and z, `--procs 2x1x1x1` x: every face direction of the
     // PTC halo, and corners on 4 ranks.
     let cases: [(usize, &[&str], [u64; 4]); 3] = [
@@ -510,9 +516,7 @@ fn preconditioner_training_is_split_over_ranks_and_matches_one_process() {
         let losses = precond_losses(&run);
         let worst = worst_step(&base, &losses, base.len());
         assert!(worst < 1e-5, "{what}: step losses differ by {worst:e} (relative)");
-        let w = weights(&run);
-        let dw = w0.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(dw <= 1e-4 * scale, "{what}: final weights differ by {dw} (largest |w| {scale})");
+        let dw = assert_same_weights(&what, &w0, &weights(&run));
         eprintln!("{what}: 100 step losses within {worst:.1e}, weights within {dw:.1e}");
     }
 

@@ -131,8 +131,6 @@ pub struct NetHalo<T> {
     own: Vec<(usize, Vec<(usize, usize)>)>,
     /// Send and receive buffers of every peer.
     buffers: Mutex<PeerBuffers<T>>,
-    /// Scalars sent per exchanged feature (statistics).
-    sent_per_feature: usize,
 }
 
 impl<T: Element + Equivalence> NetHalo<T> {
@@ -157,7 +155,7 @@ impl<T: Element + Equivalence> NetHalo<T> {
         }
         let mut peers = Vec::new();
         for r in (0..grid.ranks()).filter(|&r| r != me) {
-            let other = ProcessGrid { rank: r, coords: coords_of_rank(grid, r), ..grid.clone() };
+            let other = ProcessGrid { rank: r, coords: coords(r, grid.procs), ..grid.clone() };
             let (theirs, _) = plan(&other, layout, disps);
             let mut send = Vec::new();
             for entry in &theirs {
@@ -170,7 +168,6 @@ impl<T: Element + Equivalence> NetHalo<T> {
                 peers.push(Peer { rank: r, send, recv });
             }
         }
-        let sent_per_feature = peers.iter().map(|p| p.send.len()).sum::<usize>() * FIELD_COMPONENTS;
         let buffers = (vec![Vec::new(); peers.len()], vec![Vec::new(); peers.len()]);
         NetHalo {
             comm: comm.register(),
@@ -182,19 +179,8 @@ impl<T: Element + Equivalence> NetHalo<T> {
             peers,
             own,
             buffers: Mutex::new(buffers),
-            sent_per_feature,
         }
     }
-
-    /// Bytes this process sends per exchanged feature.
-    pub fn bytes_per_feature(&self) -> usize {
-        self.sent_per_feature * std::mem::size_of::<T>()
-    }
-}
-
-/// The grid position of rank `r` (x fastest, as [`ProcessGrid::rank_at`]).
-fn coords_of_rank(grid: &ProcessGrid, r: usize) -> [usize; 4] {
-    coords(r, grid.procs)
 }
 
 impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
@@ -293,8 +279,6 @@ impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
 pub struct DistLatticeNet<T: Element> {
     net: LatticeNet<T>,
     comm: CommHandle,
-    /// Scalars one exchanged feature sends (statistics).
-    halo_bytes_per_feature: usize,
 }
 
 impl<T: Element + Equivalence> DistLatticeNet<T> {
@@ -309,28 +293,13 @@ impl<T: Element + Equivalence> DistLatticeNet<T> {
         let local = retarget::retarget(graph, grid.local).map_err(|e| {
             RuntimeError::Shape(format!("splitting `{}` over processes: {e}", graph.name))
         })?;
-        let mut bytes = 0;
         let net = LatticeNet::compile_decomposed(
             &local,
             gauge,
             &LatticeNetOptions::default(),
-            |layout, disps| {
-                let h = NetHalo::<T>::new(comm, grid, layout, disps);
-                bytes = h.bytes_per_feature();
-                Ok(Box::new(h))
-            },
+            |layout, disps| Ok(Box::new(NetHalo::<T>::new(comm, grid, layout, disps))),
         )?;
-        Ok(DistLatticeNet { net, comm: comm.register(), halo_bytes_per_feature: bytes })
-    }
-
-    /// Bytes this process sends per feature field of a stencil's input.
-    pub fn halo_bytes_per_feature(&self) -> usize {
-        self.halo_bytes_per_feature
-    }
-
-    /// The compiled sub-lattice network.
-    pub fn local(&self) -> &LatticeNet<T> {
-        &self.net
+        Ok(DistLatticeNet { net, comm: comm.register() })
     }
 }
 

@@ -103,7 +103,7 @@ pub(super) fn set_up<'a>(
         // Rank 0 reads (or generates) the field once and sends it to every process.
         Some(share) => {
             let mine =
-                agreed(share.into(), root.then(|| run_gauge(graph, opts, &spec)).transpose())?;
+                agreed(Some(share), root.then(|| run_gauge(graph, opts, &spec)).transpose())?;
             let field = share.broadcast_gauge(mine.as_ref().map(|g| &g.field));
             mine.unwrap_or(TrainingGauge { field, source: String::new(), file: None })
         }
@@ -116,11 +116,11 @@ pub(super) fn set_up<'a>(
             gauge.file.as_ref().map_or_else(|| "in memory".into(), |f| f.display().to_string())
         );
     }
-    if let (true, Some(src)) = (root, &opts.source) {
-        agreed(share, write_file(&opts.out, MODEL_FILE, src.as_bytes()))?;
-    } else {
-        agreed(share, Ok(()))?;
-    }
+    let wrote = match (root, &opts.source) {
+        (true, Some(src)) => write_file(&opts.out, MODEL_FILE, src.as_bytes()),
+        _ => Ok(()),
+    };
+    agreed(share, wrote)?;
     let dirac = dirac_params(&spec.operator);
     let (d32, net, split): (Box<dyn LinearOperator<f32>>, Box<dyn FermionNet<f32>>, _) = match share
         .zip(grid)
