@@ -589,12 +589,13 @@ fn preconditioner_training_is_split_over_ranks_and_matches_one_process() {
 }
 
 #[test]
-fn multigrid_preconditioners_fall_back_to_rank_0_and_say_so() {
-    let test = "multigrid_preconditioners_fall_back_to_rank_0_and_say_so";
+fn networks_that_cannot_split_fall_back_to_rank_0_and_say_so() {
+    let test = "networks_that_cannot_split_fall_back_to_rank_0_and_say_so";
     if !have_mpirun(test) {
         return;
     }
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ptc_precond.sym");
+    // A pooled level (its coarse gauge network runs in one process).
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ptc_pool.sym");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = symc_in(
         Some(2),
@@ -604,7 +605,7 @@ fn multigrid_preconditioners_fall_back_to_rank_0_and_say_so() {
     let stderr = flat(&out.stderr);
     assert!(out.status.success(), "{test}: exit {:?}\n{stderr}", out.status);
     assert!(
-        stderr.contains("trains on rank 0 alone") && stderr.contains("multigrid level"),
+        stderr.contains("trains on rank 0 alone") && stderr.contains("pooled level"),
         "{test}: {stderr}"
     );
     assert_eq!(stderr.matches("gauge field:").count(), 1, "{test}: {stderr}");
@@ -648,7 +649,102 @@ fn multigrid_preconditioners_fall_back_to_rank_0_and_say_so() {
     ];
     let out = symc(Some(2), &args);
     let stderr = flat(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{test}: solve --precond of a multigrid run: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{test}: solve --precond of a pooled run: {stderr}");
     assert_eq!(stderr.matches("cannot run split over processes").count(), 1, "{test}: {stderr}");
-    assert!(stderr.contains("multigrid level"), "{test}: {stderr}");
+    assert!(stderr.contains("pooled level"), "{test}: {stderr}");
+}
+
+#[test]
+fn multigrid_solves_and_the_main_job_are_split_over_ranks() {
+    let test = "multigrid_solves_and_the_main_job_are_split_over_ranks";
+    if !have_mpirun(test) {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let gauge = root.join("models/data/gauge/b6.0_8x8x8x16_s7.nersc");
+    let g = gauge.to_str().unwrap();
+
+    // The classical two-level multigrid: near-null set-up, P†/P per process, the coarse
+    // system all-gathered. The cycles' GMRES smoother decides on global sums, so the outer
+    // FGMRES takes the one-process iterations (set-up round-off aside) and converges.
+    let mg = [
+        "solve",
+        "--gauge",
+        g,
+        "--mass=-0.55",
+        "--csw",
+        "1",
+        "--precond",
+        "mg",
+        "--rhs",
+        "2",
+        "--format",
+        "json",
+    ];
+    let base = json(&symc(None, &mg), &format!("{test}: --precond mg, one process"));
+    let its = num(&base, &["iterations"]);
+    for (np, extra) in [(2usize, &[][..]), (4, &[][..]), (2, &["--procs", "2x1x1x1"][..])] {
+        let what = format!("{test}: --precond mg, mpirun -np {np} {extra:?}");
+        let v = json(&symc(Some(np), &[&mg[..], extra].concat()), &what);
+        assert_eq!(v["preconditioner"], "mg", "{what}");
+        let n = num(&v, &["iterations"]);
+        assert!((n - its).abs() <= 1.0, "{what}: {n} iterations, one process {its}");
+        let r = num(&v, &["true_residual"]);
+        assert!(r < 1e-8 && v["converged"] == Value::Bool(true), "{what}: true residual {r:e}");
+        assert!(num(&v, &["multigrid", "cycles", "cycles"]) > 0.0, "{what}: {}", v["multigrid"]);
+        eprintln!("{what}: {n} iterations (one process {its}), true residual {r:.2e}");
+    }
+    // Blocks that a process boundary would cut: a clear error on every process, printed once.
+    let bad = [&mg[..], &["--procs", "1x1x4x1"][..]].concat();
+    let out = symc(Some(4), &bad);
+    let stderr = flat(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{test}: cut blocks: {stderr}");
+    assert_eq!(stderr.matches("cuts the multigrid blocks").count(), 1, "{test}: {stderr}");
+
+    // The main job: the multigrid network trained split (the near-null set-up, the coarse
+    // correction, both smoothing steps and their gradients on the sub-lattices).
+    let model = root.join("models/ptc_precond.sym");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let steps = ["--steps", "30", "--no-evaluate"];
+    let single = precond_run(test, dir.path(), &model, None, &steps);
+    let base = precond_losses(&single);
+    assert!(base[29] < 0.8 * base[0], "{test}: one process did not train: {base:?}");
+    let sub = dir.path().join("np2");
+    std::fs::create_dir(&sub).unwrap();
+    let run = precond_run(test, &sub, &model, Some(2), &steps);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["decomposition"]["ranks"], 2, "{test}: {summary}");
+    assert!(run.join("basis.safetensors").is_file(), "{test}: rank 0 caches the basis");
+    let worst = worst_step(&base, &precond_losses(&run), base.len());
+    assert!(worst < 1e-4, "{test}: step losses differ by {worst:e} (relative)");
+    eprintln!("{test}: ptc_precond on 2 ranks, 30 step losses within {worst:.1e}");
+
+    // Its network preconditions a split solve (the set-up redone for the solve's operator
+    // unless the run's cached basis was made for it).
+    let r = single.to_str().unwrap();
+    let args = [
+        "solve",
+        "--gauge",
+        g,
+        "--mass=-0.55",
+        "--csw",
+        "1",
+        "--precond",
+        r,
+        "--rhs",
+        "1",
+        "--format",
+        "json",
+    ];
+    let base = json(&symc(None, &args), &format!("{test}: solve --precond RUN, one process"));
+    let a = num(&base, &["iterations"]);
+    let what = format!("{test}: solve --precond RUN, mpirun -np 2");
+    let v = json(&symc(Some(2), &args), &what);
+    assert_eq!(v["preconditioner"], "network", "{what}");
+    let b = num(&v, &["iterations"]);
+    assert!((a - b).abs() <= 1.0, "{what}: {b} iterations, one process {a}");
+    let res = num(&v, &["true_residual"]);
+    assert!(res < 1e-8, "{what}: true residual {res:e}");
+    eprintln!("{what}: {b} iterations (one process {a}), true residual {res:.2e}");
 }

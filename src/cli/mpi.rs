@@ -94,13 +94,8 @@ fn agreed_exit(world: &Comm, result: Result<(), Failure>) -> u8 {
 fn solve(world: &Comm, args: SolveArgs) -> u8 {
     let root = world.is_root();
     // Checks every process makes alike: each fails (and only rank 0 prints) together.
-    let unsupported = if args.evenodd {
-        Some("--evenodd")
-    } else if args.precond.as_deref() == Some(std::path::Path::new("mg")) {
-        Some("--precond mg")
-    } else {
-        None
-    };
+    let unsupported = if args.evenodd { Some("--evenodd") } else { None };
+    let wants_mg = args.precond.as_deref() == Some(std::path::Path::new("mg"));
     let checked =
         cli_solve::check_args(&args).map_err(Failure::io).and_then(|()| match unsupported {
             Some(flag) => Err(Failure::io(miette::miette!(
@@ -148,6 +143,8 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
         },
         operator_check: args.operator_check,
         halo_bench: args.halo_bench,
+        multigrid: wants_mg.then(|| cli_solve::multigrid_params(&args)),
+        multigrid_cache: args.mg_cache.as_deref().filter(|_| wants_mg),
     };
     let grid = match dist.grid(world, dims) {
         Ok(g) => g,
@@ -165,8 +162,8 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
     // it and they agree on whether that worked before the solves start.
     let lattice = MpiLattice::new(world, args.procs);
     let mut precond = None;
-    if let Some(dir) = &args.precond {
-        let loaded = split_preconditioner(dir, &gauge, &lattice, &grid)
+    if let Some(dir) = args.precond.as_ref().filter(|_| !wants_mg) {
+        let loaded = split_preconditioner(dir, &gauge, dist.params, &lattice, &grid)
             .map_err(|e| Failure { code: e.exit_code(), report: e.into() });
         let code = loaded.as_ref().err().map_or(0, |f| f.code.max(1));
         let all = world.gather_u64(code as u64);
@@ -222,8 +219,26 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
     if let Some(check) = run.operator_check {
         extra.insert("operator_check".into(), serde_json::json!(check));
     }
+    if let (Some(mg), Some(params)) = (&run.multigrid, &dist.multigrid) {
+        if root {
+            cli_solve::log_multigrid_setup(params, &mg.setup);
+        }
+        extra.insert(
+            "multigrid".into(),
+            serde_json::json!({
+                "params": params,
+                "setup": mg.setup,
+                "setup_seconds": mg.setup.total_seconds,
+                "cycles": mg.cycles,
+            }),
+        );
+    }
     extra.insert("mpi".into(), serde_json::json!(run));
-    let preconditioner = if precond.is_some() { "network" } else { "none" };
+    let preconditioner = match (&precond, wants_mg) {
+        (Some(_), _) => "network",
+        (None, true) => "mg",
+        (None, false) => "none",
+    };
     let ran = Ran { system: "full", precision, preconditioner, extra };
     let mut code = 0;
     if root {

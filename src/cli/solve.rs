@@ -487,17 +487,30 @@ fn build_multigrid(
     gauge: &GaugeField,
     dirac: &DiracParams,
 ) -> Result<Multigrid, Failure> {
-    let params = MultigridParams {
-        blocks: args.mg_blocks,
-        n_basis: args.mg_basis,
-        ..MultigridParams::reference()
-    };
+    let params = multigrid_params(args);
     let mg = match &args.mg_cache {
         Some(path) => Multigrid::build_cached(gauge, dirac, &params, path),
         None => Multigrid::build(gauge, dirac, &params),
     }
     .map_err(Failure::model)?;
-    let r = mg.setup_report();
+    log_multigrid_setup(&params, mg.setup_report());
+    Ok(mg)
+}
+
+/// The multigrid `--precond mg` builds: the reference cycle with the flags' blocks and basis.
+pub(super) fn multigrid_params(args: &SolveArgs) -> MultigridParams {
+    MultigridParams {
+        blocks: args.mg_blocks,
+        n_basis: args.mg_basis,
+        ..MultigridParams::reference()
+    }
+}
+
+/// The multigrid's set-up on stderr.
+pub(super) fn log_multigrid_setup(
+    params: &MultigridParams,
+    r: &crate::runtime::multigrid::SetupReport,
+) {
     let its: usize = r.near_null_iterations.iter().sum();
     eprintln!(
         "multigrid: blocks {}x{}x{}x{}, {} basis vectors; set-up {:.3} s ({} near-null \
@@ -520,7 +533,6 @@ fn build_multigrid(
         },
         r.coarse_check_iterations,
     );
-    Ok(mg)
 }
 
 /// The multigrid's set-up and the work inside its cycles (of the precision that ran).

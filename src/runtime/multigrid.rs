@@ -221,7 +221,7 @@ pub struct Multigrid {
     report: SetupReport,
 }
 
-fn basis_key(gauge: &GaugeField, dirac: &DiracParams, p: &MultigridParams) -> BasisKey {
+pub(crate) fn basis_key(gauge: &GaugeField, dirac: &DiracParams, p: &MultigridParams) -> BasisKey {
     let precision = match p.setup_precision {
         SetupPrecision::Mixed => "mixed",
         SetupPrecision::F64 => "f64",

@@ -47,6 +47,11 @@ pub trait NativeOperator {
     fn import(&self, src: &[Complex64], dst: &mut [f32]);
     /// The main part of `src` to the reference layout.
     fn export(&self, src: &[f32], dst: &mut [Complex64]);
+    /// Sums partial inner products over the processes that share the vectors, as
+    /// [`LinearOperator::global_sum`](super::LinearOperator::global_sum) (identity on one
+    /// process): what a solver that sees only this operator, such as a multigrid smoother,
+    /// needs to take the same decisions on every process.
+    fn global_sum(&self, _partials: &mut [f64]) {}
 }
 
 /// A right preconditioner M on the same vectors as a [`NativeOperator`]; it may change between

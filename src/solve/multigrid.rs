@@ -739,7 +739,8 @@ impl NativeTwoLevelCycle {
                         sub_from(&mut self.r[..main], &b[..main]);
                     }
                     first = false;
-                    let beta = split_multi_dot(&self.v, 0, &self.r, main)[0].re.sqrt();
+                    let beta =
+                        global(fine, split_multi_dot(&self.v, 0, &self.r, main))[0].re.sqrt();
                     if beta == 0.0 || !beta.is_finite() {
                         break;
                     }
@@ -755,9 +756,15 @@ impl NativeTwoLevelCycle {
                         let v = &self.v;
                         let (hj, hnext) = gram_schmidt(
                             &mut self.e,
-                            |w: &Vec<f32>| split_multi_dot(v, k + 1, w, main),
-                            |w: &mut Vec<f32>, h: &[Complex64]| split_multi_sub(w, h, v, main),
-                            |w: &mut Vec<f32>, h: &[Complex64]| split_multi_sub_dot(w, h, v, main),
+                            |w: &Vec<f32>| global(fine, split_multi_dot(v, k + 1, w, main)),
+                            |w: &mut Vec<f32>, h: &[Complex64]| {
+                                let mut n = [split_multi_sub(w, h, v, main)];
+                                fine.global_sum(&mut n);
+                                n[0]
+                            },
+                            |w: &mut Vec<f32>, h: &[Complex64]| {
+                                global(fine, split_multi_sub_dot(w, h, v, main))
+                            },
                         );
                         if hnext > 0.0 {
                             split_scaled_copy(&mut self.v[k + 1], 1.0 / hnext, &self.e, main);
@@ -788,7 +795,10 @@ impl NativeTwoLevelCycle {
                 for _ in 0..iterations {
                     fine.apply(&mut self.e, &mut self.r)?;
                     self.stats.fine_applications += 1;
-                    let dw = split_multi_dot(std::slice::from_ref(&self.r), 1, &self.e, main);
+                    let dw = global(
+                        fine,
+                        split_multi_dot(std::slice::from_ref(&self.r), 1, &self.e, main),
+                    );
                     if dw[1].re == 0.0 || !dw[1].re.is_finite() {
                         break;
                     }
@@ -800,6 +810,15 @@ impl NativeTwoLevelCycle {
         }
         Ok(())
     }
+}
+
+/// Inner products of this process's part of the vectors made global through the fine
+/// operator's [`NativeOperator::global_sum`] (unchanged on one process), so that a smoother
+/// on a decomposed lattice decides as the single-process one does.
+fn global(fine: &dyn NativeOperator, dots: Vec<Complex64>) -> Vec<Complex64> {
+    let mut flat: Vec<f64> = dots.iter().flat_map(|z| [z.re, z.im]).collect();
+    fine.global_sum(&mut flat);
+    flat.chunks_exact(2).map(|p| Complex64::new(p[0], p[1])).collect()
 }
 
 /// r = b − r on the main part.
@@ -875,7 +894,12 @@ pub fn near_null_vectors(
     let mut out = Vec::with_capacity(starts.len());
     let mut reports = Vec::with_capacity(starts.len());
     for mut v in starts {
-        let nv = norm(&v);
+        // The norm over every process's part (on one process the sum is the identity and the
+        // local norm is kept exactly).
+        let local = norm(&v);
+        let mut sq = [local * local];
+        op64.global_sum(&mut sq);
+        let nv = if sq[0] == local * local { local } else { sq[0].sqrt() };
         if nv > 0.0 {
             v.iter_mut().for_each(|z| *z /= nv);
         }

@@ -14,6 +14,10 @@ use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
+use std::any::Any;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
 
 /// Environment variables a launcher (Open MPI, MPICH/Hydra, PMIx, Slurm) sets in every process
 /// it starts; without one of them symc does not initialise MPI at all.
@@ -55,6 +59,7 @@ impl Drop for Launch {
     /// among them, drop after this).
     fn drop(&mut self) {
         REGISTERED.with(|r| r.borrow_mut().clear());
+        FUNNELED.with(|r| r.borrow_mut().clear());
     }
 }
 
@@ -102,6 +107,66 @@ impl CommHandle {
                 "internal: MPI was called off the thread that initialised it".to_string()
             })
         })
+    }
+}
+
+type Slot = Option<Rc<RefCell<Box<dyn Any>>>>;
+
+thread_local! {
+    /// The objects kept by [`Funneled::new`], on the thread that made them.
+    static FUNNELED: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An object that makes MPI calls itself (an operator with its own communicator, the
+/// distributed multigrid) kept on the thread that initialised MPI, behind a handle that is a
+/// number: the structure that holds the handle (a network, `Send + Sync` like every network)
+/// stays safe Rust, and a use from another thread is refused instead of racing MPI — the
+/// same rule as [`CommHandle`], for whole objects. The object is dropped with the handle (on
+/// its thread) or, at the latest, when MPI is finalised.
+pub struct Funneled<T: 'static> {
+    index: usize,
+    thread: std::thread::ThreadId,
+    _kind: PhantomData<fn() -> T>,
+}
+
+impl<T: 'static> Funneled<T> {
+    /// Keeps `value` on this thread.
+    pub fn new(value: T) -> Self {
+        let index = FUNNELED.with(|r| {
+            let mut r = r.borrow_mut();
+            r.push(Some(Rc::new(RefCell::new(Box::new(value) as Box<dyn Any>))));
+            r.len() - 1
+        });
+        Funneled { index, thread: std::thread::current().id(), _kind: PhantomData }
+    }
+
+    /// Runs `f` on the object, or fails off its thread (or when `f` is already running on it:
+    /// the object is not re-entrant).
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, String> {
+        let off = || "internal: an MPI object was used off the thread that made it".to_string();
+        if std::thread::current().id() != self.thread {
+            return Err(off());
+        }
+        let cell =
+            FUNNELED.with(|r| r.borrow().get(self.index).cloned().flatten()).ok_or_else(off)?;
+        let mut guard = cell
+            .try_borrow_mut()
+            .map_err(|_| "internal: an MPI object was used while in use".to_string())?;
+        let value = guard.downcast_mut::<T>().ok_or_else(off)?;
+        Ok(f(value))
+    }
+}
+
+impl<T: 'static> Drop for Funneled<T> {
+    fn drop(&mut self) {
+        if std::thread::current().id() == self.thread {
+            // After MPI's finalisation the registry is gone (or emptied): nothing to free.
+            let _ = FUNNELED.try_with(|r| {
+                if let Some(slot) = r.borrow_mut().get_mut(self.index) {
+                    *slot = None;
+                }
+            });
+        }
     }
 }
 
@@ -181,6 +246,18 @@ impl Comm {
     pub fn gather_u64(&self, v: u64) -> Vec<u64> {
         let mut all = vec![0u64; self.size()];
         self.inner.all_gather_into(&v, &mut all[..]);
+        all
+    }
+
+    /// Every process's `local` (the same length on every process), concatenated in rank
+    /// order, on every process.
+    pub fn all_gather<T: Equivalence + Copy + Default>(&self, local: &[T]) -> Vec<T> {
+        let mut all = vec![T::default(); local.len() * self.size()];
+        if self.size() == 1 {
+            all.copy_from_slice(local);
+        } else {
+            self.inner.all_gather_into(local, &mut all[..]);
+        }
         all
     }
 

@@ -192,6 +192,18 @@ impl ProcessGrid {
         coords[0] + p[0] * (coords[1] + p[1] * (coords[2] + p[2] * coords[3]))
     }
 
+    /// The same grid as seen by process `rank` (its coordinates; the same global sites).
+    pub fn for_rank(&self, rank: usize) -> ProcessGrid {
+        let mut g = self.clone();
+        g.rank = rank;
+        let mut r = rank;
+        for mu in 0..4 {
+            g.coords[mu] = r % self.procs[mu];
+            r /= self.procs[mu];
+        }
+        g
+    }
+
     /// The neighbour one step along `mu` (forward or backward, periodic).
     pub fn neighbour(&self, mu: usize, forward: bool) -> usize {
         let mut c = self.coords;
@@ -282,5 +294,9 @@ mod tests {
             .collect();
         all.sort_unstable();
         assert_eq!(all, (0..4 * 4 * 4 * 8).collect::<Vec<_>>());
+        for r in 0..4 {
+            let direct = ProcessGrid::new([4, 4, 4, 8], 4, r, Some([1, 2, 2, 1])).unwrap();
+            assert_eq!(g.for_rank(r), direct);
+        }
     }
 }

@@ -10,6 +10,10 @@
 //! - `comm` (feature `mpi`): start-up under a launcher, collectives, the deterministic sum;
 //! - `halo` (feature `mpi`): faces, ghost slots, interior and boundary sites;
 //! - `operator` (feature `mpi`): the sub-lattice Wilson-clover operator with its halo exchange;
+//! - `multigrid` (feature `mpi`): the two-level multigrid with every block on one process,
+//!   P† and P local, the small coarse system all-gathered and solved on every process;
+//! - `multigrid_net` (feature `mpi`): a near-null multigrid network on the sub-lattice (the
+//!   level on `multigrid`, the fine layers on `net`);
 //! - `net` (feature `mpi`): a gauge network on the sub-lattice, its halo planned per path
 //!   displacement, its weight gradients summed over the processes;
 //! - `solve` (feature `mpi`): gauge distribution and a batch of distributed solves;
@@ -27,6 +31,10 @@ pub mod data_parallel;
 mod halo;
 #[cfg(feature = "mpi")]
 pub mod heatbath;
+#[cfg(feature = "mpi")]
+pub mod multigrid;
+#[cfg(feature = "mpi")]
+pub mod multigrid_net;
 #[cfg(feature = "mpi")]
 pub mod net;
 #[cfg(feature = "mpi")]

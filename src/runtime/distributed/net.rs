@@ -301,6 +301,24 @@ impl<T: Element + Equivalence> DistLatticeNet<T> {
         )?;
         Ok(DistLatticeNet { net, comm: comm.register() })
     }
+
+    /// The sub-lattice network itself: its passes exchange halos, but its weight gradients
+    /// are this process's share (for callers that accumulate several passes before one
+    /// [`Self::sum_over_processes`], as a multigrid network's smoothing steps do).
+    pub fn local(&self) -> &LatticeNet<T> {
+        &self.net
+    }
+
+    /// Sums weight gradients over the processes, bit-identically on every process (so their
+    /// optimiser steps stay in lockstep).
+    pub fn sum_over_processes(&self, grad_params: &mut [T]) -> Result<(), RuntimeError> {
+        let mut sums: Vec<f64> = grad_params.iter().map(|&g| Real::to_f64(g)).collect();
+        self.comm.with(|c| c.sum_f64(&mut sums)).map_err(RuntimeError::Shape)?;
+        for (g, s) in grad_params.iter_mut().zip(&sums) {
+            *g = T::from_f64(*s);
+        }
+        Ok(())
+    }
 }
 
 impl<T: Element + Equivalence> FermionNet<T> for DistLatticeNet<T> {
@@ -328,12 +346,7 @@ impl<T: Element + Equivalence> FermionNet<T> for DistLatticeNet<T> {
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
         self.net.forward_backward(params, input, None, seed, None, grad_params)?;
-        let mut sums: Vec<f64> = grad_params.iter().map(|&g| Real::to_f64(g)).collect();
-        self.comm.with(|c| c.sum_f64(&mut sums)).map_err(RuntimeError::Shape)?;
-        for (g, s) in grad_params.iter_mut().zip(&sums) {
-            *g = T::from_f64(*s);
-        }
-        Ok(())
+        self.sum_over_processes(grad_params)
     }
 
     fn forward_native(

@@ -360,4 +360,7 @@ impl NativeOperator for DistWilsonClover<f32> {
     fn export(&self, src: &[f32], dst: &mut [Complex64]) {
         self.layout.from_aosoa(src, dst);
     }
+    fn global_sum(&self, partials: &mut [f64]) {
+        self.comm.sum_f64(partials)
+    }
 }

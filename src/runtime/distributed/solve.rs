@@ -8,6 +8,7 @@
 
 use super::comm::Comm;
 use super::grid::{GridError, ProcessGrid};
+use super::multigrid::DistMultigrid;
 use super::operator::{DistWilsonClover, HaloBench, HaloStats};
 use super::{OperatorCheck, operator_check};
 use crate::lattice::gauge::GaugeField;
@@ -15,9 +16,12 @@ use crate::lattice::geometry::Geometry;
 use crate::lattice::su3::Su3;
 use crate::lattice::wilson::{DiracParams, WilsonClover};
 use crate::runtime::RuntimeError;
+use crate::runtime::multigrid::{MultigridError, MultigridParams, SetupReport};
+use crate::runtime::multigrid_net::BasisCache;
 use crate::runtime::operator::Precision;
 use crate::runtime::preconditioner::NetPreconditioner;
 use crate::solve::batch::{self, BatchError, RightPreconditioner, Setup, SolverKind, System};
+use crate::solve::multigrid::CycleStats;
 use crate::solve::{MixedPrecision, SolveParams, SolveReport};
 use num_complex::{Complex, Complex64};
 
@@ -30,6 +34,8 @@ pub enum DistributedError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Batch(#[from] BatchError),
+    #[error(transparent)]
+    Multigrid(#[from] MultigridError),
 }
 
 /// Rank 0's gauge field on every process. The links go as flat f64 (18 per link); every process
@@ -89,6 +95,16 @@ pub struct DistributedRun {
     /// and without the exchange, after the solves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub halo_bench: Option<HaloBench>,
+    /// `--precond mg`: the distributed set-up, and what the cycles did over all solves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multigrid: Option<MultigridRun>,
+}
+
+/// The multigrid preconditioner of a distributed batch.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MultigridRun {
+    pub setup: SetupReport,
+    pub cycles: CycleStats,
 }
 
 /// What a distributed batch needs to know.
@@ -101,6 +117,11 @@ pub struct DistributedSolve<'a> {
     pub operator_check: bool,
     /// Applications of [`DistWilsonClover::bench`] after the solves (0: none).
     pub halo_bench: usize,
+    /// `--precond mg`: the classical two-level multigrid ([`DistMultigrid`]) as FGMRES's
+    /// preconditioner (instead of a network).
+    pub multigrid: Option<MultigridParams>,
+    /// `--mg-cache`: the basis file rank 0 reads (if made for this set-up) or writes.
+    pub multigrid_cache: Option<&'a std::path::Path>,
 }
 
 impl DistributedSolve<'_> {
@@ -149,11 +170,22 @@ impl DistributedSolve<'_> {
         // sub-lattice network shares the main slots of the operator's buffers).
         let layout = if precision == "mixed" { d32.as_ref().map(|d| d.layout()) } else { None };
         let mut bound = precond.map(|p| p.right(layout));
-        let setup = Setup {
-            solver: self.solver,
-            preconditioner: bound.as_mut().map(|b| b as &mut dyn RightPreconditioner),
+        let mut mg = match &self.multigrid {
+            Some(p) => {
+                let cache = self.multigrid_cache.map_or(BasisCache::None, BasisCache::ReadWrite);
+                Some(DistMultigrid::build(comm, grid, gauge, self.params, p, cache)?)
+            }
+            None => None,
         };
+        let preconditioner = match (&mut bound, &mut mg) {
+            (Some(b), _) => Some(b as &mut dyn RightPreconditioner),
+            (None, Some(m)) => Some(m as &mut dyn RightPreconditioner),
+            (None, None) => None,
+        };
+        let setup = Setup { solver: self.solver, preconditioner };
         let mut reports = batch::solve_batch(system, &mut [setup], &local, &self.solve, &mut log)?;
+        let multigrid =
+            mg.map(|m| MultigridRun { setup: m.setup_report().clone(), cycles: m.stats() });
         let halo_f64 = d64.stats();
         let halo = d32.as_ref().map_or(halo_f64, |d| d.stats());
         let busy = if precision == "f64" { halo_f64 } else { halo };
@@ -172,6 +204,7 @@ impl DistributedSolve<'_> {
             max_seconds_per_application: comm.max_f64(mine),
             operator_check: check,
             halo_bench: bench,
+            multigrid,
         };
         Ok((reports.pop().unwrap_or_default(), precision, run))
     }

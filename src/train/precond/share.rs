@@ -16,6 +16,7 @@ use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
 use crate::runtime::data_parallel::DataParallel;
 use crate::runtime::distributed::grid::{GridError, ProcessGrid};
+use crate::runtime::multigrid_net::{BasisCache, MultigridNetError, split_refusal};
 use crate::runtime::preconditioner::NetPreconditioner;
 use crate::runtime::{FermionNet, RuntimeError};
 use crate::solve::{LinearOperator, SolveParams};
@@ -36,13 +37,17 @@ pub trait LatticeShare {
         gauge: &GaugeField,
         params: &DiracParams,
     ) -> Result<Box<dyn LinearOperator<f32>>, RuntimeError>;
-    /// `graph` on this process's sub-lattice; its weight gradients are the global ones.
+    /// `graph` on this process's sub-lattice; its weight gradients are the global ones. A
+    /// multigrid network runs its set-up for `dirac` (the basis from `cache` if it was made
+    /// for exactly this set-up).
     fn net_f32(
         &self,
         grid: &ProcessGrid,
         graph: &Graph,
         gauge: &GaugeField,
-    ) -> Result<Box<dyn FermionNet<f32>>, RuntimeError>;
+        dirac: &DiracParams,
+        cache: BasisCache<'_>,
+    ) -> Result<Box<dyn FermionNet<f32>>, MultigridNetError>;
     /// The run's closing comparison (as `compare::compare_solves`) on this process's part of
     /// the sources `rhs`, with the distributed operator: every process gets the same reports.
     #[allow(clippy::too_many_arguments)]
@@ -60,8 +65,9 @@ pub trait LatticeShare {
 }
 
 /// Why `graph` (with loss `loss`) cannot train split over processes, or `None` if it can: a
-/// network of global-weight gauge layers with the one-term or filtered loss. The others train
-/// on rank 0 (the caller says so).
+/// network of global-weight gauge layers, possibly after a near-null multigrid level with a
+/// coarse solve, with the one-term or filtered loss. The others train on rank 0 (the caller
+/// says so).
 pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
     match loss {
         LossSpec::LowModes { .. } => {
@@ -72,11 +78,10 @@ pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
     }
     for l in &graph.layers {
         match &l.kind {
-            LayerKind::CoarseLevel(_) => {
-                return Some(format!(
-                    "the multigrid level `{}` (coarse levels run in one process)",
-                    l.name
-                ));
+            LayerKind::CoarseLevel(level) => {
+                if let Some(why) = split_refusal(level) {
+                    return Some(format!("the multigrid level `{}` is {why}", l.name));
+                }
             }
             LayerKind::Ptc { local: true, .. } => {
                 return Some(format!("layer `{}` has site-dependent weights", l.name));
@@ -97,6 +102,7 @@ pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
 pub fn split_preconditioner(
     dir: &std::path::Path,
     gauge: &GaugeField,
+    dirac: &DiracParams,
     share: &dyn LatticeShare,
     grid: &ProcessGrid,
 ) -> Result<NetPreconditioner, PrecondError> {
@@ -104,7 +110,10 @@ pub fn split_preconditioner(
     if let Some(why) = refusal(&graph, &LossSpec::Preconditioner) {
         return Err(PrecondError::NotSplit { model: graph.name.clone(), why });
     }
-    let net = share.net_f32(grid, &graph, gauge)?;
+    // A multigrid network reuses the run's basis only if it was made for this configuration
+    // and operator; the run folder is never written.
+    let cache = dir.join(super::rundir::BASIS_FILE);
+    let net = share.net_f32(grid, &graph, gauge, dirac, BasisCache::ReadOnly(&cache))?;
     Ok(NetPreconditioner::new(net, params)?)
 }
 
@@ -125,6 +134,7 @@ mod mpi_lattice {
     use crate::lattice::wilson::WilsonClover;
     use crate::runtime::distributed::comm::Comm;
     use crate::runtime::distributed::data_parallel::MpiDataParallel;
+    use crate::runtime::distributed::multigrid_net::DistMultigridNet;
     use crate::runtime::distributed::net::DistLatticeNet;
     use crate::runtime::distributed::operator::DistWilsonClover;
     use crate::runtime::distributed::solve::broadcast_gauge;
@@ -172,7 +182,13 @@ mod mpi_lattice {
             grid: &ProcessGrid,
             graph: &Graph,
             gauge: &GaugeField,
-        ) -> Result<Box<dyn FermionNet<f32>>, RuntimeError> {
+            dirac: &DiracParams,
+            cache: BasisCache<'_>,
+        ) -> Result<Box<dyn FermionNet<f32>>, MultigridNetError> {
+            if crate::ir::levels::level(graph).is_some() {
+                let net = DistMultigridNet::compile(self.comm, grid, graph, gauge, dirac, cache)?;
+                return Ok(Box::new(net));
+            }
             Ok(Box::new(DistLatticeNet::<f32>::compile(self.comm, grid, graph, gauge)?))
         }
 

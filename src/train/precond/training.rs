@@ -127,7 +127,11 @@ pub(super) fn set_up<'a>(
     {
         Some((share, grid)) => {
             let d32 = share.dirac_f32(&grid, &gauge.field, &dirac)?;
-            let net = share.net_f32(&grid, graph, &gauge.field)?;
+            // As in one process, a multigrid network's basis is cached in the run folder
+            // (rank 0 writes it), so `--resume` and later solves skip the set-up.
+            let basis = opts.out.join(BASIS_FILE);
+            let net =
+                share.net_f32(&grid, graph, &gauge.field, &dirac, BasisCache::ReadWrite(&basis))?;
             if opts.progress {
                 eprintln!(
                     "split over {} processes: grid {}, {} sites each",

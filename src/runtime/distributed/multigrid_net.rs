@@ -1,0 +1,225 @@
+//! A multigrid network (a `.sym` network whose first layer is a near-null `level` with a
+//! coarse solve, as the main job `models/ptc_precond.sym`) on one process's sub-lattice: the
+//! level's coarse correction c = P D_c⁻¹ P† b on [`DistMultigrid`], the fine layers on
+//! [`DistLatticeNet`], the residuals b − D x on the sub-lattice operator. The same formulas as
+//! `runtime::multigrid_net` (M(b) = c + S(b − D c), repeated for `smoothing` steps, or
+//! S([b, c])), so a split run follows the single-process one to round-off.
+//!
+//! The level has no weights; the weight gradients are those of the fine layers, accumulated
+//! over the smoothing steps on this process's sites and summed over the processes once per
+//! step. The pieces that make MPI calls (the multigrid and its operator) are kept on the main
+//! thread behind a [`Funneled`] handle, so the network is `Send + Sync` like every network.
+
+use super::comm::{Comm, Funneled};
+use super::grid::ProcessGrid;
+use super::multigrid::DistMultigrid;
+use super::net::DistLatticeNet;
+use crate::ir::{Connect, Graph, Level, levels, retarget};
+use crate::lattice::fermion::gamma5_in_place;
+use crate::lattice::gauge::GaugeField;
+use crate::lattice::wilson::DiracParams;
+use crate::runtime::multigrid::SetupReport;
+use crate::runtime::multigrid_net::{
+    BasisCache, MultigridNetError, multigrid_params, split_refusal,
+};
+use crate::runtime::{FermionNet, RuntimeError};
+use crate::solve::LinearOperator;
+use num_complex::Complex;
+
+type C32 = Complex<f32>;
+
+/// A near-null multigrid network on this process's part of the lattice.
+pub struct DistMultigridNet {
+    /// The model on this process's sub-lattice.
+    graph: Graph,
+    level: Level,
+    fine: DistLatticeNet<f32>,
+    mg: Funneled<DistMultigrid>,
+    setup: SetupReport,
+}
+
+impl DistMultigridNet {
+    /// `graph` split at its level: the set-up on `grid`'s sub-lattice of `gauge` for `dirac`
+    /// (the basis from `cache` if it was made for this set-up; rank 0 reads and writes it), the
+    /// fine layers compiled for the sub-lattice. Collective.
+    pub fn compile(
+        comm: &Comm,
+        grid: &ProcessGrid,
+        graph: &Graph,
+        gauge: &GaugeField,
+        dirac: &DiracParams,
+        cache: BasisCache<'_>,
+    ) -> Result<Self, MultigridNetError> {
+        let (level, fine_graph) =
+            levels::split_level(graph).map_err(RuntimeError::from)?.ok_or_else(|| {
+                RuntimeError::Shape(format!("model `{}` has no multigrid level", graph.name))
+            })?;
+        let params = match (split_refusal(&level), multigrid_params(&level)) {
+            (None, Some(p)) => p,
+            (why, _) => {
+                return Err(RuntimeError::Shape(format!(
+                    "model `{}` cannot run split over processes: {}",
+                    graph.name,
+                    why.unwrap_or("no near-null level")
+                ))
+                .into());
+            }
+        };
+        crate::runtime::check_graph(&fine_graph, gauge)?;
+        let fine = DistLatticeNet::<f32>::compile(comm, grid, &fine_graph, gauge)?;
+        let mg = DistMultigrid::build(comm, grid, gauge, dirac, &params, cache)?;
+        let setup = mg.setup_report().clone();
+        // What callers size their vectors by: this process's sub-lattice, as the fine net's.
+        let graph = retarget::retarget(graph, grid.local).map_err(|e| {
+            RuntimeError::Shape(format!("splitting `{}` over processes: {e}", graph.name))
+        })?;
+        Ok(DistMultigridNet { graph, level, fine, mg: Funneled::new(mg), setup })
+    }
+
+    fn with_mg<R>(&self, f: impl FnOnce(&mut DistMultigrid) -> R) -> Result<R, RuntimeError> {
+        self.mg.with(f).map_err(RuntimeError::Shape)
+    }
+
+    /// c = P D_c⁻¹ P† b (the level's coarse correction) on this process's sites.
+    fn correction(&self, b: &[C32]) -> Result<Vec<C32>, RuntimeError> {
+        let mut c = vec![C32::new(0.0, 0.0); b.len()];
+        self.with_mg(|m| m.apply_reference(&mut c, b))?
+            .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
+        Ok(c)
+    }
+
+    /// D x, or D† x = γ5 D γ5 x with `dagger`.
+    fn dirac(&self, x: &[C32], dagger: bool) -> Result<Vec<C32>, RuntimeError> {
+        let mut inp = x.to_vec();
+        if dagger {
+            gamma5_in_place(&mut inp);
+        }
+        let mut out = vec![C32::new(0.0, 0.0); x.len()];
+        self.with_mg(|m| LinearOperator::apply(m.dirac32(), &mut out, &inp))?;
+        if dagger {
+            gamma5_in_place(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// r = b − D x.
+    fn residual(&self, b: &[C32], x: &[C32]) -> Result<Vec<C32>, RuntimeError> {
+        let mut r = self.dirac(x, false)?;
+        r.iter_mut().zip(b).for_each(|(r, b)| *r = *b - *r);
+        Ok(r)
+    }
+
+    /// What the fine layers receive first, and c: `[b, c]` for `concat`, b − D c for `correct`.
+    fn fine_input(&self, b: &[C32]) -> Result<(Vec<C32>, Vec<C32>), RuntimeError> {
+        let n = self.fine.local().layout().volume() * 12;
+        if b.len() != n {
+            return Err(RuntimeError::Shape(format!(
+                "model `{}` takes one fermion field of {n} complex numbers on this process, got {}",
+                self.graph.name,
+                b.len()
+            )));
+        }
+        let c = self.correction(b)?;
+        let x = match self.level.connect {
+            Connect::Concat => [b, &c[..]].concat(),
+            Connect::Correct => self.residual(b, &c)?,
+        };
+        Ok((x, c))
+    }
+
+    /// The level owns no weights: every parameter is the fine layers'.
+    fn fine_params<'p>(&self, params: &'p [f32]) -> &'p [f32] {
+        &params[levels::level_scalars(&self.graph).min(params.len())..]
+    }
+}
+
+impl FermionNet<f32> for DistMultigridNet {
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    fn forward(
+        &self,
+        params: &[f32],
+        input: &[C32],
+        output: &mut [C32],
+    ) -> Result<(), RuntimeError> {
+        let (x, c) = self.fine_input(input)?;
+        let fp = self.fine_params(params);
+        let net = self.fine.local();
+        net.forward(fp, &x, output)?;
+        if self.level.connect == Connect::Correct {
+            output.iter_mut().zip(&c).for_each(|(o, c)| *o += *c);
+            let mut y = c;
+            for _ in 1..self.level.smoothing {
+                let r = self.residual(input, output)?;
+                net.forward(fp, &r, &mut y)?;
+                output.iter_mut().zip(&y).for_each(|(o, y)| *o += *y);
+            }
+        }
+        Ok(())
+    }
+
+    fn forward_backward_seeded(
+        &self,
+        params: &[f32],
+        input: &[C32],
+        seed: &mut dyn FnMut(&[C32], &mut [C32]),
+        grad_params: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        let (x, c) = self.fine_input(input)?;
+        let skip = levels::level_scalars(&self.graph).min(grad_params.len());
+        let (_, grad) = grad_params.split_at_mut(skip);
+        let fp = self.fine_params(params);
+        let net = self.fine.local();
+        match self.level.connect {
+            Connect::Concat => {
+                net.forward_backward(fp, &x, None, |y, g| seed(y, g), None, grad)?;
+            }
+            Connect::Correct if self.level.smoothing == 1 => {
+                // M(b) = c + S(r); c has no weights, so ∂L/∂M passes to S unchanged.
+                let seed_sum = |y: &[C32], g: &mut [C32]| {
+                    let m: Vec<C32> = y.iter().zip(&c).map(|(y, c)| *y + *c).collect();
+                    seed(&m, g)
+                };
+                net.forward_backward(fp, &x, None, seed_sum, None, grad)?;
+            }
+            Connect::Correct => {
+                // x_0 = c, r_k = b − D x_k, x_{k+1} = x_k + S(r_k); back from h = ∂L/∂M:
+                // each step adds S's weight gradient at (r_k, h), and for k > 0
+                // h ← h − D† Sᵀ h (as `runtime::multigrid_net`).
+                let steps = self.level.smoothing;
+                let n = input.len();
+                let mut m = c;
+                let mut rs = vec![x];
+                let mut y = vec![C32::new(0.0, 0.0); n];
+                for k in 0..steps {
+                    if k > 0 {
+                        rs.push(self.residual(input, &m)?);
+                    }
+                    net.forward(fp, &rs[k], &mut y)?;
+                    m.iter_mut().zip(&y).for_each(|(o, y)| *o += *y);
+                }
+                let mut h = vec![C32::new(0.0, 0.0); n];
+                seed(&m, &mut h);
+                grad.iter_mut().for_each(|g| *g = 0.0);
+                let mut step = vec![0.0f32; grad.len()];
+                let mut gin = vec![C32::new(0.0, 0.0); n];
+                for k in (0..steps).rev() {
+                    let gi = (k > 0).then_some(&mut gin[..]);
+                    net.backward_partial(fp, &rs[k], &h, gi, &mut step)?;
+                    grad.iter_mut().zip(&step).for_each(|(a, g)| *a += *g);
+                    if k > 0 {
+                        let d = self.dirac(&gin, true)?;
+                        h.iter_mut().zip(&d).for_each(|(h, d)| *h -= *d);
+                    }
+                }
+            }
+        }
+        self.fine.sum_over_processes(grad)
+    }
+
+    fn multigrid_setup(&self) -> Option<&SetupReport> {
+        Some(&self.setup)
+    }
+}
