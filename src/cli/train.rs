@@ -6,7 +6,8 @@
 //! defaults), loads data and picks the back end; the loop itself lives in `train/`.
 //!
 //! Under `mpirun` ([`run_in`] with the processes as a [`DataParallel`] group) a classifier
-//! trains data-parallel on every process, a preconditioner on rank 0 alone; every process
+//! trains data-parallel on every process, a preconditioner split over them (or on rank 0
+//! alone, with a note, when `train::precond::share::refusal` names a reason); every process
 //! makes the same checks, their outcome is agreed before training starts, and only rank 0
 //! prints and writes.
 

@@ -169,7 +169,7 @@ pub enum PrecondError {
     #[diagnostic(
         code(symc::precond::not_split),
         help(
-            "run this solve in one process (without mpirun); networks of gauge layers with global weights run split"
+            "run this solve in one process (without mpirun); networks of gauge layers with global weights, alone or after a near-null multigrid level with a coarse solve, run split"
         )
     )]
     NotSplit { model: String, why: String },
