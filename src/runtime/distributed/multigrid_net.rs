@@ -14,6 +14,7 @@ use super::comm::{Comm, Funneled};
 use super::grid::ProcessGrid;
 use super::multigrid::DistMultigrid;
 use super::net::DistLatticeNet;
+use crate::codegen::lattice_layout::SiteLayout;
 use crate::ir::{Connect, Graph, Level, levels, retarget};
 use crate::lattice::fermion::gamma5_in_place;
 use crate::lattice::gauge::GaugeField;
@@ -23,8 +24,9 @@ use crate::runtime::multigrid_net::{
     BasisCache, MultigridNetError, multigrid_params, split_refusal,
 };
 use crate::runtime::{FermionNet, RuntimeError};
-use crate::solve::LinearOperator;
+use crate::solve::{LinearOperator, NativeOperator, NativePreconditioner};
 use num_complex::Complex;
+use std::sync::Mutex;
 
 type C32 = Complex<f32>;
 
@@ -36,6 +38,8 @@ pub struct DistMultigridNet {
     fine: DistLatticeNet<f32>,
     mg: Funneled<DistMultigrid>,
     setup: SetupReport,
+    /// f32 buffers of the native path (b, x, r, S(r)), kept between applications.
+    scratch: Mutex<[Vec<f32>; 4]>,
 }
 
 impl DistMultigridNet {
@@ -73,7 +77,14 @@ impl DistMultigridNet {
         let graph = retarget::retarget(graph, grid.local).map_err(|e| {
             RuntimeError::Shape(format!("splitting `{}` over processes: {e}", graph.name))
         })?;
-        Ok(DistMultigridNet { graph, level, fine, mg: Funneled::new(mg), setup })
+        Ok(DistMultigridNet {
+            graph,
+            level,
+            fine,
+            mg: Funneled::new(mg),
+            setup,
+            scratch: Mutex::new(Default::default()),
+        })
     }
 
     fn with_mg<R>(&self, f: impl FnOnce(&mut DistMultigrid) -> R) -> Result<R, RuntimeError> {
@@ -217,6 +228,65 @@ impl FermionNet<f32> for DistMultigridNet {
             }
         }
         self.fine.sum_over_processes(grad)
+    }
+
+    /// On the solver's f32 vectors (`correct`): the coarse correction, the residuals and the
+    /// smoothing steps all on the Dirac kernel's layout, which the fine layers share, so nothing
+    /// is converted inside an iteration (`concat`, or another layout, takes the default path).
+    fn forward_native(
+        &self,
+        params: &[f32],
+        layout: &SiteLayout,
+        input: &mut [f32],
+        output: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        let same = self.with_mg(|m| m.dirac32().layout().same_sites(layout))?;
+        if self.level.connect != Connect::Correct || !same {
+            let n = layout.volume() * 12;
+            let (mut a, mut b) = (vec![C32::new(0.0, 0.0); n], vec![C32::new(0.0, 0.0); n]);
+            layout.from_aosoa(input, &mut a);
+            self.forward(params, &a, &mut b)?;
+            layout.to_aosoa(&b, output);
+            return Ok(());
+        }
+        let main = layout.main_len();
+        if input.len() < main || output.len() < main {
+            return Err(RuntimeError::Shape(format!(
+                "network `{}`: buffers of {} and {} scalars, it needs {main}",
+                self.graph.name,
+                input.len(),
+                output.len()
+            )));
+        }
+        let fp = self.fine_params(params);
+        let fail = |e: String| RuntimeError::Shape(format!("multigrid level: {e}"));
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let [b, x, r, y] = &mut *guard;
+        let len = self
+            .with_mg(|m| {
+                NativePreconditioner::buffer_len(&m.native()).max(m.dirac32().buffer_len())
+            })?
+            .max(self.fine.native_buffer_len())
+            .max(layout.field_len());
+        for v in [&mut *b, &mut *x, &mut *r, &mut *y] {
+            v.resize(len, 0.0);
+        }
+        b[..main].copy_from_slice(&input[..main]);
+        // x = c = P D_c⁻¹ P† b.
+        self.with_mg(|m| m.native().apply(x, b))?.map_err(fail)?;
+        for _ in 0..self.level.smoothing {
+            // r = b − D x, then x ← x + S(r).
+            self.with_mg(|m| NativeOperator::apply(m.dirac32(), r, x))?.map_err(fail)?;
+            r[..main].iter_mut().zip(&input[..main]).for_each(|(r, b)| *r = *b - *r);
+            self.fine.forward_native(fp, layout, r, y)?;
+            x[..main].iter_mut().zip(&y[..main]).for_each(|(x, y)| *x += *y);
+        }
+        output[..main].copy_from_slice(&x[..main]);
+        Ok(())
+    }
+
+    fn native_buffer_len(&self) -> usize {
+        self.fine.native_buffer_len()
     }
 
     fn multigrid_setup(&self) -> Option<&SetupReport> {
