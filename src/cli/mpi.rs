@@ -207,24 +207,33 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
             l[3],
         );
     }
+    let mut setup_log = |r: &crate::runtime::multigrid::SetupReport| {
+        if let (true, Some(params)) = (root, &dist.multigrid) {
+            cli_solve::log_multigrid_setup(params, r);
+        }
+    };
     let mut log = |k: usize, r: &crate::solve::SolveReport| {
         if root {
             cli_solve::log_solve(k, r)
         }
     };
-    let (reports, precision, run) =
-        match dist.run(world, &grid, &gauge, &sources, precond.as_mut(), &mut log) {
-            Ok(r) => r,
-            Err(e) => return report(Err(Failure::model(miette::miette!("{e}"))), root),
-        };
+    let (reports, precision, run) = match dist.run(
+        world,
+        &grid,
+        &gauge,
+        &sources,
+        precond.as_mut(),
+        &mut setup_log,
+        &mut log,
+    ) {
+        Ok(r) => r,
+        Err(e) => return report(Err(Failure::model(miette::miette!("{e}"))), root),
+    };
     let mut extra = serde_json::Map::new();
     if let Some(check) = run.operator_check {
         extra.insert("operator_check".into(), serde_json::json!(check));
     }
     if let (Some(mg), Some(params)) = (&run.multigrid, &dist.multigrid) {
-        if root {
-            cli_solve::log_multigrid_setup(params, &mg.setup);
-        }
         extra.insert(
             "multigrid".into(),
             serde_json::json!({

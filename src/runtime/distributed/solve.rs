@@ -131,7 +131,8 @@ impl DistributedSolve<'_> {
     }
 
     /// Builds the sub-lattice operators and solves every (global) source; every process gets
-    /// the same reports. `on_solve` is called after each solve (on every process).
+    /// the same reports. `on_setup` is called once a multigrid preconditioner is built, before
+    /// the solves, and `on_solve` after each solve (both on every process).
     pub fn run(
         &self,
         comm: &Comm,
@@ -139,6 +140,7 @@ impl DistributedSolve<'_> {
         gauge: &GaugeField,
         sources: &[Vec<Complex64>],
         precond: Option<&mut NetPreconditioner>,
+        on_setup: &mut dyn FnMut(&SetupReport),
         on_solve: &mut dyn FnMut(usize, &SolveReport),
     ) -> Result<(Vec<SolveReport>, &'static str, DistributedRun), DistributedError> {
         let reference = WilsonClover::<f64>::new(gauge, self.params);
@@ -173,7 +175,9 @@ impl DistributedSolve<'_> {
         let mut mg = match &self.multigrid {
             Some(p) => {
                 let cache = self.multigrid_cache.map_or(BasisCache::None, BasisCache::ReadWrite);
-                Some(DistMultigrid::build(comm, grid, gauge, self.params, p, cache)?)
+                let mg = DistMultigrid::build(comm, grid, gauge, self.params, p, cache)?;
+                on_setup(mg.setup_report());
+                Some(mg)
             }
             None => None,
         };
