@@ -165,6 +165,17 @@ pub enum MultigridError {
     #[diagnostic(code(symc::multigrid::runtime))]
     Runtime(#[from] RuntimeError),
 
+    #[error(
+        "the process grid {procs} cuts the multigrid blocks: each process holds {local} sites along {axis}, which is not a multiple of the block extent {block}"
+    )]
+    #[diagnostic(
+        code(symc::multigrid::cut_blocks),
+        help(
+            "give --procs so that every process's extents are multiples of the blocks {blocks}, or run in one process"
+        )
+    )]
+    CutBlocks { procs: String, local: usize, axis: char, block: usize, blocks: String },
+
     #[error("the near-null set-up solve failed: {0}")]
     #[diagnostic(code(symc::multigrid::setup))]
     Setup(String),

@@ -186,19 +186,13 @@ impl DistMultigrid {
         let global = Blocking::new(gauge.dims(), params.blocks)?;
         BlockBasis::check_size(&global, params.n_basis, params.chirality_doubled)?;
         if let Some(mu) = (0..4).find(|&mu| grid.local[mu] % params.blocks[mu] != 0) {
-            return Err(MultigridError::Setup(format!(
-                "the process grid {} cuts the multigrid blocks: each process holds {} sites \
-                 along {}, which is not a multiple of the block extent {} (give --procs so that \
-                 every process's extents are multiples of the blocks {}x{}x{}x{})",
-                grid.procs.map(|p| p.to_string()).join("x"),
-                grid.local[mu],
-                ['x', 'y', 'z', 't'][mu],
-                params.blocks[mu],
-                params.blocks[0],
-                params.blocks[1],
-                params.blocks[2],
-                params.blocks[3],
-            )));
+            return Err(MultigridError::CutBlocks {
+                procs: grid.procs.map(|p| p.to_string()).join("x"),
+                local: grid.local[mu],
+                axis: ['x', 'y', 'z', 't'][mu],
+                block: params.blocks[mu],
+                blocks: params.blocks.map(|b| b.to_string()).join("x"),
+            });
         }
         let local_blocking = Blocking::new(grid.local, params.blocks)?;
         let key = basis_key(gauge, dirac, params);
