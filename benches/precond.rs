@@ -38,7 +38,13 @@ fn step_bench<T: Element>(c: &mut Criterion, label: &str, graph: &Graph, gauge: 
     let spec = OptimizerSpec::Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let mut opt = Optimizer::new(&spec, params.len());
     let mut step = 0u64;
-    c.bench_function(&format!("precond/train_step/{label}/{}", T::PRECISION.name()), |b| {
+    // f32 steps on reference vectors are what a split run does; one process trains on the
+    // kernels' buffers (`native_step_bench`).
+    let name = match T::PRECISION.name() {
+        "f32" => "f32-reference".to_string(),
+        other => other.to_string(),
+    };
+    c.bench_function(&format!("precond/train_step/{label}/{name}"), |b| {
         b.iter(|| {
             let (inp, tgt) =
                 precond::training_pair(&d, gauge.dims(), &LossSpec::Preconditioner, 3, step);
@@ -55,11 +61,37 @@ fn step_bench<T: Element>(c: &mut Criterion, label: &str, graph: &Graph, gauge: 
     });
 }
 
+/// One training step as `symc train` runs it on one process: the pair drawn into the Dirac
+/// kernel's buffers, b = D v there, the network's passes on the same buffers, Adam.
+fn native_step_bench(c: &mut Criterion, label: &str, graph: &Graph, gauge: &GaugeField) {
+    let dirac = DiracParams::periodic(-0.55, 1.0);
+    let d = JitWilsonClover::<f32>::new(gauge, &dirac, &DiracOptions::default()).unwrap();
+    let net = symc::runtime::compile_fermion_net::<f32>(graph, gauge).unwrap();
+    let mut params = symc::runtime::init::init_params(graph, 1);
+    let mut grad = vec![0.0f32; params.len()];
+    let spec = OptimizerSpec::Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let mut opt = Optimizer::new(&spec, params.len());
+    let mut pair = precond::NativePair::default();
+    let mut step = 0u64;
+    c.bench_function(&format!("precond/train_step/{label}/f32"), |b| {
+        b.iter(|| {
+            pair.draw(&d, d.layout(), None, net.native_buffer_len(), 3, step).unwrap();
+            step += 1;
+            let l = pair.loss_grad(net.as_ref(), &params, d.layout(), &mut grad).unwrap();
+            opt.step(&mut params, &grad, 1e-2);
+            l
+        })
+    });
+}
+
 fn benches(c: &mut Criterion) {
+    symc::runtime::init_pool(None);
     let dims = [8, 8, 8, 16];
     let gauge = GaugeField::random(dims, &mut ChaCha8Rng::seed_from_u64(7));
     let small = model("ptc_1h1l.sym");
     let smoother = model("ptc_smoother.sym");
+    native_step_bench(c, "1h1l", &small, &gauge);
+    native_step_bench(c, "smoother", &smoother, &gauge);
     step_bench::<f32>(c, "1h1l", &small, &gauge);
     step_bench::<f64>(c, "1h1l", &small, &gauge);
     step_bench::<f32>(c, "smoother", &smoother, &gauge);

@@ -250,6 +250,27 @@ fn f32_paths_equal_the_f64_network() {
         let e_grad =
             g32.iter().zip(&g64).map(|(a, b)| (f64::from(*a) - b).powi(2)).sum::<f64>().sqrt()
                 / norm;
+        // The training step on the solver's vectors (one-process `symc train`).
+        let main = layout.main_len();
+        let mut tn = vec![0.0f32; len];
+        layout.to_aosoa(&t32, &mut tn);
+        layout.to_aosoa(&b, &mut inp);
+        let mut gn = vec![0.0f32; params.len()];
+        net.forward_backward_native(
+            &params,
+            &layout,
+            &mut inp,
+            &mut |o, g| {
+                g.iter_mut().zip(o).zip(&tn[..main]).for_each(|((g, o), t)| *g = 2.0 * (*o - *t))
+            },
+            &mut gn,
+        )
+        .unwrap();
+        let e_grad_native =
+            gn.iter().zip(&g64).map(|(a, b)| (f64::from(*a) - b).powi(2)).sum::<f64>().sqrt()
+                / norm;
+        eprintln!("{connect}: native training gradient {e_grad_native:.1e}");
+        assert!(e_grad_native < 1e-5, "{connect}: native gradient vs f64 {e_grad_native:e}");
         eprintln!("{connect}: native {e_native:.1e}, forward {e_fwd:.1e}, gradient {e_grad:.1e}");
         // f32 rounding through the coarse GMRES, D and the PTC layers (measured 1.8e-7 to
         // 2.7e-7 forward, 7e-8 to 9e-8 for the gradient).

@@ -51,6 +51,33 @@ fn compare(g: &Graph, seed: u64) -> (Check, Check) {
     let mut gp_only = vec![0.0; params.len()];
     net.backward_partial(&params, &input, &gout, None, &mut gp_only).unwrap();
     assert_eq!(gp_only, gp, "weight gradients depend on whether the input gradient is asked for");
+    // The same passes on buffers in the network's layout (one-process training): the same
+    // kernels on the same numbers, so the same results to the bit.
+    let layout = net.layout().clone();
+    let len = layout.field_len();
+    let mut x = vec![0.0; n_in * len];
+    layout.to_aosoa(&input, &mut x);
+    let mut g_native = vec![0.0; n_out * len];
+    layout.to_aosoa(&gout, &mut g_native);
+    let (mut gi_native, mut gp_native) = (vec![0.0; n_in * len], vec![0.0; params.len()]);
+    let mut out_native = Vec::new();
+    let seed = |y: &[f64], g: &mut [f64]| {
+        out_native = y.to_vec();
+        g.copy_from_slice(&g_native[..g.len()]);
+    };
+    net.forward_backward_aosoa(&params, &mut x, seed, Some(&mut gi_native), &mut gp_native)
+        .unwrap();
+    let back = |v: &[f64], n: usize| {
+        let mut z = vec![Complex::new(0.0, 0.0); n];
+        layout.from_aosoa(v, &mut z);
+        z
+    };
+    assert_eq!(back(&out_native, got.len()), got, "native forward differs");
+    assert_eq!(back(&gi_native, gi.len()), gi, "native input gradient differs");
+    assert_eq!(gp_native, gp, "native weight gradients differ");
+    let mut gp_partial = vec![0.0; params.len()];
+    net.backward_partial_aosoa(&params, &mut x, &g_native, None, &mut gp_partial).unwrap();
+    assert_eq!(gp_partial, gp, "native weight gradients without the output differ");
     let c64 = Check {
         fwd: rel_err(&got, &want),
         gin: rel_err(&gi, &want_gi),

@@ -34,7 +34,7 @@
 
 use super::simd::Precision;
 use crate::lattice::Real;
-use num_complex::Complex;
+use num_complex::{Complex, Complex64};
 use rayon::prelude::*;
 
 /// Scalars per slot of a fermion field (12 complex numbers, re/im split) per lane.
@@ -115,6 +115,33 @@ impl LaneMap {
                 }
             },
         );
+    }
+
+    /// The main slots of `dst` from `f(state, index, site)`, which writes the 12 components
+    /// of the reference index `index` (a vector drawn site by site, without a reference
+    /// copy); every thread gets its own `init()` state.
+    fn fill<U: Real, S>(
+        &self,
+        dst: &mut [U],
+        init: impl Fn() -> S + Sync + Send,
+        f: impl Fn(&mut S, usize, &mut [Complex64]) + Sync + Send,
+    ) {
+        let l = self.lanes;
+        let slot = FIELD_COMPONENTS * l;
+        dst[..self.sites.len() * FIELD_COMPONENTS]
+            .par_chunks_mut(slot)
+            .enumerate()
+            .with_min_len(16)
+            .for_each_init(init, |st, (o, d)| {
+                let mut z = [Complex64::new(0.0, 0.0); 12];
+                for k in 0..l {
+                    f(st, self.sites[o * l + k] as usize, &mut z);
+                    for (c, z) in z.iter().enumerate() {
+                        d[2 * c * l + k] = U::from_f64(z.re);
+                        d[(2 * c + 1) * l + k] = U::from_f64(z.im);
+                    }
+                }
+            });
     }
 
     /// The main slots of `src` back into one reference vector.
@@ -358,6 +385,18 @@ impl SiteLayout {
             let fd = &mut dst[at..at + self.main_len()];
             self.map.scatter(&src[f * vol * 12..(f + 1) * vol * 12], fd);
         }
+    }
+
+    /// The main part of one feature of `dst`, site by site: `f(state, site, z)` writes the 12
+    /// components of `site` into `z` (in parallel, in no particular order; each thread
+    /// with its own `init()` state).
+    pub fn fill_sites<U: Real, S>(
+        &self,
+        dst: &mut [U],
+        init: impl Fn() -> S + Sync + Send,
+        f: impl Fn(&mut S, usize, &mut [Complex64]) + Sync + Send,
+    ) {
+        self.map.fill(&mut dst[..self.main_len()], init, f);
     }
 
     /// AoSoA buffers back to the reference layout.

@@ -549,24 +549,142 @@ impl<T: Element> LatticeNet<T> {
         if let Some(g) = &grad_input {
             self.check_field("grad_input", g.len(), crate::ir::ValueId(0))?;
         }
+        if let Some(o) = &output {
+            self.check_field("output", o.len(), self.graph.output)?;
+        }
         let out_len = self.graph.features(self.graph.output) * self.layout.volume() * 12;
         let need_output = need_output || output.is_some();
         let inp = self.import(input)?;
-        let mut vals = self.run_layers_until(params, &inp, need_output)?;
-        vals[0] = inp;
-        let mut out = Vec::new();
-        if need_output {
-            out = vec![Complex::new(T::zero(), T::zero()); out_len];
-            self.layout.from_aosoa(&vals[self.graph.output.index()], &mut out);
+        let zero = Complex::new(T::zero(), T::zero());
+        // The seed works on reference vectors: the output goes out of the layout, the output
+        // gradient comes back into it.
+        let seed_aosoa = |y: &[T], g: &mut [T]| {
+            let mut out = Vec::new();
+            if need_output {
+                out = vec![zero; out_len];
+                self.layout.from_aosoa(y, &mut out);
+            }
+            let mut gout = vec![zero; out_len];
+            seed(&out, &mut gout);
+            if let Some(o) = output {
+                o.copy_from_slice(&out);
+            }
+            self.layout.to_aosoa(&gout, g);
+        };
+        let gi = self.backprop(
+            params,
+            &inp,
+            need_output,
+            seed_aosoa,
+            grad_input.is_some(),
+            grad_params,
+        )?;
+        if let Some(dst) = grad_input {
+            match &gi {
+                Some(g) => self.layout.from_aosoa(g, dst),
+                None => dst.iter_mut().for_each(|z| *z = zero),
+            }
         }
-        let mut gout = vec![Complex::new(T::zero(), T::zero()); out_len];
-        seed(&out, &mut gout);
-        if let Some(o) = output {
-            self.check_field("output", o.len(), self.graph.output)?;
-            o.copy_from_slice(&out);
+        gi.into_iter().chain([inp]).for_each(|v| self.recycle(v));
+        Ok(())
+    }
+
+    /// A training step on buffers in this network's layout: `input` holds the input features
+    /// (ghost slots refilled here), `seed(output, grad_output)` receives the output's buffer
+    /// and fills the main part of every feature of its gradient's, then the weight gradients
+    /// (overwritten) and, if asked, the input gradient (main parts) are computed.
+    pub fn forward_backward_aosoa(
+        &self,
+        params: &[T],
+        input: &mut [T],
+        seed: impl FnOnce(&[T], &mut [T]),
+        grad_input: Option<&mut [T]>,
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.aosoa_passes(params, input, true, seed, grad_input, grad_params)
+    }
+
+    /// [`LatticeNet::backward_partial`] on buffers in this network's layout: `grad_output`'s
+    /// main part is the output gradient, the output itself is not computed.
+    pub fn backward_partial_aosoa(
+        &self,
+        params: &[T],
+        input: &mut [T],
+        grad_output: &[T],
+        grad_input: Option<&mut [T]>,
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let main = self.graph.features(self.graph.output) * self.layout.field_len();
+        if grad_output.len() < main {
+            return Err(RuntimeError::Shape(format!(
+                "backward: an output gradient of {} scalars, model `{}` needs {main}",
+                grad_output.len(),
+                self.graph.name
+            )));
         }
+        let seed = |_: &[T], g: &mut [T]| g.copy_from_slice(&grad_output[..g.len()]);
+        self.aosoa_passes(params, input, false, seed, grad_input, grad_params)
+    }
+
+    fn aosoa_passes(
+        &self,
+        params: &[T],
+        input: &mut [T],
+        need_output: bool,
+        seed: impl FnOnce(&[T], &mut [T]),
+        grad_input: Option<&mut [T]>,
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.check_params(params.len())?;
+        self.check_params(grad_params.len())?;
+        let len = self.layout.field_len();
+        let fin = self.graph.features(crate::ir::ValueId(0)) * len;
+        if input.len() < fin || grad_input.as_ref().is_some_and(|g| g.len() < fin) {
+            return Err(RuntimeError::Shape(format!(
+                "model `{}` takes {fin} scalars of input in its layout, got {}",
+                self.graph.name,
+                input.len()
+            )));
+        }
+        let input = &mut input[..fin];
+        self.refresh(input)?;
+        let gi =
+            self.backprop(params, input, need_output, seed, grad_input.is_some(), grad_params)?;
+        if let Some(dst) = grad_input {
+            match &gi {
+                Some(g) => dst[..fin].copy_from_slice(&g[..fin]),
+                None => dst[..fin].fill(T::zero()),
+            }
+        }
+        gi.into_iter().for_each(|v| self.recycle(v));
+        Ok(())
+    }
+
+    /// The forward pass from `input` (AoSoA, ghosts filled), `seed(output, grad_output)` on
+    /// AoSoA buffers (the output buffer is empty without `need_output`, and then the layers
+    /// whose value is only the output are skipped; the seed fills the main part of every
+    /// feature of the gradient), and the backward pass: the weight gradients into
+    /// `grad_params` (overwritten), the input gradient returned if `want_input_grad`.
+    fn backprop(
+        &self,
+        params: &[T],
+        input: &[T],
+        need_output: bool,
+        seed: impl FnOnce(&[T], &mut [T]),
+        want_input_grad: bool,
+        grad_params: &mut [T],
+    ) -> Result<Option<Vec<T>>, RuntimeError> {
+        let vals = self.run_layers_until(params, input, need_output)?;
+        let out_index = self.graph.output.index();
+        let mut gout = self.field_buffer(self.graph.features(self.graph.output));
+        match (need_output, out_index) {
+            (true, 0) => seed(input, &mut gout),
+            (true, i) => seed(&vals[i], &mut gout),
+            (false, _) => seed(&[], &mut gout),
+        }
+        self.refresh(&mut gout)?;
         let mut grads: Vec<Option<Vec<T>>> = vec![None; self.graph.values.len()];
-        grads[self.graph.output.index()] = Some(self.import(&gout)?);
+        grads[out_index] = Some(gout);
         grad_params.iter_mut().for_each(|g| *g = T::zero());
         /// Accumulate `g` into the gradient of value `v`; returns `g` when it was only added.
         fn add_grad<T: Element>(
@@ -585,12 +703,12 @@ impl<T: Element> LatticeNet<T> {
                 }
             }
         }
-        let want_input_grad = grad_input.is_some();
         for (l, exec) in self.graph.layers.iter().zip(&self.layers).rev() {
             let Some(gout) = grads[l.output.index()].take() else {
                 continue;
             };
-            let x = &vals[l.inputs[0].index()];
+            let xi = l.inputs[0].index();
+            let x = if xi == 0 { input } else { &vals[xi][..] };
             match exec {
                 LayerExec::Stencil(s) => {
                     if let (Some(wk), Some(pid)) = (s.kernels.wgrad, s.param) {
@@ -599,7 +717,7 @@ impl<T: Element> LatticeNet<T> {
                     // The network input's gradient is only computed when asked for: training
                     // needs the weight gradients alone, and this pass costs as much as the
                     // first layer's forward.
-                    if l.inputs[0].index() == 0 && !want_input_grad {
+                    if xi == 0 && !want_input_grad {
                         self.recycle(gout);
                         continue;
                     }
@@ -613,28 +731,23 @@ impl<T: Element> LatticeNet<T> {
                         true,
                     )?;
                     self.recycle(gout);
-                    if let Some(spent) = add_grad(&mut grads, l.inputs[0].index(), gi) {
+                    if let Some(spent) = add_grad(&mut grads, xi, gi) {
                         self.recycle(spent);
                     }
                 }
                 LayerExec::Add(_) => {
-                    add_grad(&mut grads, l.inputs[0].index(), gout.clone());
+                    add_grad(&mut grads, xi, gout.clone());
                     add_grad(&mut grads, l.inputs[1].index(), gout);
                 }
                 LayerExec::NormGate => {
                     let gi = norm_gate_aosoa(x, self.layout.lanes, true, Some(&gout));
-                    add_grad(&mut grads, l.inputs[0].index(), gi);
+                    add_grad(&mut grads, xi, gi);
                 }
             }
         }
-        if let Some(gi) = grad_input {
-            match &grads[0] {
-                Some(g) => self.layout.from_aosoa(g, gi),
-                None => gi.iter_mut().for_each(|z| *z = Complex::new(T::zero(), T::zero())),
-            }
-        }
+        let gi = grads[0].take();
         vals.into_iter().chain(grads.into_iter().flatten()).for_each(|v| self.recycle(v));
-        Ok(())
+        Ok(gi)
     }
 
     fn weight_grad(
@@ -720,6 +833,24 @@ impl<T: Element> FermionNet<T> for LatticeNet<T> {
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
         LatticeNet::forward_backward(self, params, input, None, seed, None, grad_params)
+    }
+    fn forward_backward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        seed: &mut dyn FnMut(&[T], &mut [T]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        if !self.layout().same_sites(layout) {
+            return Err(RuntimeError::Shape(format!(
+                "network `{}` lays out its sites differently from the operator's vectors",
+                self.graph().name
+            )));
+        }
+        let main = layout.main_len();
+        let seed_main = |y: &[T], g: &mut [T]| seed(&y[..main], &mut g[..main]);
+        self.forward_backward_aosoa(params, input, seed_main, None, grad_params)
     }
     fn forward_native(
         &self,

@@ -6,7 +6,9 @@
 //! `lattice_reference.rs`), the oracles every kernel is tested against, implement the same
 //! traits and share no code with codegen.
 
-use crate::codegen::lattice_layout::SiteLayout;
+/// The layout of the executors' lattice buffers (what the native paths of solvers and
+/// training hand them), re-exported so that callers need not reach into code generation.
+pub use crate::codegen::lattice_layout::SiteLayout;
 use crate::codegen::simd::Element;
 use crate::ir::{Graph, LayerKind, ValueType};
 use crate::lattice::Real;
@@ -116,6 +118,21 @@ pub trait FermionNet<T: Real>: Send + Sync {
         layout.to_aosoa(&b, output);
         Ok(())
     }
+    /// A training step's passes on one-feature buffers in the JIT layout `layout`: M input,
+    /// `seed(output, grad_output)` with the main parts of the output and of its gradient (the
+    /// loss is elementwise, so it needs no reference layout), then the weight gradients
+    /// (overwritten). `input`'s tail is scratch. The default converts through the reference
+    /// layout ([`forward_backward_via_reference`]); the JIT networks run on the buffers.
+    fn forward_backward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        seed: &mut dyn FnMut(&[T], &mut [T]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        forward_backward_via_reference(self, params, layout, input, seed, grad_params)
+    }
     /// Scalars a buffer needs for [`FermionNet::forward_native`] beyond `layout`'s own.
     fn native_buffer_len(&self) -> usize {
         0
@@ -124,6 +141,40 @@ pub trait FermionNet<T: Real>: Send + Sync {
     fn multigrid_setup(&self) -> Option<&multigrid::SetupReport> {
         None
     }
+}
+
+/// [`FermionNet::forward_backward_native`] through the reference layout: the input converted
+/// out of `layout`, the output into it for `seed`, the output gradient back out of it.
+pub fn forward_backward_via_reference<T: Real, N: FermionNet<T> + ?Sized>(
+    net: &N,
+    params: &[T],
+    layout: &SiteLayout,
+    input: &[T],
+    seed: &mut dyn FnMut(&[T], &mut [T]),
+    grad_params: &mut [T],
+) -> Result<(), RuntimeError> {
+    let (len, main) = (layout.field_len(), layout.main_len());
+    if input.len() < len {
+        return Err(RuntimeError::Shape(format!(
+            "network `{}`: an input buffer of {} scalars, the layout needs {len}",
+            net.graph().name,
+            input.len()
+        )));
+    }
+    let zero = Complex::new(T::zero(), T::zero());
+    let mut b = vec![zero; layout.volume() * 12];
+    layout.from_aosoa(&input[..len], &mut b);
+    let (mut out, mut gout) = (vec![T::zero(); len], vec![T::zero(); len]);
+    net.forward_backward_seeded(
+        params,
+        &b,
+        &mut |o, g| {
+            layout.to_aosoa(o, &mut out);
+            seed(&out[..main], &mut gout[..main]);
+            layout.from_aosoa(&gout, g);
+        },
+        grad_params,
+    )
 }
 
 /// Compiles `graph` for `gauge`: networks made only of complex dense layers (no symmetry) run

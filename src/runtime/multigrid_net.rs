@@ -31,12 +31,12 @@ use crate::lattice::wilson::DiracParams;
 use crate::solve::multigrid::{
     CoarseGuess, CoarseSpace as Transfer, CycleParams, NearNullParams, Smoother,
 };
-use crate::solve::{
-    LinearOperator, NativeOperator, NativePreconditioner, Preconditioner, SolveParams,
-};
+use crate::solve::{LinearOperator, NativeOperator, Preconditioner, SolveParams};
 use num_complex::{Complex, Complex64};
 use std::path::Path;
 use std::sync::Mutex;
+
+mod native;
 
 /// The two-level parameters a near-null `level` stands for: its blocks, basis and set-up, and
 /// a cycle that is only the coarse correction P M_c P† (the network's fine layers are the
@@ -179,6 +179,8 @@ struct FineScratch<T> {
     c: Vec<T>,
     /// The fine layers' output of a further smoothing step.
     y: Vec<T>,
+    /// Buffers of the native training step, kept between steps.
+    spare: Vec<Vec<T>>,
 }
 
 /// A compiled multigrid network on one gauge field and Dirac operator.
@@ -394,40 +396,6 @@ impl<T: Element> MultigridNet<T> {
         &self.setup
     }
 
-    /// The coarse correction on f32 buffers in the kernels' layout (the solver's own vectors):
-    /// the multigrid's native cycle (f32 P†, coarse GMRES, P) and, for `correct`, its f32 Dirac
-    /// kernel, so nothing leaves the layout or the precision inside an iteration. `x` holds b in
-    /// its first field's main part and receives the fine layers' input; `c_out` receives c.
-    fn correct_native_f32(
-        &self,
-        main: usize,
-        len: usize,
-        x: &mut [f32],
-        c_out: &mut [f32],
-    ) -> Result<(), RuntimeError> {
-        let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
-        let Correction { mg, native, .. } = &mut *guard;
-        let buf = NativeOperator::buffer_len(mg.dirac32()).max(len);
-        let fail = |e: String| RuntimeError::Shape(format!("multigrid level: {e}"));
-        let [b, c, dc] = native;
-        // Every buffer is written (main part) before it is read; the kernels may use the
-        // tails as scratch, so stale contents there never matter.
-        b.resize(buf, 0.0);
-        let multigrid = mg.multigrid()?;
-        c.resize(buf.max(multigrid.native().buffer_len()), 0.0);
-        b[..main].copy_from_slice(&x[..main]);
-        multigrid.native().apply(c, b).map_err(fail)?;
-        match self.level.connect {
-            Connect::Concat => x[len..len + main].copy_from_slice(&c[..main]),
-            Connect::Correct => {
-                // x holds b: it becomes the residual b − D c.
-                sub_dirac_f32(mg, dc, c, &mut x[..main])?;
-                c_out[..main].copy_from_slice(&c[..main]);
-            }
-        }
-        Ok(())
-    }
-
     /// r = b − D x in the reference layout (b, x, r in T): the f32 Dirac kernel for an f32
     /// network (training needs no more precision than the network has), the f64 one for an
     /// f64 network (the finite-difference checks).
@@ -472,51 +440,6 @@ impl<T: Element> MultigridNet<T> {
                 put(Complex::new(T::from_f64(d.re), T::from_f64(d.im)), i);
             }
         }
-    }
-
-    /// x ← x + S(b − D x) on the kernels' layout (main parts; `input` holds b): one further
-    /// smoothing step of `connect = correct`. `fine_in` and `y` are scratch of at least one
-    /// field.
-    fn smooth_native(
-        &self,
-        params: &[T],
-        input: &[T],
-        output: &mut [T],
-        fine_in: &mut [T],
-        y: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        let fl = self.fine.layout();
-        let (len, main) = (fl.field_len(), fl.main_len());
-        let f32_views = (self.native_f32 && T::PRECISION == Precision::F32)
-            .then(|| {
-                Some((
-                    bytemuck::try_cast_slice::<T, f32>(&output[..main]).ok()?,
-                    bytemuck::try_cast_slice_mut::<T, f32>(&mut fine_in[..len]).ok()?,
-                ))
-            })
-            .flatten();
-        if let Some((x32, r32)) = f32_views {
-            let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
-            let Correction { mg, native, .. } = &mut *guard;
-            let [_, c, dc] = native;
-            c.resize(NativeOperator::buffer_len(mg.dirac32()).max(len).max(c.len()), 0.0);
-            c[..main].copy_from_slice(x32);
-            let b32 = bytemuck::try_cast_slice::<T, f32>(&input[..main])
-                .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
-            r32[..main].copy_from_slice(b32);
-            sub_dirac_f32(mg, dc, c, &mut r32[..main])?;
-        } else {
-            let n = fl.volume() * 12;
-            let zero = Complex::new(T::zero(), T::zero());
-            let (mut b, mut x, mut r) = (vec![zero; n], vec![zero; n], vec![zero; n]);
-            fl.from_aosoa(&input[..len.min(input.len())], &mut b);
-            fl.from_aosoa(&output[..len.min(output.len())], &mut x);
-            self.residual(&b, &x, &mut r);
-            fl.to_aosoa(&r, &mut fine_in[..len]);
-        }
-        self.fine.forward_aosoa(self.fine_params(params)?, fine_in, y)?;
-        output[..main].iter_mut().zip(&y[..main]).for_each(|(o, y)| *o += *y);
-        Ok(())
     }
 
     /// What the fine layers receive for the input `b` (one field, reference layout), and the
@@ -710,8 +633,7 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         Ok(())
     }
 
-    /// On the solver's vectors: b stays in the kernel layout; only the coarse correction (and,
-    /// for `correct`, D c) goes through the reference layout, in f64.
+    /// On the solver's vectors (`native.rs`).
     fn forward_native(
         &self,
         params: &[T],
@@ -719,95 +641,19 @@ impl<T: Element> FermionNet<T> for MultigridNet<T> {
         input: &mut [T],
         output: &mut [T],
     ) -> Result<(), RuntimeError> {
-        let fl = self.fine.layout();
-        if !fl.same_sites(layout) {
-            return Err(RuntimeError::Shape(format!(
-                "network `{}` lays out its sites differently from the solver's vectors",
-                self.graph.name
-            )));
-        }
-        let (len, main) = (fl.field_len(), fl.main_len());
-        if input.len() < main || output.len() < main {
-            return Err(RuntimeError::Shape(format!(
-                "network `{}`: buffers of {} and {} scalars, it needs {main}",
-                self.graph.name,
-                input.len(),
-                output.len()
-            )));
-        }
-        let fields = self.level.connect.features();
-        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let FineScratch { x, c: c_native, y } = &mut *scratch;
-        // The second field of `concat` is written in full below; ghost slots are refilled by
-        // the fine layers, so stale contents of a reused buffer never matter.
-        x.resize(fields * len, T::zero());
-        c_native.resize(len, T::zero());
-        x[..main].copy_from_slice(&input[..main]);
-        let (x, c_native) = (&mut x[..], &mut c_native[..]);
-        if self.pool.is_some() || self.layers.is_some() {
-            // A weighted correction (pooled, or coarse layers) runs on reference-layout
-            // vectors (the transfers convert anyway); everything after it is the same native
-            // code as for a coarse solve: x = c, then x ← x + S(b − D x) on the f32 Dirac kernel.
-            let n = fl.volume() * 12;
-            let mut b = vec![Complex::new(T::zero(), T::zero()); n];
-            fl.from_aosoa(&x[..len], &mut b);
-            let saved = self.weighted_forward(params, &b)?;
-            let c = saved.as_ref().map(|s| s.c()).unwrap_or(&b);
-            fl.to_aosoa(c, &mut c_native[..main]);
-            match self.level.connect {
-                Connect::Concat => {
-                    x[len..len + main].copy_from_slice(&c_native[..main]);
-                    self.fine.forward_aosoa(self.fine_params(params)?, x, output)?;
-                }
-                Connect::Correct => {
-                    output[..main].copy_from_slice(&c_native[..main]);
-                    y.resize(len, T::zero());
-                    for _ in 0..self.level.smoothing {
-                        self.smooth_native(params, input, output, x, y)?;
-                    }
-                }
-            }
-            return Ok(());
-        }
-        let f32_views = (self.native_f32 && T::PRECISION == Precision::F32)
-            .then(|| {
-                Some((
-                    bytemuck::try_cast_slice_mut::<T, f32>(&mut *x).ok()?,
-                    bytemuck::try_cast_slice_mut::<T, f32>(&mut *c_native).ok()?,
-                ))
-            })
-            .flatten();
-        if let Some((x32, c32)) = f32_views {
-            self.correct_native_f32(main, len, x32, c32)?;
-        } else {
-            let mut guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
-            let Correction { mg, b, c, .. } = &mut *guard;
-            fl.from_aosoa(&x[..len], b);
-            mg.multigrid()?.preconditioner64().apply(c, b);
-            match self.level.connect {
-                Connect::Concat => fl.to_aosoa(c, &mut x[len..2 * len]),
-                Connect::Correct => {
-                    let mut dc = std::mem::take(b);
-                    mg.dirac64().apply(&mut dc, c);
-                    let mut dc_native = vec![T::zero(); len];
-                    fl.to_aosoa(&dc, &mut dc_native);
-                    fl.to_aosoa(c, c_native);
-                    x[..main].iter_mut().zip(&dc_native[..main]).for_each(|(x, d)| *x -= *d);
-                    *b = dc;
-                }
-            }
-        }
-        self.fine.forward_aosoa(self.fine_params(params)?, x, output)?;
-        if self.level.connect == Connect::Correct {
-            output[..main].iter_mut().zip(&c_native[..main]).for_each(|(o, c)| *o += *c);
-            if self.level.smoothing > 1 {
-                y.resize(len, T::zero());
-                for _ in 1..self.level.smoothing {
-                    self.smooth_native(params, input, output, x, y)?;
-                }
-            }
-        }
-        Ok(())
+        self.forward_native_impl(params, layout, input, output)
+    }
+
+    /// A training step on the solver's vectors (`native.rs`).
+    fn forward_backward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        seed: &mut dyn FnMut(&[T], &mut [T]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        self.forward_backward_native_impl(params, layout, input, seed, grad_params)
     }
 
     fn native_buffer_len(&self) -> usize {

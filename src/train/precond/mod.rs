@@ -41,7 +41,9 @@ pub use crate::lattice::fermion::random_sources as random_rhs;
 pub use compare::{SolveComparison, SolveRecord, SolveSide, compare_solves};
 pub use gauge::{TrainingGauge, gauge_cache_dir, shipped_gauge_name, training_gauge};
 pub use lowmodes::{LOW_MODE_BASIS_FILE, LowModeSolver, LowModeStats};
-pub use pairs::{cast, pair_loss, pair_loss_grad, params_as, training_pair, training_pair_on};
+pub use pairs::{
+    NativePair, cast, pair_loss, pair_loss_grad, params_as, training_pair, training_pair_on,
+};
 pub use rundir::{
     BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LoadedRun, LossRow, MODEL_FILE,
     PrecondSummary, SUMMARY_FILE, load_run, load_run_for, loss_csv, loss_row_as_epoch,

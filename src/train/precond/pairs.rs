@@ -1,6 +1,8 @@
 //! Training pairs and the loss a preconditioner minimises. Each step draws its own pair from a
-//! ChaCha stream (seed, step), so a resumed run sees exactly the vectors an uninterrupted one
-//! would. Preconditioner loss (models.md §2.3): M should map b = D v to v for Gaussian v, and
+//! counter-based ChaCha stream (seed, step, site), so a resumed run sees exactly the vectors an
+//! uninterrupted one would, and a split run the vectors of one process. The pairs and the loss
+//! exist twice: on reference vectors (any network, any operator) and on the kernels' own
+//! buffers ([`NativePair`]: no layout conversion, what a one-process training step uses). Preconditioner loss (models.md §2.3): M should map b = D v to v for Gaussian v, and
 //! the loss is ‖M b − v‖²/‖b‖². Filtered loss (models.md §3.2): v is replaced by ṽ, the result
 //! of a few GMRES iterations on D ṽ = 0 from a Gaussian start, which stresses the low modes that
 //! dominate the solve.
@@ -8,11 +10,11 @@
 use crate::ir::LossSpec;
 use crate::lattice::Real;
 use crate::lattice::fermion::{self, FermionField, cast_slice};
-use crate::runtime::{FermionNet, RuntimeError};
+use crate::runtime::{FermionNet, RuntimeError, SiteLayout};
+use crate::solve::NativeOperator;
 use crate::solve::{self, LinearOperator, SolveParams};
 use num_complex::Complex;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 fn zero<T: Real>() -> Complex<T> {
     Complex::new(T::zero(), T::zero())
@@ -45,12 +47,19 @@ pub fn training_pair_on<T: Real, O: LinearOperator<T> + ?Sized>(
     seed: u64,
     step: u64,
 ) -> (Vec<Complex<T>>, Vec<Complex<T>>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(step);
-    let v = FermionField::<T>::random_gaussian(dims, &mut rng).data;
+    // Counter-based: every process draws only its own sites, and they are the sites one
+    // process would draw.
     let v = match sites {
-        Some(sites) => sites.iter().flat_map(|&g| v[12 * g..12 * g + 12].iter().copied()).collect(),
-        None => v,
+        Some(sites) => {
+            let mut v = vec![zero::<T>(); 12 * sites.len()];
+            let g = fermion::GaussianStream::new(seed, step);
+            v.par_chunks_mut(12)
+                .zip(sites)
+                .with_min_len(64)
+                .for_each_init(|| g.clone(), |g, (z, &s)| g.site(s, z));
+            v
+        }
+        None => FermionField::<T>::gaussian_counter(dims, seed, step).data,
     };
     let norm = |x: &[Complex<T>]| {
         let mut s = [fermion::norm_sqr(x)];
@@ -142,4 +151,91 @@ pub fn params_as<T: Real>(p: &[f32]) -> Vec<T> {
 /// Casts a fermion vector between precisions (re-exported for tests and benches).
 pub fn cast<T: Real, U: Real>(x: &[Complex<T>]) -> Vec<Complex<U>> {
     cast_slice(x)
+}
+
+/// A training pair on the buffers of the JIT kernels (one feature each, in the operator's
+/// layout): the same pair as [`training_pair_on`] for the preconditioner loss, without a
+/// reference-layout copy, and the loss on the same buffers. The buffers are kept between
+/// steps (fresh ones of this size are page-faulted in on every step).
+#[derive(Debug, Default)]
+pub struct NativePair {
+    /// The network's input b = D v / ‖D v‖ (main part; the tail is scratch).
+    pub input: Vec<f32>,
+    /// The target v / ‖D v‖.
+    pub target: Vec<f32>,
+}
+
+impl NativePair {
+    /// Draws the pair of step `step` for `d` (whose buffers are in `layout`); `sites` gives
+    /// the global site of every local site of a sub-lattice operator (`None`: the whole
+    /// lattice). `len` is the buffer length the network needs beyond the operator's.
+    pub fn draw(
+        &mut self,
+        d: &dyn NativeOperator,
+        layout: &SiteLayout,
+        sites: Option<&[usize]>,
+        len: usize,
+        seed: u64,
+        step: u64,
+    ) -> Result<(), RuntimeError> {
+        let len = len.max(d.buffer_len()).max(layout.field_len());
+        self.input.resize(len, 0.0);
+        self.target.resize(len, 0.0);
+        let g = fermion::GaussianStream::new(seed, step);
+        layout.fill_sites(
+            &mut self.target,
+            || g.clone(),
+            |g, x, z| g.site(sites.map_or(x, |s| s[x]), z),
+        );
+        d.apply(&mut self.input, &mut self.target)
+            .map_err(|e| RuntimeError::Shape(format!("training pair: {e}")))?;
+        let main = layout.main_len();
+        let mut norm = [self.input[..main]
+            .par_chunks(4096)
+            .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+            .sum::<f64>()];
+        d.global_sum(&mut norm);
+        let s = (1.0 / norm[0].sqrt()) as f32;
+        for buf in [&mut self.input, &mut self.target] {
+            buf[..main].par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|x| *x *= s));
+        }
+        Ok(())
+    }
+
+    /// The loss ‖M input − target‖² (this process's part, accumulated in f64) and its weight
+    /// gradient, as [`pair_loss_grad`], on the pair's buffers in `layout`.
+    pub fn loss_grad(
+        &mut self,
+        net: &dyn FermionNet<f32>,
+        params: &[f32],
+        layout: &SiteLayout,
+        grad: &mut [f32],
+    ) -> Result<f64, RuntimeError> {
+        let main = layout.main_len();
+        let target = &self.target[..main];
+        let mut loss = 0.0f64;
+        net.forward_backward_native(
+            params,
+            layout,
+            &mut self.input,
+            &mut |out, g| {
+                loss = g[..main]
+                    .par_chunks_mut(4096)
+                    .zip(out[..main].par_chunks(4096))
+                    .zip(target.par_chunks(4096))
+                    .map(|((g, o), t)| {
+                        let mut l = 0.0f64;
+                        for ((g, o), t) in g.iter_mut().zip(o).zip(t) {
+                            let d = *o - *t;
+                            l += f64::from(d) * f64::from(d);
+                            *g = 2.0 * d;
+                        }
+                        l
+                    })
+                    .sum();
+            },
+            grad,
+        )?;
+        Ok(loss)
+    }
 }
