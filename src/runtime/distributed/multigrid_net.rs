@@ -14,6 +14,7 @@ use super::comm::{Comm, Funneled};
 use super::grid::ProcessGrid;
 use super::multigrid::DistMultigrid;
 use super::net::DistLatticeNet;
+use crate::codegen::lattice_layout::FIELD_COMPONENTS;
 use crate::codegen::lattice_layout::SiteLayout;
 use crate::ir::{Connect, Graph, Level, levels, retarget};
 use crate::lattice::fermion::gamma5_in_place;
@@ -23,7 +24,7 @@ use crate::runtime::multigrid::SetupReport;
 use crate::runtime::multigrid_net::{
     BasisCache, MultigridNetError, multigrid_params, split_refusal,
 };
-use crate::runtime::{FermionNet, RuntimeError};
+use crate::runtime::{FermionNet, RuntimeError, forward_backward_via_reference};
 use crate::solve::{LinearOperator, NativeOperator, NativePreconditioner};
 use num_complex::Complex;
 use std::sync::Mutex;
@@ -40,6 +41,8 @@ pub struct DistMultigridNet {
     setup: SetupReport,
     /// f32 buffers of the native path (b, x, r, S(r)), kept between applications.
     scratch: Mutex<[Vec<f32>; 4]>,
+    /// Buffers of the native training step, kept between steps.
+    spare: Mutex<Vec<Vec<f32>>>,
 }
 
 impl DistMultigridNet {
@@ -84,6 +87,7 @@ impl DistMultigridNet {
             mg: Funneled::new(mg),
             setup,
             scratch: Mutex::new(Default::default()),
+            spare: Mutex::new(Vec::new()),
         })
     }
 
@@ -283,6 +287,84 @@ impl FermionNet<f32> for DistMultigridNet {
         }
         output[..main].copy_from_slice(&x[..main]);
         Ok(())
+    }
+
+    /// A training step on the operator's f32 buffers (`correct`): the passes of
+    /// [`Self::forward_backward_seeded`] without leaving the layout, −D† as −γ5 D γ5 on the
+    /// sub-lattice operator (`concat`, or another layout, converts).
+    fn forward_backward_native(
+        &self,
+        params: &[f32],
+        layout: &SiteLayout,
+        input: &mut [f32],
+        seed: &mut dyn FnMut(&[f32], &mut [f32]),
+        grad_params: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        let same = self.with_mg(|m| m.dirac32().layout().same_sites(layout))?
+            && self.fine.local().layout().same_sites(layout);
+        let main = layout.main_len();
+        if self.level.connect != Connect::Correct || !same || input.len() < main {
+            return forward_backward_via_reference(self, params, layout, input, seed, grad_params);
+        }
+        let skip = levels::level_scalars(&self.graph).min(grad_params.len());
+        let (_, grad) = grad_params.split_at_mut(skip);
+        let fp = self.fine_params(params);
+        let net = self.fine.local();
+        let fail = |e: String| RuntimeError::Shape(format!("multigrid level: {e}"));
+        let len = self
+            .with_mg(|m| {
+                NativePreconditioner::buffer_len(&m.native()).max(m.dirac32().buffer_len())
+            })?
+            .max(self.fine.native_buffer_len())
+            .max(layout.field_len());
+        let mut spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut fresh = || {
+            let mut v = spare.pop().unwrap_or_default();
+            v.resize(len, 0.0);
+            v
+        };
+        let (mut x, mut b, mut y) = (fresh(), fresh(), fresh());
+        b[..main].copy_from_slice(&input[..main]);
+        // x_0 = c = P D_c⁻¹ P† b, r_k = b − D x_k, x_{k+1} = x_k + S(r_k); back from
+        // h = ∂L/∂M as in `forward_backward_seeded`.
+        self.with_mg(|m| m.native().apply(&mut x, &mut b))?.map_err(fail)?;
+        let steps = self.level.smoothing;
+        let mut rs = Vec::with_capacity(steps);
+        for k in 0..steps {
+            let mut r = fresh();
+            self.with_mg(|m| NativeOperator::apply(m.dirac32(), &mut r, &mut x))?.map_err(fail)?;
+            r[..main].iter_mut().zip(&input[..main]).for_each(|(r, b)| *r = *b - *r);
+            rs.push(r);
+            net.forward_aosoa(fp, &mut rs[k], &mut y)?;
+            x[..main].iter_mut().zip(&y[..main]).for_each(|(x, y)| *x += *y);
+        }
+        let mut h = y;
+        seed(&x[..main], &mut h[..main]);
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let mut step = vec![0.0f32; grad.len()];
+        let (mut gin, mut dg) = (fresh(), fresh());
+        // γ5 = diag(1, 1, −1, −1) in spin: the second half of every site slot.
+        let slot = FIELD_COMPONENTS * layout.lanes;
+        for k in (0..steps).rev() {
+            let gi = (k > 0).then_some(&mut gin[..]);
+            net.backward_partial_aosoa(fp, &mut rs[k], &h, gi, &mut step)?;
+            grad.iter_mut().zip(&step).for_each(|(a, g)| *a += *g);
+            if k > 0 {
+                let g5 = |v: &mut [f32]| {
+                    v[..main].chunks_exact_mut(slot).for_each(|s| {
+                        s[slot / 2..].iter_mut().for_each(|x| *x = -*x);
+                    })
+                };
+                g5(&mut gin);
+                self.with_mg(|m| NativeOperator::apply(m.dirac32(), &mut dg, &mut gin))?
+                    .map_err(fail)?;
+                g5(&mut dg);
+                h[..main].iter_mut().zip(&dg[..main]).for_each(|(h, d)| *h -= *d);
+            }
+        }
+        let used = rs.into_iter().chain([x, b, h, gin, dg]);
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).extend(used);
+        self.fine.sum_over_processes(grad)
     }
 
     fn native_buffer_len(&self) -> usize {

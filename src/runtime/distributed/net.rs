@@ -22,6 +22,7 @@ use crate::codegen::simd::Element;
 use crate::ir::{Graph, retarget};
 use crate::lattice::Real;
 use crate::lattice::gauge::GaugeField;
+use crate::runtime::forward_backward_via_reference;
 use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions, RemoteHalo};
 use crate::runtime::{FermionNet, RuntimeError};
 use mpi::traits::*;
@@ -357,6 +358,23 @@ impl<T: Element + Equivalence> FermionNet<T> for DistLatticeNet<T> {
         output: &mut [T],
     ) -> Result<(), RuntimeError> {
         FermionNet::forward_native(&self.net, params, layout, input, output)
+    }
+
+    /// As [`Self::forward_backward_seeded`], on the operator's buffers when the sub-lattice
+    /// network lays out its sites as they do (through the reference layout otherwise).
+    fn forward_backward_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        seed: &mut dyn FnMut(&[T], &mut [T]),
+        grad_params: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        if !self.net.layout().same_sites(layout) {
+            return forward_backward_via_reference(self, params, layout, input, seed, grad_params);
+        }
+        self.net.forward_backward_native(params, layout, input, seed, grad_params)?;
+        self.sum_over_processes(grad_params)
     }
 
     fn native_buffer_len(&self) -> usize {

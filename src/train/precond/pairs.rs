@@ -10,6 +10,7 @@
 use crate::ir::LossSpec;
 use crate::lattice::Real;
 use crate::lattice::fermion::{self, FermionField, cast_slice};
+use crate::runtime::dirac::JitWilsonClover;
 use crate::runtime::{FermionNet, RuntimeError, SiteLayout};
 use crate::solve::NativeOperator;
 use crate::solve::{self, LinearOperator, SolveParams};
@@ -151,6 +152,20 @@ pub fn params_as<T: Real>(p: &[f32]) -> Vec<T> {
 /// Casts a fermion vector between precisions (re-exported for tests and benches).
 pub fn cast<T: Real, U: Real>(x: &[Complex<T>]) -> Vec<Complex<U>> {
     cast_slice(x)
+}
+
+/// D in f32 as the training pairs need it: on reference vectors (the filtered loss's GMRES)
+/// and on its own buffers ([`NativePair`]); one process's JIT kernel, or this process's part of
+/// D in a split run.
+pub trait PairDirac: LinearOperator<f32> + NativeOperator {
+    /// The layout of its buffers.
+    fn layout(&self) -> &SiteLayout;
+}
+
+impl PairDirac for JitWilsonClover<f32> {
+    fn layout(&self) -> &SiteLayout {
+        JitWilsonClover::layout(self)
+    }
 }
 
 /// A training pair on the buffers of the JIT kernels (one feature each, in the operator's

@@ -11,6 +11,7 @@
 
 use super::PrecondError;
 use super::compare::SolveComparison;
+use super::pairs::PairDirac;
 use crate::ir::{Graph, LayerKind, LossSpec};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
@@ -19,7 +20,7 @@ use crate::runtime::distributed::grid::{GridError, ProcessGrid};
 use crate::runtime::multigrid_net::{BasisCache, MultigridNetError, split_refusal};
 use crate::runtime::preconditioner::NetPreconditioner;
 use crate::runtime::{FermionNet, RuntimeError};
-use crate::solve::{LinearOperator, SolveParams};
+use crate::solve::SolveParams;
 use num_complex::Complex64;
 
 /// The processes a preconditioner trains on, and the distributed pieces they build.
@@ -36,7 +37,7 @@ pub trait LatticeShare {
         grid: &ProcessGrid,
         gauge: &GaugeField,
         params: &DiracParams,
-    ) -> Result<Box<dyn LinearOperator<f32>>, RuntimeError>;
+    ) -> Result<Box<dyn PairDirac>, RuntimeError>;
     /// `graph` on this process's sub-lattice; its weight gradients are the global ones. A
     /// multigrid network runs its set-up for `dirac` (the basis from `cache` if it was made
     /// for exactly this set-up).
@@ -140,6 +141,12 @@ mod mpi_lattice {
     use crate::runtime::distributed::solve::broadcast_gauge;
     use crate::solve::batch::{Setup, SolverKind, System};
 
+    impl PairDirac for DistWilsonClover<f32> {
+        fn layout(&self) -> &crate::runtime::SiteLayout {
+            DistWilsonClover::layout(self)
+        }
+    }
+
     /// Every process of an MPI launch.
     pub struct MpiLattice<'a> {
         comm: &'a Comm,
@@ -172,7 +179,7 @@ mod mpi_lattice {
             grid: &ProcessGrid,
             gauge: &GaugeField,
             params: &DiracParams,
-        ) -> Result<Box<dyn LinearOperator<f32>>, RuntimeError> {
+        ) -> Result<Box<dyn PairDirac>, RuntimeError> {
             let reference = WilsonClover::<f64>::new(gauge, params);
             Ok(Box::new(DistWilsonClover::<f32>::new(self.comm, grid, &reference)?))
         }

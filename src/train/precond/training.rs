@@ -8,7 +8,7 @@
 use super::coarse::CoarseTrainer;
 use super::gauge::{TrainingGauge, recorded_gauge, training_gauge};
 use super::lowmodes::LowModeSolver;
-use super::pairs::{NativePair, pair_loss_grad, training_pair_on};
+use super::pairs::{NativePair, PairDirac, pair_loss_grad, training_pair_on};
 use super::rundir::{
     BASIS_FILE, CHECKPOINT_FILE, GaugeRecord, LOSS_FILE, LossRow, MODEL_FILE, PrecondSummary,
     loss_csv, plot_loss, read_loss_csv, write_err, write_file, write_summary,
@@ -23,7 +23,7 @@ use crate::runtime::distributed::grid::ProcessGrid;
 use crate::runtime::init::init_params;
 use crate::runtime::multigrid_net::BasisCache;
 use crate::runtime::{FermionNet, compile_preconditioner_net};
-use crate::solve::LinearOperator;
+use crate::solve::{LinearOperator, NativeOperator};
 use crate::train::checkpoint;
 use crate::train::divergence::DivergenceCheck;
 use crate::train::optim::{self, Optimizer};
@@ -65,8 +65,9 @@ pub(super) struct Setup<'a> {
     pub gauge: TrainingGauge,
     pub plaquette: f64,
     pub dirac: DiracParams,
-    /// D in f32 for the training pairs.
-    pub d32: PairOperator,
+    /// D in f32 for the training pairs (the reference operator is the oracle of its
+    /// tests): the JIT kernel, or this process's part of it in a split run.
+    pub d32: Box<dyn PairDirac>,
     pub net: Box<dyn FermionNet<f32>>,
     /// The low-mode pairs of the two-term loss (`loss preconditioner(low_modes = ...)`).
     pub low_modes: Option<RefCell<LowModeSolver>>,
@@ -77,23 +78,6 @@ pub(super) struct Setup<'a> {
     pub root: bool,
     /// `loss coarse`: D_c and the level's coarse layers, trained alone.
     pub coarse: Option<CoarseTrainer>,
-}
-
-/// D in f32 for the training pairs (the reference operator is the oracle of its tests).
-pub(super) enum PairOperator {
-    /// One process: the JIT kernel, on whose own buffers the steps run ([`NativePair`]).
-    Whole(JitWilsonClover<f32>),
-    /// This process's part of D in a split run, on reference vectors.
-    Split(Box<dyn LinearOperator<f32>>),
-}
-
-impl PairOperator {
-    fn linear(&self) -> &dyn LinearOperator<f32> {
-        match self {
-            PairOperator::Whole(d) => d,
-            PairOperator::Split(d) => d.as_ref(),
-        }
-    }
 }
 
 /// Checks the model, creates the run folder (with the model's source as `model.sym`) and
@@ -138,7 +122,8 @@ pub(super) fn set_up<'a>(
     };
     agreed(share, wrote)?;
     let dirac = dirac_params(&spec.operator);
-    let (d32, net, split): (PairOperator, Box<dyn FermionNet<f32>>, _) = match share.zip(grid) {
+    let (d32, net, split): (Box<dyn PairDirac>, Box<dyn FermionNet<f32>>, _) = match share.zip(grid)
+    {
         Some((share, grid)) => {
             let d32 = share.dirac_f32(&grid, &gauge.field, &dirac)?;
             // As in one process, a multigrid network's basis is cached in the run folder
@@ -155,7 +140,7 @@ pub(super) fn set_up<'a>(
                 );
             }
             let sites = (0..grid.local_volume()).map(|s| grid.global_site(s)).collect();
-            (PairOperator::Split(d32), net, Some(Split { grid, sites }))
+            (d32, net, Some(Split { grid, sites }))
         }
         None => {
             let d32 = JitWilsonClover::<f32>::new(&gauge.field, &dirac, &DiracOptions::default())?;
@@ -168,7 +153,7 @@ pub(super) fn set_up<'a>(
                 &dirac,
                 BasisCache::ReadWrite(&basis),
             )?;
-            (PairOperator::Whole(d32), net, None)
+            (Box::new(d32), net, None)
         }
     };
     if let (true, Some(r)) = (opts.progress, net.multigrid_setup())
@@ -476,12 +461,9 @@ pub(super) fn train_steps(
     let mut divergence = DivergenceCheck::new(state.rows.first().map(|r| r.loss));
     let mut grad = vec![0.0f32; state.params.len()];
     let mut grad2 = if setup.low_modes.is_some() { grad.clone() } else { Vec::new() };
-    // One process, plain pairs: the step runs on the kernels' buffers, no conversion.
-    let native = match (&setup.d32, &spec.loss) {
-        (_, LossSpec::Filtered { iterations }) if *iterations > 0 => None,
-        (PairOperator::Whole(d), _) => Some(d),
-        (PairOperator::Split(_), _) => None,
-    };
+    // Plain pairs: the step runs on the kernels' buffers, no conversion (the filtered loss's
+    // GMRES works on reference vectors).
+    let native = !matches!(spec.loss, LossSpec::Filtered { iterations } if iterations > 0);
     let mut pair = NativePair::default();
     state.clock = Instant::now();
     let mut rate_mark = (Instant::now(), state.start_step);
@@ -490,15 +472,21 @@ pub(super) fn train_steps(
         let mut loss = match &setup.coarse {
             // The coarse layers alone, on D_c: the fine layers' gradient is zero.
             Some(c) => c.loss_grad(&state.params, spec.seed, step, &mut grad)?,
-            None if native.is_some() => {
-                let d = native.expect("checked by the guard");
+            None if native => {
+                let d = setup.d32.as_ref();
+                let sites = setup.split.as_ref().map(|s| &s.sites[..]);
                 let len = setup.net.native_buffer_len();
-                pair.draw(d, d.layout(), None, len, spec.seed, step)?;
-                pair.loss_grad(setup.net.as_ref(), &state.params, d.layout(), &mut grad)?
+                pair.draw(d, d.layout(), sites, len, spec.seed, step)?;
+                let local =
+                    pair.loss_grad(setup.net.as_ref(), &state.params, d.layout(), &mut grad)?;
+                // This process's part of the loss; the gradient is already the global one.
+                let mut total = [local];
+                NativeOperator::global_sum(d, &mut total);
+                total[0]
             }
             None => {
                 let sites = setup.split.as_ref().map(|s| &s.sites[..]);
-                let d32 = setup.d32.linear();
+                let d32: &dyn LinearOperator<f32> = setup.d32.as_ref();
                 let (inp, tgt) =
                     training_pair_on(d32, spec.dims, sites, &spec.loss, spec.seed, step);
                 let local =
