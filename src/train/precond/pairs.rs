@@ -2,8 +2,9 @@
 //! counter-based ChaCha stream (seed, step, site), so a resumed run sees exactly the vectors an
 //! uninterrupted one would, and a split run the vectors of one process. The pairs and the loss
 //! exist twice: on reference vectors (any network, any operator) and on the kernels' own
-//! buffers ([`NativePair`]: no layout conversion, what a one-process training step uses). Preconditioner loss (models.md §2.3): M should map b = D v to v for Gaussian v, and
-//! the loss is ‖M b − v‖²/‖b‖². Filtered loss (models.md §3.2): v is replaced by ṽ, the result
+//! buffers ([`NativePair`]: no layout conversion, what a training step uses unless the filtered
+//! loss needs reference vectors). Preconditioner loss (models.md §2.3): M should map b = D v
+//! to v for Gaussian v, and the loss is ‖M b − v‖²/‖b‖². Filtered loss (models.md §3.2): v is replaced by ṽ, the result
 //! of a few GMRES iterations on D ṽ = 0 from a Gaussian start, which stresses the low modes that
 //! dominate the solve.
 
@@ -37,7 +38,7 @@ pub fn training_pair<T: Real, O: LinearOperator<T> + ?Sized>(
 
 /// [`training_pair`] on a lattice split over processes: `d` is this process's part of D,
 /// `sites` the global site of each of its local sites. The Gaussian vector is drawn on the
-/// whole lattice (the same stream as one process draws) and cut to the local sites, and the
+/// same counter-based stream as one process draws, at the local sites only, and the
 /// norms are global ([`LinearOperator::global_sum`]), so every process holds its part of
 /// exactly the pair one process would train on.
 pub fn training_pair_on<T: Real, O: LinearOperator<T> + ?Sized>(
