@@ -14,7 +14,6 @@ use super::comm::{Comm, Funneled};
 use super::grid::ProcessGrid;
 use super::multigrid::DistMultigrid;
 use super::net::DistLatticeNet;
-use crate::codegen::lattice_layout::FIELD_COMPONENTS;
 use crate::codegen::lattice_layout::SiteLayout;
 use crate::ir::{Connect, Graph, Level, levels, retarget};
 use crate::lattice::fermion::gamma5_in_place;
@@ -89,6 +88,15 @@ impl DistMultigridNet {
             scratch: Mutex::new(Default::default()),
             spare: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Scalars of a buffer of the native paths: what the multigrid cycle, the operator and
+    /// the fine layers each need of it.
+    fn native_len(&self, layout: &SiteLayout) -> Result<usize, RuntimeError> {
+        let mg = self.with_mg(|m| {
+            NativePreconditioner::buffer_len(&m.native()).max(m.dirac32().buffer_len())
+        })?;
+        Ok(mg.max(self.fine.native_buffer_len()).max(layout.field_len()))
     }
 
     fn with_mg<R>(&self, f: impl FnOnce(&mut DistMultigrid) -> R) -> Result<R, RuntimeError> {
@@ -266,12 +274,7 @@ impl FermionNet<f32> for DistMultigridNet {
         let fail = |e: String| RuntimeError::Shape(format!("multigrid level: {e}"));
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         let [b, x, r, y] = &mut *guard;
-        let len = self
-            .with_mg(|m| {
-                NativePreconditioner::buffer_len(&m.native()).max(m.dirac32().buffer_len())
-            })?
-            .max(self.fine.native_buffer_len())
-            .max(layout.field_len());
+        let len = self.native_len(layout)?;
         for v in [&mut *b, &mut *x, &mut *r, &mut *y] {
             v.resize(len, 0.0);
         }
@@ -311,12 +314,7 @@ impl FermionNet<f32> for DistMultigridNet {
         let fp = self.fine_params(params);
         let net = self.fine.local();
         let fail = |e: String| RuntimeError::Shape(format!("multigrid level: {e}"));
-        let len = self
-            .with_mg(|m| {
-                NativePreconditioner::buffer_len(&m.native()).max(m.dirac32().buffer_len())
-            })?
-            .max(self.fine.native_buffer_len())
-            .max(layout.field_len());
+        let len = self.native_len(layout)?;
         let mut spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
         let mut fresh = || {
             let mut v = spare.pop().unwrap_or_default();
@@ -343,22 +341,15 @@ impl FermionNet<f32> for DistMultigridNet {
         grad.iter_mut().for_each(|g| *g = 0.0);
         let mut step = vec![0.0f32; grad.len()];
         let (mut gin, mut dg) = (fresh(), fresh());
-        // γ5 = diag(1, 1, −1, −1) in spin: the second half of every site slot.
-        let slot = FIELD_COMPONENTS * layout.lanes;
         for k in (0..steps).rev() {
             let gi = (k > 0).then_some(&mut gin[..]);
             net.backward_partial_aosoa(fp, &mut rs[k], &h, gi, &mut step)?;
             grad.iter_mut().zip(&step).for_each(|(a, g)| *a += *g);
             if k > 0 {
-                let g5 = |v: &mut [f32]| {
-                    v[..main].chunks_exact_mut(slot).for_each(|s| {
-                        s[slot / 2..].iter_mut().for_each(|x| *x = -*x);
-                    })
-                };
-                g5(&mut gin);
+                layout.gamma5_main(&mut gin);
                 self.with_mg(|m| NativeOperator::apply(m.dirac32(), &mut dg, &mut gin))?
                     .map_err(fail)?;
-                g5(&mut dg);
+                layout.gamma5_main(&mut dg);
                 h[..main].iter_mut().zip(&dg[..main]).for_each(|(h, d)| *h -= *d);
             }
         }

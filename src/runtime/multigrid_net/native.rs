@@ -8,7 +8,7 @@
 //! of these).
 
 use super::{Connect, Correction, FineScratch, MultigridNet, sub_dirac_f32};
-use crate::codegen::lattice_layout::{FIELD_COMPONENTS, SiteLayout};
+use crate::codegen::lattice_layout::SiteLayout;
 use crate::codegen::simd::{Element, Precision};
 use crate::runtime::{RuntimeError, forward_backward_via_reference};
 use crate::solve::{LinearOperator, NativeOperator, NativePreconditioner, Preconditioner};
@@ -231,19 +231,12 @@ impl<T: Element> MultigridNet<T> {
         c.resize(NativeOperator::buffer_len(d).max(main).max(c.len()), 0.0);
         dc.resize(NativeOperator::buffer_len(d).max(dc.len()), 0.0);
         c[..main].copy_from_slice(&g[..main]);
-        // γ5 = diag(1, 1, −1, −1) in spin: the second half of every site slot.
-        let slot = FIELD_COMPONENTS * self.fine.layout().lanes;
-        c[..main]
-            .chunks_exact_mut(slot)
-            .for_each(|s| s[slot / 2..].iter_mut().for_each(|x| *x = -*x));
+        let layout = self.fine.layout();
+        layout.gamma5_main(&mut c[..main]);
         NativeOperator::apply(d, dc, c)
             .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
-        for (h, d) in h.chunks_exact_mut(slot).zip(dc[..main].chunks_exact(slot)) {
-            let (h0, h1) = h.split_at_mut(slot / 2);
-            let (d0, d1) = d.split_at(slot / 2);
-            h0.iter_mut().zip(d0).for_each(|(h, d)| *h -= *d);
-            h1.iter_mut().zip(d1).for_each(|(h, d)| *h += *d);
-        }
+        layout.gamma5_main(&mut dc[..main]);
+        h.iter_mut().zip(&dc[..main]).for_each(|(h, d)| *h -= *d);
         Ok(())
     }
 
