@@ -457,6 +457,11 @@ fn native_training_steps_equal_the_reference_layout_ones() {
         (num / den).sqrt()
     };
     let mut pair = precond::NativePair::default();
+    let mut g = vec![0.0f32; params.len()];
+    assert!(
+        pair.loss_grad(net.as_ref(), &params, layout, &mut g).is_err(),
+        "a loss before any pair was drawn must be an error, not a panic"
+    );
     for step in [0u64, 5] {
         let (inp, tgt) = precond::training_pair(&d, dims, &LossSpec::Preconditioner, 3, step);
         pair.draw(&d, layout, None, net.native_buffer_len(), 3, step).unwrap();

@@ -228,6 +228,14 @@ impl NativePair {
         grad: &mut [f32],
     ) -> Result<f64, RuntimeError> {
         let main = layout.main_len();
+        if self.target.len() < main || self.input.len() < main {
+            return Err(RuntimeError::Shape(format!(
+                "training pair: buffers of {} and {} scalars, the layout needs {main} (draw a \
+                 pair for this operator first)",
+                self.input.len(),
+                self.target.len()
+            )));
+        }
         let target = &self.target[..main];
         let mut loss = 0.0f64;
         net.forward_backward_native(
