@@ -101,25 +101,21 @@ impl LaneMap {
 
     /// One reference vector (12 complex per site) into the main slots of `dst`.
     fn scatter<T: Real, U: Real>(&self, src: &[Complex<T>], dst: &mut [U]) {
-        let l = self.lanes;
-        let slot = FIELD_COMPONENTS * l;
-        dst[..self.sites.len() * FIELD_COMPONENTS].par_chunks_mut(slot).enumerate().for_each(
-            |(o, d)| {
-                for k in 0..l {
-                    let x = self.sites[o * l + k] as usize;
-                    for c in 0..12 {
-                        let z = src[x * 12 + c];
-                        d[2 * c * l + k] = U::from_f64(z.re.to_f64());
-                        d[(2 * c + 1) * l + k] = U::from_f64(z.im.to_f64());
-                    }
+        self.fill(
+            dst,
+            || (),
+            |_, x, z| {
+                for (z, s) in z.iter_mut().zip(&src[x * 12..x * 12 + 12]) {
+                    *z = Complex64::new(s.re.to_f64(), s.im.to_f64());
                 }
             },
         );
     }
 
-    /// The main slots of `dst` from `f(state, index, site)`, which writes the 12 components
-    /// of the reference index `index` (a vector drawn site by site, without a reference
-    /// copy); every thread gets its own `init()` state.
+    /// The main slots of `dst` from `f(state, index, z)`, which writes the 12 components of
+    /// the reference index `index` into `z`: the one loop that puts a site into its lanes
+    /// (for a reference vector, and for a vector drawn site by site without a reference copy);
+    /// every thread gets its own `init()` state.
     fn fill<U: Real, S>(
         &self,
         dst: &mut [U],

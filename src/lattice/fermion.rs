@@ -60,14 +60,8 @@ impl<T: Real> FermionField<T> {
     /// A [`GaussianStream`] at every site: the same distribution as
     /// [`Self::random_gaussian`], drawn counter-based, on both cores.
     pub fn gaussian_counter(dims: [usize; 4], seed: u64, stream: u64) -> Self {
-        let mut f = Self::zeros(dims);
-        let g = GaussianStream::new(seed, stream);
-        f.data
-            .par_chunks_mut(SITE_LEN)
-            .enumerate()
-            .with_min_len(64)
-            .for_each_init(|| g.clone(), |g, (s, z)| g.site(s, z));
-        f
+        let v: usize = dims.iter().product();
+        FermionField { data: gaussian_at(seed, stream, v, |s| s), dims }
     }
 
     /// A point source: 1 at (`site`, `spin`, `colour`), 0 elsewhere.
@@ -208,6 +202,23 @@ impl GaussianStream {
             *z = Complex::new(T::from_f64(s * a), T::from_f64(s * b));
         }
     }
+}
+
+/// The [`GaussianStream`] `(seed, stream)` at `n` sites, the i-th being global site
+/// `site(i)` (a sub-lattice's own sites, or every site), drawn on both cores.
+pub fn gaussian_at<T: Real>(
+    seed: u64,
+    stream: u64,
+    n: usize,
+    site: impl Fn(usize) -> usize + Sync + Send,
+) -> Vec<Complex<T>> {
+    let mut v = vec![Complex::new(T::zero(), T::zero()); n * SITE_LEN];
+    let g = GaussianStream::new(seed, stream);
+    v.par_chunks_mut(SITE_LEN)
+        .enumerate()
+        .with_min_len(64)
+        .for_each_init(|| g.clone(), |g, (i, z)| g.site(site(i), z));
+    v
 }
 
 #[inline]

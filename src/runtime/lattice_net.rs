@@ -614,10 +614,10 @@ impl<T: Element> LatticeNet<T> {
         grad_input: Option<&mut [T]>,
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
-        let main = self.graph.features(self.graph.output) * self.layout.field_len();
-        if grad_output.len() < main {
+        let need = self.graph.features(self.graph.output) * self.layout.field_len();
+        if grad_output.len() < need {
             return Err(RuntimeError::Shape(format!(
-                "backward: an output gradient of {} scalars, model `{}` needs {main}",
+                "backward: an output gradient of {} scalars, model `{}` needs {need}",
                 grad_output.len(),
                 self.graph.name
             )));

@@ -4,13 +4,13 @@
 //! exist twice: on reference vectors (any network, any operator) and on the kernels' own
 //! buffers ([`NativePair`]: no layout conversion, what a training step uses unless the filtered
 //! loss needs reference vectors). Preconditioner loss (models.md §2.3): M should map b = D v
-//! to v for Gaussian v, and the loss is ‖M b − v‖²/‖b‖². Filtered loss (models.md §3.2): v is replaced by ṽ, the result
-//! of a few GMRES iterations on D ṽ = 0 from a Gaussian start, which stresses the low modes that
-//! dominate the solve.
+//! to v for Gaussian v, and the loss is ‖M b − v‖²/‖b‖². Filtered loss (models.md §3.2): v is
+//! replaced by ṽ, the result of a few GMRES iterations on D ṽ = 0 from a Gaussian start, which
+//! stresses the low modes that dominate the solve.
 
 use crate::ir::LossSpec;
 use crate::lattice::Real;
-use crate::lattice::fermion::{self, FermionField, cast_slice};
+use crate::lattice::fermion::{self, cast_slice};
 use crate::runtime::dirac::JitWilsonClover;
 use crate::runtime::{FermionNet, RuntimeError, SiteLayout};
 use crate::solve::NativeOperator;
@@ -51,18 +51,8 @@ pub fn training_pair_on<T: Real, O: LinearOperator<T> + ?Sized>(
 ) -> (Vec<Complex<T>>, Vec<Complex<T>>) {
     // Counter-based: every process draws only its own sites, and they are the sites one
     // process would draw.
-    let v = match sites {
-        Some(sites) => {
-            let mut v = vec![zero::<T>(); 12 * sites.len()];
-            let g = fermion::GaussianStream::new(seed, step);
-            v.par_chunks_mut(12)
-                .zip(sites)
-                .with_min_len(64)
-                .for_each_init(|| g.clone(), |g, (z, &s)| g.site(s, z));
-            v
-        }
-        None => FermionField::<T>::gaussian_counter(dims, seed, step).data,
-    };
+    let n = sites.map_or_else(|| dims.iter().product(), |s| s.len());
+    let v = fermion::gaussian_at::<T>(seed, step, n, |i| sites.map_or(i, |s| s[i]));
     let norm = |x: &[Complex<T>]| {
         let mut s = [fermion::norm_sqr(x)];
         d.global_sum(&mut s);
