@@ -61,11 +61,11 @@ fn compare(g: &Graph, seed: u64) -> (Check, Check) {
     layout.to_aosoa(&gout, &mut g_native);
     let (mut gi_native, mut gp_native) = (vec![0.0; n_in * len], vec![0.0; params.len()]);
     let mut out_native = Vec::new();
-    let seed = |y: &[f64], g: &mut [f64]| {
+    let seed_out = |y: &[f64], g: &mut [f64]| {
         out_native = y.to_vec();
         g.copy_from_slice(&g_native[..g.len()]);
     };
-    net.forward_backward_aosoa(&params, &mut x, seed, Some(&mut gi_native), &mut gp_native)
+    net.forward_backward_aosoa(&params, &mut x, seed_out, Some(&mut gi_native), &mut gp_native)
         .unwrap();
     let back = |v: &[f64], n: usize| {
         let mut z = vec![Complex::new(0.0, 0.0); n];
@@ -78,6 +78,7 @@ fn compare(g: &Graph, seed: u64) -> (Check, Check) {
     let mut gp_partial = vec![0.0; params.len()];
     net.backward_partial_aosoa(&params, &mut x, &g_native, None, &mut gp_partial).unwrap();
     assert_eq!(gp_partial, gp, "native weight gradients without the output differ");
+    fused_loss_matches_seeded_passes(&net, &params, &input, seed);
     let c64 = Check {
         fwd: rel_err(&got, &want),
         gin: rel_err(&gi, &want_gi),
@@ -95,12 +96,73 @@ fn compare(g: &Graph, seed: u64) -> (Check, Check) {
         v.iter().map(|z| Complex::new(z.re as f64, z.im as f64)).collect::<Vec<_>>()
     };
     let gp64: Vec<f64> = gp.iter().map(|&x| x as f64).collect();
+    fused_loss_matches_seeded_passes(&net, &p32, &input, seed);
     let c32 = Check {
         fwd: rel_err(&up(&got), &want),
         gin: rel_err(&up(&gi), &want_gi),
         gparams: rel_err_real(&gp64, &want_gp),
     };
     (c64, c32)
+}
+
+/// The training loss ‖M input − target‖² and its weight gradient from `loss_grad_aosoa` (the
+/// output layer's fused forward + seed + weight-gradient kernel, where it has one) against the
+/// separate passes seeded by hand with 2 (out − target): the same operations in the same order,
+/// so the same gradient to the bit, and the same loss up to the order of the f64 sum.
+fn fused_loss_matches_seeded_passes<T: symc::codegen::simd::Element>(
+    net: &LatticeNet<T>,
+    params: &[T],
+    input: &[Complex<f64>],
+    seed: u64,
+) {
+    let g = net.graph();
+    let fused = net.plans().iter().any(|p| p.kernels.iter().any(|k| k.ends_with("_loss_wgrad")));
+    let last_local = g.layers.iter().any(|l| {
+        l.output == g.output && matches!(l.kind, symc::ir::LayerKind::Ptc { local: true, .. })
+    });
+    let last_weighted = g
+        .layers
+        .iter()
+        .any(|l| l.output == g.output && matches!(l.kind, symc::ir::LayerKind::Ptc { .. }));
+    assert_eq!(fused, last_weighted && !last_local, "fused loss kernel where it belongs");
+    let layout = net.layout().clone();
+    let len = layout.field_len();
+    let n_out = g.features(g.output);
+    let mut r = rng(seed + 100);
+    let target_ref = random_field(n_out * layout.volume() * 12, &mut r);
+    let cast = |v: &[Complex<f64>]| -> Vec<Complex<T>> {
+        v.iter().map(|z| Complex::new(T::from_f64(z.re), T::from_f64(z.im))).collect()
+    };
+    let mut target = vec![T::zero(); n_out * len];
+    layout.to_aosoa(&cast(&target_ref), &mut target);
+    let mut x = vec![T::zero(); g.features(symc::ir::ValueId(0)) * len];
+    layout.to_aosoa(&cast(input), &mut x);
+    let mut gp_fused = vec![T::zero(); params.len()];
+    let loss = net.loss_grad_aosoa(params, &mut x.clone(), &target, &mut gp_fused).unwrap();
+    let main = layout.main_len();
+    let mut want_loss = 0.0f64;
+    let by_hand = |out: &[T], gout: &mut [T]| {
+        for f in 0..n_out {
+            for k in f * len..f * len + main {
+                let d = out[k] - target[k];
+                want_loss += d.to_f64() * d.to_f64();
+                gout[k] = (T::one() + T::one()) * d;
+            }
+        }
+    };
+    let mut gp = vec![T::zero(); params.len()];
+    net.forward_backward_aosoa(params, &mut x, by_hand, None, &mut gp).unwrap();
+    let differ = gp_fused.iter().zip(&gp).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differ,
+        0,
+        "fused loss gradient: {differ} of {} entries differ from the seeded passes",
+        gp.len()
+    );
+    assert!(
+        (loss - want_loss).abs() <= 1e-12 * want_loss && want_loss > 0.0,
+        "fused loss {loss} vs {want_loss}"
+    );
 }
 
 fn assert_close(g: &Graph, seed: u64) {

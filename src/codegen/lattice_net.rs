@@ -7,7 +7,10 @@
 use super::jit::{CompiledKernels, Jit, JitError, KernelId};
 use super::lattice_layout::SiteLayout;
 use super::plan::{KernelPlan, Pass, Strategy};
-use super::ptc::{StencilDesc, Term, define_add, define_stencil, define_weight_grad, stencil_plan};
+use super::ptc::{
+    StencilDesc, Term, define_add, define_loss_weight_grad, define_stencil, define_weight_grad,
+    loss_grad_plan, stencil_plan,
+};
 use super::simd::Precision;
 use crate::ir::verify::Verified;
 use crate::ir::{Graph, LayerKind, Path, displacement, ptc_weight_index};
@@ -19,6 +22,10 @@ pub struct StencilKernels {
     pub bwd: KernelId,
     /// Weight gradient (weighted layers only).
     pub wgrad: Option<KernelId>,
+    /// The training step's fused forward + loss seed + weight gradient
+    /// (`ptc::define_loss_weight_grad`): only for a layer with global weights whose output is
+    /// the network's and read by no other layer.
+    pub loss_wgrad: Option<KernelId>,
     /// The forward kernel's specialisation (the weight-gradient kernel shares it).
     pub fwd_desc: StencilDesc,
     pub paths: Vec<Path>,
@@ -181,6 +188,13 @@ pub fn lower_on(
                 let fwd = define_stencil(&mut jit, &f)?;
                 let bwd = define_stencil(&mut jit, &b)?;
                 let wgrad = define_weight_grad(&mut jit, &f)?;
+                let last = l.output == graph.output
+                    && !graph.layers.iter().any(|m| m.inputs.contains(&l.output));
+                let loss_wgrad = if last && !*local {
+                    Some(define_loss_weight_grad(&mut jit, &f)?)
+                } else {
+                    None
+                };
                 let what = if *local {
                     "local PTC"
                 } else if paths.len() == 1 {
@@ -203,10 +217,18 @@ pub fn lower_on(
                     format!("{}_wgrad", f.name),
                     &format!("{what}: colour-traced outer products"),
                 ));
+                if loss_wgrad.is_some() {
+                    plans.push(loss_grad_plan(
+                        &l.name,
+                        &f,
+                        &format!("{what}: the output layer of a training step in one sweep"),
+                    ));
+                }
                 LayerKernels::Stencil(Box::new(StencilKernels {
                     fwd,
                     bwd,
                     wgrad: Some(wgrad),
+                    loss_wgrad,
                     fwd_desc: f,
                     paths: paths.clone(),
                     n_in: *n_in,
@@ -246,6 +268,7 @@ pub fn lower_on(
                     fwd,
                     bwd,
                     wgrad: None,
+                    loss_wgrad: None,
                     fwd_desc: f,
                     paths: paths.clone(),
                     n_in: n,

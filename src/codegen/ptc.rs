@@ -140,6 +140,15 @@ impl StencilDesc {
             * (self.outer_volume * self.lanes) as f64
     }
 
+    /// The fused training kernel of the output layer: the forward stencil, the loss seed
+    /// (3 flops per real component) and the weight-gradient outer products.
+    pub fn loss_grad_flops(&self) -> f64 {
+        let weighted = self.terms.iter().filter(|t| t.weight.is_some()).count() as f64;
+        let seed = (self.n_out * FIELD_COMPONENTS * 3) as f64;
+        self.flops()
+            + (weighted * 16.0 * 3.0 * 8.0 + seed) * (self.outer_volume * self.lanes) as f64
+    }
+
     /// Bytes touched per application with no reuse between sites.
     pub fn bytes(&self) -> f64 {
         let v = (self.outer_volume * self.lanes) as f64;
@@ -275,6 +284,214 @@ fn load_args(b: &mut FunctionBuilder, args: Value, n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The buffers a stencil site reads.
+#[derive(Clone, Copy)]
+struct StencilBufs {
+    input: Value,
+    mats: Value,
+    nbr: Value,
+    weights: Value,
+}
+
+/// Where phase 2 puts each output component.
+#[derive(Clone, Copy)]
+enum Sink {
+    /// The layer's output.
+    Store { output: Value },
+    /// The gradient of the loss ‖out − target‖², 2 (out − target), instead of the output
+    /// (which the training step never needs): the seed of the backward pass.
+    LossGrad { target: Value, gout: Value },
+}
+
+/// Both phases of the stencil at outer site `o` (`e.opaque_true` set for this site), the
+/// result going to `sink`. Returns where the transported fields lie: all on the stack, where
+/// the fused loss kernel's weight-gradient products read them again.
+fn emit_stencil_site(
+    e: &mut Emit,
+    d: &StencilDesc,
+    bufs: StencilBufs,
+    stack: Value,
+    decoy: Value,
+    o: Value,
+    sink: Sink,
+) -> Vec<ChiRef> {
+    let StencilBufs { input, mats, nbr, weights } = bufs;
+    let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
+    let mut chis = emit_transports(e, d, input, mats, nbr, stack, o, o_slot);
+    // Identity groups are copied next to the transported ones, so that phase 2 reads
+    // every chi from the stack through the two opaque pointer copies `q`: each chi
+    // vector is loaded once per product that uses it and folds into that `vmulps`.
+    let mut off = stack_bytes(d) as i32;
+    for (g, chi) in chis.iter_mut().enumerate() {
+        if !d.identity[d.groups[g].1] {
+            continue;
+        }
+        for k in 0..FIELD_COMPONENTS as i32 {
+            let v = e.load(chi.ptr, chi.off + k * e.vbytes);
+            e.store(v, stack, off + k * e.vbytes);
+        }
+        *chi = ChiRef { ptr: stack, off };
+        off += d.slot_bytes() as i32;
+    }
+    // The stack is outside the kernel spec's bounds proof: check the layout here.
+    assert!(off as u32 <= region_bytes(d), "identity copies outside the stack slot");
+    let mut q = {
+        let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
+        [v[0], v[1]]
+    };
+    let o_w = if d.local { Some(e.b.ins().imul_imm_s(o, d.weight_bytes() as i64)) } else { None };
+    for i in 0..d.n_out {
+        let feature = |e: &mut Emit, base: Value| {
+            let p = e.b.ins().iadd_imm_s(base, (i * d.feature_bytes()) as i64);
+            e.b.ins().iadd(p, o_slot)
+        };
+        let sink_i = match sink {
+            Sink::Store { output } => Sink::Store { output: feature(e, output) },
+            Sink::LossGrad { target, gout } => {
+                Sink::LossGrad { target: feature(e, target), gout: feature(e, gout) }
+            }
+        };
+        let terms: Vec<Term> = d.terms.iter().copied().filter(|t| t.out == i).collect();
+        // Weight base pointers do not depend on the spin: compute them once per term.
+        let wptrs: Vec<Option<Value>> = terms
+            .iter()
+            .map(|t| {
+                t.weight.map(|w| match o_w {
+                    Some(ow) => {
+                        let p = e
+                            .b
+                            .ins()
+                            .iadd_imm_s(weights, (w * d.outer_volume * d.weight_bytes()) as i64);
+                        e.b.ins().iadd(p, ow)
+                    }
+                    None => e.b.ins().iadd_imm_s(weights, (w * d.weight_bytes()) as i64),
+                })
+            })
+            .collect();
+        for so in 0..4 {
+            let mut acc: [Option<Cx>; 3] = [None; 3];
+            for (t, wp) in terms.iter().zip(&wptrs) {
+                let chi = chis[t.group];
+                match wp {
+                    None => {
+                        for (c, a) in acc.iter_mut().enumerate() {
+                            let off = chi.off + comp(e, so, c);
+                            let x = Cx {
+                                re: e.load_pure(q[0], off),
+                                im: e.load_pure(q[0], off + e.vbytes),
+                            };
+                            *a = Some(match *a {
+                                None => x,
+                                Some(a) => e.cadd(a, x),
+                            });
+                        }
+                        (acc, q) = barrier_acc_q(e, acc, q, stack, decoy);
+                    }
+                    Some(wp) => {
+                        for si in 0..4 {
+                            let woff = 2 * (so * 4 + si) as i32 * e.vbytes;
+                            let w = e.load_cx(*wp, woff);
+                            for (c, a) in acc.iter_mut().enumerate() {
+                                let off = chi.off + comp(e, si, c);
+                                *a = Some(cmac_folded(e, *a, w, q, off));
+                            }
+                            (acc, q) = barrier_acc_q(e, acc, q, stack, decoy);
+                        }
+                    }
+                }
+            }
+            for (c, a) in acc.iter().enumerate() {
+                let z = match a {
+                    Some(z) => *z,
+                    None => {
+                        let z = e.zero();
+                        Cx { re: z, im: z }
+                    }
+                };
+                let off = comp(e, so, c);
+                match sink_i {
+                    Sink::Store { output } => e.store_cx(z, output, off),
+                    Sink::LossGrad { target, gout } => {
+                        // 2 (out − target) as d + d: exactly the f32 value the loss seed
+                        // `2.0 * (o - t)` gives on the host.
+                        let t = e.load_cx(target, off);
+                        let dz = e.csub(z, t);
+                        let g = e.cadd(dz, dz);
+                        e.store_cx(g, gout, off);
+                    }
+                }
+            }
+        }
+    }
+    chis
+}
+
+/// The weight-gradient products of outer site `o`: for every weighted term, the
+/// colour-traced outer product `left_i chi^dagger` added to its 4x4 entry under `gbase`
+/// (`grad`'s partial sum of this chunk, or the site's own entry for local weights).
+fn emit_wgrad_products(
+    e: &mut Emit,
+    d: &StencilDesc,
+    chis: &[ChiRef],
+    left: Value,
+    o: Value,
+    gbase: Value,
+) {
+    let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
+    for t in &d.terms {
+        let Some(w) = t.weight else { continue };
+        let chi = chis[t.group];
+        let left_i = e.b.ins().iadd_imm_s(left, (t.out * d.feature_bytes()) as i64);
+        let left_i = e.b.ins().iadd(left_i, o_slot);
+        let gw = if d.local {
+            let p = e.b.ins().iadd_imm_s(gbase, (w * d.outer_volume * d.weight_bytes()) as i64);
+            let ow = e.b.ins().imul_imm_s(o, d.weight_bytes() as i64);
+            e.b.ins().iadd(p, ow)
+        } else {
+            e.b.ins().iadd_imm_s(gbase, (w * d.weight_bytes()) as i64)
+        };
+        for s in 0..4 {
+            let lv = [0, 1, 2].map(|c| {
+                let off = comp(e, s, c);
+                e.load_cx(left_i, off)
+            });
+            for s2 in 0..4 {
+                let goff = 2 * (s * 4 + s2) as i32 * e.vbytes;
+                let mut g = if d.local {
+                    let z = e.zero();
+                    Cx { re: z, im: z }
+                } else {
+                    e.load_cx(gw, goff)
+                };
+                for (c, l) in lv.iter().enumerate() {
+                    let off = chi.off + comp(e, s2, c);
+                    let x = e.load_cx(chi.ptr, off);
+                    g = e.cmac_rconj(g, *l, x);
+                }
+                e.store_cx(g, gw, goff);
+            }
+        }
+    }
+}
+
+/// Bytes of the phase-2 region of the stack: transported groups, then copies of the identity
+/// groups.
+fn region_bytes(d: &StencilDesc) -> u32 {
+    let n_id = d.groups.iter().filter(|g| d.identity[g.1]).count();
+    stack_bytes(d) + (n_id * d.slot_bytes()) as u32
+}
+
+/// The stack slot of a stencil kernel: the phase-2 region, then a decoy region of the same
+/// size that only the never-taken barrier edges point at. Returns (stack, decoy).
+fn stencil_stack(b: &mut FunctionBuilder, d: &StencilDesc, ptr_ty: Type) -> (Value, Value) {
+    let region = region_bytes(d);
+    let ss =
+        b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 2 * region, 4));
+    let stack = b.ins().stack_addr(ptr_ty, ss, 0);
+    let decoy = b.ins().stack_addr(ptr_ty, ss, region as i32);
+    (stack, decoy)
+}
+
 /// Define the stencil kernel (forward, or input-backward with transformed tables). Buffers:
 /// `[input, output, matrices, neighbours, weights]`; items = main outer sites.
 pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitError> {
@@ -288,114 +505,27 @@ pub fn define_stencil(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitErr
     let ptr_ty = jit.ptr_type();
     jit.define(spec, |b, [args, start, end], host: HostFeatures| {
         let a = load_args(b, args, 5);
-        let (input, output, mats, nbr, weights) = (a[0], a[1], a[2], a[3], a[4]);
-        // Transported groups, then copies of the identity groups, then a decoy region of the
-        // same size that only the never-taken barrier edges point at.
-        let n_id = d.groups.iter().filter(|g| d.identity[g.1]).count();
-        let region = stack_bytes(d) as usize + n_id * d.slot_bytes();
-        let ss = b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            (2 * region) as u32,
-            4,
-        ));
-        let stack = b.ins().stack_addr(ptr_ty, ss, 0);
-        let decoy = b.ins().stack_addr(ptr_ty, ss, region as i32);
+        let bufs = StencilBufs { input: a[0], mats: a[2], nbr: a[3], weights: a[4] };
+        let (stack, decoy) = stencil_stack(b, d, ptr_ty);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.vector, host);
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
-            let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
-            let mut chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
-            // Identity groups are copied next to the transported ones, so that phase 2 reads
-            // every chi from the stack through the two opaque pointer copies `q`: each chi
-            // vector is loaded once per product that uses it and folds into that `vmulps`.
-            let mut off = stack_bytes(d) as i32;
-            for (g, chi) in chis.iter_mut().enumerate() {
-                if !d.identity[d.groups[g].1] {
-                    continue;
-                }
-                for k in 0..FIELD_COMPONENTS as i32 {
-                    let v = e.load(chi.ptr, chi.off + k * e.vbytes);
-                    e.store(v, stack, off + k * e.vbytes);
-                }
-                *chi = ChiRef { ptr: stack, off };
-                off += d.slot_bytes() as i32;
-            }
-            // The stack is outside the kernel spec's bounds proof: check the layout here.
-            assert!(off as usize <= region, "identity copies outside the stack slot");
-            let mut q = {
-                let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
-                [v[0], v[1]]
-            };
-            let o_w =
-                if d.local { Some(e.b.ins().imul_imm_s(o, d.weight_bytes() as i64)) } else { None };
-            for i in 0..d.n_out {
-                let out_i = e.b.ins().iadd_imm_s(output, (i * d.feature_bytes()) as i64);
-                let out_i = e.b.ins().iadd(out_i, o_slot);
-                let terms: Vec<Term> = d.terms.iter().copied().filter(|t| t.out == i).collect();
-                // Weight base pointers do not depend on the spin: compute them once per term.
-                let wptrs: Vec<Option<Value>> = terms
-                    .iter()
-                    .map(|t| {
-                        t.weight.map(|w| match o_w {
-                            Some(ow) => {
-                                let p = e.b.ins().iadd_imm_s(
-                                    weights,
-                                    (w * d.outer_volume * d.weight_bytes()) as i64,
-                                );
-                                e.b.ins().iadd(p, ow)
-                            }
-                            None => e.b.ins().iadd_imm_s(weights, (w * d.weight_bytes()) as i64),
-                        })
-                    })
-                    .collect();
-                for so in 0..4 {
-                    let mut acc: [Option<Cx>; 3] = [None; 3];
-                    for (t, wp) in terms.iter().zip(&wptrs) {
-                        let chi = chis[t.group];
-                        match wp {
-                            None => {
-                                for (c, a) in acc.iter_mut().enumerate() {
-                                    let off = chi.off + comp(&e, so, c);
-                                    let x = Cx {
-                                        re: e.load_pure(q[0], off),
-                                        im: e.load_pure(q[0], off + e.vbytes),
-                                    };
-                                    *a = Some(match *a {
-                                        None => x,
-                                        Some(a) => e.cadd(a, x),
-                                    });
-                                }
-                                (acc, q) = barrier_acc_q(&mut e, acc, q, stack, decoy);
-                            }
-                            Some(wp) => {
-                                for si in 0..4 {
-                                    let woff = 2 * (so * 4 + si) as i32 * e.vbytes;
-                                    let w = e.load_cx(*wp, woff);
-                                    for (c, a) in acc.iter_mut().enumerate() {
-                                        let off = chi.off + comp(&e, si, c);
-                                        *a = Some(cmac_folded(&mut e, *a, w, q, off));
-                                    }
-                                    (acc, q) = barrier_acc_q(&mut e, acc, q, stack, decoy);
-                                }
-                            }
-                        }
-                    }
-                    for (c, a) in acc.iter().enumerate() {
-                        let z = match a {
-                            Some(z) => *z,
-                            None => {
-                                let z = e.zero();
-                                Cx { re: z, im: z }
-                            }
-                        };
-                        let off = comp(&e, so, c);
-                        e.store_cx(z, out_i, off);
-                    }
-                }
-            }
+            emit_stencil_site(&mut e, d, bufs, stack, decoy, o, Sink::Store { output: a[1] });
         });
         b.ins().return_(&[]);
     })
+}
+
+/// The output's main sites and the chunk of outer sites `c` covers (`[lo, hi)`), for the
+/// chunked weight-gradient kernels; `gbase` is the chunk's partial sum.
+fn chunk_range(b: &mut FunctionBuilder, d: &StencilDesc, grad: Value, c: Value) -> [Value; 3] {
+    let part = b.ins().imul_imm_s(c, (d.n_weights * d.weight_bytes()) as i64);
+    let gbase = b.ins().iadd(grad, part);
+    let lo = b.ins().imul_imm_s(c, GRAD_CHUNK as i64);
+    let hi = b.ins().iadd_imm_s(lo, GRAD_CHUNK as i64);
+    let vo = b.ins().iconst(types::I64, d.outer_volume as i64);
+    let hi = b.ins().smin(hi, vo);
+    [gbase, lo, hi]
 }
 
 /// Define the weight-gradient kernel. Buffers: `[input, left, matrices, neighbours, grad]`.
@@ -428,55 +558,65 @@ pub fn define_weight_grad(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, Ji
             let mut e = Emit::new(b, d.vector, host);
             let o_slot = e.b.ins().imul_imm_s(o, d.slot_bytes() as i64);
             let chis = emit_transports(&mut e, d, input, mats, nbr, stack, o, o_slot);
-            for t in &d.terms {
-                let Some(w) = t.weight else { continue };
-                let chi = chis[t.group];
-                let left_i = e.b.ins().iadd_imm_s(left, (t.out * d.feature_bytes()) as i64);
-                let left_i = e.b.ins().iadd(left_i, o_slot);
-                let gw = if d.local {
-                    let p =
-                        e.b.ins().iadd_imm_s(gbase, (w * d.outer_volume * d.weight_bytes()) as i64);
-                    let ow = e.b.ins().imul_imm_s(o, d.weight_bytes() as i64);
-                    e.b.ins().iadd(p, ow)
-                } else {
-                    e.b.ins().iadd_imm_s(gbase, (w * d.weight_bytes()) as i64)
-                };
-                for s in 0..4 {
-                    let lv = [0, 1, 2].map(|c| {
-                        let off = comp(&e, s, c);
-                        e.load_cx(left_i, off)
-                    });
-                    for s2 in 0..4 {
-                        let goff = 2 * (s * 4 + s2) as i32 * e.vbytes;
-                        let mut g = if d.local {
-                            let z = e.zero();
-                            Cx { re: z, im: z }
-                        } else {
-                            e.load_cx(gw, goff)
-                        };
-                        for (c, l) in lv.iter().enumerate() {
-                            let off = chi.off + comp(&e, s2, c);
-                            let x = e.load_cx(chi.ptr, off);
-                            g = e.cmac_rconj(g, *l, x);
-                        }
-                        e.store_cx(g, gw, goff);
-                    }
-                }
-            }
+            emit_wgrad_products(&mut e, d, &chis, left, o, gbase);
         };
         if d.local {
             for_range(b, start, end, |b, o| site_body(b, o, grad));
         } else {
             for_range(b, start, end, |b, c| {
-                let part = b.ins().imul_imm_s(c, (d.n_weights * d.weight_bytes()) as i64);
-                let gbase = b.ins().iadd(grad, part);
-                let lo = b.ins().imul_imm_s(c, GRAD_CHUNK as i64);
-                let hi = b.ins().iadd_imm_s(lo, GRAD_CHUNK as i64);
-                let vo = b.ins().iconst(types::I64, d.outer_volume as i64);
-                let hi = b.ins().smin(hi, vo);
+                let [gbase, lo, hi] = chunk_range(b, d, grad, c);
                 for_range(b, lo, hi, |b, o| site_body(b, o, gbase));
             });
         }
+        b.ins().return_(&[]);
+    })
+}
+
+/// Define the training step's fused kernel of the network's last layer (global weights): per
+/// outer site the forward stencil, the loss seed 2 (out − target) written to `gout` in place of
+/// the output, and the weight-gradient products from the transported fields still on the
+/// stack, so the step transports the layer's input once instead of twice and never writes
+/// its output. Buffers: `[input, target, matrices, neighbours, weights, grad, gout]`; items
+/// and partial sums as [`define_weight_grad`]'s (`grad` zeroed by the caller); `gout`'s main
+/// sites are written (its ghosts are the caller's).
+pub fn define_loss_weight_grad(jit: &mut Jit, d: &StencilDesc) -> Result<KernelId, JitError> {
+    assert!(!d.local, "the fused loss kernel sums global weights");
+    let mut buffers = d.common_buffers();
+    buffers[1] =
+        BufSpec { name: "target".into(), bytes: d.n_out * d.feature_bytes(), writable: false };
+    buffers.push(BufSpec {
+        name: "weights".into(),
+        bytes: d.weights_total_bytes(),
+        writable: false,
+    });
+    buffers.push(BufSpec { name: "grad".into(), bytes: d.grad_bytes(), writable: true });
+    buffers.push(BufSpec {
+        name: "gout".into(),
+        bytes: d.n_out * d.feature_bytes(),
+        writable: true,
+    });
+    let spec = KernelSpec {
+        name: format!("{}_loss_wgrad", d.name),
+        buffers,
+        items: d.grad_items(),
+        parallel: true,
+    };
+    let ptr_ty = jit.ptr_type();
+    jit.define(spec, |b, [args, start, end], host: HostFeatures| {
+        let a = load_args(b, args, 7);
+        let bufs = StencilBufs { input: a[0], mats: a[2], nbr: a[3], weights: a[4] };
+        let (target, grad, gout) = (a[1], a[5], a[6]);
+        let (stack, decoy) = stencil_stack(b, d, ptr_ty);
+        for_range(b, start, end, |b, c| {
+            let [gbase, lo, hi] = chunk_range(b, d, grad, c);
+            for_range(b, lo, hi, |b, o| {
+                let mut e = Emit::new(b, d.vector, host);
+                e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, hi));
+                let sink = Sink::LossGrad { target, gout };
+                let chis = emit_stencil_site(&mut e, d, bufs, stack, decoy, o, sink);
+                emit_wgrad_products(&mut e, d, &chis, gout, o, gbase);
+            });
+        });
         b.ins().return_(&[]);
     })
 }
@@ -535,6 +675,30 @@ pub fn stencil_plan(
         kernels: vec![kernel],
         compile_time: Default::default(),
     }
+}
+
+/// The plan record of the fused training kernel ([`define_loss_weight_grad`]).
+pub fn loss_grad_plan(layer: &str, d: &StencilDesc, what: &str) -> KernelPlan {
+    let mut plan =
+        stencil_plan(layer, d, Pass::BackwardParams, format!("{}_loss_wgrad", d.name), what);
+    plan.loops = vec![
+        format!("for chunk in 0..{} (rayon, one partial sum per chunk)", d.grad_items()),
+        format!("  for outer site in chunk ({GRAD_CHUNK} x {} lanes)", d.lanes),
+        format!("    for (feature, path) in {} groups: transport into stack", d.groups.len()),
+        format!(
+            "    for out feature in 0..{}, out spin in 0..4: sum over {} terms, gout = 2 (out - target)",
+            d.n_out,
+            d.terms.len()
+        ),
+        format!(
+            "    for term in {}: 4x4 spin outer product gout chi^dagger, colour trace",
+            d.terms.len()
+        ),
+    ];
+    plan.flops = d.loss_grad_flops();
+    plan.fused.push("loss seed 2 (out - target) in place of the output".into());
+    plan.fused.push("weight-gradient outer products from the same transports".into());
+    plan
 }
 
 /// Define the residual-add kernel `out = a + b` over `slots` field slots (all features, ghosts

@@ -11,7 +11,8 @@
 //! cranelift has no instruction. Gradients follow the convention of `runtime::lattice_reference` (the real
 //! gradient with respect to the (re, im) pairs, no factor 2), which is what Adam on Re/Im needs.
 //! [`ReferenceLatticeNet`](super::lattice_reference::ReferenceLatticeNet) is the same API
-//! evaluated naively; the tests compare the two.
+//! evaluated naively; the tests compare the two. The gradients and the training loss live in
+//! `lattice_net/backward.rs`.
 
 use super::transport::{PathTables, path_matrix};
 use super::{FermionNet, RuntimeError, check_graph};
@@ -25,6 +26,8 @@ use crate::ir::{self, Graph, ParamId, inverse_path, ptc_weight_index};
 use crate::lattice::gauge::GaugeField;
 use num_complex::Complex;
 use rayon::prelude::*;
+
+mod backward;
 
 /// Compile options.
 #[derive(Clone, Debug, Default)]
@@ -475,342 +478,6 @@ impl<T: Element> LatticeNet<T> {
         vals.into_iter().for_each(|v| self.recycle(v));
         Ok(())
     }
-
-    /// Gradients of a real loss L given `grad_output` = dL/dRe out + i dL/dIm out. Overwrites
-    /// `grad_input` and `grad_params` with the gradients of L with respect to the real and
-    /// imaginary parts of the input and of every weight (flat (re, im) layout of the params).
-    pub fn backward(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        grad_output: &[Complex<T>],
-        grad_input: &mut [Complex<T>],
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        self.backward_partial(params, input, grad_output, Some(grad_input), grad_params)
-    }
-
-    /// [`LatticeNet::backward`] with the input gradient optional (its pass costs as much as
-    /// the first layer's forward). Nothing computes the network's output here: the layers
-    /// whose value is only the output are not run (for one PTC layer, no forward kernel at
-    /// all) — what a caller that already has the output, such as the smoothing steps of a
-    /// multigrid network, needs.
-    pub fn backward_partial(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        grad_output: &[Complex<T>],
-        grad_input: Option<&mut [Complex<T>]>,
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        self.check_field("grad_output", grad_output.len(), self.graph.output)?;
-        self.forward_backward_impl(
-            params,
-            input,
-            None,
-            |_, g| g.copy_from_slice(grad_output),
-            grad_input,
-            grad_params,
-            false,
-        )
-    }
-
-    /// One forward pass and the backward pass from it (what a training step needs): the output
-    /// is written to `output` if given, `seed(output, grad_output)` fills the output gradient
-    /// from the output, then the gradients are computed as in [`LatticeNet::backward`].
-    pub fn forward_backward(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        output: Option<&mut [Complex<T>]>,
-        seed: impl FnOnce(&[Complex<T>], &mut [Complex<T>]),
-        grad_input: Option<&mut [Complex<T>]>,
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        self.forward_backward_impl(params, input, output, seed, grad_input, grad_params, true)
-    }
-
-    /// With `need_output` false the seed receives an empty output and the layers whose value
-    /// is only the network's output are skipped.
-    #[allow(clippy::too_many_arguments)]
-    fn forward_backward_impl(
-        &self,
-        params: &[T],
-        input: &[Complex<T>],
-        output: Option<&mut [Complex<T>]>,
-        seed: impl FnOnce(&[Complex<T>], &mut [Complex<T>]),
-        grad_input: Option<&mut [Complex<T>]>,
-        grad_params: &mut [T],
-        need_output: bool,
-    ) -> Result<(), RuntimeError> {
-        self.check_params(params.len())?;
-        self.check_params(grad_params.len())?;
-        self.check_field("input", input.len(), crate::ir::ValueId(0))?;
-        if let Some(g) = &grad_input {
-            self.check_field("grad_input", g.len(), crate::ir::ValueId(0))?;
-        }
-        if let Some(o) = &output {
-            self.check_field("output", o.len(), self.graph.output)?;
-        }
-        let out_len = self.graph.features(self.graph.output) * self.layout.volume() * 12;
-        let need_output = need_output || output.is_some();
-        let inp = self.import(input)?;
-        let zero = Complex::new(T::zero(), T::zero());
-        // The seed works on reference vectors: the output goes out of the layout, the output
-        // gradient comes back into it.
-        let seed_aosoa = |y: &[T], g: &mut [T]| {
-            let mut out = Vec::new();
-            if need_output {
-                out = vec![zero; out_len];
-                self.layout.from_aosoa(y, &mut out);
-            }
-            let mut gout = vec![zero; out_len];
-            seed(&out, &mut gout);
-            if let Some(o) = output {
-                o.copy_from_slice(&out);
-            }
-            self.layout.to_aosoa(&gout, g);
-        };
-        let gi = self.backprop(
-            params,
-            &inp,
-            need_output,
-            seed_aosoa,
-            grad_input.is_some(),
-            grad_params,
-        )?;
-        if let Some(dst) = grad_input {
-            match &gi {
-                Some(g) => self.layout.from_aosoa(g, dst),
-                None => dst.iter_mut().for_each(|z| *z = zero),
-            }
-        }
-        gi.into_iter().chain([inp]).for_each(|v| self.recycle(v));
-        Ok(())
-    }
-
-    /// A training step on buffers in this network's layout: `input` holds the input features
-    /// (ghost slots refilled here), `seed(output, grad_output)` receives the output's buffer
-    /// and fills the main part of every feature of its gradient's, then the weight gradients
-    /// (overwritten) and, if asked, the input gradient (main parts) are computed.
-    pub fn forward_backward_aosoa(
-        &self,
-        params: &[T],
-        input: &mut [T],
-        seed: impl FnOnce(&[T], &mut [T]),
-        grad_input: Option<&mut [T]>,
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        self.aosoa_passes(params, input, true, seed, grad_input, grad_params)
-    }
-
-    /// [`LatticeNet::backward_partial`] on buffers in this network's layout: `grad_output`'s
-    /// main part is the output gradient, the output itself is not computed.
-    pub fn backward_partial_aosoa(
-        &self,
-        params: &[T],
-        input: &mut [T],
-        grad_output: &[T],
-        grad_input: Option<&mut [T]>,
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        let need = self.graph.features(self.graph.output) * self.layout.field_len();
-        if grad_output.len() < need {
-            return Err(RuntimeError::Shape(format!(
-                "backward: an output gradient of {} scalars, model `{}` needs {need}",
-                grad_output.len(),
-                self.graph.name
-            )));
-        }
-        let seed = |_: &[T], g: &mut [T]| g.copy_from_slice(&grad_output[..g.len()]);
-        self.aosoa_passes(params, input, false, seed, grad_input, grad_params)
-    }
-
-    fn aosoa_passes(
-        &self,
-        params: &[T],
-        input: &mut [T],
-        need_output: bool,
-        seed: impl FnOnce(&[T], &mut [T]),
-        grad_input: Option<&mut [T]>,
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        self.check_params(params.len())?;
-        self.check_params(grad_params.len())?;
-        let len = self.layout.field_len();
-        let fin = self.graph.features(crate::ir::ValueId(0)) * len;
-        if input.len() < fin || grad_input.as_ref().is_some_and(|g| g.len() < fin) {
-            return Err(RuntimeError::Shape(format!(
-                "model `{}` takes {fin} scalars of input in its layout, got {}",
-                self.graph.name,
-                input.len()
-            )));
-        }
-        let input = &mut input[..fin];
-        self.refresh(input)?;
-        let gi =
-            self.backprop(params, input, need_output, seed, grad_input.is_some(), grad_params)?;
-        if let Some(dst) = grad_input {
-            match &gi {
-                Some(g) => dst[..fin].copy_from_slice(&g[..fin]),
-                None => dst[..fin].fill(T::zero()),
-            }
-        }
-        gi.into_iter().for_each(|v| self.recycle(v));
-        Ok(())
-    }
-
-    /// The forward pass from `input` (AoSoA, ghosts filled), `seed(output, grad_output)` on
-    /// AoSoA buffers (the output buffer is empty without `need_output`, and then the layers
-    /// whose value is only the output are skipped; the seed fills the main part of every
-    /// feature of the gradient), and the backward pass: the weight gradients into
-    /// `grad_params` (overwritten), the input gradient returned if `want_input_grad`.
-    fn backprop(
-        &self,
-        params: &[T],
-        input: &[T],
-        need_output: bool,
-        seed: impl FnOnce(&[T], &mut [T]),
-        want_input_grad: bool,
-        grad_params: &mut [T],
-    ) -> Result<Option<Vec<T>>, RuntimeError> {
-        let vals = self.run_layers_until(params, input, need_output)?;
-        let out_index = self.graph.output.index();
-        let mut gout = self.field_buffer(self.graph.features(self.graph.output));
-        match (need_output, out_index) {
-            (true, 0) => seed(input, &mut gout),
-            (true, i) => seed(&vals[i], &mut gout),
-            (false, _) => seed(&[], &mut gout),
-        }
-        self.refresh(&mut gout)?;
-        let mut grads: Vec<Option<Vec<T>>> = vec![None; self.graph.values.len()];
-        grads[out_index] = Some(gout);
-        grad_params.iter_mut().for_each(|g| *g = T::zero());
-        /// Accumulate `g` into the gradient of value `v`; returns `g` when it was only added.
-        fn add_grad<T: Element>(
-            grads: &mut [Option<Vec<T>>],
-            v: usize,
-            g: Vec<T>,
-        ) -> Option<Vec<T>> {
-            match &mut grads[v] {
-                Some(acc) => {
-                    acc.par_iter_mut().zip(g.par_iter()).for_each(|(a, b)| *a += *b);
-                    Some(g)
-                }
-                slot @ None => {
-                    *slot = Some(g);
-                    None
-                }
-            }
-        }
-        for (l, exec) in self.graph.layers.iter().zip(&self.layers).rev() {
-            let Some(gout) = grads[l.output.index()].take() else {
-                continue;
-            };
-            let xi = l.inputs[0].index();
-            let x = if xi == 0 { input } else { &vals[xi][..] };
-            match exec {
-                LayerExec::Stencil(s) => {
-                    if let (Some(wk), Some(pid)) = (s.kernels.wgrad, s.param) {
-                        self.weight_grad(s, wk, x, &gout, pid, grad_params)?;
-                    }
-                    // The network input's gradient is only computed when asked for: training
-                    // needs the weight gradients alone, and this pass costs as much as the
-                    // first layer's forward.
-                    if xi == 0 && !want_input_grad {
-                        self.recycle(gout);
-                        continue;
-                    }
-                    let w = self.weight_buffer(s, self.param_slice(s.param, params), true);
-                    let gi = self.run_stencil(
-                        s.kernels.bwd,
-                        &s.bwd_tab,
-                        &gout,
-                        s.kernels.n_in,
-                        &w,
-                        true,
-                    )?;
-                    self.recycle(gout);
-                    if let Some(spent) = add_grad(&mut grads, xi, gi) {
-                        self.recycle(spent);
-                    }
-                }
-                LayerExec::Add(_) => {
-                    add_grad(&mut grads, xi, gout.clone());
-                    add_grad(&mut grads, l.inputs[1].index(), gout);
-                }
-                LayerExec::NormGate => {
-                    let gi = norm_gate_aosoa(x, self.layout.lanes, true, Some(&gout));
-                    add_grad(&mut grads, xi, gi);
-                }
-            }
-        }
-        let gi = grads[0].take();
-        vals.into_iter().chain(grads.into_iter().flatten()).for_each(|v| self.recycle(v));
-        Ok(gi)
-    }
-
-    fn weight_grad(
-        &self,
-        s: &StencilLayer<T>,
-        kernel: KernelId,
-        x: &[T],
-        left: &[T],
-        pid: ParamId,
-        grad_params: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        let d = &s.kernels.fwd_desc;
-        let sz = std::mem::size_of::<T>();
-        let mut part = self.zeroed(d.grad_bytes() / sz);
-        let k = self.kernels.kernel(kernel);
-        k.call_parallel(
-            &mut [
-                Arg::ro(x),
-                Arg::ro(left),
-                Arg::ro(&s.fwd_tab.matrices),
-                Arg::ro(&s.fwd_tab.neighbours),
-                Arg::rw(&mut part),
-            ],
-            1,
-        )?;
-        let p = self.graph.param(pid);
-        let g = &mut grad_params[p.offset..p.offset + p.scalar_len()];
-        let l = self.layout.lanes;
-        let nw = d.n_weights;
-        if s.kernels.local {
-            let vo = self.layout.outer_volume;
-            let vol = self.layout.volume();
-            for w in 0..nw {
-                for o in 0..vo {
-                    for k in 0..l {
-                        let x = self.layout.site(o, k);
-                        for ab in 0..16 {
-                            let src = (((w * vo + o) * 16 + ab) * 2) * l + k;
-                            let dst = 2 * ((w * vol + x) * 16 + ab);
-                            g[dst] += part[src];
-                            g[dst + 1] += part[src + l];
-                        }
-                    }
-                }
-            }
-        } else {
-            // Sum the per-chunk partials lane by lane in f64 (one contiguous, vectorisable
-            // sweep), then the lanes of each entry.
-            let chunk = nw * 32 * l;
-            let mut lanes = vec![0f64; chunk];
-            for c in part.chunks_exact(chunk) {
-                for (a, v) in lanes.iter_mut().zip(c) {
-                    *a += crate::lattice::Real::to_f64(*v);
-                }
-            }
-            // Entry q = (w*16 + ab)*2 + re/im, which is exactly the flat parameter layout.
-            for (gq, q) in g.iter_mut().zip(lanes.chunks_exact(l)) {
-                *gq += T::from_f64(q.iter().sum::<f64>());
-            }
-        }
-        self.recycle(part);
-        Ok(())
-    }
 }
 
 impl<T: Element> FermionNet<T> for LatticeNet<T> {
@@ -851,6 +518,32 @@ impl<T: Element> FermionNet<T> for LatticeNet<T> {
         let main = layout.main_len();
         let seed_main = |y: &[T], g: &mut [T]| seed(&y[..main], &mut g[..main]);
         self.forward_backward_aosoa(params, input, seed_main, None, grad_params)
+    }
+    fn loss_grad_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        target: &[T],
+        grad_params: &mut [T],
+    ) -> Result<f64, RuntimeError> {
+        if !self.layout().same_sites(layout) {
+            return Err(RuntimeError::Shape(format!(
+                "network `{}` lays out its sites differently from the operator's vectors",
+                self.graph().name
+            )));
+        }
+        if target.len() >= layout.field_len() {
+            return self.loss_grad_aosoa(params, input, target, grad_params);
+        }
+        let main = layout.main_len();
+        let target = super::target_main(self.graph(), target, main)?;
+        // Only the main part given: room for the ghosts the layout's features have.
+        let mut t = self.field_buffer(1);
+        t[..main].copy_from_slice(target);
+        let loss = self.loss_grad_aosoa(params, input, &t, grad_params);
+        self.recycle(t);
+        loss
     }
     fn forward_native(
         &self,

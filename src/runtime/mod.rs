@@ -14,6 +14,7 @@ use crate::ir::{Graph, LayerKind, ValueType};
 use crate::lattice::Real;
 use crate::lattice::gauge::GaugeField;
 use num_complex::Complex;
+use rayon::prelude::*;
 
 /// Builds rayon's global pool once per process, with the calling thread (the program's main
 /// thread) as worker 0, and returns the threads in use. `threads` (a `--threads` flag) fixes
@@ -133,6 +134,22 @@ pub trait FermionNet<T: Real>: Send + Sync {
     ) -> Result<(), RuntimeError> {
         forward_backward_via_reference(self, params, layout, input, seed, grad_params)
     }
+    /// The training loss ‖M input − target‖² (this process's part, accumulated in f64) and its
+    /// weight gradient (overwritten), on one-feature buffers in `layout` (`input`'s tail is
+    /// scratch; `target`'s main part is read). The default seeds
+    /// [`FermionNet::forward_backward_native`] with 2 (M input − target) ([`mse_seed`]); the
+    /// JIT network runs its output layer's forward pass, the seed and that layer's weight
+    /// gradient in one fused sweep.
+    fn loss_grad_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        target: &[T],
+        grad_params: &mut [T],
+    ) -> Result<f64, RuntimeError> {
+        loss_grad_seeded(self, params, layout, input, target, grad_params)
+    }
     /// Scalars a buffer needs for [`FermionNet::forward_native`] beyond `layout`'s own.
     fn native_buffer_len(&self) -> usize {
         0
@@ -141,6 +158,84 @@ pub trait FermionNet<T: Real>: Send + Sync {
     fn multigrid_setup(&self) -> Option<&multigrid::SetupReport> {
         None
     }
+}
+
+/// [`FermionNet::loss_grad_native`] through [`FermionNet::forward_backward_native`] seeded
+/// with [`mse_seed`].
+pub fn loss_grad_seeded<T: Real, N: FermionNet<T> + ?Sized>(
+    net: &N,
+    params: &[T],
+    layout: &SiteLayout,
+    input: &mut [T],
+    target: &[T],
+    grad_params: &mut [T],
+) -> Result<f64, RuntimeError> {
+    let main = layout.main_len();
+    let target = target_main(net.graph(), target, main)?;
+    let mut loss = 0.0f64;
+    net.forward_backward_native(
+        params,
+        layout,
+        input,
+        &mut |out, g| loss = mse_seed(&out[..main], target, &mut g[..main]),
+        grad_params,
+    )?;
+    Ok(loss)
+}
+
+/// The main part (`main` scalars) of a training target, or a shape error.
+pub(crate) fn target_main<'a, T>(
+    graph: &Graph,
+    target: &'a [T],
+    main: usize,
+) -> Result<&'a [T], RuntimeError> {
+    target.get(..main).ok_or_else(|| {
+        RuntimeError::Shape(format!(
+            "network `{}`: a training target of {} scalars, the layout's sites need {main}",
+            graph.name,
+            target.len()
+        ))
+    })
+}
+
+/// Chunks of the elementwise loss sums: fixed, so the sum is the same whatever the threads.
+const LOSS_CHUNK: usize = 4096;
+
+/// The seed of the training loss ‖out − target‖²: `g` = 2 (out − target) elementwise, and the
+/// loss (accumulated in f64 per chunk of [`LOSS_CHUNK`] scalars, the chunk sums added in order).
+pub fn mse_seed<T: Real>(out: &[T], target: &[T], g: &mut [T]) -> f64 {
+    let two = T::one() + T::one();
+    let sums: Vec<f64> = g
+        .par_chunks_mut(LOSS_CHUNK)
+        .zip(out.par_chunks(LOSS_CHUNK))
+        .zip(target.par_chunks(LOSS_CHUNK))
+        .map(|((g, o), t)| {
+            let mut l = 0.0f64;
+            for ((g, o), t) in g.iter_mut().zip(o).zip(t) {
+                let d = *o - *t;
+                l += Real::to_f64(d) * Real::to_f64(d);
+                *g = two * d;
+            }
+            l
+        })
+        .collect();
+    sums.iter().sum()
+}
+
+/// The loss [`mse_seed`] returns, from the seed `g` = 2 (out − target) alone (halving is
+/// exact, so this is the same number to the bit): for kernels that write the seed in place of
+/// the output.
+pub fn mse_from_seed<T: Real>(g: &[T]) -> f64 {
+    let sums: Vec<f64> = g
+        .par_chunks(LOSS_CHUNK)
+        .map(|g| {
+            g.iter().fold(0.0f64, |l, g| {
+                let d = Real::to_f64(*g) * 0.5;
+                l + d * d
+            })
+        })
+        .collect();
+    sums.iter().sum()
 }
 
 /// [`FermionNet::forward_backward_native`] through the reference layout: the input converted

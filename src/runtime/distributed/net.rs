@@ -22,9 +22,9 @@ use crate::codegen::simd::Element;
 use crate::ir::{Graph, retarget};
 use crate::lattice::Real;
 use crate::lattice::gauge::GaugeField;
-use crate::runtime::forward_backward_via_reference;
 use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions, RemoteHalo};
 use crate::runtime::{FermionNet, RuntimeError};
+use crate::runtime::{forward_backward_via_reference, loss_grad_seeded};
 use mpi::traits::*;
 use num_complex::Complex;
 use std::collections::HashMap;
@@ -375,6 +375,24 @@ impl<T: Element + Equivalence> FermionNet<T> for DistLatticeNet<T> {
         }
         self.net.forward_backward_native(params, layout, input, seed, grad_params)?;
         self.sum_over_processes(grad_params)
+    }
+
+    /// As [`FermionNet::loss_grad_native`] (this process's part of the loss), with the fused
+    /// output-layer kernel when the layouts agree; the weight gradients summed over processes.
+    fn loss_grad_native(
+        &self,
+        params: &[T],
+        layout: &SiteLayout,
+        input: &mut [T],
+        target: &[T],
+        grad_params: &mut [T],
+    ) -> Result<f64, RuntimeError> {
+        if !self.net.layout().same_sites(layout) {
+            return loss_grad_seeded(self, params, layout, input, target, grad_params);
+        }
+        let loss = self.net.loss_grad_native(params, layout, input, target, grad_params)?;
+        self.sum_over_processes(grad_params)?;
+        Ok(loss)
     }
 
     fn native_buffer_len(&self) -> usize {

@@ -226,30 +226,6 @@ impl NativePair {
                 self.target.len()
             )));
         }
-        let target = &self.target[..main];
-        let mut loss = 0.0f64;
-        net.forward_backward_native(
-            params,
-            layout,
-            &mut self.input,
-            &mut |out, g| {
-                loss = g[..main]
-                    .par_chunks_mut(4096)
-                    .zip(out[..main].par_chunks(4096))
-                    .zip(target.par_chunks(4096))
-                    .map(|((g, o), t)| {
-                        let mut l = 0.0f64;
-                        for ((g, o), t) in g.iter_mut().zip(o).zip(t) {
-                            let d = *o - *t;
-                            l += f64::from(d) * f64::from(d);
-                            *g = 2.0 * d;
-                        }
-                        l
-                    })
-                    .sum();
-            },
-            grad,
-        )?;
-        Ok(loss)
+        net.loss_grad_native(params, layout, &mut self.input, &self.target, grad)
     }
 }
