@@ -23,7 +23,8 @@
 //! few hundred instructions. Fully unrolled, one 1h1l site was 8,000 instructions (≈ 50 KB):
 //! more than the core's micro-op cache and L1 instruction cache, so the kernels ran at the legacy
 //! decoders' rate (about 3 instructions per cycle, half the FMA-pipe bound); looped, the hot code
-//! stays in the micro-op cache and the same kernels run 1.6–1.9× faster. The products and their
+//! stays in the micro-op cache and the same kernels run 1.4–1.9× faster (a training step
+//! 1.5–1.7×; BENCHMARKS.md). The products and their
 //! order are unchanged, so are the numbers.
 
 use super::complex::{Cx, Emit};
