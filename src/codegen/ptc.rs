@@ -24,7 +24,7 @@
 //! more than the core's micro-op cache and L1 instruction cache, so the kernels ran at the legacy
 //! decoders' rate (about 3 instructions per cycle, half the FMA-pipe bound); looped, the hot code
 //! stays in the micro-op cache and the same kernels run 1.4–1.9× faster (a training step
-//! 1.5–1.7×; BENCHMARKS.md). The products and their
+//! 1.3–1.7×; BENCHMARKS.md). The products and their
 //! order are unchanged, so are the numbers.
 
 use super::complex::{Cx, Emit};
