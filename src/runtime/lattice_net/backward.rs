@@ -164,6 +164,31 @@ impl<T: Element> LatticeNet<T> {
         self.aosoa_passes(params, input, false, seed, grad_input, grad_params)
     }
 
+    /// The network's input features of a training step on buffers in its layout (`input`
+    /// cut to them, ghosts refilled), after checking the parameter and gradient lengths and
+    /// that `input` (and an input-gradient buffer of `grad_input_len`) holds them.
+    fn training_input<'a>(
+        &self,
+        params: &[T],
+        grad_params: &[T],
+        input: &'a mut [T],
+        grad_input_len: Option<usize>,
+    ) -> Result<&'a mut [T], RuntimeError> {
+        self.check_params(params.len())?;
+        self.check_params(grad_params.len())?;
+        let fin = self.graph.features(crate::ir::ValueId(0)) * self.layout.field_len();
+        if input.len() < fin || grad_input_len.is_some_and(|n| n < fin) {
+            return Err(RuntimeError::Shape(format!(
+                "model `{}` takes {fin} scalars of input in its layout, got {}",
+                self.graph.name,
+                input.len()
+            )));
+        }
+        let input = &mut input[..fin];
+        self.refresh(input)?;
+        Ok(input)
+    }
+
     fn aosoa_passes(
         &self,
         params: &[T],
@@ -173,19 +198,9 @@ impl<T: Element> LatticeNet<T> {
         grad_input: Option<&mut [T]>,
         grad_params: &mut [T],
     ) -> Result<(), RuntimeError> {
-        self.check_params(params.len())?;
-        self.check_params(grad_params.len())?;
-        let len = self.layout.field_len();
-        let fin = self.graph.features(crate::ir::ValueId(0)) * len;
-        if input.len() < fin || grad_input.as_ref().is_some_and(|g| g.len() < fin) {
-            return Err(RuntimeError::Shape(format!(
-                "model `{}` takes {fin} scalars of input in its layout, got {}",
-                self.graph.name,
-                input.len()
-            )));
-        }
-        let input = &mut input[..fin];
-        self.refresh(input)?;
+        let gi_len = grad_input.as_ref().map(|g| g.len());
+        let input = self.training_input(params, grad_params, input, gi_len)?;
+        let fin = input.len();
         let gi =
             self.backprop(params, input, need_output, seed, grad_input.is_some(), grad_params)?;
         if let Some(dst) = grad_input {
@@ -419,18 +434,7 @@ impl<T: Element> LatticeNet<T> {
             self.forward_backward_aosoa(params, input, seed, None, grad_params)?;
             return Ok(loss);
         };
-        self.check_params(params.len())?;
-        self.check_params(grad_params.len())?;
-        let fin = self.graph.features(crate::ir::ValueId(0)) * len;
-        if input.len() < fin {
-            return Err(RuntimeError::Shape(format!(
-                "model `{}` takes {fin} scalars of input in its layout, got {}",
-                self.graph.name,
-                input.len()
-            )));
-        }
-        let input = &mut input[..fin];
-        self.refresh(input)?;
+        let input = self.training_input(params, grad_params, input, None)?;
         let pid = s.param.expect("a fused loss kernel belongs to a weighted layer");
         let vals = self.run_layers_until(params, input, false)?;
         let xi = last.inputs[0].index();
