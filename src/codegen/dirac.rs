@@ -13,12 +13,15 @@
 //! **Kernel, per outer site** (4 sites in f32x4 lanes, 2 in f64x2): pass 1 projects the 8
 //! neighbours to half spinors `h = P psi` (12 complex) into a stack buffer; a neighbour across
 //! the lane boundary is read from its main slot and lane-rotated in registers, so no ghost slabs
-//! are needed. Pass 2 runs colour by colour with the 4 spin accumulators of that colour in
-//! registers: per hop, one row of `U` (or `U^dagger`) times the two half-spinor colour vectors,
-//! the lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications by ±1, ±i
-//! are re/im swaps); then the clover rows of that colour and `out = A psi - acc/2`. Loads are
-//! arranged to fold into the arithmetic (see the comments in `define_dirac`); the benchmark
-//! notes are in `benches/results/ptc.md`. Flops are counted with the conventional 1872 per site.
+//! are needed. Pass 2 is a loop over the 3 output colours with the 4 spin accumulators of that
+//! colour in registers: per hop, one row of `U` (or `U^dagger`) times the two half-spinor colour
+//! vectors, the lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications
+//! by ±1, ±i are re/im swaps); the colour's hop sum goes to a stack buffer. Then the site term,
+//! a loop over the two chirality blocks: `out = A psi - h/2` row by row. Loops, not unrolled
+//! code, because the unrolled kernel (31 KB) outgrew the instruction caches (see `hop_sum`).
+//! Loads are arranged to fold into the arithmetic (see the comments in `hop_sum`); the
+//! benchmark notes are in `benches/results/ptc.md` and BENCHMARKS.md. Flops are counted with
+//! the conventional 1872 per site.
 //!
 //! **Site terms.** The same emitter builds the kernels of the even-odd (Schur) operator
 //! (`runtime::schur`): what a kernel does after the hop sum is a [`SiteTerm`] — the full D's
@@ -32,7 +35,7 @@
 use super::complex::{Cx, Emit};
 use super::jit::{BufSpec, CompiledKernels, HostFeatures, Jit, JitError, KernelId, KernelSpec};
 use super::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS};
-use super::loops::for_range;
+use super::loops::{for_count, for_range};
 use super::plan::{KernelPlan, Pass, Strategy};
 use super::simd::Precision;
 use crate::lattice::gamma::HOP_TABLE;
@@ -109,11 +112,6 @@ impl SiteTerm {
     }
     fn reads_self(self) -> bool {
         !matches!(self, SiteTerm::BlockHop(_))
-    }
-    /// Whether the block multiplies the hop sum (which then goes through a stack buffer: a
-    /// block row needs all 6 components of a chirality, the hop produces one colour at a time).
-    fn block_on_hop(self) -> bool {
-        matches!(self, SiteTerm::SelfPlusBlockHop(_) | SiteTerm::BlockHop(_))
     }
     fn coefficient(self) -> f64 {
         match self {
@@ -290,11 +288,11 @@ fn define_kernel(
         let (input, own, output, links, nbr, blocks) = (a[0], a[1], a[2], a[3], a[4], a[5]);
         // The 8 projected half spinors (2 spins x 3 colours, re/im vectors) of the current
         // site, followed by a second region of the same size that only the never-taken edges
-        // of the barriers point at (see `Emit::barrier_with`), then (for a block on the hop
-        // sum) the hop sum of the site, 12 complex in the layout of a spinor slot.
+        // of the barriers point at (see `Emit::barrier_with`), then (for a kernel with a
+        // hop) the hop sum of the site, 12 complex in the layout of a spinor slot.
         let half_bytes = 6 * 2 * d.lanes() * d.sz();
         let proj_bytes = 8 * half_bytes;
-        let acc_bytes = if term.block_on_hop() { d.slot_bytes() } else { 0 };
+        let acc_bytes = if term.hops() { d.slot_bytes() } else { 0 };
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             (2 * proj_bytes + acc_bytes) as u32,
@@ -313,16 +311,6 @@ fn define_kernel(
             let out = e.b.ins().iadd(output, o_slot);
             let o_blk = e.b.ins().imul_imm_s(o, d.clover_bytes() as i64);
             let blk = e.b.ins().iadd(blocks, o_blk);
-            if !term.hops() {
-                // B chi, row by row.
-                for s in 0..4 {
-                    for c in 0..3 {
-                        let z = block_row(&mut e, blk, s / 2, (s % 2) * 3 + c, chi, comp);
-                        e.store_cx(z, out, comp(s, c));
-                    }
-                }
-                return;
-            }
             let coef = {
                 let c = term.coefficient();
                 let s = if d.lanes() == 4 {
@@ -332,74 +320,78 @@ fn define_kernel(
                 };
                 e.b.ins().splat(d.precision.vector(), s)
             };
-            // The site term, one output colour at a time while that colour's hop sum is in
-            // registers; a block on the hop sum first parks it on the stack.
-            let scratch = [stack, decoy];
-            hop_sum(&mut e, d, dagger, o, [input, links, nbr], scratch, |e, c, acc| {
-                for (s, &a) in acc.iter().enumerate() {
-                    let base = match term {
+            if term.hops() {
+                hop_sum(&mut e, d, dagger, o, [input, links, nbr], [stack, decoy], acc_buf);
+            }
+            // The site term, one chirality block (spins 2j, 2j + 1: 6 components, one
+            // Hermitian 6x6 block) per trip: both trips run the same code on pointers moved
+            // by the block's offset, which keeps the kernel small (see `hop_sum`).
+            let (ty, host, opaque) = (e.ty, e.host, e.opaque_true);
+            let half = 6 * 2 * vb as i64;
+            let epilogue = |b: &mut cranelift_frontend::FunctionBuilder, j: Value| {
+                let mut e = Emit::new(b, ty, host);
+                e.opaque_true = opaque;
+                let mut at = |base: Value, stride: i64| {
+                    let off = e.b.ins().imul_imm_s(j, stride);
+                    e.b.ins().iadd(base, off)
+                };
+                let (blk, chi, h, out) =
+                    (at(blk, 36 * vb as i64), at(chi, half), at(acc_buf, half), at(out, half));
+                for k in 0..6 {
+                    let off = comp(k / 3, k % 3);
+                    let v = match term {
+                        SiteTerm::BlockSelf => block_row(&mut e, blk, 0, k, chi, comp),
                         SiteTerm::BlockSelfPlusHop(_) => {
-                            block_row(e, blk, s / 2, (s % 2) * 3 + c, chi, comp)
+                            let h = e.load_cx(h, off);
+                            let z = block_row(&mut e, blk, 0, k, chi, comp);
+                            Cx { re: e.fma(coef, h.re, z.re), im: e.fma(coef, h.im, z.im) }
                         }
-                        SiteTerm::SelfPlusHop(_) => e.load_cx(chi, comp(s, c)),
-                        _ => {
-                            e.store_cx(a, acc_buf, comp(s, c));
-                            continue;
+                        SiteTerm::SelfPlusHop(_) => {
+                            let h = e.load_cx(h, off);
+                            let x = e.load_cx(chi, off);
+                            Cx { re: e.fma(coef, h.re, x.re), im: e.fma(coef, h.im, x.im) }
+                        }
+                        SiteTerm::SelfPlusBlockHop(_) => {
+                            let z = block_row(&mut e, blk, 0, k, h, comp);
+                            let x = e.load_cx(chi, off);
+                            Cx { re: e.fma(coef, z.re, x.re), im: e.fma(coef, z.im, x.im) }
+                        }
+                        SiteTerm::BlockHop(_) => {
+                            let z = block_row(&mut e, blk, 0, k, h, comp);
+                            Cx { re: e.mul(coef, z.re), im: e.mul(coef, z.im) }
                         }
                     };
-                    let re = e.fma(coef, a.re, base.re);
-                    let im = e.fma(coef, a.im, base.im);
-                    e.store_cx(Cx { re, im }, out, comp(s, c));
+                    e.store_cx(v, out, off);
                 }
-            });
-            if term.block_on_hop() {
-                for s in 0..4 {
-                    for c in 0..3 {
-                        let z = block_row(&mut e, blk, s / 2, (s % 2) * 3 + c, acc_buf, comp);
-                        let v = if let SiteTerm::BlockHop(_) = term {
-                            Cx { re: e.mul(coef, z.re), im: e.mul(coef, z.im) }
-                        } else {
-                            let x = e.load_cx(chi, comp(s, c));
-                            Cx { re: e.fma(coef, z.re, x.re), im: e.fma(coef, z.im, x.im) }
-                        };
-                        e.store_cx(v, out, comp(s, c));
-                    }
-                }
-            }
+            };
+            for_count(e.b, 2, &mut |b, j| epilogue(b, j));
         });
         b.ins().return_(&[]);
     })
 }
 
-/// The hop sum h of outer site `o` (module doc) from the `[input, links, neighbours]`
-/// buffers; `per_colour(e, c, h_c)` receives the 4 spin components of colour c while they are
-/// in registers and emits what uses them. `scratch` is the stack region for the 8 projected
-/// half spinors and its decoy twin (`proj_bytes` each).
-fn hop_sum(
+/// Byte offset of half-spinor component (hop `h`, spin `r` < 2, colour `c`) in the stack
+/// buffer of the 8 projected half spinors. The stack is outside the kernel spec's bounds
+/// proof, so every offset is checked here against the buffer's `proj_bytes`.
+fn half_spinor_offset(d: &DiracDesc, vb: i32, h: usize, r: usize, c: usize) -> i32 {
+    let half_bytes = 6 * 2 * d.lanes() * d.sz();
+    let off = (h * half_bytes) as i32 + 2 * (r * 3 + c) as i32 * vb;
+    assert!(off as usize + 2 * vb as usize <= 8 * half_bytes, "half spinor outside the stack slot");
+    off
+}
+
+/// Pass 1 of the hop sum: the 8 projected half spinors of the site whose neighbour-table row
+/// is `nbr_row`, into `stack` (`proj_bytes`, checked per offset).
+fn project_neighbours(
     e: &mut Emit,
     d: &DiracDesc,
     dagger: bool,
-    o: Value,
-    [input, links, nbr]: [Value; 3],
-    scratch: [Value; 2],
-    mut per_colour: impl FnMut(&mut Emit, usize, [Cx; 4]),
+    [input, nbr_row]: [Value; 2],
+    stack: Value,
 ) {
-    let [stack, decoy] = scratch;
     let vb = e.vbytes;
-    let half_bytes = 6 * 2 * d.lanes() * d.sz();
-    let proj_bytes = 8 * half_bytes;
     let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
-    // Offset of half-spinor component (hop, spin r < 2, colour) in the stack buffer.
-    let hs_off = |h: usize, r: usize, c: usize| {
-        let off = (h * half_bytes) as i32 + comp(r, c);
-        // The stack is outside the kernel spec's bounds proof: check every offset here.
-        assert!(off as usize + 2 * vb as usize <= proj_bytes, "half spinor outside the stack slot");
-        off
-    };
-    let nbr_row = {
-        let off = e.b.ins().imul_imm_s(o, 32);
-        e.b.ins().iadd(nbr, off)
-    };
+    let hs_off = |h: usize, r: usize, c: usize| half_spinor_offset(d, vb, h, r, c);
     // Pass 1: half spinors h = (1 -/+ gamma_mu) psi(x +/- mu) of the 8 neighbours.
     // A neighbour across the lane boundary is the main slot of the other sub-lattice
     // with its lanes rotated: the table marks it in bit 0 of the byte offset (offsets
@@ -447,36 +439,76 @@ fn hop_sum(
             }
         }
     }
-    // The 8 links of a site are contiguous: one stream for the prefetcher, not 8.
-    let o_mat = e.b.ins().imul_imm_s(o, (8 * d.matrix_bytes()) as i64);
-    let zero = e.zero();
-    // Pass 2, one output colour at a time: the 4 spin accumulators (8 vectors) stay in
-    // registers over the 8 hops. Per hop, row `c` of U (or U^dagger) times the two
-    // half-spinor colour vectors, one matrix entry at a time (2 vectors live; each
-    // half-spinor vector is read straight from the stack by the FMA that uses it, once
-    // through each of the two opaque copies `q` of the stack pointer), then the lower
-    // spins are rebuilt from the gamma structure (adds only). A barrier after every
-    // entry keeps at most acc + partial products + one entry live: 14 vectors.
-    // The copies are block parameters from the first barrier on, defined inside the
-    // loop after pass 1's stores: a pure load through them can neither be hoisted out
-    // of the loop nor above those stores (through `stack` itself, a loop-invariant
-    // address, it could be).
-    let mut q = {
-        let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
-        [v[0], v[1]]
+}
+
+/// The hop sum h of outer site `o` (module doc) from the `[input, links, neighbours]`
+/// buffers, written to `acc_buf` (12 complex in the layout of a spinor slot). Pass 2 is a
+/// loop over the 3 output colours: the same code serves each, only the link row (column for
+/// U^dagger) and the output colour's offset move with the colour.
+fn hop_sum(
+    e: &mut Emit,
+    d: &DiracDesc,
+    dagger: bool,
+    o: Value,
+    [input, links, nbr]: [Value; 3],
+    scratch: [Value; 2],
+    acc_buf: Value,
+) {
+    let [stack, decoy] = scratch;
+    let vb = e.vbytes;
+    let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
+    let hs_off = |h: usize, r: usize, c: usize| half_spinor_offset(d, vb, h, r, c);
+    let nbr_row = {
+        let off = e.b.ins().imul_imm_s(o, 32);
+        e.b.ins().iadd(nbr, off)
     };
-    for c in 0..3 {
+    project_neighbours(e, d, dagger, [input, nbr_row], stack);
+    let o_mat = e.b.ins().imul_imm_s(o, (8 * d.matrix_bytes()) as i64);
+    let site_links = e.b.ins().iadd(links, o_mat);
+    let (ty, host, opaque) = (e.ty, e.host, e.opaque_true);
+    // Pass 2, one output colour per trip of a loop: the 4 spin accumulators (8 vectors) of
+    // that colour stay in registers over the 8 hops. Per hop, row `c` of U (or U^dagger)
+    // times the two half-spinor colour vectors, one matrix entry at a time (2 vectors live;
+    // each half-spinor vector is read straight from the stack by the FMA that uses it, once
+    // through each of the two opaque copies `q` of the stack pointer), then the lower spins
+    // are rebuilt from the gamma structure (adds only). A barrier after every entry keeps at
+    // most acc + partial products + one entry live: 14 vectors.
+    //
+    // A loop, not three unrolled copies: unrolled, the kernel was 31 KB of machine code
+    // (D and D† together twice the 32 KB L1i, far beyond the micro-op cache), and it ran
+    // at the legacy decoders' rate. Colour c reads row c of U (entries 3c..3c+3) on forward
+    // hops and column c (entries c, c+3, c+6) on backward ones, and writes component c of
+    // each output spin: three pointers that move with c; everything else is an immediate.
+    let step_row = 2 * 3 * vb as i64;
+    let step_col = 2 * vb as i64;
+    for_count(e.b, 3, &mut |b, c| {
+        let mut e = Emit::new(b, ty, host);
+        e.opaque_true = opaque;
+        let zero = e.zero();
+        let row = e.b.ins().imul_imm_s(c, step_row);
+        let row = e.b.ins().iadd(site_links, row);
+        let col = e.b.ins().imul_imm_s(c, step_col);
+        let dst = e.b.ins().iadd(acc_buf, col);
+        let col = e.b.ins().iadd(site_links, col);
+        // The copies are block parameters from the first barrier on, defined inside the
+        // loop after pass 1's stores: a pure load through them can neither be hoisted out
+        // of the loop nor above those stores (through `stack` itself, a loop-invariant
+        // address, it could be).
+        let mut q = {
+            let v = e.barrier_with(&[stack, stack], &[decoy, decoy]);
+            [v[0], v[1]]
+        };
         let mut acc: Option<[Cx; 4]> = None;
         for (h, &(mu, fwd)) in hops().iter().enumerate() {
-            let mat = e.b.ins().iadd_imm_s(links, (h * d.matrix_bytes()) as i64);
-            let mat = e.b.ins().iadd(mat, o_mat);
+            let mat = if fwd { row } else { col };
+            let hop_off = (h * d.matrix_bytes()) as i32;
             let mut t: Option<[Cx; 2]> = None;
             for bb in 0..3 {
                 // Backward hops use U_mu(x - mu)^dagger, stored untransposed at x.
-                let idx = if fwd { c * 3 + bb } else { bb * 3 + c } as i32;
+                let idx = if fwd { bb } else { bb * 3 } as i32;
                 let u = Cx {
-                    re: e.load_pure(mat, 2 * idx * vb),
-                    im: e.load_pure(mat, (2 * idx + 1) * vb),
+                    re: e.load_pure(mat, hop_off + 2 * idx * vb),
+                    im: e.load_pure(mat, hop_off + (2 * idx + 1) * vb),
                 };
                 let tt: [Cx; 2] = std::array::from_fn(|r| {
                     let off = hs_off(h, r, bb);
@@ -487,11 +519,6 @@ fn hop_sum(
                     let xr1 = e.load_pure(q[1], off);
                     let xi1 = e.load_pure(q[1], off + vb);
                     let prev = t.map(|t| t[r]);
-                    // Each product term as its own instruction (fma for the u.re term
-                    // into the running sum, mul + add/sub for the u.im term): every
-                    // load is then elaborated right before the one instruction that
-                    // reads it and folds into it, and the non-destructive vmulps needs
-                    // no register copy of u.im.
                     let re = match prev {
                         None => e.mul(u.re, xr0),
                         Some(p) => e.fma(u.re, xr0, p.re),
@@ -502,23 +529,26 @@ fn hop_sum(
                         Some(p) => e.fma(u.re, xi1, p.im),
                     };
                     let im2 = e.mul(u.im, xr1);
-                    // conj(u) for U^dagger: the signs of the u.im terms flip.
+                    // Each product term as its own instruction (fma for the u.re term
+                    // into the running sum, mul + add/sub for the u.im term): every load
+                    // is then elaborated right before the one instruction that reads it
+                    // and folds into it, and the non-destructive vmulps needs no register
+                    // copy of u.im. conj(u) for U^dagger: the signs of the u.im terms flip.
                     if fwd {
                         Cx { re: e.sub(re, re2), im: e.add(im, im2) }
                     } else {
                         Cx { re: e.add(re, re2), im: e.sub(im, im2) }
                     }
                 });
-                // Also after the last entry: a partial product with two uses (upper
-                // and lower spin) would stop its loads from folding, a block parameter
-                // does not. The accumulator update is emitted in the next block.
-                // Accumulators first: the elaborator emits the operands in order, so
+                // Also after the last entry: a partial product with two uses (upper and
+                // lower spin) would stop its loads from folding, a block parameter does
+                // not. Accumulators first: the elaborator emits the operands in order, so
                 // the previous hop's update (freeing its partial products) comes before
                 // this entry's products.
                 let mut vals: Vec<Cx> = acc.iter().flatten().copied().collect();
                 let na = vals.len();
                 vals.extend(tt);
-                let (v, nq) = barrier_state(e, &vals, q, stack, decoy, zero);
+                let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
                 q = nq;
                 t = Some([v[na], v[na + 1]]);
                 if let Some(a) = acc.as_mut() {
@@ -531,21 +561,24 @@ fn hop_sum(
             let lower: [Cx; 2] = std::array::from_fn(|k| {
                 let (col, p) = HOP_TABLE[mu][2 + k];
                 let base = acc.map(|a| a[2 + k]).unwrap_or(Cx { re: zero, im: zero });
-                add_phase(e, base, p + flip, t[col])
+                add_phase(&mut e, base, p + flip, t[col])
             });
             let upper = match acc {
                 None => t,
                 Some(a) => [e.cadd(a[0], t[0]), e.cadd(a[1], t[1])],
             };
-            // The update in a block of its own: folded into the next hop's first
-            // block it would overlap that block's products (18 vectors live).
+            // The update in a block of its own: folded into the next hop's first block it
+            // would overlap that block's products (18 vectors live).
             let vals = [upper[0], upper[1], lower[0], lower[1]];
-            let (v, nq) = barrier_state(e, &vals, q, stack, decoy, zero);
+            let (v, nq) = barrier_state(&mut e, &vals, q, stack, decoy, zero);
             q = nq;
             acc = Some([v[0], v[1], v[2], v[3]]);
         }
-        per_colour(e, c, acc.expect("8 hops"));
-    }
+        // `dst` = acc_buf + 2c vectors with c < 3: inside the stack slot's spinor region.
+        for (s, a) in acc.expect("8 hops").iter().enumerate() {
+            e.store_cx(*a, dst, comp(s, 0));
+        }
+    });
 }
 
 /// The compiled D and D† kernels of one layout, with their plans for `symc inspect`.
@@ -611,9 +644,9 @@ pub fn compile_site_kernels(
             let mut loops = vec![format!("for outer site in 0..{vo} (rayon, {l} sites per vector)")];
             if k.term.hops() {
                 loops.push("  for hop in 0..8: half spinor (1 -/+ gamma_mu) psi(x +/- mu) into stack (lane-crossing: pshufd)".into());
-                loops.push("  for colour in 0..3: for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers)".into());
+                loops.push("  for colour in 0..3 (loop): for hop in 0..8: U row x 2 half-spinor vectors into 4 spin accumulators (registers), then to stack".into());
             }
-            loops.push(format!("  site term {:?}", k.term));
+            loops.push(format!("  for chirality block in 0..2 (loop): site term {:?}, 6 rows", k.term));
             let mut fused = Vec::new();
             if k.term.hops() {
                 fused.extend(["spin projection", "SU(3) on half spinors", "spin reconstruction"]);
