@@ -537,6 +537,61 @@ fn preconditioner_training_is_split_over_ranks_and_matches_one_process() {
         eprintln!("{what}: 10 step losses within {worst:.1e}");
     }
 
+    // A deeper network: a stencil's output read by the next stencil (its halo completed while
+    // that stencil runs its interior sites), by a norm gate and by a residual add (completed
+    // first), a path of two hops; training and the closing solve (whose first stencil
+    // completes the input's halo) must match one process.
+    let deep = dir.path().join("split_deep.sym");
+    std::fs::write(
+        &deep,
+        "network split_deep {
+            lattice 4 x 4 x 4 x 8
+            input v: fermion
+            symmetry gauge(SU3), translation
+            linear(1 -> 2, hops = 1) norm_gate
+            residual {
+                linear(2 -> 2, hops = 1)
+            }
+            linear(2 -> 2, paths = [+x, -t, +x+y, +2z])
+            linear(2 -> 1, hops = 1)
+            output fermion
+        }
+        train split_deep {
+            gauge     generate(beta = 6.0, seed = 3, sweeps = 20)
+            operator  wilson_clover(mass = -0.3, csw = 1.0)
+            loss      preconditioner
+            optimizer adam(lr = 1e-2)
+            steps     20
+            evaluate  fgmres(tol = 1e-8, restart = 30, rhs = 1)
+        }
+        ",
+    )
+    .unwrap();
+    let sub = dir.path().join("deep");
+    std::fs::create_dir(&sub).unwrap();
+    let one = precond_run(test, &sub, &deep, None, &[]);
+    let base = precond_losses(&one);
+    let one = summary(&one);
+    for (np, extra) in [(2usize, &[][..]), (2, &["--procs", "1x1x2x1"][..])] {
+        let what = format!("{test}: split_deep, mpirun -np {np} {extra:?}");
+        let sub = sub.join(format!("np{np}{}", extra.len()));
+        std::fs::create_dir(&sub).unwrap();
+        let run = precond_run(test, &sub, &deep, Some(np), extra);
+        let worst = worst_step(&base, &precond_losses(&run), base.len());
+        assert!(worst < 1e-5, "{what}: step losses differ by {worst:e} (relative)");
+        let two = summary(&run);
+        for side in ["unpreconditioned", "preconditioned"] {
+            let (a, b) = (
+                num(&one, &["solve", side, "iterations"]),
+                num(&two, &["solve", side, "iterations"]),
+            );
+            assert!((a - b).abs() <= 1.0, "{what}: {side} iterations {a} in one process, {b}");
+            let r = num(&two, &["solve", side, "max_true_residual"]);
+            assert!(r < 1e-8, "{what}: {side} true residual {r:e}");
+        }
+        eprintln!("{what}: 20 step losses within {worst:.1e}, solve iterations as one process");
+    }
+
     // The closing evaluation split over 2 ranks: the preconditioned FGMRES on the distributed
     // operator and network takes the iterations one process takes (±1) and converges.
     let eval = ["--steps", "100", "--rhs", "1"];

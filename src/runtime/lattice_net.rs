@@ -5,8 +5,9 @@
 //! The gauge field is fixed for a compiled network, so path transports, neighbour tables and the
 //! virtual-node layout (`codegen::lattice_layout`) are built once in [`LatticeNet::compile`]. Each
 //! call converts the input from the reference layout to AoSoA buffers, runs the layer kernels on
-//! both cores (rayon over outer sites), refreshes the ghost slabs after every stencil output,
-//! and converts back. Stencil layers and residual adds run as JIT kernels; the norm gate is
+//! both cores (rayon over outer sites), refreshes the ghost slabs after every stencil output
+//! (on one process's sub-lattice, the halo is exchanged while the next stencil runs its interior
+//! sites: `lattice_net/overlap.rs`), and converts back. Stencil layers and residual adds run as JIT kernels; the norm gate is
 //! evaluated in plain Rust over the AoSoA buffers (rayon), because it needs `exp`, for which
 //! cranelift has no instruction. Gradients follow the convention of `runtime::lattice_reference` (the real
 //! gradient with respect to the (re, im) pairs, no factor 2), which is what Adam on Re/Im needs.
@@ -28,6 +29,8 @@ use num_complex::Complex;
 use rayon::prelude::*;
 
 mod backward;
+mod overlap;
+use overlap::{SiteSplit, Source};
 
 /// Compile options.
 #[derive(Clone, Debug, Default)]
@@ -70,6 +73,18 @@ pub trait RemoteHalo<T>: Send + Sync {
     /// Fills the halo slots of every feature of `buf` (features of `field_len` scalars each)
     /// from the other processes. Collective: every process calls it at the same point.
     fn exchange(&self, buf: &mut [T], field_len: usize) -> Result<(), RuntimeError>;
+    /// [`RemoteHalo::exchange`] with `interior` run on `buf` while the messages travel
+    /// (`interior` must not read halo slots). Without an implementation of its own, the
+    /// exchange completes first.
+    fn exchange_overlapped(
+        &self,
+        buf: &mut [T],
+        field_len: usize,
+        interior: &mut dyn FnMut(&[T]) -> Result<(), RuntimeError>,
+    ) -> Result<(), RuntimeError> {
+        self.exchange(buf, field_len)?;
+        interior(buf)
+    }
 }
 
 /// A compiled gauge network.
@@ -79,6 +94,8 @@ pub struct LatticeNet<T: Element> {
     ghosts: Vec<(usize, usize, usize)>,
     /// The halo of a sub-lattice network ([`LatticeNet::compile_decomposed`]).
     remote: Option<Box<dyn RemoteHalo<T>>>,
+    /// With a halo: the outer sites whose stencils read none of it, and the others.
+    split: Option<SiteSplit>,
     kernels: CompiledKernels,
     layers: Vec<LayerExec<T>>,
     plans: Vec<KernelPlan>,
@@ -124,11 +141,15 @@ impl<T: Element> LatticeNet<T> {
         }
         let verified = ir::verify::verify(graph)?;
         let base = codegen::lattice_net::layout(graph, T::PRECISION)?;
-        let halo = make_halo(&base, &codegen::lattice_net::displacements(graph))?;
+        let disps = codegen::lattice_net::displacements(graph);
+        let halo = make_halo(&base, &disps)?;
         let layout = base.with_remote_slots(halo.slots());
+        let split = SiteSplit::new(layout.outer_volume, halo.as_ref(), &disps);
         let program =
             codegen::lattice_net::lower_on(&verified, layout, T::PRECISION, opts.keep_listings)?;
-        Self::from_program(graph, gauge, program, Some(halo))
+        let mut net = Self::from_program(graph, gauge, program, Some(halo))?;
+        net.split = Some(split);
+        Ok(net)
     }
 
     fn from_program(
@@ -181,6 +202,7 @@ impl<T: Element> LatticeNet<T> {
             graph: graph.clone(),
             ghosts: layout.ghost_sources(),
             remote,
+            split: None,
             layout,
             kernels: program.kernels,
             layers,
@@ -395,7 +417,24 @@ impl<T: Element> LatticeNet<T> {
         input: &[T],
         output: bool,
     ) -> Result<Vec<Vec<T>>, RuntimeError> {
-        let mut vals: Vec<Vec<T>> = vec![Vec::new(); self.graph.values.len()];
+        self.run_layers_from(params, Source::Ready(input), output)
+    }
+
+    /// The forward pass from `input`. A sub-lattice network leaves each stencil's output
+    /// pending and completes its halo in the stencil that reads it, overlapped with that
+    /// stencil's interior sites (`lattice_net/overlap.rs`); a `Pending` input is completed the
+    /// same way. Every value returned has its halo complete.
+    fn run_layers_from(
+        &self,
+        params: &[T],
+        mut input: Source<'_, T>,
+        output: bool,
+    ) -> Result<Vec<Vec<T>>, RuntimeError> {
+        let n = self.graph.values.len();
+        let mut vals: Vec<Vec<T>> = vec![Vec::new(); n];
+        let mut pending = vec![false; n];
+        pending[0] = matches!(input, Source::Pending(_));
+        let defer = self.defers_halo();
         for (l, exec) in self.graph.layers.iter().zip(&self.layers) {
             if !output
                 && l.output == self.graph.output
@@ -403,26 +442,65 @@ impl<T: Element> LatticeNet<T> {
             {
                 continue;
             }
-            let get = |i: usize| if i == 0 { input } else { &vals[i][..] };
-            let x = get(l.inputs[0].index());
+            // A residual add or a norm gate works on every slot, halo included: a pending
+            // operand is completed first.
+            if !matches!(exec, LayerExec::Stencil(_)) {
+                for v in &l.inputs {
+                    let i = v.index();
+                    if std::mem::take(&mut pending[i]) {
+                        match (&mut input, i) {
+                            (Source::Pending(b), 0) => self.complete(b)?,
+                            _ => self.complete(&mut vals[i])?,
+                        }
+                    }
+                }
+            }
+            let xi = l.inputs[0].index();
             let y = match exec {
                 LayerExec::Stencil(s) => {
                     let w = self.weight_buffer(s, self.param_slice(s.param, params), false);
                     // The network's output is read by no stencil: its ghosts stay unfilled.
                     let ghosts = l.output != self.graph.output;
-                    self.run_stencil(s.kernels.fwd, &s.fwd_tab, x, s.kernels.n_out, &w, ghosts)?
+                    let (id, tab, n_out) = (s.kernels.fwd, &s.fwd_tab, s.kernels.n_out);
+                    let y = if std::mem::take(&mut pending[xi]) {
+                        let x: &mut [T] = match (&mut input, xi) {
+                            (Source::Pending(b), 0) => b,
+                            _ => &mut vals[xi],
+                        };
+                        self.run_stencil_overlapped(id, tab, x, n_out, &w)?
+                    } else {
+                        let x = if xi == 0 { input.get() } else { &vals[xi][..] };
+                        self.run_stencil(id, tab, x, n_out, &w, ghosts && !defer)?
+                    };
+                    pending[l.output.index()] = ghosts && defer;
+                    y
                 }
                 LayerExec::Add(k) => {
+                    let get = |i: usize| if i == 0 { input.get() } else { &vals[i][..] };
                     let b = get(l.inputs[1].index());
                     let mut out = self.field_buffer(self.graph.features(l.output));
-                    self.kernels
-                        .kernel(*k)
-                        .call_parallel(&mut [Arg::ro(x), Arg::ro(b), Arg::rw(&mut out)], 64)?;
+                    self.kernels.kernel(*k).call_parallel(
+                        &mut [Arg::ro(get(xi)), Arg::ro(b), Arg::rw(&mut out)],
+                        64,
+                    )?;
                     out
                 }
-                LayerExec::NormGate => norm_gate_aosoa(x, self.layout.lanes, false, None),
+                LayerExec::NormGate => {
+                    let x = if xi == 0 { input.get() } else { &vals[xi][..] };
+                    norm_gate_aosoa(x, self.layout.lanes, false, None)
+                }
             };
             vals[l.output.index()] = y;
+        }
+        // Values no later layer of this pass read (the output layer's input when it was
+        // skipped): the backward pass reads them along paths.
+        for (i, p) in pending.into_iter().enumerate() {
+            if p {
+                match (&mut input, i) {
+                    (Source::Pending(b), 0) => self.complete(b)?,
+                    _ => self.complete(&mut vals[i])?,
+                }
+            }
         }
         Ok(vals)
     }
@@ -453,8 +531,14 @@ impl<T: Element> LatticeNet<T> {
             )));
         }
         let input = &mut input[..fin * len];
-        self.refresh(input)?;
-        let vals = self.run_layers(params, input)?;
+        // A sub-lattice network completes the input's halo in its first stencil, overlapped
+        // with that stencil's interior sites.
+        let vals = if self.defers_halo() {
+            self.run_layers_from(params, Source::Pending(input), true)?
+        } else {
+            self.refresh(input)?;
+            self.run_layers(params, input)?
+        };
         match vals.get(self.graph.output.index()) {
             Some(y) if self.graph.output.index() != 0 => output[..main].copy_from_slice(&y[..main]),
             _ => output[..main].copy_from_slice(&input[..main]),

@@ -198,6 +198,19 @@ impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
     }
 
     fn exchange(&self, buf: &mut [T], field_len: usize) -> Result<(), RuntimeError> {
+        self.exchange_overlapped(buf, field_len, &mut |_| Ok(()))
+    }
+
+    /// Packs what the peers need from `buf` and fills the halo slots that live on this
+    /// process, posts the messages, runs `interior` on `buf` while they travel, waits, and
+    /// writes the received slots. A failing `interior` still waits for every request (an
+    /// unfinished one would abort the process) and then reports its error.
+    fn exchange_overlapped(
+        &self,
+        buf: &mut [T],
+        field_len: usize,
+        interior: &mut dyn FnMut(&[T]) -> Result<(), RuntimeError>,
+    ) -> Result<(), RuntimeError> {
         let l = self.lanes;
         let slot = FIELD_COMPONENTS * l;
         if field_len == 0 || !buf.len().is_multiple_of(field_len) {
@@ -226,7 +239,7 @@ impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
             }
         }
         if self.peers.is_empty() {
-            return Ok(());
+            return interior(buf);
         }
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         let (sends, recvs) = &mut *guard;
@@ -239,7 +252,9 @@ impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
                 gather(feat, &peer.send, &mut send[f * n_send * slot..(f + 1) * n_send * slot]);
             }
         }
-        self.comm
+        let view: &[T] = buf;
+        let done = self
+            .comm
             .with(|comm| {
                 let comm = comm.raw();
                 mpi::request::scope(|scope| {
@@ -256,12 +271,16 @@ impl<T: Element + Equivalence> RemoteHalo<T> for NetHalo<T> {
                             requests.push(to.immediate_send(scope, &send[..]));
                         }
                     }
+                    // The interior reads no halo slot: it runs while the messages travel.
+                    let done = interior(view);
                     for r in requests {
                         r.wait();
                     }
+                    done
                 })
             })
             .map_err(RuntimeError::Shape)?;
+        done?;
         for (peer, recv) in self.peers.iter().zip(recvs.iter()) {
             let n = peer.recv.len();
             for f in 0..features {

@@ -5,7 +5,7 @@
 //! invariants: weight gradients are overwritten, never accumulated across calls, and the
 //! fused path gives the separate passes' numbers to the bit.
 
-use super::{LatticeNet, LayerExec, StencilLayer, norm_gate_aosoa};
+use super::{LatticeNet, LayerExec, Source, StencilLayer, norm_gate_aosoa};
 use crate::codegen::jit::{Arg, KernelId};
 use crate::codegen::simd::Element;
 use crate::ir::ParamId;
@@ -109,9 +109,11 @@ impl<T: Element> LatticeNet<T> {
             }
             self.layout.to_aosoa(&gout, g);
         };
+        let mut inp = inp;
         let gi = self.backprop(
             params,
-            &inp,
+            &mut inp,
+            false,
             need_output,
             seed_aosoa,
             grad_input.is_some(),
@@ -185,7 +187,11 @@ impl<T: Element> LatticeNet<T> {
             )));
         }
         let input = &mut input[..fin];
-        self.refresh(input)?;
+        // A sub-lattice network completes the input's halo in the forward pass, overlapped
+        // with its first stencil's interior sites (`overlap.rs`).
+        if !self.defers_halo() {
+            self.refresh(input)?;
+        }
         Ok(input)
     }
 
@@ -201,8 +207,16 @@ impl<T: Element> LatticeNet<T> {
         let gi_len = grad_input.as_ref().map(|g| g.len());
         let input = self.training_input(params, grad_params, input, gi_len)?;
         let fin = input.len();
-        let gi =
-            self.backprop(params, input, need_output, seed, grad_input.is_some(), grad_params)?;
+        let pending = self.defers_halo();
+        let gi = self.backprop(
+            params,
+            input,
+            pending,
+            need_output,
+            seed,
+            grad_input.is_some(),
+            grad_params,
+        )?;
         if let Some(dst) = grad_input {
             match &gi {
                 Some(g) => dst[..fin].copy_from_slice(&g[..fin]),
@@ -213,7 +227,8 @@ impl<T: Element> LatticeNet<T> {
         Ok(())
     }
 
-    /// The forward pass from `input` (AoSoA, ghosts filled), `seed(output, grad_output)` on
+    /// The forward pass from `input` (AoSoA, ghosts filled, or its halo still to be exchanged
+    /// when `input_pending`: the forward pass completes it), `seed(output, grad_output)` on
     /// AoSoA buffers (the output buffer is empty without `need_output`, and then the layers
     /// whose value is only the output are skipped; the seed fills the main part of every
     /// feature of the gradient), and the backward pass: the weight gradients into
@@ -221,13 +236,17 @@ impl<T: Element> LatticeNet<T> {
     fn backprop(
         &self,
         params: &[T],
-        input: &[T],
+        input: &mut [T],
+        input_pending: bool,
         need_output: bool,
         seed: impl FnOnce(&[T], &mut [T]),
         want_input_grad: bool,
         grad_params: &mut [T],
     ) -> Result<Option<Vec<T>>, RuntimeError> {
-        let vals = self.run_layers_until(params, input, need_output)?;
+        let source =
+            if input_pending { Source::Pending(&mut *input) } else { Source::Ready(input) };
+        let vals = self.run_layers_from(params, source, need_output)?;
+        let input: &[T] = input;
         let out_index = self.graph.output.index();
         let mut gout = self.field_buffer(self.graph.features(self.graph.output));
         match (need_output, out_index) {
@@ -436,7 +455,10 @@ impl<T: Element> LatticeNet<T> {
         };
         let input = self.training_input(params, grad_params, input, None)?;
         let pid = s.param.expect("a fused loss kernel belongs to a weighted layer");
-        let vals = self.run_layers_until(params, input, false)?;
+        let source =
+            if self.defers_halo() { Source::Pending(&mut *input) } else { Source::Ready(input) };
+        let vals = self.run_layers_from(params, source, false)?;
+        let input: &[T] = input;
         let xi = last.inputs[0].index();
         let x = if xi == 0 { &input[..] } else { &vals[xi][..] };
         let d = &s.kernels.fwd_desc;
