@@ -353,16 +353,7 @@ impl<T: Element> LatticeNet<T> {
     ) -> Result<Vec<T>, RuntimeError> {
         let mut out = self.field_buffer(n_out);
         let k = self.kernels.kernel(id);
-        k.call_parallel(
-            &mut [
-                Arg::ro(input),
-                Arg::rw(&mut out),
-                Arg::ro(&tab.matrices),
-                Arg::ro(&tab.neighbours),
-                Arg::ro(weights),
-            ],
-            16,
-        )?;
+        k.call_parallel(&mut stencil_args(input, &mut out, tab, weights), 16)?;
         if ghosts {
             self.refresh(&mut out)?;
         }
@@ -680,4 +671,20 @@ fn norm_gate_aosoa<T: Element>(
         }
     });
     out
+}
+
+/// The buffers of a stencil kernel call: `[input, output, matrices, neighbours, weights]`.
+fn stencil_args<'a, T: Element>(
+    input: &'a [T],
+    out: &'a mut [T],
+    tab: &'a PathTables<T>,
+    weights: &'a [T],
+) -> [Arg<'a>; 5] {
+    [
+        Arg::ro(input),
+        Arg::rw(out),
+        Arg::ro(&tab.matrices),
+        Arg::ro(&tab.neighbours),
+        Arg::ro(weights),
+    ]
 }

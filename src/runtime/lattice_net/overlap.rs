@@ -12,8 +12,8 @@
 //! interior; a layer that reads all slots site by site (residual add, norm gate) completes it
 //! first, blocking. What the forward pass returns has every halo complete, as before.
 
-use super::{LatticeNet, RemoteHalo, RuntimeError};
-use crate::codegen::jit::{Arg, KernelId};
+use super::{LatticeNet, RemoteHalo, RuntimeError, stencil_args};
+use crate::codegen::jit::KernelId;
 use crate::codegen::simd::Element;
 use crate::runtime::transport::PathTables;
 
@@ -89,27 +89,12 @@ impl<T: Element> LatticeNet<T> {
         let k = self.kernels.kernel(id);
         self.layout.fill_ghosts(&self.ghosts, input);
         let mut interior = |x: &[T]| -> Result<(), RuntimeError> {
-            let mut args = [
-                Arg::ro(x),
-                Arg::rw(&mut out),
-                Arg::ro(&tab.matrices),
-                Arg::ro(&tab.neighbours),
-                Arg::ro(weights),
-            ];
+            let mut args = stencil_args(x, &mut out, tab, weights);
             Ok(k.call_parallel_ranges(&mut args, &split.interior, 16)?)
         };
         halo.exchange_overlapped(input, self.layout.field_len(), &mut interior)?;
-        k.call_parallel_ranges(
-            &mut [
-                Arg::ro(input),
-                Arg::rw(&mut out),
-                Arg::ro(&tab.matrices),
-                Arg::ro(&tab.neighbours),
-                Arg::ro(weights),
-            ],
-            &split.boundary,
-            16,
-        )?;
+        let mut args = stencil_args(input, &mut out, tab, weights);
+        k.call_parallel_ranges(&mut args, &split.boundary, 16)?;
         Ok(out)
     }
 }
