@@ -73,7 +73,7 @@ fn kernel_views_of_every_model() {
                 seen += 1;
                 insta::assert_snapshot!(
                     format!("{stem}_plan"),
-                    plan_view(c.plans(), Style::default())
+                    plan_view(&c.shown_plans(), Style::default())
                 );
                 if !native_fma {
                     eprintln!(
@@ -81,10 +81,11 @@ fn kernel_views_of_every_model() {
                     );
                     continue;
                 }
-                insta::assert_snapshot!(format!("{stem}_clif"), clif_summary(c.records()));
-                let stats = stats_view(c.plans(), c.records(), &fixed_machine(), Style::default());
+                let (plans, records) = (c.shown_plans(), c.shown_records());
+                insta::assert_snapshot!(format!("{stem}_clif"), clif_summary(&records));
+                let stats = stats_view(&plans, &records, &fixed_machine(), Style::default());
                 insta::assert_snapshot!(format!("{stem}_stats"), stats);
-                let asm = symc::inspect::views::asm_view(c.records(), Style::default());
+                let asm = symc::inspect::views::asm_view(&records, Style::default());
                 assert!(asm.contains("vfmadd"), "{stem}: no vector FMA in the machine code");
             }
             // A model no JIT back end handles yet must say so, not crash.

@@ -1,6 +1,7 @@
 //! The executors `symc inspect` drives: the classifier JIT (dense/conv) and the lattice-network
-//! JIT (PTC), each with its plain-Rust reference, behind one enum so the views, the benchmarks
-//! and the checks do not care which kind of network they look at.
+//! JIT (PTC, with the Wilson-clover kernels of the operator its `train` block names), each with
+//! its plain-Rust reference, behind one enum so the views, the benchmarks and the checks do not
+//! care which kind of network they look at.
 //!
 //! The kind follows from the network's input: a real tensor is a classifier, a fermion field a
 //! lattice network. Gauge networks are compiled for one gauge field; by default a seeded
@@ -15,8 +16,10 @@ use crate::inspect::roofline::Machine;
 use crate::inspect::verify::{self, Check, ImageMap, VerifyError, VerifyReport, tol};
 use crate::ir::{Graph, ValueType};
 use crate::lattice::gauge::GaugeField;
+use crate::lattice::wilson::DiracParams;
 use crate::runtime::Classifier;
 use crate::runtime::classifier::{CompileOptions, JitClassifier};
+use crate::runtime::dirac::{DiracOptions, JitWilsonClover};
 use crate::runtime::lattice_net::{LatticeNet, LatticeNetOptions};
 use crate::runtime::lattice_reference::ReferenceLatticeNet;
 use crate::runtime::reference;
@@ -29,11 +32,14 @@ use std::time::Duration;
 pub enum Compiled {
     Classifier(Box<JitClassifier>),
     /// A gauge network; for a multigrid network `net` is its fine graph (the smoother) and
-    /// `plans` adds the level's kernels (P†, P, the coarse stencil).
+    /// `plans` adds the level's kernels (P†, P, the coarse stencil). `operator` is the
+    /// Wilson-clover operator the `train` block names (D and D†, the kernels every training
+    /// step and every solve with the network also run), shown next to the network's kernels.
     Lattice {
         net: Box<LatticeNet<f32>>,
         gauge: GaugeField,
         plans: Vec<KernelPlan>,
+        operator: Option<Box<JitWilsonClover<f32>>>,
     },
 }
 
@@ -99,7 +105,19 @@ pub fn compile(
         if let Some((level, _)) = &split {
             plans.extend(level_plans(graph, level, &gauge, net.layout(), seed)?);
         }
-        Ok(Compiled::Lattice { net: Box::new(net), gauge, plans })
+        // The operator's kernels depend only on the lattice (mass, c_sw and boundary phases are
+        // in the tables), so periodic boundaries do for inspecting them.
+        let operator = match graph.train.as_ref().and_then(|t| t.operator.as_ref()) {
+            Some(o) => {
+                let params = DiracParams::periodic(o.mass, o.csw);
+                let opts = DiracOptions { keep_listings };
+                let d = JitWilsonClover::<f32>::new(&gauge, &params, &opts)
+                    .map_err(|e| compile_error(graph, e))?;
+                Some(Box::new(d))
+            }
+            None => None,
+        };
+        Ok(Compiled::Lattice { net: Box::new(net), gauge, plans, operator })
     } else {
         let opts = classifier_options(graph, Precision::F32, keep_listings);
         let jit = JitClassifier::compile(graph, &opts).map_err(|e| compile_error(graph, e))?;
@@ -156,17 +174,35 @@ fn level_plans(
 }
 
 impl Compiled {
+    /// The network's kernel plans (what `--bench` times as the network's passes).
     pub fn plans(&self) -> &[KernelPlan] {
         match self {
             Compiled::Classifier(c) => c.plans(),
             Compiled::Lattice { plans, .. } => plans,
         }
     }
+    /// The network's kernels.
     pub fn records(&self) -> &[KernelRecord] {
         match self {
             Compiled::Classifier(c) => c.records(),
             Compiled::Lattice { net, .. } => &net.kernels().records,
         }
+    }
+    /// The plans to show: the network's, then the training operator's.
+    pub fn shown_plans(&self) -> Vec<KernelPlan> {
+        let mut all = self.plans().to_vec();
+        if let Compiled::Lattice { operator: Some(d), .. } = self {
+            all.extend(d.plans().iter().cloned());
+        }
+        all
+    }
+    /// The kernels to show: the network's, then the training operator's.
+    pub fn shown_records(&self) -> Vec<KernelRecord> {
+        let mut all = self.records().to_vec();
+        if let Compiled::Lattice { operator: Some(d), .. } = self {
+            all.extend(d.kernels().records.iter().cloned());
+        }
+        all
     }
 }
 

@@ -143,8 +143,8 @@ pub fn inspect(graph: &Graph, req: &Request, style: Style) -> Result<Inspection,
         None
     };
     if let Some(c) = &compiled {
-        let plans = c.plans();
-        let records = c.records();
+        let (shown_plans, shown_records) = (c.shown_plans(), c.shown_records());
+        let (plans, records) = (&shown_plans[..], &shown_records[..]);
         if req.plan {
             section(&mut text, &format!("kernel plan ({} plans)", plans.len()), style);
             text.push_str(&views::plan_view(plans, style));
@@ -179,7 +179,7 @@ pub fn inspect(graph: &Graph, req: &Request, style: Style) -> Result<Inspection,
             );
         }
         if let (true, Some(m)) = (req.bench, machine) {
-            eprintln!("benchmarking {} plans …", plans.len());
+            eprintln!("benchmarking {} plans …", c.plans().len());
             let results = backend::bench(c, m, BenchOptions::default())?;
             section(&mut text, "measured speed", style);
             if !req.stats {
