@@ -18,7 +18,7 @@
 //! vectors, the lower spin pair rebuilt from the gamma structure (`HOP_TABLE`, multiplications
 //! by ±1, ±i are re/im swaps); the colour's hop sum goes to a stack buffer. Then the site term,
 //! a loop over the two chirality blocks: `out = A psi - h/2` row by row. Loops, not unrolled
-//! code, because the unrolled kernel (31 KB) outgrew the instruction caches (see `hop_sum`).
+//! code, to keep the kernel small (14 KB instead of 31 KB; see `hop_sum`).
 //! Loads are arranged to fold into the arithmetic (see the comments in `hop_sum`); the
 //! benchmark notes are in `benches/results/ptc.md` and BENCHMARKS.md. Flops are counted with
 //! the conventional 1872 per site.
@@ -474,11 +474,13 @@ fn hop_sum(
     // are rebuilt from the gamma structure (adds only). A barrier after every entry keeps at
     // most acc + partial products + one entry live: 14 vectors.
     //
-    // A loop, not three unrolled copies: unrolled, the kernel was 31 KB of machine code
-    // (D and D† together twice the 32 KB L1i, far beyond the micro-op cache), and it ran
-    // at the legacy decoders' rate. Colour c reads row c of U (entries 3c..3c+3) on forward
-    // hops and column c (entries c, c+3, c+6) on backward ones, and writes component c of
-    // each output spin: three pointers that move with c; everything else is an immediate.
+    // A loop, not three unrolled copies: unrolled, the kernel was 31 KB of machine code, D
+    // and D† together twice the 32 KB L1i, crowding out the network kernels that alternate
+    // with them in a preconditioned solve (alone, the two forms run at the same speed:
+    // BENCHMARKS.md, "The Wilson-clover kernel as loops too"). Colour c reads row c of U
+    // (entries 3c..3c+3) on forward hops and column c (entries c, c+3, c+6) on backward
+    // ones, and writes component c of each output spin: three pointers that move with c;
+    // everything else is an immediate.
     let step_row = 2 * 3 * vb as i64;
     let step_col = 2 * vb as i64;
     for_count(e.b, 3, &mut |b, c| {
