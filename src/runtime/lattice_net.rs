@@ -6,8 +6,9 @@
 //! virtual-node layout (`codegen::lattice_layout`) are built once in [`LatticeNet::compile`]. Each
 //! call converts the input from the reference layout to AoSoA buffers, runs the layer kernels on
 //! both cores (rayon over outer sites), refreshes the ghost slabs after every stencil output
-//! (on one process's sub-lattice, the halo is exchanged while the next stencil runs its interior
-//! sites: `lattice_net/overlap.rs`), and converts back. Stencil layers and residual adds run as JIT kernels; the norm gate is
+//! (on one process's sub-lattice, the halo is exchanged while the next stencil runs its
+//! interior sites: `lattice_net/overlap.rs`), and converts back. Stencil layers and residual
+//! adds run as JIT kernels; the norm gate is
 //! evaluated in plain Rust over the AoSoA buffers (rayon), because it needs `exp`, for which
 //! cranelift has no instruction. Gradients follow the convention of `runtime::lattice_reference` (the real
 //! gradient with respect to the (re, im) pairs, no factor 2), which is what Adam on Re/Im needs.

@@ -167,7 +167,8 @@ impl<T: Element> LatticeNet<T> {
     }
 
     /// The network's input features of a training step on buffers in its layout (`input`
-    /// cut to them, ghosts refilled), after checking the parameter and gradient lengths and
+    /// cut to them, ghosts refilled; on a sub-lattice the forward pass completes the halo),
+    /// after checking the parameter and gradient lengths and
     /// that `input` (and an input-gradient buffer of `grad_input_len`) holds them.
     fn training_input<'a>(
         &self,
