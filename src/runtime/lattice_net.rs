@@ -409,7 +409,7 @@ impl<T: Element> LatticeNet<T> {
         input: &[T],
         output: bool,
     ) -> Result<Vec<Vec<T>>, RuntimeError> {
-        self.run_layers_from(params, Source::Ready(input), output)
+        self.run_layers_from(params, &mut Source::Ready(input), output)
     }
 
     /// The forward pass from `input`. A sub-lattice network leaves each stencil's output
@@ -419,13 +419,27 @@ impl<T: Element> LatticeNet<T> {
     fn run_layers_from(
         &self,
         params: &[T],
-        mut input: Source<'_, T>,
+        input: &mut Source<'_, T>,
         output: bool,
     ) -> Result<Vec<Vec<T>>, RuntimeError> {
         let n = self.graph.values.len();
         let mut vals: Vec<Vec<T>> = vec![Vec::new(); n];
+        // Layer outputs whose halo is still to be exchanged (the input's state is `input`'s).
         let mut pending = vec![false; n];
-        pending[0] = matches!(input, Source::Pending(_));
+        // Runs `complete` on value i if its halo is pending, which it then no longer is.
+        fn settle<T, R>(
+            input: &mut Source<'_, T>,
+            vals: &mut [Vec<T>],
+            pending: &mut [bool],
+            i: usize,
+            complete: impl FnOnce(&mut [T]) -> Result<R, RuntimeError>,
+        ) -> Option<Result<R, RuntimeError>> {
+            if i == 0 {
+                input.settle(complete)
+            } else {
+                std::mem::take(&mut pending[i]).then(|| complete(&mut vals[i]))
+            }
+        }
         let defer = self.defers_halo();
         for (l, exec) in self.graph.layers.iter().zip(&self.layers) {
             if !output
@@ -438,13 +452,9 @@ impl<T: Element> LatticeNet<T> {
             // operand is completed first.
             if !matches!(exec, LayerExec::Stencil(_)) {
                 for v in &l.inputs {
-                    let i = v.index();
-                    if std::mem::take(&mut pending[i]) {
-                        match (&mut input, i) {
-                            (Source::Pending(b), 0) => self.complete(b)?,
-                            _ => self.complete(&mut vals[i])?,
-                        }
-                    }
+                    let done =
+                        settle(input, &mut vals, &mut pending, v.index(), |b| self.refresh(b));
+                    done.transpose()?;
                 }
             }
             let xi = l.inputs[0].index();
@@ -454,15 +464,15 @@ impl<T: Element> LatticeNet<T> {
                     // The network's output is read by no stencil: its ghosts stay unfilled.
                     let ghosts = l.output != self.graph.output;
                     let (id, tab, n_out) = (s.kernels.fwd, &s.fwd_tab, s.kernels.n_out);
-                    let y = if std::mem::take(&mut pending[xi]) {
-                        let x: &mut [T] = match (&mut input, xi) {
-                            (Source::Pending(b), 0) => b,
-                            _ => &mut vals[xi],
-                        };
-                        self.run_stencil_overlapped(id, tab, x, n_out, &w)?
-                    } else {
-                        let x = if xi == 0 { input.get() } else { &vals[xi][..] };
-                        self.run_stencil(id, tab, x, n_out, &w, ghosts && !defer)?
+                    let overlapped = settle(input, &mut vals, &mut pending, xi, |x| {
+                        self.run_stencil_overlapped(id, tab, x, n_out, &w)
+                    });
+                    let y = match overlapped {
+                        Some(y) => y?,
+                        None => {
+                            let x = if xi == 0 { input.get() } else { &vals[xi][..] };
+                            self.run_stencil(id, tab, x, n_out, &w, ghosts && !defer)?
+                        }
                     };
                     pending[l.output.index()] = ghosts && defer;
                     y
@@ -486,13 +496,8 @@ impl<T: Element> LatticeNet<T> {
         }
         // Values no later layer of this pass read (the output layer's input when it was
         // skipped): the backward pass reads them along paths.
-        for (i, p) in pending.into_iter().enumerate() {
-            if p {
-                match (&mut input, i) {
-                    (Source::Pending(b), 0) => self.complete(b)?,
-                    _ => self.complete(&mut vals[i])?,
-                }
-            }
+        for i in 0..n {
+            settle(input, &mut vals, &mut pending, i, |b| self.refresh(b)).transpose()?;
         }
         Ok(vals)
     }
@@ -525,12 +530,9 @@ impl<T: Element> LatticeNet<T> {
         let input = &mut input[..fin * len];
         // A sub-lattice network completes the input's halo in its first stencil, overlapped
         // with that stencil's interior sites.
-        let vals = if self.defers_halo() {
-            self.run_layers_from(params, Source::Pending(input), true)?
-        } else {
-            self.refresh(input)?;
-            self.run_layers(params, input)?
-        };
+        let mut input = self.input_source(input)?;
+        let vals = self.run_layers_from(params, &mut input, true)?;
+        let input = input.get();
         match vals.get(self.graph.output.index()) {
             Some(y) if self.graph.output.index() != 0 => output[..main].copy_from_slice(&y[..main]),
             _ => output[..main].copy_from_slice(&input[..main]),

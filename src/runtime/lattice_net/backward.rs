@@ -109,11 +109,9 @@ impl<T: Element> LatticeNet<T> {
             }
             self.layout.to_aosoa(&gout, g);
         };
-        let mut inp = inp;
         let gi = self.backprop(
             params,
-            &mut inp,
-            false,
+            Source::Ready(&inp),
             need_output,
             seed_aosoa,
             grad_input.is_some(),
@@ -167,9 +165,9 @@ impl<T: Element> LatticeNet<T> {
     }
 
     /// The network's input features of a training step on buffers in its layout (`input`
-    /// cut to them, ghosts refilled; on a sub-lattice the forward pass completes the halo),
-    /// after checking the parameter and gradient lengths and
-    /// that `input` (and an input-gradient buffer of `grad_input_len`) holds them.
+    /// cut to them; [`LatticeNet::input_source`] refreshes their ghosts), after checking the
+    /// parameter and gradient lengths and that `input` (and an input-gradient buffer of
+    /// `grad_input_len`) holds them.
     fn training_input<'a>(
         &self,
         params: &[T],
@@ -187,13 +185,7 @@ impl<T: Element> LatticeNet<T> {
                 input.len()
             )));
         }
-        let input = &mut input[..fin];
-        // A sub-lattice network completes the input's halo in the forward pass, overlapped
-        // with its first stencil's interior sites (`overlap.rs`).
-        if !self.defers_halo() {
-            self.refresh(input)?;
-        }
-        Ok(input)
+        Ok(&mut input[..fin])
     }
 
     fn aosoa_passes(
@@ -208,16 +200,9 @@ impl<T: Element> LatticeNet<T> {
         let gi_len = grad_input.as_ref().map(|g| g.len());
         let input = self.training_input(params, grad_params, input, gi_len)?;
         let fin = input.len();
-        let pending = self.defers_halo();
-        let gi = self.backprop(
-            params,
-            input,
-            pending,
-            need_output,
-            seed,
-            grad_input.is_some(),
-            grad_params,
-        )?;
+        let input = self.input_source(input)?;
+        let want_gi = grad_input.is_some();
+        let gi = self.backprop(params, input, need_output, seed, want_gi, grad_params)?;
         if let Some(dst) = grad_input {
             match &gi {
                 Some(g) => dst[..fin].copy_from_slice(&g[..fin]),
@@ -228,8 +213,8 @@ impl<T: Element> LatticeNet<T> {
         Ok(())
     }
 
-    /// The forward pass from `input` (AoSoA, ghosts filled, or its halo still to be exchanged
-    /// when `input_pending`: the forward pass completes it), `seed(output, grad_output)` on
+    /// The forward pass from `input` (AoSoA, ghosts filled, or on a sub-lattice its halo
+    /// pending: the forward pass completes it), `seed(output, grad_output)` on
     /// AoSoA buffers (the output buffer is empty without `need_output`, and then the layers
     /// whose value is only the output are skipped; the seed fills the main part of every
     /// feature of the gradient), and the backward pass: the weight gradients into
@@ -237,17 +222,14 @@ impl<T: Element> LatticeNet<T> {
     fn backprop(
         &self,
         params: &[T],
-        input: &mut [T],
-        input_pending: bool,
+        mut input: Source<'_, T>,
         need_output: bool,
         seed: impl FnOnce(&[T], &mut [T]),
         want_input_grad: bool,
         grad_params: &mut [T],
     ) -> Result<Option<Vec<T>>, RuntimeError> {
-        let source =
-            if input_pending { Source::Pending(&mut *input) } else { Source::Ready(input) };
-        let vals = self.run_layers_from(params, source, need_output)?;
-        let input: &[T] = input;
+        let vals = self.run_layers_from(params, &mut input, need_output)?;
+        let input = input.get();
         let out_index = self.graph.output.index();
         let mut gout = self.field_buffer(self.graph.features(self.graph.output));
         match (need_output, out_index) {
@@ -456,10 +438,9 @@ impl<T: Element> LatticeNet<T> {
         };
         let input = self.training_input(params, grad_params, input, None)?;
         let pid = s.param.expect("a fused loss kernel belongs to a weighted layer");
-        let source =
-            if self.defers_halo() { Source::Pending(&mut *input) } else { Source::Ready(input) };
-        let vals = self.run_layers_from(params, source, false)?;
-        let input: &[T] = input;
+        let mut input = self.input_source(input)?;
+        let vals = self.run_layers_from(params, &mut input, false)?;
+        let input = input.get();
         let xi = last.inputs[0].index();
         let x = if xi == 0 { &input[..] } else { &vals[xi][..] };
         let d = &s.kernels.fwd_desc;

@@ -50,11 +50,30 @@ pub(super) enum Source<'a, T> {
     Pending(&'a mut [T]),
 }
 
-impl<T> Source<'_, T> {
+impl<'a, T> Source<'a, T> {
     pub fn get(&self) -> &[T] {
         match self {
             Source::Ready(b) => b,
             Source::Pending(b) => b,
+        }
+    }
+
+    /// Runs `complete` on the buffer if it is pending (`None` otherwise); the source is ready
+    /// afterwards.
+    pub fn settle<R>(
+        &mut self,
+        complete: impl FnOnce(&mut [T]) -> Result<R, RuntimeError>,
+    ) -> Option<Result<R, RuntimeError>> {
+        match std::mem::replace(self, Source::Ready(&[])) {
+            Source::Pending(b) => {
+                let r = complete(b);
+                *self = Source::Ready(b);
+                Some(r)
+            }
+            ready => {
+                *self = ready;
+                None
+            }
         }
     }
 }
@@ -65,9 +84,18 @@ impl<T: Element> LatticeNet<T> {
         self.split.is_some()
     }
 
-    /// Completes the halo of a pending buffer now (blocking).
-    pub(super) fn complete(&self, buf: &mut [T]) -> Result<(), RuntimeError> {
-        self.refresh(buf)
+    /// A forward pass's input buffer (main part and features as the caller filled them): its
+    /// ghosts refreshed now, or, on a sub-lattice, left pending for the first stencil that
+    /// reads it.
+    pub(super) fn input_source<'a>(
+        &self,
+        input: &'a mut [T],
+    ) -> Result<Source<'a, T>, RuntimeError> {
+        if self.defers_halo() {
+            return Ok(Source::Pending(input));
+        }
+        self.refresh(input)?;
+        Ok(Source::Ready(input))
     }
 
     /// Stencil `id` over the pending buffer `input`: the local ghost slabs first, then the
