@@ -27,12 +27,23 @@ type C = Complex64;
 const DIMS: [usize; 4] = [4, 4, 4, 4];
 
 fn model(pool: &str, connect: &str, coarse: &str, fine: &str) -> String {
+    model_on("4 x 4 x 4 x 4", "[2, 2, 2, 2]", pool, connect, coarse, fine)
+}
+
+fn model_on(
+    lattice: &str,
+    blocks: &str,
+    pool: &str,
+    connect: &str,
+    coarse: &str,
+    fine: &str,
+) -> String {
     format!(
         "network pooled {{
-            lattice 4 x 4 x 4 x 4
+            lattice {lattice}
             input v: fermion
             symmetry gauge(SU3), translation
-            level coarse(blocks = [2, 2, 2, 2], pool = {pool}, connect = {connect}) {{
+            level coarse(blocks = {blocks}, pool = {pool}, connect = {connect}) {{
                 {coarse}
             }}
             {fine}
@@ -69,8 +80,9 @@ struct Case {
 /// Random gauge field, weights = identity-like init plus noise of size `noise`.
 fn case(text: &str, seed: u64, noise: f64) -> Case {
     let graph = symc::sema::compile_str("pooled.sym", text).expect("model compiles");
+    let dims = graph.lattice.expect("a lattice network").dims;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let gauge = GaugeField::random(DIMS, &mut rng);
+    let gauge = GaugeField::random(dims, &mut rng);
     let dirac = DiracParams::periodic(0.1, 1.0);
     let net = MultigridNet::<f64>::compile(&graph, &gauge, &dirac, BasisCache::None).unwrap();
     let init = symc::runtime::init::init_params(&graph, seed);
@@ -79,15 +91,28 @@ fn case(text: &str, seed: u64, noise: f64) -> Case {
         .zip(gaussian(init.len(), &mut rng, noise))
         .map(|(p, n)| *p as f64 + n)
         .collect();
-    let b = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
+    let b = FermionField::<f64>::random_gaussian(dims, &mut rng).data;
     Case { graph, gauge, dirac, net, params, b }
 }
 
 const PTC: &str = "linear(1 -> 1, hops = 1)";
 
+/// Every whole-transfer word, a reference point away from the origin (routes with backward
+/// steps), and a list with loop fields.
+const FAMILIES: &[&str] = &[
+    "static",
+    "lexicographic",
+    "cyclic",
+    "reversed_lexicographic",
+    "one_step_lexicographic, reference = [1, 1, 0, 1]",
+    "static, reference = [1, 0, 1, 0]",
+    "[one_step_reversed_lexicographic, lexicographic(times = clover(x, t)), \
+      reversed_lexicographic(times = plaquette(z, y))], reference = [0, 1, 1, 1]",
+];
+
 #[test]
 fn jit_pooling_and_unpooling_match_the_naive_twin_and_are_adjoint() {
-    for family in ["static", "lexicographic", "cyclic"] {
+    for family in FAMILIES {
         let k = case(&model(family, "correct", PTC, PTC), 3, 0.3);
         let (level, _) = split_level(&k.graph).unwrap().unwrap();
         let pool = k.net.pool().expect("a pooled level");
@@ -108,7 +133,7 @@ fn jit_pooling_and_unpooling_match_the_naive_twin_and_are_adjoint() {
         let (l, r) = (dot(&x, &chi), dot(&psi, &k.b));
         assert!((l - r).norm() < 1e-12 * l.norm().max(1.0), "{family}: adjoint {l} vs {r}");
         // Negative control: other weights give another pooling, far beyond the tolerance.
-        if family != "static" {
+        if !family.starts_with("static") {
             let other: Vec<f64> = k.params.iter().map(|p| p * (1.0 + 1e-6)).collect();
             pool.pool(&other, &k.b, &mut chi).unwrap();
             assert!(rel(&chi, &want) > 1e-8, "{family}: the check cannot see a weight change");
@@ -118,16 +143,18 @@ fn jit_pooling_and_unpooling_match_the_naive_twin_and_are_adjoint() {
 
 #[test]
 fn static_pooling_is_an_isometry_of_the_coarse_lattice() {
-    // Ĝ(x) is unitary and divided by √|block|: Pool ∘ Unpool = 1.
-    let k = case(&model("static", "correct", PTC, PTC), 8, 0.0);
-    let pool = k.net.pool().unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let x: Vec<C> = FermionField::<f64>::random_gaussian([2, 2, 2, 2], &mut rng).data;
-    let mut psi = zeros(k.b.len());
-    pool.unpool(&k.params, &x, &mut psi).unwrap();
-    let mut back = zeros(x.len());
-    pool.pool(&k.params, &psi, &mut back).unwrap();
-    assert!(rel(&back, &x) < 1e-13, "Pool(Unpool(x)) != x: {:e}", rel(&back, &x));
+    // Ĝ(x) is unitary and divided by √|block|: Pool ∘ Unpool = 1, from any reference point.
+    for text in ["static", "static, reference = [1, 1, 0, 1]"] {
+        let k = case(&model(text, "correct", PTC, PTC), 8, 0.0);
+        let pool = k.net.pool().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let x: Vec<C> = FermionField::<f64>::random_gaussian([2, 2, 2, 2], &mut rng).data;
+        let mut psi = zeros(k.b.len());
+        pool.unpool(&k.params, &x, &mut psi).unwrap();
+        let mut back = zeros(x.len());
+        pool.pool(&k.params, &psi, &mut back).unwrap();
+        assert!(rel(&back, &x) < 1e-13, "{text}: Pool(Unpool(x)) != x: {:e}", rel(&back, &x));
+    }
 }
 
 fn su3_dist_to_unitary(u: &Su3<f64>) -> f64 {
@@ -136,35 +163,42 @@ fn su3_dist_to_unitary(u: &Su3<f64>) -> f64 {
 
 #[test]
 fn the_coarse_gauge_field_is_su3_covariant_and_cold_on_a_cold_field() {
-    let k = case(&model("lexicographic", "correct", PTC, PTC), 5, 0.1);
-    let (level, _) = split_level(&k.graph).unwrap().unwrap();
-    let blocking = symc::lattice::blocks::Blocking::new(DIMS, level.blocks).unwrap();
-    let uc = coarse_gauge(&k.gauge, &blocking);
-    let naive = ReferencePool::new(&level, &k.gauge).unwrap();
-    for (a, b) in uc.links.iter().zip(&naive.coarse_gauge().links) {
-        assert!(a.dist(b) < 1e-13, "coarse link differs from the naive walk");
-    }
-    let worst = uc.links.iter().map(su3_dist_to_unitary).fold(0.0, f64::max);
-    assert!(worst < 1e-12, "coarse links are not SU(3): {worst:e}");
-    // A random (hot) field gives a coarse field that is not the unit one.
-    assert!(uc.plaquette() < 0.5, "coarse plaquette of a hot field {}", uc.plaquette());
-    let cold = coarse_gauge(&GaugeField::unit(DIMS), &blocking);
-    assert!((cold.plaquette() - 1.0).abs() < 1e-14, "cold coarse plaquette {}", cold.plaquette());
-    // U → Ω(x) U_μ(x) Ω(x+μ)†: U^c_μ(X) → Ω(r_X) U^c_μ(X) Ω(r_{X+μ})†.
-    let mut rng = ChaCha8Rng::seed_from_u64(12);
-    let omega = k.gauge.random_transformation(&mut rng);
-    let ucr = coarse_gauge(&k.gauge.gauge_transform(&omega), &blocking);
-    let cg = &uc.geom;
-    let g = &k.gauge.geom;
-    for xc in 0..cg.volume() {
-        let cc = cg.coords(xc);
-        let r = g.index(std::array::from_fn(|mu| cc[mu] * 2));
-        for mu in 0..4 {
-            let r2 = g.index(std::array::from_fn(|nu| {
-                (cc[nu] * 2 + if nu == mu { 2 } else { 0 }) % DIMS[nu]
-            }));
-            let want = omega[r] * *uc.link(xc, mu) * omega[r2].adj();
-            assert!(ucr.link(xc, mu).dist(&want) < 1e-12, "coarse link not covariant");
+    for (pool, r) in [("lexicographic", [0; 4]), ("cyclic, reference = [1, 0, 1, 1]", [1, 0, 1, 1])]
+    {
+        let k = case(&model(pool, "correct", PTC, PTC), 5, 0.1);
+        let (level, _) = split_level(&k.graph).unwrap().unwrap();
+        let blocking = symc::lattice::blocks::Blocking::new(DIMS, level.blocks).unwrap();
+        let uc = coarse_gauge(&k.gauge, &blocking, r);
+        let naive = ReferencePool::new(&level, &k.gauge).unwrap();
+        for (a, b) in uc.links.iter().zip(&naive.coarse_gauge().links) {
+            assert!(a.dist(b) < 1e-13, "coarse link differs from the naive walk");
+        }
+        let worst = uc.links.iter().map(su3_dist_to_unitary).fold(0.0, f64::max);
+        assert!(worst < 1e-12, "coarse links are not SU(3): {worst:e}");
+        // A random (hot) field gives a coarse field that is not the unit one.
+        assert!(uc.plaquette() < 0.5, "coarse plaquette of a hot field {}", uc.plaquette());
+        let cold = coarse_gauge(&GaugeField::unit(DIMS), &blocking, r);
+        assert!(
+            (cold.plaquette() - 1.0).abs() < 1e-14,
+            "cold coarse plaquette {}",
+            cold.plaquette()
+        );
+        // U → Ω(x) U_μ(x) Ω(x+μ)†: U^c_μ(X) → Ω(r_X) U^c_μ(X) Ω(r_{X+μ})†.
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let omega = k.gauge.random_transformation(&mut rng);
+        let ucr = coarse_gauge(&k.gauge.gauge_transform(&omega), &blocking, r);
+        let cg = &uc.geom;
+        let g = &k.gauge.geom;
+        for xc in 0..cg.volume() {
+            let cc = cg.coords(xc);
+            let rx = g.index(std::array::from_fn(|mu| cc[mu] * 2 + r[mu]));
+            for mu in 0..4 {
+                let r2 = g.index(std::array::from_fn(|nu| {
+                    (cc[nu] * 2 + r[nu] + if nu == mu { 2 } else { 0 }) % DIMS[nu]
+                }));
+                let want = omega[rx] * *uc.link(xc, mu) * omega[r2].adj();
+                assert!(ucr.link(xc, mu).dist(&want) < 1e-12, "{pool}: coarse link not covariant");
+            }
         }
     }
 }
@@ -202,6 +236,12 @@ fn oracle(k: &Case, params: &[f64]) -> Vec<C> {
 
 const CASES: &[(&str, &str, &str, &str)] = &[
     ("lexicographic", "correct", PTC, PTC),
+    (
+        "[one_step_lexicographic(times = clover(y, t)), reversed_lexicographic], reference = [1, 1, 0, 1]",
+        "correct",
+        "linear(1 -> 1, hops = 1, local)",
+        PTC,
+    ),
     ("static", "correct, smoothing = 2", "linear(1 -> 2, hops = 1)\nlinear(2 -> 1, hops = 1)", PTC),
     ("cyclic", "concat", "linear(1 -> 1, hops = 1, local)", "linear(2 -> 1, hops = 1)"),
 ];
@@ -392,4 +432,60 @@ fn pooled_level_gradients_match_the_naive_twin() {
         let d = got.iter().zip(&other).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
         assert!(d > 1e-3, "{pool}: the check cannot see another output gradient");
     }
+}
+
+/// On blocks longer than two sites the four routes are four different transports (the
+/// one-step staircase is not the straight one), each matching the naive twin, and the pooled
+/// correction stays gauge covariant with a reference point inside the block.
+#[test]
+fn the_four_routes_differ_on_long_blocks_and_each_matches_the_twin() {
+    let pool = "[lexicographic, reversed_lexicographic, one_step_lexicographic, \
+                one_step_reversed_lexicographic], reference = [2, 1, 0, 1]";
+    let text = model_on("8 x 8 x 4 x 4", "[4, 4, 2, 2]", pool, "correct", PTC, PTC);
+    let k = case(&text, 41, 0.2);
+    let (level, _) = split_level(&k.graph).unwrap().unwrap();
+    let naive = ReferencePool::new(&level, &k.gauge).unwrap();
+    let pool_level = k.net.pool().unwrap();
+    let nc = k.b.len() / (4 * 4 * 2 * 2);
+    let v = k.gauge.geom.volume();
+    // Weights that keep term i alone (w_i = 1, the others 0): χ_i = Pool_i(b).
+    let only = |i: usize| {
+        let mut p = k.params.clone();
+        for j in 0..4 {
+            for x in 0..v {
+                for s in 0..4 {
+                    for t in 0..4 {
+                        let at = 2 * symc::ir::pool_weight_index(v, j, x, s, t);
+                        p[at] = if j == i && s == t { 1.0 } else { 0.0 };
+                        p[at + 1] = 0.0;
+                    }
+                }
+            }
+        }
+        p
+    };
+    let mut chis = Vec::new();
+    for i in 0..4 {
+        let p = only(i);
+        let mut chi = zeros(nc);
+        pool_level.pool(&p, &k.b, &mut chi).unwrap();
+        let e = rel(&chi, &naive.pool(&p, &k.b));
+        assert!(e < 1e-12, "route {i}: JIT pool vs naive {e:e}");
+        chis.push(chi);
+    }
+    for i in 0..4 {
+        for j in 0..i {
+            let d = rel(&chis[i], &chis[j]);
+            assert!(d > 1e-2, "routes {i} and {j} pool alike ({d:e}): the routes are not distinct");
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let omega = k.gauge.random_transformation(&mut rng);
+    let rotated = k.gauge.gauge_transform(&omega);
+    let net2 =
+        MultigridNet::<f64>::compile(&k.graph, &rotated, &k.dirac, BasisCache::None).unwrap();
+    let c1 = pool_level.forward(&k.params, &k.b).unwrap().c;
+    let c2 = net2.pool().unwrap().forward(&k.params, &gauge_rotate(&omega, &k.b)).unwrap().c;
+    let e = rel(&c2, &gauge_rotate(&omega, &c1));
+    assert!(e < 1e-12, "pool -> coarse -> unpool not covariant: {e:e}");
 }

@@ -61,12 +61,12 @@ pub fn level_scalars(graph: &Graph) -> usize {
     }
 }
 
-/// Scalars of a pooled level's pooling weight (0 for a static family or a near-null level):
+/// Scalars of a pooled level's pooling weight (0 for a static transfer or a near-null level):
 /// the coarse network's parameters follow it.
 pub fn pool_scalars(level: &Level, fine_volume: usize) -> usize {
-    match level.space {
-        CoarseSpace::Pool { family } if family.weighted() => {
-            2 * 16 * family.orders().len() * fine_volume
+    match &level.space {
+        CoarseSpace::Pool { transfer } if transfer.weighted => {
+            2 * 16 * transfer.terms.len() * fine_volume
         }
         _ => 0,
     }

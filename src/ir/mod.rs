@@ -11,9 +11,15 @@
 
 pub mod cost;
 pub mod levels;
+pub mod pool;
 pub mod print;
 pub mod retarget;
 pub mod verify;
+
+pub use pool::{
+    LoopField, PoolRoute, PoolTerm, PoolTransfer, Stepping, pool_coarse_link_path,
+    pool_weight_index,
+};
 
 use std::fmt;
 
@@ -230,81 +236,12 @@ pub enum CoarseSpace {
     /// carries `basis` complex numbers per site and no gauge field.
     Basis { basis: usize, setup_iterations: usize, setup_restart: usize, setup_tol: f64, seed: u64 },
     /// Pool χ(X) = Σ_{x∈X} G(x) ψ(x), unpool ψ(x) = G(x)† χ(X(x)), with
-    /// G(x) = Σ_i w_i(x) Ĝ_i(x): Ĝ_i the transport from the block's reference point (its
-    /// origin) to x along the `i`-th path of `family`, w_i(x) local 4×4 spin matrices (the
-    /// level's first parameter, `[n_paths, V, 4, 4]` complex) unless the family is static. The
-    /// coarse lattice carries one fermion field (12 per site) and the coarse gauge field of
-    /// [`pool_coarse_link_path`], so PTC layers run there.
-    Pool { family: PoolFamily },
-}
-
-/// Which transports from a block's reference point make the pooling matrix G.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PoolFamily {
-    /// One lexicographic path (x, then y, z, t), no weights: G = Ĝ (gpt's static transfer).
-    Static,
-    /// The lexicographic path with trainable local spin weights.
-    Lexicographic,
-    /// Four paths whose direction order is cyclically shifted (xyzt, yztx, ztxy, txyz), each
-    /// with its own local spin weights.
-    Cyclic,
-}
-
-impl PoolFamily {
-    /// Every family, in the order the source spells them (for "did you mean" help).
-    pub const WORDS: &'static [&'static str] = &["static", "lexicographic", "cyclic"];
-
-    pub fn word(self) -> &'static str {
-        match self {
-            PoolFamily::Static => "static",
-            PoolFamily::Lexicographic => "lexicographic",
-            PoolFamily::Cyclic => "cyclic",
-        }
-    }
-
-    pub fn from_word(w: &str) -> Option<Self> {
-        match w {
-            "static" => Some(PoolFamily::Static),
-            "lexicographic" => Some(PoolFamily::Lexicographic),
-            "cyclic" => Some(PoolFamily::Cyclic),
-            _ => None,
-        }
-    }
-
-    /// The direction orders of the family's paths: path i walks `offset[order[0]]` steps along
-    /// `order[0]`, then along `order[1]`, and so on.
-    pub fn orders(self) -> Vec<[u8; 4]> {
-        match self {
-            PoolFamily::Static | PoolFamily::Lexicographic => vec![[0, 1, 2, 3]],
-            PoolFamily::Cyclic => vec![[0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]],
-        }
-    }
-
-    /// Whether the family has trainable spin weights w_i(x).
-    pub fn weighted(self) -> bool {
-        self != PoolFamily::Static
-    }
-}
-
-/// The path from a block's reference point to the site at `offset` within the block (all
-/// offsets non-negative and inside the block), walking the directions in `order`. The one
-/// statement of the pooling paths that sema, runtime and oracle share.
-pub fn pool_path(order: [u8; 4], offset: [usize; 4]) -> Path {
-    order
-        .iter()
-        .flat_map(|&mu| (0..offset[mu as usize]).map(move |_| Hop { mu, forward: true }))
-        .collect()
-}
-
-/// The coarse link U^c_μ(X): the straight path of `blocks[μ]` forward steps along μ from the
-/// reference point of block X, which ends at the reference point of X + μ̂.
-pub fn pool_coarse_link_path(blocks: [usize; 4], mu: usize) -> Path {
-    (0..blocks[mu]).map(|_| Hop { mu: mu as u8, forward: true }).collect()
-}
-
-/// Index of w_i(x)[s][t] in the pooling weight `[n_paths, V, 4, 4]` (complex entries).
-pub fn pool_weight_index(volume: usize, i: usize, site: usize, s: usize, t: usize) -> usize {
-    ((i * volume + site) * 4 + s) * 4 + t
+    /// G(x) = Σ_i w_i(x) Ĝ_i(x): Ĝ_i the `i`-th term of the [`PoolTransfer`] (a transport from
+    /// the block's reference point to x, maybe times a loop field), w_i(x) local 4×4 spin
+    /// matrices (the level's first parameter, `[n_terms, V, 4, 4]` complex) unless the transfer
+    /// is static. The coarse lattice carries one fermion field (12 per site) and the coarse
+    /// gauge field of [`pool_coarse_link_path`], so PTC layers run there.
+    Pool { transfer: PoolTransfer },
 }
 
 /// How a coarse level hands its correction c to the fine layers S.

@@ -114,8 +114,8 @@ pub fn kind_detail(k: &LayerKind) -> String {
                 ) => format!(
                     "{head}, basis {basis}, setup gmres({setup_iterations} its, restart {setup_restart}, tol {setup_tol:e}, seed {seed}), coarse solve(tol {tol:e}, restart {restart}, {iterations} its)"
                 ),
-                (crate::ir::CoarseSpace::Pool { family }, coarse) => {
-                    let n = family.orders().len();
+                (crate::ir::CoarseSpace::Pool { transfer }, coarse) => {
+                    let n = transfer.terms.len();
                     let what = match coarse {
                         crate::ir::CoarseModel::Network(net) => {
                             format!("coarse network {} ({} layers)", net.name, net.layers.len())
@@ -125,9 +125,9 @@ pub fn kind_detail(k: &LayerKind) -> String {
                     };
                     format!(
                         "{head}, pool {} ({n} path{}{}), {what}",
-                        family.word(),
+                        transfer.describe(),
                         if n == 1 { "" } else { "s" },
-                        if family.weighted() { ", local spin weights" } else { ", no weights" }
+                        if transfer.weighted { ", local spin weights" } else { ", no weights" }
                     )
                 }
                 (

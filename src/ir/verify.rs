@@ -311,7 +311,23 @@ fn check_level(
             }
             Ok(())
         }
-        (CoarseSpace::Pool { family }, CoarseModel::Network(net)) => {
+        (CoarseSpace::Pool { transfer }, CoarseModel::Network(net)) => {
+            if transfer.terms.is_empty() || (!transfer.weighted && transfer.terms.len() != 1) {
+                return Err("a pooling transfer has terms (exactly one when static)".into());
+            }
+            if (0..4).any(|mu| transfer.reference[mu] >= level.blocks[mu]) {
+                return Err(format!(
+                    "pooling reference point {:?} outside the {:?} block",
+                    transfer.reference, level.blocks
+                ));
+            }
+            let plane = |v: &crate::ir::LoopField| match *v {
+                crate::ir::LoopField::Plaquette { mu, nu }
+                | crate::ir::LoopField::Clover { mu, nu } => mu < 4 && nu < 4 && mu != nu,
+            };
+            if transfer.terms.iter().filter_map(|t| t.times.as_ref()).any(|v| !plane(v)) {
+                return Err("a pooling loop field needs two different directions".into());
+            }
             let coarse = super::Lattice { dims: level.coarse_dims(lattice.dims) };
             check(net).map_err(|e| format!("coarse network: {e}"))?;
             let one = ValueType::Fermion { features: 1, lattice: coarse };
@@ -322,8 +338,8 @@ fn check_level(
                 );
             }
             let mut own = l.params.iter().map(|&p| g.param(p));
-            if family.weighted() {
-                let n = family.orders().len();
+            if transfer.weighted {
+                let n = transfer.terms.len();
                 let want = vec![n, lattice.volume(), 4, 4];
                 match own.next() {
                     Some(p) if p.shape == want && p.complex => {}

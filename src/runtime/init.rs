@@ -83,14 +83,14 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<f32> {
                 }
                 let Some(net) = level.coarse_network() else { continue };
                 let mut start = layer.params.first().map_or(0, |&id| graph.param(id).offset);
-                if let crate::ir::CoarseSpace::Pool { family } = level.space
-                    && family.weighted()
+                if let crate::ir::CoarseSpace::Pool { transfer } = &level.space
+                    && transfer.weighted
                     && let Some(&pid) = layer.params.first()
                 {
                     let prm = graph.param(pid);
                     let w = &mut p[prm.offset..prm.offset + prm.scalar_len()];
                     noise(w, &mut rng);
-                    let diag = 1.0 / family.orders().len() as f32;
+                    let diag = 1.0 / transfer.terms.len() as f32;
                     for m in w.chunks_exact_mut(32) {
                         for s in 0..4 {
                             m[2 * (s * 4 + s)] += diag;

@@ -486,7 +486,7 @@ pub struct ReferencePool {
     coarse_gauge: GaugeField,
     coarse: ReferenceLatticeNet,
     weighted: bool,
-    /// Ĝ_i(x) / √|block| per path i, per site.
+    /// The normalised Ĝ_i(x) per term i, per site.
     transports: Vec<Vec<Su3<f64>>>,
     /// Scalars of the pooling weight (the coarse network's parameters follow).
     pool_scalars: usize,
@@ -494,7 +494,7 @@ pub struct ReferencePool {
 
 impl ReferencePool {
     pub fn new(level: &crate::ir::Level, gauge: &GaugeField) -> Result<Self, RuntimeError> {
-        let crate::ir::CoarseSpace::Pool { family } = level.space else {
+        let crate::ir::CoarseSpace::Pool { transfer } = &level.space else {
             return Err(RuntimeError::Shape("reference pool: not a pooled level".into()));
         };
         let net = level
@@ -502,15 +502,19 @@ impl ReferencePool {
             .ok_or_else(|| RuntimeError::Shape("reference pool: no coarse network".into()))?;
         let g = &gauge.geom;
         let blocks = level.blocks;
+        let r = transfer.reference;
         let bvol: usize = blocks.iter().product();
-        let norm = Complex::new(1.0 / (bvol as f64).sqrt(), 0.0);
-        // Walk from the origin of x's block to x, direction by direction in the path's order.
-        let walk = |start: usize, steps: &[(usize, usize)]| {
+        // Link by link along a path (U_μ(y) forward, U_μ(y − μ̂)† backward).
+        let walk = |start: usize, path: &[crate::ir::Hop]| {
             let (mut m, mut y) = (Su3::<f64>::identity(), start);
-            for &(mu, n) in steps {
-                for _ in 0..n {
+            for h in path {
+                let mu = h.mu as usize;
+                if h.forward {
                     m = m * *gauge.link(y, mu);
                     y = g.up(y, mu);
+                } else {
+                    y = g.dn(y, mu);
+                    m = m * gauge.link(y, mu).adj();
                 }
             }
             (m, y)
@@ -518,38 +522,50 @@ impl ReferencePool {
         let origin_of = |x: usize| {
             let c = g.coords(x);
             let off: [usize; 4] = std::array::from_fn(|mu| c[mu] % blocks[mu]);
-            (g.index(std::array::from_fn(|mu| c[mu] - off[mu])), off)
+            (std::array::from_fn::<usize, 4, _>(|mu| c[mu] - off[mu]), off)
         };
-        let transports = family
-            .orders()
-            .iter()
-            .map(|order| {
-                (0..g.volume())
-                    .map(|x| {
-                        let (o, off) = origin_of(x);
-                        let steps: Vec<(usize, usize)> =
-                            order.iter().map(|&mu| (mu as usize, off[mu as usize])).collect();
-                        let (m, end) = walk(o, &steps);
-                        assert_eq!(end, x, "reference pool: the path must end at its site");
-                        m.scale(norm)
-                    })
-                    .collect()
-            })
-            .collect();
+        let mut transports = Vec::new();
+        for (i, term) in transfer.terms.iter().enumerate() {
+            let loops = term.times.map(|f| f.loops()).unwrap_or_default();
+            let mut t: Vec<Su3<f64>> = (0..g.volume())
+                .map(|x| {
+                    let (o, off) = origin_of(x);
+                    let start = g.index(std::array::from_fn(|mu| o[mu] + r[mu]));
+                    let (mut m, end) = walk(start, &transfer.term_path(i, off));
+                    assert_eq!(end, x, "reference pool: the path must end at its site");
+                    if !loops.is_empty() {
+                        let v = loops.iter().fold(Su3::zero(), |acc, l| acc + walk(x, l).0);
+                        m = m * v;
+                    }
+                    m
+                })
+                .collect();
+            // Mean |Ĝ|² per site 3 for a loop term (a unitary one has it already), then 1/√|block|.
+            let mut scale = 1.0 / (bvol as f64).sqrt();
+            if !loops.is_empty() {
+                let sq: f64 =
+                    t.iter().flat_map(|m| m.m.iter().flatten()).map(|z| z.norm_sqr()).sum();
+                scale *= (3.0 * g.volume() as f64 / sq).sqrt();
+            }
+            t.iter_mut().for_each(|m| *m = m.scale(Complex::new(scale, 0.0)));
+            transports.push(t);
+        }
         let cdims: [usize; 4] = std::array::from_fn(|mu| gauge.dims()[mu] / blocks[mu]);
         let cg = crate::lattice::geometry::Geometry::new(cdims);
         let mut links = Vec::with_capacity(cg.volume() * 4);
         for xc in 0..cg.volume() {
             let cc = cg.coords(xc);
-            let o = g.index(std::array::from_fn(|mu| cc[mu] * blocks[mu]));
+            let start = g.index(std::array::from_fn(|mu| cc[mu] * blocks[mu] + r[mu]));
             for (mu, &steps) in blocks.iter().enumerate() {
-                links.push(walk(o, &[(mu, steps)]).0);
+                let straight: Vec<_> =
+                    (0..steps).map(|_| crate::ir::Hop { mu: mu as u8, forward: true }).collect();
+                links.push(walk(start, &straight).0);
             }
         }
         let coarse_gauge = GaugeField { geom: cg, links };
         let coarse = ReferenceLatticeNet::new(net, &coarse_gauge)?;
-        let weighted = family.weighted();
-        let pool_scalars = if weighted { 32 * family.orders().len() * g.volume() } else { 0 };
+        let weighted = transfer.weighted;
+        let pool_scalars = if weighted { 32 * transfer.terms.len() * g.volume() } else { 0 };
         Ok(ReferencePool {
             blocks,
             gauge: gauge.clone(),

@@ -5,11 +5,11 @@
 //! G(x) = Σ_i w_i(x) ⊗ Ĝ_i(x)        χ(X) = Σ_{x∈X} G(x) ψ(x)        ψ(x) = G(x)† χ(X(x))
 //! ```
 //!
-//! Ĝ_i(x) is the transport from the block's reference point (its origin) to x along the i-th
-//! path of the level's family, divided by √|block| so that the static transfer is an isometry
-//! (Pool ∘ Unpool = 1 on the coarse lattice, as for the orthonormalised near-null basis; the
-//! spec's global norm2 normalisation differs from it by a constant factor per family, which the
-//! weights absorb). w_i(x) are the level's local 4×4 spin weights (identity for `static`).
+//! Ĝ_i(x) is the i-th term of the level's [`PoolTransfer`]: the transport from the block's
+//! reference point to x along the term's route, times its loop field if it names one, divided by
+//! √|block| so that the static transfer is an isometry (Pool ∘ Unpool = 1 on the coarse
+//! lattice, as for the orthonormalised near-null basis; `ir::pool` states the normalisation).
+//! w_i(x) are the level's local 4×4 spin weights (identity for `static`).
 //!
 //! Pooling *is* a block restriction with 12 "basis vectors" per site, the conjugated rows of
 //! the 12×12 matrix G(x): χ_k = Σ_x Σ_c G_kc ψ_c = Σ_x u_k(x)† ψ(x), and unpooling is the
@@ -29,7 +29,7 @@ use crate::codegen::lattice_layout::SiteLayout;
 use crate::codegen::pool::{PoolGradDesc, PoolGradKernels};
 use crate::codegen::simd::Element;
 use crate::ir::{
-    CoarseSpace, Level, PoolFamily, levels, pool_coarse_link_path, pool_path, pool_weight_index,
+    CoarseSpace, Level, PoolTransfer, levels, pool_coarse_link_path, pool_weight_index,
 };
 use crate::lattice::blocks::Blocking;
 use crate::lattice::gauge::GaugeField;
@@ -110,7 +110,8 @@ pub struct PoolSaved<T> {
 pub struct PoolLevel<T: Element> {
     /// The level's name (for plans).
     name: String,
-    family: PoolFamily,
+    /// Whether the transfer has pooling weights (all but `static`).
+    weighted: bool,
     blocking: Blocking,
     /// Normalised Ĝ_i(x) at `i * V + x`.
     transports: Vec<Su3<f64>>,
@@ -124,37 +125,68 @@ pub struct PoolLevel<T: Element> {
     setup_seconds: f64,
 }
 
-/// The normalised transports Ĝ_i(x) of `family` on `gauge` (`i * V + x`).
-fn transports(gauge: &GaugeField, blocking: &Blocking, family: PoolFamily) -> Vec<Su3<f64>> {
+/// The normalised terms Ĝ_i(x) of `transfer` on `gauge` (`i * V + x`): the transport from x's
+/// block's reference point to x along the term's route, times its loop field if it has one,
+/// normalised as `ir::pool` states.
+fn transports(
+    gauge: &GaugeField,
+    blocking: &Blocking,
+    transfer: &PoolTransfer,
+) -> Result<Vec<Su3<f64>>, RuntimeError> {
     let geom = &gauge.geom;
     let v = geom.volume();
     let block = blocking.block_dims();
     let norm = 1.0 / (block.iter().product::<usize>() as f64).sqrt();
-    let orders = family.orders();
-    let mut out = vec![Su3::zero(); orders.len() * v];
-    out.par_chunks_mut(v).zip(&orders).for_each(|(g, &order)| {
+    let r = transfer.reference;
+    let mut out = vec![Su3::zero(); transfer.terms.len() * v];
+    out.par_chunks_mut(v).enumerate().for_each(|(i, g)| {
+        let loops = transfer.terms[i].times.map(|f| f.loops()).unwrap_or_default();
         for (x, gx) in g.iter_mut().enumerate() {
             let c = geom.coords(x);
             let offset: [usize; 4] = std::array::from_fn(|mu| c[mu] % block[mu]);
-            let origin = geom.index(std::array::from_fn(|mu| c[mu] - offset[mu]));
-            let (m, end) = path_matrix(gauge, &pool_path(order, offset), origin);
+            let start = geom.index(std::array::from_fn(|mu| c[mu] - offset[mu] + r[mu]));
+            let (mut m, end) = path_matrix(gauge, &transfer.term_path(i, offset), start);
             debug_assert_eq!(end, x);
-            *gx = m.scale(Complex64::new(norm, 0.0));
+            if !loops.is_empty() {
+                let mut field = Su3::zero();
+                for l in &loops {
+                    field += path_matrix(gauge, l, x).0;
+                }
+                m = m * field;
+            }
+            *gx = m;
         }
     });
-    out
+    for (i, g) in out.chunks_mut(v).enumerate() {
+        // A unitary term has |Ĝ|² = 3 at every site already; only loop fields are rescaled.
+        let scale = if transfer.terms[i].times.is_some() {
+            let sq: f64 = g.iter().flat_map(|m| m.m.iter().flatten()).map(|z| z.norm_sqr()).sum();
+            if !(sq > 0.0 && sq.is_finite()) {
+                return Err(RuntimeError::Shape(format!(
+                    "pooling term `{}` vanishes (or overflows) on this gauge field",
+                    transfer.terms[i].describe()
+                )));
+            }
+            (3.0 * v as f64 / sq).sqrt() * norm
+        } else {
+            norm
+        };
+        g.iter_mut().for_each(|m| *m = m.scale(Complex64::new(scale, 0.0)));
+    }
+    Ok(out)
 }
 
-/// The coarse gauge field: U^c_μ(X) = the fine links along blocks[μ] steps from X's origin.
-pub fn coarse_gauge(gauge: &GaugeField, blocking: &Blocking) -> GaugeField {
+/// The coarse gauge field: U^c_μ(X) = the fine links along blocks[μ] steps from X's reference
+/// point (`reference`, counted from the block's origin).
+pub fn coarse_gauge(gauge: &GaugeField, blocking: &Blocking, reference: [usize; 4]) -> GaugeField {
     let coarse = Geometry::new(blocking.coarse_dims());
     let block = blocking.block_dims();
     let mut links = vec![Su3::identity(); coarse.volume() * 4];
     for (i, l) in links.iter_mut().enumerate() {
         let (xc, mu) = (i / 4, i % 4);
         let cc = coarse.coords(xc);
-        let origin = gauge.geom.index(std::array::from_fn(|nu| cc[nu] * block[nu]));
-        *l = path_matrix(gauge, &pool_coarse_link_path(block, mu), origin).0;
+        let start = gauge.geom.index(std::array::from_fn(|nu| cc[nu] * block[nu] + reference[nu]));
+        *l = path_matrix(gauge, &pool_coarse_link_path(block, mu), start).0;
     }
     GaugeField { geom: coarse, links }
 }
@@ -168,7 +200,7 @@ impl<T: Element> PoolLevel<T> {
         layout: &SiteLayout,
     ) -> Result<Self, RuntimeError> {
         let t = Instant::now();
-        let CoarseSpace::Pool { family } = level.space else {
+        let CoarseSpace::Pool { transfer } = &level.space else {
             return Err(RuntimeError::Shape(format!("level `{}` does not pool", level.name)));
         };
         let net = level.coarse_network().ok_or_else(|| {
@@ -176,8 +208,9 @@ impl<T: Element> PoolLevel<T> {
         })?;
         let blocking = Blocking::new(gauge.dims(), level.blocks)
             .map_err(|e| RuntimeError::Shape(format!("level `{}`: {e}", level.name)))?;
-        let transports = transports(gauge, &blocking, family);
-        let coarse_gauge = coarse_gauge(gauge, &blocking);
+        let transports = transports(gauge, &blocking, transfer)
+            .map_err(|e| RuntimeError::Shape(format!("level `{}`: {e}", level.name)))?;
+        let coarse_gauge = coarse_gauge(gauge, &blocking, transfer.reference);
         let coarse = LatticeNet::<T>::compile(net, &coarse_gauge, &LatticeNetOptions::default())
             .map_err(|e| {
                 RuntimeError::Shape(format!(
@@ -200,8 +233,8 @@ impl<T: Element> PoolLevel<T> {
             )
         };
         let jit = JitBlockTransfer::<T>::with_vectors(&blocking, 12, layout, static_g)?;
-        let n_paths = family.orders().len();
-        let grad = if family.weighted() {
+        let n_paths = transfer.terms.len();
+        let grad = if transfer.weighted {
             Some(WeightGrad::new(&jit, &transports, n_paths)?)
         } else {
             None
@@ -209,7 +242,7 @@ impl<T: Element> PoolLevel<T> {
         let fine = vec![T::zero(); layout.field_len()];
         Ok(PoolLevel {
             name: level.name.clone(),
-            family,
+            weighted: transfer.weighted,
             blocking,
             transports,
             coarse_gauge,
@@ -281,7 +314,7 @@ impl<T: Element> PoolLevel<T> {
     /// Refills the basis of the transfer kernels if the pooling weights changed.
     fn refresh<'a>(&'a self, params: &[T]) -> std::sync::MutexGuard<'a, Transfer<T>> {
         let mut guard = self.transfer.lock().unwrap_or_else(|e| e.into_inner());
-        if self.family.weighted() {
+        if self.weighted {
             let w = &params[..self.pool_scalars];
             if guard.weights.as_deref() != Some(w) {
                 let (v, n) = (self.volume(), self.transports.len() / self.volume());
@@ -382,7 +415,7 @@ impl<T: Element> PoolLevel<T> {
             Some(&mut h_chi),
             gc,
         )?;
-        if self.family.weighted() {
+        if self.weighted {
             gw.iter_mut().for_each(|g| *g = T::zero());
             // Unpooling's and pooling's terms: Σ_a coarse(X)_{s a} conj((Ĝ_i fine)(x)_{t a})
             // with (coarse, fine) = (ζ, h) and (∂L/∂χ, b).

@@ -11,7 +11,7 @@
 //! }
 //! level coarse(blocks = [4, 4, 4, 4], pool = lexicographic) {
 //!     linear(1 -> 1, hops = 1)        // PTC on the coarse gauge field
-//! }
+//! }                                   // (the pooling transfer: pool.rs)
 //! ```
 //!
 //! The level takes the network's input b and computes the coarse correction c = P M_c(P† b)
@@ -30,8 +30,8 @@
 use super::Checker;
 use crate::diagnostics::{Code, Problem};
 use crate::ir::{
-    CoarseModel, CoarseSpace, Connect, Graph, Lattice, LayerKind, Level, ParamId, PoolFamily, Span,
-    Symmetry, ValueId, ValueType,
+    CoarseModel, CoarseSpace, Connect, Graph, Lattice, LayerKind, Level, ParamId, Span, Symmetry,
+    ValueId, ValueType,
 };
 use crate::sema::args::{self, ArgSet};
 use crate::syntax::ast::{Call, Stmt, Value, ValueKind};
@@ -54,7 +54,7 @@ impl Checker<'_> {
         self.define_name(&call.name);
         let a = ArgSet::read(
             call,
-            &["blocks", "basis", "pool", "setup", "seed", "connect", "smoothing"],
+            &["blocks", "basis", "pool", "reference", "setup", "seed", "connect", "smoothing"],
             &[],
             &[],
             &mut self.problems,
@@ -118,13 +118,13 @@ impl Checker<'_> {
             _ => None,
         };
         let coarse = match &space {
-            Some(CoarseSpace::Pool { family }) => {
+            Some(CoarseSpace::Pool { transfer }) => {
                 // The pooling weight comes first: the runtime finds it at offset 0.
-                let weight_ok = match (family.weighted(), lattice) {
+                let weight_ok = match (transfer.weighted, lattice) {
                     (true, Some(l)) => self
                         .param(
                             format!("{name}.pool"),
-                            vec![family.orders().len(), l.volume(), 4, 4],
+                            vec![transfer.terms.len(), l.volume(), 4, 4],
                             true,
                             call.span,
                         )
@@ -213,36 +213,21 @@ impl Checker<'_> {
                     );
                 }
             }
-            let family = match args::word(pool).map(|w| (w, PoolFamily::from_word(w))) {
-                Some((_, Some(f))) => Some(f),
-                Some((w, None)) => {
-                    self.err(
-                        Problem::new(
-                            Code::BadLevel,
-                            pool.span,
-                            format!("unknown pooling path family `{w}`"),
-                            "unknown family",
-                        )
-                        .help(args::suggest_help(
-                            w,
-                            PoolFamily::WORDS,
-                            "pooling path families are",
-                        )),
-                    );
-                    None
-                }
-                None => {
-                    self.err(args::mistyped(
-                        pool,
-                        "`pool`",
-                        "a path family: `static`, `lexicographic` or `cyclic`",
-                    ));
-                    None
-                }
-            };
+            let transfer = self.pool_transfer(pool, a.get("reference"), blocks);
             // Even with the problems above, the body is checked as a pooled level's, so that
             // its own mistakes are reported in the same run (the graph is rejected anyway).
-            return family.map(|family| CoarseSpace::Pool { family });
+            return transfer.map(|transfer| CoarseSpace::Pool { transfer });
+        }
+        if let Some(r) = a.get("reference") {
+            self.err(
+                Problem::new(
+                    Code::BadLevel,
+                    r.span,
+                    "`reference` is the point pooling transports start from, and this level does not pool",
+                    "only with `pool`",
+                )
+                .help("remove `reference`, or pool instead of a near-null basis: `pool = lexicographic`"),
+            );
         }
         let basis = a
             .require("basis", "basis = 12", &mut self.problems)

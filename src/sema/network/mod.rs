@@ -22,6 +22,7 @@ mod level;
 mod linear;
 mod names;
 mod output;
+mod pool;
 mod reach;
 mod symmetry;
 mod types;
