@@ -352,7 +352,12 @@ fn f32_coarse_layers_and_network_equal_f64() {
             "{coarse}: f32 backward"
         );
     }
-    // The whole network: f32 (training and the solver's native path) against f64.
+    // The whole network: f32 (training and the solver's native path) against f64; a fine
+    // layer without hops has no ghost slots, so the multigrid's transfer (on the Dirac
+    // kernel's layout, which has them) needs longer buffers than the network's.
+    for fine in ["linear(2 -> 1)", "linear(2 -> 1, hops = 1)"] {
+        native_path_matches_f64(fine);
+    }
     let g = graph(&model(
         "2, 2, 2, 2",
         4,
@@ -368,26 +373,8 @@ fn f32_coarse_layers_and_network_equal_f64() {
     let params = gaussian(g.param_scalars(), &mut rng, 0.3);
     let p32: Vec<f32> = params.iter().map(|&p| p as f32).collect();
     let b = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
-    let mut y64 = zeros(b.len());
-    m64.forward(&params, &b, &mut y64).unwrap();
     let b32: Vec<num_complex::Complex<f32>> =
         b.iter().map(|z| num_complex::Complex::new(z.re as f32, z.im as f32)).collect();
-    let mut y32 = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
-    m32.forward(&p32, &b32, &mut y32).unwrap();
-    let y32: Vec<C> = y32.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
-    let e = rel(&y32, &y64);
-    assert!(e < 1e-5, "f32 network vs f64: {e:e}");
-    // The solver's path: f32 buffers in the kernels' layout.
-    let layout = m32.fine().layout().clone();
-    let len = m32.native_buffer_len();
-    let (mut inp, mut out) = (vec![0.0f32; len], vec![0.0f32; len]);
-    layout.to_aosoa(&b32, &mut inp);
-    m32.forward_native(&p32, &layout, &mut inp, &mut out).unwrap();
-    let mut native = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
-    layout.from_aosoa(&out, &mut native);
-    let native: Vec<C> = native.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
-    let e = rel(&native, &y64);
-    assert!(e < 1e-5, "f32 native path vs f64: {e:e}");
     // Weight gradients (coarse layer and fine layer) of L = ‖M b − t‖², f32 against f64.
     let t = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
     let t32: Vec<num_complex::Complex<f32>> =
@@ -412,4 +399,38 @@ fn f32_coarse_layers_and_network_equal_f64() {
     let nl = levels::level_scalars(&g);
     let (e_level, e_fine) = (rel_real(&g32[..nl], &g64[..nl]), rel_real(&g32[nl..], &g64[nl..]));
     assert!(e_level < 1e-5 && e_fine < 1e-5, "f32 gradients: level {e_level:e}, fine {e_fine:e}");
+}
+
+/// The f32 network on the reference layout and on the solver's buffers (`forward_native`)
+/// against the f64 network, for a concat level with a coarse layer and the fine layer `fine`.
+fn native_path_matches_f64(fine: &str) {
+    let g = graph(&model("2, 2, 2, 2", 4, "concat", "linear(1 -> 1, hops = 1, local)", fine));
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let gauge = GaugeField::random(DIMS, &mut rng);
+    let dirac = DiracParams::periodic(0.1, 1.0);
+    let m64 = MultigridNet::<f64>::compile(&g, &gauge, &dirac, BasisCache::None).unwrap();
+    let m32 = MultigridNet::<f32>::compile(&g, &gauge, &dirac, BasisCache::None).unwrap();
+    let params = gaussian(g.param_scalars(), &mut rng, 0.3);
+    let p32: Vec<f32> = params.iter().map(|&p| p as f32).collect();
+    let b = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
+    let mut y64 = zeros(b.len());
+    m64.forward(&params, &b, &mut y64).unwrap();
+    let b32: Vec<num_complex::Complex<f32>> =
+        b.iter().map(|z| num_complex::Complex::new(z.re as f32, z.im as f32)).collect();
+    let mut y32 = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
+    m32.forward(&p32, &b32, &mut y32).unwrap();
+    let y32: Vec<C> = y32.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
+    let e = rel(&y32, &y64);
+    assert!(e < 1e-5, "{fine}: f32 network vs f64: {e:e}");
+    // The solver's path: f32 buffers in the kernels' layout.
+    let layout = m32.fine().layout().clone();
+    let len = m32.native_buffer_len();
+    let (mut inp, mut out) = (vec![0.0f32; len], vec![0.0f32; len]);
+    layout.to_aosoa(&b32, &mut inp);
+    m32.forward_native(&p32, &layout, &mut inp, &mut out).unwrap();
+    let mut native = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
+    layout.from_aosoa(&out, &mut native);
+    let native: Vec<C> = native.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
+    let e = rel(&native, &y64);
+    assert!(e < 1e-5, "{fine}: f32 native path vs f64: {e:e}");
 }

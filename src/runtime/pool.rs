@@ -373,6 +373,29 @@ impl<T: Element> PoolLevel<T> {
         Ok(())
     }
 
+    /// c = Unpool(M_c(Pool(b))) on fine buffers in the transfer's layout (the fine network's and
+    /// the solver's; at least one field each, main parts read and written): what a solver's
+    /// preconditioner application runs, with no conversion of the fine fields and nothing kept
+    /// for a backward pass.
+    pub fn correct_aosoa(&self, params: &[T], b: &[T], c: &mut [T]) -> Result<(), RuntimeError> {
+        self.check(params, self.volume() * 12)?;
+        let guard = self.refresh(params);
+        let len = guard.jit.layout().field_len();
+        if b.len() < len || c.len() < len {
+            return Err(RuntimeError::Shape(format!(
+                "pooled level: fine buffers of {} and {} scalars, it needs {len}",
+                b.len(),
+                c.len()
+            )));
+        }
+        let zero = Complex::new(T::zero(), T::zero());
+        let mut chi = vec![zero; self.coarse_len()];
+        guard.jit.restrict_aosoa(&b[..len], &mut chi)?;
+        let mut zeta = vec![zero; self.coarse_len()];
+        self.coarse.forward(&params[self.pool_scalars..self.level_scalars], &chi, &mut zeta)?;
+        guard.jit.prolong_aosoa(&zeta, &mut c[..len])
+    }
+
     /// c = Unpool(M_c(Pool(b))), keeping what the backward pass needs.
     pub fn forward(&self, params: &[T], b: &[Complex<T>]) -> Result<PoolSaved<T>, RuntimeError> {
         self.check(params, b.len())?;

@@ -63,6 +63,56 @@ impl<T: Element> MultigridNet<T> {
         Ok(())
     }
 
+    /// c = the coarse correction of a level with weights, on buffers of the fine layout (main
+    /// parts; `b` is read, `c` written): pooling, the coarse network and unpooling on the pool's
+    /// JIT transfer, or the multigrid's JIT P† and P (in the network's precision) around the
+    /// coarse layers. Nothing is converted to the reference layout or kept for a backward pass.
+    /// The multigrid's layout may want longer buffers than the fine layers' (its kernels use
+    /// the tail as scratch): then b and c go through buffers from `spare`.
+    fn weighted_correct_native(
+        &self,
+        params: &[T],
+        b: &[T],
+        c: &mut [T],
+        spare: &mut Vec<Vec<T>>,
+    ) -> Result<(), RuntimeError> {
+        if let Some(pool) = &self.pool {
+            return pool.correct_aosoa(params, b, c);
+        }
+        let Some(layers) = &self.layers else {
+            return Err(RuntimeError::Shape("internal: a coarse solve has no weights".into()));
+        };
+        let guard = self.correction.lock().unwrap_or_else(|e| e.into_inner());
+        let mg = guard.mg.multigrid_ref()?;
+        // The transfer in the network's own precision (T is f32 or f64).
+        let any: [&dyn std::any::Any; 2] = [mg.transfer32(), mg.transfer64()];
+        let t = any
+            .iter()
+            .find_map(|a| a.downcast_ref::<crate::runtime::coarse::JitBlockTransfer<T>>())
+            .ok_or_else(|| RuntimeError::Shape("internal: no transfer of this precision".into()))?;
+        let (main, tl) = (self.fine.layout().main_len(), t.layout().field_len());
+        let mut chi = vec![Complex::new(T::zero(), T::zero()); layers.len()];
+        if b.len() >= tl {
+            t.restrict_aosoa(&b[..tl], &mut chi)?;
+        } else {
+            let mut bt = take(spare, tl);
+            bt[..main].copy_from_slice(&b[..main]);
+            t.restrict_aosoa(&bt, &mut chi)?;
+            spare.push(bt);
+        }
+        let acts = layers.forward(&params[..self.skip.min(params.len())], &chi)?;
+        let y = acts.last().map(|v| &v[..]).unwrap_or(&chi);
+        if c.len() >= tl {
+            t.prolong_aosoa(y, &mut c[..tl])
+        } else {
+            let mut ct = take(spare, tl);
+            t.prolong_aosoa(y, &mut ct)?;
+            c[..main].copy_from_slice(&ct[..main]);
+            spare.push(ct);
+            Ok(())
+        }
+    }
+
     /// x ← x + S(b − D x) on the kernels' layout (main parts; `input` holds b): one further
     /// smoothing step of `connect = correct`. `fine_in` and `y` are scratch of at least one
     /// field.
@@ -135,7 +185,7 @@ impl<T: Element> MultigridNet<T> {
         }
         let fields = self.level.connect.features();
         let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let FineScratch { x, c: c_native, y, .. } = &mut *scratch;
+        let FineScratch { x, c: c_native, y, spare } = &mut *scratch;
         // The second field of `concat` is written in full below; ghost slots are refilled by
         // the fine layers, so stale contents of a reused buffer never matter.
         x.resize(fields * len, T::zero());
@@ -143,15 +193,10 @@ impl<T: Element> MultigridNet<T> {
         x[..main].copy_from_slice(&input[..main]);
         let (x, c_native) = (&mut x[..], &mut c_native[..]);
         if self.pool.is_some() || self.layers.is_some() {
-            // A weighted correction (pooled, or coarse layers) runs on reference-layout
-            // vectors (the transfers convert anyway); everything after it is the same native
-            // code as for a coarse solve: x = c, then x ← x + S(b − D x) on the f32 Dirac kernel.
-            let n = fl.volume() * 12;
-            let mut b = vec![Complex::new(T::zero(), T::zero()); n];
-            fl.from_aosoa(&x[..len], &mut b);
-            let saved = self.weighted_forward(params, &b)?;
-            let c = saved.as_ref().map(|s| s.c()).unwrap_or(&b);
-            fl.to_aosoa(c, &mut c_native[..main]);
+            // A weighted correction (pooled, or coarse layers) on the same buffers, then the
+            // same native code as for a coarse solve: x = c, then x ← x + S(b − D x) on the
+            // f32 Dirac kernel.
+            self.weighted_correct_native(params, &x[..len], c_native, spare)?;
             match self.level.connect {
                 Connect::Concat => {
                     x[len..len + main].copy_from_slice(&c_native[..main]);
