@@ -129,6 +129,31 @@ fn benches(c: &mut Criterion) {
             b.iter(|| native.apply(&mut yo, &mut xi).unwrap())
         });
     }
+    // Multigrid networks whose level has weights (pooling; coarse layers around the near-null
+    // P†/P, after its set-up), applied as a solver applies them.
+    for name in ["ptc_pool.sym", "ptc_mg_paper.sym"] {
+        let g = model(name);
+        let net = symc::runtime::compile_preconditioner_net::<f32>(
+            &g,
+            &gauge,
+            &dirac,
+            symc::runtime::multigrid_net::BasisCache::None,
+        )
+        .unwrap();
+        let mut m = symc::runtime::preconditioner::NetPreconditioner::new(
+            net,
+            symc::runtime::init::init_params(&g, 1),
+        )
+        .unwrap();
+        let mut native = m.native(&layout);
+        let len = native.buffer_len().max(layout.field_len());
+        let (mut xi, mut yo) = (vec![0.0f32; len], vec![0.0f32; len]);
+        layout.to_aosoa(&x, &mut xi);
+        let label = name.trim_end_matches(".sym");
+        c.bench_function(&format!("precond/apply/{label}/f32-native"), |b| {
+            b.iter(|| native.apply(&mut yo, &mut xi).unwrap())
+        });
+    }
 }
 
 criterion_group! {
