@@ -11,6 +11,7 @@
 
 use super::PrecondError;
 use super::compare::SolveComparison;
+use super::lowmodes::LowModeSystem;
 use super::pairs::PairDirac;
 use crate::ir::{Graph, LayerKind, LossSpec};
 use crate::lattice::gauge::GaugeField;
@@ -49,6 +50,16 @@ pub trait LatticeShare {
         dirac: &DiracParams,
         cache: BasisCache<'_>,
     ) -> Result<Box<dyn FermionNet<f32>>, MultigridNetError>;
+    /// The low-mode solves of the two-term loss on this process's sub-lattice: the distributed
+    /// operator, with the distributed two-level multigrid where it tiles the lattice and the
+    /// sub-lattices (its basis read from or written to `cache` by rank 0).
+    fn low_modes(
+        &self,
+        grid: &ProcessGrid,
+        gauge: &GaugeField,
+        dirac: &DiracParams,
+        cache: &std::path::Path,
+    ) -> Result<Box<dyn LowModeSystem>, PrecondError>;
     /// The run's closing comparison (as `compare::compare_solves`) on this process's part of
     /// the sources `rhs`, with the distributed operator: every process gets the same reports.
     #[allow(clippy::too_many_arguments)]
@@ -67,15 +78,11 @@ pub trait LatticeShare {
 
 /// Why `graph` (with loss `loss`) cannot train split over processes, or `None` if it can: a
 /// network of global-weight gauge layers, possibly after a near-null multigrid level with a
-/// coarse solve, with the one-term or filtered loss. The others train on rank 0 (the caller
-/// says so).
+/// coarse solve, with the one-term, two-term or filtered loss. The others train on rank 0 (the
+/// caller says so).
 pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
-    match loss {
-        LossSpec::LowModes { .. } => {
-            return Some("the two-term loss (its multigrid solves run in one process)".into());
-        }
-        LossSpec::Coarse => return Some("`loss coarse` (D_c runs in one process)".into()),
-        _ => {}
+    if let LossSpec::Coarse = loss {
+        return Some("`loss coarse` (D_c runs in one process)".into());
     }
     for l in &graph.layers {
         match &l.kind {
@@ -131,15 +138,59 @@ pub use mpi_lattice::MpiLattice;
 
 #[cfg(feature = "mpi")]
 mod mpi_lattice {
+    use super::super::lowmodes::multigrid_tiles;
     use super::*;
     use crate::lattice::wilson::WilsonClover;
     use crate::runtime::distributed::comm::Comm;
     use crate::runtime::distributed::data_parallel::MpiDataParallel;
+    use crate::runtime::distributed::multigrid::DistMultigrid;
     use crate::runtime::distributed::multigrid_net::DistMultigridNet;
     use crate::runtime::distributed::net::DistLatticeNet;
     use crate::runtime::distributed::operator::DistWilsonClover;
     use crate::runtime::distributed::solve::broadcast_gauge;
+    use crate::runtime::multigrid::{BasisSource, MultigridParams};
     use crate::solve::batch::{Setup, SolverKind, System};
+    use crate::solve::{MixedWorkspace, SolveReport};
+
+    /// The low-mode solves on this process's sub-lattice (see [`LatticeShare::low_modes`]).
+    struct SplitLowModes {
+        grid: ProcessGrid,
+        d64: DistWilsonClover<f64>,
+        d32: DistWilsonClover<f32>,
+        mg: Option<DistMultigrid>,
+        ws: MixedWorkspace,
+        setup_seconds: f64,
+    }
+
+    impl LowModeSystem for SplitLowModes {
+        fn solve(
+            &mut self,
+            v: &[Complex64],
+            u: &mut [Complex64],
+            params: &SolveParams,
+        ) -> Result<SolveReport, String> {
+            let (ws, d64, d32) = (&mut self.ws, &self.d64, &self.d32);
+            match &mut self.mg {
+                Some(mg) => {
+                    crate::solve::fgmres_mixed(ws, d64, d32, &mut mg.native(), v, u, params)
+                }
+                None => crate::solve::gmres_mixed(ws, d64, d32, v, u, params),
+            }
+            .map_err(|e| e.to_string())
+        }
+
+        fn local_part(&self, v: &[Complex64]) -> Vec<Complex64> {
+            self.grid.local_part(v, 12)
+        }
+
+        fn solver(&self) -> &'static str {
+            if self.mg.is_some() { "mg" } else { "gmres" }
+        }
+
+        fn setup_seconds(&self) -> f64 {
+            self.setup_seconds
+        }
+    }
 
     impl PairDirac for DistWilsonClover<f32> {
         fn layout(&self) -> &crate::runtime::SiteLayout {
@@ -197,6 +248,41 @@ mod mpi_lattice {
                 return Ok(Box::new(net));
             }
             Ok(Box::new(DistLatticeNet::<f32>::compile(self.comm, grid, graph, gauge)?))
+        }
+
+        fn low_modes(
+            &self,
+            grid: &ProcessGrid,
+            gauge: &GaugeField,
+            dirac: &DiracParams,
+            cache: &std::path::Path,
+        ) -> Result<Box<dyn LowModeSystem>, PrecondError> {
+            let reference = WilsonClover::<f64>::new(gauge, dirac);
+            let d64 = DistWilsonClover::<f64>::new(self.comm, grid, &reference)?;
+            let d32 = DistWilsonClover::<f32>::new(self.comm, grid, &reference)?;
+            drop(reference);
+            let params = MultigridParams::reference();
+            // As in one process, and only where every block lies on one process.
+            let tiles = multigrid_tiles(gauge.dims())
+                && (0..4).all(|mu| grid.local[mu] % params.blocks[mu] == 0);
+            let start = std::time::Instant::now();
+            let mg = if tiles {
+                let cache = BasisCache::ReadWrite(cache);
+                Some(
+                    DistMultigrid::build(self.comm, grid, gauge, dirac, &params, cache)
+                        .map_err(|e| PrecondError::Multigrid(e.into()))?,
+                )
+            } else {
+                None
+            };
+            let setup_seconds = match &mg {
+                Some(m) if matches!(m.setup_report().source, BasisSource::Cached { .. }) => 0.0,
+                Some(_) => start.elapsed().as_secs_f64(),
+                None => 0.0,
+            };
+            let grid = grid.clone();
+            let ws = MixedWorkspace::new();
+            Ok(Box::new(SplitLowModes { grid, d64, d32, mg, ws, setup_seconds }))
         }
 
         fn compare(

@@ -177,7 +177,18 @@ pub(super) fn set_up<'a>(
     }
     let low_modes = match spec.loss {
         LossSpec::LowModes { weight, tol } => {
-            let solver = LowModeSolver::new(&gauge.field, &dirac, weight, tol, &opts.out)?;
+            let solver = match share.zip(split.as_ref()) {
+                // Split: the distributed operator and multigrid on this process's sites.
+                Some((share, split)) => {
+                    let cache = opts.out.join(super::LOW_MODE_BASIS_FILE);
+                    let system = agreed(
+                        Some(share),
+                        share.low_modes(&split.grid, &gauge.field, &dirac, &cache),
+                    )?;
+                    LowModeSolver::on(system, gauge.field.dims(), weight, tol)
+                }
+                None => LowModeSolver::new(&gauge.field, &dirac, weight, tol, &opts.out)?,
+            };
             if opts.progress {
                 let st = &solver.stats;
                 eprintln!(
@@ -503,7 +514,11 @@ pub(super) fn train_steps(
             let mut low = low.borrow_mut();
             let (inp, tgt) = low.pair(spec.seed, step)?;
             let w = low.stats.weight;
-            let l2 = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad2)?;
+            let local = pair_loss_grad(setup.net.as_ref(), &state.params, &inp, &tgt, &mut grad2)?;
+            // As for the first term: this process's part of the loss, the global gradient.
+            let mut total = [local];
+            NativeOperator::global_sum(setup.d32.as_ref(), &mut total);
+            let l2 = total[0];
             loss += w * l2;
             for (g, g2) in grad.iter_mut().zip(&grad2) {
                 *g += w as f32 * *g2;
