@@ -5,8 +5,9 @@
 //! shares the link updates of every heatbath class out over them (the same field, bit for bit),
 //! `symc train` of a classifier trains data-parallel (each process the gradient of its share of
 //! every batch, `train::classify::train_parallel`), a preconditioner split over them (each its
-//! sub-lattice, `train::precond::share`, near-null multigrid networks and the two-term loss
-//! included; pooled levels, coarse layers and local weights on rank 0), and `solve --precond mg` runs
+//! sub-lattice, `train::precond::share`, near-null multigrid networks (coarse solve or coarse
+//! layers) and the two-term loss included; pooled levels and local weights on rank 0), and
+//! `solve --precond mg` runs
 //! the distributed multigrid (`runtime::distributed::multigrid`);
 //! every other command runs on rank 0 alone (so `gauge info/convert` print and write exactly what
 //! one process would) while the other ranks wait for its exit code. Rank 0 alone prints results,

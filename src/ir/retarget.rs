@@ -24,6 +24,42 @@ pub enum RetargetError {
     Verify(#[from] VerifyError),
 }
 
+/// `graph` as one process of a run split over processes sees it, `dims` its sub-lattice: the
+/// fine values on the sub-lattice. A near-null level's coarse layers keep the whole lattice's
+/// coarse grid and weights, since every process runs them on the all-gathered coarse vector;
+/// such a view is not a network of its own (its coarse weights do not fit the sub-lattice's
+/// coarse grid), so it is not verified as one: it carries the sizes a caller reads (vector
+/// lengths, the parameter vector). Any other graph is [`retarget`]ed.
+pub fn split_view(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
+    let Some(level) = super::levels::level(graph).filter(|l| l.coarse_layers().is_some()) else {
+        return retarget(graph, dims);
+    };
+    if (0..4).any(|mu| dims[mu] % level.blocks[mu] != 0) {
+        return Err(RetargetError::Blocks {
+            level: level.name.clone(),
+            blocks: level.blocks,
+            dims,
+        });
+    }
+    if let Some(l) = graph
+        .layers
+        .iter()
+        .find(|l| matches!(l.kind, LayerKind::Ptc { local: true, .. } | LayerKind::Dense { .. }))
+    {
+        return Err(RetargetError::SiteDependent { layer: l.name.clone() });
+    }
+    let mut g = graph.clone();
+    if let Some(l) = g.lattice.as_mut() {
+        l.dims = dims;
+    }
+    for v in &mut g.values {
+        if let ValueType::Fermion { lattice, .. } = v {
+            lattice.dims = dims;
+        }
+    }
+    Ok(g)
+}
+
 /// `graph` on a lattice of extents `dims` (unchanged if it already is).
 pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
     let mut g = graph.clone();

@@ -76,15 +76,12 @@ pub fn multigrid_params(level: &Level) -> Option<MultigridParams> {
 
 /// Why a network with `level` cannot run split over processes
 /// (`runtime::distributed::multigrid_net`), or `None` if it can: a near-null basis with a
-/// coarse solve.
+/// coarse solve or with coarse layers.
 pub fn split_refusal(level: &Level) -> Option<&'static str> {
     if multigrid_params(level).is_none() {
         return Some("a pooled level (its coarse gauge network runs in one process)");
     }
-    match level.coarse {
-        CoarseModel::Solve { .. } => None,
-        _ => Some("a level with coarse layers (they run in one process)"),
-    }
+    None
 }
 
 /// Where a multigrid network's near-null basis may come from besides a fresh set-up.

@@ -344,6 +344,24 @@ impl DistMultigrid {
         self.cycle.stats.reset();
     }
 
+    /// χ = P† fine, the whole coarse vector on every process (all-gathered), from an f32
+    /// buffer in [`Self::dirac32`]'s layout (main part read; a whole field of that layout).
+    /// Collective.
+    pub fn restrict(&self, fine: &[f32], coarse: &mut [Complex<f32>]) -> Result<(), String> {
+        NativeCoarseSpace::restrict(&self.transfer, fine, coarse)
+    }
+
+    /// fine = P χ on this process's blocks (χ the whole coarse vector), into an f32 buffer in
+    /// [`Self::dirac32`]'s layout.
+    pub fn prolong(&self, coarse: &[Complex<f32>], fine: &mut [f32]) -> Result<(), String> {
+        NativeCoarseSpace::prolong(&self.transfer, coarse, fine)
+    }
+
+    /// Complex numbers of the whole coarse vector.
+    pub fn coarse_len(&self) -> usize {
+        NativeCoarseSpace::coarse_len(&self.transfer)
+    }
+
     /// The cycle on f32 buffers in [`Self::dirac32`]'s layout.
     pub fn native(&mut self) -> NativeTwoLevel<'_> {
         NativeTwoLevel {

@@ -5,10 +5,14 @@
 //! `runtime::multigrid_net` (M(b) = c + S(b − D c), repeated for `smoothing` steps, or
 //! S([b, c])), so a split run follows the single-process one to round-off.
 //!
-//! The level has no weights; the weight gradients are those of the fine layers, accumulated
-//! over the smoothing steps on this process's sites and summed over the processes once per
-//! step. The pieces that make MPI calls (the multigrid and its operator) are kept on the main
-//! thread behind a [`Funneled`] handle, so the network is `Send + Sync` like every network.
+//! A level with coarse layers (the paper's trained coarse model instead of the coarse solve)
+//! runs them on the whole coarse vector on every process, as the coarse solve does: P† b is
+//! all-gathered, every process applies the same layers to the same vector, and P is local.
+//! Their weight gradient comes from P† of ∂L/∂c, all-gathered too, so it is the same on every
+//! process and is not summed; the fine layers' gradients are accumulated over the smoothing
+//! steps on this process's sites and summed over the processes once per step. The pieces that
+//! make MPI calls (the multigrid and its operator) are kept on the main thread behind a
+//! [`Funneled`] handle, so the network is `Send + Sync` like every network.
 
 use super::comm::{Comm, Funneled};
 use super::grid::ProcessGrid;
@@ -19,6 +23,7 @@ use crate::ir::{Connect, Graph, Level, levels, retarget};
 use crate::lattice::fermion::gamma5_in_place;
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
+use crate::runtime::coarse_layers::JitCoarseLayers;
 use crate::runtime::multigrid::SetupReport;
 use crate::runtime::multigrid_net::{
     BasisCache, MultigridNetError, multigrid_params, split_refusal,
@@ -29,6 +34,8 @@ use num_complex::Complex;
 use std::sync::Mutex;
 
 type C32 = Complex<f32>;
+/// The coarse layers' activations of one forward pass (`None` for a coarse solve).
+type Acts = Option<Vec<Vec<C32>>>;
 
 /// A near-null multigrid network on this process's part of the lattice.
 pub struct DistMultigridNet {
@@ -37,6 +44,8 @@ pub struct DistMultigridNet {
     level: Level,
     fine: DistLatticeNet<f32>,
     mg: Funneled<DistMultigrid>,
+    /// The level's coarse layers, on the whole coarse lattice (`None`: a coarse solve).
+    layers: Option<JitCoarseLayers<f32>>,
     setup: SetupReport,
     /// f32 buffers of the native path (b, x, r, S(r)), kept between applications.
     scratch: Mutex<[Vec<f32>; 4]>,
@@ -75,8 +84,9 @@ impl DistMultigridNet {
         let fine = DistLatticeNet::<f32>::compile(comm, grid, &fine_graph, gauge)?;
         let mg = DistMultigrid::build(comm, grid, gauge, dirac, &params, cache)?;
         let setup = mg.setup_report().clone();
+        let layers = JitCoarseLayers::<f32>::new(&level, gauge.dims())?;
         // What callers size their vectors by: this process's sub-lattice, as the fine net's.
-        let graph = retarget::retarget(graph, grid.local).map_err(|e| {
+        let graph = retarget::split_view(graph, grid.local).map_err(|e| {
             RuntimeError::Shape(format!("splitting `{}` over processes: {e}", graph.name))
         })?;
         Ok(DistMultigridNet {
@@ -84,6 +94,7 @@ impl DistMultigridNet {
             level,
             fine,
             mg: Funneled::new(mg),
+            layers,
             setup,
             scratch: Mutex::new(Default::default()),
             spare: Mutex::new(Vec::new()),
@@ -103,12 +114,62 @@ impl DistMultigridNet {
         self.mg.with(f).map_err(RuntimeError::Shape)
     }
 
-    /// c = P D_c⁻¹ P† b (the level's coarse correction) on this process's sites.
-    fn correction(&self, b: &[C32]) -> Result<Vec<C32>, RuntimeError> {
+    /// c = P D_c⁻¹ P† b, or c = P M_c(P† b) with coarse layers (the level's coarse
+    /// correction), on this process's sites; with coarse layers also their activations (what
+    /// [`Self::layers_backward`] needs).
+    fn correction(&self, params: &[f32], b: &[C32]) -> Result<(Vec<C32>, Acts), RuntimeError> {
         let mut c = vec![C32::new(0.0, 0.0); b.len()];
-        self.with_mg(|m| m.apply_reference(&mut c, b))?
-            .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
-        Ok(c)
+        let Some(layers) = &self.layers else {
+            self.with_mg(|m| m.apply_reference(&mut c, b))?
+                .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
+            return Ok((c, None));
+        };
+        let chi = self.restrict_reference(b)?;
+        let acts = layers.forward(self.level_params(params), &chi)?;
+        let y = acts.last().map(|v| &v[..]).unwrap_or(&chi);
+        self.with_mg(|m| -> Result<(), String> {
+            let layout = m.dirac32().layout().clone();
+            let mut buf = vec![0.0f32; layout.field_len()];
+            m.prolong(y, &mut buf)?;
+            layout.from_aosoa(&buf, &mut c);
+            Ok(())
+        })?
+        .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))?;
+        Ok((c, Some(acts)))
+    }
+
+    /// P† v, all-gathered: the whole coarse vector of this process's part `v` (reference
+    /// layout).
+    fn restrict_reference(&self, v: &[C32]) -> Result<Vec<C32>, RuntimeError> {
+        self.with_mg(|m| -> Result<Vec<C32>, String> {
+            let layout = m.dirac32().layout().clone();
+            let mut buf = vec![0.0f32; layout.field_len()];
+            layout.to_aosoa(v, &mut buf);
+            let mut chi = vec![C32::new(0.0, 0.0); m.coarse_len()];
+            m.restrict(&buf, &mut chi)?;
+            Ok(chi)
+        })?
+        .map_err(|e| RuntimeError::Shape(format!("multigrid level: {e}")))
+    }
+
+    /// The coarse layers' weight gradient from h = ∂L/∂c (this process's part): ∂L/∂y = P† h,
+    /// the same on every process, through the layers' backward pass into `grad_level`.
+    fn layers_backward(
+        &self,
+        params: &[f32],
+        acts: &[Vec<C32>],
+        h: &[C32],
+        grad_level: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        let Some(layers) = &self.layers else { return Ok(()) };
+        let g = self.restrict_reference(h)?;
+        layers.backward(self.level_params(params), acts, &g, grad_level)?;
+        Ok(())
+    }
+
+    /// The level's part of the flat parameter vector (its coarse layers' weights).
+    fn level_params<'p>(&self, params: &'p [f32]) -> &'p [f32] {
+        &params[..levels::level_scalars(&self.graph).min(params.len())]
     }
 
     /// D x, or D† x = γ5 D γ5 x with `dagger`.
@@ -132,8 +193,13 @@ impl DistMultigridNet {
         Ok(r)
     }
 
-    /// What the fine layers receive first, and c: `[b, c]` for `concat`, b − D c for `correct`.
-    fn fine_input(&self, b: &[C32]) -> Result<(Vec<C32>, Vec<C32>), RuntimeError> {
+    /// What the fine layers receive first, c, and the coarse layers' activations: `[b, c]`
+    /// for `concat`, b − D c for `correct`.
+    fn fine_input(
+        &self,
+        params: &[f32],
+        b: &[C32],
+    ) -> Result<(Vec<C32>, Vec<C32>, Acts), RuntimeError> {
         let n = self.fine.local().layout().volume() * 12;
         if b.len() != n {
             return Err(RuntimeError::Shape(format!(
@@ -142,15 +208,15 @@ impl DistMultigridNet {
                 b.len()
             )));
         }
-        let c = self.correction(b)?;
+        let (c, acts) = self.correction(params, b)?;
         let x = match self.level.connect {
             Connect::Concat => [b, &c[..]].concat(),
             Connect::Correct => self.residual(b, &c)?,
         };
-        Ok((x, c))
+        Ok((x, c, acts))
     }
 
-    /// The level owns no weights: every parameter is the fine layers'.
+    /// The fine layers' part of the flat parameter vector (after the level's).
     fn fine_params<'p>(&self, params: &'p [f32]) -> &'p [f32] {
         &params[levels::level_scalars(&self.graph).min(params.len())..]
     }
@@ -167,7 +233,7 @@ impl FermionNet<f32> for DistMultigridNet {
         input: &[C32],
         output: &mut [C32],
     ) -> Result<(), RuntimeError> {
-        let (x, c) = self.fine_input(input)?;
+        let (x, c, _) = self.fine_input(params, input)?;
         let fp = self.fine_params(params);
         let net = self.fine.local();
         net.forward(fp, &x, output)?;
@@ -190,16 +256,21 @@ impl FermionNet<f32> for DistMultigridNet {
         seed: &mut dyn FnMut(&[C32], &mut [C32]),
         grad_params: &mut [f32],
     ) -> Result<(), RuntimeError> {
-        let (x, c) = self.fine_input(input)?;
+        let (x, c, acts) = self.fine_input(params, input)?;
         let skip = levels::level_scalars(&self.graph).min(grad_params.len());
-        let (_, grad) = grad_params.split_at_mut(skip);
+        let (grad_level, grad) = grad_params.split_at_mut(skip);
         let fp = self.fine_params(params);
         let net = self.fine.local();
+        let n = input.len();
+        // h = ∂L/∂c, what the coarse layers' gradient needs (only computed with them).
+        let mut h_c = None;
         match self.level.connect {
             Connect::Concat => {
-                net.forward_backward(fp, &x, None, |y, g| seed(y, g), None, grad)?;
+                let mut gin = acts.as_ref().map(|_| vec![C32::new(0.0, 0.0); 2 * n]);
+                net.forward_backward(fp, &x, None, |y, g| seed(y, g), gin.as_deref_mut(), grad)?;
+                h_c = gin.map(|g| g[n..].to_vec());
             }
-            Connect::Correct if self.level.smoothing == 1 => {
+            Connect::Correct if self.level.smoothing == 1 && acts.is_none() => {
                 // M(b) = c + S(r); c has no weights, so ∂L/∂M passes to S unchanged.
                 let seed_sum = |y: &[C32], g: &mut [C32]| {
                     let m: Vec<C32> = y.iter().zip(&c).map(|(y, c)| *y + *c).collect();
@@ -209,10 +280,10 @@ impl FermionNet<f32> for DistMultigridNet {
             }
             Connect::Correct => {
                 // x_0 = c, r_k = b − D x_k, x_{k+1} = x_k + S(r_k); back from h = ∂L/∂M:
-                // each step adds S's weight gradient at (r_k, h), and for k > 0
-                // h ← h − D† Sᵀ h (as `runtime::multigrid_net`).
+                // each step adds S's weight gradient at (r_k, h), and h ← h − D† Sᵀ h takes
+                // it to ∂L/∂x_k (as `runtime::multigrid_net`), down to ∂L/∂c with coarse
+                // layers.
                 let steps = self.level.smoothing;
-                let n = input.len();
                 let mut m = c;
                 let mut rs = vec![x];
                 let mut y = vec![C32::new(0.0, 0.0); n];
@@ -228,16 +299,23 @@ impl FermionNet<f32> for DistMultigridNet {
                 grad.iter_mut().for_each(|g| *g = 0.0);
                 let mut step = vec![0.0f32; grad.len()];
                 let mut gin = vec![C32::new(0.0, 0.0); n];
+                let last = usize::from(acts.is_none());
                 for k in (0..steps).rev() {
-                    let gi = (k > 0).then_some(&mut gin[..]);
+                    let gi = (k >= last).then_some(&mut gin[..]);
                     net.backward_partial(fp, &rs[k], &h, gi, &mut step)?;
                     grad.iter_mut().zip(&step).for_each(|(a, g)| *a += *g);
-                    if k > 0 {
+                    if k >= last {
                         let d = self.dirac(&gin, true)?;
                         h.iter_mut().zip(&d).for_each(|(h, d)| *h -= *d);
                     }
                 }
+                if acts.is_some() {
+                    h_c = Some(h);
+                }
             }
+        }
+        if let (Some(acts), Some(h)) = (&acts, &h_c) {
+            self.layers_backward(params, acts, h, grad_level)?;
         }
         self.fine.sum_over_processes(grad)
     }
@@ -279,8 +357,23 @@ impl FermionNet<f32> for DistMultigridNet {
             v.resize(len, 0.0);
         }
         b[..main].copy_from_slice(&input[..main]);
-        // x = c = P D_c⁻¹ P† b.
-        self.with_mg(|m| m.native().apply(x, b))?.map_err(fail)?;
+        // x = c = P D_c⁻¹ P† b, or P M_c(P† b) with coarse layers (on every process, on the
+        // all-gathered coarse vector).
+        match &self.layers {
+            None => self.with_mg(|m| m.native().apply(x, b))?.map_err(fail)?,
+            Some(layers) => {
+                let chi = self
+                    .with_mg(|m| {
+                        let mut chi = vec![C32::new(0.0, 0.0); m.coarse_len()];
+                        let fl = m.dirac32().layout().field_len();
+                        m.restrict(&b[..fl], &mut chi).map(|()| chi)
+                    })?
+                    .map_err(fail)?;
+                let y = layers.apply(self.level_params(params), &chi)?;
+                self.with_mg(|m| m.prolong(&y, &mut x[..m.dirac32().layout().field_len()]))?
+                    .map_err(fail)?;
+            }
+        }
         for _ in 0..self.level.smoothing {
             // r = b − D x, then x ← x + S(r).
             self.with_mg(|m| NativeOperator::apply(m.dirac32(), r, x))?.map_err(fail)?;
@@ -306,7 +399,12 @@ impl FermionNet<f32> for DistMultigridNet {
         let same = self.with_mg(|m| m.dirac32().layout().same_sites(layout))?
             && self.fine.local().layout().same_sites(layout);
         let main = layout.main_len();
-        if self.level.connect != Connect::Correct || !same || input.len() < main {
+        // Coarse layers need ∂L/∂c, which the reference-layout pass computes.
+        if self.level.connect != Connect::Correct
+            || !same
+            || input.len() < main
+            || self.layers.is_some()
+        {
             return forward_backward_via_reference(self, params, layout, input, seed, grad_params);
         }
         let skip = levels::level_scalars(&self.graph).min(grad_params.len());

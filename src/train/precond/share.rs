@@ -77,8 +77,8 @@ pub trait LatticeShare {
 }
 
 /// Why `graph` (with loss `loss`) cannot train split over processes, or `None` if it can: a
-/// network of global-weight gauge layers, possibly after a near-null multigrid level with a
-/// coarse solve, with the one-term, two-term or filtered loss. The others train on rank 0 (the
+/// network of global-weight gauge layers, possibly after a near-null multigrid level (coarse
+/// solve or coarse layers), with the one-term, two-term or filtered loss. The others train on rank 0 (the
 /// caller says so).
 pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
     if let LossSpec::Coarse = loss {
