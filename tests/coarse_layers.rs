@@ -356,25 +356,10 @@ fn f32_coarse_layers_and_network_equal_f64() {
     // layer without hops has no ghost slots, so the multigrid's transfer (on the Dirac
     // kernel's layout, which has them) needs longer buffers than the network's.
     for fine in ["linear(2 -> 1)", "linear(2 -> 1, hops = 1)"] {
-        native_path_matches_f64(fine);
+        native_path_matches_f64(&twins(fine), fine);
     }
-    let g = graph(&model(
-        "2, 2, 2, 2",
-        4,
-        "concat",
-        "linear(1 -> 1, hops = 1, local)",
-        "linear(2 -> 1, hops = 1)",
-    ));
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let gauge = GaugeField::random(DIMS, &mut rng);
-    let dirac = DiracParams::periodic(0.1, 1.0);
-    let m64 = MultigridNet::<f64>::compile(&g, &gauge, &dirac, BasisCache::None).unwrap();
-    let m32 = MultigridNet::<f32>::compile(&g, &gauge, &dirac, BasisCache::None).unwrap();
-    let params = gaussian(g.param_scalars(), &mut rng, 0.3);
-    let p32: Vec<f32> = params.iter().map(|&p| p as f32).collect();
-    let b = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
-    let b32: Vec<num_complex::Complex<f32>> =
-        b.iter().map(|z| num_complex::Complex::new(z.re as f32, z.im as f32)).collect();
+    let Twins { g, m64, m32, params, p32, b, b32 } = twins("linear(2 -> 1, hops = 1)");
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
     // Weight gradients (coarse layer and fine layer) of L = ‖M b − t‖², f32 against f64.
     let t = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
     let t32: Vec<num_complex::Complex<f32>> =
@@ -401,9 +386,19 @@ fn f32_coarse_layers_and_network_equal_f64() {
     assert!(e_level < 1e-5 && e_fine < 1e-5, "f32 gradients: level {e_level:e}, fine {e_fine:e}");
 }
 
-/// The f32 network on the reference layout and on the solver's buffers (`forward_native`)
-/// against the f64 network, for a concat level with a coarse layer and the fine layer `fine`.
-fn native_path_matches_f64(fine: &str) {
+/// A concat level with a coarse layer and the fine layer `fine`, compiled in f64 and f32 on one
+/// random field, with random weights and a random source.
+struct Twins {
+    g: symc::ir::Graph,
+    m64: MultigridNet<f64>,
+    m32: MultigridNet<f32>,
+    params: Vec<f64>,
+    p32: Vec<f32>,
+    b: Vec<C>,
+    b32: Vec<num_complex::Complex<f32>>,
+}
+
+fn twins(fine: &str) -> Twins {
     let g = graph(&model("2, 2, 2, 2", 4, "concat", "linear(1 -> 1, hops = 1, local)", fine));
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let gauge = GaugeField::random(DIMS, &mut rng);
@@ -413,12 +408,18 @@ fn native_path_matches_f64(fine: &str) {
     let params = gaussian(g.param_scalars(), &mut rng, 0.3);
     let p32: Vec<f32> = params.iter().map(|&p| p as f32).collect();
     let b = FermionField::<f64>::random_gaussian(DIMS, &mut rng).data;
+    let b32 = b.iter().map(|z| num_complex::Complex::new(z.re as f32, z.im as f32)).collect();
+    Twins { g, m64, m32, params, p32, b, b32 }
+}
+
+/// The f32 network on the reference layout and on the solver's buffers (`forward_native`)
+/// against the f64 network.
+fn native_path_matches_f64(t: &Twins, fine: &str) {
+    let Twins { m64, m32, params, p32, b, b32, .. } = t;
     let mut y64 = zeros(b.len());
-    m64.forward(&params, &b, &mut y64).unwrap();
-    let b32: Vec<num_complex::Complex<f32>> =
-        b.iter().map(|z| num_complex::Complex::new(z.re as f32, z.im as f32)).collect();
+    m64.forward(params, b, &mut y64).unwrap();
     let mut y32 = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
-    m32.forward(&p32, &b32, &mut y32).unwrap();
+    m32.forward(p32, b32, &mut y32).unwrap();
     let y32: Vec<C> = y32.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
     let e = rel(&y32, &y64);
     assert!(e < 1e-5, "{fine}: f32 network vs f64: {e:e}");
@@ -426,8 +427,8 @@ fn native_path_matches_f64(fine: &str) {
     let layout = m32.fine().layout().clone();
     let len = m32.native_buffer_len();
     let (mut inp, mut out) = (vec![0.0f32; len], vec![0.0f32; len]);
-    layout.to_aosoa(&b32, &mut inp);
-    m32.forward_native(&p32, &layout, &mut inp, &mut out).unwrap();
+    layout.to_aosoa(b32, &mut inp);
+    m32.forward_native(p32, &layout, &mut inp, &mut out).unwrap();
     let mut native = vec![num_complex::Complex::new(0.0f32, 0.0); b.len()];
     layout.from_aosoa(&out, &mut native);
     let native: Vec<C> = native.iter().map(|z| C::new(z.re as f64, z.im as f64)).collect();
