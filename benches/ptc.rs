@@ -98,6 +98,7 @@ fn ptc_benches(c: &mut Criterion) {
 criterion_group!(benches, ptc_benches);
 
 fn dirac_benches(c: &mut Criterion) {
+    use symc::codegen::dirac::LinkStorage;
     use symc::lattice::wilson::{DiracParams, FLOPS_PER_SITE, WilsonClover};
     use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
     use symc::solve::LinearOperator;
@@ -150,6 +151,20 @@ fn dirac_benches(c: &mut Criterion) {
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
         grp.bench_function("jit kernel (AoSoA in/out, 1 thread)", |b| {
             one.install(|| b.iter(|| jit.apply_aosoa(false, &mut o, &mut a).unwrap()))
+        });
+        // Issue 13's link-compression lever side by side: the same kernel with the other link
+        // storage (f32 reads two rows and det(U) per link by default, f64 the full matrix).
+        let other = match DiracOptions::default().link_storage::<T>() {
+            LinkStorage::TwoRows => LinkStorage::Full,
+            LinkStorage::Full => LinkStorage::TwoRows,
+        };
+        let opts = DiracOptions { links: Some(other), ..Default::default() };
+        let alt = JitWilsonClover::<T>::new(gauge, p, &opts).expect("compile");
+        grp.bench_function(format!("jit kernel {other:?} links (AoSoA in/out)"), |b| {
+            b.iter(|| alt.apply_aosoa(false, &mut o, &mut a).unwrap())
+        });
+        grp.bench_function(format!("jit kernel {other:?} links (AoSoA in/out, 1 thread)"), |b| {
+            one.install(|| b.iter(|| alt.apply_aosoa(false, &mut o, &mut a).unwrap()))
         });
         grp.bench_function("jit (with layout conversion, cpu time)", |b| {
             b.iter_custom(|n| cpu_time(n, || LinearOperator::apply(&jit, &mut y, &x)))

@@ -6,6 +6,7 @@ use num_complex::{Complex, Complex64};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
+use symc::codegen::dirac::LinkStorage;
 use symc::lattice::gauge::GaugeField;
 use symc::lattice::wilson::{DiracParams, WilsonClover};
 use symc::runtime::dirac::{DiracOptions, JitWilsonClover};
@@ -35,16 +36,22 @@ fn params() -> DiracParams {
     }
 }
 
+/// Both link storages: the full matrices and the two rows + det(U) the kernel rebuilds the
+/// third row from (with twisted, complex boundary phases folded into the links).
 #[test]
 fn jit_matches_reference_f64_and_f32() {
     // [2, 4, 4, 6]: f32 lanes split z (chunk 1, every z hop crosses lanes), f64 splits t.
-    for dims in [[4, 4, 4, 8], [2, 4, 6, 8], [2, 4, 4, 6]] {
+    for (dims, links) in [[4, 4, 4, 8], [2, 4, 6, 8], [2, 4, 4, 6]]
+        .into_iter()
+        .flat_map(|d| [(d, LinkStorage::Full), (d, LinkStorage::TwoRows)])
+    {
         let mut r = ChaCha8Rng::seed_from_u64(5);
         let gauge = GaugeField::random(dims, &mut r);
         let p = params();
         let reference = WilsonClover::<f64>::new(&gauge, &p);
-        let jit = JitWilsonClover::<f64>::new(&gauge, &p, &DiracOptions::default()).unwrap();
-        let jit32 = JitWilsonClover::<f32>::new(&gauge, &p, &DiracOptions::default()).unwrap();
+        let opts = DiracOptions { links: Some(links), ..Default::default() };
+        let jit = JitWilsonClover::<f64>::new(&gauge, &p, &opts).unwrap();
+        let jit32 = JitWilsonClover::<f32>::new(&gauge, &p, &opts).unwrap();
         let n = reference.vector_len();
         let x = field(n, &mut r);
         for dagger in [false, true] {
@@ -58,8 +65,8 @@ fn jit_matches_reference_f64_and_f32() {
                 jit.apply(&mut got, &x);
             }
             let e = rel(&got, &want);
-            eprintln!("{dims:?} dagger={dagger} f64 {e:.2e}");
-            assert!(e < 1e-14, "f64 {dims:?} dagger={dagger}: {e:e}");
+            eprintln!("{dims:?} {links:?} dagger={dagger} f64 {e:.2e}");
+            assert!(e < 1e-14, "f64 {dims:?} {links:?} dagger={dagger}: {e:e}");
             let x32: Vec<Complex<f32>> =
                 x.iter().map(|z| Complex::new(z.re as f32, z.im as f32)).collect();
             let mut g32 = vec![Complex::new(0.0f32, 0.0); n];
@@ -71,8 +78,8 @@ fn jit_matches_reference_f64_and_f32() {
             let up: Vec<Complex64> =
                 g32.iter().map(|z| Complex::new(z.re as f64, z.im as f64)).collect();
             let e = rel(&up, &want);
-            eprintln!("{dims:?} dagger={dagger} f32 {e:.2e}");
-            assert!(e < 1e-6, "f32 {dims:?} dagger={dagger}: {e:e}");
+            eprintln!("{dims:?} {links:?} dagger={dagger} f32 {e:.2e}");
+            assert!(e < 1e-6, "f32 {dims:?} {links:?} dagger={dagger}: {e:e}");
         }
     }
 }

@@ -144,9 +144,10 @@ impl SiteTerm {
         }
     }
     /// Reals read and written per output site with perfect reuse of nothing: 8 neighbour
-    /// spinors and 8 links for the hop, 24 for `chi`, 72 for the blocks, 24 written.
-    fn reals_per_site(self) -> f64 {
-        let hop = if self.hops() { 8.0 * 24.0 + 8.0 * 18.0 } else { 0.0 };
+    /// spinors and 8 links (`link_reals` each) for the hop, 24 for `chi`, 72 for the blocks,
+    /// 24 written.
+    fn reals_per_site(self, link_reals: usize) -> f64 {
+        let hop = if self.hops() { 8.0 * 24.0 + 8.0 * link_reals as f64 } else { 0.0 };
         let own = if self.reads_self() { 24.0 } else { 0.0 };
         let block = if matches!(self, SiteTerm::SelfPlusHop(_)) { 0.0 } else { 72.0 };
         hop + own + block + 24.0
@@ -224,6 +225,45 @@ pub struct DiracDesc {
     /// Slots of every field buffer (`input`, `self`, `output`): main outer sites and ghosts.
     pub ext_slots: usize,
     pub precision: Precision,
+    /// How the links are stored in the table the kernels read.
+    pub links: LinkStorage,
+}
+
+/// How a hop's link is stored in the links table: all 18 reals, or QUDA's "12-reconstruct"
+/// (two rows and the determinant; the kernel rebuilds the third row, issue 13's link
+/// compression lever). Why the determinant: the boundary phases are folded into the links, so
+/// a link is `phi U` with U in SU(3); for any unitary 3x3 matrix the third row is
+/// `det(U) conj(r0 x r1)`, so one complex number per link carries every phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinkStorage {
+    /// 18 reals: the full matrix.
+    #[default]
+    Full,
+    /// 14 reals: rows 0 and 1, then det(U) (re, im).
+    TwoRows,
+}
+
+impl LinkStorage {
+    /// The storage a kernel of precision `p` uses unless told otherwise: two rows in f32,
+    /// where it is faster (BENCHMARKS.md, "Two-row links") and the rebuilt row's error (the
+    /// links' distance from U(3), at most that of a 32-bit file, ~1e-7) is below f32 rounding;
+    /// the full matrix in f64, which must reproduce the reference operator to round-off for
+    /// links that are unitary only to the precision of the file they came from (files are
+    /// checked, never re-projected, so that they write back byte-identical).
+    pub fn for_precision(p: Precision) -> Self {
+        match p {
+            Precision::F32 => LinkStorage::TwoRows,
+            Precision::F64 => LinkStorage::Full,
+        }
+    }
+
+    /// Reals per stored link.
+    pub const fn reals(self) -> usize {
+        match self {
+            LinkStorage::Full => MATRIX_COMPONENTS,
+            LinkStorage::TwoRows => 14,
+        }
+    }
 }
 
 impl DiracDesc {
@@ -238,6 +278,10 @@ impl DiracDesc {
     }
     fn matrix_bytes(&self) -> usize {
         MATRIX_COMPONENTS * self.lanes() * self.sz()
+    }
+    /// Bytes of one stored link (all lanes).
+    fn link_bytes(&self) -> usize {
+        self.links.reals() * self.lanes() * self.sz()
     }
     fn clover_bytes(&self) -> usize {
         CLOVER_COMPONENTS * self.lanes() * self.sz()
@@ -263,7 +307,7 @@ fn define_kernel(
             BufSpec { name: "output".into(), bytes: field, writable: true },
             BufSpec {
                 name: "links".into(),
-                bytes: need(term.hops(), 8 * vo * d.matrix_bytes()),
+                bytes: need(term.hops(), 8 * vo * d.link_bytes()),
                 writable: false,
             },
             BufSpec {
@@ -293,14 +337,18 @@ fn define_kernel(
         let half_bytes = 6 * 2 * d.lanes() * d.sz();
         let proj_bytes = 8 * half_bytes;
         let acc_bytes = if term.hops() { d.slot_bytes() } else { 0 };
+        // Two-row links: the 8 rebuilt matrices of the site, after the hop sum.
+        let rebuilt_bytes =
+            if term.hops() && d.links == LinkStorage::TwoRows { 8 * d.matrix_bytes() } else { 0 };
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            (2 * proj_bytes + acc_bytes) as u32,
+            (2 * proj_bytes + acc_bytes + rebuilt_bytes) as u32,
             4,
         ));
         let stack = b.ins().stack_addr(ptr_ty, ss, 0);
         let decoy = b.ins().stack_addr(ptr_ty, ss, proj_bytes as i32);
         let acc_buf = b.ins().stack_addr(ptr_ty, ss, (2 * proj_bytes) as i32);
+        let rebuilt = b.ins().stack_addr(ptr_ty, ss, (2 * proj_bytes + acc_bytes) as i32);
         for_range(b, start, end, |b, o| {
             let mut e = Emit::new(b, d.precision.vector(), host);
             e.opaque_true = Some(e.b.ins().icmp(IntCC::SignedLessThan, o, end));
@@ -321,7 +369,8 @@ fn define_kernel(
                 e.b.ins().splat(d.precision.vector(), s)
             };
             if term.hops() {
-                hop_sum(&mut e, d, dagger, o, [input, links, nbr], [stack, decoy], acc_buf);
+                let scratch = [stack, decoy, rebuilt];
+                hop_sum(&mut e, d, dagger, o, [input, links, nbr], scratch, acc_buf);
             }
             // The site term, one chirality block (spins 2j, 2j + 1: 6 components, one
             // Hermitian 6x6 block) per trip: both trips run the same code on pointers moved
@@ -368,6 +417,47 @@ fn define_kernel(
         });
         b.ins().return_(&[]);
     })
+}
+
+/// The 8 full links of one site from their two-row form at `src` ([`LinkStorage::TwoRows`])
+/// into `dst` on the stack (8 matrices of 18 reals, the layout of [`LinkStorage::Full`]):
+/// rows 0 and 1 copied, row 2 = det(U) conj(r0 x r1), component k being
+/// `conj(r0[a] r1[b] - r0[b] r1[a])` with (a, b) = (k + 1, k + 2) mod 3.
+fn rebuild_links(e: &mut Emit, d: &DiracDesc, src: Value, dst: Value) {
+    let vb = e.vbytes;
+    let (sb, db) = (d.link_bytes() as i32, d.matrix_bytes() as i32);
+    let at = |idx: usize| 2 * idx as i32 * vb;
+    // Unrolled over the 8 hops (+4.7 KB of code): as a loop the kernel ran 8-10 % slower at
+    // 8^3 x 16 and gained only 4-5 % of the 10-12 % at 16^3 x 32 (BENCHMARKS.md, "Two-row links").
+    for h in 0..8 {
+        let (s, t) = (h as i32 * sb, h as i32 * db);
+        // The stack is outside the kernel spec's bounds proof: checked here.
+        assert!((t + db) as usize <= 8 * d.matrix_bytes(), "rebuilt link outside the stack slot");
+        let rows: Vec<Cx> = (0..6).map(|i| e.load_cx(src, s + at(i))).collect();
+        for (i, z) in rows.iter().enumerate() {
+            e.store_cx(*z, dst, t + at(i));
+        }
+        let det = e.load_cx(src, s + at(6));
+        for k in 0..3 {
+            let (a, b) = ((k + 1) % 3, (k + 2) % 3);
+            // x = r0[a] r1[b] - r0[b] r1[a]
+            let (p, q, r, w) = (rows[a], rows[3 + b], rows[b], rows[3 + a]);
+            let re = e.mul(p.re, q.re);
+            let re = e.fnma(p.im, q.im, re);
+            let re = e.fnma(r.re, w.re, re);
+            let re = e.fma(r.im, w.im, re);
+            let im = e.mul(p.re, q.im);
+            let im = e.fma(p.im, q.re, im);
+            let im = e.fnma(r.re, w.im, im);
+            let im = e.fnma(r.im, w.re, im);
+            // det * conj(x) = (dr xr + di xi) + i (di xr - dr xi)
+            let out_re = e.mul(det.re, re);
+            let out_re = e.fma(det.im, im, out_re);
+            let out_im = e.mul(det.im, re);
+            let out_im = e.fnma(det.re, im, out_im);
+            e.store_cx(Cx { re: out_re, im: out_im }, dst, t + at(6 + k));
+        }
+    }
 }
 
 /// Byte offset of half-spinor component (hop `h`, spin `r` < 2, colour `c`) in the stack
@@ -451,10 +541,10 @@ fn hop_sum(
     dagger: bool,
     o: Value,
     [input, links, nbr]: [Value; 3],
-    scratch: [Value; 2],
+    scratch: [Value; 3],
     acc_buf: Value,
 ) {
-    let [stack, decoy] = scratch;
+    let [stack, decoy, rebuilt] = scratch;
     let vb = e.vbytes;
     let comp = |s: usize, c: usize| 2 * (s * 3 + c) as i32 * vb;
     let hs_off = |h: usize, r: usize, c: usize| half_spinor_offset(d, vb, h, r, c);
@@ -463,8 +553,16 @@ fn hop_sum(
         e.b.ins().iadd(nbr, off)
     };
     project_neighbours(e, d, dagger, [input, nbr_row], stack);
-    let o_mat = e.b.ins().imul_imm_s(o, (8 * d.matrix_bytes()) as i64);
+    let o_mat = e.b.ins().imul_imm_s(o, (8 * d.link_bytes()) as i64);
     let site_links = e.b.ins().iadd(links, o_mat);
+    // Pass 2 reads full matrices: the table's own, or the ones rebuilt on the stack.
+    let site_links = match d.links {
+        LinkStorage::Full => site_links,
+        LinkStorage::TwoRows => {
+            rebuild_links(e, d, site_links, rebuilt);
+            rebuilt
+        }
+    };
     let (ty, host, opaque) = (e.ty, e.host, e.opaque_true);
     // Pass 2, one output colour per trip of a loop: the 4 spin accumulators (8 vectors) of
     // that colour stay in registers over the 8 hops. Per hop, row `c` of U (or U^dagger)
@@ -675,7 +773,7 @@ pub fn compile_site_kernels(
                 ),
                 fused: fused.into_iter().map(String::from).collect(),
                 flops: k.term.flops_per_site() as f64 * vol,
-                bytes: k.term.reals_per_site() * sz * vol,
+                bytes: k.term.reals_per_site(desc.links.reals()) * sz * vol,
                 compile_time: kernels
                     .records
                     .iter()

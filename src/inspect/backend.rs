@@ -110,7 +110,7 @@ pub fn compile(
         let operator = match graph.train.as_ref().and_then(|t| t.operator.as_ref()) {
             Some(o) => {
                 let params = DiracParams::periodic(o.mass, o.csw);
-                let opts = DiracOptions { keep_listings };
+                let opts = DiracOptions { keep_listings, ..Default::default() };
                 let d = JitWilsonClover::<f32>::new(&gauge, &params, &opts)
                     .map_err(|e| compile_error(graph, e))?;
                 Some(Box::new(d))

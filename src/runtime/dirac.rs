@@ -11,9 +11,9 @@
 
 use super::RuntimeError;
 use super::transport::neighbour_offset;
-use crate::codegen::dirac::{self, CLOVER_COMPONENTS, DiracDesc, DiracKernels, hops};
+use crate::codegen::dirac::{self, CLOVER_COMPONENTS, DiracDesc, DiracKernels, LinkStorage, hops};
 use crate::codegen::jit::{Arg, CompiledKernels};
-use crate::codegen::lattice_layout::{FIELD_COMPONENTS, MATRIX_COMPONENTS, SiteLayout};
+use crate::codegen::lattice_layout::{FIELD_COMPONENTS, SiteLayout};
 use crate::codegen::plan::KernelPlan;
 use crate::codegen::simd::Element;
 use crate::lattice::gauge::GaugeField;
@@ -27,6 +27,15 @@ use std::sync::Mutex;
 pub struct DiracOptions {
     /// Keep CLIF and machine-code listings (for `symc inspect --asm`).
     pub keep_listings: bool,
+    /// How the kernels read the links; `None`: [`LinkStorage::for_precision`].
+    pub links: Option<LinkStorage>,
+}
+
+impl DiracOptions {
+    /// The link storage of kernels in precision `T`.
+    pub fn link_storage<T: Element>(&self) -> LinkStorage {
+        self.links.unwrap_or(LinkStorage::for_precision(T::PRECISION))
+    }
 }
 
 /// The Wilson-clover operator compiled to native code for one gauge field, in precision `T`.
@@ -62,6 +71,7 @@ impl<T: Element> JitWilsonClover<T> {
             site,
             |o, disp| Ok(layout.neighbour_lane(o, disp)),
             &mut rotation,
+            opts.link_storage::<T>(),
         )?;
         let clover = block_table(reference.clover_packed(), (vo, l), site);
         let desc = DiracDesc {
@@ -69,6 +79,7 @@ impl<T: Element> JitWilsonClover<T> {
             rotation,
             ext_slots: layout.ext_slots,
             precision: T::PRECISION,
+            links: opts.link_storage::<T>(),
         };
         let compiled = dirac::compile(&desc, opts.keep_listings)?;
         let n = layout.field_len();
@@ -151,6 +162,7 @@ pub(crate) fn hop_displacement(h: usize) -> [i64; 4] {
 pub(crate) struct HopTables<T> {
     /// `[outer][hop][9 entries][re/im][lane]`, boundary phases folded in: U_mu(x) for a
     /// forward hop, U_mu(x - mu) untransposed for a backward one (the kernel conjugates).
+    /// [`LinkStorage::TwoRows`]: the first 6 entries, then det(U) as a seventh.
     pub links: Vec<T>,
     /// `[outer][hop]` byte offset of the neighbour slot in the input buffer, bit 0 set when
     /// the neighbour's lanes must be rotated.
@@ -168,10 +180,12 @@ pub(crate) fn hop_tables<T: Element>(
     site: impl Fn(usize, usize) -> usize,
     neighbour: impl Fn(usize, [i64; 4]) -> Result<(usize, usize), RuntimeError>,
     rotation: &mut [usize; 8],
+    storage: LinkStorage,
 ) -> Result<HopTables<T>, RuntimeError> {
     let geom = reference.geometry();
     let slot_bytes = FIELD_COMPONENTS * l * std::mem::size_of::<T>();
-    let mut links = vec![T::zero(); 8 * vo * MATRIX_COMPONENTS * l];
+    let per = storage.reals();
+    let mut links = vec![T::zero(); 8 * vo * per * l];
     let mut neighbours = vec![0i32; vo * 8];
     for o in 0..vo {
         for (h, &(mu, fwd)) in hops().iter().enumerate() {
@@ -197,17 +211,35 @@ pub(crate) fn hop_tables<T: Element>(
                 } else {
                     reference.links()[geom.dn(x, mu) * 4 + mu]
                 };
-                for a in 0..3 {
+                let mut put = |idx: usize, z: Complex64| {
+                    let base = ((o * 8 + h) * per + 2 * idx) * l + k;
+                    links[base] = T::from_f64(z.re);
+                    links[base + l] = T::from_f64(z.im);
+                };
+                let rows = match storage {
+                    LinkStorage::Full => 3,
+                    LinkStorage::TwoRows => 2,
+                };
+                for a in 0..rows {
                     for b in 0..3 {
-                        let base = ((o * 8 + h) * MATRIX_COMPONENTS + 2 * (a * 3 + b)) * l + k;
-                        links[base] = T::from_f64(u.m[a][b].re);
-                        links[base + l] = T::from_f64(u.m[a][b].im);
+                        put(a * 3 + b, u.m[a][b]);
                     }
+                }
+                if storage == LinkStorage::TwoRows {
+                    put(6, determinant(&u.m));
                 }
             }
         }
     }
     Ok(HopTables { links, neighbours })
+}
+
+/// det of a 3x3 complex matrix (for [`LinkStorage::TwoRows`]: det(U) = phi^3 for a link
+/// phi U with U in SU(3)).
+fn determinant(m: &[[Complex64; 3]; 3]) -> Complex64 {
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
 /// Both packed Hermitian 6x6 blocks (`blocks[site * 2 + chirality]`: the clover term or its

@@ -221,6 +221,7 @@ impl<T: Element> JitSchur<T> {
         let layout = HalfLayout::new(board.dims(), T::PRECISION, sites)?;
         let (vo, l) = (layout.outer_volume, layout.lanes);
         let mut rotation = [0usize; 8];
+        let storage = opts.link_storage::<T>();
         // Per output parity: the hop tables (neighbours in the other parity) and A⁻¹.
         let [even, odd] = [EVEN, ODD].map(|p| {
             let neighbour = |o: usize, disp: [i64; 4]| {
@@ -234,7 +235,8 @@ impl<T: Element> JitSchur<T> {
                 Ok((o2, rot))
             };
             let site = |o: usize, k: usize| layout.site(p, o, k);
-            let t: HopTables<T> = hop_tables(wilson, (vo, l), site, neighbour, &mut rotation)?;
+            let t: HopTables<T> =
+                hop_tables(wilson, (vo, l), site, neighbour, &mut rotation, storage)?;
             let inv = block_table(eo.clover_inverse().blocks(), (vo, l), site);
             Ok::<_, RuntimeError>((t, inv))
         });
@@ -251,7 +253,13 @@ impl<T: Element> JitSchur<T> {
                 list.push(k);
             }
         }
-        let desc = DiracDesc { outer_volume: vo, rotation, ext_slots: vo, precision: T::PRECISION };
+        let desc = DiracDesc {
+            outer_volume: vo,
+            rotation,
+            ext_slots: vo,
+            precision: T::PRECISION,
+            links: storage,
+        };
         let compiled = dirac::compile_site_kernels(&desc, "schur", &list, opts.keep_listings)
             .map_err(RuntimeError::from)?;
         let n = layout.main_len();

@@ -15,7 +15,7 @@
 use super::comm::Comm;
 use super::grid::ProcessGrid;
 use super::halo::Halo;
-use crate::codegen::dirac::{self, DiracDesc, DiracKernels};
+use crate::codegen::dirac::{self, DiracDesc, DiracKernels, LinkStorage};
 use crate::codegen::jit::Arg;
 use crate::codegen::lattice_layout::{FIELD_COMPONENTS, SiteLayout};
 use crate::codegen::simd::Element;
@@ -106,6 +106,7 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
             site,
             |o, disp| Ok(halo.neighbour(&layout, o, disp)),
             &mut rotation,
+            LinkStorage::for_precision(T::PRECISION),
         )?;
         let clover = block_table(reference.clover_packed(), (vo, l), site);
         let desc = DiracDesc {
@@ -113,6 +114,7 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
             rotation,
             ext_slots: halo.ext_slots,
             precision: T::PRECISION,
+            links: LinkStorage::for_precision(T::PRECISION),
         };
         let compiled = dirac::compile(&desc, false)?;
         let slot = FIELD_COMPONENTS * l;
