@@ -2,9 +2,12 @@
 //! `runtime::dirac` (built from the same [`hop_tables`] and [`block_table`]), whose neighbour
 //! table sends the hops that leave the sub-lattice into ghost slots filled by a halo exchange.
 //!
-//! One application: pack the faces the neighbours need, post non-blocking receives and sends,
-//! run the kernel on the interior sites (none of whose hops reads a ghost) while the messages
-//! are in flight, wait, copy the received faces into the ghost slots, run the boundary sites.
+//! One application: pack the faces the neighbours need, post non-blocking receives (straight
+//! into the ghost slots of the input buffer) and sends, then sweep the sites in pieces: while the
+//! faces are in flight a piece runs only its interior sites (through a copy of the kernel that
+//! sees the main slots alone, so it cannot touch the ghosts being received) and tests the
+//! messages; once they are in, the rest of the sweep — the deferred boundary sites and the
+//! pieces not yet run — goes in one call, in site order.
 //!
 //! To the solvers it is an ordinary operator on this process's part of the vectors: a
 //! [`LinearOperator`]/[`AdjointOperator`] on reference-layout f64 vectors of the local sites
@@ -13,7 +16,7 @@
 //! must apply it the same number of times (the solvers do: they branch only on global sums).
 
 use super::comm::Comm;
-use super::grid::ProcessGrid;
+use super::grid::{ProcessGrid, range_pieces};
 use super::halo::Halo;
 use crate::codegen::dirac::{self, DiracDesc, DiracKernels, LinkStorage};
 use crate::codegen::jit::Arg;
@@ -58,10 +61,36 @@ pub struct HaloBench {
     pub bytes_per_application: usize,
 }
 
-/// Send and receive buffers of every face.
+/// How many pieces one sweep over the sites is cut into (a test of the messages after each
+/// piece that runs before they have arrived): enough that the faces arrive within the first
+/// pieces, few enough that the pieces stay large.
+const SWEEP_PIECES: usize = 16;
+
+/// A piece of the sweep: its sites that read no ghost slot, and the others.
+struct Piece {
+    interior: Vec<(usize, usize)>,
+    boundary: Vec<(usize, usize)>,
+}
+
+/// The sweep over `0..vo` in [`SWEEP_PIECES`] pieces, each split along the halo's interior and
+/// boundary runs.
+fn sweep_pieces(halo: &Halo, vo: usize) -> Vec<Piece> {
+    let clip = |runs: &[(usize, usize)], lo: usize, hi: usize| -> Vec<(usize, usize)> {
+        runs.iter().map(|&(a, b)| (a.max(lo), b.min(hi))).filter(|(a, b)| a < b).collect()
+    };
+    range_pieces(&[(0, vo)], SWEEP_PIECES, 64)
+        .into_iter()
+        .flatten()
+        .map(|(lo, hi)| Piece {
+            interior: clip(&halo.interior, lo, hi),
+            boundary: clip(&halo.boundary, lo, hi),
+        })
+        .collect()
+}
+
+/// Send buffers of every face (the faces are received straight into the ghost slots).
 struct Buffers<T> {
     send: Vec<Vec<T>>,
-    recv: Vec<Vec<T>>,
 }
 
 /// D on one process's sub-lattice, in precision `T`.
@@ -70,7 +99,16 @@ pub struct DistWilsonClover<T: Element + Equivalence> {
     grid: ProcessGrid,
     layout: SiteLayout,
     halo: Halo,
+    /// One sweep over the sites, in pieces (see `apply_aosoa`).
+    pieces: Vec<Piece>,
     compiled: DiracKernels,
+    /// The same kernels for buffers of the main slots only, with `interior_neighbours`: they
+    /// run the interior sites while the faces are received into the ghost slots, which they
+    /// therefore must not be able to reach.
+    interior: DiracKernels,
+    /// `neighbours` with every ghost slot replaced by main slot 0 (an interior site reads no
+    /// ghost; a boundary site run through this table would read slot 0, inside the buffer).
+    interior_neighbours: Vec<i32>,
     links: Vec<T>,
     neighbours: Vec<i32>,
     clover: Vec<T>,
@@ -117,10 +155,13 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
             links: LinkStorage::for_precision(T::PRECISION),
         };
         let compiled = dirac::compile(&desc, false)?;
+        let interior = dirac::compile(&DiracDesc { ext_slots: vo, ..desc }, false)?;
         let slot = FIELD_COMPONENTS * l;
+        let main_bytes = (vo * slot * std::mem::size_of::<T>()) as i32;
+        let interior_neighbours =
+            neighbours.iter().map(|&n| if n & !1 >= main_bytes { 0 } else { n }).collect();
         let buffers = Buffers {
             send: halo.faces.iter().map(|f| vec![T::zero(); f.send_slots.len() * slot]).collect(),
-            recv: halo.faces.iter().map(|f| vec![T::zero(); f.send_slots.len() * slot]).collect(),
         };
         let n = halo.ext_slots * slot;
         let stats = HaloStats {
@@ -131,8 +172,11 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
             comm: comm.duplicate(),
             grid: grid.clone(),
             layout,
+            pieces: sweep_pieces(&halo, vo),
             halo,
             compiled,
+            interior,
+            interior_neighbours,
             links,
             neighbours,
             clover,
@@ -187,9 +231,9 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
         }
         let slot = FIELD_COMPONENTS * self.layout.lanes;
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
-        let Buffers { send, recv } = &mut *guard;
-        // Packing and unpacking run on the rayon pool: with many cores per process a serial
-        // copy of the faces would cost more than the messages themselves.
+        let Buffers { send } = &mut *guard;
+        // Packing runs on the rayon pool: with many cores per process a serial copy of the
+        // faces would cost more than the messages themselves.
         for (face, buf) in self.halo.faces.iter().zip(send.iter_mut()) {
             let src = &inp[..];
             buf.par_chunks_exact_mut(slot)
@@ -197,51 +241,78 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
                 .with_min_len(64)
                 .for_each(|(dst, &o)| dst.copy_from_slice(&src[o * slot..(o + 1) * slot]));
         }
-        let mut copy = start.elapsed().as_secs_f64();
+        let copy = start.elapsed().as_secs_f64();
         let mut wait = 0.0;
         let comm = self.comm.raw();
+        let vo = self.layout.outer_volume;
+        let ik = &self.interior;
+        let interior_kernel = ik.kernels.kernel(if dagger { ik.ddag } else { ik.d });
+        // The faces arrive straight in the ghost slots (no unpacking copy): the ghosts are one
+        // run after the main slots, face after face in `Halo::faces` order, so they split into
+        // one receive buffer per face; the interior kernel gets the main slots alone.
+        let (main, ghosts) = inp[..len].split_at_mut(vo * slot);
+        let mut deferred: Vec<(usize, usize)> = Vec::new();
+        let mut done = 0;
         mpi::request::scope(|scope| -> Result<(), RuntimeError> {
             let mut requests = Vec::with_capacity(2 * self.halo.faces.len());
-            for (face, buf) in self.halo.faces.iter().zip(recv.iter_mut()) {
+            let mut rest = &mut *ghosts;
+            for face in &self.halo.faces {
+                debug_assert_eq!(face.ghost_base * slot, len - rest.len());
+                let (buf, tail) = rest.split_at_mut(face.send_slots.len() * slot);
+                rest = tail;
                 let from = comm.process_at_rank(face.recv_from as i32);
-                requests.push(from.immediate_receive_into_with_tag(scope, &mut buf[..], face.tag));
+                requests.push(from.immediate_receive_into_with_tag(scope, buf, face.tag));
             }
             for (face, buf) in self.halo.faces.iter().zip(send.iter()) {
                 let to = comm.process_at_rank(face.send_to as i32);
                 requests.push(to.immediate_send_with_tag(scope, &buf[..], face.tag));
             }
-            // The interior reads no ghost slot: it runs while the faces travel. Its result is
-            // needed whatever happens, but a refused call must still wait for the requests
-            // (an unfinished request aborts the process).
-            let interior = kernel.call_parallel_ranges(
-                &mut [
-                    Arg::ro(&inp[..len]),
-                    Arg::ro(&inp[..len]),
-                    Arg::rw(&mut out[..len]),
-                    Arg::ro(&self.links),
-                    Arg::ro(&self.neighbours),
-                    Arg::ro(&self.clover),
-                ],
-                &self.halo.interior,
-                16,
-            );
+            // The sweep runs in pieces. Until the faces are in, a piece runs only its interior
+            // sites (which read no ghost slot), defers its boundary sites, and tests the
+            // requests: a face this large goes by rendezvous, and Open MPI moves it only inside
+            // MPI calls, so without the tests it would wait for `wait`. Once they are in, the
+            // rest of the sweep runs whole, in site order (BENCHMARKS.md, "Several processes").
+            // A refused kernel call must still wait for the requests (an unfinished request
+            // aborts the process).
+            let mut interior = Ok(());
+            let mut pending: Vec<_> = requests.into_iter().map(Some).collect();
+            for piece in &self.pieces {
+                if pending.iter().all(Option::is_none) {
+                    break;
+                }
+                if interior.is_ok() {
+                    interior = interior_kernel.call_parallel_ranges(
+                        &mut [
+                            Arg::ro(main),
+                            Arg::ro(main),
+                            Arg::rw(&mut out[..len]),
+                            Arg::ro(&self.links),
+                            Arg::ro(&self.interior_neighbours),
+                            Arg::ro(&self.clover),
+                        ],
+                        &piece.interior,
+                        16,
+                    );
+                }
+                deferred.extend_from_slice(&piece.boundary);
+                done += 1;
+                for slot in pending.iter_mut() {
+                    if let Some(r) = slot.take() {
+                        *slot = r.test().err();
+                    }
+                }
+            }
             let t = Instant::now();
-            for r in requests {
+            for r in pending.into_iter().flatten() {
                 r.wait();
             }
             wait = t.elapsed().as_secs_f64();
             interior.map_err(RuntimeError::from)
         })?;
-        let t = Instant::now();
-        for (face, buf) in self.halo.faces.iter().zip(recv.iter()) {
-            let at = face.ghost_base * slot;
-            inp[at..at + buf.len()]
-                .par_chunks_mut(64 * slot)
-                .zip(buf.par_chunks(64 * slot))
-                .for_each(|(d, b)| d.copy_from_slice(b));
-        }
-        copy += t.elapsed().as_secs_f64();
         drop(guard);
+        // The deferred boundary sites and the pieces not yet run, in one call (in site order).
+        deferred
+            .extend(self.pieces[done..].iter().flat_map(|p| p.interior.iter().chain(&p.boundary)));
         kernel.call_parallel_ranges(
             &mut [
                 Arg::ro(&inp[..len]),
@@ -251,7 +322,7 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
                 Arg::ro(&self.neighbours),
                 Arg::ro(&self.clover),
             ],
-            &self.halo.boundary,
+            &deferred,
             16,
         )?;
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
