@@ -249,8 +249,9 @@ impl ProcessGrid {
 }
 
 /// Site `ranges` cut into at most `n` pieces of about equal site counts (at least `min` sites each,
-/// the last piece takes the rest), in order: a process runs its interior sites in such pieces,
+/// the last piece takes the rest), in order: a process sweeps its sites in such pieces,
 /// testing its pending messages between them (`operator`).
+#[cfg(any(feature = "mpi", test))]
 pub(crate) fn range_pieces(
     ranges: &[(usize, usize)],
     n: usize,
