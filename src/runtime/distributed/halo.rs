@@ -27,6 +27,10 @@ pub(crate) struct Face {
     /// Main slots sent (the first slice along mu for a forward ghost of the neighbour, the
     /// last one for a backward ghost), in outer-site order.
     pub send_slots: Vec<usize>,
+    /// `send_slots` as runs of consecutive main slots `(first slot, count)`, in order: a face
+    /// of few long runs is sent straight from the field buffer, a run a message, with no
+    /// packing (the receiver's face has the same runs: the sub-lattices have one shape).
+    pub runs: Vec<(usize, usize)>,
     pub ghost_base: usize,
     pub send_to: usize,
     pub recv_from: usize,
@@ -66,6 +70,7 @@ impl Halo {
             faces.push(Face {
                 mu,
                 forward: true,
+                runs: runs(&first),
                 send_slots: first,
                 ghost_base: next,
                 send_to: grid.neighbour(mu, false),
@@ -76,6 +81,7 @@ impl Halo {
             faces.push(Face {
                 mu,
                 forward: false,
+                runs: runs(&last),
                 send_slots: last,
                 ghost_base: next,
                 send_to: grid.neighbour(mu, true),
@@ -135,6 +141,18 @@ impl Halo {
     }
 }
 
+/// Consecutive runs `(first, count)` of an ascending list of slots.
+fn runs(slots: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &o in slots {
+        match out.last_mut() {
+            Some((first, count)) if *first + *count == o => *count += 1,
+            _ => out.push((o, 1)),
+        }
+    }
+    out
+}
+
 /// Coordinates of outer site `o` (x fastest, as `SiteLayout`).
 fn outer_coords(od: [usize; 4], mut o: usize) -> [usize; 4] {
     let mut c = [0; 4];
@@ -168,8 +186,11 @@ mod tests {
         let layout = SiteLayout::new(grid.local, Precision::F32, &[]).unwrap();
         let halo = Halo::new(&layout, &grid);
         assert_eq!(halo.faces.len(), 4);
-        // Every face site's position among its slice is its index in the send list.
+        // Every face site's position among its slice is its index in the send list, and the
+        // runs spell the send list.
         for f in &halo.faces {
+            let spelled: Vec<usize> = f.runs.iter().flat_map(|&(a, n)| a..a + n).collect();
+            assert_eq!(spelled, f.send_slots);
             for (i, &o) in f.send_slots.iter().enumerate() {
                 assert_eq!(
                     face_index(layout.outer_dims, outer_coords(layout.outer_dims, o), f.mu),

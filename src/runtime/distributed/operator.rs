@@ -2,12 +2,14 @@
 //! `runtime::dirac` (built from the same [`hop_tables`] and [`block_table`]), whose neighbour
 //! table sends the hops that leave the sub-lattice into ghost slots filled by a halo exchange.
 //!
-//! One application: pack the faces the neighbours need, post non-blocking receives (straight
-//! into the ghost slots of the input buffer) and sends, then sweep the sites in pieces: while the
-//! faces are in flight a piece runs only its interior sites (through a copy of the kernel that
-//! sees the main slots alone, so it cannot touch the ghosts being received) and tests the
-//! messages; once they are in, the rest of the sweep — the deferred boundary sites and the
-//! pieces not yet run — goes in one call, in site order.
+//! One application: post non-blocking receives (straight into the ghost slots of the input
+//! buffer) and sends of the faces the neighbours need (straight from the buffer, a message per
+//! run of consecutive slots, where a face is a few long runs; packed into one message
+//! otherwise), then sweep the sites in pieces: while the faces are in flight a piece runs only
+//! its interior sites (through a copy of the kernel that sees the main slots alone, so it cannot
+//! touch the ghosts being received) and tests the messages; once they are in, the rest of the
+//! sweep — the deferred boundary sites and the pieces not yet run — goes in one call, in site
+//! order.
 //!
 //! To the solvers it is an ordinary operator on this process's part of the vectors: a
 //! [`LinearOperator`]/[`AdjointOperator`] on reference-layout f64 vectors of the local sites
@@ -17,7 +19,7 @@
 
 use super::comm::Comm;
 use super::grid::{ProcessGrid, range_pieces};
-use super::halo::Halo;
+use super::halo::{Face, Halo};
 use crate::codegen::dirac::{self, DiracDesc, DiracKernels, LinkStorage};
 use crate::codegen::jit::Arg;
 use crate::codegen::lattice_layout::{FIELD_COMPONENTS, SiteLayout};
@@ -65,6 +67,22 @@ pub struct HaloBench {
 /// piece that runs before they have arrived): enough that the faces arrive within the first
 /// pieces, few enough that the pieces stay large.
 const SWEEP_PIECES: usize = 16;
+
+/// Faces of at most this many runs of consecutive slots are sent straight from the field
+/// buffer, a message a run (no packing); others are packed into one message. A face split
+/// along z or t is a few long runs (8 runs of 256 slots at 16^3 x 32 on two processes), one
+/// split along y many short ones.
+const MAX_DIRECT_RUNS: usize = 64;
+
+/// Whether `face` is sent a run a message, straight from the field buffer.
+fn direct(face: &Face) -> bool {
+    face.runs.len() <= MAX_DIRECT_RUNS
+}
+
+/// The tag of run `r` of `face`: distinct from every other face's runs (face tags are 0..8).
+fn run_tag(face: &Face, r: usize) -> i32 {
+    face.tag + 8 * r as i32
+}
 
 /// A piece of the sweep: its sites that read no ghost slot, and the others.
 struct Piece {
@@ -161,7 +179,13 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
         let interior_neighbours =
             neighbours.iter().map(|&n| if n & !1 >= main_bytes { 0 } else { n }).collect();
         let buffers = Buffers {
-            send: halo.faces.iter().map(|f| vec![T::zero(); f.send_slots.len() * slot]).collect(),
+            send: halo
+                .faces
+                .iter()
+                .map(|f| {
+                    if direct(f) { Vec::new() } else { vec![T::zero(); f.send_slots.len() * slot] }
+                })
+                .collect(),
         };
         let n = halo.ext_slots * slot;
         let stats = HaloStats {
@@ -235,6 +259,9 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
         // Packing runs on the rayon pool: with many cores per process a serial copy of the
         // faces would cost more than the messages themselves.
         for (face, buf) in self.halo.faces.iter().zip(send.iter_mut()) {
+            if direct(face) {
+                continue;
+            }
             let src = &inp[..];
             buf.par_chunks_exact_mut(slot)
                 .zip(face.send_slots.par_iter())
@@ -251,6 +278,7 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
         // run after the main slots, face after face in `Halo::faces` order, so they split into
         // one receive buffer per face; the interior kernel gets the main slots alone.
         let (main, ghosts) = inp[..len].split_at_mut(vo * slot);
+        let main = &*main;
         let mut deferred: Vec<(usize, usize)> = Vec::new();
         let mut done = 0;
         mpi::request::scope(|scope| -> Result<(), RuntimeError> {
@@ -261,11 +289,29 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
                 let (buf, tail) = rest.split_at_mut(face.send_slots.len() * slot);
                 rest = tail;
                 let from = comm.process_at_rank(face.recv_from as i32);
-                requests.push(from.immediate_receive_into_with_tag(scope, buf, face.tag));
+                if direct(face) {
+                    // One message a run, into the run's place among the face's ghost slots.
+                    let mut at = buf;
+                    for (r, &(_, n)) in face.runs.iter().enumerate() {
+                        let (part, tail) = at.split_at_mut(n * slot);
+                        at = tail;
+                        let tag = run_tag(face, r);
+                        requests.push(from.immediate_receive_into_with_tag(scope, part, tag));
+                    }
+                } else {
+                    requests.push(from.immediate_receive_into_with_tag(scope, buf, face.tag));
+                }
             }
             for (face, buf) in self.halo.faces.iter().zip(send.iter()) {
                 let to = comm.process_at_rank(face.send_to as i32);
-                requests.push(to.immediate_send_with_tag(scope, &buf[..], face.tag));
+                if direct(face) {
+                    for (r, &(first, n)) in face.runs.iter().enumerate() {
+                        let part = &main[first * slot..(first + n) * slot];
+                        requests.push(to.immediate_send_with_tag(scope, part, run_tag(face, r)));
+                    }
+                } else {
+                    requests.push(to.immediate_send_with_tag(scope, &buf[..], face.tag));
+                }
             }
             // The sweep runs in pieces. Until the faces are in, a piece runs only its interior
             // sites (which read no ghost slot), defers its boundary sites, and tests the
