@@ -5,12 +5,15 @@ machine (benches/mpi/scaling.sh, 16^3 x 32, 2 ranks x 1 thread); the node and ne
 are assumptions, stated below. Run: python3 benches/mpi/model.py"""
 import math
 
-# Measured here, per core (f32, 16^3x32 sub-lattice of 65,536 sites per rank):
-D_NS_PER_SITE = 120.0    # one Wilson-clover application, kernel only (halo bench: 107-135 ns)
-GS_NS_PER_SITE = 470.0   # the rest of an iteration: Gram-Schmidt over the Krylov basis etc.
+# Measured here, per core (f32, 16^3x32 sub-lattice of 65,536 sites per rank; 2026-12-07, quiet,
+# two-row links):
+D_NS_PER_SITE = 92.0     # one Wilson-clover application, kernel only (halo bench: 5.7-6.2 ms)
+GS_NS_PER_SITE = 350.0   # the rest of an iteration (28.4-30.2 ms per iteration, minus D)
 SPINOR_BYTES = 96        # what is sent per face site: 24 f32 (full spinor, not projected)
 REDUCTIONS = 2.1         # global sums per iteration (Arnoldi dot + fused sub/dot, restarts)
-COPY_GBS = 6.0           # packing + unpacking the faces, GB/s per core (0.51 ms for 2 x 1.57 MB)
+COPY_GBS = 6.0           # packing a face, GB/s per core (0.24-0.26 ms for 2 x 786 KB)
+LANES = 4                # f32 SIMD lanes, along t (t is never split)
+MAX_DIRECT_RUNS = 8      # a face of at most this many runs of slots is sent unpacked, a run a message
 
 # Assumed:
 CORES = 32               # cores per node, each as fast as one core here (memory bandwidth
@@ -36,7 +39,7 @@ def grid(p):
         procs[mu] *= f
     return procs
 
-print("| nodes | process grid | sites per node | halo MB sent per D | D (ms) | pack+unpack (ms) | messages (ms), exposed | rest of iteration (ms) | global sums (ms) | iteration (ms) | parallel efficiency |")
+print("| nodes | process grid | sites per node | halo MB sent per D | D (ms) | packing (ms) | messages (ms), exposed | rest of iteration (ms) | global sums (ms) | iteration (ms) | parallel efficiency |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for p in (64, 128, 256, 512):
     g = grid(p)
@@ -44,15 +47,21 @@ for p in (64, 128, 256, 512):
     v = math.prod(local)
     faces = sum(2 * v // local[m] for m in range(4) if g[m] > 1)
     halo_bytes = faces * SPINOR_BYTES
+    # Outer sites run x fastest; a face along mu is prod(outer[m > mu]) runs of consecutive
+    # slots. Few runs: sent straight, a message a run; many: packed into one message.
+    outer = local[:3] + [local[3] // LANES]
+    runs = {m: math.prod(outer[m + 1:]) for m in range(4)}
+    direct = {m: runs[m] <= MAX_DIRECT_RUNS for m in range(4)}
+    packed_bytes = sum(2 * v // local[m] * SPINOR_BYTES for m in range(4) if g[m] > 1 and not direct[m])
     t_d = v * D_NS_PER_SITE * 1e-9 / CORES
     interior = math.prod(local[m] - 2 if g[m] > 1 else local[m] for m in range(4))
     t_int = t_d * interior / v
-    messages = sum(2 for m in range(4) if g[m] > 1)
+    messages = sum(2 * (runs[m] if direct[m] else 1) for m in range(4) if g[m] > 1)
     t_halo = messages * LATENCY + halo_bytes / BANDWIDTH
     exposed = max(0.0, t_halo - t_int)
     t_gs = v * GS_NS_PER_SITE * 1e-9 / CORES
     t_sum = REDUCTIONS * 2 * math.ceil(math.log2(p)) * LATENCY
-    t_copy = 2 * halo_bytes / (COPY_GBS * 1e9 * CORES)
+    t_copy = packed_bytes / (COPY_GBS * 1e9 * CORES)
     t = t_d + t_copy + exposed + t_gs + t_sum
     eff = (t_d + t_gs) / t
     print(f"| {p} | {'x'.join(map(str, g))} | {v:,} | {halo_bytes/1e6:.2f} | {t_d*1e3:.3f} | "

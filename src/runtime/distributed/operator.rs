@@ -70,9 +70,12 @@ const SWEEP_PIECES: usize = 16;
 
 /// Faces of at most this many runs of consecutive slots are sent straight from the field
 /// buffer, a message a run (no packing); others are packed into one message. A face split
-/// along z or t is a few long runs (8 runs of 256 slots at 16^3 x 32 on two processes), one
-/// split along y many short ones.
-const MAX_DIRECT_RUNS: usize = 64;
+/// along z is a few long runs (8 runs of 256 slots at 16^3 x 32 on two processes), one split
+/// along x or y many short ones. Few, because every message costs a latency: on one node the
+/// saved copy wins (BENCHMARKS.md, "Several processes"), but across a network (≈ 2 µs a
+/// message) a face of 24 runs costs more in latency than its packing on a 32-core node (the
+/// 48^3 x 96 model, `benches/mpi/model.py`).
+const MAX_DIRECT_RUNS: usize = 8;
 
 /// Whether `face` is sent a run a message, straight from the field buffer.
 fn direct(face: &Face) -> bool {
@@ -481,5 +484,36 @@ impl NativeOperator for DistWilsonClover<f32> {
     }
     fn global_sum(&self, partials: &mut [f64]) {
         self.comm.sum_f64(partials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::simd::Precision;
+
+    /// The pieces of a sweep hold every interior and every boundary site once, in order, and
+    /// the faces' runs decide which faces go unpacked.
+    #[test]
+    fn the_sweep_pieces_cover_every_site_once() {
+        for (np, procs) in [(2, [1, 1, 2, 1]), (4, [1, 2, 2, 1]), (2, [2, 1, 1, 1])] {
+            let grid = ProcessGrid::new([8, 8, 8, 16], np, 1, Some(procs)).unwrap();
+            let layout = SiteLayout::new(grid.local, Precision::F32, &[]).unwrap();
+            let halo = Halo::new(&layout, &grid);
+            let pieces = sweep_pieces(&halo, layout.outer_volume);
+            assert!(pieces.len() <= SWEEP_PIECES);
+            let flat = |runs: &[(usize, usize)]| -> Vec<usize> {
+                runs.iter().flat_map(|&(a, b)| a..b).collect()
+            };
+            let interior: Vec<usize> = pieces.iter().flat_map(|p| flat(&p.interior)).collect();
+            let boundary: Vec<usize> = pieces.iter().flat_map(|p| flat(&p.boundary)).collect();
+            assert_eq!(interior, flat(&halo.interior), "{procs:?}");
+            assert_eq!(boundary, flat(&halo.boundary), "{procs:?}");
+            // 8^3 x 16 in f32 (lanes along t): a z face is 4 runs (sent unpacked), an x face
+            // 256 single slots (packed).
+            for f in &halo.faces {
+                assert_eq!(direct(f), f.mu >= 2, "{procs:?} face along {}", f.mu);
+            }
+        }
     }
 }
