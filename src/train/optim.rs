@@ -139,9 +139,10 @@ impl Optimizer {
 /// normal f32 for β₂ ≤ 0.99994 (2⁻⁵⁶ ≈ 1.4e-17).
 pub const TINY_GRAD: f32 = 1.0 / (1u64 << 56) as f32;
 
-/// Adam's m and v below this in magnitude are stored as zero, so that β·m, β·v and √v stay
-/// normal (2⁻¹⁰⁰ ≈ 7.9e-31).
-pub const TINY_STATE: f32 = TINY_GRAD * TINY_GRAD / (1u64 << 12) as f32;
+/// Adam's m and v below this in magnitude are stored as zero, so that β·m, β·v, √v and the
+/// step's `lr/(1 − β₁ᵗ) · m` stay normal (2⁻¹⁰⁰ ≈ 7.9e-31; the last for learning rates above
+/// ~1e-6).
+pub const TINY_STATE: f32 = TINY_GRAD * TINY_GRAD * (1u64 << 12) as f32;
 
 /// One Adam update over a chunk; returns whether every gradient was finite. With 6.5 M
 /// parameters the update is a third of a dense training step and bound by its square roots and
@@ -382,6 +383,13 @@ mod tests {
                 assert!((xf[i] as f64 - x[i]).abs() < 1e-5, "t={t} i={i}: {} vs {}", xf[i], x[i]);
             }
         }
+    }
+
+    /// The thresholds are the powers of two their docs name.
+    #[test]
+    fn the_flush_thresholds_are_2_to_the_minus_56_and_minus_100() {
+        assert_eq!(TINY_GRAD, 2f32.powi(-56));
+        assert_eq!(TINY_STATE, 2f32.powi(-100));
     }
 
     /// Tiny and subnormal gradients: the state never holds a subnormal number, and every
