@@ -64,6 +64,7 @@ impl<T: Element> JitWilsonClover<T> {
             .map_err(|e| RuntimeError::Shape(e.to_string()))?;
         let (l, vo) = (layout.lanes, layout.outer_volume);
         let mut rotation = [0usize; 8];
+        let storage = opts.link_storage::<T>();
         let site = |o: usize, k: usize| layout.site(o, k);
         let HopTables { links, neighbours } = hop_tables(
             &reference,
@@ -71,7 +72,7 @@ impl<T: Element> JitWilsonClover<T> {
             site,
             |o, disp| Ok(layout.neighbour_lane(o, disp)),
             &mut rotation,
-            opts.link_storage::<T>(),
+            storage,
         )?;
         let clover = block_table(reference.clover_packed(), (vo, l), site);
         let desc = DiracDesc {
@@ -79,7 +80,7 @@ impl<T: Element> JitWilsonClover<T> {
             rotation,
             ext_slots: layout.ext_slots,
             precision: T::PRECISION,
-            links: opts.link_storage::<T>(),
+            links: storage,
         };
         let compiled = dirac::compile(&desc, opts.keep_listings)?;
         let n = layout.field_len();
@@ -226,20 +227,13 @@ pub(crate) fn hop_tables<T: Element>(
                     }
                 }
                 if storage == LinkStorage::TwoRows {
-                    put(6, determinant(&u.m));
+                    // det(U) = phi^3 for a link phi U with U in SU(3).
+                    put(6, u.det());
                 }
             }
         }
     }
     Ok(HopTables { links, neighbours })
-}
-
-/// det of a 3x3 complex matrix (for [`LinkStorage::TwoRows`]: det(U) = phi^3 for a link
-/// phi U with U in SU(3)).
-fn determinant(m: &[[Complex64; 3]; 3]) -> Complex64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
 /// Both packed Hermitian 6x6 blocks (`blocks[site * 2 + chirality]`: the clover term or its

@@ -248,35 +248,6 @@ impl ProcessGrid {
     }
 }
 
-/// Site `ranges` cut into at most `n` pieces of about equal site counts (at least `min` sites each,
-/// the last piece takes the rest), in order: a process sweeps its sites in such pieces,
-/// testing its pending messages between them (`operator`).
-#[cfg(any(feature = "mpi", test))]
-pub(crate) fn range_pieces(
-    ranges: &[(usize, usize)],
-    n: usize,
-    min: usize,
-) -> Vec<Vec<(usize, usize)>> {
-    let total: usize = ranges.iter().map(|(a, b)| b - a).sum();
-    let size = total.div_ceil(n.max(1)).max(min).max(1);
-    let mut out: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
-    let mut filled = 0;
-    for &(start, end) in ranges {
-        let mut lo = start;
-        while lo < end {
-            if filled == size {
-                out.push(Vec::new());
-                filled = 0;
-            }
-            let hi = (lo + size - filled).min(end);
-            out.last_mut().expect("never empty").push((lo, hi));
-            filled += hi - lo;
-            lo = hi;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,20 +298,5 @@ mod tests {
             let direct = ProcessGrid::new([4, 4, 4, 8], 4, r, Some([1, 2, 2, 1])).unwrap();
             assert_eq!(g.for_rank(r), direct);
         }
-    }
-
-    #[test]
-    fn range_pieces_cover_every_site_once_in_order() {
-        let ranges = [(0, 10), (20, 23), (30, 100)];
-        for (n, min) in [(8, 1), (3, 1), (8, 64), (1, 1), (100, 1)] {
-            let p = range_pieces(&ranges, n, min);
-            assert!(p.len() <= n.max(1), "{n} {min}: {} pieces", p.len());
-            let flat: Vec<usize> = p.iter().flatten().flat_map(|&(a, b)| a..b).collect();
-            let want: Vec<usize> = ranges.iter().flat_map(|&(a, b)| a..b).collect();
-            assert_eq!(flat, want, "{n} {min}");
-            let sizes: Vec<usize> = p.iter().map(|q| q.iter().map(|(a, b)| b - a).sum()).collect();
-            assert!(sizes.iter().all(|&s| s > 0), "{n} {min}: {sizes:?}");
-        }
-        assert!(range_pieces(&[], 8, 1).iter().flatten().next().is_none());
     }
 }

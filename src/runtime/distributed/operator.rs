@@ -18,7 +18,7 @@
 //! must apply it the same number of times (the solvers do: they branch only on global sums).
 
 use super::comm::Comm;
-use super::grid::{ProcessGrid, range_pieces};
+use super::grid::ProcessGrid;
 use super::halo::{Face, Halo};
 use crate::codegen::dirac::{self, DiracDesc, DiracKernels, LinkStorage};
 use crate::codegen::jit::Arg;
@@ -93,15 +93,16 @@ struct Piece {
     boundary: Vec<(usize, usize)>,
 }
 
-/// The sweep over `0..vo` in [`SWEEP_PIECES`] pieces, each split along the halo's interior and
-/// boundary runs.
+/// The sweep over `0..vo` in at most [`SWEEP_PIECES`] pieces of equal length (at least 64
+/// sites), each split along the halo's interior and boundary runs.
 fn sweep_pieces(halo: &Halo, vo: usize) -> Vec<Piece> {
     let clip = |runs: &[(usize, usize)], lo: usize, hi: usize| -> Vec<(usize, usize)> {
         runs.iter().map(|&(a, b)| (a.max(lo), b.min(hi))).filter(|(a, b)| a < b).collect()
     };
-    range_pieces(&[(0, vo)], SWEEP_PIECES, 64)
-        .into_iter()
-        .flatten()
+    let size = vo.div_ceil(SWEEP_PIECES).max(64);
+    (0..vo)
+        .step_by(size)
+        .map(|lo| (lo, (lo + size).min(vo)))
         .map(|(lo, hi)| Piece {
             interior: clip(&halo.interior, lo, hi),
             boundary: clip(&halo.boundary, lo, hi),
@@ -159,13 +160,14 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
         let (vo, l) = (layout.outer_volume, layout.lanes);
         let site = |o: usize, k: usize| grid.global_site(layout.site(o, k));
         let mut rotation = [0usize; 8];
+        let storage = LinkStorage::for_precision(T::PRECISION);
         let HopTables { links, neighbours } = hop_tables(
             reference,
             (vo, l),
             site,
             |o, disp| Ok(halo.neighbour(&layout, o, disp)),
             &mut rotation,
-            LinkStorage::for_precision(T::PRECISION),
+            storage,
         )?;
         let clover = block_table(reference.clover_packed(), (vo, l), site);
         let desc = DiracDesc {
@@ -173,7 +175,7 @@ impl<T: Element + Equivalence> DistWilsonClover<T> {
             rotation,
             ext_slots: halo.ext_slots,
             precision: T::PRECISION,
-            links: LinkStorage::for_precision(T::PRECISION),
+            links: storage,
         };
         let compiled = dirac::compile(&desc, false)?;
         let interior = dirac::compile(&DiracDesc { ext_slots: vo, ..desc }, false)?;
