@@ -97,20 +97,18 @@ fn agreed_exit(world: &Comm, result: Result<(), Failure>) -> u8 {
 fn solve(world: &Comm, args: SolveArgs) -> u8 {
     let root = world.is_root();
     // Checks every process makes alike: each fails (and only rank 0 prints) together.
-    let unsupported = if args.evenodd { Some("--evenodd") } else { None };
     let wants_mg = args.precond.as_deref() == Some(std::path::Path::new("mg"));
     let checked =
-        cli_solve::check_args(&args).map_err(Failure::io).and_then(|()| match unsupported {
-            Some(flag) => Err(Failure::io(miette::miette!(
-                code = "symc::solve::mpi_unsupported",
-                help = "run it in one process (without mpirun), or drop the flag",
-                "{flag} does not run on several processes yet"
-            ))),
-            None if args.precond.is_some() && args.solver != cli_solve::SolverKind::Fgmres => {
+        cli_solve::check_args(&args).map_err(Failure::io).and_then(|()| match &args.precond {
+            Some(p) if args.evenodd => {
+                let what = p.display().to_string();
+                Err(Failure::io(cli_solve::SolveCliError::EvenOddPreconditioner { what }))
+            }
+            Some(_) if args.solver != cli_solve::SolverKind::Fgmres => {
                 let solver = format!("{:?}", args.solver).to_lowercase();
                 Err(Failure::io(cli_solve::SolveCliError::PreconditionerNeedsFgmres { solver }))
             }
-            None => Ok(()),
+            _ => Ok(()),
         });
     if let Err(f) = checked {
         return report(Err(f), root);
@@ -134,16 +132,19 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
     drop(field);
     let dims = gauge.dims();
     let kind = cli_solve::solver_kind(args.solver);
+    let solve_params = crate::solve::SolveParams {
+        tol: args.tol,
+        restart: args.restart,
+        max_iterations: args.max_iterations,
+    };
+    let evenodd = args.evenodd.then(|| cli_solve::evenodd_options(&args, &solve_params).0);
     let dist = DistributedSolve {
         params: &cli_solve::dirac_params(&args),
         procs: args.procs,
         solver: kind,
         precision: cli_solve::precision(args.precision),
-        solve: crate::solve::SolveParams {
-            tol: args.tol,
-            restart: args.restart,
-            max_iterations: args.max_iterations,
-        },
+        solve: solve_params,
+        evenodd,
         operator_check: args.operator_check,
         halo_bench: args.halo_bench,
         multigrid: wants_mg.then(|| cli_solve::multigrid_params(&args)),
@@ -251,7 +252,11 @@ fn solve(world: &Comm, args: SolveArgs) -> u8 {
         (None, true) => "mg",
         (None, false) => "none",
     };
-    let ran = Ran { system: "full", precision, preconditioner, extra };
+    if let Some(o) = &dist.evenodd {
+        extra.insert("schur".into(), format!("{:?}", o.variant).into());
+    }
+    let system = if dist.evenodd.is_some() { "evenodd" } else { "full" };
+    let ran = Ran { system, precision, preconditioner, extra };
     let mut code = 0;
     if root {
         if let Err(f) = cli_solve::write_outputs(&args, &ran, dims, plaquette, &reports) {

@@ -437,6 +437,30 @@ pub fn run(args: SolveArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The even-odd solve `args` ask for, and the name of the precision that runs: mixed
+/// precision has f32 cycles only in the restarted solvers (as for the full system).
+pub(super) fn evenodd_options(
+    args: &SolveArgs,
+    params: &SolveParams,
+) -> (EvenOddOptions, &'static str) {
+    let solver = match args.solver {
+        SolverKind::Fgmres => ReducedSolver::Fgmres,
+        SolverKind::Gmres => ReducedSolver::Gmres,
+        SolverKind::Bicgstab => ReducedSolver::Bicgstab,
+        SolverKind::Cgne => ReducedSolver::Cgne,
+    };
+    let (solve_precision, precision) = match args.precision {
+        PrecisionArg::Mixed if solver_kind(args.solver).is_restarted() => {
+            (SolvePrecision::Mixed, "mixed")
+        }
+        PrecisionArg::Mixed | PrecisionArg::F64 => (SolvePrecision::F64, "f64"),
+        PrecisionArg::F32 => (SolvePrecision::F32, "f32"),
+    };
+    let variant = SchurVariant::default();
+    let options = EvenOddOptions { variant, solver, precision: solve_precision, params: *params };
+    (options, precision)
+}
+
 /// `--evenodd`: the Schur-reduced solve of every source on compiled kernels, with the
 /// full-system true residual.
 fn solve_evenodd(
@@ -447,33 +471,24 @@ fn solve_evenodd(
     params: &SolveParams,
     header: &dyn Fn(&str, &str),
 ) -> Result<(Vec<SolveReport>, Ran), Failure> {
-    let solver = match args.solver {
-        SolverKind::Fgmres => ReducedSolver::Fgmres,
-        SolverKind::Gmres => ReducedSolver::Gmres,
-        SolverKind::Bicgstab => ReducedSolver::Bicgstab,
-        SolverKind::Cgne => ReducedSolver::Cgne,
-    };
-    // Mixed precision has f32 cycles only in the restarted solvers (as for the full system).
-    let (solve_precision, precision) = match args.precision {
-        PrecisionArg::Mixed if solver_kind(args.solver).is_restarted() => {
-            (SolvePrecision::Mixed, "mixed")
-        }
-        PrecisionArg::Mixed | PrecisionArg::F64 => (SolvePrecision::F64, "f64"),
-        PrecisionArg::F32 => (SolvePrecision::F32, "f32"),
-    };
-    let variant = SchurVariant::default();
-    let options = EvenOddOptions { variant, solver, precision: solve_precision, params: *params };
+    let (options, precision) = evenodd_options(args, params);
+    let variant = options.variant;
     let t = std::time::Instant::now();
     let mut eo = EvenOddSolver::new(gauge, dirac, options).map_err(Failure::model)?;
     let setup = t.elapsed().as_secs_f64();
     header(&format!("even-odd system ({variant:?} Schur complement)"), precision);
+    let mut extra = serde_json::Map::new();
+    if let (true, Some(b)) = (args.operator_check, sources.first()) {
+        let check = crate::runtime::distributed::schur_check(eo.schur64(), b, gauge.dims(), |s| s)
+            .map_err(Failure::model)?;
+        extra.insert("operator_check".into(), serde_json::json!(check));
+    }
     let mut reports = Vec::with_capacity(sources.len());
     for (k, b) in sources.iter().enumerate() {
         let (_, report) = eo.solve(b).map_err(Failure::model)?;
         log_solve(k, &report);
         reports.push(report);
     }
-    let mut extra = serde_json::Map::new();
     extra.insert("schur".into(), format!("{variant:?}").into());
     extra.insert("setup_seconds".into(), setup.into());
     Ok((reports, Ran { system: "evenodd", precision, preconditioner: "none", extra }))

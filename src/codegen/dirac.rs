@@ -107,7 +107,8 @@ pub enum SiteTerm {
 }
 
 impl SiteTerm {
-    fn hops(self) -> bool {
+    /// Whether the term reads neighbours (all but the block alone).
+    pub fn hops(self) -> bool {
         !matches!(self, SiteTerm::BlockSelf)
     }
     fn reads_self(self) -> bool {

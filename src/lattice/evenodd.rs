@@ -628,10 +628,15 @@ impl<T: Real> Schur<T> {
         if nbhat == 0.0 {
             return tol;
         }
-        let scale = match self.variant {
+        tol * nb / (nbhat * self.tolerance_scale())
+    }
+
+    /// What the reduced tolerance is divided by besides ‖b̂‖/‖b‖: the bound on ‖A_ee‖ for
+    /// `LeftNormalised` (whose solver minimises A_ee⁻¹ r), 1 for the exact-residual forms.
+    pub fn tolerance_scale(&self) -> f64 {
+        match self.variant {
             SchurVariant::LeftNormalised => self.a_ee_norm,
             _ => 1.0,
-        };
-        tol * nb / (nbhat * scale)
+        }
     }
 }

@@ -36,12 +36,11 @@
 use super::dirac::{DiracOptions, JitWilsonClover};
 use super::schur::{JitSchur, JitSchurError};
 use crate::lattice::evenodd::{EvenOdd, Schur, SchurVariant};
-use crate::lattice::fermion::norm;
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::wilson::DiracParams;
 use crate::solve::{
-    self, IdentityPreconditioner, LinearOperator, MixedPrecision, MixedWorkspace,
-    NativePreconditioner, Preconditioner, SolveParams, SolveReport,
+    self, AdjointOperator, IdentityPreconditioner, LinearOperator, MixedPrecision, MixedWorkspace,
+    NativeOperator, NativePreconditioner, Preconditioner, SolveParams, SolveReport, global_norm,
 };
 use num_complex::Complex64;
 use std::time::Instant;
@@ -155,10 +154,34 @@ pub enum EvenOddSolveError {
     Length { expected: usize, found: usize },
 }
 
-/// The compiled even-odd solver of one gauge field, mass and c_sw: build once, solve for many
-/// right-hand sides (the f32 Krylov vectors are kept between solves).
-pub struct EvenOddSolver {
-    options: EvenOddOptions,
+/// What an even-odd solve needs of its operators, on one process ([`EvenOddSolver`]) or split
+/// over several (`runtime::distributed::evenodd`): [`solve_system`] is written once against
+/// it. Vectors are this process's part (all of them on one process); the operators'
+/// `global_sum` makes every norm global, so every process takes the same decisions.
+pub trait EvenOddSystem {
+    /// D̂ in f64 on reference-layout even half-lattice vectors.
+    fn schur64(&self) -> &dyn AdjointOperator<f64>;
+    /// The f32 D̂ of mixed (F)GMRES cycles and [`SolvePrecision::F32`], as an operator on
+    /// reference-layout vectors and on f32 buffers in its own layout.
+    fn schur32(&self) -> Option<(&dyn AdjointOperator<f32>, &dyn NativeOperator)>;
+    /// Length of a full-system vector (12 V).
+    fn full_len(&self) -> usize;
+    /// b̂ from b (`lattice::evenodd::Schur::prepare`).
+    fn prepare(&self, b: &[Complex64]) -> Result<Vec<Complex64>, EvenOddSolveError>;
+    /// x from the reduced solution and b (`lattice::evenodd::Schur::reconstruct`).
+    fn reconstruct(
+        &self,
+        u: &[Complex64],
+        b: &[Complex64],
+    ) -> Result<Vec<Complex64>, EvenOddSolveError>;
+    /// out = D x in f64, for the full-system residual.
+    fn full_apply(&self, out: &mut [Complex64], x: &[Complex64]);
+    /// [`Schur::tolerance_scale`] of the variant.
+    fn tolerance_scale(&self) -> f64;
+}
+
+/// The operators of an even-odd solve on one process.
+struct Local {
     /// The reference Schur operator: the reduced tolerance (its bound on ‖A_ee‖).
     reference: Schur<f64>,
     d64: JitSchur<f64>,
@@ -166,6 +189,41 @@ pub struct EvenOddSolver {
     d32: Option<JitSchur<f32>>,
     /// D in f64 for the full-system residual.
     full: JitWilsonClover<f64>,
+}
+
+impl EvenOddSystem for Local {
+    fn schur64(&self) -> &dyn AdjointOperator<f64> {
+        &self.d64
+    }
+    fn schur32(&self) -> Option<(&dyn AdjointOperator<f32>, &dyn NativeOperator)> {
+        self.d32.as_ref().map(|d| (d as &dyn AdjointOperator<f32>, d as &dyn NativeOperator))
+    }
+    fn full_len(&self) -> usize {
+        self.full.vector_len()
+    }
+    fn prepare(&self, b: &[Complex64]) -> Result<Vec<Complex64>, EvenOddSolveError> {
+        Ok(self.d64.prepare(b)?)
+    }
+    fn reconstruct(
+        &self,
+        u: &[Complex64],
+        b: &[Complex64],
+    ) -> Result<Vec<Complex64>, EvenOddSolveError> {
+        Ok(self.d64.reconstruct(u, b)?)
+    }
+    fn full_apply(&self, out: &mut [Complex64], x: &[Complex64]) {
+        self.full.apply(out, x)
+    }
+    fn tolerance_scale(&self) -> f64 {
+        self.reference.tolerance_scale()
+    }
+}
+
+/// The compiled even-odd solver of one gauge field, mass and c_sw: build once, solve for many
+/// right-hand sides (the f32 Krylov vectors are kept between solves).
+pub struct EvenOddSolver {
+    options: EvenOddOptions,
+    parts: Local,
     ws: MixedWorkspace,
 }
 
@@ -180,21 +238,16 @@ impl EvenOddSolver {
         let eo = EvenOdd::<f64>::new(gauge, params).map_err(JitSchurError::from)?;
         let opts = DiracOptions::default();
         let d64 = JitSchur::<f64>::from_even_odd(&eo, options.variant, &opts)?;
-        // Only (F)GMRES has f32 cycles; mixed BiCGStab and CGNE run in f64.
-        let cycles = matches!(options.solver, ReducedSolver::Gmres | ReducedSolver::Fgmres);
-        let d32 = match options.precision {
-            SolvePrecision::Mixed if cycles => {
-                Some(JitSchur::<f32>::from_even_odd(&eo, options.variant, &opts)?)
-            }
-            SolvePrecision::F32 => {
-                Some(JitSchur::<f32>::from_even_odd(&eo, options.variant, &opts)?)
-            }
-            _ => None,
+        let d32 = if options.needs_f32() {
+            Some(JitSchur::<f32>::from_even_odd(&eo, options.variant, &opts)?)
+        } else {
+            None
         };
         let full = JitWilsonClover::<f64>::new(gauge, params, &opts)
             .map_err(|e| EvenOddSolveError::FullOperator(e.to_string()))?;
         let reference = Schur::new(eo, options.variant);
-        Ok(EvenOddSolver { options, reference, d64, d32, full, ws: MixedWorkspace::new() })
+        let parts = Local { reference, d64, d32, full };
+        Ok(EvenOddSolver { options, parts, ws: MixedWorkspace::new() })
     }
 
     pub fn options(&self) -> &EvenOddOptions {
@@ -203,12 +256,12 @@ impl EvenOddSolver {
 
     /// The f64 Schur operator (reference-layout vectors).
     pub fn schur64(&self) -> &JitSchur<f64> {
-        &self.d64
+        &self.parts.d64
     }
 
     /// The f32 Schur operator of mixed (F)GMRES, whose layout a native preconditioner works in.
     pub fn schur32(&self) -> Option<&JitSchur<f32>> {
-        self.d32.as_ref()
+        self.parts.d32.as_ref()
     }
 
     /// Solves D x = b (12 V, reference layout) from x = 0; returns x and the report.
@@ -225,98 +278,126 @@ impl EvenOddSolver {
         prec: ReducedPreconditioner<'_>,
         b: &[Complex64],
     ) -> Result<(Vec<Complex64>, SolveReport), EvenOddSolveError> {
-        let start = Instant::now();
-        let EvenOddOptions { solver, precision, params, .. } = self.options;
-        let n = self.full.vector_len();
-        if b.len() != n {
-            return Err(EvenOddSolveError::Length { expected: n, found: b.len() });
-        }
-        let mismatch = |prec: &ReducedPreconditioner<'_>| EvenOddSolveError::Preconditioner {
-            kind: prec.kind(),
-            solver: solver.name(),
-            precision,
-        };
-        let fits = match (&prec, solver, precision) {
-            (ReducedPreconditioner::Identity, _, _) => true,
-            (
-                ReducedPreconditioner::F64(_),
-                ReducedSolver::Fgmres,
-                SolvePrecision::F64 | SolvePrecision::F32,
-            ) => true,
-            (ReducedPreconditioner::Native(_), ReducedSolver::Fgmres, SolvePrecision::Mixed) => {
-                true
-            }
-            _ => false,
-        };
-        if !fits {
-            return Err(mismatch(&prec));
-        }
-        let zero = Complex64::new(0.0, 0.0);
-        let bnorm = norm(b);
-        if bnorm == 0.0 {
-            let rep = SolveReport::zero_rhs(solver.name(), start);
-            return Ok((vec![zero; n], rep));
-        }
-        let bhat = self.d64.prepare(b)?;
-        let reduced =
-            SolveParams { tol: self.reference.reduced_tolerance(params.tol, b, &bhat), ..params };
-        // x = 0 is u = 0 in every variant (u = A_ee x_e for RightNormalised).
-        let mut u = vec![zero; bhat.len()];
-        let d64 = &self.d64;
-        let kernel = |e: solve::MixedError| EvenOddSolveError::Kernel(e.to_string());
-        let rep = match (solver, self.d32.as_ref(), prec) {
-            (_, Some(d32), prec) if precision == SolvePrecision::F32 => {
-                let op = MixedPrecision::new(d32);
-                match (solver, prec) {
-                    (ReducedSolver::Gmres, _) => solve::gmres(&op, &bhat, &mut u, &reduced),
-                    (ReducedSolver::Fgmres, ReducedPreconditioner::F64(p)) => {
-                        solve::fgmres(&op, p, &bhat, &mut u, &reduced)
-                    }
-                    (ReducedSolver::Fgmres, _) => {
-                        solve::fgmres(&op, &mut IdentityPreconditioner, &bhat, &mut u, &reduced)
-                    }
-                    (ReducedSolver::Bicgstab, _) => solve::bicgstab(&op, &bhat, &mut u, &reduced),
-                    (ReducedSolver::Cgne, _) => solve::cgne(&op, &bhat, &mut u, &reduced),
-                }
-            }
-            (ReducedSolver::Gmres | ReducedSolver::Fgmres, Some(d32), prec) => match prec {
-                ReducedPreconditioner::Native(p) => {
-                    solve::fgmres_mixed(&mut self.ws, d64, d32, p, &bhat, &mut u, &reduced)
-                        .map_err(kernel)?
-                }
-                _ => solve::gmres_mixed(&mut self.ws, d64, d32, &bhat, &mut u, &reduced)
-                    .map_err(kernel)?,
-            },
-            (ReducedSolver::Gmres, None, _) => solve::gmres(d64, &bhat, &mut u, &reduced),
-            (ReducedSolver::Fgmres, None, ReducedPreconditioner::F64(p)) => {
-                solve::fgmres(d64, p, &bhat, &mut u, &reduced)
-            }
-            (ReducedSolver::Fgmres, None, _) => {
-                solve::fgmres(d64, &mut IdentityPreconditioner, &bhat, &mut u, &reduced)
-            }
-            (ReducedSolver::Bicgstab, _, _) => solve::bicgstab(d64, &bhat, &mut u, &reduced),
-            (ReducedSolver::Cgne, _, _) => solve::cgne(d64, &bhat, &mut u, &reduced),
-        };
-        let x = self.d64.reconstruct(&u, b)?;
-        let mut r = vec![zero; n];
-        self.full.apply(&mut r, &x);
-        for (ri, bi) in r.iter_mut().zip(b) {
-            *ri = *bi - *ri;
-        }
-        let true_residual = norm(&r) / bnorm;
-        let scale = norm(&bhat) / bnorm;
-        let report = SolveReport {
-            solver: solver.name().into(),
-            iterations: rep.iterations,
-            operator_applications: rep.operator_applications + 1,
-            preconditioner_applications: rep.preconditioner_applications,
-            seconds: start.elapsed().as_secs_f64(),
-            true_residual,
-            history: rep.history.iter().map(|h| h * scale).collect(),
-            converged: true_residual <= params.tol,
-        };
-        Ok((x, report))
+        solve_system(&self.parts, &mut self.ws, &self.options, prec, b)
     }
+}
+
+impl EvenOddOptions {
+    /// Whether the solve runs the f32 operator: f32 cycles of mixed (F)GMRES (mixed BiCGStab
+    /// and CGNE run in f64), or every solver with [`SolvePrecision::F32`].
+    pub fn needs_f32(&self) -> bool {
+        let cycles = matches!(self.solver, ReducedSolver::Gmres | ReducedSolver::Fgmres);
+        match self.precision {
+            SolvePrecision::Mixed => cycles,
+            SolvePrecision::F32 => true,
+            SolvePrecision::F64 => false,
+        }
+    }
+}
+
+/// Solves D x = b (this process's part of b, reference layout) from x = 0 on the operators of
+/// `sys`, with `options` and a right preconditioner of the reduced system; returns x and the
+/// report (module doc), the same on every process.
+pub fn solve_system(
+    sys: &dyn EvenOddSystem,
+    ws: &mut MixedWorkspace,
+    options: &EvenOddOptions,
+    prec: ReducedPreconditioner<'_>,
+    b: &[Complex64],
+) -> Result<(Vec<Complex64>, SolveReport), EvenOddSolveError> {
+    let start = Instant::now();
+    let EvenOddOptions { solver, precision, params, .. } = *options;
+    let n = sys.full_len();
+    if b.len() != n {
+        return Err(EvenOddSolveError::Length { expected: n, found: b.len() });
+    }
+    let mismatch = |prec: &ReducedPreconditioner<'_>| EvenOddSolveError::Preconditioner {
+        kind: prec.kind(),
+        solver: solver.name(),
+        precision,
+    };
+    let fits = match (&prec, solver, precision) {
+        (ReducedPreconditioner::Identity, _, _) => true,
+        (
+            ReducedPreconditioner::F64(_),
+            ReducedSolver::Fgmres,
+            SolvePrecision::F64 | SolvePrecision::F32,
+        ) => true,
+        (ReducedPreconditioner::Native(_), ReducedSolver::Fgmres, SolvePrecision::Mixed) => true,
+        _ => false,
+    };
+    if !fits {
+        return Err(mismatch(&prec));
+    }
+    let d64 = sys.schur64();
+    let zero = Complex64::new(0.0, 0.0);
+    let bnorm = global_norm(d64, b);
+    if bnorm == 0.0 {
+        let rep = SolveReport::zero_rhs(solver.name(), start);
+        return Ok((vec![zero; n], rep));
+    }
+    let bhat = sys.prepare(b)?;
+    let bhat_norm = global_norm(d64, &bhat);
+    // As `lattice::evenodd::Schur::reduced_tolerance`, with global norms.
+    let tol = if bhat_norm == 0.0 {
+        params.tol
+    } else {
+        params.tol * bnorm / (bhat_norm * sys.tolerance_scale())
+    };
+    let reduced = SolveParams { tol, ..params };
+    // x = 0 is u = 0 in every variant (u = A_ee x_e for RightNormalised).
+    let mut u = vec![zero; bhat.len()];
+    let kernel = |e: solve::MixedError| EvenOddSolveError::Kernel(e.to_string());
+    let rep = match (solver, sys.schur32(), prec) {
+        (_, Some((d32, _)), prec) if precision == SolvePrecision::F32 => {
+            let op = MixedPrecision::new(d32);
+            match (solver, prec) {
+                (ReducedSolver::Gmres, _) => solve::gmres(&op, &bhat, &mut u, &reduced),
+                (ReducedSolver::Fgmres, ReducedPreconditioner::F64(p)) => {
+                    solve::fgmres(&op, p, &bhat, &mut u, &reduced)
+                }
+                (ReducedSolver::Fgmres, _) => {
+                    solve::fgmres(&op, &mut IdentityPreconditioner, &bhat, &mut u, &reduced)
+                }
+                (ReducedSolver::Bicgstab, _) => solve::bicgstab(&op, &bhat, &mut u, &reduced),
+                (ReducedSolver::Cgne, _) => solve::cgne(&op, &bhat, &mut u, &reduced),
+            }
+        }
+        (ReducedSolver::Gmres | ReducedSolver::Fgmres, Some((_, d32)), prec) => match prec {
+            ReducedPreconditioner::Native(p) => {
+                solve::fgmres_mixed(ws, d64, d32, p, &bhat, &mut u, &reduced).map_err(kernel)?
+            }
+            _ => solve::gmres_mixed(ws, d64, d32, &bhat, &mut u, &reduced).map_err(kernel)?,
+        },
+        (ReducedSolver::Gmres, None, _) => solve::gmres(d64, &bhat, &mut u, &reduced),
+        (ReducedSolver::Fgmres, None, ReducedPreconditioner::F64(p)) => {
+            solve::fgmres(d64, p, &bhat, &mut u, &reduced)
+        }
+        (ReducedSolver::Fgmres, None, _) => {
+            solve::fgmres(d64, &mut IdentityPreconditioner, &bhat, &mut u, &reduced)
+        }
+        (ReducedSolver::Bicgstab, _, _) => solve::bicgstab(d64, &bhat, &mut u, &reduced),
+        (ReducedSolver::Cgne, _, _) => solve::cgne(d64, &bhat, &mut u, &reduced),
+    };
+    let x = sys.reconstruct(&u, b)?;
+    let mut r = vec![zero; n];
+    sys.full_apply(&mut r, &x);
+    for (ri, bi) in r.iter_mut().zip(b) {
+        *ri = *bi - *ri;
+    }
+    let true_residual = global_norm(d64, &r) / bnorm;
+    let scale = bhat_norm / bnorm;
+    let report = SolveReport {
+        solver: solver.name().into(),
+        iterations: rep.iterations,
+        operator_applications: rep.operator_applications + 1,
+        preconditioner_applications: rep.preconditioner_applications,
+        seconds: start.elapsed().as_secs_f64(),
+        true_residual,
+        history: rep.history.iter().map(|h| h * scale).collect(),
+        converged: true_residual <= params.tol,
+    };
+    Ok((x, report))
 }
 
 /// Solves D x = b for every source with the even-odd solver: the operators are built once.

@@ -106,7 +106,7 @@ pub enum JitSchurError {
 
 /// A buffer of a kernel program: the operator's input `x`, its output `y`, odd scratch `t`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Buf {
+pub(crate) enum Buf {
     X,
     Y,
     T,
@@ -114,7 +114,7 @@ enum Buf {
 
 /// Which 6×6 blocks a step reads: A⁻¹ of its parity, A_ee, or none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Block {
+pub(crate) enum Block {
     Inverse,
     CloverEven,
     None,
@@ -122,18 +122,18 @@ enum Block {
 
 /// One kernel pass: `to = kernel(hop input = from, own input = own)` on the sites of `parity`.
 #[derive(Clone, Copy, Debug)]
-struct Step {
-    kernel: SiteKernel,
-    parity: usize,
-    block: Block,
-    from: Buf,
-    own: Buf,
-    to: Buf,
+pub(crate) struct Step {
+    pub kernel: SiteKernel,
+    pub parity: usize,
+    pub block: Block,
+    pub from: Buf,
+    pub own: Buf,
+    pub to: Buf,
 }
 
 /// The passes of D̂ (or D̂†) of `variant` (module doc). D_oe = −½ H, so "t = A_oo⁻¹ D_oe x" is
 /// `BlockHop(−½)` and "y = x − D_eo t" is `SelfPlusHop(+½)`.
-fn program(variant: SchurVariant, dagger: bool) -> Vec<Step> {
+pub(crate) fn program(variant: SchurVariant, dagger: bool) -> Vec<Step> {
     use SiteTerm::*;
     let k = |term, dagger| SiteKernel { term, dagger };
     let step = |kernel, parity, block, from, own, to| Step { kernel, parity, block, from, own, to };
@@ -167,9 +167,23 @@ fn pick<'a, T>(st: Step, b: Buf, inp: &'a [T], other: &'a [T]) -> Result<&'a [T]
     }
 }
 
+/// Every kernel the operator of `variant` runs: its programs (D̂ and D̂†), then those of
+/// `prepare` and `reconstruct`, each once.
+pub(crate) fn kernel_list(variant: SchurVariant) -> Vec<SiteKernel> {
+    let mut list: Vec<SiteKernel> = Vec::new();
+    let needed = [program(variant, false), program(variant, true)].concat();
+    for k in needed.iter().map(|s| s.kernel).chain([BLOCK_SELF, SELF_PLUS_HOP]) {
+        if !list.contains(&k) {
+            list.push(k);
+        }
+    }
+    list
+}
+
 /// The kernels [`JitSchur::prepare`] and [`JitSchur::reconstruct`] use besides the programs.
-const BLOCK_SELF: SiteKernel = SiteKernel { term: SiteTerm::BlockSelf, dagger: false };
-const SELF_PLUS_HOP: SiteKernel = SiteKernel { term: SiteTerm::SelfPlusHop(0.5), dagger: false };
+pub(crate) const BLOCK_SELF: SiteKernel = SiteKernel { term: SiteTerm::BlockSelf, dagger: false };
+pub(crate) const SELF_PLUS_HOP: SiteKernel =
+    SiteKernel { term: SiteTerm::SelfPlusHop(0.5), dagger: false };
 
 /// The Schur operator of one gauge field, mass, c_sw and variant, compiled to native code in
 /// precision `T`.
@@ -246,13 +260,7 @@ impl<T: Element> JitSchur<T> {
         } else {
             Vec::new()
         };
-        let mut list: Vec<SiteKernel> = Vec::new();
-        let needed = [program(variant, false), program(variant, true)].concat();
-        for k in needed.iter().map(|s| s.kernel).chain([BLOCK_SELF, SELF_PLUS_HOP]) {
-            if !list.contains(&k) {
-                list.push(k);
-            }
-        }
+        let list = kernel_list(variant);
         let desc = DiracDesc {
             outer_volume: vo,
             rotation,

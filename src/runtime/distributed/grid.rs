@@ -223,6 +223,16 @@ impl ProcessGrid {
         self.local.iter().product()
     }
 
+    /// The coordinates of local site `s` within the sub-lattice (x fastest).
+    pub fn local_coords(&self, s: usize) -> [usize; 4] {
+        let mut r = s;
+        self.local.map(|e| {
+            let c = r % e;
+            r /= e;
+            c
+        })
+    }
+
     /// The global lexicographic site of local site `s` (x fastest, as `Geometry`).
     pub fn global_site(&self, s: usize) -> usize {
         let mut r = s;

@@ -9,7 +9,11 @@
 //!   pure arithmetic, compiled and tested in every build;
 //! - `comm` (feature `mpi`): start-up under a launcher, collectives, the deterministic sum;
 //! - `halo` (feature `mpi`): faces, ghost slots, interior and boundary sites;
+//! - `evenodd` (feature `mpi`): `symc solve --evenodd` on the sub-lattice operators;
+//! - `exchange` (feature `mpi`): one halo exchange overlapped with a kernel sweep, the pattern
+//!   the operators share;
 //! - `operator` (feature `mpi`): the sub-lattice Wilson-clover operator with its halo exchange;
+//! - `schur` (feature `mpi`): the even-odd Schur operator on the sub-lattice, a halo per parity;
 //! - `multigrid` (feature `mpi`): the two-level multigrid with every block on one process,
 //!   P† and P local, the small coarse system all-gathered and solved on every process;
 //! - `multigrid_net` (feature `mpi`): a near-null multigrid network on the sub-lattice (the
@@ -28,6 +32,10 @@ pub mod comm;
 #[cfg(feature = "mpi")]
 pub mod data_parallel;
 #[cfg(feature = "mpi")]
+pub mod evenodd;
+#[cfg(feature = "mpi")]
+mod exchange;
+#[cfg(feature = "mpi")]
 mod halo;
 #[cfg(feature = "mpi")]
 pub mod heatbath;
@@ -39,6 +47,8 @@ pub mod multigrid_net;
 pub mod net;
 #[cfg(feature = "mpi")]
 pub mod operator;
+#[cfg(feature = "mpi")]
+pub mod schur;
 #[cfg(feature = "mpi")]
 pub mod solve;
 
@@ -90,4 +100,20 @@ pub fn operator_check(
         norm_ddag: sums[2].sqrt(),
         weighted_ddag: sums[3],
     }
+}
+
+/// [`OperatorCheck`] of an even-odd Schur operator `op` on the even half of `b` (this
+/// process's part of a full vector on its `local` sub-lattice, whose local checkerboard is
+/// the global one): the `--evenodd --operator-check` of D̂, in the same global numbers.
+pub fn schur_check(
+    op: &dyn AdjointOperator<f64>,
+    b: &[Complex64],
+    local: [usize; 4],
+    global_site: impl Fn(usize) -> usize,
+) -> Result<OperatorCheck, crate::lattice::evenodd::EvenOddError> {
+    use crate::lattice::evenodd::{Checkerboard, Parity};
+    let board = Checkerboard::new(&crate::lattice::geometry::Geometry::new(local))?;
+    let (even, _) = board.split(b)?;
+    let sites = board.sites(Parity::Even);
+    Ok(operator_check(op, &even, |s| global_site(sites[s] as usize)))
 }

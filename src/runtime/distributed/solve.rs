@@ -7,15 +7,17 @@
 //! takes the same decisions and ends with the same reports (global residuals).
 
 use super::comm::Comm;
+use super::evenodd::DistEvenOdd;
 use super::grid::{GridError, ProcessGrid};
 use super::multigrid::DistMultigrid;
 use super::operator::{DistWilsonClover, HaloBench, HaloStats};
-use super::{OperatorCheck, operator_check};
+use super::{OperatorCheck, operator_check, schur_check};
 use crate::lattice::gauge::GaugeField;
 use crate::lattice::geometry::Geometry;
 use crate::lattice::su3::Su3;
 use crate::lattice::wilson::{DiracParams, WilsonClover};
 use crate::runtime::RuntimeError;
+use crate::runtime::evenodd_solve::{EvenOddOptions, EvenOddSolveError, SolvePrecision};
 use crate::runtime::multigrid::{MultigridError, MultigridParams, SetupReport};
 use crate::runtime::multigrid_net::BasisCache;
 use crate::runtime::operator::Precision;
@@ -36,6 +38,8 @@ pub enum DistributedError {
     Batch(#[from] BatchError),
     #[error(transparent)]
     Multigrid(#[from] MultigridError),
+    #[error(transparent)]
+    EvenOdd(#[from] EvenOddSolveError),
 }
 
 /// Rank 0's gauge field on every process. The links go as flat f64 (18 per link); every process
@@ -122,6 +126,9 @@ pub struct DistributedSolve<'a> {
     pub multigrid: Option<MultigridParams>,
     /// `--mg-cache`: the basis file rank 0 reads (if made for this set-up) or writes.
     pub multigrid_cache: Option<&'a std::path::Path>,
+    /// `--evenodd`: solve the Schur-reduced system ([`DistEvenOdd`]) with these options
+    /// (`solver` and `precision` above are then unused).
+    pub evenodd: Option<EvenOddOptions>,
 }
 
 impl DistributedSolve<'_> {
@@ -143,6 +150,9 @@ impl DistributedSolve<'_> {
         on_setup: &mut dyn FnMut(&SetupReport),
         on_solve: &mut dyn FnMut(usize, &SolveReport),
     ) -> Result<(Vec<SolveReport>, &'static str, DistributedRun), DistributedError> {
+        if let Some(options) = self.evenodd {
+            return self.run_evenodd(comm, grid, gauge, sources, options, on_solve);
+        }
         let reference = WilsonClover::<f64>::new(gauge, self.params);
         let d64 = DistWilsonClover::<f64>::new(comm, grid, &reference)?;
         let d32 = match self.precision {
@@ -211,5 +221,55 @@ impl DistributedSolve<'_> {
             multigrid,
         };
         Ok((reports.pop().unwrap_or_default(), precision, run))
+    }
+
+    /// `--evenodd`: every source through [`DistEvenOdd`] (the operators built once).
+    fn run_evenodd(
+        &self,
+        comm: &Comm,
+        grid: &ProcessGrid,
+        gauge: &GaugeField,
+        sources: &[Vec<Complex64>],
+        options: EvenOddOptions,
+        on_solve: &mut dyn FnMut(usize, &SolveReport),
+    ) -> Result<(Vec<SolveReport>, &'static str, DistributedRun), DistributedError> {
+        let mut eo = DistEvenOdd::new(comm, grid, gauge, self.params, options)?;
+        let local: Vec<Vec<Complex64>> = sources.iter().map(|b| grid.local_part(b, 12)).collect();
+        let check = match (self.operator_check, local.first()) {
+            (true, Some(b)) => Some(
+                schur_check(eo.schur64(), b, grid.local, |s| grid.global_site(s))
+                    .map_err(|e| EvenOddSolveError::Setup(e.into()))?,
+            ),
+            _ => None,
+        };
+        let mut reports = Vec::with_capacity(local.len());
+        for (k, b) in local.iter().enumerate() {
+            let (_, report) = eo.solve(b)?;
+            on_solve(k, &report);
+            reports.push(report);
+        }
+        let (halo, halo_f64) = eo.stats();
+        let mine = halo.seconds / halo.applications.max(1) as f64;
+        let halo_bench = match self.halo_bench {
+            0 => None,
+            n => Some(eo.bench(n)?),
+        };
+        let precision = match (options.precision, options.needs_f32()) {
+            (SolvePrecision::Mixed, true) => "mixed",
+            (SolvePrecision::F32, _) => "f32",
+            _ => "f64",
+        };
+        let run = DistributedRun {
+            ranks: grid.ranks(),
+            procs: grid.procs,
+            local_dims: grid.local,
+            halo,
+            halo_f64,
+            max_seconds_per_application: comm.max_f64(mine),
+            operator_check: check,
+            halo_bench,
+            multigrid: None,
+        };
+        Ok((reports, precision, run))
     }
 }
