@@ -1,5 +1,6 @@
 //! The MPI build under `mpirun --oversubscribe -np {1, 2, 4}` against the same binary in one
-//! process: the operator to round-off, the solvers' iteration counts within ±1 with the true
+//! process: the operator (and the even-odd Schur operator) to round-off, the solvers' iteration
+//! counts (full and even-odd systems) within ±1 with the true
 //! residual below the tolerance, `gauge` commands quiet on every rank but 0 and bit-identical
 //! (the heatbath shared out over the ranks makes the same chain),
 //! and a bad process grid reported with a non-zero exit and no hang (every run has a timeout);
@@ -171,6 +172,11 @@ fn solves_on_the_ddalphaamg_field_match_one_process() {
     // one process and 260 on 4), so it gets 10 % here; convergence and the true residual are
     // checked as for the others.
     compare_solves(test, &path, &[&m[..], &["--solver", "bicgstab"]].concat(), 17.0);
+    // The even-odd system: the Schur operator on the sub-lattices (a halo per parity), its
+    // operator check D̂ b_e, and the full-system true residual.
+    let eo = [&m[..], &["--evenodd"]].concat();
+    compare_solves(test, &path, &[&eo[..], &["--solver", "gmres"]].concat(), 1.0);
+    compare_solves(test, &path, &[&eo[..], &["--solver", "cgne", "--tol", "1e-7"]].concat(), 1.0);
 }
 
 #[test]
@@ -218,6 +224,10 @@ fn solves_on_a_generated_field_match_one_process_and_gauge_commands_are_rank_0_o
     compare_solves(test, &one, &extra, 1.0);
     let f64_gmres = [&extra[..], &["--precision", "f64", "--solver", "gmres"]].concat();
     compare_solves(test, &one, &f64_gmres, 1.0);
+    // Even-odd on 4 processes splits z into local extents of 2: every even site is on a face.
+    compare_solves(test, &one, &[&extra[..], &["--evenodd"]].concat(), 1.0);
+    let f32_bicg = [&extra[..], &["--evenodd", "--solver", "bicgstab", "--precision", "f32"]];
+    compare_solves(test, &one, &[&f32_bicg.concat()[..], &["--tol", "1e-6"]].concat(), 3.0);
 }
 
 #[test]
@@ -249,6 +259,16 @@ fn a_bad_process_grid_is_a_clear_error_without_a_hang() {
         // Rank 0 alone reports it.
         assert_eq!(err.matches("symc::solve::process_grid").count(), 1, "{err}");
     }
+    // Even-odd needs even local extents (then the local checkerboard is the global one).
+    let odd = dir.path().join("odd.nersc");
+    let o = odd.to_str().unwrap();
+    let make = ["gauge", "generate", "--beta", "6", "--dims", "4x4x6x8", "--sweeps", "1", "-o", o];
+    assert!(symc(None, &make).status.success());
+    let out = symc(Some(2), &["solve", "--gauge", o, "--mass=-0.3", "--csw", "1", "--evenodd"]);
+    let err = flat(&out.stderr);
+    assert!(!out.status.success(), "even-odd on 4x4x3x8 sub-lattices succeeded");
+    assert!(err.contains("odd extent") && err.contains("--procs"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
     // Five processes cannot tile 4x4x4x8 automatically.
     let out = symc(Some(5), &solve);
     assert!(!out.status.success());
