@@ -62,12 +62,13 @@ fn bench_compiled<T: Element>(c: &mut Criterion, dims: [usize; 4], name: &str) {
     {
         let s = JitSchur::<T>::new(&gauge, &p, variant, &opts).expect("compile Schur");
         let m = s.layout().main_len();
-        let (x, mut y, mut t) = (vec![T::from_f64(0.1); m], vec![T::zero(); m], vec![T::zero(); m]);
+        let (mut x, mut y, mut t) =
+            (vec![T::from_f64(0.1); m], vec![T::zero(); m], vec![T::zero(); m]);
         for dagger in [false, true] {
             g.throughput(Throughput::Elements(s.flops_per_apply(dagger)));
             let label = format!("Schur {variant:?}{}", if dagger { " dagger" } else { "" });
             g.bench_function(label, |b| {
-                b.iter(|| s.apply_native(dagger, &mut y, &x, &mut t).unwrap())
+                b.iter(|| s.apply_native(dagger, &mut y, &mut x, &mut t).unwrap())
             });
         }
     }

@@ -445,7 +445,7 @@ fn measure_full_vs_evenodd_on_ddalpha_8x8x8x8() {
     let schurs: Vec<JitSchur<f32>> =
         VARIANTS.iter().map(|&v| JitSchur::new(&gauge, &p, v, &opts).unwrap()).collect();
     let m = schurs[0].layout().main_len();
-    let (x, mut y, mut t) = (vec![0.1f32; m], vec![0.0f32; m], vec![0.0f32; m]);
+    let (mut x, mut y, mut t) = (vec![0.1f32; m], vec![0.0f32; m], vec![0.0f32; m]);
     let (rounds, reps) = (15, 200);
     let mut times = vec![Vec::new(); 1 + 2 * VARIANTS.len()];
     let mut ratios = vec![Vec::new(); times.len()];
@@ -460,7 +460,7 @@ fn measure_full_vs_evenodd_on_ddalpha_8x8x8x8() {
             for dagger in [false, true] {
                 let t0 = Instant::now();
                 for _ in 0..reps {
-                    s.apply_native(dagger, &mut y, &x, &mut t).unwrap();
+                    s.apply_native(dagger, &mut y, &mut x, &mut t).unwrap();
                 }
                 let ts = t0.elapsed().as_secs_f64() / reps as f64;
                 times[1 + 2 * i + dagger as usize].push(ts);

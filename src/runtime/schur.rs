@@ -64,7 +64,7 @@
 
 use super::RuntimeError;
 use super::dirac::{DiracOptions, HopTables, block_table, hop_tables};
-use crate::codegen::dirac::{self, DiracDesc, SiteKernel, SiteKernels, SiteTerm};
+use crate::codegen::dirac::{self, DiracDesc, LinkStorage, SiteKernel, SiteKernels, SiteTerm};
 use crate::codegen::jit::{Arg, CompiledKernels};
 use crate::codegen::lattice_layout::{HalfLayout, HalfLayoutError};
 use crate::codegen::plan::KernelPlan;
@@ -156,17 +156,6 @@ pub(crate) fn program(variant: SchurVariant, dagger: bool) -> Vec<Step> {
     }
 }
 
-/// The buffer `b` a step reads: the operator's input, or `other` (the one it does not write).
-fn pick<'a, T>(st: Step, b: Buf, inp: &'a [T], other: &'a [T]) -> Result<&'a [T], RuntimeError> {
-    match b {
-        Buf::X => Ok(inp),
-        _ if b == st.to => {
-            Err(RuntimeError::Shape(format!("Schur step {st:?} reads the buffer it writes")))
-        }
-        _ => Ok(other),
-    }
-}
-
 /// Every kernel the operator of `variant` runs: its programs (D̂ and D̂†), then those of
 /// `prepare` and `reconstruct`, each once.
 pub(crate) fn kernel_list(variant: SchurVariant) -> Vec<SiteKernel> {
@@ -185,6 +174,183 @@ pub(crate) const BLOCK_SELF: SiteKernel = SiteKernel { term: SiteTerm::BlockSelf
 pub(crate) const SELF_PLUS_HOP: SiteKernel =
     SiteKernel { term: SiteTerm::SelfPlusHop(0.5), dagger: false };
 
+/// What runs a Schur program: one kernel pass at a time, on one process ([`JitSchur`]) or on a
+/// sub-lattice, where a pass that hops first fills the ghost slots of the buffer it reads
+/// (`runtime::distributed::schur`). The programs, `prepare` and `reconstruct` are written once
+/// against it ([`run_program`], [`prepare_with`], [`reconstruct_with`]).
+pub(crate) trait SchurPasses<T: Element> {
+    /// `out = kernel(hops of from, own)` on the sites of `parity`, `own` being `from` itself
+    /// when `None`; `from` is mutable so that a sub-lattice pass can receive its ghosts.
+    fn pass(
+        &self,
+        kernel: SiteKernel,
+        parity: usize,
+        block: Block,
+        from: &mut [T],
+        own: Option<&[T]>,
+        out: &mut [T],
+    ) -> Result<(), RuntimeError>;
+    fn half_layout(&self) -> &HalfLayout;
+    fn checkerboard(&self) -> &Checkerboard;
+    fn schur_variant(&self) -> SchurVariant;
+    /// A zeroed buffer of the size the passes need (main slots, and ghost slots if any).
+    fn zeroed(&self) -> Vec<T>;
+}
+
+/// out = D̂ inp (D̂† when `dagger`) through `p`'s passes; `odd` is scratch. Every step writes a
+/// buffer it does not read (`program` is written that way; checked here all the same).
+pub(crate) fn run_program<T: Element, P: SchurPasses<T> + ?Sized>(
+    p: &P,
+    dagger: bool,
+    out: &mut [T],
+    inp: &mut [T],
+    odd: &mut [T],
+) -> Result<(), RuntimeError> {
+    let index = |b: Buf| match b {
+        Buf::X => 0,
+        Buf::Y => 1,
+        Buf::T => 2,
+    };
+    for st in program(p.schur_variant(), dagger) {
+        if st.to == st.from || st.to == st.own || st.to == Buf::X {
+            return Err(RuntimeError::Shape(format!("Schur step {st:?} reads what it writes")));
+        }
+        let mut bufs = [Some(&mut *inp), Some(&mut *out), Some(&mut *odd)];
+        let mut take = |b: Buf| bufs[index(b)].take().expect("distinct buffers");
+        let to = take(st.to);
+        let from = take(st.from);
+        let own = if st.own == st.from { None } else { Some(&*take(st.own)) };
+        p.pass(st.kernel, st.parity, st.block, from, own, to)?;
+    }
+    Ok(())
+}
+
+/// The reduced right-hand side from a full one b (12 V of `p`'s lattice): b̂ = b_e − D_eo
+/// A_oo⁻¹ b_o, times A_ee⁻¹ for [`SchurVariant::LeftNormalised`] (as
+/// `lattice::evenodd::Schur::prepare`).
+pub(crate) fn prepare_with<T: Element, P: SchurPasses<T> + ?Sized>(
+    p: &P,
+    b: &[Complex<T>],
+) -> Result<Vec<Complex<T>>, JitSchurError> {
+    let layout = p.half_layout();
+    let (b_e, b_o) = p.checkerboard().split(b)?;
+    let (mut be, mut bo) = (p.zeroed(), p.zeroed());
+    layout.to_aosoa(EVEN, &b_e, &mut be);
+    layout.to_aosoa(ODD, &b_o, &mut bo);
+    let (mut t, mut bhat) = (p.zeroed(), p.zeroed());
+    // t = A_oo⁻¹ b_o; b̂ = b_e + ½ H t = b_e − D_eo A_oo⁻¹ b_o.
+    p.pass(BLOCK_SELF, ODD, Block::Inverse, &mut bo, None, &mut t)?;
+    p.pass(SELF_PLUS_HOP, EVEN, Block::None, &mut t, Some(&be), &mut bhat)?;
+    if p.schur_variant() == SchurVariant::LeftNormalised {
+        p.pass(BLOCK_SELF, EVEN, Block::Inverse, &mut bhat, None, &mut t)?;
+        std::mem::swap(&mut t, &mut bhat);
+    }
+    let mut out = vec![Complex::new(T::zero(), T::zero()); layout.half_len()];
+    layout.from_aosoa(EVEN, &bhat, &mut out);
+    Ok(out)
+}
+
+/// The full solution (12 V) from the reduced one `u` and the full right-hand side b:
+/// x_e = u (A_ee⁻¹ u for [`SchurVariant::RightNormalised`]), x_o = A_oo⁻¹ (b_o − D_oe x_e)
+/// (as `lattice::evenodd::Schur::reconstruct`).
+pub(crate) fn reconstruct_with<T: Element, P: SchurPasses<T> + ?Sized>(
+    p: &P,
+    u: &[Complex<T>],
+    b: &[Complex<T>],
+) -> Result<Vec<Complex<T>>, JitSchurError> {
+    let layout = p.half_layout();
+    if u.len() != layout.half_len() {
+        return Err(EvenOddError::VectorLength {
+            what: "compiled Schur reconstruct (reduced solution)",
+            expected: layout.half_len(),
+            found: u.len(),
+        }
+        .into());
+    }
+    let board = p.checkerboard();
+    let (_, b_o) = board.split(b)?;
+    let (mut ue, mut bo) = (p.zeroed(), p.zeroed());
+    layout.to_aosoa(EVEN, u, &mut ue);
+    layout.to_aosoa(ODD, &b_o, &mut bo);
+    let mut xe = if p.schur_variant() == SchurVariant::RightNormalised {
+        let mut xe = p.zeroed();
+        p.pass(BLOCK_SELF, EVEN, Block::Inverse, &mut ue, None, &mut xe)?;
+        xe
+    } else {
+        ue
+    };
+    // r_o = b_o + ½ H x_e = b_o − D_oe x_e; x_o = A_oo⁻¹ r_o.
+    let mut r = p.zeroed();
+    p.pass(SELF_PLUS_HOP, ODD, Block::None, &mut xe, Some(&bo), &mut r)?;
+    let mut xo = bo;
+    p.pass(BLOCK_SELF, ODD, Block::Inverse, &mut r, None, &mut xo)?;
+    let z = Complex::new(T::zero(), T::zero());
+    let (mut x_e, mut x_o) = (vec![z; layout.half_len()], vec![z; layout.half_len()]);
+    layout.from_aosoa(EVEN, &xe, &mut x_e);
+    layout.from_aosoa(ODD, &xo, &mut x_o);
+    Ok(board.merge(&x_e, &x_o)?)
+}
+
+/// What the Schur kernels read besides the fields, per output parity: links with the boundary
+/// phases folded in and neighbour offsets into the other parity's buffer (hop tables), A⁻¹
+/// blocks; A_ee for [`SchurVariant::Plain`]; the lane rotation of each hop.
+pub(crate) struct SchurTables<T> {
+    pub links: [Vec<T>; 2],
+    pub neighbours: [Vec<i32>; 2],
+    pub inverse: [Vec<T>; 2],
+    /// A_ee, for [`SchurVariant::Plain`] only (empty otherwise).
+    pub clover_even: Vec<T>,
+    pub rotation: [usize; 8],
+}
+
+impl<T: Element> SchurTables<T> {
+    /// The tables of `layout`'s outer sites from the even-odd blocks `eo`: lane k of outer
+    /// site o of parity p is the site `site(p, o, k)` of `eo`'s lattice, and a hop `disp` from
+    /// it reads `neighbour(p, o, disp)` (slot of the other parity's buffer, lane rotation) —
+    /// the layout's own neighbour on one process, a ghost slot across a process boundary.
+    pub fn build(
+        eo: &EvenOdd<f64>,
+        layout: &HalfLayout,
+        variant: SchurVariant,
+        storage: LinkStorage,
+        site: impl Fn(usize, usize, usize) -> usize,
+        neighbour: impl Fn(usize, usize, [i64; 4]) -> Result<(usize, usize), RuntimeError>,
+    ) -> Result<Self, RuntimeError> {
+        let (vo, l) = (layout.outer_volume, layout.lanes);
+        let wilson = eo.wilson();
+        let mut rotation = [0usize; 8];
+        let [even, odd] = [EVEN, ODD].map(|p| {
+            let at = |o: usize, k: usize| site(p, o, k);
+            let hop = |o: usize, disp: [i64; 4]| neighbour(p, o, disp);
+            let t: HopTables<T> = hop_tables(wilson, (vo, l), at, hop, &mut rotation, storage)?;
+            let inv = block_table(eo.clover_inverse().blocks(), (vo, l), at);
+            Ok::<_, RuntimeError>((t, inv))
+        });
+        let ((t0, i0), (t1, i1)) = (even?, odd?);
+        let clover_even = if variant == SchurVariant::Plain {
+            block_table(wilson.clover_packed(), (vo, l), |o, k| site(EVEN, o, k))
+        } else {
+            Vec::new()
+        };
+        Ok(SchurTables {
+            links: [t0.links, t1.links],
+            neighbours: [t0.neighbours, t1.neighbours],
+            inverse: [i0, i1],
+            clover_even,
+            rotation,
+        })
+    }
+
+    /// The blocks a step of kind `block` reads on the sites of `parity`.
+    pub fn blocks(&self, block: Block, parity: usize) -> &[T] {
+        match block {
+            Block::Inverse => &self.inverse[parity],
+            Block::CloverEven => &self.clover_even,
+            Block::None => &[],
+        }
+    }
+}
+
 /// The Schur operator of one gauge field, mass, c_sw and variant, compiled to native code in
 /// precision `T`.
 pub struct JitSchur<T: Element> {
@@ -194,12 +360,7 @@ pub struct JitSchur<T: Element> {
     /// The kernels, in the order of `list`.
     compiled: SiteKernels,
     list: Vec<SiteKernel>,
-    /// Per output parity: hop tables and A⁻¹ blocks.
-    links: [Vec<T>; 2],
-    neighbours: [Vec<i32>; 2],
-    inverse: [Vec<T>; 2],
-    /// A_ee, for [`SchurVariant::Plain`] only (empty otherwise).
-    clover_even: Vec<T>,
+    tables: SchurTables<T>,
     /// AoSoA scratch: the input and output of a reference-layout application, and the odd
     /// intermediate of every application. The lock is uncontended (solvers apply from one
     /// thread).
@@ -230,40 +391,26 @@ impl<T: Element> JitSchur<T> {
         opts: &DiracOptions,
     ) -> Result<Self, JitSchurError> {
         let board = eo.checkerboard().clone();
-        let wilson = eo.wilson();
         let sites = [board.sites(Parity::Even), board.sites(Parity::Odd)];
         let layout = HalfLayout::new(board.dims(), T::PRECISION, sites)?;
-        let (vo, l) = (layout.outer_volume, layout.lanes);
-        let mut rotation = [0usize; 8];
+        let vo = layout.outer_volume;
         let storage = opts.link_storage::<T>();
-        // Per output parity: the hop tables (neighbours in the other parity) and A⁻¹.
-        let [even, odd] = [EVEN, ODD].map(|p| {
-            let neighbour = |o: usize, disp: [i64; 4]| {
-                let (q, o2, rot) = layout.neighbour(p, o, disp);
-                if q == p {
-                    // Impossible for a checkerboard: a hop changes the parity.
-                    return Err(RuntimeError::Shape(format!(
-                        "a hop from parity {p} lands on parity {q}"
-                    )));
-                }
-                Ok((o2, rot))
-            };
-            let site = |o: usize, k: usize| layout.site(p, o, k);
-            let t: HopTables<T> =
-                hop_tables(wilson, (vo, l), site, neighbour, &mut rotation, storage)?;
-            let inv = block_table(eo.clover_inverse().blocks(), (vo, l), site);
-            Ok::<_, RuntimeError>((t, inv))
-        });
-        let ((t0, i0), (t1, i1)) = (even?, odd?);
-        let clover_even = if variant == SchurVariant::Plain {
-            block_table(wilson.clover_packed(), (vo, l), |o, k| layout.site(EVEN, o, k))
-        } else {
-            Vec::new()
+        let neighbour = |p: usize, o: usize, disp: [i64; 4]| {
+            let (q, o2, rot) = layout.neighbour(p, o, disp);
+            if q == p {
+                // Impossible for a checkerboard: a hop changes the parity.
+                return Err(RuntimeError::Shape(format!(
+                    "a hop from parity {p} lands on parity {q}"
+                )));
+            }
+            Ok((o2, rot))
         };
+        let site = |p: usize, o: usize, k: usize| layout.site(p, o, k);
+        let tables = SchurTables::build(eo, &layout, variant, storage, site, neighbour)?;
         let list = kernel_list(variant);
         let desc = DiracDesc {
             outer_volume: vo,
-            rotation,
+            rotation: tables.rotation,
             ext_slots: vo,
             precision: T::PRECISION,
             links: storage,
@@ -277,10 +424,7 @@ impl<T: Element> JitSchur<T> {
             variant,
             compiled,
             list,
-            links: [t0.links, t1.links],
-            neighbours: [t0.neighbours, t1.neighbours],
-            inverse: [i0, i1],
-            clover_even,
+            tables,
             scratch: Mutex::new([vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]]),
         })
     }
@@ -315,77 +459,18 @@ impl<T: Element> JitSchur<T> {
         program(self.variant, dagger).iter().map(|s| s.kernel.term.flops_per_site() * sites).sum()
     }
 
-    /// One kernel pass on the sites of `parity`.
-    fn call(
-        &self,
-        kernel: SiteKernel,
-        parity: usize,
-        block: Block,
-        (from, own): (&[T], &[T]),
-        out: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        let i = self.list.iter().position(|k| *k == kernel).ok_or_else(|| {
-            RuntimeError::Shape(format!("Schur kernel {kernel:?} was not compiled"))
-        })?;
-        let blocks: &[T] = match block {
-            Block::Inverse => &self.inverse[parity],
-            Block::CloverEven => &self.clover_even,
-            Block::None => &[],
-        };
-        let k = self.compiled.kernels.kernel(self.compiled.ids[i]);
-        k.call_parallel(
-            &mut [
-                Arg::ro(from),
-                Arg::ro(own),
-                Arg::rw(out),
-                Arg::ro(&self.links[parity]),
-                Arg::ro(&self.neighbours[parity]),
-                Arg::ro(blocks),
-            ],
-            16,
-        )?;
-        Ok(())
-    }
-
     /// out = D̂ inp (D̂† when `dagger`) on even AoSoA buffers of [`HalfLayout::main_len`]
-    /// scalars; `odd` is scratch of the same size. No layout conversion.
+    /// scalars; `odd` is scratch of the same size. No layout conversion (`inp` is only read).
     pub fn apply_native(
         &self,
         dagger: bool,
         out: &mut [T],
-        inp: &[T],
+        inp: &mut [T],
         odd: &mut [T],
     ) -> Result<(), RuntimeError> {
         // All passes from one pool thread: each pass forks and joins over the rayon pool, and
         // from a thread outside the pool each would be a separate injection and wake-up.
-        rayon::scope(|_| self.passes(dagger, out, inp, odd))
-    }
-
-    fn passes(
-        &self,
-        dagger: bool,
-        out: &mut [T],
-        inp: &[T],
-        odd: &mut [T],
-    ) -> Result<(), RuntimeError> {
-        for st in program(self.variant, dagger) {
-            // Every step writes a buffer it does not read (`program` is written that way).
-            let read = |b: Buf, other| pick(st, b, inp, other);
-            match st.to {
-                Buf::Y => {
-                    let ins = (read(st.from, odd)?, read(st.own, odd)?);
-                    self.call(st.kernel, st.parity, st.block, ins, out)?;
-                }
-                Buf::T => {
-                    let ins = (read(st.from, out)?, read(st.own, out)?);
-                    self.call(st.kernel, st.parity, st.block, ins, odd)?;
-                }
-                Buf::X => {
-                    return Err(RuntimeError::Shape("a Schur step writes its input".into()));
-                }
-            }
-        }
-        Ok(())
+        rayon::scope(|_| run_program(self, dagger, out, inp, odd))
     }
 
     fn check(&self, what: &'static str, expected: usize, found: usize) -> Result<(), EvenOddError> {
@@ -399,25 +484,7 @@ impl<T: Element> JitSchur<T> {
     /// The reduced right-hand side from a full one b (12 V): b̂ = b_e − D_eo A_oo⁻¹ b_o,
     /// times A_ee⁻¹ for [`SchurVariant::LeftNormalised`] (as `lattice::evenodd::Schur::prepare`).
     pub fn prepare(&self, b: &[Complex<T>]) -> Result<Vec<Complex<T>>, JitSchurError> {
-        let (b_e, b_o) = self.board.split(b)?;
-        let n = self.layout.main_len();
-        let aosoa = |p: usize, h: &[Complex<T>]| {
-            let mut v = vec![T::zero(); n];
-            self.layout.to_aosoa(p, h, &mut v);
-            v
-        };
-        let (be, bo) = (aosoa(EVEN, &b_e), aosoa(ODD, &b_o));
-        let (mut t, mut bhat) = (vec![T::zero(); n], vec![T::zero(); n]);
-        // t = A_oo⁻¹ b_o; b̂ = b_e + ½ H t = b_e − D_eo A_oo⁻¹ b_o.
-        self.call(BLOCK_SELF, ODD, Block::Inverse, (&bo, &bo), &mut t)?;
-        self.call(SELF_PLUS_HOP, EVEN, Block::None, (&t, &be), &mut bhat)?;
-        if self.variant == SchurVariant::LeftNormalised {
-            self.call(BLOCK_SELF, EVEN, Block::Inverse, (&bhat, &bhat), &mut t)?;
-            std::mem::swap(&mut t, &mut bhat);
-        }
-        let mut out = vec![Complex::new(T::zero(), T::zero()); self.half_len()];
-        self.layout.from_aosoa(EVEN, &bhat, &mut out);
-        Ok(out)
+        prepare_with(self, b)
     }
 
     /// The full solution (12 V) from the reduced one `u` and the full right-hand side b:
@@ -428,30 +495,7 @@ impl<T: Element> JitSchur<T> {
         u: &[Complex<T>],
         b: &[Complex<T>],
     ) -> Result<Vec<Complex<T>>, JitSchurError> {
-        self.check("compiled Schur reconstruct (reduced solution)", self.half_len(), u.len())?;
-        let (_, b_o) = self.board.split(b)?;
-        let n = self.layout.main_len();
-        let mut ue = vec![T::zero(); n];
-        self.layout.to_aosoa(EVEN, u, &mut ue);
-        let mut bo = vec![T::zero(); n];
-        self.layout.to_aosoa(ODD, &b_o, &mut bo);
-        let xe = if self.variant == SchurVariant::RightNormalised {
-            let mut xe = vec![T::zero(); n];
-            self.call(BLOCK_SELF, EVEN, Block::Inverse, (&ue, &ue), &mut xe)?;
-            xe
-        } else {
-            ue
-        };
-        // r_o = b_o + ½ H x_e = b_o − D_oe x_e; x_o = A_oo⁻¹ r_o.
-        let mut r = vec![T::zero(); n];
-        self.call(SELF_PLUS_HOP, ODD, Block::None, (&xe, &bo), &mut r)?;
-        let mut xo = bo;
-        self.call(BLOCK_SELF, ODD, Block::Inverse, (&r, &r), &mut xo)?;
-        let z = Complex::new(T::zero(), T::zero());
-        let (mut x_e, mut x_o) = (vec![z; self.half_len()], vec![z; self.half_len()]);
-        self.layout.from_aosoa(EVEN, &xe, &mut x_e);
-        self.layout.from_aosoa(ODD, &xo, &mut x_o);
-        Ok(self.board.merge(&x_e, &x_o)?)
+        reconstruct_with(self, u, b)
     }
 
     /// D̂ or D̂† on reference-layout vectors, with an error instead of a panic.
@@ -470,6 +514,49 @@ impl<T: Element> JitSchur<T> {
         self.apply_native(dagger, b, a, odd)?;
         self.layout.from_aosoa(EVEN, b, out);
         Ok(())
+    }
+}
+
+impl<T: Element> SchurPasses<T> for JitSchur<T> {
+    fn pass(
+        &self,
+        kernel: SiteKernel,
+        parity: usize,
+        block: Block,
+        from: &mut [T],
+        own: Option<&[T]>,
+        out: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let i = self.list.iter().position(|k| *k == kernel).ok_or_else(|| {
+            RuntimeError::Shape(format!("Schur kernel {kernel:?} was not compiled"))
+        })?;
+        let t = &self.tables;
+        let from = &*from;
+        let k = self.compiled.kernels.kernel(self.compiled.ids[i]);
+        k.call_parallel(
+            &mut [
+                Arg::ro(from),
+                Arg::ro(own.unwrap_or(from)),
+                Arg::rw(out),
+                Arg::ro(&t.links[parity]),
+                Arg::ro(&t.neighbours[parity]),
+                Arg::ro(t.blocks(block, parity)),
+            ],
+            16,
+        )?;
+        Ok(())
+    }
+    fn half_layout(&self) -> &HalfLayout {
+        &self.layout
+    }
+    fn checkerboard(&self) -> &Checkerboard {
+        &self.board
+    }
+    fn schur_variant(&self) -> SchurVariant {
+        self.variant
+    }
+    fn zeroed(&self) -> Vec<T> {
+        vec![T::zero(); self.layout.main_len()]
     }
 }
 
@@ -513,7 +600,7 @@ impl NativeOperator for JitSchur<f32> {
         }
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         let odd = &mut guard[2];
-        self.apply_native(false, &mut out[..len], &inp[..len], odd).map_err(|e| e.to_string())
+        self.apply_native(false, &mut out[..len], &mut inp[..len], odd).map_err(|e| e.to_string())
     }
     fn import(&self, src: &[Complex64], dst: &mut [f32]) {
         self.layout.to_aosoa(EVEN, src, dst);

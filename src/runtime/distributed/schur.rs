@@ -25,16 +25,18 @@ use crate::codegen::dirac::{self, DiracDesc, SiteKernel, SiteKernels};
 use crate::codegen::jit::Arg;
 use crate::codegen::lattice_layout::HalfLayout;
 use crate::codegen::simd::Element;
-use crate::lattice::evenodd::{Checkerboard, EvenOdd, EvenOddError, Parity, SchurVariant};
+use crate::lattice::evenodd::{Checkerboard, EvenOdd, Parity, SchurVariant};
 use crate::lattice::geometry::Geometry;
 use crate::runtime::RuntimeError;
-use crate::runtime::dirac::{DiracOptions, HopTables, block_table, hop_tables};
+use crate::runtime::dirac::DiracOptions;
 use crate::runtime::schur::{
-    BLOCK_SELF, Block, Buf, JitSchurError, SELF_PLUS_HOP, kernel_list, program,
+    Block, JitSchurError, SchurPasses, SchurTables, kernel_list, prepare_with, program,
+    reconstruct_with, run_program,
 };
 use crate::solve::{AdjointOperator, LinearOperator, NativeOperator};
 use mpi::traits::Equivalence;
 use num_complex::{Complex, Complex64};
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -55,14 +57,9 @@ pub struct DistSchur<T: Element + Equivalence> {
     list: Vec<SiteKernel>,
     /// Per buffer parity q: the exchange of its faces.
     exchange: [HaloExchange<T>; 2],
-    /// Per output parity: hop tables (reading the other parity's buffer), their interior
-    /// form, and A⁻¹ blocks.
-    links: [Vec<T>; 2],
-    neighbours: [Vec<i32>; 2],
+    tables: SchurTables<T>,
+    /// Per output parity: the neighbour table for the interior kernels.
     interior_neighbours: [Vec<i32>; 2],
-    inverse: [Vec<T>; 2],
-    /// A_ee, for [`SchurVariant::Plain`] only.
-    clover_even: Vec<T>,
     /// Reference-layout applications: input, output and odd scratch (buffers with ghosts).
     scratch: Mutex<[Vec<T>; 3]>,
     stats: Mutex<HaloStats>,
@@ -108,41 +105,25 @@ impl<T: Element + Equivalence> DistSchur<T> {
         let (vo, l) = (layout.outer_volume, layout.lanes);
         let halos = [EVEN, ODD].map(|q| Halo::for_half(&layout, grid, q));
         let coords = |p: usize, o: usize| grid.local_coords(layout.site(p, o, 0));
-        let wilson = eo.wilson();
-        let mut rotation = [0usize; 8];
         let storage = opts.link_storage::<T>();
-        // Per output parity p: hops read the buffers of parity 1 − p through its halo.
-        let [even, odd] = [EVEN, ODD].map(|p| {
-            let halo = &halos[1 - p];
-            let neighbour = |o: usize, disp: [i64; 4]| {
-                let (q, o2, rot) = layout.neighbour(p, o, disp);
-                if q == p {
-                    return Err(RuntimeError::Shape(format!(
-                        "a hop from parity {p} lands on parity {q}"
-                    )));
-                }
-                Ok(halo.ghost(coords(p, o), disp, (o2, rot)))
-            };
-            let site = |o: usize, k: usize| grid.global_site(layout.site(p, o, k));
-            let t: HopTables<T> =
-                hop_tables(wilson, (vo, l), site, neighbour, &mut rotation, storage)?;
-            let inv = block_table(eo.clover_inverse().blocks(), (vo, l), site);
-            Ok::<_, RuntimeError>((t, inv))
-        });
-        let ((t0, i0), (t1, i1)) = (even?, odd?);
-        let clover_even = if variant == SchurVariant::Plain {
-            block_table(wilson.clover_packed(), (vo, l), |o, k| {
-                grid.global_site(layout.site(EVEN, o, k))
-            })
-        } else {
-            Vec::new()
+        // Output parity p's hops read the buffers of parity 1 − p, through that halo.
+        let neighbour = |p: usize, o: usize, disp: [i64; 4]| {
+            let (q, o2, rot) = layout.neighbour(p, o, disp);
+            if q == p {
+                return Err(RuntimeError::Shape(format!(
+                    "a hop from parity {p} lands on parity {q}"
+                )));
+            }
+            Ok(halos[q].ghost(coords(p, o), disp, (o2, rot)))
         };
+        let site = |p: usize, o: usize, k: usize| grid.global_site(layout.site(p, o, k));
+        let tables = SchurTables::build(eo, &layout, variant, storage, site, neighbour)?;
         // Both parities' faces have the same size (a slice holds as many sites of either).
         let ext_slots = halos[0].ext_slots.max(halos[1].ext_slots);
         let list = kernel_list(variant);
         let desc = DiracDesc {
             outer_volume: vo,
-            rotation,
+            rotation: tables.rotation,
             ext_slots,
             precision: T::PRECISION,
             links: storage,
@@ -159,8 +140,8 @@ impl<T: Element + Equivalence> DistSchur<T> {
         let exchange = halos.map(|h| HaloExchange::new(comm.duplicate(), h, vo, l));
         // Tables of output parity p point into buffers of parity 1 − p.
         let interior_neighbours = [
-            exchange[ODD].interior_table(&t0.neighbours),
-            exchange[EVEN].interior_table(&t1.neighbours),
+            exchange[ODD].interior_table(&tables.neighbours[EVEN]),
+            exchange[EVEN].interior_table(&tables.neighbours[ODD]),
         ];
         let n = ext_slots * layout.main_len() / vo;
         let bytes = program(variant, false)
@@ -177,11 +158,8 @@ impl<T: Element + Equivalence> DistSchur<T> {
             interior,
             list,
             exchange,
-            links: [t0.links, t1.links],
-            neighbours: [t0.neighbours, t1.neighbours],
+            tables,
             interior_neighbours,
-            inverse: [i0, i1],
-            clover_even,
             scratch: Mutex::new([vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]]),
             stats: Mutex::new(HaloStats { bytes_per_application: bytes, ..HaloStats::default() }),
         })
@@ -210,9 +188,10 @@ impl<T: Element + Equivalence> DistSchur<T> {
         self.layout.half_len()
     }
 
-    /// One kernel pass on the sites of `parity`: `out = kernel(hops of from, own)`, where `own`
-    /// is `from` itself when `None`. A pass that hops first fills the ghost slots of `from`
-    /// (unless `exchange` is false: the halo benchmark's kernel-alone runs).
+    /// One kernel pass on the sites of `parity` (`SchurPasses::pass`); a pass that hops first
+    /// fills the ghost slots of `from` (unless `exchange` is false: the halo benchmark's
+    /// kernel-alone runs).
+    #[allow(clippy::too_many_arguments)]
     fn pass(
         &self,
         kernel: SiteKernel,
@@ -226,13 +205,9 @@ impl<T: Element + Equivalence> DistSchur<T> {
         let i = self.list.iter().position(|k| *k == kernel).ok_or_else(|| {
             RuntimeError::Shape(format!("Schur kernel {kernel:?} was not compiled"))
         })?;
-        let blocks: &[T] = match block {
-            Block::Inverse => &self.inverse[parity],
-            Block::CloverEven => &self.clover_even,
-            Block::None => &[],
-        };
+        let blocks = self.tables.blocks(block, parity);
         let full = self.compiled.kernels.kernel(self.compiled.ids[i]);
-        let links = &self.links[parity];
+        let links = &self.tables.links[parity];
         if !(exchange && kernel.term.hops()) {
             let from = &*from;
             let mut args = [
@@ -240,7 +215,7 @@ impl<T: Element + Equivalence> DistSchur<T> {
                 Arg::ro(own.unwrap_or(from)),
                 Arg::rw(out),
                 Arg::ro(links),
-                Arg::ro(&self.neighbours[parity]),
+                Arg::ro(&self.tables.neighbours[parity]),
                 Arg::ro(blocks),
             ];
             full.call_parallel(&mut args, 16)?;
@@ -252,7 +227,9 @@ impl<T: Element + Equivalence> DistSchur<T> {
                 Phase::Interior { main, ranges } => {
                     (interior, main, &self.interior_neighbours[parity], ranges)
                 }
-                Phase::Rest { buffer, ranges } => (full, buffer, &self.neighbours[parity], ranges),
+                Phase::Rest { buffer, ranges } => {
+                    (full, buffer, &self.tables.neighbours[parity], ranges)
+                }
             };
             let mut args = [
                 Arg::ro(input),
@@ -296,29 +273,10 @@ impl<T: Element + Equivalence> DistSchur<T> {
                 odd.len()
             )));
         }
-        let mut timing = Timing::default();
-        for st in program(self.variant, dagger) {
-            // The three buffers by `Buf` (X, Y, T); a step writes one it does not read.
-            let mut bufs = [Some(&mut *inp), Some(&mut *out), Some(&mut *odd)];
-            let index = |b: Buf| match b {
-                Buf::X => 0,
-                Buf::Y => 1,
-                Buf::T => 2,
-            };
-            if st.to == st.from || st.to == st.own || st.to == Buf::X {
-                return Err(RuntimeError::Shape(format!("Schur step {st:?} reads what it writes")));
-            }
-            let to = bufs[index(st.to)].take().expect("distinct buffers");
-            let from = bufs[index(st.from)].take().expect("distinct buffers");
-            let own = match st.own == st.from {
-                true => None,
-                false => Some(&*bufs[index(st.own)].take().expect("distinct buffers")),
-            };
-            let t = self.pass(st.kernel, st.parity, st.block, from, own, to, exchange)?;
-            timing.copy += t.copy;
-            timing.wait += t.wait;
-        }
+        let passes = Passes { op: self, exchange, timing: Cell::new(Timing::default()) };
+        run_program(&passes, dagger, out, inp, odd)?;
         if exchange {
+            let timing = passes.timing.get();
             let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             s.applications += 1;
             s.seconds += start.elapsed().as_secs_f64();
@@ -328,28 +286,10 @@ impl<T: Element + Equivalence> DistSchur<T> {
         Ok(())
     }
 
-    /// A zeroed buffer of [`Self::buffer_len`] scalars.
-    fn buffer(&self) -> Vec<T> {
-        vec![T::zero(); self.buffer_len()]
-    }
-
     /// This process's part of the reduced right-hand side from its part of a full one b
     /// (12 V_local): b̂ = b_e − D_eo A_oo⁻¹ b_o (times A_ee⁻¹ for `LeftNormalised`).
     pub fn prepare(&self, b: &[Complex<T>]) -> Result<Vec<Complex<T>>, JitSchurError> {
-        let (b_e, b_o) = self.board.split(b)?;
-        let (mut be, mut bo) = (self.buffer(), self.buffer());
-        self.layout.to_aosoa(EVEN, &b_e, &mut be);
-        self.layout.to_aosoa(ODD, &b_o, &mut bo);
-        let (mut t, mut bhat) = (self.buffer(), self.buffer());
-        self.pass(BLOCK_SELF, ODD, Block::Inverse, &mut bo, None, &mut t, true)?;
-        self.pass(SELF_PLUS_HOP, EVEN, Block::None, &mut t, Some(&be), &mut bhat, true)?;
-        if self.variant == SchurVariant::LeftNormalised {
-            self.pass(BLOCK_SELF, EVEN, Block::Inverse, &mut bhat, None, &mut t, true)?;
-            std::mem::swap(&mut t, &mut bhat);
-        }
-        let mut out = vec![Complex::new(T::zero(), T::zero()); self.half_len()];
-        self.layout.from_aosoa(EVEN, &bhat, &mut out);
-        Ok(out)
+        prepare_with(&self.passes(), b)
     }
 
     /// This process's part of the full solution from its part of the reduced one `u` and of
@@ -360,34 +300,12 @@ impl<T: Element + Equivalence> DistSchur<T> {
         u: &[Complex<T>],
         b: &[Complex<T>],
     ) -> Result<Vec<Complex<T>>, JitSchurError> {
-        if u.len() != self.half_len() {
-            return Err(EvenOddError::VectorLength {
-                what: "distributed Schur reconstruct (reduced solution)",
-                expected: self.half_len(),
-                found: u.len(),
-            }
-            .into());
-        }
-        let (_, b_o) = self.board.split(b)?;
-        let (mut ue, mut bo) = (self.buffer(), self.buffer());
-        self.layout.to_aosoa(EVEN, u, &mut ue);
-        self.layout.to_aosoa(ODD, &b_o, &mut bo);
-        let mut xe = if self.variant == SchurVariant::RightNormalised {
-            let mut xe = self.buffer();
-            self.pass(BLOCK_SELF, EVEN, Block::Inverse, &mut ue, None, &mut xe, true)?;
-            xe
-        } else {
-            ue
-        };
-        let mut r = self.buffer();
-        self.pass(SELF_PLUS_HOP, ODD, Block::None, &mut xe, Some(&bo), &mut r, true)?;
-        let mut xo = bo;
-        self.pass(BLOCK_SELF, ODD, Block::Inverse, &mut r, None, &mut xo, true)?;
-        let z = Complex::new(T::zero(), T::zero());
-        let (mut x_e, mut x_o) = (vec![z; self.half_len()], vec![z; self.half_len()]);
-        self.layout.from_aosoa(EVEN, &xe, &mut x_e);
-        self.layout.from_aosoa(ODD, &xo, &mut x_o);
-        Ok(self.board.merge(&x_e, &x_o)?)
+        reconstruct_with(&self.passes(), u, b)
+    }
+
+    /// The passes with their halo exchanges.
+    fn passes(&self) -> Passes<'_, T> {
+        Passes { op: self, exchange: true, timing: Cell::new(Timing::default()) }
     }
 
     /// Times `reps` applications of D̂ with the halo exchanges against `reps` runs of the same
@@ -397,7 +315,7 @@ impl<T: Element + Equivalence> DistSchur<T> {
         let comm = self.exchange[EVEN].comm();
         let mut inp: Vec<T> =
             (0..self.buffer_len()).map(|i| T::from_f64((i % 7) as f64 * 0.1)).collect();
-        let (mut out, mut odd) = (self.buffer(), self.buffer());
+        let (mut out, mut odd) = (self.passes().zeroed(), self.passes().zeroed());
         let mut time = |exchange: bool| -> Result<f64, RuntimeError> {
             comm.barrier();
             let t = Instant::now();
@@ -437,6 +355,45 @@ impl<T: Element + Equivalence> DistSchur<T> {
             panic!("distributed Schur operator refused its own buffers: {e}");
         }
         self.layout.from_aosoa(EVEN, b, out);
+    }
+}
+
+/// [`DistSchur`]'s passes as the shared Schur programs see them, with or without the halo
+/// exchanges, adding up where the exchanges' time went.
+struct Passes<'a, T: Element + Equivalence> {
+    op: &'a DistSchur<T>,
+    exchange: bool,
+    timing: Cell<Timing>,
+}
+
+impl<T: Element + Equivalence> SchurPasses<T> for Passes<'_, T> {
+    fn pass(
+        &self,
+        kernel: SiteKernel,
+        parity: usize,
+        block: Block,
+        from: &mut [T],
+        own: Option<&[T]>,
+        out: &mut [T],
+    ) -> Result<(), RuntimeError> {
+        let t = self.op.pass(kernel, parity, block, from, own, out, self.exchange)?;
+        let mut sum = self.timing.get();
+        sum.copy += t.copy;
+        sum.wait += t.wait;
+        self.timing.set(sum);
+        Ok(())
+    }
+    fn half_layout(&self) -> &HalfLayout {
+        &self.op.layout
+    }
+    fn checkerboard(&self) -> &Checkerboard {
+        &self.op.board
+    }
+    fn schur_variant(&self) -> SchurVariant {
+        self.op.variant
+    }
+    fn zeroed(&self) -> Vec<T> {
+        vec![T::zero(); self.op.buffer_len()]
     }
 }
 
