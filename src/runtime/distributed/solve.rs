@@ -104,6 +104,32 @@ pub struct DistributedRun {
     pub multigrid: Option<MultigridRun>,
 }
 
+impl DistributedRun {
+    /// The run of `grid` whose Krylov iterations ran on an operator with halo statistics
+    /// `halo` (and `halo_f64` for the f64 one), `busy` being the one that did the work (its
+    /// slowest process's time per application is reported); no check, bench or multigrid.
+    fn new(
+        comm: &Comm,
+        grid: &ProcessGrid,
+        halo: HaloStats,
+        halo_f64: HaloStats,
+        busy: HaloStats,
+    ) -> Self {
+        let mine = busy.seconds / busy.applications.max(1) as f64;
+        DistributedRun {
+            ranks: grid.ranks(),
+            procs: grid.procs,
+            local_dims: grid.local,
+            halo,
+            halo_f64,
+            max_seconds_per_application: comm.max_f64(mine),
+            operator_check: None,
+            halo_bench: None,
+            multigrid: None,
+        }
+    }
+}
+
 /// The multigrid preconditioner of a distributed batch.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct MultigridRun {
@@ -203,22 +229,16 @@ impl DistributedSolve<'_> {
         let halo_f64 = d64.stats();
         let halo = d32.as_ref().map_or(halo_f64, |d| d.stats());
         let busy = if precision == "f64" { halo_f64 } else { halo };
-        let mine = busy.seconds / busy.applications.max(1) as f64;
         let bench = match (self.halo_bench, &d32) {
             (0, _) => None,
             (n, Some(d)) if precision != "f64" => Some(d.bench(n)?),
             (n, _) => Some(d64.bench(n)?),
         };
         let run = DistributedRun {
-            ranks: grid.ranks(),
-            procs: grid.procs,
-            local_dims: grid.local,
-            halo,
-            halo_f64,
-            max_seconds_per_application: comm.max_f64(mine),
             operator_check: check,
             halo_bench: bench,
             multigrid,
+            ..DistributedRun::new(comm, grid, halo, halo_f64, busy)
         };
         Ok((reports.pop().unwrap_or_default(), precision, run))
     }
@@ -249,7 +269,6 @@ impl DistributedSolve<'_> {
             reports.push(report);
         }
         let (halo, halo_f64) = eo.stats();
-        let mine = halo.seconds / halo.applications.max(1) as f64;
         let halo_bench = match self.halo_bench {
             0 => None,
             n => Some(eo.bench(n)?),
@@ -260,15 +279,9 @@ impl DistributedSolve<'_> {
             _ => "f64",
         };
         let run = DistributedRun {
-            ranks: grid.ranks(),
-            procs: grid.procs,
-            local_dims: grid.local,
-            halo,
-            halo_f64,
-            max_seconds_per_application: comm.max_f64(mine),
             operator_check: check,
             halo_bench,
-            multigrid: None,
+            ..DistributedRun::new(comm, grid, halo, halo_f64, halo)
         };
         Ok((reports, precision, run))
     }
