@@ -101,17 +101,32 @@ fn num(v: &Value, path: &[&str]) -> f64 {
     x.as_f64().unwrap_or_else(|| panic!("no number at {path:?} in {v}"))
 }
 
-/// The same solve in one process and on 1, 2 and 4 ranks; iteration counts may differ by
-/// `slack`.
+/// The same solve in one process and on 1, 2 and 4 ranks (the grid chosen); iteration counts
+/// may differ by `slack`.
 fn compare_solves(test: &str, gauge: &Path, extra: &[&str], slack: f64) {
+    compare_grids(test, gauge, extra, slack, &[(1, None), (2, None), (4, None)]);
+}
+
+/// The same solve in one process and on each `(ranks, --procs)` of `grids`.
+fn compare_grids(
+    test: &str,
+    gauge: &Path,
+    extra: &[&str],
+    slack: f64,
+    grids: &[(usize, Option<&str>)],
+) {
     let g = gauge.to_str().expect("utf-8 path");
     let mut args = vec!["solve", "--gauge", g, "--format", "json", "--operator-check"];
     args.extend_from_slice(extra);
     let single = json(&symc(None, &args), &format!("{test}: one process"));
     let tol = num(&single, &["tol"]);
     let its = num(&single, &["iterations"]);
-    for np in [1, 2, 4] {
-        let what = format!("{test}: mpirun -np {np}");
+    for &(np, procs) in grids {
+        let what = format!("{test}: mpirun -np {np} {}", procs.unwrap_or(""));
+        let mut args = args.clone();
+        if let Some(p) = procs {
+            args.extend_from_slice(&["--procs", p]);
+        }
         let out = symc(Some(np), &args);
         let d = json(&out, &what);
         // Rank 0 alone logs: one header line, one line per source.
@@ -177,6 +192,9 @@ fn solves_on_the_ddalphaamg_field_match_one_process() {
     let eo = [&m[..], &["--evenodd"]].concat();
     compare_solves(test, &path, &[&eo[..], &["--solver", "gmres"]].concat(), 1.0);
     compare_solves(test, &path, &[&eo[..], &["--solver", "cgne", "--tol", "1e-7"]].concat(), 1.0);
+    // Splits along x and y: their faces are many short runs, packed into one message each.
+    let grids = [(2, Some("2x1x1x1")), (4, Some("2x2x1x1"))];
+    compare_grids(test, &path, &[&eo[..], &["--solver", "gmres"]].concat(), 1.0, &grids);
 }
 
 #[test]
