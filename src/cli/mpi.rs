@@ -6,7 +6,8 @@
 //! `symc train` of a classifier trains data-parallel (each process the gradient of its share of
 //! every batch, `train::classify::train_parallel`), a preconditioner split over them (each its
 //! sub-lattice, `train::precond::share`, near-null multigrid networks (coarse solve or coarse
-//! layers) and the two-term loss included; pooled levels and local weights on rank 0), and
+//! layers), site-dependent (`local`) weights and the two-term loss included; pooled levels and
+//! `loss coarse` on rank 0), and
 //! `solve --precond mg` runs
 //! the distributed multigrid (`runtime::distributed::multigrid`);
 //! every other command runs on rank 0 alone (so `gauge info/convert` print and write exactly what

@@ -626,5 +626,6 @@ pub fn prefix_graph(graph: &crate::ir::Graph, layers: usize) -> Option<crate::ir
         params,
         output: out,
         train: None,
+        split_of: None,
     })
 }

@@ -45,6 +45,7 @@ pub fn split_level(graph: &Graph) -> Result<Option<(Level, Graph)>, VerifyError>
         params,
         output: shift(graph.output),
         train: None,
+        split_of: graph.split_of,
     };
     verify(&fine)?;
     Ok(Some((level.clone(), fine)))

@@ -449,6 +449,11 @@ pub struct Graph {
     pub params: Vec<Param>,
     pub output: ValueId,
     pub train: Option<TrainSpec>,
+    /// `Some(whole)` for one process's view of a network split over processes
+    /// (`retarget::split_view`): `lattice` is its sub-lattice, and site-dependent (`local`) PTC
+    /// weights keep the shape of the `whole` lattice, so every process holds the same parameter
+    /// vector as one process would (each reads and writes its own sites' weights).
+    pub split_of: Option<Lattice>,
 }
 
 impl Graph {

@@ -32,7 +32,7 @@ pub enum RetargetError {
 /// lengths, the parameter vector). Any other graph is [`retarget`]ed.
 pub fn split_view(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
     let Some(level) = super::levels::level(graph).filter(|l| l.coarse_layers().is_some()) else {
-        return retarget(graph, dims);
+        return split_fine(graph, dims);
     };
     if (0..4).any(|mu| dims[mu] % level.blocks[mu] != 0) {
         return Err(RetargetError::Blocks {
@@ -57,6 +57,48 @@ pub fn split_view(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetErro
             lattice.dims = dims;
         }
     }
+    Ok(g)
+}
+
+/// The split view of a graph without coarse layers: [`retarget`]ed, except that site-dependent
+/// (`local`) PTC layers are allowed — their weights keep the whole lattice's shape
+/// ([`Graph::split_of`]), since every process holds the whole parameter vector and the runtime
+/// reads each site's weights by its global site.
+fn split_fine(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
+    let local = graph.layers.iter().any(|l| matches!(l.kind, LayerKind::Ptc { local: true, .. }));
+    let Some(whole) = graph.lattice.filter(|_| local) else {
+        return retarget(graph, dims);
+    };
+    if whole.dims == dims {
+        return Ok(graph.clone());
+    }
+    let mut g = graph.clone();
+    // What `retarget` checks besides the local layers: dense maps, levels.
+    if let Some(l) = g.layers.iter().find(|l| matches!(l.kind, LayerKind::Dense { .. })) {
+        return Err(RetargetError::SiteDependent { layer: l.name.clone() });
+    }
+    if let Some(level) = super::levels::level(&g) {
+        if level.coarse_network().is_some() {
+            return Err(RetargetError::SiteDependent { layer: level.name.clone() });
+        }
+        if (0..4).any(|mu| dims[mu] % level.blocks[mu] != 0) {
+            return Err(RetargetError::Blocks {
+                level: level.name.clone(),
+                blocks: level.blocks,
+                dims,
+            });
+        }
+    }
+    g.split_of = Some(whole);
+    if let Some(l) = g.lattice.as_mut() {
+        l.dims = dims;
+    }
+    for v in &mut g.values {
+        if let ValueType::Fermion { lattice, .. } = v {
+            lattice.dims = dims;
+        }
+    }
+    verify(&g)?;
     Ok(g)
 }
 

@@ -163,7 +163,8 @@ fn check(g: &Graph) -> Result<(), VerifyError> {
                 }
                 let mut s = vec![*n_out, *n_in, paths.len()];
                 if *local {
-                    s.push(lattice.volume());
+                    // A split view keeps the whole lattice's weights (`Graph::split_of`).
+                    s.push(g.split_of.unwrap_or(*lattice).volume());
                 }
                 s.extend([4, 4]);
                 if pshape(0) != Some((s, true)) || l.params.len() != 1 {

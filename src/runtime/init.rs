@@ -158,6 +158,7 @@ mod tests {
             params: vec![w, b],
             output: crate::ir::ValueId(1),
             train: None,
+            split_of: None,
         }
     }
 

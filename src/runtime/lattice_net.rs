@@ -55,7 +55,8 @@ struct StencilLayer<T> {
     bwd_tab: PathTables<T>,
     /// The weight tensor (weighted layers only).
     param: Option<ParamId>,
-    /// Local weights only: `back_site[p][y]` = y - Delta_p (where the backward pass reads W).
+    /// Local weights only: `back_site[p][y]` = the global site y - Delta_p (where the backward
+    /// pass reads W).
     back_site: Vec<Vec<usize>>,
 }
 
@@ -97,6 +98,11 @@ pub struct LatticeNet<T: Element> {
     remote: Option<Box<dyn RemoteHalo<T>>>,
     /// With a halo: the outer sites whose stencils read none of it, and the others.
     split: Option<SiteSplit>,
+    /// Site-dependent (`local`) weights: the site of the weight tensor each local site reads
+    /// (its global site; the identity on one process), and the tensor's volume (the whole
+    /// lattice's: a split view keeps the whole parameter vector, `ir::Graph::split_of`).
+    weight_sites: Vec<usize>,
+    weight_volume: usize,
     kernels: CompiledKernels,
     layers: Vec<LayerExec<T>>,
     plans: Vec<KernelPlan>,
@@ -124,22 +130,15 @@ impl<T: Element> LatticeNet<T> {
     /// displacements the network reads. The network then runs on that process's part of
     /// every field, the halo exchanged before every stencil; weight gradients are this
     /// process's share (the caller sums them over the processes). Site-dependent (`local`)
-    /// weights are refused: their tensors would have to be split too.
+    /// weights are the whole lattice's (`graph` is a split view, `ir::Graph::split_of`): each
+    /// process reads its sites' weights by their global sites and writes the gradient of
+    /// those alone.
     pub fn compile_decomposed(
         graph: &Graph,
         gauge: &GaugeField,
         opts: &LatticeNetOptions,
         make_halo: impl FnOnce(&SiteLayout, &[[i64; 4]]) -> Result<Box<dyn RemoteHalo<T>>, RuntimeError>,
     ) -> Result<Self, RuntimeError> {
-        if let Some(l) =
-            graph.layers.iter().find(|l| matches!(l.kind, ir::LayerKind::Ptc { local: true, .. }))
-        {
-            return Err(RuntimeError::Shape(format!(
-                "layer `{}` has site-dependent (`local`) weights, which cannot be split over \
-                 processes yet; train it in one process",
-                l.name
-            )));
-        }
         let verified = ir::verify::verify(graph)?;
         let base = codegen::lattice_net::layout(graph, T::PRECISION)?;
         let disps = codegen::lattice_net::displacements(graph);
@@ -180,7 +179,7 @@ impl<T: Element> LatticeNet<T> {
                             .iter()
                             .map(|p| {
                                 (0..vol)
-                                    .map(|y| path_matrix(gauge, &inverse_path(p), y).1)
+                                    .map(|y| path_matrix(gauge, &inverse_path(p), global(y)).1)
                                     .collect()
                             })
                             .collect()
@@ -199,9 +198,12 @@ impl<T: Element> LatticeNet<T> {
                 LayerKernels::NormGate => LayerExec::NormGate,
             });
         }
+        let weight_sites = (0..vol).map(global).collect();
         Ok(LatticeNet {
             graph: graph.clone(),
             ghosts: layout.ghost_sources(),
+            weight_sites,
+            weight_volume: gauge.geom.volume(),
             remote,
             split: None,
             layout,
@@ -299,7 +301,7 @@ impl<T: Element> LatticeNet<T> {
         }
         let l = self.layout.lanes;
         let vo = self.layout.outer_volume;
-        let vol = self.layout.volume();
+        let vol = self.weight_volume;
         let s_k = &s.kernels;
         let (n_in, n_out, np) = (s_k.n_in, s_k.n_out, s_k.paths.len());
         let nw = n_in * n_out * np;
@@ -320,7 +322,11 @@ impl<T: Element> LatticeNet<T> {
                                 for o in 0..vo {
                                     for k in 0..l {
                                         let y = self.layout.site(o, k);
-                                        let x = if backward { s.back_site[p][y] } else { y };
+                                        let x = if backward {
+                                            s.back_site[p][y]
+                                        } else {
+                                            self.weight_sites[y]
+                                        };
                                         let src = 2 * ((wf * vol + x) * 16 + ra * 4 + rb);
                                         let dst = (((wb * vo + o) * 16 + dst_ab) * 2) * l + k;
                                         buf[dst] = w[src];

@@ -310,7 +310,7 @@ impl<T: Element + Equivalence> DistLatticeNet<T> {
         graph: &Graph,
         gauge: &GaugeField,
     ) -> Result<Self, RuntimeError> {
-        let local = retarget::retarget(graph, grid.local).map_err(|e| {
+        let local = retarget::split_view(graph, grid.local).map_err(|e| {
             RuntimeError::Shape(format!("splitting `{}` over processes: {e}", graph.name))
         })?;
         let net = LatticeNet::compile_decomposed(

@@ -359,11 +359,11 @@ impl<T: Element> LatticeNet<T> {
         let nw = d.n_weights;
         if s.kernels.local {
             let vo = self.layout.outer_volume;
-            let vol = self.layout.volume();
+            let vol = self.weight_volume;
             for w in 0..nw {
                 for o in 0..vo {
                     for k in 0..l {
-                        let x = self.layout.site(o, k);
+                        let x = self.weight_sites[self.layout.site(o, k)];
                         for ab in 0..16 {
                             let src = (((w * vo + o) * 16 + ab) * 2) * l + k;
                             let dst = 2 * ((w * vol + x) * 16 + ab);

@@ -369,6 +369,7 @@ impl Checker<'_> {
             params,
             output: cur_id,
             train: None,
+            split_of: None,
         })))
     }
 

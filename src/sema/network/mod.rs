@@ -134,6 +134,7 @@ impl<'o> Checker<'o> {
             params: self.params,
             output: cur_id,
             train: None,
+            split_of: None,
         };
         (Some(graph), self.problems)
     }

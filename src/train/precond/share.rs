@@ -77,8 +77,9 @@ pub trait LatticeShare {
 }
 
 /// Why `graph` (with loss `loss`) cannot train split over processes, or `None` if it can: a
-/// network of global-weight gauge layers, possibly after a near-null multigrid level (coarse
-/// solve or coarse layers), with the one-term, two-term or filtered loss. The others train on rank 0 (the
+/// network of gauge layers (global or site-dependent weights), possibly after a near-null
+/// multigrid level (coarse solve or coarse layers), with the one-term, two-term or filtered
+/// loss. The others train on rank 0 (the
 /// caller says so).
 pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
     if let LossSpec::Coarse = loss {
@@ -90,9 +91,6 @@ pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
                 if let Some(why) = split_refusal(level) {
                     return Some(format!("the multigrid level `{}` is {why}", l.name));
                 }
-            }
-            LayerKind::Ptc { local: true, .. } => {
-                return Some(format!("layer `{}` has site-dependent weights", l.name));
             }
             LayerKind::Ptc { .. }
             | LayerKind::Transport { .. }
