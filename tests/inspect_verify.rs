@@ -337,6 +337,7 @@ fn small_net() -> symc::ir::Graph {
         ],
         output: ValueId(6),
         train: None,
+        split_of: None,
     }
 }
 

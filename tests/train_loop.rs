@@ -86,6 +86,7 @@ fn logreg_graph(rows: usize, cols: usize) -> Graph {
         ],
         output: ValueId(3),
         train: None,
+        split_of: None,
     }
 }
 

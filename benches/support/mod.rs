@@ -30,6 +30,7 @@ pub fn ptc_chain(name: &str, dims: [usize; 4], features: &[usize]) -> Graph {
         params: vec![],
         output: ValueId(0),
         train: None,
+        split_of: None,
     };
     for (k, w) in features.windows(2).enumerate() {
         let offset = g.param_scalars();

@@ -27,6 +27,7 @@ impl Net {
             params: vec![],
             output: ValueId(0),
             train: None,
+            split_of: None,
         };
         Net { g, cur: ValueId(0) }
     }

@@ -60,6 +60,7 @@ impl GraphBuilder {
                 params: vec![],
                 output: ValueId(0),
                 train: None,
+                split_of: None,
             },
         }
     }
