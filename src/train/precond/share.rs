@@ -79,8 +79,7 @@ pub trait LatticeShare {
 /// Why `graph` (with loss `loss`) cannot train split over processes, or `None` if it can: a
 /// network of gauge layers (global or site-dependent weights), possibly after a near-null
 /// multigrid level (coarse solve or coarse layers), with the one-term, two-term or filtered
-/// loss. The others train on rank 0 (the
-/// caller says so).
+/// loss. The others train on rank 0 (the caller says so).
 pub fn refusal(graph: &Graph, loss: &LossSpec) -> Option<String> {
     if let LossSpec::Coarse = loss {
         return Some("`loss coarse` (D_c runs in one process)".into());
