@@ -29,10 +29,13 @@ pub enum RetargetError {
 /// coarse grid and weights, since every process runs them on the all-gathered coarse vector;
 /// such a view is not a network of its own (its coarse weights do not fit the sub-lattice's
 /// coarse grid), so it is not verified as one: it carries the sizes a caller reads (vector
-/// lengths, the parameter vector). Any other graph is [`retarget`]ed.
+/// lengths, the parameter vector). Any other graph is moved as [`retarget`] moves it, except
+/// that site-dependent (`local`) PTC layers are allowed: their weights keep the whole
+/// lattice's shape ([`Graph::split_of`]), since every process holds the whole parameter vector
+/// and the runtime reads each site's weights by its global site.
 pub fn split_view(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
     let Some(level) = super::levels::level(graph).filter(|l| l.coarse_layers().is_some()) else {
-        return split_fine(graph, dims);
+        return moved(graph, dims, true);
     };
     if (0..4).any(|mu| dims[mu] % level.blocks[mu] != 0) {
         return Err(RetargetError::Blocks {
@@ -49,70 +52,27 @@ pub fn split_view(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetErro
         return Err(RetargetError::SiteDependent { layer: l.name.clone() });
     }
     let mut g = graph.clone();
-    if let Some(l) = g.lattice.as_mut() {
-        l.dims = dims;
-    }
-    for v in &mut g.values {
-        if let ValueType::Fermion { lattice, .. } = v {
-            lattice.dims = dims;
-        }
-    }
-    Ok(g)
-}
-
-/// The split view of a graph without coarse layers: [`retarget`]ed, except that site-dependent
-/// (`local`) PTC layers are allowed — their weights keep the whole lattice's shape
-/// ([`Graph::split_of`]), since every process holds the whole parameter vector and the runtime
-/// reads each site's weights by its global site.
-fn split_fine(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
-    let local = graph.layers.iter().any(|l| matches!(l.kind, LayerKind::Ptc { local: true, .. }));
-    let Some(whole) = graph.lattice.filter(|_| local) else {
-        return retarget(graph, dims);
-    };
-    if whole.dims == dims {
-        return Ok(graph.clone());
-    }
-    let mut g = graph.clone();
-    // What `retarget` checks besides the local layers: dense maps, levels.
-    if let Some(l) = g.layers.iter().find(|l| matches!(l.kind, LayerKind::Dense { .. })) {
-        return Err(RetargetError::SiteDependent { layer: l.name.clone() });
-    }
-    if let Some(level) = super::levels::level(&g) {
-        if level.coarse_network().is_some() {
-            return Err(RetargetError::SiteDependent { layer: level.name.clone() });
-        }
-        if (0..4).any(|mu| dims[mu] % level.blocks[mu] != 0) {
-            return Err(RetargetError::Blocks {
-                level: level.name.clone(),
-                blocks: level.blocks,
-                dims,
-            });
-        }
-    }
-    g.split_of = Some(whole);
-    if let Some(l) = g.lattice.as_mut() {
-        l.dims = dims;
-    }
-    for v in &mut g.values {
-        if let ValueType::Fermion { lattice, .. } = v {
-            lattice.dims = dims;
-        }
-    }
-    verify(&g)?;
+    set_dims(&mut g, dims);
     Ok(g)
 }
 
 /// `graph` on a lattice of extents `dims` (unchanged if it already is).
 pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError> {
+    moved(graph, dims, false)
+}
+
+/// `graph` on `dims`, as a network of its own or (`split`) as one process's view of it.
+fn moved(graph: &Graph, dims: [usize; 4], split: bool) -> Result<Graph, RetargetError> {
     let mut g = graph.clone();
     if g.lattice.as_ref().map(|l| l.dims) == Some(dims) {
         return Ok(g);
     }
-    if let Some(l) = g
-        .layers
-        .iter()
-        .find(|l| matches!(l.kind, LayerKind::Ptc { local: true, .. } | LayerKind::Dense { .. }))
-    {
+    let site_dependent = |kind: &LayerKind| match kind {
+        LayerKind::Dense { .. } => true,
+        LayerKind::Ptc { local, .. } => *local && !split,
+        _ => false,
+    };
+    if let Some(l) = g.layers.iter().find(|l| site_dependent(&l.kind)) {
         return Err(RetargetError::SiteDependent { layer: l.name.clone() });
     }
     // A pooled level's coarse network lives on the coarse lattice of this volume (and its
@@ -133,6 +93,16 @@ pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError>
             dims,
         });
     }
+    if split {
+        g.split_of = g.lattice;
+    }
+    set_dims(&mut g, dims);
+    verify(&g)?;
+    Ok(g)
+}
+
+/// The lattice of `g` and of its fermion values set to `dims`.
+fn set_dims(g: &mut Graph, dims: [usize; 4]) {
     if let Some(l) = g.lattice.as_mut() {
         l.dims = dims;
     }
@@ -141,6 +111,4 @@ pub fn retarget(graph: &Graph, dims: [usize; 4]) -> Result<Graph, RetargetError>
             lattice.dims = dims;
         }
     }
-    verify(&g)?;
-    Ok(g)
 }

@@ -143,12 +143,12 @@ impl<T: Element + Equivalence> DistSchur<T> {
             exchange[ODD].interior_table(&tables.neighbours[EVEN]),
             exchange[EVEN].interior_table(&tables.neighbours[ODD]),
         ];
-        let n = ext_slots * layout.main_len() / vo;
         let bytes = program(variant, false)
             .iter()
             .filter(|s| s.kernel.term.hops())
             .map(|s| exchange[1 - s.parity].bytes())
             .sum();
+        let n = exchange[EVEN].buffer_len().max(exchange[ODD].buffer_len());
         Ok(DistSchur {
             grid: grid.clone(),
             layout,
